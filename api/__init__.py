@@ -1,0 +1,6 @@
+"""REST endpoints next to the streams: health, news ingestion and queries, prices and history."""
+
+from api.market import router as market_router
+from api.news import router as news_router
+
+__all__ = ["market_router", "news_router"]

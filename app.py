@@ -1,0 +1,133 @@
+"""The Space's entry point: `create_app()` builds the FastAPI app; `python app.py` serves it on $PORT.
+
+Routes are registered first and Gradio is mounted at `/` last, because a mount at `/` swallows every
+route registered after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from fastapi import FastAPI  # noqa: E402
+from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
+
+from api import market_router, news_router  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.logs import configure_logging  # noqa: E402
+from core.runtime import VERSION, Runtime  # noqa: E402
+from ws.protocol import CloseCode  # noqa: E402
+from ws.routes import build_ws_router  # noqa: E402
+
+__all__ = ["app", "create_app", "main"]
+
+logger = logging.getLogger("app")
+
+# Frames above this are refused by the server itself (1009); frames between MAX_FRAME_BYTES and this
+# get a MESSAGE_TOO_LARGE error and the connection stays open.
+WS_HARD_MAX_BYTES = 1024 * 1024
+
+
+class CountRequests:
+    """ASGI middleware counting HTTP requests for `requests_last_minute/hour` (sockets count themselves)."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.runtime.counter.add()
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app: REST and WebSocket routes, then the Gradio UI at `/`."""
+    settings = settings or Settings.from_env()
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.sockets.close_all(CloseCode.WS_1001_GOING_AWAY)
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Crypto Market Hub",
+        version=VERSION,
+        description="Live crypto prices, scored news, market sentiment and model status over WebSockets. "
+        "See the README's protocol reference and /asyncapi.json.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.settings = settings
+    app.add_middleware(CountRequests, runtime=runtime)
+    app.include_router(market_router)
+    app.include_router(news_router)
+    app.include_router(build_ws_router(runtime.sockets))
+    if settings.enable_ui:
+        import gradio as gr
+
+        from space import build_ui
+
+        app = gr.mount_gradio_app(app, build_ui(runtime), path="/")
+    return app
+
+
+def _server(app: FastAPI, settings: Settings) -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Close our sockets with 1001 (going away) before uvicorn closes the rest with 1012.
+            runtime: Runtime = app.state.runtime
+            await runtime.sockets.close_all(CloseCode.WS_1001_GOING_AWAY)
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
+        app,
+        host=os.environ.get("HOST", "0.0.0.0"),
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=WS_HARD_MAX_BYTES,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_interval_s,
+        timeout_graceful_shutdown=5,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(settings.trusted_proxies),
+    )
+    return Server(config)
+
+
+def main() -> None:
+    """Run the app with uvicorn on 0.0.0.0:$PORT (7860)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_file, settings.log_json)
+    app = create_app(settings)
+    logger.info("app: serving on port %s (data mode %s)", settings.port, settings.data_mode)
+    asyncio.run(_server(app, settings).serve())
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn app:app` imports this attribute; build it lazily so importing the module has no side effects.
+    if name == "app":
+        global app
+        settings = Settings.from_env()
+        configure_logging(settings.log_level, settings.log_file, settings.log_json)
+        app = create_app(settings)
+        return app
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Core pieces shared by every package: settings, clock, records, bus and store."""

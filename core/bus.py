@@ -1,0 +1,235 @@
+"""The in-process message bus: topics with sequence numbers, snapshots, history and encode-once fan-out.
+
+Producers call `Bus.publish()`; the bus stamps `seq` and `epoch`, serialises the message once and
+hands the same text to every listener of the topic. Listeners are plain callables that must not
+block (a socket session puts the text in its bounded outbox and returns), so one slow client can
+never delay the others or the producer. A Redis backplane (core/backplane.py) can carry published
+envelopes between processes; it calls `Bus.ingest()` on the receiving side.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+__all__ = ["TOPICS", "Bus", "Envelope", "HistoryGap", "Journal", "Listener"]
+
+logger = logging.getLogger(__name__)
+
+TOPICS = ("market", "news", "sentiment", "models", "system")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One published message: the encoded text every socket receives, plus what routing needs."""
+
+    topic: str
+    seq: int
+    epoch: str
+    text: str
+    key: str | None = None
+    match_text: str = ""  # lower-case text that keyword filters look at (news: title + description)
+    source: str = ""  # lower-case name of the message's provider, for source filters
+    message: BaseModel | None = None  # the model, for in-process readers such as the UI
+
+
+class HistoryGap(Exception):
+    """The requested `seq` is older than the retained history; some messages cannot be replayed."""
+
+    def __init__(self, topic: str, since: int, oldest: int | None) -> None:
+        super().__init__(f"{topic}: history starts at seq {oldest}, asked to resume after {since}")
+        self.topic = topic
+        self.since = since
+        self.oldest = oldest
+
+
+Listener = Callable[[Envelope], None]
+
+
+class Journal(Protocol):
+    """Persists a topic's history so `seq` and `epoch` survive a restart (the store implements it)."""
+
+    def load_topic(self, topic: str, limit: int) -> tuple[str | None, int, list[Envelope]]: ...
+
+    def append(self, envelope: Envelope) -> None: ...
+
+
+@dataclass
+class _Topic:
+    name: str
+    epoch: str
+    history: deque[Envelope]
+    keyed: bool
+    seq: int = 0
+    snapshot: dict[str | None, Envelope] = field(default_factory=dict)
+    listeners: list[Listener] = field(default_factory=list)
+
+
+class Bus:
+    """Topics with strictly increasing `seq`, an `epoch`, the latest message per key and a history ring.
+
+    Args:
+        history_size: messages kept per topic for `?since=` replay.
+        journal: persists the topics named in `journaled` (news by default), restoring their
+            seq, epoch and history at start.
+        journaled: topics whose history outlives a restart.
+
+    Trade-off: fan-out is synchronous and never awaits; listeners own their backpressure policy.
+    """
+
+    def __init__(
+        self,
+        *,
+        history_size: int = 1000,
+        journal: Journal | None = None,
+        journaled: tuple[str, ...] = ("news",),
+    ) -> None:
+        self._journal = journal
+        self._journaled = journaled if journal is not None else ()
+        self._topics: dict[str, _Topic] = {}
+        self._hooks: list[Callable[[Envelope], None]] = []
+        for name in TOPICS:
+            topic = _Topic(
+                name=name,
+                epoch=uuid.uuid4().hex[:12],
+                history=deque(maxlen=history_size),
+                keyed=name == "market",
+            )
+            if journal is not None and name in self._journaled:
+                epoch, last_seq, recent = journal.load_topic(name, history_size)
+                if epoch is not None:
+                    topic.epoch = epoch
+                    topic.seq = last_seq
+                    topic.history.extend(recent)
+                    for env in recent:
+                        topic.snapshot[env.key] = env
+            self._topics[name] = topic
+
+    def _topic(self, name: str) -> _Topic:
+        try:
+            return self._topics[name]
+        except KeyError:
+            raise ValueError(f"unknown topic {name!r}, expected one of {', '.join(TOPICS)}") from None
+
+    def epoch(self, topic: str) -> str:
+        """Return the topic's epoch: it changes only when the topic's history was lost."""
+        return self._topic(topic).epoch
+
+    def last_seq(self, topic: str) -> int:
+        """Return the `seq` of the topic's newest message (0 before the first)."""
+        return self._topic(topic).seq
+
+    def publish(
+        self, topic: str, message: BaseModel, *, key: str | None = None, match_text: str = "", source: str = ""
+    ) -> Envelope:
+        """Stamp `seq`/`epoch` on a message, encode it once and deliver it to every listener."""
+        state = self._topic(topic)
+        seq = state.seq + 1
+        stamped = message.model_copy(update={"seq": seq, "epoch": state.epoch})
+        envelope = Envelope(
+            topic=topic,
+            seq=seq,
+            epoch=state.epoch,
+            text=stamped.model_dump_json(),
+            key=key,
+            match_text=match_text.lower(),
+            source=source.lower(),
+            message=stamped,
+        )
+        self.ingest(envelope)
+        if self._journal is not None and topic in self._journaled:
+            self._journal.append(envelope)
+        for hook in self._hooks:
+            hook(envelope)
+        return envelope
+
+    def ingest(self, envelope: Envelope) -> None:
+        """Record an already-stamped envelope and fan it out (used by publish and by a backplane)."""
+        state = self._topic(envelope.topic)
+        if envelope.epoch != state.epoch:
+            logger.info("bus %s: epoch %s -> %s, history reset", envelope.topic, state.epoch, envelope.epoch)
+            state.epoch = envelope.epoch
+            state.history.clear()
+            state.snapshot.clear()
+        elif envelope.seq <= state.seq and envelope.seq != 0:
+            return  # a duplicate delivered twice by a backplane
+        state.seq = envelope.seq
+        state.history.append(envelope)
+        state.snapshot[envelope.key] = envelope
+        for listener in tuple(state.listeners):
+            try:
+                listener(envelope)
+            except Exception:
+                logger.exception("bus %s: listener %r failed; it stays registered", envelope.topic, listener)
+
+    def add_publish_hook(self, hook: Callable[[Envelope], None]) -> None:
+        """Call `hook` with every envelope this process publishes (a backplane forwards them)."""
+        self._hooks.append(hook)
+
+    @contextmanager
+    def listen(self, topic: str, listener: Listener) -> Iterator[None]:
+        """Register a non-blocking listener for the duration of the `with` block."""
+        state = self._topic(topic)
+        state.listeners.append(listener)
+        try:
+            yield
+        finally:
+            state.listeners.remove(listener)
+
+    def listener_count(self, topic: str) -> int:
+        """Return how many listeners the topic has now."""
+        return len(self._topic(topic).listeners)
+
+    def snapshot(self, topic: str) -> list[Envelope]:
+        """Return the latest message per key, oldest first."""
+        return sorted(self._topic(topic).snapshot.values(), key=lambda env: env.seq)
+
+    def latest(self, topic: str, key: str | None = None) -> Envelope | None:
+        """Return the latest message of a topic (for keyed topics, of one key)."""
+        return self._topic(topic).snapshot.get(key)
+
+    def history(self, topic: str) -> list[Envelope]:
+        """Return the retained history, oldest first."""
+        return list(self._topic(topic).history)
+
+    def since(self, topic: str, seq: int, epoch: str | None = None) -> list[Envelope]:
+        """Return retained messages with `seq` greater than `seq`, in order.
+
+        Raises:
+            HistoryGap: `seq` is older than the history kept, or `epoch` names a lost history.
+        """
+        state = self._topic(topic)
+        if epoch is not None and epoch != state.epoch:
+            raise HistoryGap(topic, seq, state.history[0].seq if state.history else None)
+        if seq >= state.seq:
+            return []
+        oldest = state.history[0].seq if state.history else state.seq + 1
+        if seq < oldest - 1:
+            raise HistoryGap(topic, seq, oldest)
+        return [env for env in state.history if env.seq > seq]
+
+    def replay_snapshot_since(self, topic: str, seq: int, epoch: str | None = None) -> list[Envelope]:
+        """Return the snapshot entries newer than `seq` (the whole snapshot if `epoch` changed)."""
+        entries = self.snapshot(topic)
+        if epoch is not None and epoch != self._topic(topic).epoch:
+            return entries
+        return [env for env in entries if env.seq > seq]
+
+    def describe(self) -> dict[str, Any]:
+        """Return per-topic seq, epoch, history length and listener count (for /metrics and tests)."""
+        return {
+            name: {
+                "seq": t.seq,
+                "epoch": t.epoch,
+                "history": len(t.history),
+                "listeners": len(t.listeners),
+            }
+            for name, t in self._topics.items()
+        }

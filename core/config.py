@@ -1,0 +1,149 @@
+"""One typed settings object, read from environment variables once at startup.
+
+Every variable is optional; the README lists them all with their defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["ConfigError", "DataMode", "Settings"]
+
+DataMode = Literal["live", "demo", "auto"]
+
+DEFAULT_SYMBOLS = (
+    "BTC,ETH,USDT,XRP,BNB,SOL,USDC,DOGE,TRX,ADA,LINK,AVAX,XLM,SUI,BCH,HBAR,LTC,DOT,TON,SHIB"
+)
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the app cannot use."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _csv(env: dict[str, str], name: str, default: str = "") -> tuple[str, ...]:
+    raw = env.get(name, default)
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app can be told from outside. Built by `from_env()`; tests build it directly."""
+
+    port: int = 7860
+    data_mode: DataMode = "auto"
+    symbols: tuple[str, ...] = tuple(DEFAULT_SYMBOLS.split(","))
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    models: tuple[str, ...] | None = None
+    device: str = "auto"
+    admin_token: str | None = None
+    api_tokens: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    log_file: str | None = "logs/server.log"
+    log_json: bool = False
+    # Cadences, in seconds (SPEC.md). Tests shrink them.
+    price_interval_s: float = 1.0
+    status_interval_s: float = 5.0
+    sentiment_interval_s: float = 60.0
+    models_interval_s: float = 10.0
+    # Per-connection limits (docs/limits.md explains each default).
+    max_frame_bytes: int = 64 * 1024
+    outbox_size: int = 256
+    messages_per_second: float = 20.0
+    message_burst: int = 40
+    max_symbols_per_connection: int = 100
+    max_keywords: int = 50
+    idle_timeout_s: float = 300.0
+    ws_ping_interval_s: float = 20.0
+    max_connections: int = 5000
+    max_connections_per_ip: int = 200
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    history_size: int = 1000
+    enable_ui: bool = True
+    enable_sources: bool = True
+    enable_inference: bool = True
+    simulator_seed: int = 7
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read every setting from the environment, failing early with the variable's name."""
+        env = dict(os.environ if environ is None else environ)
+        mode = env.get("DATA_MODE", "auto").strip().lower() or "auto"
+        if mode not in ("live", "demo", "auto"):
+            raise ConfigError(f"DATA_MODE must be live, demo or auto, got {mode!r}")
+        symbols = tuple(s.upper() for s in _csv(env, "SYMBOLS", DEFAULT_SYMBOLS))
+        if not symbols:
+            raise ConfigError("SYMBOLS must name at least one symbol, e.g. SYMBOLS=BTC,ETH")
+        device = env.get("DEVICE", "auto").strip().lower() or "auto"
+        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+            raise ConfigError(f"DEVICE must be auto, cpu or cuda, got {device!r}")
+        models = _csv(env, "MODELS") or None
+        log_file = env.get("LOG_FILE", "logs/server.log").strip() or None
+        return cls(
+            port=_int(env, "PORT", 7860, minimum=0),
+            data_mode=mode,  # type: ignore[arg-type]
+            symbols=symbols,
+            data_dir=Path(env.get("DATA_DIR", "data")),
+            database_url=env.get("DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            models=models,
+            device=device,
+            admin_token=env.get("ADMIN_TOKEN") or None,
+            api_tokens=_csv(env, "API_TOKENS"),
+            allowed_origins=_csv(env, "ALLOWED_ORIGINS"),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            log_file=None if log_file in ("-", "none") else log_file,
+            log_json=env.get("LOG_JSON", "").lower() in ("1", "true", "yes"),
+            price_interval_s=_float(env, "PRICE_INTERVAL_S", 1.0, minimum=0.01),
+            status_interval_s=_float(env, "STATUS_INTERVAL_S", 5.0, minimum=0.01),
+            sentiment_interval_s=_float(env, "SENTIMENT_INTERVAL_S", 60.0, minimum=0.01),
+            models_interval_s=_float(env, "MODELS_INTERVAL_S", 10.0, minimum=0.01),
+            max_frame_bytes=_int(env, "MAX_FRAME_BYTES", 64 * 1024, minimum=256),
+            outbox_size=_int(env, "OUTBOX_SIZE", 256, minimum=4),
+            messages_per_second=_float(env, "MESSAGES_PER_SECOND", 20.0, minimum=0.1),
+            message_burst=_int(env, "MESSAGE_BURST", 40, minimum=1),
+            max_symbols_per_connection=_int(env, "MAX_SYMBOLS_PER_CONNECTION", 100, minimum=1),
+            idle_timeout_s=_float(env, "IDLE_TIMEOUT_S", 300.0, minimum=1.0),
+            ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", 20.0, minimum=0.5),
+            max_connections=_int(env, "MAX_CONNECTIONS", 5000, minimum=1),
+            max_connections_per_ip=_int(env, "MAX_CONNECTIONS_PER_IP", 200, minimum=1),
+            trusted_proxies=_csv(env, "TRUSTED_PROXIES", "127.0.0.1"),
+            history_size=_int(env, "HISTORY_SIZE", 1000, minimum=10),
+            enable_ui=env.get("ENABLE_UI", "1").lower() not in ("0", "false", "no"),
+            enable_sources=env.get("ENABLE_SOURCES", "1").lower() not in ("0", "false", "no"),
+            enable_inference=env.get("ENABLE_INFERENCE", "1").lower() not in ("0", "false", "no"),
+            simulator_seed=_int(env, "SIMULATOR_SEED", 7),
+            extra=env,
+        )

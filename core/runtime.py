@@ -1,0 +1,178 @@
+"""The running system: builds every component from Settings and owns every background task.
+
+`app.py`'s lifespan calls `start()` and `stop()`. Producers publish to the bus; nothing here talks
+to a socket directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.bus import Bus
+from core.clock import format_utc
+from core.config import Settings
+from core.counters import RequestCounter
+from core.market import MarketDesk
+from core.news import NewsDesk
+from core.records import SourceHealth
+from core.status import build_models_status, build_system_status, data_sources_section
+from core.store import Store, StoreUnavailable
+from sources.simulator import SIMULATOR_SOURCE, MarketSimulator
+from ws.limits import ConnectionLimiter
+from ws.protocol import DatabaseSection
+from ws.session import SocketHub
+
+__all__ = ["VERSION", "Runtime"]
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+PRICE_PERSIST_S = 10.0
+
+
+class Runtime:
+    """Every long-lived component of one app process, and the tasks that drive them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started_monotonic = time.monotonic()
+        self.store = Store(settings.database_url, settings.data_dir)
+        self.bus = Bus(history_size=settings.history_size, journal=self.store if self.store.online else None)
+        self.counter = RequestCounter()
+        self.sockets = SocketHub(
+            bus=self.bus,
+            settings=settings,
+            symbols=frozenset(settings.symbols),
+            counter=self.counter,
+            limiter=ConnectionLimiter(settings.max_connections, settings.max_connections_per_ip),
+        )
+        overrides = MarketSimulator.parse_overrides(settings.extra.get("SIMULATOR_PRICES", ""))
+        self.simulator = MarketSimulator(settings.symbols, seed=settings.simulator_seed, start_prices=overrides)
+        self.market = MarketDesk(self.bus, settings.symbols, settings.data_mode, self.simulator)
+        self.inference: Any = None
+        self.sources: Any = None
+        self.news = NewsDesk(self.bus, self.store, scorer=None)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_price_persist = 0.0
+        self.running = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start every producer; returns at once (models load in the background)."""
+        self.running = True
+        s = self.settings
+        self._every(s.price_interval_s, self._tick_market, "market")
+        self._every(s.status_interval_s, self.publish_system_status, "system-status")
+        self._every(s.models_interval_s, self.publish_models_status, "models-status")
+        self._every(s.sentiment_interval_s, self.publish_sentiment, "sentiment")
+        logger.info("runtime: started (data mode %s, %d symbols)", s.data_mode, len(s.symbols))
+
+    async def stop(self) -> None:
+        """Cancel every task, re-raising nothing but logging what crashed; close services and the store."""
+        self.running = False
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for service in (self.sources, self.inference):
+            if service is not None:
+                try:
+                    await service.stop()
+                except Exception:
+                    logger.exception("runtime: %s did not stop cleanly", type(service).__name__)
+        self.store.close()
+        logger.info("runtime: stopped")
+
+    def _every(self, interval_s: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+        async def loop() -> None:
+            while True:
+                started = time.monotonic()
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("runtime: %s failed; retrying next tick", name)
+                await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+
+        task = asyncio.create_task(loop(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def agent_running(self) -> bool:
+        """Whether every producer task is alive (measured, not assumed)."""
+        return self.running and bool(self._tasks) and all(not t.done() for t in self._tasks)
+
+    # ------------------------------------------------------------ producers
+
+    async def _tick_market(self) -> None:
+        quotes = self.market.tick()
+        now = time.monotonic()
+        if quotes and now - self._last_price_persist >= PRICE_PERSIST_S and self.store.online:
+            self._last_price_persist = now
+            try:
+                await asyncio.to_thread(self.store.save_quotes, quotes)
+            except StoreUnavailable as exc:
+                logger.error("market: prices not persisted: %s", exc)
+
+    def source_health(self) -> list[SourceHealth]:
+        """Return every data source's health, the simulator included."""
+        simulating = self.market.simulated
+        health = [
+            SourceHealth(
+                name=SIMULATOR_SOURCE,
+                category="market_data",
+                status="active" if simulating else "inactive",
+                priority=99,
+                reason="labelled simulated prices" if simulating else "live providers are answering",
+            )
+        ]
+        if self.sources is not None:
+            health.extend(self.sources.health())
+        return health
+
+    def models(self) -> list[dict[str, Any]]:
+        """Return the inference layer's model descriptions (empty without one)."""
+        return list(self.inference.describe_models()) if self.inference is not None else []
+
+    async def database_section(self) -> DatabaseSection:
+        """Check the database for real and describe the result."""
+        online = await asyncio.to_thread(self.store.ping)
+        return DatabaseSection(
+            online=online,
+            last_check=format_utc(self.store.last_check) if self.store.last_check else None,
+            ai_models_db=online,  # model statistics live in the same database
+            main_db=online,
+            error=self.store.last_error,
+        )
+
+    async def publish_system_status(self) -> None:
+        """Publish one `system_status`."""
+        message = build_system_status(
+            models=self.models(),
+            sources=data_sources_section(self.source_health(), self.settings.data_mode, self.market.simulated),
+            database=await self.database_section(),
+            requests_last_minute=self.counter.last_minute(),
+            requests_last_hour=self.counter.last_hour(),
+            connections=len(self.sockets.sessions),
+            uptime_s=time.monotonic() - self.started_monotonic,
+            agent_running=self.agent_running,
+            version=VERSION,
+        )
+        self.bus.publish("system", message)
+
+    async def publish_models_status(self) -> None:
+        """Publish one `models_status`."""
+        self.bus.publish("models", build_models_status(self.models()))
+
+    async def publish_sentiment(self) -> None:
+        """Publish one `sentiment_update` (sources wire in the real inputs)."""
+        from core.sentiment import build_sentiment_update
+
+        self.bus.publish("sentiment", build_sentiment_update(self))

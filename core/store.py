@@ -1,0 +1,365 @@
+"""Persistence through SQLAlchemy: SQLite (WAL) under DATA_DIR by default, any DATABASE_URL otherwise.
+
+Holds the price time series, news (unique by URL, with scores), Fear & Greed history, provider
+health events, model statistics and the bus journal that lets news `seq`/`epoch` survive a restart.
+Calls are synchronous and short; async callers wrap writes in `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from core.bus import Envelope
+from core.clock import format_utc, utc_now
+from core.records import FearGreedReading, NewsItem, PriceQuote
+
+__all__ = ["Store", "StoreUnavailable"]
+
+logger = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+meta_table = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text))
+bus_log = Table(
+    "bus_log",
+    metadata,
+    Column("topic", String(16), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("epoch", String(32), nullable=False),
+    Column("key", String(128)),
+    Column("source", String(128)),
+    Column("match_text", Text),
+    Column("text", Text, nullable=False),
+)
+prices = Table(
+    "prices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("symbol", String(16), index=True, nullable=False),
+    Column("ts", DateTime(timezone=True), index=True, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("change_24h", Float),
+    Column("change_7d", Float),
+    Column("volume_24h", Float),
+    Column("market_cap", Float),
+)
+news = Table(
+    "news",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", String(1024), unique=True, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("published_at", DateTime(timezone=True), index=True, nullable=False),
+    Column("image_url", Text),
+    Column("sentiment", String(16)),
+    Column("sentiment_score", Float),
+    Column("sentiment_model", String(128)),
+    Column("seq", Integer),
+    Column("ingested_at", DateTime(timezone=True), nullable=False),
+)
+fear_greed = Table(
+    "fear_greed",
+    metadata,
+    Column("ts", DateTime(timezone=True), primary_key=True),
+    Column("value", Integer, nullable=False),
+    Column("classification", String(32), nullable=False),
+    Column("source", String(64), nullable=False),
+)
+source_events = Table(
+    "source_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), index=True, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("latency_ms", Float),
+)
+model_stats = Table("model_stats", metadata, Column("model_id", String(200), primary_key=True), Column("data", Text))
+
+INTERVALS = {"1m": 60, "1h": 3600, "1d": 86400}
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached or written; the caller keeps serving from memory."""
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes even for timezone-aware columns.
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC)
+
+
+class Store:
+    """The app's database. `url=None` means SQLite at `<data_dir>/hub.sqlite3` in WAL mode."""
+
+    def __init__(self, url: str | None = None, data_dir: Path = Path("data")) -> None:
+        if url is None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{data_dir / 'hub.sqlite3'}"
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"future": True, "pool_pre_ping": True}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._lock = threading.Lock()  # SQLite allows one writer; serialise ours instead of retrying
+        self.last_check: datetime | None = None
+        self.online = False
+        self.last_error: str | None = None
+        try:
+            metadata.create_all(self.engine)
+            self.online = True
+        except SQLAlchemyError as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            logger.error("store: cannot open %s: %s", self.safe_url, self.last_error)
+
+    @property
+    def safe_url(self) -> str:
+        """Return the URL with any password masked, for logs and status."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def ping(self) -> bool:
+        """Run a trivial query; record and return whether the database answered."""
+        self.last_check = utc_now()
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            if not self.online:
+                metadata.create_all(self.engine)
+            self.online, self.last_error = True, None
+        except SQLAlchemyError as exc:
+            self.online = False
+            self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300]
+        return self.online
+
+    def _write(self, statement: Any, rows: list[dict[str, Any]] | None = None) -> None:
+        try:
+            with self._lock, self.engine.begin() as conn:
+                if rows is None:
+                    conn.execute(statement)
+                elif rows:
+                    conn.execute(statement, rows)
+        except IntegrityError:
+            raise  # a duplicate is an answer, not an outage
+        except SQLAlchemyError as exc:
+            self.online = False
+            self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300]
+            raise StoreUnavailable(self.last_error) from exc
+
+    # ------------------------------------------------------------ meta and bus journal
+
+    def get_meta(self, key: str) -> str | None:
+        """Return a stored meta value."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a meta value."""
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(delete(meta_table).where(meta_table.c.key == key))
+            conn.execute(insert(meta_table).values(key=key, value=value))
+
+    def load_topic(self, topic: str, limit: int) -> tuple[str | None, int, list[Envelope]]:
+        """Return (epoch, last seq, last `limit` envelopes) of a journaled topic (the Journal protocol)."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(bus_log).where(bus_log.c.topic == topic).order_by(bus_log.c.seq.desc()).limit(limit)
+                ).all()
+        except SQLAlchemyError as exc:
+            logger.error("store: cannot load %s journal: %s", topic, exc)
+            return None, 0, []
+        if not rows:
+            return None, 0, []
+        epoch = rows[0].epoch
+        envelopes = [
+            Envelope(topic=topic, seq=r.seq, epoch=r.epoch, text=r.text, key=r.key,
+                     match_text=r.match_text or "", source=r.source or "")
+            for r in reversed(rows)
+            if r.epoch == epoch
+        ]
+        return epoch, rows[0].seq, envelopes
+
+    def append(self, envelope: Envelope) -> None:
+        """Journal one envelope (the Journal protocol); trims the topic to its newest 5,000."""
+        try:
+            self._write(insert(bus_log).values(
+                topic=envelope.topic, seq=envelope.seq, epoch=envelope.epoch, key=envelope.key,
+                source=envelope.source, match_text=envelope.match_text, text=envelope.text,
+            ))
+            if envelope.seq % 500 == 0:
+                self._write(delete(bus_log).where(bus_log.c.topic == envelope.topic, bus_log.c.seq <= envelope.seq - 5000))
+        except StoreUnavailable as exc:
+            logger.error("store: journal append failed, seq %s of %s kept in memory only: %s",
+                         envelope.seq, envelope.topic, exc)
+
+    # ------------------------------------------------------------ prices
+
+    def save_quotes(self, quotes: Iterable[PriceQuote]) -> None:
+        """Append price points."""
+        rows = [
+            {"symbol": q.symbol, "ts": q.timestamp, "price": q.price, "source": q.source,
+             "change_24h": q.change_24h, "change_7d": q.change_7d, "volume_24h": q.volume_24h,
+             "market_cap": q.market_cap}
+            for q in quotes
+        ]
+        self._write(insert(prices), rows)
+
+    def price_history(self, symbol: str, interval: str = "1m", limit: int = 500) -> list[dict[str, Any]]:
+        """Return OHLC-style buckets (last price per bucket, min, max) of one symbol, oldest first."""
+        seconds = INTERVALS[interval]
+        since = utc_now() - timedelta(seconds=seconds * limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(prices.c.ts, prices.c.price, prices.c.source)
+                .where(prices.c.symbol == symbol, prices.c.ts >= since)
+                .order_by(prices.c.ts)
+            ).all()
+        buckets: dict[int, dict[str, Any]] = {}
+        for ts, price, source in rows:
+            ts = _aware(ts)
+            assert ts is not None
+            bucket = int(ts.timestamp()) // seconds * seconds
+            slot = buckets.get(bucket)
+            if slot is None:
+                buckets[bucket] = {"t": bucket, "open": price, "high": price, "low": price, "close": price,
+                                   "source": source, "points": 1}
+            else:
+                slot["high"] = max(slot["high"], price)
+                slot["low"] = min(slot["low"], price)
+                slot["close"] = price
+                slot["source"] = source
+                slot["points"] += 1
+        out = []
+        for bucket in sorted(buckets)[-limit:]:
+            slot = buckets[bucket]
+            slot["timestamp"] = format_utc(datetime.fromtimestamp(slot.pop("t"), tz=utc_now().tzinfo))
+            out.append(slot)
+        return out
+
+    def prune_prices(self, keep_days: int = 30) -> None:
+        """Delete price points older than the retention."""
+        self._write(delete(prices).where(prices.c.ts < utc_now() - timedelta(days=keep_days)))
+
+    # ------------------------------------------------------------ news
+
+    def has_news(self, url: str) -> bool:
+        """Return whether a news item with this URL is stored."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(news.c.id).where(news.c.url == url)).first() is not None
+
+    def save_news(self, item: NewsItem, seq: int | None = None) -> bool:
+        """Store a news item; return False when its URL was already stored."""
+        try:
+            self._write(insert(news).values(
+                url=item.url, title=item.title, description=item.description, source=item.source,
+                published_at=item.published_at, image_url=item.image_url, sentiment=item.sentiment,
+                sentiment_score=item.sentiment_score, sentiment_model=item.sentiment_model, seq=seq,
+                ingested_at=utc_now(),
+            ))
+        except IntegrityError:
+            return False
+        return True
+
+    def recent_news(self, query: str | None = None, limit: int = 50, source: str | None = None) -> list[dict[str, Any]]:
+        """Return stored news, newest first, optionally matching `query` in title or description."""
+        statement = select(news).order_by(news.c.published_at.desc()).limit(limit)
+        if query:
+            like = f"%{query.lower()}%"
+            statement = statement.where(func.lower(news.c.title).like(like) | func.lower(news.c.description).like(like))
+        if source:
+            statement = statement.where(func.lower(news.c.source) == source.lower())
+        with self.engine.connect() as conn:
+            rows = conn.execute(statement).mappings().all()
+        out = []
+        for row in rows:
+            item = dict(row)
+            for field in ("published_at", "ingested_at"):
+                item[field] = format_utc(_aware(item[field]))  # type: ignore[arg-type]
+            item.pop("id", None)
+            out.append(item)
+        return out
+
+    # ------------------------------------------------------------ fear & greed, health, model stats
+
+    def save_fear_greed(self, reading: FearGreedReading) -> None:
+        """Store a Fear & Greed reading once per timestamp."""
+        try:
+            self._write(insert(fear_greed).values(ts=reading.timestamp, value=reading.value,
+                                                  classification=reading.classification, source=reading.source))
+        except IntegrityError:
+            pass  # that day's reading is stored already
+
+    def fear_greed_history(self, limit: int = 90) -> list[dict[str, Any]]:
+        """Return stored Fear & Greed readings, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(fear_greed).order_by(fear_greed.c.ts.desc()).limit(limit)).mappings().all()
+        return [{"timestamp": format_utc(_aware(r["ts"])), "value": r["value"],  # type: ignore[arg-type]
+                 "classification": r["classification"], "source": r["source"]} for r in reversed(rows)]
+
+    def save_source_event(self, name: str, category: str, status: str, error: str | None,
+                          latency_ms: float | None) -> None:
+        """Record a provider's status change."""
+        self._write(insert(source_events).values(ts=utc_now(), name=name, category=category, status=status,
+                                                 error=error, latency_ms=latency_ms))
+
+    def load_model_stats(self) -> dict[str, dict[str, Any]]:
+        """Return persisted model statistics by model id."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(model_stats)).all()
+        return {r.model_id: json.loads(r.data) for r in rows}
+
+    def save_model_stats(self, stats: dict[str, dict[str, Any]]) -> None:
+        """Replace persisted model statistics."""
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(delete(model_stats))
+            if stats:
+                conn.execute(insert(model_stats), [{"model_id": k, "data": json.dumps(v)} for k, v in stats.items()])
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,1 @@
+"""Data sources. (The source-layer engineer extends this entry point.)"""

@@ -1,0 +1,116 @@
+"""Coinbase Exchange `/products/{id}/stats`: last price, 24 h open and volume, one product per call.
+
+Docs: https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproductstats
+`open` is the price 24 hours ago, so `(last - open) / open` is a true 24 h change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable
+from datetime import datetime
+
+from core.clock import utc_now
+from core.records import PriceQuote
+
+from ..errors import SourceError, UpstreamGarbage, UpstreamHTTPError, UpstreamRateLimited
+from ..http import UpstreamHttp
+from ..parsing import ItemRejected, load_json, optional_change, optional_nonnegative, positive_number, require_mapping
+from ..pool import Provider
+from ..symbols import SYMBOLS, provider_ids
+
+__all__ = ["DEFAULT_COINBASE_URL", "CoinbaseProvider", "parse_coinbase_stats"]
+
+DEFAULT_COINBASE_URL = "https://api.exchange.coinbase.com"
+NAME = "coinbase"
+
+
+def parse_coinbase_stats(raw: bytes, symbol: str, *, now: datetime | None = None) -> PriceQuote:
+    """Parse one product's `/stats` body into a quote for `symbol`.
+
+    Raises:
+        UpstreamGarbage: not the documented object, or absurd/missing numbers.
+    """
+    now = now or utc_now()
+    body = require_mapping(load_json(raw, NAME), NAME, "product stats")
+    if "message" in body and "last" not in body:
+        raise UpstreamGarbage(f"{NAME}: error for {symbol}: {body.get('message')}")
+    try:
+        last = positive_number(body.get("last"), "last")
+        open_ = positive_number(body.get("open"), "open")
+        volume = optional_nonnegative(body.get("volume"), "volume")
+        change = optional_change((last - open_) / open_ * 100.0, "change_24h")
+    except ItemRejected as exc:
+        raise UpstreamGarbage(f"{NAME}: {symbol}: {exc}") from exc
+    return PriceQuote(
+        symbol=symbol,
+        price=last,
+        source=NAME,
+        timestamp=now,
+        change_24h=change,
+        volume_24h=volume * last if volume is not None else None,  # base units -> USD
+    )
+
+
+class CoinbaseProvider(Provider[PriceQuote]):
+    """Coinbase Exchange stats for every tracked product, a few requests at a time.
+
+    Args:
+        base_url: API root; default from COINBASE_URL, else https://api.exchange.coinbase.com.
+        concurrency: requests in flight; the public limit is 10 per second per IP.
+        min_interval_s: one fetch is ~17 requests, so once a minute.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        symbols: Iterable[str] = SYMBOLS,
+        priority: int = 4,
+        timeout_s: float = 12.0,
+        min_interval_s: float = 60.0,
+        concurrency: int = 4,
+    ) -> None:
+        super().__init__(
+            name=NAME,
+            category="market_data",
+            priority=priority,
+            timeout_s=timeout_s,
+            min_interval_s=min_interval_s,
+            max_bytes=64_000,
+        )
+        self.base_url = (base_url or os.environ.get("COINBASE_URL") or DEFAULT_COINBASE_URL).rstrip("/")
+        self.products = provider_ids("coinbase", symbols)
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
+        self.last_rejects = []
+        outcomes = await asyncio.gather(
+            *(self._fetch_product(http, product, symbol) for product, symbol in self.products.items()),
+            return_exceptions=True,
+        )
+        quotes: list[PriceQuote] = []
+        errors: list[BaseException] = []
+        for (product, _), outcome in zip(self.products.items(), outcomes, strict=True):
+            if isinstance(outcome, PriceQuote):
+                quotes.append(outcome)
+            elif isinstance(outcome, UpstreamRateLimited):
+                raise outcome  # back off as a whole; the pool honours its Retry-After
+            elif isinstance(outcome, UpstreamHTTPError) and outcome.status == 404:
+                self.last_rejects.append(f"{product}: not listed (404)")  # a delisted product
+            elif isinstance(outcome, SourceError):
+                self.last_rejects.append(f"{product}: {outcome}")
+                errors.append(outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        if not quotes:
+            if errors:
+                raise errors[0]
+            raise UpstreamGarbage(f"{NAME}: no product answered ({'; '.join(self.last_rejects[:3])})")
+        return quotes
+
+    async def _fetch_product(self, http: UpstreamHttp, product: str, symbol: str) -> PriceQuote:
+        async with self._limit:
+            reply = await http.get(f"{self.base_url}/products/{product}/stats")
+        return parse_coinbase_stats(reply.body, symbol)

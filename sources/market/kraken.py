@@ -1,0 +1,130 @@
+"""Kraken public `Ticker`: last trade price and 24 h volume (XBT naming: `XXBTZUSD`).
+
+Docs: https://docs.kraken.com/api/docs/rest-api/get-ticker-information
+Kraken's `o` is today's opening price (since 00:00 UTC), not a rolling 24 h open, so we report
+no `change_24h` rather than a mislabelled one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from core.clock import utc_now
+from core.records import PriceQuote
+
+from ..errors import SourceUnavailable, UpstreamGarbage, UpstreamRateLimited
+from ..http import UpstreamHttp
+from ..parsing import (
+    ItemRejected,
+    load_json,
+    optional_nonnegative,
+    positive_number,
+    require_mapping,
+    require_records,
+)
+from ..pool import Provider
+from ..symbols import SYMBOLS, provider_ids
+
+__all__ = ["DEFAULT_KRAKEN_URL", "KrakenProvider", "parse_kraken_ticker"]
+
+DEFAULT_KRAKEN_URL = "https://api.kraken.com"
+NAME = "kraken"
+
+
+def parse_kraken_ticker(
+    raw: bytes,
+    pairs: Mapping[str, str],
+    *,
+    now: datetime | None = None,
+    rejects: list[str] | None = None,
+) -> list[PriceQuote]:
+    """Parse a `/0/public/Ticker` body into quotes for `pairs` (result key -> symbol).
+
+    Raises:
+        UpstreamRateLimited: Kraken's in-body "Too many requests" error.
+        SourceUnavailable: any other error Kraken reports in `error`.
+        UpstreamGarbage: not the documented shape, or no usable ticker.
+    """
+    now = now or utc_now()
+    rejects = rejects if rejects is not None else []
+    body = require_mapping(load_json(raw, NAME), NAME, "Ticker response")
+    errors = body.get("error")
+    if not isinstance(errors, list):
+        raise UpstreamGarbage(f"{NAME}: expected an `error` array, got {type(errors).__name__}")
+    if errors:
+        text = "; ".join(str(error) for error in errors)
+        # Kraken answers rate limiting with HTTP 200 and an error string, not a 429.
+        if "Too many requests" in text or "Rate limit" in text:
+            raise UpstreamRateLimited(None)
+        raise SourceUnavailable(f"{NAME}: upstream reported {text}")
+    result = require_mapping(body.get("result"), NAME, "`result`")
+    quotes: list[PriceQuote] = []
+    for key, item in result.items():
+        symbol = pairs.get(key)
+        if symbol is None:
+            continue
+        try:
+            quotes.append(_quote(symbol, item, now))
+        except ItemRejected as exc:
+            rejects.append(f"{key}: {exc}")
+    require_records(quotes, len(result), rejects, NAME)
+    return quotes
+
+
+def _quote(symbol: str, item: Any, now: datetime) -> PriceQuote:
+    if not isinstance(item, dict):
+        raise ItemRejected(f"ticker is a {type(item).__name__}, expected an object")
+    price = positive_number(_first(item, "c", 0), "c[0]")
+    volume_base = optional_nonnegative(_first(item, "v", 1), "v[1]")  # [today, last 24 hours]
+    vwap = optional_nonnegative(_first(item, "p", 1), "p[1]")
+    return PriceQuote(
+        symbol=symbol,
+        price=price,
+        source=NAME,
+        timestamp=now,
+        # Base-currency volume times the 24 h volume-weighted price is the USD turnover.
+        volume_24h=volume_base * vwap if volume_base is not None and vwap is not None else None,
+    )
+
+
+def _first(item: dict[str, Any], field: str, index: int) -> Any:
+    values = item.get(field)
+    if not isinstance(values, list) or len(values) <= index:
+        raise ItemRejected(f"{field} is {values!r}, expected an array with index {index}")
+    return values[index]
+
+
+class KrakenProvider(Provider[PriceQuote]):
+    """Kraken tickers for the tracked symbols Kraken lists.
+
+    Args:
+        base_url: API root; default from KRAKEN_URL, else https://api.kraken.com.
+        min_interval_s: public endpoints allow about one call per second; 15 s is polite.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        symbols: Iterable[str] = SYMBOLS,
+        priority: int = 3,
+        timeout_s: float = 8.0,
+        min_interval_s: float = 15.0,
+    ) -> None:
+        super().__init__(
+            name=NAME,
+            category="market_data",
+            priority=priority,
+            timeout_s=timeout_s,
+            min_interval_s=min_interval_s,
+        )
+        self.base_url = (base_url or os.environ.get("KRAKEN_URL") or DEFAULT_KRAKEN_URL).rstrip("/")
+        self.pairs = provider_ids("kraken", symbols)
+
+    async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
+        reply = await http.get(f"{self.base_url}/0/public/Ticker", params={"pair": ",".join(self.pairs)})
+        self.last_rejects = []
+        return parse_kraken_ticker(reply.body, self.pairs, rejects=self.last_rejects)

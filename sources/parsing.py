@@ -1,0 +1,154 @@
+"""Helpers shared by the pure parsers: JSON loading and strict number checks.
+
+The rule everywhere: a body that is not the documented shape raises `UpstreamGarbage`; one bad
+item inside a good body is skipped and its reason appended to `rejects`; a body with items but
+not one usable record raises `UpstreamGarbage` too (so the fault counts against health).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from core.clock import parse_utc
+
+from .errors import UpstreamGarbage
+
+__all__ = [
+    "ItemRejected",
+    "load_json",
+    "optional_change",
+    "optional_nonnegative",
+    "parse_epoch",
+    "parse_timestamp",
+    "positive_number",
+    "require_list",
+    "require_mapping",
+    "require_records",
+    "require_text",
+]
+
+# A percent change below -100 % is impossible; above this it is a data error, not a pump.
+MAX_ABS_CHANGE_PCT = 100_000.0
+
+
+class ItemRejected(ValueError):
+    """One item is unusable; the parser skips it and records the reason."""
+
+
+def load_json(raw: bytes, provider: str) -> Any:
+    """Decode a JSON body; raise `UpstreamGarbage` saying what came instead."""
+    text = raw.lstrip()[:200].lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        raise UpstreamGarbage(f"{provider}: expected JSON, got an HTML page (error page or captcha?)")
+    if not raw.strip():
+        raise UpstreamGarbage(f"{provider}: expected JSON, got an empty body")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UpstreamGarbage(f"{provider}: malformed JSON ({exc})") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    # json accepts NaN/Infinity by default; no provider documents them, so treat them as garbage.
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def require_list(value: Any, provider: str, what: str) -> list[Any]:
+    """Return `value` if it is a list; raise `UpstreamGarbage` otherwise."""
+    if not isinstance(value, list):
+        raise UpstreamGarbage(f"{provider}: expected {what} as a JSON array, got {type(value).__name__}")
+    return value
+
+
+def require_mapping(value: Any, provider: str, what: str) -> Mapping[str, Any]:
+    """Return `value` if it is an object; raise `UpstreamGarbage` otherwise."""
+    if not isinstance(value, Mapping):
+        raise UpstreamGarbage(f"{provider}: expected {what} as a JSON object, got {type(value).__name__}")
+    return value
+
+
+def require_records(records: Sequence[Any], total: int, rejects: Sequence[str], provider: str) -> None:
+    """Raise `UpstreamGarbage` when a response produced no usable record."""
+    if records:
+        return
+    if total == 0:
+        raise UpstreamGarbage(f"{provider}: expected at least one item, got an empty list")
+    sample = "; ".join(rejects[:3]) or "none matched the requested symbols"
+    raise UpstreamGarbage(f"{provider}: 0 of {total} items usable ({sample})")
+
+
+def _as_float(value: Any, field: str) -> float:
+    if isinstance(value, bool) or value is None:
+        raise ItemRejected(f"{field} is {value!r}, expected a number")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ItemRejected(f"{field} is {value!r}, expected a number") from None
+    else:
+        raise ItemRejected(f"{field} is a {type(value).__name__}, expected a number")
+    if not math.isfinite(number):
+        raise ItemRejected(f"{field} is {value!r}, expected a finite number")
+    return number
+
+
+def positive_number(value: Any, field: str) -> float:
+    """Return a finite number > 0 (numbers or numeric strings); raise `ItemRejected` otherwise."""
+    number = _as_float(value, field)
+    if number <= 0:
+        raise ItemRejected(f"{field} is {number!r}, expected > 0")
+    return number
+
+
+def optional_nonnegative(value: Any, field: str) -> float | None:
+    """Return None for null/absent, a finite number >= 0 otherwise; raise `ItemRejected` if bad."""
+    if value is None or value == "":
+        return None
+    number = _as_float(value, field)
+    if number < 0:
+        raise ItemRejected(f"{field} is {number!r}, expected >= 0")
+    return number
+
+
+def optional_change(value: Any, field: str) -> float | None:
+    """Return a percent change (None if absent); reject values a real market cannot produce."""
+    if value is None or value == "":
+        return None
+    number = _as_float(value, field)
+    if number < -100.0 or number > MAX_ABS_CHANGE_PCT:
+        raise ItemRejected(f"{field} is {number!r}, expected a percent change in [-100, {MAX_ABS_CHANGE_PCT:g}]")
+    return number
+
+
+def require_text(value: Any, field: str) -> str:
+    """Return a non-empty stripped string; raise `ItemRejected` otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise ItemRejected(f"{field} is {value!r}, expected non-empty text")
+    return value.strip()
+
+
+def parse_timestamp(value: Any, field: str) -> datetime:
+    """Parse an ISO 8601 string into aware UTC; raise `ItemRejected` if it is not one."""
+    if not isinstance(value, str):
+        raise ItemRejected(f"{field} is {value!r}, expected an ISO 8601 timestamp")
+    try:
+        return parse_utc(value.strip())
+    except ValueError:
+        raise ItemRejected(f"{field} is {value!r}, expected an ISO 8601 timestamp") from None
+
+
+def parse_epoch(value: Any, field: str, *, millis: bool = False) -> datetime:
+    """Parse Unix seconds (or milliseconds) given as number or string into aware UTC."""
+    number = _as_float(value, field)
+    if millis:
+        number /= 1000.0
+    # Before 2009 (no crypto markets) or after 2100: a unit mix-up, not a real time.
+    if not 1_230_000_000 <= number <= 4_102_444_800:
+        raise ItemRejected(f"{field} is {value!r}, not a plausible Unix time")
+    return datetime.fromtimestamp(number, UTC)

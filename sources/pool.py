@@ -1,0 +1,413 @@
+"""Providers in pools: priority, rate budget, circuit breaker, Retry-After and honest health.
+
+A `SourcePool` holds the providers of one category. Every fetch goes through the same gate
+(credentials -> Retry-After hold -> breaker -> token bucket) and the same bookkeeping, so a
+provider cannot forget to count a failure. Fetches run concurrently, each under its own total
+timeout, so one hung upstream never delays the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+import httpx
+
+from core.clock import utc_now
+from core.records import SourceHealth
+
+from .errors import SourceError, UpstreamRateLimited, UpstreamTimeout
+from .http import DEFAULT_USER_AGENT, UpstreamHttp
+from .limits import CircuitBreaker, TokenBucket
+
+__all__ = ["Category", "FetchResult", "Provider", "ProviderState", "SourcePool"]
+
+logger = logging.getLogger(__name__)
+
+Category = Literal["market_data", "news", "sentiment", "social"]
+T = TypeVar("T")
+
+Clock = Callable[[], float]
+
+
+class Provider(ABC, Generic[T]):
+    """One upstream that yields typed records. Subclasses implement `fetch` and nothing else.
+
+    Args:
+        name: lower-case id used in logs, health and (for prices) `PriceQuote.source`.
+        category: the pool it belongs to.
+        priority: 1 is the first choice; larger numbers are fallbacks.
+        timeout_s: total time one fetch may take, all requests included.
+        min_interval_s: the rate budget: at most one fetch per this many seconds (token bucket).
+        max_bytes: body size cap per request.
+        unavailable_reason: set when the provider cannot run (no API key); it is never fetched
+            and reports `inactive` with this reason.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        category: Category,
+        priority: int = 1,
+        timeout_s: float = 10.0,
+        min_interval_s: float = 30.0,
+        max_bytes: int = 2_000_000,
+        unavailable_reason: str | None = None,
+    ) -> None:
+        if not name or name != name.lower():
+            raise ValueError(f"provider name must be non-empty lower case, got {name!r}")
+        if timeout_s <= 0:
+            raise ValueError(f"{name}: timeout_s must be > 0, got {timeout_s!r}")
+        if min_interval_s < 0:
+            raise ValueError(f"{name}: min_interval_s must be >= 0, got {min_interval_s!r}")
+        self.name = name
+        self.category: Category = category
+        self.priority = priority
+        self.timeout_s = timeout_s
+        self.min_interval_s = min_interval_s
+        self.max_bytes = max_bytes
+        self.unavailable_reason = unavailable_reason
+        # Reasons for items the last parse skipped (absurd values, missing fields); the pool
+        # logs them and shows them in health without failing the whole fetch.
+        self.last_rejects: list[str] = []
+
+    @abstractmethod
+    async def fetch(self, http: UpstreamHttp) -> list[T]:
+        """Fetch and parse; return records, or raise a `SourceError`.
+
+        Return an empty list only for "nothing new" (e.g. HTTP 304); a response without a
+        single usable record must raise `UpstreamGarbage`.
+        """
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} priority={self.priority}>"
+
+
+@dataclass(frozen=True)
+class FetchResult(Generic[T]):
+    """What one successful fetch produced."""
+
+    provider: str
+    records: list[T]
+    latency_ms: float
+    fetched_at: datetime
+
+
+class ProviderState:
+    """Everything the pool knows about one provider: budget, breaker, counters, health."""
+
+    def __init__(
+        self,
+        name: str,
+        category: Category,
+        priority: int,
+        *,
+        bucket: TokenBucket,
+        breaker: CircuitBreaker,
+        stale_after_s: float,
+        unavailable_reason: str | None = None,
+    ) -> None:
+        self.name = name
+        self.category: Category = category
+        self.priority = priority
+        self.bucket = bucket
+        self.breaker = breaker
+        self.stale_after_s = stale_after_s
+        self.unavailable_reason = unavailable_reason
+        self.last_success: datetime | None = None
+        self.last_success_at: float | None = None  # monotonic
+        self.last_error: str | None = None
+        self.latency_ms: float | None = None
+        self.successes = 0
+        self.failures = 0
+        self.skips = 0
+        self.last_rejects: list[str] = []
+        self.hold_until: float | None = None  # monotonic; set by Retry-After
+
+    def gate(self, now: float) -> str | None:
+        """Return why a fetch may not go out now, or None when it may (consumes budget)."""
+        if self.unavailable_reason is not None:
+            return self.unavailable_reason
+        if self.hold_until is not None and now < self.hold_until:
+            return f"holding for Retry-After, {self.hold_until - now:.0f} s left"
+        if not self.breaker.allow(now):
+            return "circuit open"
+        if not self.bucket.try_acquire(now):
+            self.breaker.release_probe()
+            return f"rate budget: next call in {self.bucket.seconds_until_token(now):.1f} s"
+        return None
+
+    def record_success(self, now: float, latency_ms: float, rejects: Sequence[str] = ()) -> None:
+        self.successes += 1
+        self.breaker.record_success()
+        self.hold_until = None
+        self.last_success = utc_now()
+        self.last_success_at = now
+        self.latency_ms = round(latency_ms, 1)
+        self.last_rejects = list(rejects)
+
+    def record_failure(self, now: float, error: BaseException, latency_ms: float | None = None) -> None:
+        self.failures += 1
+        self.breaker.record_failure(now)
+        self.last_error = f"{type(error).__name__}: {error}"
+        if latency_ms is not None:
+            self.latency_ms = round(latency_ms, 1)
+
+    def hold(self, now: float, seconds: float) -> None:
+        """Send nothing to this provider for `seconds` (the upstream's Retry-After)."""
+        self.hold_until = now + seconds
+
+    def succeeded_within(self, now: float, seconds: float) -> bool:
+        return self.last_success_at is not None and now - self.last_success_at <= seconds
+
+    def health(self, now: float) -> SourceHealth:
+        """Return the provider's status: active, degraded or inactive, with the reason."""
+        status, reason = self._status(now)
+        return SourceHealth(
+            name=self.name,
+            category=self.category,
+            status=status,
+            priority=self.priority,
+            last_success=self.last_success,
+            last_error=self.last_error,
+            latency_ms=self.latency_ms,
+            reason=reason,
+        )
+
+    def _status(self, now: float) -> tuple[Literal["active", "degraded", "inactive"], str | None]:
+        if self.unavailable_reason is not None:
+            return "inactive", self.unavailable_reason
+        breaker = self.breaker
+        if breaker.state != "closed":
+            reopens = breaker.reopens_at
+            when = f"next probe in {max(0.0, reopens - now):.0f} s" if reopens is not None else "probing"
+            return "inactive", f"circuit open after {breaker.consecutive_failures} consecutive failures; {when}"
+        if self.last_success_at is None:
+            if self.failures:
+                return "inactive", f"never succeeded; {self.failures} failures so far"
+            return "inactive", "not polled yet"
+        if self.hold_until is not None and now < self.hold_until:
+            return "degraded", f"rate limited by upstream; retry in {self.hold_until - now:.0f} s"
+        if breaker.consecutive_failures:
+            return "degraded", f"{breaker.consecutive_failures} consecutive failures since last success"
+        age = now - self.last_success_at
+        if age > self.stale_after_s:
+            return "degraded", f"stale: last success {age:.0f} s ago (expected within {self.stale_after_s:.0f} s)"
+        if self.last_rejects:
+            return "active", f"last fetch skipped {len(self.last_rejects)} bad items, e.g. {self.last_rejects[0]}"
+        return "active", None
+
+
+class SourcePool(Generic[T]):
+    """The providers of one category, fetched under one policy.
+
+    Args:
+        category: market_data, news, sentiment or social.
+        providers: the pool's providers; names must be unique.
+        client: shared httpx client; the pool never closes it.
+        clock: monotonic seconds (injectable for tests).
+        failure_threshold, base_backoff_s, max_backoff_s: circuit breaker settings.
+        poll_interval_s: how often the owner polls; a provider with no success for 3 intervals
+            (or 3 of its own budget intervals, whichever is longer) is reported stale.
+        budget_scale: multiplies every provider's `min_interval_s` (0 disables budgets, for tests).
+        user_agent: sent with every request.
+
+    Trade-off: `fetch_all` asks every eligible provider at once (fresh data for fusion, instant
+    failover) at the cost of more upstream calls; budgets keep that within each provider's rules.
+    """
+
+    def __init__(
+        self,
+        category: Category,
+        providers: Sequence[Provider[T]],
+        *,
+        client: httpx.AsyncClient,
+        clock: Clock = time.monotonic,
+        failure_threshold: int = 3,
+        base_backoff_s: float = 15.0,
+        max_backoff_s: float = 600.0,
+        poll_interval_s: float = 30.0,
+        budget_scale: float = 1.0,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        names = [provider.name for provider in providers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"provider names must be unique in a pool, got {names}")
+        wrong = [p.name for p in providers if p.category != category]
+        if wrong:
+            raise ValueError(f"providers {wrong} do not belong to category {category!r}")
+        if budget_scale < 0:
+            raise ValueError(f"budget_scale must be >= 0, got {budget_scale!r}")
+        self.category: Category = category
+        self._client = client
+        self._clock = clock
+        self._user_agent = user_agent
+        self._failure_threshold = failure_threshold
+        self._base_backoff_s = base_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._poll_interval_s = poll_interval_s
+        self._budget_scale = budget_scale
+        self._providers: dict[str, Provider[T]] = {}
+        self._states: dict[str, ProviderState] = {}
+        for provider in sorted(providers, key=lambda p: p.priority):
+            self._providers[provider.name] = provider
+            self._states[provider.name] = self._new_state(
+                provider.name,
+                provider.priority,
+                provider.min_interval_s,
+                provider.timeout_s,
+                provider.unavailable_reason,
+            )
+
+    @property
+    def providers(self) -> list[Provider[T]]:
+        """The providers in priority order."""
+        return list(self._providers.values())
+
+    def state(self, name: str) -> ProviderState:
+        """Return the bookkeeping of provider `name`."""
+        try:
+            return self._states[name]
+        except KeyError:
+            raise KeyError(f"no provider {name!r} in the {self.category} pool; have {list(self._states)}") from None
+
+    def add_external(self, name: str, *, priority: int, stale_after_s: float) -> ProviderState:
+        """Register a provider the pool does not fetch itself (a stream) so it shows in health."""
+        if name in self._states:
+            raise ValueError(f"provider {name!r} already in the {self.category} pool")
+        state = ProviderState(
+            name,
+            self.category,
+            priority,
+            bucket=TokenBucket(0),
+            breaker=self._new_breaker(),
+            stale_after_s=stale_after_s,
+        )
+        self._states[name] = state
+        return state
+
+    async def fetch_all(self, *, exclude: Collection[str] = ()) -> list[FetchResult[T]]:
+        """Fetch every eligible provider concurrently; return the successes in priority order."""
+        runs = [self._fetch(p) for name, p in self._providers.items() if name not in exclude]
+        results = await asyncio.gather(*runs)
+        return [result for result in results if result is not None]
+
+    async def fetch_first(self) -> FetchResult[T] | None:
+        """Try providers in priority order; return the first success (None if all fail or skip)."""
+        for provider in self._providers.values():
+            result = await self._fetch(provider)
+            if result is not None:
+                return result
+        return None
+
+    async def fetch_one(self, name: str) -> FetchResult[T] | None:
+        """Fetch one named provider through the same gate and bookkeeping."""
+        if name not in self._providers:
+            raise KeyError(f"no provider {name!r} in the {self.category} pool; have {list(self._providers)}")
+        return await self._fetch(self._providers[name])
+
+    def health(self) -> list[SourceHealth]:
+        """Return every provider's health, in priority order."""
+        now = self._clock()
+        states = sorted(self._states.values(), key=lambda s: s.priority)
+        return [state.health(now) for state in states]
+
+    def any_succeeded_within(self, seconds: float) -> bool:
+        """Return whether some provider of this pool succeeded in the last `seconds`."""
+        now = self._clock()
+        return any(state.succeeded_within(now, seconds) for state in self._states.values())
+
+    def healthy_names(self) -> set[str]:
+        """Return the names of providers whose status is `active`."""
+        now = self._clock()
+        return {name for name, state in self._states.items() if state.health(now).status == "active"}
+
+    async def _fetch(self, provider: Provider[T]) -> FetchResult[T] | None:
+        state = self._states[provider.name]
+        now = self._clock()
+        skip_reason = state.gate(now)
+        if skip_reason is not None:
+            state.skips += 1
+            logger.debug("- %s skipped: %s", provider.name, skip_reason)
+            return None
+        http = UpstreamHttp(
+            self._client, timeout_s=provider.timeout_s, max_bytes=provider.max_bytes, user_agent=self._user_agent
+        )
+        started = time.perf_counter()
+        try:
+            # The total budget covers every request of the fetch and a body that trickles in
+            # slowly forever, which httpx's per-read timeout alone would not stop.
+            async with asyncio.timeout(provider.timeout_s):
+                records = await provider.fetch(http)
+        except asyncio.CancelledError:
+            state.breaker.release_probe()
+            raise
+        except TimeoutError as exc:
+            error: BaseException = UpstreamTimeout(f"no complete answer within {provider.timeout_s:g} s")
+            error.__cause__ = exc
+            self._fail(provider, state, error, started)
+            return None
+        except SourceError as exc:
+            self._fail(provider, state, exc, started)
+            return None
+        except Exception as exc:
+            # A bug in a parser must not stop the poller; log the traceback once, count it.
+            logger.exception("! %s crashed while fetching", provider.name)
+            self._fail(provider, state, exc, started, log=False)
+            return None
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        rejects = list(provider.last_rejects)
+        state.record_success(self._clock(), latency_ms, rejects)
+        if rejects:
+            logger.warning("! %s skipped %d bad items: %s", provider.name, len(rejects), "; ".join(rejects[:5]))
+        logger.debug("< %s %d records in %.0f ms", provider.name, len(records), latency_ms)
+        return FetchResult(provider.name, records, latency_ms, utc_now())
+
+    def _fail(
+        self, provider: Provider[T], state: ProviderState, error: BaseException, started: float, *, log: bool = True
+    ) -> None:
+        now = self._clock()
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        state.record_failure(now, error, latency_ms)
+        if isinstance(error, UpstreamRateLimited):
+            # Without a Retry-After, wait at least one budget interval before asking again.
+            wait = error.retry_after if error.retry_after is not None else max(provider.min_interval_s, 30.0)
+            state.hold(now, wait)
+        if log:
+            logger.warning(
+                "! %s failed (%s): %s [breaker %s, %d consecutive]",
+                provider.name,
+                type(error).__name__,
+                error,
+                state.breaker.state,
+                state.breaker.consecutive_failures,
+            )
+
+    def _new_breaker(self) -> CircuitBreaker:
+        return CircuitBreaker(
+            failure_threshold=self._failure_threshold,
+            base_backoff_s=self._base_backoff_s,
+            max_backoff_s=self._max_backoff_s,
+        )
+
+    def _new_state(
+        self, name: str, priority: int, min_interval_s: float, timeout_s: float, unavailable: str | None
+    ) -> ProviderState:
+        interval = min_interval_s * self._budget_scale
+        stale_after = 3.0 * max(interval, self._poll_interval_s) + timeout_s
+        return ProviderState(
+            name,
+            self.category,
+            priority,
+            bucket=TokenBucket(interval),
+            breaker=self._new_breaker(),
+            stale_after_s=stale_after,
+            unavailable_reason=unavailable,
+        )

@@ -1,0 +1,404 @@
+"""Every WebSocket message of the API, both directions, as pydantic models. No I/O here.
+
+Server messages use the documented envelope `{"type", "timestamp", "data"}`; `system_status` keeps
+its sections at the top level because the documented clients read `message.stats`. Messages that
+come off the bus also carry `seq` (per topic, strictly increasing) and `epoch` (changes when that
+topic's history is lost), which clients send back as `?since=&epoch=` to resume.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import IntEnum, StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from core.clock import format_utc, utc_now
+
+__all__ = [
+    "AckMessage",
+    "AiModelsSection",
+    "ClientMessage",
+    "CloseCode",
+    "DataSourcesSection",
+    "DatabaseSection",
+    "ErrorCode",
+    "ErrorDetail",
+    "ErrorMessage",
+    "FearGreedData",
+    "FilterRequest",
+    "GetAllRequest",
+    "MarketMood",
+    "ModelEntry",
+    "ModelsStatusData",
+    "ModelsStatusMessage",
+    "NewsData",
+    "NewsMessage",
+    "PingRequest",
+    "PongMessage",
+    "PriceData",
+    "PriceUpdateMessage",
+    "ProtocolError",
+    "SentimentData",
+    "SentimentUpdateMessage",
+    "SocialSentiment",
+    "SourceEntry",
+    "StatsSection",
+    "SubscribeRequest",
+    "SystemStatusMessage",
+    "UnsubscribeRequest",
+    "error_frame",
+    "now_stamp",
+    "parse_client_message",
+]
+
+MAX_SYMBOL_LENGTH = 15
+MAX_KEYWORD_LENGTH = 64
+
+
+def now_stamp() -> str:
+    """Return the current UTC time as the wire's ISO 8601 `Z` string."""
+    return format_utc(utc_now())
+
+
+class ErrorCode(StrEnum):
+    """Codes of `error` messages. The first three are the original document's; the rest tell cases apart."""
+
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    CONNECTION_ERROR = "CONNECTION_ERROR"  # an upstream data source was lost
+    AUTH_ERROR = "AUTH_ERROR"
+    INVALID_MESSAGE = "INVALID_MESSAGE"  # not JSON, wrong shape or types
+    UNKNOWN_ACTION = "UNKNOWN_ACTION"
+    INVALID_SYMBOL = "INVALID_SYMBOL"
+    RATE_LIMITED = "RATE_LIMITED"
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    HISTORY_GAP = "HISTORY_GAP"
+    SLOW_CONSUMER = "SLOW_CONSUMER"
+    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server uses (RFC 6455 section 7.4.1)."""
+
+    WS_1000_NORMAL_CLOSURE = 1000
+    WS_1001_GOING_AWAY = 1001  # server shutting down
+    WS_1008_POLICY_VIOLATION = 1008  # auth failure, abuse, origin refused
+    WS_1009_MESSAGE_TOO_BIG = 1009
+    WS_1011_INTERNAL_ERROR = 1011
+    WS_1013_TRY_AGAIN_LATER = 1013  # slow consumer or server full: reconnect and resume
+
+
+class ProtocolError(Exception):
+    """A client message the server cannot act on; becomes an `error` message, never a close."""
+
+    def __init__(self, code: ErrorCode, message: str, details: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- server -> client
+
+
+class _Envelope(_Wire):
+    timestamp: str = Field(default_factory=now_stamp)
+    seq: int | None = None
+    epoch: str | None = None
+
+
+class PriceData(_Wire):
+    symbol: str
+    price: float
+    change_24h: float | None
+    change_7d: float | None
+    volume_24h: float | None
+    market_cap: float | None
+    timestamp: str
+    age_s: float | None = None  # seconds between the provider's quote and this message
+
+
+class PriceUpdateMessage(_Envelope):
+    type: Literal["price_update"] = "price_update"
+    source: str
+    data: PriceData
+
+
+class NewsData(_Wire):
+    title: str
+    description: str
+    url: str
+    source: str
+    published_at: str
+    sentiment: Literal["positive", "negative", "neutral"] | None
+    sentiment_score: float | None
+    image_url: str | None
+    sentiment_model: str | None = None
+
+
+class NewsMessage(_Envelope):
+    type: Literal["news"] = "news"
+    data: NewsData
+
+
+class FearGreedData(_Wire):
+    value: int | None
+    classification: str | None
+    timestamp: str | None
+    source: str | None = None
+    reason: str | None = None  # why the value is null
+
+
+class SocialSentiment(_Wire):
+    sentiment: Literal["bullish", "bearish", "neutral"] | None
+    score: float | None
+    mentions: int | None
+    reason: str | None = None
+
+
+class MarketMood(_Wire):
+    overall: Literal["bullish", "bearish", "neutral"] | None
+    confidence: float | None
+    reason: str | None = None
+    inputs: dict[str, float | None] = Field(default_factory=dict)
+
+
+class SentimentData(_Wire):
+    fear_greed: FearGreedData
+    social: dict[str, SocialSentiment]
+    market: MarketMood
+
+
+class SentimentUpdateMessage(_Envelope):
+    type: Literal["sentiment_update"] = "sentiment_update"
+    source: str | None = None  # "simulator" when any part is simulated
+    data: SentimentData
+
+
+class ModelEntry(BaseModel):
+    # Open to extra fields: the inference layer adds p95, calls, failures...
+    model_config = ConfigDict(extra="allow")
+    id: str
+    type: str = "sentiment"
+    status: str
+    success_rate: float | None
+    avg_response_time: float | None
+    last_used: str | None
+    error: str | None = None
+    device: str | None = None
+
+
+class ModelsStatusData(_Wire):
+    total: int
+    available: int
+    loading: int
+    failed: int
+    models: list[ModelEntry]
+
+
+class ModelsStatusMessage(_Envelope):
+    type: Literal["models_status"] = "models_status"
+    data: ModelsStatusData
+
+
+class AiModelsSection(_Wire):
+    total: int
+    available: int
+    failed: int
+    loading: int
+    models: list[dict[str, Any]]
+
+
+class SourceEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    category: str
+    status: Literal["active", "degraded", "inactive"]
+    last_success: str | None = None
+    last_error: str | None = None
+    latency_ms: float | None = None
+
+
+class DataSourcesSection(_Wire):
+    total: int
+    active: int
+    inactive: int
+    categories: dict[str, dict[str, int]]
+    pools: int
+    sources: list[SourceEntry]
+    data_mode: str | None = None
+    simulated: bool = False
+
+
+class DatabaseSection(_Wire):
+    online: bool
+    last_check: str | None
+    ai_models_db: bool
+    main_db: bool
+    error: str | None = None
+
+
+class StatsSection(_Wire):
+    total_sources: int
+    active_sources: int
+    total_models: int
+    available_models: int
+    requests_last_minute: int
+    requests_last_hour: int
+    connections: int = 0
+    uptime_s: float = 0.0
+
+
+class SystemStatusMessage(_Envelope):
+    type: Literal["system_status"] = "system_status"
+    ai_models: AiModelsSection
+    data_sources: DataSourcesSection
+    database: DatabaseSection
+    stats: StatsSection
+    agent_running: bool
+    version: str | None = None
+
+
+class ErrorDetail(_Wire):
+    code: ErrorCode
+    message: str
+    details: str | None = None
+
+
+class ErrorMessage(_Wire):
+    type: Literal["error"] = "error"
+    timestamp: str = Field(default_factory=now_stamp)
+    error: ErrorDetail
+    id: str | int | None = None  # echo of the request's id, when it had one
+
+
+class PongMessage(_Wire):
+    type: Literal["pong"] = "pong"
+    timestamp: str = Field(default_factory=now_stamp)
+    id: str | int | None = None
+
+
+class AckMessage(_Wire):
+    """Confirms a subscribe/unsubscribe/filter with the connection's resulting state."""
+
+    type: Literal["ack"] = "ack"
+    timestamp: str = Field(default_factory=now_stamp)
+    action: str
+    data: dict[str, Any]
+    id: str | int | None = None
+
+
+def error_frame(
+    code: ErrorCode, message: str, details: str | None = None, request_id: str | int | None = None
+) -> str:
+    """Encode an `error` message."""
+    detail = ErrorDetail(code=code, message=message, details=details)
+    return ErrorMessage(error=detail, id=request_id).model_dump_json()
+
+
+# ---------------------------------------------------------------- client -> server
+
+Symbol = Annotated[str, Field(min_length=1, max_length=MAX_SYMBOL_LENGTH)]
+Keyword = Annotated[str, Field(max_length=MAX_KEYWORD_LENGTH)]
+RequestId = str | int | None
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    id: RequestId = None
+
+
+class SubscribeRequest(_Request):
+    action: Literal["subscribe"]
+    symbols: list[Symbol] = Field(min_length=1, max_length=500)
+
+
+class UnsubscribeRequest(_Request):
+    action: Literal["unsubscribe"]
+    symbols: list[Symbol] = Field(min_length=1, max_length=500)
+
+
+class GetAllRequest(_Request):
+    action: Literal["get_all"]
+
+
+class FilterRequest(_Request):
+    action: Literal["filter"]
+    keywords: list[Keyword] = Field(default_factory=list, max_length=200)
+    sources: list[Keyword] | None = None
+
+
+class PingRequest(_Request):
+    type: Literal["ping"]
+
+
+ClientMessage = SubscribeRequest | UnsubscribeRequest | GetAllRequest | FilterRequest | PingRequest
+
+_ACTIONS: dict[str, type[_Request]] = {
+    "subscribe": SubscribeRequest,
+    "unsubscribe": UnsubscribeRequest,
+    "get_all": GetAllRequest,
+    "filter": FilterRequest,
+}
+_ADAPTERS = {name: TypeAdapter(model) for name, model in _ACTIONS.items()}
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "message"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_client_message(text: str | bytes) -> ClientMessage:
+    """Parse one client frame, raising ProtocolError with the right code for anything else."""
+    try:
+        raw = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE,
+            "Expected a JSON object, got text that is not JSON",
+            f'{exc}; hint: send e.g. {{"action": "subscribe", "symbols": ["BTC"]}}',
+        ) from exc
+    if not isinstance(raw, dict):
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE,
+            f"Expected a JSON object, got {type(raw).__name__}",
+            'hint: send e.g. {"type": "ping"}',
+        )
+    action = raw.get("action")
+    if action is None:
+        if raw.get("type") == "ping":
+            try:
+                return PingRequest.model_validate(raw)
+            except ValidationError as exc:
+                raise ProtocolError(ErrorCode.INVALID_MESSAGE, "Invalid ping", _summarise(exc)) from exc
+        if "type" in raw:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_ACTION,
+                f"Unknown message type {str(raw['type'])[:40]!r}",
+                'expected {"type": "ping"} or an "action"',
+            )
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE,
+            'Expected an "action" or "type" field, got neither',
+            f"actions: {', '.join(_ACTIONS)}; or {{\"type\": \"ping\"}}",
+        )
+    if not isinstance(action, str) or action not in _ACTIONS:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_ACTION,
+            f"Unknown action {str(action)[:40]!r}",
+            f"expected one of: {', '.join(_ACTIONS)}",
+        )
+    try:
+        return _ADAPTERS[action].validate_python(raw)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, f"Invalid {action!r} message", _summarise(exc)
+        ) from exc
