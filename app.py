@@ -22,6 +22,7 @@ from api import market_router, news_router  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.logs import configure_logging  # noqa: E402
 from core.runtime import VERSION, Runtime  # noqa: E402
+from space.routes import build_space_router  # noqa: E402
 from ws.protocol import CloseCode  # noqa: E402
 from ws.routes import build_ws_router  # noqa: E402
 
@@ -74,10 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(market_router)
     app.include_router(news_router)
     app.include_router(build_ws_router(runtime.sockets))
+    app.include_router(build_space_router(runtime))
     if settings.enable_ui:
         import gradio as gr
 
-        from space import build_ui
+        from space.ui import build_ui
 
         app = gr.mount_gradio_app(app, build_ui(runtime), path="/")
     return app

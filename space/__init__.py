@@ -1,5 +1,1 @@
-"""The Gradio Space UI and the static JavaScript client."""
-
-from space.ui import build_ui
-
-__all__ = ["build_ui"]
+"""The Gradio Space UI, its pages and the static JavaScript client."""

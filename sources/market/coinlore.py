@@ -1,0 +1,139 @@
+"""CoinLore `/api/tickers/`: price, market cap, 24 h and 7 d change for the top coins (keyless).
+
+Docs: https://www.coinlore.com/cryptocurrency-data-api
+Numbers come as strings (`"price_usd": "6456.52"`), `volume24` as a number.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from core.clock import utc_now
+from core.records import PriceQuote
+
+from ..http import UpstreamHttp
+from ..parsing import (
+    ItemRejected,
+    load_json,
+    optional_change,
+    optional_nonnegative,
+    parse_epoch,
+    positive_number,
+    require_list,
+    require_mapping,
+    require_records,
+)
+from ..pool import Provider
+from ..symbols import SYMBOLS, asset_for, provider_ids
+
+__all__ = ["DEFAULT_COINLORE_URL", "CoinLoreProvider", "parse_coinlore_tickers"]
+
+DEFAULT_COINLORE_URL = "https://api.coinlore.net/api"
+NAME = "coinlore"
+
+
+def parse_coinlore_tickers(
+    raw: bytes,
+    symbols: Iterable[str],
+    *,
+    now: datetime | None = None,
+    rejects: list[str] | None = None,
+) -> list[PriceQuote]:
+    """Parse a `/tickers/` body into quotes for `symbols`.
+
+    Coins are matched by CoinLore id where `symbols.py` knows it, else by ticker symbol at the
+    best rank (the list is rank-ordered, so an imposter token with the same ticker loses).
+
+    Raises:
+        UpstreamGarbage: not the documented `{"data": [...]}` shape, or no usable coin.
+    """
+    rejects = rejects if rejects is not None else []
+    wanted = [asset_for(symbol).symbol for symbol in symbols]
+    by_id = provider_ids("coinlore", wanted)
+    by_symbol = {symbol for symbol in wanted if symbol not in by_id.values()}
+    body = require_mapping(load_json(raw, NAME), NAME, "tickers response")
+    items = require_list(body.get("data"), NAME, "`data`")
+    info = body.get("info")
+    stamp = now or utc_now()
+    if now is None and isinstance(info, dict) and info.get("time") is not None:
+        try:
+            stamp = parse_epoch(info["time"], "info.time")
+        except ItemRejected:
+            pass  # fall back to the fetch time; `info` is metadata, not a quote
+    quotes: dict[str, PriceQuote] = {}
+    claimed: set[str] = set()
+    for item in items:
+        label = item.get("symbol", "?") if isinstance(item, dict) else "?"
+        symbol = _match(item, by_id, by_symbol)
+        # The first (best-ranked) match claims the symbol, even when rejected, so a lower-ranked
+        # token with the same ticker never stands in for it.
+        if symbol is None or symbol in claimed:
+            continue
+        claimed.add(symbol)
+        try:
+            quotes[symbol] = _quote(item, symbol, stamp)
+        except ItemRejected as exc:
+            rejects.append(f"{label}: {exc}")
+    found = list(quotes.values())
+    require_records(found, len(items), rejects, NAME)
+    return found
+
+
+def _match(item: Any, by_id: Mapping[str, str], by_symbol: set[str]) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    symbol = by_id.get(str(item.get("id", "")))
+    if symbol is not None:
+        return symbol
+    ticker = item.get("symbol")
+    return ticker if isinstance(ticker, str) and ticker in by_symbol else None
+
+
+def _quote(item: dict[str, Any], symbol: str, stamp: datetime) -> PriceQuote:
+    return PriceQuote(
+        symbol=symbol,
+        price=positive_number(item.get("price_usd"), "price_usd"),
+        source=NAME,
+        timestamp=stamp,
+        change_24h=optional_change(item.get("percent_change_24h"), "percent_change_24h"),
+        change_7d=optional_change(item.get("percent_change_7d"), "percent_change_7d"),
+        volume_24h=optional_nonnegative(item.get("volume24"), "volume24"),
+        market_cap=optional_nonnegative(item.get("market_cap_usd"), "market_cap_usd"),
+    )
+
+
+class CoinLoreProvider(Provider[PriceQuote]):
+    """CoinLore's top-100 tickers, filtered to ours; the third aggregator.
+
+    Args:
+        base_url: API root; default from COINLORE_URL, else https://api.coinlore.net/api.
+        min_interval_s: CoinLore asks for no more than one call a second; data refreshes
+            about every 5 minutes, so once a minute is plenty.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        symbols: Iterable[str] = SYMBOLS,
+        priority: int = 7,
+        timeout_s: float = 10.0,
+        min_interval_s: float = 60.0,
+    ) -> None:
+        super().__init__(
+            name=NAME,
+            category="market_data",
+            priority=priority,
+            timeout_s=timeout_s,
+            min_interval_s=min_interval_s,
+        )
+        self.base_url = (base_url or os.environ.get("COINLORE_URL") or DEFAULT_COINLORE_URL).rstrip("/")
+        self.symbols = tuple(symbols)
+
+    async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
+        reply = await http.get(f"{self.base_url}/tickers/", params={"start": "0", "limit": "100"})
+        self.last_rejects = []
+        return parse_coinlore_tickers(reply.body, self.symbols, rejects=self.last_rejects)
