@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import re
 from pathlib import Path
 
 __all__ = ["configure_logging"]
@@ -23,6 +24,21 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(payload)
 
 
+_SECRET = re.compile(r"((?:token|api_key|key)=)[^&\s\"']+", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Masks `token=` style query values: uvicorn logs WebSocket paths with their query strings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "=" in message:
+            redacted = _SECRET.sub(r"\1***", message)
+            if redacted != message:
+                record.msg, record.args = redacted, None
+        return True
+
+
 def configure_logging(level: str = "INFO", log_file: str | None = "logs/server.log", as_json: bool = False) -> None:
     """Send our and uvicorn's logs to stdout and a rotating file; idempotent."""
     formatter: logging.Formatter = (
@@ -39,6 +55,7 @@ def configure_logging(level: str = "INFO", log_file: str | None = "logs/server.l
         handlers.append(logging.handlers.RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3))
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(RedactSecrets())
         handler._hub = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

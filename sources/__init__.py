@@ -1,1 +1,138 @@
-"""Data sources. (The source-layer engineer extends this entry point.)"""
+"""Live data sources: market prices, news, Fear & Greed and social posts.
+
+Providers return typed records (`core.records`); they never publish or persist. `SourceHub`
+runs the pollers and hands records to the app's callbacks. See docs/sources.md.
+"""
+
+from __future__ import annotations
+
+from .dedupe import NewsDeduper, canonical_url, normalize_title
+from .errors import (
+    MissingCredentials,
+    ResponseTooLarge,
+    SourceError,
+    SourceUnavailable,
+    UpstreamConnectionError,
+    UpstreamGarbage,
+    UpstreamHTTPError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
+from .fear_greed import FearGreedProvider, parse_fear_greed
+from .fusion import QuoteBook, fuse_quote
+from .http import HttpReply, UpstreamHttp, parse_retry_after
+from .limits import CircuitBreaker, TokenBucket
+from .market import (
+    AGGREGATORS,
+    BinanceProvider,
+    BinanceStream,
+    CoinbaseProvider,
+    CoinGeckoProvider,
+    CoinLoreProvider,
+    CoinPaprikaProvider,
+    KrakenProvider,
+    parse_binance_mini_tickers,
+    parse_binance_ticker_24hr,
+    parse_coinbase_stats,
+    parse_coingecko_markets,
+    parse_coinlore_tickers,
+    parse_coinpaprika_tickers,
+    parse_kraken_ticker,
+)
+from .market_mood import MarketMood, compute_market_mood, momentum_from_quotes
+from .news import (
+    CryptoCompareNewsProvider,
+    CryptoPanicProvider,
+    parse_cryptocompare_news,
+    parse_cryptopanic_posts,
+)
+from .pool import Category, FetchResult, Provider, ProviderState, SourcePool
+from .rss import DEFAULT_FEEDS, Feed, RssProvider, feeds_from_urls, parse_feed, strip_html
+from .service import OnFearGreed, OnNews, OnQuotes, OnSocial, SourceHub
+from .settings import ENV_VARS, SourceSettings
+from .social import (
+    RedditProvider,
+    TwitterProvider,
+    count_mentions,
+    parse_reddit_listing,
+    parse_twitter_search,
+    symbols_mentioned,
+)
+from .symbols import ASSETS, STABLECOINS, SYMBOLS, Asset, asset_for, is_known_symbol, provider_ids
+
+__all__ = [
+    "AGGREGATORS",
+    "ASSETS",
+    "DEFAULT_FEEDS",
+    "ENV_VARS",
+    "STABLECOINS",
+    "SYMBOLS",
+    "Asset",
+    "BinanceProvider",
+    "BinanceStream",
+    "Category",
+    "CircuitBreaker",
+    "CoinGeckoProvider",
+    "CoinLoreProvider",
+    "CoinPaprikaProvider",
+    "CoinbaseProvider",
+    "CryptoCompareNewsProvider",
+    "CryptoPanicProvider",
+    "FearGreedProvider",
+    "Feed",
+    "FetchResult",
+    "HttpReply",
+    "KrakenProvider",
+    "MarketMood",
+    "MissingCredentials",
+    "NewsDeduper",
+    "OnFearGreed",
+    "OnNews",
+    "OnQuotes",
+    "OnSocial",
+    "Provider",
+    "ProviderState",
+    "QuoteBook",
+    "RedditProvider",
+    "ResponseTooLarge",
+    "RssProvider",
+    "SourceError",
+    "SourceHub",
+    "SourcePool",
+    "SourceSettings",
+    "SourceUnavailable",
+    "TokenBucket",
+    "TwitterProvider",
+    "UpstreamConnectionError",
+    "UpstreamGarbage",
+    "UpstreamHTTPError",
+    "UpstreamHttp",
+    "UpstreamRateLimited",
+    "UpstreamTimeout",
+    "asset_for",
+    "canonical_url",
+    "compute_market_mood",
+    "count_mentions",
+    "feeds_from_urls",
+    "fuse_quote",
+    "is_known_symbol",
+    "momentum_from_quotes",
+    "normalize_title",
+    "parse_binance_mini_tickers",
+    "parse_binance_ticker_24hr",
+    "parse_coinbase_stats",
+    "parse_coingecko_markets",
+    "parse_coinlore_tickers",
+    "parse_coinpaprika_tickers",
+    "parse_cryptocompare_news",
+    "parse_cryptopanic_posts",
+    "parse_fear_greed",
+    "parse_feed",
+    "parse_kraken_ticker",
+    "parse_reddit_listing",
+    "parse_retry_after",
+    "parse_twitter_search",
+    "provider_ids",
+    "strip_html",
+    "symbols_mentioned",
+]

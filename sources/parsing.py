@@ -122,7 +122,9 @@ def optional_change(value: Any, field: str) -> float | None:
         return None
     number = _as_float(value, field)
     if number < -100.0 or number > MAX_ABS_CHANGE_PCT:
-        raise ItemRejected(f"{field} is {number!r}, expected a percent change in [-100, {MAX_ABS_CHANGE_PCT:g}]")
+        raise ItemRejected(
+            f"{field} is {number!r}, expected a percent change in [-100, {MAX_ABS_CHANGE_PCT:g}]"
+        )
     return number
 
 

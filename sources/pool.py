@@ -188,7 +188,10 @@ class ProviderState:
         if breaker.state != "closed":
             reopens = breaker.reopens_at
             when = f"next probe in {max(0.0, reopens - now):.0f} s" if reopens is not None else "probing"
-            return "inactive", f"circuit open after {breaker.consecutive_failures} consecutive failures; {when}"
+            return (
+                "inactive",
+                f"circuit open after {breaker.consecutive_failures} consecutive failures; {when}",
+            )
         if self.last_success_at is None:
             if self.failures:
                 return "inactive", f"never succeeded; {self.failures} failures so far"
@@ -199,9 +202,15 @@ class ProviderState:
             return "degraded", f"{breaker.consecutive_failures} consecutive failures since last success"
         age = now - self.last_success_at
         if age > self.stale_after_s:
-            return "degraded", f"stale: last success {age:.0f} s ago (expected within {self.stale_after_s:.0f} s)"
+            return (
+                "degraded",
+                f"stale: last success {age:.0f} s ago (expected within {self.stale_after_s:.0f} s)",
+            )
         if self.last_rejects:
-            return "active", f"last fetch skipped {len(self.last_rejects)} bad items, e.g. {self.last_rejects[0]}"
+            return (
+                "active",
+                f"last fetch skipped {len(self.last_rejects)} bad items, e.g. {self.last_rejects[0]}",
+            )
         return "active", None
 
 
@@ -276,7 +285,9 @@ class SourcePool(Generic[T]):
         try:
             return self._states[name]
         except KeyError:
-            raise KeyError(f"no provider {name!r} in the {self.category} pool; have {list(self._states)}") from None
+            raise KeyError(
+                f"no provider {name!r} in the {self.category} pool; have {list(self._states)}"
+            ) from None
 
     def add_external(self, name: str, *, priority: int, stale_after_s: float) -> ProviderState:
         """Register a provider the pool does not fetch itself (a stream) so it shows in health."""
@@ -338,7 +349,10 @@ class SourcePool(Generic[T]):
             logger.debug("- %s skipped: %s", provider.name, skip_reason)
             return None
         http = UpstreamHttp(
-            self._client, timeout_s=provider.timeout_s, max_bytes=provider.max_bytes, user_agent=self._user_agent
+            self._client,
+            timeout_s=provider.timeout_s,
+            max_bytes=provider.max_bytes,
+            user_agent=self._user_agent,
         )
         started = time.perf_counter()
         try:
@@ -366,12 +380,20 @@ class SourcePool(Generic[T]):
         rejects = list(provider.last_rejects)
         state.record_success(self._clock(), latency_ms, rejects)
         if rejects:
-            logger.warning("! %s skipped %d bad items: %s", provider.name, len(rejects), "; ".join(rejects[:5]))
+            logger.warning(
+                "! %s skipped %d bad items: %s", provider.name, len(rejects), "; ".join(rejects[:5])
+            )
         logger.debug("< %s %d records in %.0f ms", provider.name, len(records), latency_ms)
         return FetchResult(provider.name, records, latency_ms, utc_now())
 
     def _fail(
-        self, provider: Provider[T], state: ProviderState, error: BaseException, started: float, *, log: bool = True
+        self,
+        provider: Provider[T],
+        state: ProviderState,
+        error: BaseException,
+        started: float,
+        *,
+        log: bool = True,
     ) -> None:
         now = self._clock()
         latency_ms = (time.perf_counter() - started) * 1000.0

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ASSETS",
+    "STABLECOINS",
     "SYMBOLS",
     "Asset",
     "asset_for",
@@ -43,35 +44,95 @@ class Asset:
 # wrapped/staked derivatives excluded (they mirror ETH/BTC).
 ASSETS: tuple[Asset, ...] = (
     Asset("BTC", "Bitcoin", "bitcoin", "btc-bitcoin", "BTCUSDT", "XXBTZUSD", "BTC-USD", "90", ("bitcoin",)),
-    Asset("ETH", "Ethereum", "ethereum", "eth-ethereum", "ETHUSDT", "XETHZUSD", "ETH-USD", "80",
-          ("ethereum", "ether")),
+    Asset(
+        "ETH",
+        "Ethereum",
+        "ethereum",
+        "eth-ethereum",
+        "ETHUSDT",
+        "XETHZUSD",
+        "ETH-USD",
+        "80",
+        ("ethereum", "ether"),
+    ),
     Asset("USDT", "Tether", "tether", "usdt-tether", None, "USDTZUSD", "USDT-USD", "518", ("tether",)),
     Asset("XRP", "XRP", "ripple", "xrp-xrp", "XRPUSDT", "XXRPZUSD", "XRP-USD", "58", ("ripple",)),
     Asset("BNB", "BNB", "binancecoin", "bnb-binance-coin", "BNBUSDT", None, None, "2710"),
     Asset("SOL", "Solana", "solana", "sol-solana", "SOLUSDT", "SOLUSD", "SOL-USD", "48543", ("solana",)),
     Asset("USDC", "USD Coin", "usd-coin", "usdc-usd-coin", "USDCUSDT", "USDCUSD", None, None),
-    Asset("DOGE", "Dogecoin", "dogecoin", "doge-dogecoin", "DOGEUSDT", "XDGUSD", "DOGE-USD", "2",
-          ("dogecoin",)),
+    Asset(
+        "DOGE", "Dogecoin", "dogecoin", "doge-dogecoin", "DOGEUSDT", "XDGUSD", "DOGE-USD", "2", ("dogecoin",)
+    ),
     Asset("TRX", "TRON", "tron", "trx-tron", "TRXUSDT", "TRXUSD", None, None, ("tron",)),
     Asset("ADA", "Cardano", "cardano", "ada-cardano", "ADAUSDT", "ADAUSD", "ADA-USD", "257", ("cardano",)),
-    Asset("LINK", "Chainlink", "chainlink", "link-chainlink", "LINKUSDT", "LINKUSD", "LINK-USD", None,
-          ("chainlink",)),
-    Asset("AVAX", "Avalanche", "avalanche-2", "avax-avalanche", "AVAXUSDT", "AVAXUSD", "AVAX-USD", None,
-          ("avalanche",)),
+    Asset(
+        "LINK",
+        "Chainlink",
+        "chainlink",
+        "link-chainlink",
+        "LINKUSDT",
+        "LINKUSD",
+        "LINK-USD",
+        None,
+        ("chainlink",),
+    ),
+    Asset(
+        "AVAX",
+        "Avalanche",
+        "avalanche-2",
+        "avax-avalanche",
+        "AVAXUSDT",
+        "AVAXUSD",
+        "AVAX-USD",
+        None,
+        ("avalanche",),
+    ),
     Asset("XLM", "Stellar", "stellar", "xlm-stellar", "XLMUSDT", "XXLMZUSD", "XLM-USD", None, ("stellar",)),
     Asset("SUI", "Sui", "sui", "sui-sui", "SUIUSDT", "SUIUSD", "SUI-USD", None),
-    Asset("BCH", "Bitcoin Cash", "bitcoin-cash", "bch-bitcoin-cash", "BCHUSDT", "BCHUSD", "BCH-USD", None,
-          ("bitcoin cash",)),
-    Asset("HBAR", "Hedera", "hedera-hashgraph", "hbar-hedera-hashgraph", "HBARUSDT", "HBARUSD", "HBAR-USD",
-          None, ("hedera",)),
+    Asset(
+        "BCH",
+        "Bitcoin Cash",
+        "bitcoin-cash",
+        "bch-bitcoin-cash",
+        "BCHUSDT",
+        "BCHUSD",
+        "BCH-USD",
+        None,
+        ("bitcoin cash",),
+    ),
+    Asset(
+        "HBAR",
+        "Hedera",
+        "hedera-hashgraph",
+        "hbar-hedera-hashgraph",
+        "HBARUSDT",
+        "HBARUSD",
+        "HBAR-USD",
+        None,
+        ("hedera",),
+    ),
     Asset("TON", "Toncoin", "the-open-network", "ton-toncoin", "TONUSDT", None, None, None, ("toncoin",)),
-    Asset("LTC", "Litecoin", "litecoin", "ltc-litecoin", "LTCUSDT", "XLTCZUSD", "LTC-USD", "1", ("litecoin",)),
-    Asset("SHIB", "Shiba Inu", "shiba-inu", "shib-shiba-inu", "SHIBUSDT", "SHIBUSD", "SHIB-USD", "45088",
-          ("shiba inu",)),
+    Asset(
+        "LTC", "Litecoin", "litecoin", "ltc-litecoin", "LTCUSDT", "XLTCZUSD", "LTC-USD", "1", ("litecoin",)
+    ),
+    Asset(
+        "SHIB",
+        "Shiba Inu",
+        "shiba-inu",
+        "shib-shiba-inu",
+        "SHIBUSDT",
+        "SHIBUSD",
+        "SHIB-USD",
+        "45088",
+        ("shiba inu",),
+    ),
     Asset("DOT", "Polkadot", "polkadot", "dot-polkadot", "DOTUSDT", "DOTUSD", "DOT-USD", None, ("polkadot",)),
 )
 
 SYMBOLS: tuple[str, ...] = tuple(asset.symbol for asset in ASSETS)
+
+# Pegged to the dollar: their "momentum" is noise, so market mood leaves them out.
+STABLECOINS: frozenset[str] = frozenset({"USDT", "USDC"})
 
 _BY_SYMBOL: dict[str, Asset] = {asset.symbol: asset for asset in ASSETS}
 

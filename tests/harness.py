@@ -76,18 +76,18 @@ class AppProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"app exited with {self.proc.returncode}:\n{self.log()}")
+                raise RuntimeError(f"app exited with {self.proc.returncode}:\n{self.log()[-6000:]}")
             try:
                 if httpx.get(f"{self.http}/health", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise TimeoutError(f"app did not answer /health within {timeout}s:\n{self.log()}")
+        raise TimeoutError(f"app did not answer /health within {timeout}s:\n{self.log()[-6000:]}")
 
     def log(self) -> str:
         try:
-            return self.log_path.read_text(errors="replace")[-6000:]
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
 

@@ -129,7 +129,9 @@ class BinanceStream:
                         raise  # too many bad frames in a row: drop the connection and back off
                     continue
                 if rejects:
-                    logger.warning("! %s skipped %d bad tickers: %s", self.name, len(rejects), "; ".join(rejects[:3]))
+                    logger.warning(
+                        "! %s skipped %d bad tickers: %s", self.name, len(rejects), "; ".join(rejects[:3])
+                    )
                 state.record_success(self._clock(), self._lag_ms(quotes), rejects)
                 if quotes:
                     try:

@@ -16,7 +16,14 @@ from core.records import PriceQuote
 
 from ..errors import SourceError, UpstreamGarbage, UpstreamHTTPError, UpstreamRateLimited
 from ..http import UpstreamHttp
-from ..parsing import ItemRejected, load_json, optional_change, optional_nonnegative, positive_number, require_mapping
+from ..parsing import (
+    ItemRejected,
+    load_json,
+    optional_change,
+    optional_nonnegative,
+    positive_number,
+    require_mapping,
+)
 from ..pool import Provider
 from ..symbols import SYMBOLS, provider_ids
 

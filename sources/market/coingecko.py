@@ -122,6 +122,8 @@ class CoinGeckoProvider(Provider[PriceQuote]):
             "per_page": "250",
             "page": "1",
         }
-        reply = await http.get(f"{self.base_url}/coins/markets", params=params, headers={"Accept": "application/json"})
+        reply = await http.get(
+            f"{self.base_url}/coins/markets", params=params, headers={"Accept": "application/json"}
+        )
         self.last_rejects = []
         return parse_coingecko_markets(reply.body, self.ids, rejects=self.last_rejects)

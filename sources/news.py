@@ -1,0 +1,209 @@
+"""Keyed news APIs: CryptoPanic (CRYPTOPANIC_TOKEN) and CryptoCompare (CRYPTOCOMPARE_KEY).
+
+Both run only when their key is set; without it they stay in the pool as `inactive` with the
+reason, so monitoring shows why they are silent.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from core.records import NewsItem
+
+from .errors import SourceUnavailable, UpstreamGarbage, UpstreamRateLimited
+from .http import UpstreamHttp
+from .parsing import (
+    ItemRejected,
+    load_json,
+    parse_epoch,
+    parse_timestamp,
+    require_list,
+    require_mapping,
+    require_text,
+)
+from .pool import Provider
+from .rss import strip_html
+
+__all__ = [
+    "DEFAULT_CRYPTOCOMPARE_URL",
+    "DEFAULT_CRYPTOPANIC_URL",
+    "CryptoCompareNewsProvider",
+    "CryptoPanicProvider",
+    "parse_cryptocompare_news",
+    "parse_cryptopanic_posts",
+]
+
+DEFAULT_CRYPTOPANIC_URL = "https://cryptopanic.com/api/developer/v2"
+DEFAULT_CRYPTOCOMPARE_URL = "https://min-api.cryptocompare.com"
+
+
+def _http_url(value: Any, field: str) -> str:
+    url = require_text(value, field)
+    if not url.startswith(("http://", "https://")):
+        raise ItemRejected(f"{field} is {url!r}, expected an http(s) URL")
+    return url
+
+
+def parse_cryptopanic_posts(raw: bytes, *, rejects: list[str] | None = None) -> list[NewsItem]:
+    """Parse a CryptoPanic `/posts/` page into news items.
+
+    Raises:
+        UpstreamGarbage: not `{"results": [...]}`, or no usable post.
+        SourceUnavailable: CryptoPanic reported an error (bad token, plan limits).
+    """
+    rejects = rejects if rejects is not None else []
+    body = require_mapping(load_json(raw, "cryptopanic"), "cryptopanic", "posts response")
+    if "results" not in body and ("status" in body or "info" in body):
+        raise SourceUnavailable(f"cryptopanic: upstream reported {body.get('info') or body.get('status')}")
+    results = require_list(body.get("results"), "cryptopanic", "`results`")
+    items: list[NewsItem] = []
+    for post in results:
+        try:
+            items.append(_cryptopanic_item(post))
+        except ItemRejected as exc:
+            label = post.get("id", "?") if isinstance(post, dict) else "?"
+            rejects.append(f"{label}: {exc}")
+    if not items:
+        raise UpstreamGarbage(f"cryptopanic: 0 of {len(results)} posts usable ({'; '.join(rejects[:3])})")
+    return items
+
+
+def _cryptopanic_item(post: Any) -> NewsItem:
+    if not isinstance(post, dict):
+        raise ItemRejected(f"post is a {type(post).__name__}, expected an object")
+    source = post.get("source")
+    source_name = source.get("title") if isinstance(source, dict) else None
+    # `original_url` (the publisher's page) only comes with some plans; `url` is CryptoPanic's.
+    url = post.get("original_url") or post.get("url")
+    return NewsItem(
+        title=strip_html(require_text(post.get("title"), "title")),
+        description=strip_html(post.get("description") or ""),
+        url=_http_url(url, "url"),
+        source=source_name if isinstance(source_name, str) and source_name else "CryptoPanic",
+        published_at=parse_timestamp(post.get("published_at"), "published_at"),
+        image_url=post.get("image") if isinstance(post.get("image"), str) else None,
+    )
+
+
+def parse_cryptocompare_news(raw: bytes, *, rejects: list[str] | None = None) -> list[NewsItem]:
+    """Parse a CryptoCompare `/data/v2/news/` body into news items.
+
+    Raises:
+        UpstreamRateLimited: the in-body "rate limit" error (CryptoCompare answers 200).
+        SourceUnavailable: any other `"Response": "Error"`.
+        UpstreamGarbage: not the documented shape, or no usable article.
+    """
+    rejects = rejects if rejects is not None else []
+    body = require_mapping(load_json(raw, "cryptocompare"), "cryptocompare", "news response")
+    if body.get("Response") == "Error":
+        message = str(body.get("Message", "no message"))
+        if "rate limit" in message.lower():
+            raise UpstreamRateLimited(None)
+        raise SourceUnavailable(f"cryptocompare: upstream reported {message}")
+    articles = require_list(body.get("Data"), "cryptocompare", "`Data`")
+    items: list[NewsItem] = []
+    for article in articles:
+        try:
+            items.append(_cryptocompare_item(article))
+        except ItemRejected as exc:
+            label = article.get("id", "?") if isinstance(article, dict) else "?"
+            rejects.append(f"{label}: {exc}")
+    if not items:
+        raise UpstreamGarbage(
+            f"cryptocompare: 0 of {len(articles)} articles usable ({'; '.join(rejects[:3])})"
+        )
+    return items
+
+
+def _cryptocompare_item(article: Any) -> NewsItem:
+    if not isinstance(article, dict):
+        raise ItemRejected(f"article is a {type(article).__name__}, expected an object")
+    info = article.get("source_info")
+    source = info.get("name") if isinstance(info, dict) else None
+    image = article.get("imageurl")
+    return NewsItem(
+        title=strip_html(require_text(article.get("title"), "title")),
+        description=strip_html(article.get("body") or "")[:1000],
+        url=_http_url(article.get("url"), "url"),
+        source=source
+        if isinstance(source, str) and source
+        else str(article.get("source") or "CryptoCompare"),
+        published_at=parse_epoch(article.get("published_on"), "published_on"),
+        image_url=image if isinstance(image, str) and image.startswith(("http://", "https://")) else None,
+    )
+
+
+class CryptoPanicProvider(Provider[NewsItem]):
+    """CryptoPanic public posts (news only).
+
+    Args:
+        token: API token; default CRYPTOPANIC_TOKEN. Without one the provider is inactive.
+        base_url: default CRYPTOPANIC_URL, else the developer v2 API.
+        min_interval_s: the free developer plan allows very few calls; 10 minutes is safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        base_url: str | None = None,
+        priority: int = 10,
+        timeout_s: float = 10.0,
+        min_interval_s: float = 600.0,
+    ) -> None:
+        token = token if token is not None else os.environ.get("CRYPTOPANIC_TOKEN")
+        super().__init__(
+            name="cryptopanic",
+            category="news",
+            priority=priority,
+            timeout_s=timeout_s,
+            min_interval_s=min_interval_s,
+            unavailable_reason=None if token else "CRYPTOPANIC_TOKEN not set",
+        )
+        self._token = token or ""
+        self.base_url = (base_url or os.environ.get("CRYPTOPANIC_URL") or DEFAULT_CRYPTOPANIC_URL).rstrip("/")
+
+    async def fetch(self, http: UpstreamHttp) -> list[NewsItem]:
+        params = {"auth_token": self._token, "public": "true", "kind": "news"}
+        reply = await http.get(f"{self.base_url}/posts/", params=params)
+        self.last_rejects = []
+        return parse_cryptopanic_posts(reply.body, rejects=self.last_rejects)
+
+
+class CryptoCompareNewsProvider(Provider[NewsItem]):
+    """CryptoCompare's news feed (English).
+
+    Args:
+        api_key: default CRYPTOCOMPARE_KEY. Without one the provider is inactive.
+        base_url: default CRYPTOCOMPARE_URL, else https://min-api.cryptocompare.com.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        priority: int = 11,
+        timeout_s: float = 10.0,
+        min_interval_s: float = 180.0,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get("CRYPTOCOMPARE_KEY")
+        super().__init__(
+            name="cryptocompare",
+            category="news",
+            priority=priority,
+            timeout_s=timeout_s,
+            min_interval_s=min_interval_s,
+            unavailable_reason=None if api_key else "CRYPTOCOMPARE_KEY not set",
+        )
+        self._api_key = api_key or ""
+        self.base_url = (base_url or os.environ.get("CRYPTOCOMPARE_URL") or DEFAULT_CRYPTOCOMPARE_URL).rstrip(
+            "/"
+        )
+
+    async def fetch(self, http: UpstreamHttp) -> list[NewsItem]:
+        headers = {"Authorization": f"Apikey {self._api_key}"}
+        reply = await http.get(f"{self.base_url}/data/v2/news/", params={"lang": "EN"}, headers=headers)
+        self.last_rejects = []
+        return parse_cryptocompare_news(reply.body, rejects=self.last_rejects)

@@ -1,0 +1,403 @@
+"""`SourceHub`: the pollers. Owns the pools, the Binance stream and their tasks; hands records to
+the callbacks the app supplies. It never publishes or persists anything itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from core.clock import utc_now
+from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost, SourceHealth
+
+from .dedupe import NewsDeduper
+from .fear_greed import FearGreedProvider
+from .fusion import QuoteBook, fuse_quote
+from .http import DEFAULT_USER_AGENT
+from .market import (
+    BinanceProvider,
+    BinanceStream,
+    CoinbaseProvider,
+    CoinGeckoProvider,
+    CoinLoreProvider,
+    CoinPaprikaProvider,
+    KrakenProvider,
+)
+from .news import CryptoCompareNewsProvider, CryptoPanicProvider
+from .pool import Category, Provider, ProviderState, SourcePool
+from .rss import RssProvider
+from .settings import SourceSettings
+from .social import RedditProvider, TwitterProvider, symbols_mentioned
+
+__all__ = ["OnFearGreed", "OnNews", "OnQuotes", "OnSocial", "SourceHub"]
+
+logger = logging.getLogger(__name__)
+
+OnQuotes = Callable[[list[PriceQuote]], Awaitable[None]]
+OnNews = Callable[[list[NewsItem]], Awaitable[None]]
+OnFearGreed = Callable[[FearGreedReading], Awaitable[None]]
+OnSocial = Callable[[list[SocialPost], dict[str, dict[str, int]]], Awaitable[None]]
+
+MENTION_WINDOW = timedelta(hours=24)
+MAX_REMEMBERED_POSTS = 20_000
+STOP_TIMEOUT_S = 5.0
+
+
+class SourceHub:
+    """Runs one loop per category and the Binance stream; calls back with fresh records.
+
+    Args:
+        settings: defaults to `SourceSettings.from_env()`.
+        on_quotes: fused quotes of the symbols that changed (each round, and per stream batch).
+        on_news: only news not delivered before (canonical URL and near-identical titles),
+            oldest first.
+        on_fear_greed: the newest reading after every successful poll.
+        on_social: posts not delivered before, and mentions per platform per symbol over the
+            last 24 h of posts seen: `{"reddit": {"BTC": 12, ...}}` (only platforms that
+            answered at least once).
+        client: an httpx client to share; when None the hub makes one and closes it on stop.
+        clock: monotonic seconds for budgets and breakers (injectable for tests).
+
+    Callbacks are awaited in the loop that produced the data: a slow callback delays that
+    loop's next round (never the other loops); one that raises is logged and the loop goes on.
+    """
+
+    def __init__(
+        self,
+        settings: SourceSettings | None = None,
+        *,
+        on_quotes: OnQuotes | None = None,
+        on_news: OnNews | None = None,
+        on_fear_greed: OnFearGreed | None = None,
+        on_social: OnSocial | None = None,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings if settings is not None else SourceSettings.from_env()
+        self._on_quotes = on_quotes
+        self._on_news = on_news
+        self._on_fear_greed = on_fear_greed
+        self._on_social = on_social
+        self._owns_client = client is None
+        self._client = client if client is not None else self._new_client()
+        self._clock = clock
+        s = self.settings
+        self.market: SourcePool[PriceQuote] = self._pool(
+            "market_data", self._market_providers(), s.market_poll_s
+        )
+        self.news: SourcePool[NewsItem] = self._pool("news", self._news_providers(), s.news_poll_s)
+        self.sentiment: SourcePool[FearGreedReading] = self._pool(
+            "sentiment", [FearGreedProvider(base_url=s.fng_url)], s.fng_poll_s
+        )
+        self.social: SourcePool[SocialPost] = self._pool("social", self._social_providers(), s.social_poll_s)
+        self._stream: BinanceStream | None = None
+        self._stream_state: ProviderState | None = None
+        if s.binance_ws_enabled and "binance_ws" not in s.disabled:
+            self._stream = BinanceStream(
+                url=s.binance_ws_url, symbols=s.symbols, idle_timeout_s=s.stream_idle_timeout_s, clock=clock
+            )
+            self._stream_state = self.market.add_external(
+                BinanceStream.name, priority=1, stale_after_s=max(3.0 * s.stream_fresh_s, 30.0)
+            )
+        self._book = QuoteBook()
+        self._latest_quotes: dict[str, PriceQuote] = {}
+        self._latest_fear_greed: FearGreedReading | None = None
+        self._deduper = NewsDeduper()
+        self._seen_posts: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._mention_log: OrderedDict[tuple[str, str], tuple[datetime, frozenset[str]]] = OrderedDict()
+        self._platforms_answered: set[str] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._crashes: list[BaseException] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the four poll loops and the stream; returns at once."""
+        if self._tasks:
+            raise RuntimeError("SourceHub.start() called twice; call stop() first")
+        s = self.settings
+        self._spawn("market", self._loop("market", s.market_poll_s, self.poll_market_once))
+        self._spawn("news", self._loop("news", s.news_poll_s, self.poll_news_once))
+        self._spawn("fear_greed", self._loop("fear_greed", s.fng_poll_s, self.poll_fear_greed_once))
+        self._spawn("social", self._loop("social", s.social_poll_s, self.poll_social_once))
+        if self._stream is not None and self._stream_state is not None:
+            self._spawn("binance_ws", self._stream.run(self._on_stream_quotes, self._stream_state))
+        logger.info("+ sources started: %d tasks, symbols %s", len(self._tasks), ",".join(s.symbols))
+
+    async def stop(self) -> None:
+        """Cancel every task, wait for them (bounded), close the owned client.
+
+        Raises:
+            The first exception a background task crashed with, after everything stopped.
+        """
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            for task in pending:
+                logger.error("! sources task %s did not stop within %.0f s", task.get_name(), STOP_TIMEOUT_S)
+        self._tasks.clear()
+        if self._owns_client:
+            await self._client.aclose()
+        logger.info("- sources stopped")
+        if self._crashes:
+            crash, self._crashes = self._crashes[0], []
+            raise crash
+
+    async def __aenter__(self) -> SourceHub:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- what the app reads ----------------------------------------------------------------
+
+    @property
+    def pools(self) -> Mapping[Category, SourcePool[Any]]:
+        return {
+            "market_data": self.market,
+            "news": self.news,
+            "sentiment": self.sentiment,
+            "social": self.social,
+        }
+
+    def health(self) -> list[SourceHealth]:
+        """Return the health of every provider in every pool."""
+        return [health for pool in self.pools.values() for health in pool.health()]
+
+    def market_is_up(self) -> bool:
+        """Return whether some market provider (stream included) answered recently."""
+        return self.market.any_succeeded_within(self.settings.market_up_window_s)
+
+    def latest_quotes(self) -> dict[str, PriceQuote]:
+        """Return the last fused quote per symbol."""
+        return dict(self._latest_quotes)
+
+    def latest_fear_greed(self) -> FearGreedReading | None:
+        return self._latest_fear_greed
+
+    def mentions(self) -> dict[str, dict[str, int]]:
+        """Return mentions per platform per symbol over the last 24 h of posts seen."""
+        cutoff = utc_now() - MENTION_WINDOW
+        counts = {
+            platform: dict.fromkeys(self.settings.symbols, 0) for platform in sorted(self._platforms_answered)
+        }
+        for (platform, _), (created_at, symbols) in self._mention_log.items():
+            if created_at >= cutoff and platform in counts:
+                for symbol in symbols:
+                    counts[platform][symbol] += 1
+        return counts
+
+    def mark_news_seen(self, urls: Iterable[str] = (), titles: Iterable[str] = ()) -> None:
+        """Tell the hub what was delivered before (e.g. from the store) so it is not sent again."""
+        self._deduper.mark_seen(urls, titles)
+
+    # -- one round of each loop (public so tests and the app can trigger them) -----------------
+
+    async def poll_market_once(self) -> list[PriceQuote]:
+        """Fetch every market provider whose budget allows; fuse; call `on_quotes`."""
+        # REST Binance is the stream's fallback: while the stream is fresh it would only
+        # duplicate it and spend our IP weight.
+        exclude = {"binance"} if self._stream_is_fresh() else set()
+        results = await self.market.fetch_all(exclude=exclude)
+        touched: set[str] = set()
+        for result in results:
+            touched |= self._book.update(result.provider, result.records)
+        fused = self._fuse(touched)
+        if fused:
+            await self._emit("on_quotes", self._on_quotes, fused)
+        return fused
+
+    async def poll_news_once(self) -> list[NewsItem]:
+        """Fetch every feed and news API; call `on_news` with the items not seen before."""
+        results = await self.news.fetch_all()
+        # Results come in priority order, so of two copies of a story the preferred feed's wins.
+        fresh = self._deduper.filter_new(item for result in results for item in result.records)
+        fresh.sort(key=lambda item: item.published_at)
+        if fresh:
+            await self._emit("on_news", self._on_news, fresh)
+        return fresh
+
+    async def poll_fear_greed_once(self) -> FearGreedReading | None:
+        """Fetch the Fear & Greed index; call `on_fear_greed` with the newest reading."""
+        result = await self.sentiment.fetch_first()
+        if result is None or not result.records:
+            return None
+        reading = max(result.records, key=lambda r: r.timestamp)
+        self._latest_fear_greed = reading
+        await self._emit("on_fear_greed", self._on_fear_greed, reading)
+        return reading
+
+    async def poll_social_once(self) -> list[SocialPost]:
+        """Fetch social providers; call `on_social` with new posts and 24 h mention counts."""
+        results = await self.social.fetch_all()
+        if not results:
+            return []
+        fresh: list[SocialPost] = []
+        for result in results:
+            for post in result.records:
+                self._platforms_answered.add(post.platform)
+                key = (post.platform, post.post_id)
+                if key in self._seen_posts:
+                    continue
+                self._remember(self._seen_posts, key, None)
+                self._remember(
+                    self._mention_log,
+                    key,
+                    (post.created_at, frozenset(symbols_mentioned(post.text, self.settings.symbols))),
+                )
+                fresh.append(post)
+        self._prune_mentions()
+        fresh.sort(key=lambda post: post.created_at)
+        await self._emit("on_social", self._on_social, fresh, self.mentions())
+        return fresh
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _on_stream_quotes(self, quotes: list[PriceQuote]) -> None:
+        touched = self._book.update(BinanceStream.name, quotes)
+        fused = self._fuse(touched)
+        if fused:
+            await self._emit("on_quotes", self._on_quotes, fused)
+
+    def _stream_is_fresh(self) -> bool:
+        state = self._stream_state
+        return state is not None and state.succeeded_within(self._clock(), self.settings.stream_fresh_s)
+
+    def _fuse(self, symbols: set[str]) -> list[PriceQuote]:
+        if not symbols:
+            return []
+        health = self.market.health()
+        healthy = {h.name for h in health if h.status != "inactive"}
+        priorities = {h.name: h.priority for h in health}
+        now = utc_now()
+        fused: list[PriceQuote] = []
+        for symbol in self.settings.symbols:
+            if symbol not in symbols:
+                continue
+            quote = fuse_quote(
+                symbol,
+                self._book.candidates(symbol),
+                healthy=healthy,
+                now=now,
+                priorities=priorities,
+                max_age_s=self.settings.quote_max_age_s,
+                aggregate_max_age_s=self.settings.aggregate_max_age_s,
+            )
+            if quote is not None:
+                self._latest_quotes[symbol] = quote
+                fused.append(quote)
+        return fused
+
+    async def _emit(self, name: str, callback: Callable[..., Awaitable[None]] | None, *args: Any) -> None:
+        if callback is None:
+            return
+        try:
+            await callback(*args)
+        except Exception:
+            logger.exception("! sources %s callback failed", name)
+
+    async def _loop(self, name: str, interval_s: float, round_: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await round_()
+            except Exception:
+                # Providers' failures are handled in the pool; this is a bug. Log it once, go on.
+                logger.exception("! sources %s round crashed", name)
+            await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name=f"sources.{name}")
+        self._tasks[name] = task
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            logger.error("! sources task %s crashed: %r", task.get_name(), error)
+            self._crashes.append(error)
+
+    def _prune_mentions(self) -> None:
+        cutoff = utc_now() - MENTION_WINDOW
+        stale = [key for key, (created_at, _) in self._mention_log.items() if created_at < cutoff]
+        for key in stale:
+            del self._mention_log[key]
+
+    @staticmethod
+    def _remember(store: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+        store[key] = value
+        while len(store) > MAX_REMEMBERED_POSTS:
+            store.popitem(last=False)
+
+    def _pool(self, category: Category, providers: list[Provider[Any]], poll_s: float) -> SourcePool[Any]:
+        s = self.settings
+        return SourcePool(
+            category,
+            [p for p in providers if p.name not in s.disabled],
+            client=self._client,
+            clock=self._clock,
+            failure_threshold=s.failure_threshold,
+            base_backoff_s=s.base_backoff_s,
+            max_backoff_s=s.max_backoff_s,
+            poll_interval_s=poll_s,
+            budget_scale=s.budget_scale,
+            user_agent=s.user_agent or DEFAULT_USER_AGENT,
+        )
+
+    def _market_providers(self) -> list[Provider[Any]]:
+        s = self.settings
+        return [
+            BinanceProvider(base_url=s.binance_url, symbols=s.symbols),
+            KrakenProvider(base_url=s.kraken_url, symbols=s.symbols),
+            CoinbaseProvider(base_url=s.coinbase_url, symbols=s.symbols),
+            CoinGeckoProvider(base_url=s.coingecko_url, symbols=s.symbols),
+            CoinPaprikaProvider(base_url=s.coinpaprika_url, symbols=s.symbols),
+            CoinLoreProvider(base_url=s.coinlore_url, symbols=s.symbols),
+        ]
+
+    def _news_providers(self) -> list[Provider[Any]]:
+        s = self.settings
+        feeds: list[Provider[Any]] = []
+        used: set[str] = set()
+        for index, feed in enumerate(s.news_feeds, start=1):
+            name = feed.provider_name
+            if name in used:
+                name = f"{name}_{index}"  # two feeds of one publisher keep separate health
+            used.add(name)
+            feeds.append(RssProvider(feed, name=name, priority=index))
+        return [
+            *feeds,
+            CryptoPanicProvider(token=s.cryptopanic_token or "", base_url=s.cryptopanic_url),
+            CryptoCompareNewsProvider(api_key=s.cryptocompare_key or "", base_url=s.cryptocompare_url),
+        ]
+
+    def _social_providers(self) -> list[Provider[Any]]:
+        s = self.settings
+        return [
+            RedditProvider(base_url=s.reddit_url, subreddits=s.subreddits),
+            TwitterProvider(bearer_token=s.twitter_bearer_token or "", base_url=s.twitter_url),
+        ]
+
+    def _new_client(self) -> httpx.AsyncClient:
+        # Feeds move (http -> https, trailing slashes), so follow redirects; keep a small pool.
+        return httpx.AsyncClient(
+            follow_redirects=True,
+            max_redirects=5,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            timeout=httpx.Timeout(10.0),
+        )

@@ -1,0 +1,270 @@
+"""Social posts: Reddit listings (keyless JSON) and Twitter/X recent search (bearer token only).
+
+Reddit: `/r/{sub}/new.json` returns a `Listing` whose `children[].data` are posts.
+Docs: https://www.reddit.com/dev/api#GET_new ; unauthenticated clients get ~10 requests a
+minute and must send a descriptive User-Agent.
+Twitter: `/2/tweets/search/recent`, https://docs.x.com/x-api/posts/recent-search ; without
+TWITTER_BEARER_TOKEN the provider is inactive with that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from core.records import SocialPost
+
+from .errors import UpstreamGarbage
+from .http import UpstreamHttp
+from .parsing import (
+    ItemRejected,
+    load_json,
+    parse_epoch,
+    parse_timestamp,
+    require_list,
+    require_mapping,
+    require_text,
+)
+from .pool import Provider
+from .symbols import ASSETS, SYMBOLS, asset_for
+
+__all__ = [
+    "DEFAULT_REDDIT_URL",
+    "DEFAULT_SUBREDDITS",
+    "DEFAULT_TWITTER_URL",
+    "RedditProvider",
+    "TwitterProvider",
+    "count_mentions",
+    "parse_reddit_listing",
+    "parse_twitter_search",
+    "symbols_mentioned",
+]
+
+DEFAULT_REDDIT_URL = "https://www.reddit.com"
+DEFAULT_TWITTER_URL = "https://api.twitter.com/2"
+DEFAULT_SUBREDDITS: tuple[str, ...] = ("CryptoCurrency", "Bitcoin")
+
+MAX_POST_CHARS = 2000
+
+
+def parse_reddit_listing(raw: bytes, *, rejects: list[str] | None = None) -> list[SocialPost]:
+    """Parse a subreddit listing (`new.json`) into posts.
+
+    Raises:
+        UpstreamGarbage: not a `Listing`, or no usable post in it.
+    """
+    rejects = rejects if rejects is not None else []
+    body = require_mapping(load_json(raw, "reddit"), "reddit", "listing")
+    if body.get("kind") != "Listing":
+        raise UpstreamGarbage(f"reddit: expected kind 'Listing', got {body.get('kind')!r}")
+    data = require_mapping(body.get("data"), "reddit", "listing `data`")
+    children = require_list(data.get("children"), "reddit", "`data.children`")
+    posts: list[SocialPost] = []
+    for child in children:
+        try:
+            posts.append(_reddit_post(child))
+        except ItemRejected as exc:
+            label = child.get("data", {}).get("id", "?") if isinstance(child, dict) else "?"
+            rejects.append(f"{label}: {exc}")
+    if not posts:
+        if not children:
+            raise UpstreamGarbage("reddit: listing has no posts (expected at least one)")
+        raise UpstreamGarbage(f"reddit: 0 of {len(children)} posts usable ({'; '.join(rejects[:3])})")
+    return posts
+
+
+def _reddit_post(child: Any) -> SocialPost:
+    if not isinstance(child, dict) or not isinstance(child.get("data"), dict):
+        raise ItemRejected("child has no `data` object")
+    post = child["data"]
+    title = require_text(post.get("title"), "title")
+    body = post.get("selftext") if isinstance(post.get("selftext"), str) else ""
+    if body in ("[removed]", "[deleted]"):
+        body = ""
+    text = f"{title}\n\n{body}".strip() if body else title
+    permalink = post.get("permalink")
+    return SocialPost(
+        platform="reddit",
+        post_id=require_text(post.get("id"), "id"),
+        text=text[:MAX_POST_CHARS],
+        created_at=parse_epoch(post.get("created_utc"), "created_utc"),
+        community=post.get("subreddit") if isinstance(post.get("subreddit"), str) else None,
+        url=f"https://www.reddit.com{permalink}"
+        if isinstance(permalink, str) and permalink.startswith("/")
+        else None,
+    )
+
+
+def parse_twitter_search(raw: bytes, *, rejects: list[str] | None = None) -> list[SocialPost]:
+    """Parse a `/2/tweets/search/recent` body into posts.
+
+    Raises:
+        UpstreamGarbage: not the documented shape, or no usable tweet (also when the API put
+            its complaint in `errors` instead of `data`).
+    """
+    rejects = rejects if rejects is not None else []
+    body = require_mapping(load_json(raw, "twitter"), "twitter", "search response")
+    if "data" not in body:
+        errors = body.get("errors") or body.get("detail") or "no `data` (result_count 0)"
+        raise UpstreamGarbage(f"twitter: expected `data`, got {errors}")
+    tweets = require_list(body.get("data"), "twitter", "`data`")
+    posts: list[SocialPost] = []
+    for tweet in tweets:
+        try:
+            if not isinstance(tweet, dict):
+                raise ItemRejected(f"tweet is a {type(tweet).__name__}, expected an object")
+            tweet_id = require_text(tweet.get("id"), "id")
+            posts.append(
+                SocialPost(
+                    platform="twitter",
+                    post_id=tweet_id,
+                    text=require_text(tweet.get("text"), "text")[:MAX_POST_CHARS],
+                    created_at=parse_timestamp(tweet.get("created_at"), "created_at"),
+                    url=f"https://x.com/i/web/status/{tweet_id}",
+                )
+            )
+        except ItemRejected as exc:
+            rejects.append(f"{tweet.get('id', '?') if isinstance(tweet, dict) else '?'}: {exc}")
+    if not posts:
+        raise UpstreamGarbage(f"twitter: 0 of {len(tweets)} tweets usable ({'; '.join(rejects[:3])})")
+    return posts
+
+
+def _mention_patterns(symbols: Iterable[str]) -> dict[str, re.Pattern[str]]:
+    assets = [asset_for(symbol) for symbol in symbols]
+    all_words = [word for asset in ASSETS for word in (asset.name.lower(), *asset.keywords)]
+    patterns: dict[str, re.Pattern[str]] = {}
+    for asset in assets:
+        alternatives = []
+        for word in (asset.name.lower(), *asset.keywords):
+            # "bitcoin" must not fire inside "bitcoin cash": exclude longer names it starts.
+            longer = [other[len(word) :] for other in all_words if other.startswith(word + " ")]
+            guard = "".join(f"(?!{re.escape(rest)}\\b)" for rest in longer)
+            alternatives.append(f"{re.escape(word)}\\b{guard}")
+        # Tickers must be upper case ("SOL", or "$sol") so "link", "dot" or "ton" in plain
+        # English do not count; names and keywords match in any case.
+        ticker = re.escape(asset.symbol)
+        patterns[asset.symbol] = re.compile(
+            rf"(?<![\w$])(?:\$(?i:{ticker})|{ticker})(?!\w)|(?i:\b(?:{'|'.join(alternatives)}))"
+        )
+    return patterns
+
+
+_DEFAULT_PATTERNS = _mention_patterns(SYMBOLS)
+
+
+def symbols_mentioned(text: str, symbols: Iterable[str] = SYMBOLS) -> set[str]:
+    """Return the tracked symbols a text mentions (ticker in capitals or $ticker, or the name)."""
+    symbols = tuple(symbols)
+    patterns = _DEFAULT_PATTERNS if symbols == SYMBOLS else _mention_patterns(symbols)
+    return {symbol for symbol, pattern in patterns.items() if pattern.search(text)}
+
+
+def count_mentions(posts: Sequence[SocialPost], symbols: Iterable[str] = SYMBOLS) -> dict[str, int]:
+    """Count, per symbol, how many posts mention it (a post counts once per symbol)."""
+    symbols = tuple(symbols)
+    counts = dict.fromkeys(symbols, 0)
+    for post in posts:
+        for symbol in symbols_mentioned(post.text, symbols):
+            counts[symbol] += 1
+    return counts
+
+
+class RedditProvider(Provider[SocialPost]):
+    """Newest posts of a few subreddits.
+
+    Args:
+        base_url: default REDDIT_URL, else https://www.reddit.com.
+        subreddits: communities to read.
+        limit: posts per subreddit per call (Reddit caps at 100).
+        min_interval_s: two requests per fetch against ~10 a minute allowed: 120 s is gentle.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        subreddits: Sequence[str] = DEFAULT_SUBREDDITS,
+        limit: int = 50,
+        priority: int = 1,
+        timeout_s: float = 12.0,
+        min_interval_s: float = 120.0,
+    ) -> None:
+        if not subreddits:
+            raise ValueError("subreddits must name at least one community")
+        super().__init__(
+            name="reddit",
+            category="social",
+            priority=priority,
+            timeout_s=timeout_s,
+            min_interval_s=min_interval_s,
+        )
+        self.base_url = (base_url or os.environ.get("REDDIT_URL") or DEFAULT_REDDIT_URL).rstrip("/")
+        self.subreddits = tuple(subreddits)
+        self.limit = min(max(limit, 1), 100)
+
+    async def fetch(self, http: UpstreamHttp) -> list[SocialPost]:
+        self.last_rejects = []
+        outcomes = await asyncio.gather(
+            *(self._fetch_subreddit(http, sub) for sub in self.subreddits), return_exceptions=True
+        )
+        posts: list[SocialPost] = []
+        for outcome in outcomes:
+            # Both subreddits share one host and one rate limit: a failure of either means the
+            # source is not healthy, so fail the fetch rather than hide it in a partial result.
+            if isinstance(outcome, BaseException):
+                raise outcome
+            posts.extend(outcome)
+        return posts
+
+    async def _fetch_subreddit(self, http: UpstreamHttp, subreddit: str) -> list[SocialPost]:
+        reply = await http.get(
+            f"{self.base_url}/r/{subreddit}/new.json", params={"limit": str(self.limit), "raw_json": "1"}
+        )
+        return parse_reddit_listing(reply.body, rejects=self.last_rejects)
+
+
+class TwitterProvider(Provider[SocialPost]):
+    """Recent English tweets about crypto (needs a bearer token with search access).
+
+    Args:
+        bearer_token: default TWITTER_BEARER_TOKEN; without it the provider is inactive.
+        base_url: default TWITTER_URL, else https://api.twitter.com/2.
+        query: the search query.
+        min_interval_s: low-tier plans allow a handful of searches per 15 minutes.
+    """
+
+    def __init__(
+        self,
+        *,
+        bearer_token: str | None = None,
+        base_url: str | None = None,
+        query: str = "(bitcoin OR ethereum OR crypto OR $BTC OR $ETH) lang:en -is:retweet",
+        max_results: int = 50,
+        priority: int = 2,
+        timeout_s: float = 10.0,
+        min_interval_s: float = 900.0,
+    ) -> None:
+        token = bearer_token if bearer_token is not None else os.environ.get("TWITTER_BEARER_TOKEN")
+        super().__init__(
+            name="twitter",
+            category="social",
+            priority=priority,
+            timeout_s=timeout_s,
+            min_interval_s=min_interval_s,
+            unavailable_reason=None if token else "TWITTER_BEARER_TOKEN not set",
+        )
+        self._token = token or ""
+        self.base_url = (base_url or os.environ.get("TWITTER_URL") or DEFAULT_TWITTER_URL).rstrip("/")
+        self.query = query
+        self.max_results = min(max(max_results, 10), 100)
+
+    async def fetch(self, http: UpstreamHttp) -> list[SocialPost]:
+        params = {"query": self.query, "max_results": str(self.max_results), "tweet.fields": "created_at"}
+        headers = {"Authorization": f"Bearer {self._token}"}
+        reply = await http.get(f"{self.base_url}/tweets/search/recent", params=params, headers=headers)
+        self.last_rejects = []
+        return parse_twitter_search(reply.body, rejects=self.last_rejects)

@@ -1,0 +1,131 @@
+"""The Market tab and the page header: live price table, simulated-data banner and price chart data."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import plotly.graph_objects as go
+
+from core.clock import utc_now
+from space import charts, feeds
+from space.cache import Memo
+from space.fmt import age_of, badge, esc, fmt_age, fmt_big, fmt_pct, fmt_price, signed_class
+from sources.simulator import SIMULATOR_SOURCE
+
+__all__ = ["MarketTable", "banner_html", "header_html", "price_figure"]
+
+HISTORY_POINTS = 240
+TICKS_SHOWN = 300
+STALE_AFTER_S = 30.0
+
+
+def banner_html(runtime: Any) -> str:
+    """Return the demo banner when any stream runs on simulated data, else an empty string."""
+    streams = feeds.simulated_streams(runtime)
+    if not streams:
+        return ""
+    mode = runtime.settings.data_mode
+    why = ("the server runs with DATA_MODE=demo" if mode == "demo"
+           else "no live market provider has answered yet (DATA_MODE=auto falls back to the simulator)")
+    return (
+        '<div class="hub-banner" role="alert" id="hub-demo-banner">'
+        f'<strong>Demo data</strong>: {esc(" and ".join(streams))} on this page are <em>simulated</em> '
+        f'(<code>source: "{SIMULATOR_SOURCE}"</code>) because {esc(why)}. They are not market prices.'
+        "</div>"
+    )
+
+
+def header_html(runtime: Any) -> str:
+    """Return the header's live pills: data mode, market source, sockets and uptime."""
+    system = feeds.latest(runtime, "system") or {}
+    stats = system.get("stats", {})
+    market = "simulator" if runtime.market.simulated else "live providers"
+    pills = [
+        badge(f"data mode: {runtime.settings.data_mode}", "info"),
+        badge(f"market: {market}", "warn" if runtime.market.simulated else "good"),
+        badge(f"{len(runtime.settings.symbols)} symbols", "muted"),
+        badge(f"{stats.get('connections', 0)} live sockets", "muted"),
+        badge(f"up {fmt_age(stats.get('uptime_s'))}", "muted"),
+    ]
+    return f'<div class="hub-pills">{"".join(pills)}</div>'
+
+
+class MarketTable:
+    """Renders the price table once per market `seq`, remembering each symbol's last move for its arrow."""
+
+    def __init__(self) -> None:
+        self._memo: Memo[str] = Memo(size=4)
+        self._last_price: dict[str, float] = {}
+        self._direction: dict[str, str] = {}
+
+    def html(self, runtime: Any) -> str:
+        """Return the table of every tracked symbol's latest `price_update`."""
+        return self._memo.get(feeds.last_seq(runtime, "market"), lambda: self._render(runtime))
+
+    def _render(self, runtime: Any) -> str:
+        rows, error = feeds.prices(runtime)
+        if not rows:
+            return '<div class="hub-empty">Waiting for the first price_update…</div>'
+        now = utc_now()
+        body = [self._row(message, now) for message in rows]
+        notice = ""
+        if error is not None and not runtime.market.simulated and not _live_is_up(runtime):
+            detail = error.get("error", {})
+            notice = (f'<div class="hub-notice">{badge(detail.get("code", "error"), "bad")} '
+                      f'{esc(detail.get("message"))}: {esc(detail.get("details"))}</div>')
+        head = "".join(f"<th>{h}</th>" for h in
+                       ("Asset", "Price", "24h", "7d", "Volume 24h", "Market cap", "Source", "Age"))
+        return (f'{notice}<table class="hub-table hub-market" id="market-table"><thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody></table>')
+
+    def _row(self, message: dict[str, Any], now: Any) -> str:
+        data = message["data"]
+        symbol, price = data["symbol"], data["price"]
+        previous = self._last_price.get(symbol)
+        if previous is not None and price != previous:
+            self._direction[symbol] = "up" if price > previous else "down"
+        self._last_price[symbol] = price
+        move = self._direction.get(symbol, "flat")
+        arrow = {"up": "▲", "down": "▼"}.get(move, "")
+        age = age_of(data.get("timestamp"), now)
+        source = message.get("source", "")
+        source_kind = "warn" if source == SIMULATOR_SOURCE else "info"
+        age_class = "stale" if age is not None and age > STALE_AFTER_S else ""
+        return (
+            f'<tr data-symbol="{esc(symbol)}"><td class="sym"><span class="coin">{esc(symbol[:1])}</span>'
+            f"<b>{esc(symbol)}</b></td>"
+            f'<td class="num price {move}">{fmt_price(price)} <span class="arrow">{arrow}</span></td>'
+            f'<td class="num {signed_class(data.get("change_24h"))}">{fmt_pct(data.get("change_24h"))}</td>'
+            f'<td class="num {signed_class(data.get("change_7d"))}">{fmt_pct(data.get("change_7d"))}</td>'
+            f'<td class="num">{fmt_big(data.get("volume_24h"))}</td>'
+            f'<td class="num">{fmt_big(data.get("market_cap"))}</td>'
+            f"<td>{badge(source, source_kind)}</td>"
+            f'<td class="num age {age_class}">{fmt_age(age)}</td></tr>'
+        )
+
+
+def _live_is_up(runtime: Any) -> bool:
+    check = getattr(runtime.market, "live_is_up", None)
+    return bool(check()) if callable(check) else False
+
+
+_chart_memo: Memo[go.Figure] = Memo(size=64, ttl_s=2.0)
+
+
+async def price_figure(runtime: Any, symbol: str, interval: str) -> go.Figure:
+    """Return the chart of one symbol: stored buckets from the database plus recent ticks from memory."""
+    symbol = (symbol or runtime.settings.symbols[0]).upper()
+    key = (symbol, interval)
+
+    async def build() -> go.Figure:
+        try:
+            buckets = await asyncio.to_thread(runtime.store.price_history, symbol, interval, HISTORY_POINTS)
+        except Exception as exc:  # the database being down must not break the page
+            return charts.empty_figure(f"Price history unavailable: database error ({type(exc).__name__})")
+        ticks = [(m["data"]["timestamp"], m["data"]["price"]) for m in feeds.history(runtime, "market")
+                 if m.get("type") == "price_update" and m["data"]["symbol"] == symbol][-TICKS_SHOWN:]
+        latest = feeds.latest(runtime, "market", symbol) or {}
+        return charts.price_chart(symbol, buckets, ticks, interval, latest.get("source", "unknown"))
+
+    return await _chart_memo.aget(key, build)
