@@ -19,6 +19,7 @@ from core.counters import RequestCounter
 from core.market import MarketDesk
 from core.news import NewsDesk
 from core.records import SourceHealth
+from core.sentiment import SentimentBoard
 from core.status import build_models_status, build_system_status, data_sources_section
 from core.store import Store, StoreUnavailable
 from sources.simulator import SIMULATOR_SOURCE, MarketSimulator
@@ -56,6 +57,9 @@ class Runtime:
         self.inference: Any = None
         self.sources: Any = None
         self.news = NewsDesk(self.bus, self.store, scorer=None)
+        self.sentiment = SentimentBoard()
+        if settings.data_mode == "demo" or not settings.enable_sources:
+            self.sentiment.fear_greed_reason = "live sources are off (DATA_MODE=demo or ENABLE_SOURCES=0)"
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_price_persist = 0.0
         self.running = False
@@ -172,7 +176,10 @@ class Runtime:
         self.bus.publish("models", build_models_status(self.models()))
 
     async def publish_sentiment(self) -> None:
-        """Publish one `sentiment_update` (sources wire in the real inputs)."""
-        from core.sentiment import build_sentiment_update
-
-        self.bus.publish("sentiment", build_sentiment_update(self))
+        """Publish one `sentiment_update`."""
+        message = self.sentiment.build_message(
+            news_scores=self.news.recent_scores,
+            quotes=self.market.current_quotes,
+            prices_are_live=not self.market.simulated,
+        )
+        self.bus.publish("sentiment", message)

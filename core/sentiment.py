@@ -1,34 +1,94 @@
-"""Builds `sentiment_update` from the latest Fear & Greed reading, social scores and the market mood."""
+"""The sentiment board: latest Fear & Greed, scored social posts per platform, and the market mood.
+
+Producers feed it (`accept_fear_greed`, `accept_social`); `build_message()` assembles
+`sentiment_update`, where every missing value is null with the reason it is missing. Simulated
+prices never feed the mood: momentum counts only when the market stream is live.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from core.clock import format_utc
+from core.records import FearGreedReading, PriceQuote, SentimentResult
+from sources.market_mood import compute_market_mood, momentum_from_quotes
 from ws.protocol import FearGreedData, MarketMood, SentimentData, SentimentUpdateMessage, SocialSentiment
 
-__all__ = ["build_sentiment_update"]
+__all__ = ["SentimentBoard"]
+
+PLATFORMS = ("twitter", "reddit")
+RECENT_SCORES = 200
+LABEL_THRESHOLD = 0.15  # same cut as the market mood: |mean score| below it reads neutral
 
 
-def build_sentiment_update(runtime: Any) -> SentimentUpdateMessage:
-    """Assemble the message; every missing value is null with the reason it is missing."""
-    sources = runtime.sources
-    reading = sources.latest_fear_greed() if sources is not None else None
-    if reading is not None:
-        fear_greed = FearGreedData(value=reading.value, classification=reading.classification,
-                                   timestamp=format_utc(reading.timestamp), source=reading.source)
-    else:
-        reason = "live sources are off (DATA_MODE=demo)" if sources is None else "no Fear & Greed reading yet"
-        fear_greed = FearGreedData(value=None, classification=None, timestamp=None, reason=reason)
-    social: dict[str, SocialSentiment] = {}
-    for platform in ("twitter", "reddit"):
-        entry = sources.social_sentiment(platform) if sources is not None else None
-        social[platform] = entry or SocialSentiment(sentiment=None, score=None, mentions=None,
-                                                    reason="live sources are off" if sources is None
-                                                    else "no posts scored yet")
-    mood = sources.market_mood(runtime) if sources is not None else None
-    if mood is None:
-        mood = MarketMood(overall=None, confidence=None, reason="no sentiment inputs available yet")
-    return SentimentUpdateMessage(
-        data=SentimentData(fear_greed=fear_greed, social=social, market=mood),
-    )
+@dataclass
+class _Platform:
+    scores: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_SCORES))
+    mentions: int | None = None
+    reason: str | None = None
+
+
+class SentimentBoard:
+    """Holds the inputs of `sentiment_update` and builds it."""
+
+    def __init__(self, *, unavailable: dict[str, str] | None = None) -> None:
+        self.fear_greed: FearGreedReading | None = None
+        self.fear_greed_reason = "no Fear & Greed reading yet"
+        self.platforms = {name: _Platform() for name in PLATFORMS}
+        for name, reason in (unavailable or {}).items():
+            self.platforms[name].reason = reason
+
+    def accept_fear_greed(self, reading: FearGreedReading) -> None:
+        """Take the newest Fear & Greed reading."""
+        self.fear_greed = reading
+
+    def accept_social(self, platform: str, results: Sequence[SentimentResult], mentions: int | None) -> None:
+        """Take the scores of newly seen posts and the platform's mention count."""
+        slot = self.platforms[platform]
+        slot.scores.extend(r.score for r in results)
+        if mentions is not None:
+            slot.mentions = mentions
+        slot.reason = None
+
+    def _social(self, name: str) -> SocialSentiment:
+        slot = self.platforms[name]
+        if not slot.scores:
+            return SocialSentiment(sentiment=None, score=None, mentions=slot.mentions,
+                                   reason=slot.reason or "no posts scored yet")
+        mean = sum(slot.scores) / len(slot.scores)
+        label = "bullish" if mean >= LABEL_THRESHOLD else "bearish" if mean <= -LABEL_THRESHOLD else "neutral"
+        # `score` is documented in [0, 1] (0.5 neutral); the mean P(bull)-P(bear) maps onto it linearly.
+        return SocialSentiment(sentiment=label, score=round((mean + 1) / 2, 4), mentions=slot.mentions)
+
+    def build_message(
+        self, *, news_scores: Sequence[float], quotes: Callable[[], list[PriceQuote]], prices_are_live: bool
+    ) -> SentimentUpdateMessage:
+        """Assemble `sentiment_update` from what is known now."""
+        if self.fear_greed is not None:
+            reading = self.fear_greed
+            fear_greed = FearGreedData(value=reading.value, classification=reading.classification,
+                                       timestamp=format_utc(reading.timestamp), source=reading.source)
+        else:
+            fear_greed = FearGreedData(value=None, classification=None, timestamp=None, reason=self.fear_greed_reason)
+        social_scores = [s for slot in self.platforms.values() for s in slot.scores]
+        momentum = momentum_from_quotes(quotes()) if prices_are_live else None
+        mood = compute_market_mood(
+            fear_greed=self.fear_greed.value if self.fear_greed else None,
+            momentum_pct=momentum,
+            news_scores=list(news_scores),
+            social_scores=social_scores,
+        )
+        reason = mood.reason
+        if not prices_are_live:
+            reason = f"{reason}; momentum left out: prices are simulated" if reason else "momentum left out: prices are simulated"
+        market = MarketMood(
+            overall=mood.overall,
+            confidence=mood.confidence if mood.overall is not None else None,
+            reason=reason,
+            inputs=dict(mood.signals),
+        )
+        return SentimentUpdateMessage(
+            data=SentimentData(fear_greed=fear_greed, social={n: self._social(n) for n in PLATFORMS}, market=market)
+        )

@@ -528,8 +528,10 @@ class HubClient:
                 conn.transport.abort()
                 await asyncio.shield(conn.wait_closed())
         code = conn.close_code
-        reason = reason or f"closed by server: {code} {conn.close_reason or ''}".strip()
-        if code in FATAL_CLOSE_CODES and not self._closed_by_user:
+        if self._closed_by_user:
+            return code, "closed by the client"
+        reason = reason or f"connection closed: {code} {conn.close_reason or ''}".strip()
+        if code in FATAL_CLOSE_CODES:
             raise ConnectionRejected(
                 f"server closed the connection with {code} ({conn.close_reason or 'no reason'}); "
                 "not retrying: fix the token, origin or messages first", close_code=code

@@ -1,0 +1,90 @@
+"""The Models tab's read side: every model's status and statistics, and evaluation results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from space import feeds
+from space.fmt import age_of, badge, esc, fmt_age, fmt_ms
+
+__all__ = ["evaluation_html", "models_html", "status_kind"]
+
+_STATUS_KIND = {"available": "good", "loading": "warn", "failed": "bad", "disabled": "muted"}
+
+
+def status_kind(status: str | None) -> str:
+    """Return the badge colour of a model status."""
+    return _STATUS_KIND.get(status or "", "muted")
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return '<span class="muted" title="no calls yet">—</span>'
+    kind = "up" if value >= 95 else "down" if value < 80 else "flat"
+    return f'<span class="{kind}">{value:.1f}%</span>'
+
+
+def models_html(runtime: Any) -> str:
+    """Return the summary and the table of the latest `models_status`, or why it is empty."""
+    if runtime.inference is None:
+        return ('<div class="hub-empty" id="models-empty">The inference layer is not running on this server '
+                "(ENABLE_INFERENCE=0 or it failed to start): no model is loaded, and news is published unscored."
+                "</div>")
+    message = feeds.latest(runtime, "models")
+    if message is None:
+        return '<div class="hub-empty">Waiting for the first models_status…</div>'
+    data = message["data"]
+    if not data["models"]:
+        return '<div class="hub-empty" id="models-empty">No models loaded yet: the catalog is still being read.</div>'
+    summary = "".join(badge(f"{data[k]} {k}", kind) for k, kind in
+                      (("total", "info"), ("available", "good"), ("loading", "warn"), ("failed", "bad")))
+    head = "".join(f"<th>{h}</th>" for h in ("Model", "Status", "Success", "Avg", "p95", "Calls", "Last used",
+                                               "Device", "Reason / last error"))
+    rows = []
+    for model in data["models"]:
+        used = model.get("last_used")
+        last_used = f"{fmt_age(age_of(used))} ago" if used else "never"
+        calls = model.get("calls")
+        rows.append(
+            f'<tr data-model="{esc(model["id"])}"><td><b>{esc(model["id"])}</b>'
+            f'<div class="sub">{esc(model.get("type", ""))}</div></td>'
+            f'<td>{badge(model["status"], status_kind(model["status"]))}</td>'
+            f'<td class="num">{_rate(model.get("success_rate"))}</td>'
+            f'<td class="num">{fmt_ms(model.get("avg_response_time"))}</td>'
+            f'<td class="num">{fmt_ms(model.get("p95_ms"))}</td>'
+            f'<td class="num">{esc(calls if calls is not None else "—")}</td>'
+            f"<td>{esc(last_used)}</td><td>{esc(model.get('device'))}</td>"
+            f'<td class="reason">{esc(model.get("error") or "")}</td></tr>'
+        )
+    return (f'<div class="hub-pills">{summary}</div><table class="hub-table" id="models-table">'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def _evaluations(runtime: Any) -> list[dict[str, Any]]:
+    inference = runtime.inference
+    if inference is None:
+        return []
+    results = getattr(inference, "evaluation_results", None)
+    if callable(results):
+        return [dict(r) for r in results()]
+    message = feeds.latest(runtime, "models")
+    models = message["data"]["models"] if message else []
+    return [{"model": m["id"], **m["evaluation"]} for m in models if isinstance(m.get("evaluation"), dict)]
+
+
+def evaluation_html(runtime: Any) -> str:
+    """Return the table of evaluation results (accuracy on labelled data), or say there are none."""
+    rows = _evaluations(runtime)
+    if not rows:
+        return ('<div class="hub-empty">No evaluation results yet: none of the loaded models has been evaluated '
+                "on a labelled data set on this server.</div>")
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f'<td class="num">{value:.3f}</td>'
+        return f"<td>{esc(value)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(row.get(c)) for c in columns) + "</tr>" for row in rows)
+    return f'<table class="hub-table" id="evaluation-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

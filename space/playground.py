@@ -1,0 +1,76 @@
+"""The Models tab's playground: score a visitor's text with every available model and the ensemble.
+
+It goes through `runtime.inference` (the app's own batched service), never a model directly, so
+visitors share the batcher with the news pipeline instead of queueing behind each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import plotly.graph_objects as go
+
+from space import charts
+from space.fmt import badge, esc
+
+__all__ = ["ENSEMBLE", "MAX_TEXT_CHARS", "score_text"]
+
+ENSEMBLE = "ensemble"
+MAX_TEXT_CHARS = 2000
+CALL_TIMEOUT_S = 30.0
+_LABEL_KIND = {"bullish": "good", "bearish": "bad", "neutral": "muted"}
+
+
+def _notice(text: str, element_id: str = "playground-status") -> str:
+    return f'<div class="hub-empty" id="{element_id}">{text}</div>'
+
+
+async def _timed(coroutine: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = await asyncio.wait_for(coroutine, CALL_TIMEOUT_S)
+    return result, (time.perf_counter() - started) * 1000
+
+
+async def score_text(runtime: Any, text: str, domain: str) -> tuple[go.Figure, str]:
+    """Return (bar chart of probabilities per model, table of labels and scores) for one text."""
+    text = (text or "").strip()[:MAX_TEXT_CHARS]
+    if not text:
+        return charts.playground_bars([]), _notice("Type a sentence first, e.g. “Bitcoin ETF inflows hit a record”.")
+    inference = runtime.inference
+    if inference is None:
+        return (charts.empty_figure("Inference is off on this server", height=300),
+                _notice("<b>Inference is off on this server</b>: no model is running (ENABLE_INFERENCE=0 or the "
+                        "inference layer failed to start), so the playground cannot score text.", "playground-off"))
+    models = list(inference.describe_models())
+    available = [m["id"] for m in models if m.get("status") == "available"]
+    domain = domain if domain in ("news", "social") else "news"
+    calls = {ENSEMBLE: inference.score([text], domain=domain)}
+    calls.update({model: inference.score([text], domain=domain, model=model) for model in available})
+    outcomes = await asyncio.gather(*(_timed(c) for c in calls.values()), return_exceptions=True)
+    rows: list[tuple[str, dict[str, float]]] = []
+    lines = []
+    for name, outcome in zip(calls, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            reason = "timed out" if isinstance(outcome, TimeoutError) else f"{type(outcome).__name__}: {outcome}"
+            lines.append(f'<tr><td><b>{esc(name)}</b></td><td>{badge("failed", "bad")}</td>'
+                         f'<td colspan="3" class="reason">{esc(reason[:200])}</td></tr>')
+            continue
+        results, elapsed_ms = outcome
+        result = results[0]
+        rows.append((name, dict(result.probs)))
+        lines.append(f'<tr data-model="{esc(name)}"><td><b>{esc(name)}</b>'
+                     f'{"<div class=sub>" + esc(result.model) + "</div>" if name == ENSEMBLE and result.model else ""}'
+                     f'</td><td>{badge(result.label, _LABEL_KIND.get(result.label, "muted"))}</td>'
+                     f'<td class="num">{result.score:+.3f}</td><td class="num">{result.confidence:.2f}</td>'
+                     f'<td class="num">{elapsed_ms:,.0f} ms</td></tr>')
+    note = ""
+    if not available:
+        loading = sum(1 for m in models if m.get("status") == "loading")
+        failed = sum(1 for m in models if m.get("status") == "failed")
+        note = _notice(f"No models loaded yet ({loading} loading, {failed} failed): only the ensemble answered.")
+    table = ('<table class="hub-table" id="playground-results"><thead><tr><th>Model</th><th>Label</th>'
+             "<th>Score (bull − bear)</th><th>Confidence</th><th>Time</th></tr></thead>"
+             f'<tbody>{"".join(lines)}</tbody></table>')
+    return charts.playground_bars(rows), note + table
