@@ -15,12 +15,15 @@ from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from fastapi import FastAPI  # noqa: E402
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
 from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
 from api import market_router, news_router  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.logs import configure_logging  # noqa: E402
+from core.metrics import build_metrics_router  # noqa: E402
+from core.news_relay import LeaderUnavailable  # noqa: E402
 from core.runtime import VERSION, Runtime  # noqa: E402
 from space.routes import build_space_router  # noqa: E402
 from ws.protocol import CloseCode  # noqa: E402
@@ -75,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(market_router)
     app.include_router(news_router)
     app.include_router(build_ws_router(runtime.sockets))
+    app.include_router(build_metrics_router(runtime))
+    app.add_exception_handler(LeaderUnavailable, _leader_unavailable)
     app.include_router(build_space_router(runtime))
     if settings.enable_ui:
         import gradio as gr
@@ -83,6 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app = gr.mount_gradio_app(app, build_ui(runtime), path="/")
     return app
+
+
+async def _leader_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # A follower could not reach the leader (failover or Redis down): the client should retry.
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
 
 
 def _server(app: FastAPI, settings: Settings) -> Any:

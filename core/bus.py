@@ -68,6 +68,7 @@ class _Topic:
     history: deque[Envelope]
     keyed: bool
     seq: int = 0
+    assigned: int = 0  # the last seq publish() handed out; ahead of `seq` while a relay confirms it
     snapshot: dict[str | None, Envelope] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)
 
@@ -95,6 +96,7 @@ class Bus:
         self._journaled = journaled if journal is not None else ()
         self._topics: dict[str, _Topic] = {}
         self._hooks: list[Callable[[Envelope], None]] = []
+        self._relay: Callable[[Envelope], None] | None = None
         for name in TOPICS:
             topic = _Topic(
                 name=name,
@@ -129,9 +131,14 @@ class Bus:
     def publish(
         self, topic: str, message: BaseModel, *, key: str | None = None, match_text: str = "", source: str = ""
     ) -> Envelope:
-        """Stamp `seq`/`epoch` on a message, encode it once and deliver it to every listener."""
+        """Stamp `seq`/`epoch` on a message, encode it once and deliver it to every listener.
+
+        With a relay set (a Redis backplane), the envelope is handed to the relay instead and
+        delivered here only once the relay confirms it (`deliver()`).
+        """
         state = self._topic(topic)
-        seq = state.seq + 1
+        seq = max(state.seq, state.assigned) + 1
+        state.assigned = seq
         stamped = message.model_copy(update={"seq": seq, "epoch": state.epoch})
         envelope = Envelope(
             topic=topic,
@@ -143,12 +150,19 @@ class Bus:
             source=source.lower(),
             message=stamped,
         )
+        if self._relay is not None:
+            self._relay(envelope)
+        else:
+            self.deliver(envelope)
+        return envelope
+
+    def deliver(self, envelope: Envelope) -> None:
+        """Record, journal and fan out an envelope this process published (the relay's confirmation)."""
         self.ingest(envelope)
-        if self._journal is not None and topic in self._journaled:
+        if self._journal is not None and envelope.topic in self._journaled:
             self._journal.append(envelope)
         for hook in self._hooks:
             hook(envelope)
-        return envelope
 
     def ingest(self, envelope: Envelope) -> None:
         """Record an already-stamped envelope and fan it out (used by publish and by a backplane)."""
@@ -168,6 +182,23 @@ class Bus:
                 listener(envelope)
             except Exception:
                 logger.exception("bus %s: listener %r failed; it stays registered", envelope.topic, listener)
+
+    def set_relay(self, relay: Callable[[Envelope], None] | None) -> None:
+        """Hand every published envelope to `relay`, which calls `deliver()` once it is durable."""
+        self._relay = relay
+
+    def discard_unconfirmed(self) -> None:
+        """Forget seqs handed out but never confirmed by the relay (a leader stepping down)."""
+        for state in self._topics.values():
+            state.assigned = state.seq
+
+    def restart_epoch(self, topic: str) -> str:
+        """Start a new epoch for `topic`: its history was lost (e.g. the backplane lost its state)."""
+        state = self._topic(topic)
+        state.epoch = uuid.uuid4().hex[:12]
+        state.history.clear()
+        state.snapshot.clear()
+        return state.epoch
 
     def add_publish_hook(self, hook: Callable[[Envelope], None]) -> None:
         """Call `hook` with every envelope this process publishes (a backplane forwards them)."""

@@ -15,7 +15,7 @@ __all__ = ["ConfigError", "DataMode", "Settings"]
 DataMode = Literal["live", "demo", "auto"]
 
 DEFAULT_SYMBOLS = (
-    "BTC,ETH,USDT,XRP,BNB,SOL,USDC,DOGE,TRX,ADA,LINK,AVAX,XLM,SUI,BCH,HBAR,LTC,DOT,TON,SHIB"
+    "BTC,ETH,USDT,XRP,BNB,SOL,USDC,DOGE,TRX,ADA,LINK,AVAX,XLM,SUI,BCH,HBAR,TON,LTC,SHIB,DOT"
 )
 
 
@@ -64,6 +64,8 @@ class Settings:
     data_dir: Path = Path("data")
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = "hub"  # key namespace, so several deployments can share one Redis
+    leader_lock_ttl_s: float = 5.0  # a dead leader is replaced within about 1.2x this (docs/scaling.md)
     models: tuple[str, ...] | None = None
     device: str = "auto"
     admin_token: str | None = None
@@ -118,6 +120,8 @@ class Settings:
             data_dir=Path(env.get("DATA_DIR", "data")),
             database_url=env.get("DATABASE_URL") or None,
             redis_url=env.get("REDIS_URL") or None,
+            redis_prefix=env.get("REDIS_PREFIX", "hub").strip() or "hub",
+            leader_lock_ttl_s=_float(env, "LEADER_LOCK_TTL_S", 5.0, minimum=2.0),
             models=models,
             device=device,
             admin_token=env.get("ADMIN_TOKEN") or None,

@@ -17,14 +17,14 @@ from core.clock import format_utc
 from core.config import Settings
 from core.counters import RequestCounter
 from core.market import MarketDesk
-from core.news import NewsDesk
+from core.news_relay import ClusterNewsDesk
 from core.records import SourceHealth
 from core.sentiment import SentimentBoard
 from core.status import build_models_status, build_system_status, data_sources_section
 from core.store import Store, StoreUnavailable
 from sources.simulator import SIMULATOR_SOURCE, MarketSimulator
 from ws.limits import ConnectionLimiter
-from ws.protocol import DatabaseSection
+from ws.protocol import DatabaseSection, SystemStatusMessage
 from ws.session import SocketHub
 
 __all__ = ["VERSION", "Runtime"]
@@ -56,34 +56,70 @@ class Runtime:
         self.market = MarketDesk(self.bus, settings.symbols, settings.data_mode, self.simulator)
         self.inference: Any = None
         self.sources: Any = None
-        self.news = NewsDesk(self.bus, self.store, scorer=None)
+        # A plain NewsDesk until a cluster attaches it; then followers forward ingestion to the leader.
+        self.news = ClusterNewsDesk(self.bus, self.store, scorer=None)
         self.sentiment = SentimentBoard()
         if settings.data_mode == "demo" or not settings.enable_sources:
             self.sentiment.fear_greed_reason = "live sources are off (DATA_MODE=demo or ENABLE_SOURCES=0)"
+        if settings.enable_sources and settings.data_mode != "demo":
+            from core.feeds import LiveFeeds
+
+            self.sources = LiveFeeds(self)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_price_persist = 0.0
+        self._persisting: asyncio.Task[None] | None = None
         self.running = False
+        self.cluster: Any = None
+        if settings.redis_url:
+            from core.cluster import Cluster
+
+            self.cluster = Cluster(
+                settings.redis_url, self.bus, self.news,
+                start_producers=self.start_producers, stop_producers=self.stop_producers,
+                build_status=self.build_system_status, prefix=settings.redis_prefix,
+                history_size=settings.history_size, status_interval_s=settings.status_interval_s,
+                lock_ttl_s=settings.leader_lock_ttl_s,
+            )
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start every producer; returns at once (models load in the background)."""
+        """Start every producer (with REDIS_URL: once elected leader); returns at once."""
         self.running = True
+        if self.cluster is None:
+            await self.start_producers()
+        else:
+            await self.cluster.start()
+
+    async def start_producers(self) -> None:
+        """Start the producer tasks: always without REDIS_URL, on the elected leader with it."""
         s = self.settings
+        if self.sources is not None:
+            await self.sources.start()
         self._every(s.price_interval_s, self._tick_market, "market")
         self._every(s.status_interval_s, self.publish_system_status, "system-status")
         self._every(s.models_interval_s, self.publish_models_status, "models-status")
         self._every(s.sentiment_interval_s, self.publish_sentiment, "sentiment")
         logger.info("runtime: started (data mode %s, %d symbols)", s.data_mode, len(s.symbols))
 
-    async def stop(self) -> None:
-        """Cancel every task, re-raising nothing but logging what crashed; close services and the store."""
-        self.running = False
+    async def stop_producers(self) -> None:
+        """Cancel the producer tasks (this process is not the leader any more, or is stopping)."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        for service in (self.sources, self.inference):
+        if self.sources is not None:
+            await self.sources.stop()
+
+    async def stop(self) -> None:
+        """Cancel every task, re-raising nothing but logging what crashed; close services and the store."""
+        self.running = False
+        if self.cluster is not None:
+            await self.cluster.stop()  # hands leadership over at once instead of after the lock's TTL
+        await self.stop_producers()
+        if self._persisting is not None:
+            await asyncio.gather(self._persisting, return_exceptions=True)
+        for service in (self.inference,):
             if service is not None:
                 try:
                     await service.stop()
@@ -118,12 +154,19 @@ class Runtime:
     async def _tick_market(self) -> None:
         quotes = self.market.tick()
         now = time.monotonic()
-        if quotes and now - self._last_price_persist >= PRICE_PERSIST_S and self.store.online:
+        if (quotes and now - self._last_price_persist >= PRICE_PERSIST_S and self.store.online
+                and self._persisting is None):
+            # In the background: a locked or slow database must never hold up the price stream.
             self._last_price_persist = now
-            try:
-                await asyncio.to_thread(self.store.save_quotes, quotes)
-            except StoreUnavailable as exc:
-                logger.error("market: prices not persisted: %s", exc)
+            self._persisting = asyncio.create_task(self._persist_quotes(quotes), name="persist-prices")
+
+    async def _persist_quotes(self, quotes: list[Any]) -> None:
+        try:
+            await asyncio.to_thread(self.store.save_quotes, quotes)
+        except StoreUnavailable as exc:
+            logger.error("market: prices not persisted: %s", exc)
+        finally:
+            self._persisting = None
 
     def source_health(self) -> list[SourceHealth]:
         """Return every data source's health, the simulator included."""
@@ -139,6 +182,8 @@ class Runtime:
         ]
         if self.sources is not None:
             health.extend(self.sources.health())
+        if self.cluster is not None:
+            health.append(self.cluster.health())
         return health
 
     def models(self) -> list[dict[str, Any]]:
@@ -158,7 +203,11 @@ class Runtime:
 
     async def publish_system_status(self) -> None:
         """Publish one `system_status`."""
-        message = build_system_status(
+        self.bus.publish("system", await self.build_system_status())
+
+    async def build_system_status(self) -> SystemStatusMessage:
+        """Build one `system_status` from this process's view."""
+        return build_system_status(
             models=self.models(),
             sources=data_sources_section(self.source_health(), self.settings.data_mode, self.market.simulated),
             database=await self.database_section(),
@@ -169,7 +218,6 @@ class Runtime:
             agent_running=self.agent_running,
             version=VERSION,
         )
-        self.bus.publish("system", message)
 
     async def publish_models_status(self) -> None:
         """Publish one `models_status`."""

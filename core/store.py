@@ -7,9 +7,12 @@ Calls are synchronous and short; async callers wrap writes in `asyncio.to_thread
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import queue
 import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -135,18 +138,27 @@ class Store:
         kwargs: dict[str, Any] = {"future": True, "pool_pre_ping": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
+        elif url.startswith("postgresql"):
+            kwargs["connect_args"] = {"connect_timeout": 5}  # an unreachable server must not hang startup
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()  # SQLite allows one writer; serialise ours instead of retrying
+        self._journal_queue: queue.Queue[Envelope | None] = queue.Queue()
+        self._journal_thread: threading.Thread | None = None
         self.last_check: datetime | None = None
         self.online = False
         self.last_error: str | None = None
-        try:
-            metadata.create_all(self.engine)
-            self.online = True
-        except SQLAlchemyError as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine)
+                self.online, self.last_error = True, None
+                break
+            except SQLAlchemyError as exc:
+                # Replicas starting together race to create the tables on a shared PostgreSQL; retry.
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                time.sleep(0.2 * (attempt + 1))
+        else:
             logger.error("store: cannot open %s: %s", self.safe_url, self.last_error)
 
     @property
@@ -162,6 +174,10 @@ class Store:
                 conn.execute(text("SELECT 1"))
             if not self.online:
                 metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                # Take the write lock for a moment: `SELECT 1` succeeds even while another program
+                # holds the database locked, and then every write of ours would fail.
+                conn.execute(delete(meta_table).where(meta_table.c.key == "__ping__"))
             self.online, self.last_error = True, None
         except SQLAlchemyError as exc:
             self.online = False
@@ -217,7 +233,26 @@ class Store:
         return epoch, rows[0].seq, envelopes
 
     def append(self, envelope: Envelope) -> None:
-        """Journal one envelope (the Journal protocol); trims the topic to its newest 5,000."""
+        """Journal one envelope (the Journal protocol); trims the topic to its newest 5,000.
+
+        Called on an event loop (the bus publishing), the write happens on a journal thread, in
+        order, so a locked or slow database never stalls streaming; `close()` waits for it.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._append_now(envelope)
+            return
+        if self._journal_thread is None:
+            self._journal_thread = threading.Thread(target=self._write_journal, name="store-journal", daemon=True)
+            self._journal_thread.start()
+        self._journal_queue.put(envelope)
+
+    def _write_journal(self) -> None:
+        while (envelope := self._journal_queue.get()) is not None:
+            self._append_now(envelope)
+
+    def _append_now(self, envelope: Envelope) -> None:
         try:
             self._write(insert(bus_log).values(
                 topic=envelope.topic, seq=envelope.seq, epoch=envelope.epoch, key=envelope.key,
@@ -228,6 +263,9 @@ class Store:
         except StoreUnavailable as exc:
             logger.error("store: journal append failed, seq %s of %s kept in memory only: %s",
                          envelope.seq, envelope.topic, exc)
+        except IntegrityError:
+            # A shared database already has this seq (another process journaled it as leader).
+            logger.warning("store: journal already holds %s seq %s; kept", envelope.topic, envelope.seq)
 
     # ------------------------------------------------------------ prices
 
@@ -353,7 +391,11 @@ class Store:
                 conn.execute(insert(model_stats), [{"model_id": k, "data": json.dumps(v)} for k, v in stats.items()])
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Finish pending journal writes (bounded), then release the connection pool."""
+        if self._journal_thread is not None:
+            self._journal_queue.put(None)
+            self._journal_thread.join(timeout=10)
+            self._journal_thread = None
         self.engine.dispose()
 
 

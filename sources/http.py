@@ -132,7 +132,8 @@ class UpstreamHttp:
             raise UpstreamTimeout(f"{type(exc).__name__} after {self._timeout.read}s on {url}") from exc
         except httpx.DecodingError as exc:
             raise UpstreamConnectionError(f"undecodable content-encoding from {url}: {exc}") from exc
-        except (httpx.TransportError, httpx.InvalidURL) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            # Transport errors, too many redirects, unsupported schemes: no usable answer.
             raise UpstreamConnectionError(f"{type(exc).__name__} on {url}: {exc or 'no detail'}") from exc
 
     async def _read_capped(self, response: httpx.Response, *, limit: int, strict: bool) -> bytes:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
@@ -310,6 +310,27 @@ class SourcePool(Generic[T]):
         results = await asyncio.gather(*runs)
         return [result for result in results if result is not None]
 
+    async def fetch_each(self, *, exclude: Collection[str] = ()) -> AsyncGenerator[FetchResult[T], None]:
+        """Fetch every eligible provider concurrently; yield each success as soon as it lands.
+
+        Use it under `contextlib.aclosing` so that leaving the loop early cancels the fetches
+        still in flight.
+        """
+        tasks = [
+            asyncio.create_task(self._fetch(p), name=f"sources.fetch.{name}")
+            for name, p in self._providers.items()
+            if name not in exclude
+        ]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                result = await next_done
+                if result is not None:
+                    yield result
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def fetch_first(self) -> FetchResult[T] | None:
         """Try providers in priority order; return the first success (None if all fail or skip)."""
         for provider in self._providers.values():
@@ -378,11 +399,12 @@ class SourcePool(Generic[T]):
             return None
         latency_ms = (time.perf_counter() - started) * 1000.0
         rejects = list(provider.last_rejects)
-        state.record_success(self._clock(), latency_ms, rejects)
         if rejects:
-            logger.warning(
-                "! %s skipped %d bad items: %s", provider.name, len(rejects), "; ".join(rejects[:5])
-            )
+            # The same bad item in every poll of a feed would flood the log: warn when it changes.
+            level = logging.DEBUG if rejects == state.last_rejects else logging.WARNING
+            sample = "; ".join(rejects[:5])
+            logger.log(level, "! %s skipped %d bad items: %s", provider.name, len(rejects), sample)
+        state.record_success(self._clock(), latency_ms, rejects)
         logger.debug("< %s %d records in %.0f ms", provider.name, len(records), latency_ms)
         return FetchResult(provider.name, records, latency_ms, utc_now())
 

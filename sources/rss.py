@@ -137,7 +137,7 @@ def parse_feed(
     Args:
         raw: the document bytes.
         source: the publisher name for `NewsItem.source`; default the feed's own title.
-        feed_url: base for relative links and images.
+        feed_url: base for relative links when the feed does not name its site.
         rejects: receives a reason for every entry skipped (no title, link or date).
 
     Raises:
@@ -156,10 +156,14 @@ def parse_feed(
         # feedparser's lenient mode recovered a complete but slightly invalid document (an
         # unescaped `&` is common); keep what validates below and say so in health.
         rejects.append(f"feed is not well-formed XML, parsed leniently: {parsed.get('bozo_exception')}")
-    name = source or _text(parsed.get("feed", {}).get("title")) or urlsplit(feed_url or "").hostname or "feed"
+    channel = parsed.get("feed", {})
+    name = source or _text(channel.get("title")) or urlsplit(feed_url or "").hostname or "feed"
+    # Relative links are relative to the site (the channel's link), not to where the feed is served.
+    site = channel.get("link")
+    base = site if isinstance(site, str) and site.startswith(("http://", "https://")) else feed_url
     items: list[NewsItem] = []
     for entry in entries:
-        item = _item(entry, name, feed_url, rejects)
+        item = _item(entry, name, base, rejects)
         if item is not None:
             items.append(item)
     if not items:
@@ -181,11 +185,11 @@ def _is_fatal(raw: bytes, error: Any) -> bool:
     return not tail.endswith((b"</rss>", b"</feed>", b"</rdf:rdf>"))
 
 
-def _item(entry: Mapping[str, Any], source: str, feed_url: str | None, rejects: list[str]) -> NewsItem | None:
+def _item(entry: Mapping[str, Any], source: str, base_url: str | None, rejects: list[str]) -> NewsItem | None:
     title = _text(entry.get("title"))
     link = entry.get("link") or ""
-    if feed_url and link:
-        link = urljoin(feed_url, link)
+    if base_url and link:
+        link = urljoin(base_url, link)
     published = entry.get("published_parsed") or entry.get("updated_parsed")
     problem = None
     if not title:

@@ -9,6 +9,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from contextlib import aclosing
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -56,9 +57,10 @@ class SourceHub:
 
     Args:
         settings: defaults to `SourceSettings.from_env()`.
-        on_quotes: fused quotes of the symbols that changed (each round, and per stream batch).
+        on_quotes: fused quotes of the symbols that changed, as each provider answers and per
+            stream batch.
         on_news: only news not delivered before (canonical URL and near-identical titles),
-            oldest first.
+            oldest first, as each feed answers.
         on_fear_greed: the newest reading after every successful poll.
         on_social: posts not delivered before, and mentions per platform per symbol over the
             last 24 h of posts seen: `{"reddit": {"BTC": 12, ...}}` (only platforms that
@@ -123,6 +125,8 @@ class SourceHub:
         """Start the four poll loops and the stream; returns at once."""
         if self._tasks:
             raise RuntimeError("SourceHub.start() called twice; call stop() first")
+        if self._client.is_closed:
+            raise RuntimeError("SourceHub was stopped and its HTTP client closed; create a new SourceHub")
         s = self.settings
         self._spawn("market", self._loop("market", s.market_poll_s, self.poll_market_once))
         self._spawn("news", self._loop("news", s.news_poll_s, self.poll_news_once))
@@ -207,28 +211,34 @@ class SourceHub:
     # -- one round of each loop (public so tests and the app can trigger them) -----------------
 
     async def poll_market_once(self) -> list[PriceQuote]:
-        """Fetch every market provider whose budget allows; fuse; call `on_quotes`."""
+        """Fetch every market provider whose budget allows; fuse; call `on_quotes` per arrival.
+
+        Each provider's quotes are fused and handed on as soon as that provider answers, so a
+        slow or hung upstream never holds back the fast ones.
+        """
         # REST Binance is the stream's fallback: while the stream is fresh it would only
         # duplicate it and spend our IP weight.
         exclude = {"binance"} if self._stream_is_fresh() else set()
-        results = await self.market.fetch_all(exclude=exclude)
-        touched: set[str] = set()
-        for result in results:
-            touched |= self._book.update(result.provider, result.records)
-        fused = self._fuse(touched)
-        if fused:
-            await self._emit("on_quotes", self._on_quotes, fused)
-        return fused
+        delivered: list[PriceQuote] = []
+        async with aclosing(self.market.fetch_each(exclude=exclude)) as results:
+            async for result in results:
+                fused = self._fuse(self._book.update(result.provider, result.records))
+                if fused:
+                    delivered.extend(fused)
+                    await self._emit("on_quotes", self._on_quotes, fused)
+        return delivered
 
     async def poll_news_once(self) -> list[NewsItem]:
-        """Fetch every feed and news API; call `on_news` with the items not seen before."""
-        results = await self.news.fetch_all()
-        # Results come in priority order, so of two copies of a story the preferred feed's wins.
-        fresh = self._deduper.filter_new(item for result in results for item in result.records)
-        fresh.sort(key=lambda item: item.published_at)
-        if fresh:
-            await self._emit("on_news", self._on_news, fresh)
-        return fresh
+        """Fetch every feed and news API; call `on_news` with each feed's unseen items as it lands."""
+        delivered: list[NewsItem] = []
+        async with aclosing(self.news.fetch_each()) as results:
+            async for result in results:
+                # First to arrive wins among copies of a story: news goes out as soon as it exists.
+                fresh = sorted(self._deduper.filter_new(result.records), key=lambda item: item.published_at)
+                if fresh:
+                    delivered.extend(fresh)
+                    await self._emit("on_news", self._on_news, fresh)
+        return delivered
 
     async def poll_fear_greed_once(self) -> FearGreedReading | None:
         """Fetch the Fear & Greed index; call `on_fear_greed` with the newest reading."""
@@ -346,6 +356,9 @@ class SourceHub:
 
     def _pool(self, category: Category, providers: list[Provider[Any]], poll_s: float) -> SourcePool[Any]:
         s = self.settings
+        if s.provider_timeout_s is not None:
+            for provider in providers:
+                provider.timeout_s = s.provider_timeout_s
         return SourcePool(
             category,
             [p for p in providers if p.name not in s.disabled],

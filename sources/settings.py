@@ -50,6 +50,11 @@ ENV_VARS: tuple[str, ...] = (
     "TWITTER_URL",
     "SOURCES_DISABLED",
     "SOURCES_USER_AGENT",
+    "SOURCES_TIMEOUT_S",
+    "SOURCES_BACKOFF_S",
+    "SOURCES_MAX_BACKOFF_S",
+    "SOURCES_BUDGET_SCALE",
+    "MARKET_UP_WINDOW_S",
 )
 
 
@@ -87,6 +92,7 @@ class SourceSettings:
     twitter_url: str = DEFAULT_TWITTER_URL
     disabled: frozenset[str] = frozenset()
     user_agent: str | None = None
+    provider_timeout_s: float | None = None  # overrides every provider's own total timeout
     # Failover policy.
     failure_threshold: int = 3
     base_backoff_s: float = 15.0
@@ -96,6 +102,7 @@ class SourceSettings:
     aggregate_max_age_s: float = 900.0
     stream_fresh_s: float = 10.0
     stream_idle_timeout_s: float = 30.0
+    market_up_min_window_s: float = 60.0
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.symbols if not is_known_symbol(s)]
@@ -110,13 +117,15 @@ class SourceSettings:
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name.upper()} must be > 0 seconds, got {value!r}")
+        if self.provider_timeout_s is not None and not self.provider_timeout_s > 0:
+            raise ValueError(f"SOURCES_TIMEOUT_S must be > 0 seconds, got {self.provider_timeout_s!r}")
         if self.budget_scale < 0:
             raise ValueError(f"budget_scale must be >= 0, got {self.budget_scale!r}")
 
     @property
     def market_up_window_s(self) -> float:
         """A market provider answering within this window means the market feed is up."""
-        return max(3.0 * self.market_poll_s, 60.0)
+        return max(3.0 * self.market_poll_s, self.market_up_min_window_s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SourceSettings:
@@ -147,6 +156,11 @@ class SourceSettings:
         seconds("NEWS_POLL_S", "news_poll_s")
         seconds("FNG_POLL_S", "fng_poll_s")
         seconds("SOCIAL_POLL_S", "social_poll_s")
+        seconds("SOURCES_TIMEOUT_S", "provider_timeout_s")
+        seconds("SOURCES_BACKOFF_S", "base_backoff_s")
+        seconds("SOURCES_MAX_BACKOFF_S", "max_backoff_s")
+        seconds("MARKET_UP_WINDOW_S", "market_up_min_window_s")
+        seconds("SOURCES_BUDGET_SCALE", "budget_scale")  # 0 turns provider budgets off: local test servers only
         for var, attr in (
             ("COINGECKO_URL", "coingecko_url"),
             ("BINANCE_URL", "binance_url"),

@@ -48,69 +48,162 @@ class ChannelSpec:
 
 
 MESSAGES = (
-    MessageSpec("system_status", p.SystemStatusMessage, True,
-                "Health of models, data sources and database, with request counts (every 5 s). "
-                "Sections stand at the top level.", examples.SYSTEM_STATUS),
-    MessageSpec("price_update", p.PriceUpdateMessage, True,
-                "Latest price of one subscribed symbol (every 1 s per symbol); `source` names the provider "
-                '("simulator" in demo mode).', examples.PRICE_UPDATE),
-    MessageSpec("news", p.NewsMessage, True, "A news item with its sentiment, as soon as it is published.",
-                examples.NEWS),
-    MessageSpec("sentiment_update", p.SentimentUpdateMessage, True,
-                "Fear & Greed, social and overall market sentiment (every 60 s); null values carry a reason.",
-                examples.SENTIMENT_UPDATE),
-    MessageSpec("models_status", p.ModelsStatusMessage, True,
-                "Status, success rate and latency of every sentiment model (every 10 s).", examples.MODELS_STATUS),
-    MessageSpec("error", p.ErrorMessage, True, "A request could not be served, or a stream has a problem.",
-                examples.ERROR),
-    MessageSpec("market_error", MarketError, True,
-                "A stream-wide problem of the market stream, e.g. CONNECTION_ERROR when every provider is lost; "
-                "it carries seq/epoch like every market message.", examples.MARKET_ERROR),
-    MessageSpec("ack", p.AckMessage, True, "Confirms subscribe/unsubscribe/filter with the resulting state.",
-                examples.ACK),
+    MessageSpec(
+        "system_status",
+        p.SystemStatusMessage,
+        True,
+        "Health of models, data sources and database, with request counts (every 5 s). "
+        "Sections stand at the top level.",
+        examples.SYSTEM_STATUS,
+    ),
+    MessageSpec(
+        "price_update",
+        p.PriceUpdateMessage,
+        True,
+        "Latest price of one subscribed symbol (every 1 s per symbol); `source` names the provider "
+        '("simulator" in demo mode).',
+        examples.PRICE_UPDATE,
+    ),
+    MessageSpec(
+        "news",
+        p.NewsMessage,
+        True,
+        "A news item with its sentiment, as soon as it is published.",
+        examples.NEWS,
+    ),
+    MessageSpec(
+        "sentiment_update",
+        p.SentimentUpdateMessage,
+        True,
+        "Fear & Greed, social and overall market sentiment (every 60 s); null values carry a reason.",
+        examples.SENTIMENT_UPDATE,
+    ),
+    MessageSpec(
+        "models_status",
+        p.ModelsStatusMessage,
+        True,
+        "Status, success rate and latency of every sentiment model (every 10 s).",
+        examples.MODELS_STATUS,
+    ),
+    MessageSpec(
+        "error",
+        p.ErrorMessage,
+        True,
+        "A request could not be served, or a stream has a problem.",
+        examples.ERROR,
+    ),
+    MessageSpec(
+        "market_error",
+        MarketError,
+        True,
+        "A stream-wide problem of the market stream, e.g. CONNECTION_ERROR when every provider is lost; "
+        "it carries seq/epoch like every market message.",
+        examples.MARKET_ERROR,
+    ),
+    MessageSpec(
+        "ack",
+        p.AckMessage,
+        True,
+        "Confirms subscribe/unsubscribe/filter with the resulting state.",
+        examples.ACK,
+    ),
     MessageSpec("pong", p.PongMessage, True, "Answer to a ping.", examples.PONG),
-    MessageSpec("subscribe", p.SubscribeRequest, False, "Add symbols to this connection's price stream.",
-                p.SubscribeRequest(action="subscribe", symbols=["BTC", "ETH", "SOL"])),
-    MessageSpec("unsubscribe", p.UnsubscribeRequest, False, "Remove symbols from this connection's stream.",
-                p.UnsubscribeRequest(action="unsubscribe", symbols=["SOL"])),
-    MessageSpec("get_all", p.GetAllRequest, False, "Get the latest update of every tracked symbol at once.",
-                p.GetAllRequest(action="get_all")),
-    MessageSpec("filter", p.FilterRequest, False,
-                "Only receive news whose title or description contains one of the keywords (empty: all).",
-                p.FilterRequest(action="filter", keywords=["bitcoin", "ethereum"])),
-    MessageSpec("ping", p.PingRequest, False, "Heartbeat; the server answers with pong.", p.PingRequest(type="ping")),
+    MessageSpec(
+        "subscribe",
+        p.SubscribeRequest,
+        False,
+        "Add symbols to this connection's price stream.",
+        p.SubscribeRequest(action="subscribe", symbols=["BTC", "ETH", "SOL"]),
+    ),
+    MessageSpec(
+        "unsubscribe",
+        p.UnsubscribeRequest,
+        False,
+        "Remove symbols from this connection's stream.",
+        p.UnsubscribeRequest(action="unsubscribe", symbols=["SOL"]),
+    ),
+    MessageSpec(
+        "get_all",
+        p.GetAllRequest,
+        False,
+        "Get the latest update of every tracked symbol at once.",
+        p.GetAllRequest(action="get_all"),
+    ),
+    MessageSpec(
+        "filter",
+        p.FilterRequest,
+        False,
+        "Only receive news whose title or description contains one of the keywords (empty: all).",
+        p.FilterRequest(action="filter", keywords=["bitcoin", "ethereum"]),
+    ),
+    MessageSpec(
+        "ping", p.PingRequest, False, "Heartbeat; the server answers with pong.", p.PingRequest(type="ping")
+    ),
 )
 
 _COMMON_SENDS = ("error", "pong")
 CHANNELS = (
-    ChannelSpec("monitoring", "/api/monitoring/ws", "System monitoring",
-                "Receives a system_status at once on connect, then every 5 s.",
-                ("system_status", *_COMMON_SENDS), ("ping",)),
-    ChannelSpec("market_data", "/ws/market_data", "Market prices",
-                "Send subscribe with symbols (or connect with ?symbols=BTC,ETH) to receive price_update per "
-                "symbol every second; get_all answers at once with every tracked symbol.",
-                ("price_update", "market_error", "ack", *_COMMON_SENDS),
-                ("subscribe", "unsubscribe", "get_all", "ping")),
-    ChannelSpec("news", "/ws/news", "News",
-                "Every news item as soon as it is published. Resume with ?since=<seq>&epoch=<epoch>: items after "
-                "that seq are replayed, or a HISTORY_GAP error says some were lost.",
-                ("news", "ack", *_COMMON_SENDS), ("filter", "ping")),
-    ChannelSpec("sentiment", "/ws/sentiment", "Market sentiment",
-                "The latest sentiment_update at once on connect, then every 60 s.",
-                ("sentiment_update", *_COMMON_SENDS), ("ping",)),
-    ChannelSpec("huggingface", "/ws/huggingface", "Model status",
-                "The latest models_status at once on connect, then every 10 s.",
-                ("models_status", *_COMMON_SENDS), ("ping",)),
+    ChannelSpec(
+        "monitoring",
+        "/api/monitoring/ws",
+        "System monitoring",
+        "Receives a system_status at once on connect, then every 5 s.",
+        ("system_status", *_COMMON_SENDS),
+        ("ping",),
+    ),
+    ChannelSpec(
+        "market_data",
+        "/ws/market_data",
+        "Market prices",
+        "Send subscribe with symbols (or connect with ?symbols=BTC,ETH) to receive price_update per "
+        "symbol every second; get_all answers at once with every tracked symbol.",
+        ("price_update", "market_error", "ack", *_COMMON_SENDS),
+        ("subscribe", "unsubscribe", "get_all", "ping"),
+    ),
+    ChannelSpec(
+        "news",
+        "/ws/news",
+        "News",
+        "Every news item as soon as it is published. Resume with ?since=<seq>&epoch=<epoch>: items after "
+        "that seq are replayed, or a HISTORY_GAP error says some were lost.",
+        ("news", "ack", *_COMMON_SENDS),
+        ("filter", "ping"),
+    ),
+    ChannelSpec(
+        "sentiment",
+        "/ws/sentiment",
+        "Market sentiment",
+        "The latest sentiment_update at once on connect, then every 60 s.",
+        ("sentiment_update", *_COMMON_SENDS),
+        ("ping",),
+    ),
+    ChannelSpec(
+        "huggingface",
+        "/ws/huggingface",
+        "Model status",
+        "The latest models_status at once on connect, then every 10 s.",
+        ("models_status", *_COMMON_SENDS),
+        ("ping",),
+    ),
 )
 
 _QUERY = {
     "type": "object",
     "properties": {
         "since": {"type": "integer", "description": "Resume after this seq (messages carry seq and epoch)."},
-        "epoch": {"type": "string", "description": "The epoch of that seq; a different epoch replays the snapshot."},
-        "token": {"type": "string", "description": "API token, when the server sets API_TOKENS "
-                                                   "(or send Authorization: Bearer, or Sec-WebSocket-Protocol)."},
-        "symbols": {"type": "string", "description": "/ws/market_data only: comma-separated symbols to subscribe."},
+        "epoch": {
+            "type": "string",
+            "description": "The epoch of that seq; a different epoch replays the snapshot.",
+        },
+        "token": {
+            "type": "string",
+            "description": "API token, when the server sets API_TOKENS "
+            "(or send Authorization: Bearer, or Sec-WebSocket-Protocol).",
+        },
+        "symbols": {
+            "type": "string",
+            "description": "/ws/market_data only: comma-separated symbols to subscribe.",
+        },
     },
 }
 
@@ -165,8 +258,11 @@ def build_asyncapi() -> dict[str, Any]:
             operations[f"{action}_{channel.id}"] = {
                 "action": action,
                 "channel": {"$ref": f"#/channels/{channel.id}"},
-                "summary": (f"The server sends these on {channel.address}." if action == "send"
-                            else f"Clients send these to {channel.address}."),
+                "summary": (
+                    f"The server sends these on {channel.address}."
+                    if action == "send"
+                    else f"Clients send these to {channel.address}."
+                ),
                 "messages": [{"$ref": f"#/channels/{channel.id}/messages/{name}"} for name in group],
             }
     return {
@@ -174,17 +270,30 @@ def build_asyncapi() -> dict[str, Any]:
         "info": {
             "title": "Crypto Market Hub WebSocket API",
             "version": VERSION,
-            "description": "Live crypto prices, scored news, market sentiment, model status and system health. "
-                           "Every server message is JSON; bus messages carry `seq` (per channel, increasing) and "
-                           "`epoch` for resuming with `?since=<seq>&epoch=<epoch>`. Close codes: "
-                           + ", ".join(f"{c.value} {c.name}" for c in p.CloseCode) + ".",
+            "description": "Live crypto prices, scored news, market sentiment, model status and system "
+            "health. Every server message is JSON; bus messages carry `seq` (per channel, increasing) and "
+            "`epoch` for resuming with `?since=<seq>&epoch=<epoch>`. Close codes: "
+            + ", ".join(f"{c.value} {c.name}" for c in p.CloseCode)
+            + ".",
         },
         "defaultContentType": "application/json",
         "servers": {
-            "space": {"host": "{host}", "protocol": "wss", "description": "The deployed Space (TLS).",
-                      "variables": {"host": {"default": "localhost:7860",
-                                             "description": "The Space's host, e.g. owner-space.hf.space"}}},
-            "local": {"host": "localhost:7860", "protocol": "ws", "description": "python app.py on a laptop."},
+            "space": {
+                "host": "{host}",
+                "protocol": "wss",
+                "description": "The deployed Space (TLS).",
+                "variables": {
+                    "host": {
+                        "default": "localhost:7860",
+                        "description": "The Space's host, e.g. owner-space.hf.space",
+                    }
+                },
+            },
+            "local": {
+                "host": "localhost:7860",
+                "protocol": "ws",
+                "description": "python app.py on a laptop.",
+            },
         },
         "channels": channels,
         "operations": operations,

@@ -24,7 +24,9 @@ class Memo(Generic[T]):
     making one wait on a lock held during a render.
     """
 
-    def __init__(self, size: int = 64, ttl_s: float | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, size: int = 64, ttl_s: float | None = None, clock: Callable[[], float] = time.monotonic
+    ):
         self.size = size
         self.ttl_s = ttl_s
         self._clock = clock

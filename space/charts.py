@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +22,13 @@ __all__ = [
 UP, DOWN, ACCENT, MUTED = "#16a34a", "#dc2626", "#6366f1", "#94a3b8"
 LABEL_COLOURS = {"bearish": DOWN, "neutral": MUTED, "bullish": UP}
 # alternative.me's bands: 0-24 extreme fear, 25-46 fear, 47-54 neutral, 55-75 greed, 76-100 extreme greed.
-FG_BANDS = ((0, 25, "#dc2626"), (25, 47, "#f97316"), (47, 55, "#eab308"), (55, 76, "#84cc16"), (76, 100, "#16a34a"))
+FG_BANDS = (
+    (0, 25, "#dc2626"),
+    (25, 47, "#f97316"),
+    (47, 55, "#eab308"),
+    (55, 76, "#84cc16"),
+    (76, 100, "#16a34a"),
+)
 
 
 def _layout(fig: go.Figure, *, height: int = 320, title: str | None = None, **extra: Any) -> go.Figure:
@@ -44,49 +51,101 @@ def _layout(fig: go.Figure, *, height: int = 320, title: str | None = None, **ex
 def empty_figure(message: str, height: int = 280) -> go.Figure:
     """Return a blank figure that says why there is nothing to draw."""
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font={"size": 14, "color": "#64748b"})
+    fig.add_annotation(
+        text=message,
+        showarrow=False,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        font={"size": 14, "color": "#64748b"},
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return _layout(fig, height=height)
 
 
-def price_chart(symbol: str, buckets: Sequence[dict[str, Any]], ticks: Sequence[tuple[str, float]],
-                interval: str, source: str) -> go.Figure:
+def price_chart(
+    symbol: str,
+    buckets: Sequence[dict[str, Any]],
+    ticks: Sequence[tuple[str, float]],
+    interval: str,
+    source: str,
+) -> go.Figure:
     """Draw stored buckets (close line with a high/low band) and the recent in-memory ticks."""
     if not buckets and not ticks:
         return empty_figure(f"No stored prices for {symbol} yet: the first are saved within seconds")
     fig = go.Figure()
     if buckets:
         times = [b["timestamp"] for b in buckets]
-        fig.add_trace(go.Scatter(x=times, y=[b["high"] for b in buckets], mode="lines", line={"width": 0},
-                                 hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=times, y=[b["low"] for b in buckets], mode="lines", line={"width": 0},
-                                 fill="tonexty", fillcolor="rgba(99,102,241,0.15)", name=f"{interval} high/low"))
-        fig.add_trace(go.Scatter(x=times, y=[b["close"] for b in buckets], mode="lines+markers",
-                                 line={"color": ACCENT, "width": 2}, marker={"size": 4},
-                                 name=f"stored {interval} close"))
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=[b["high"] for b in buckets],
+                mode="lines",
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=[b["low"] for b in buckets],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor="rgba(99,102,241,0.15)",
+                name=f"{interval} high/low",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=[b["close"] for b in buckets],
+                mode="lines+markers",
+                line={"color": ACCENT, "width": 2},
+                marker={"size": 4},
+                name=f"stored {interval} close",
+            )
+        )
     if ticks:
-        fig.add_trace(go.Scatter(x=[t for t, _ in ticks], y=[p for _, p in ticks], mode="lines",
-                                 line={"color": "#0ea5e9", "width": 1.5}, name="live ticks (memory)"))
+        fig.add_trace(
+            go.Scatter(
+                x=[t for t, _ in ticks],
+                y=[p for _, p in ticks],
+                mode="lines",
+                line={"color": "#0ea5e9", "width": 1.5},
+                name="live ticks (memory)",
+            )
+        )
     return _layout(fig, height=360, title=f"{symbol} / USD · source: {source}", hovermode="x unified")
 
 
 def fear_greed_gauge(value: int | None, classification: str | None, note: str) -> go.Figure:
     """Draw the Fear & Greed gauge, or an empty gauge that says why there is no value."""
-    fig = go.Figure(go.Indicator(
-        mode="gauge+number" if value is not None else "gauge",
-        value=value if value is not None else 0,
-        number={"suffix": "", "font": {"size": 44}},
-        title={"text": f"<b>{classification or 'no reading'}</b><br><span style='font-size:11px'>{note}</span>",
-               "font": {"size": 15}},
-        gauge={
-            "axis": {"range": [0, 100], "tickvals": [0, 25, 50, 75, 100]},
-            "bar": {"color": "#1e293b" if value is not None else "rgba(0,0,0,0)", "thickness": 0.25},
-            "steps": [{"range": [lo, hi], "color": colour} for lo, hi, colour in FG_BANDS],
-        },
-    ))
-    return _layout(fig, height=260)
+    lines = textwrap.wrap(note, 40) or [""]
+    note = "<br>".join(lines[:3])
+    fig = go.Figure(
+        go.Indicator(
+            mode="gauge+number" if value is not None else "gauge",
+            value=value if value is not None else 0,
+            number={"suffix": "", "font": {"size": 44}},
+            title={
+                "text": f"<b>{classification or 'no reading'}</b><br>"
+                f"<span style='font-size:11px'>{note}</span>",
+                "font": {"size": 15},
+            },
+            gauge={
+                "axis": {"range": [0, 100], "tickvals": [0, 25, 50, 75, 100]},
+                "bar": {"color": "#1e293b" if value is not None else "rgba(0,0,0,0)", "thickness": 0.25},
+                "steps": [{"range": [lo, hi], "color": colour} for lo, hi, colour in FG_BANDS],
+            },
+        )
+    )
+    _layout(fig, height=250 + 14 * min(len(lines), 3))
+    fig.update_layout(margin={"l": 30, "r": 30, "t": 52 + 14 * min(len(lines), 3), "b": 10})
+    return fig
 
 
 def fear_greed_history(points: Sequence[dict[str, Any]]) -> go.Figure:
@@ -96,32 +155,64 @@ def fear_greed_history(points: Sequence[dict[str, Any]]) -> go.Figure:
     fig = go.Figure()
     for lo, hi, colour in FG_BANDS:
         fig.add_hrect(y0=lo, y1=hi, fillcolor=colour, opacity=0.12, line_width=0)
-    fig.add_trace(go.Scatter(x=[p["timestamp"] for p in points], y=[p["value"] for p in points],
-                             mode="lines+markers", line={"color": "#1e293b", "width": 2},
-                             text=[p["classification"] for p in points], name="Fear & Greed"))
+    fig.add_trace(
+        go.Scatter(
+            x=[p["timestamp"] for p in points],
+            y=[p["value"] for p in points],
+            mode="lines+markers",
+            line={"color": "#1e293b", "width": 2},
+            text=[p["classification"] for p in points],
+            name="Fear & Greed",
+        )
+    )
     fig.update_yaxes(range=[0, 100])
     return _layout(fig, height=280, title="Fear & Greed history")
 
 
-def sentiment_trend(news: Sequence[tuple[str, float]], rolling: Sequence[tuple[str, float]],
-                    mood: Sequence[tuple[str, float]]) -> go.Figure:
+def sentiment_trend(
+    news: Sequence[tuple[str, float]], rolling: Sequence[tuple[str, float]], mood: Sequence[tuple[str, float]]
+) -> go.Figure:
     """Draw scored news (dots), their rolling mean, and the market mood's signed confidence."""
     if not news and not mood:
-        return empty_figure("No scored news or market mood yet: the trend appears as items are scored")
+        return empty_figure("No scored news or market mood yet")
     fig = go.Figure()
     fig.add_hline(y=0, line={"color": MUTED, "width": 1, "dash": "dot"})
     if news:
-        fig.add_trace(go.Scatter(x=[t for t, _ in news], y=[s for _, s in news], mode="markers",
-                                 marker={"size": 6, "color": [s for _, s in news], "colorscale": [
-                                     [0, DOWN], [0.5, MUTED], [1, UP]], "cmin": -1, "cmax": 1},
-                                 name="news score"))
+        fig.add_trace(
+            go.Scatter(
+                x=[t for t, _ in news],
+                y=[s for _, s in news],
+                mode="markers",
+                marker={
+                    "size": 6,
+                    "color": [s for _, s in news],
+                    "colorscale": [[0, DOWN], [0.5, MUTED], [1, UP]],
+                    "cmin": -1,
+                    "cmax": 1,
+                },
+                name="news score",
+            )
+        )
     if rolling:
-        fig.add_trace(go.Scatter(x=[t for t, _ in rolling], y=[s for _, s in rolling], mode="lines",
-                                 line={"color": ACCENT, "width": 2}, name="rolling mean (10 items)"))
+        fig.add_trace(
+            go.Scatter(
+                x=[t for t, _ in rolling],
+                y=[s for _, s in rolling],
+                mode="lines",
+                line={"color": ACCENT, "width": 2},
+                name="rolling mean (10 items)",
+            )
+        )
     if mood:
-        fig.add_trace(go.Scatter(x=[t for t, _ in mood], y=[s for _, s in mood], mode="lines",
-                                 line={"color": "#f59e0b", "width": 2, "dash": "dash"},
-                                 name="market mood (± confidence)"))
+        fig.add_trace(
+            go.Scatter(
+                x=[t for t, _ in mood],
+                y=[s for _, s in mood],
+                mode="lines",
+                line={"color": "#f59e0b", "width": 2, "dash": "dash"},
+                name="market mood (± confidence)",
+            )
+        )
     fig.update_yaxes(range=[-1.05, 1.05], title="bearish ← score → bullish")
     return _layout(fig, height=320, title="Sentiment trend")
 
@@ -132,13 +223,32 @@ def requests_chart(points: Sequence[tuple[str, int, int]]) -> go.Figure:
         return empty_figure("No system_status received yet")
     times = [t for t, _, _ in points]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=times, y=[m for _, m, _ in points], name="per minute", mode="lines",
-                             line={"color": ACCENT, "width": 2}))
-    fig.add_trace(go.Scatter(x=times, y=[h for _, _, h in points], name="per hour", mode="lines",
-                             line={"color": "#0ea5e9", "width": 2}, yaxis="y2"))
-    return _layout(fig, height=300, title="Requests (HTTP + WebSocket)",
-                   yaxis={"title": "last minute"},
-                   yaxis2={"title": "last hour", "overlaying": "y", "side": "right", "showgrid": False})
+    fig.add_trace(
+        go.Scatter(
+            x=times,
+            y=[m for _, m, _ in points],
+            name="per minute",
+            mode="lines",
+            line={"color": ACCENT, "width": 2},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=times,
+            y=[h for _, _, h in points],
+            name="per hour",
+            mode="lines",
+            line={"color": "#0ea5e9", "width": 2},
+            yaxis="y2",
+        )
+    )
+    return _layout(
+        fig,
+        height=300,
+        title="Requests (HTTP + WebSocket)",
+        yaxis={"title": "last minute"},
+        yaxis2={"title": "last hour", "overlaying": "y", "side": "right", "showgrid": False},
+    )
 
 
 def playground_bars(rows: Sequence[tuple[str, dict[str, float]]]) -> go.Figure:
@@ -148,8 +258,15 @@ def playground_bars(rows: Sequence[tuple[str, dict[str, float]]]) -> go.Figure:
     fig = go.Figure()
     names = [name for name, _ in rows]
     for label, colour in LABEL_COLOURS.items():
-        fig.add_trace(go.Bar(x=names, y=[probs.get(label, 0.0) for _, probs in rows], name=label,
-                             marker_color=colour, text=[f"{probs.get(label, 0.0):.2f}" for _, probs in rows],
-                             textposition="outside"))
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=[probs.get(label, 0.0) for _, probs in rows],
+                name=label,
+                marker_color=colour,
+                text=[f"{probs.get(label, 0.0):.2f}" for _, probs in rows],
+                textposition="outside",
+            )
+        )
     fig.update_yaxes(range=[0, 1.1], title="probability")
     return _layout(fig, height=340, barmode="group", title="Probabilities per model")

@@ -8,12 +8,12 @@ from typing import Any
 import plotly.graph_objects as go
 
 from core.clock import utc_now
+from sources.simulator import SIMULATOR_SOURCE
 from space import charts, feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age, fmt_big, fmt_pct, fmt_price, signed_class
-from sources.simulator import SIMULATOR_SOURCE
 
-__all__ = ["MarketTable", "banner_html", "header_html", "price_figure"]
+__all__ = ["MarketTable", "banner_html", "header_html", "price_figure", "summary_html"]
 
 HISTORY_POINTS = 240
 TICKS_SHOWN = 300
@@ -26,11 +26,14 @@ def banner_html(runtime: Any) -> str:
     if not streams:
         return ""
     mode = runtime.settings.data_mode
-    why = ("the server runs with DATA_MODE=demo" if mode == "demo"
-           else "no live market provider has answered yet (DATA_MODE=auto falls back to the simulator)")
+    why = (
+        "the server runs with DATA_MODE=demo"
+        if mode == "demo"
+        else "no live market provider has answered yet (DATA_MODE=auto falls back to the simulator)"
+    )
     return (
         '<div class="hub-banner" role="alert" id="hub-demo-banner">'
-        f'<strong>Demo data</strong>: {esc(" and ".join(streams))} on this page are <em>simulated</em> '
+        f"<strong>Demo data</strong>: {esc(' and '.join(streams))} on this page are <em>simulated</em> "
         f'(<code>source: "{SIMULATOR_SOURCE}"</code>) because {esc(why)}. They are not market prices.'
         "</div>"
     )
@@ -72,12 +75,18 @@ class MarketTable:
         notice = ""
         if error is not None and not runtime.market.simulated and not _live_is_up(runtime):
             detail = error.get("error", {})
-            notice = (f'<div class="hub-notice">{badge(detail.get("code", "error"), "bad")} '
-                      f'{esc(detail.get("message"))}: {esc(detail.get("details"))}</div>')
-        head = "".join(f"<th>{h}</th>" for h in
-                       ("Asset", "Price", "24h", "7d", "Volume 24h", "Market cap", "Source", "Age"))
-        return (f'{notice}<table class="hub-table hub-market" id="market-table"><thead><tr>{head}</tr></thead>'
-                f'<tbody>{"".join(body)}</tbody></table>')
+            notice = (
+                f'<div class="hub-notice">{badge(detail.get("code", "error"), "bad")} '
+                f"{esc(detail.get('message'))}: {esc(detail.get('details'))}</div>"
+            )
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("Asset", "Price", "24h", "7d", "Volume 24h", "Market cap", "Source", "Age")
+        )
+        return (
+            f'{notice}<table class="hub-table hub-market" id="market-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
 
     def _row(self, message: dict[str, Any], now: Any) -> str:
         data = message["data"]
@@ -93,8 +102,8 @@ class MarketTable:
         source_kind = "warn" if source == SIMULATOR_SOURCE else "info"
         age_class = "stale" if age is not None and age > STALE_AFTER_S else ""
         return (
-            f'<tr data-symbol="{esc(symbol)}"><td class="sym"><span class="coin">{esc(symbol[:1])}</span>'
-            f"<b>{esc(symbol)}</b></td>"
+            f'<tr data-symbol="{esc(symbol)}"><td><span class="sym">'
+            f'<span class="coin">{esc(symbol[:1])}</span><b>{esc(symbol)}</b></span></td>'
             f'<td class="num price {move}">{fmt_price(price)} <span class="arrow">{arrow}</span></td>'
             f'<td class="num {signed_class(data.get("change_24h"))}">{fmt_pct(data.get("change_24h"))}</td>'
             f'<td class="num {signed_class(data.get("change_7d"))}">{fmt_pct(data.get("change_7d"))}</td>'
@@ -103,6 +112,33 @@ class MarketTable:
             f"<td>{badge(source, source_kind)}</td>"
             f'<td class="num age {age_class}">{fmt_age(age)}</td></tr>'
         )
+
+
+def summary_html(runtime: Any) -> str:
+    """Return the desk's totals: market cap, volume, breadth and the biggest 24h movers."""
+    rows, _ = feeds.prices(runtime)
+    data = [m["data"] for m in rows]
+    if not data:
+        return ""
+    cap = sum(d["market_cap"] for d in data if d.get("market_cap") is not None)
+    volume = sum(d["volume_24h"] for d in data if d.get("volume_24h") is not None)
+    moves = [d for d in data if d.get("change_24h") is not None]
+    up = sum(1 for d in moves if d["change_24h"] > 0)
+    down = sum(1 for d in moves if d["change_24h"] < 0)
+    lines = [
+        f"<p>Market cap <b>{fmt_big(cap)}</b></p>",
+        f"<p>Volume 24h <b>{fmt_big(volume)}</b></p>",
+        f'<p>Breadth <b class="up">{up} up</b> · <b class="down">{down} down</b></p>',
+    ]
+    if moves:
+        best = max(moves, key=lambda d: d["change_24h"])
+        worst = min(moves, key=lambda d: d["change_24h"])
+        lines.append(
+            f'<p>Top <b>{esc(best["symbol"])}</b> <span class="up">{fmt_pct(best["change_24h"])}</span> · '
+            f"Bottom <b>{esc(worst['symbol'])}</b> "
+            f'<span class="down">{fmt_pct(worst["change_24h"])}</span></p>'
+        )
+    return f'<div class="hub-card summary" id="market-summary"><h4>Tracked assets</h4>{"".join(lines)}</div>'
 
 
 def _live_is_up(runtime: Any) -> bool:
@@ -123,8 +159,11 @@ async def price_figure(runtime: Any, symbol: str, interval: str) -> go.Figure:
             buckets = await asyncio.to_thread(runtime.store.price_history, symbol, interval, HISTORY_POINTS)
         except Exception as exc:  # the database being down must not break the page
             return charts.empty_figure(f"Price history unavailable: database error ({type(exc).__name__})")
-        ticks = [(m["data"]["timestamp"], m["data"]["price"]) for m in feeds.history(runtime, "market")
-                 if m.get("type") == "price_update" and m["data"]["symbol"] == symbol][-TICKS_SHOWN:]
+        ticks = [
+            (m["data"]["timestamp"], m["data"]["price"])
+            for m in feeds.history(runtime, "market")
+            if m.get("type") == "price_update" and m["data"]["symbol"] == symbol
+        ][-TICKS_SHOWN:]
         latest = feeds.latest(runtime, "market", symbol) or {}
         return charts.price_chart(symbol, buckets, ticks, interval, latest.get("source", "unknown"))
 

@@ -27,19 +27,38 @@ def _rate(value: float | None) -> str:
 def models_html(runtime: Any) -> str:
     """Return the summary and the table of the latest `models_status`, or why it is empty."""
     if runtime.inference is None:
-        return ('<div class="hub-empty" id="models-empty">The inference layer is not running on this server '
-                "(ENABLE_INFERENCE=0 or it failed to start): no model is loaded, and news is published unscored."
-                "</div>")
+        return (
+            '<div class="hub-empty" id="models-empty">The inference layer is not running on this server '
+            "(ENABLE_INFERENCE=0 or it failed to start): no model is loaded, and news is published unscored."
+            "</div>"
+        )
     message = feeds.latest(runtime, "models")
     if message is None:
         return '<div class="hub-empty">Waiting for the first models_status…</div>'
     data = message["data"]
     if not data["models"]:
-        return '<div class="hub-empty" id="models-empty">No models loaded yet: the catalog is still being read.</div>'
-    summary = "".join(badge(f"{data[k]} {k}", kind) for k, kind in
-                      (("total", "info"), ("available", "good"), ("loading", "warn"), ("failed", "bad")))
-    head = "".join(f"<th>{h}</th>" for h in ("Model", "Status", "Success", "Avg", "p95", "Calls", "Last used",
-                                               "Device", "Reason / last error"))
+        return (
+            '<div class="hub-empty" id="models-empty">No models loaded yet: '
+            "the catalog is still being read.</div>"
+        )
+    summary = "".join(
+        badge(f"{data[k]} {k}", kind)
+        for k, kind in (("total", "info"), ("available", "good"), ("loading", "warn"), ("failed", "bad"))
+    )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "Model",
+            "Status",
+            "Success",
+            "Avg",
+            "p95",
+            "Calls",
+            "Last used",
+            "Device",
+            "Reason / last error",
+        )
+    )
     rows = []
     for model in data["models"]:
         used = model.get("last_used")
@@ -48,7 +67,7 @@ def models_html(runtime: Any) -> str:
         rows.append(
             f'<tr data-model="{esc(model["id"])}"><td><b>{esc(model["id"])}</b>'
             f'<div class="sub">{esc(model.get("type", ""))}</div></td>'
-            f'<td>{badge(model["status"], status_kind(model["status"]))}</td>'
+            f"<td>{badge(model['status'], status_kind(model['status']))}</td>"
             f'<td class="num">{_rate(model.get("success_rate"))}</td>'
             f'<td class="num">{fmt_ms(model.get("avg_response_time"))}</td>'
             f'<td class="num">{fmt_ms(model.get("p95_ms"))}</td>'
@@ -56,8 +75,10 @@ def models_html(runtime: Any) -> str:
             f"<td>{esc(last_used)}</td><td>{esc(model.get('device'))}</td>"
             f'<td class="reason">{esc(model.get("error") or "")}</td></tr>'
         )
-    return (f'<div class="hub-pills">{summary}</div><table class="hub-table" id="models-table">'
-            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+    return (
+        f'<div class="hub-pills">{summary}</div><table class="hub-table" id="models-table">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _evaluations(runtime: Any) -> list[dict[str, Any]]:
@@ -76,8 +97,10 @@ def evaluation_html(runtime: Any) -> str:
     """Return the table of evaluation results (accuracy on labelled data), or say there are none."""
     rows = _evaluations(runtime)
     if not rows:
-        return ('<div class="hub-empty">No evaluation results yet: none of the loaded models has been evaluated '
-                "on a labelled data set on this server.</div>")
+        return (
+            '<div class="hub-empty">No evaluation results yet: none of the loaded models has been evaluated '
+            "on a labelled data set on this server.</div>"
+        )
     columns = list(dict.fromkeys(k for row in rows for k in row))
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
 
@@ -87,4 +110,7 @@ def evaluation_html(runtime: Any) -> str:
         return f"<td>{esc(value)}</td>"
 
     body = "".join("<tr>" + "".join(cell(row.get(c)) for c in columns) + "</tr>" for row in rows)
-    return f'<table class="hub-table" id="evaluation-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return (
+        f'<table class="hub-table" id="evaluation-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )

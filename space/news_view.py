@@ -24,8 +24,18 @@ def safe_url(url: str | None) -> str | None:
     """Return an http(s) URL made safe for an attribute or CSS `url()`, or None for anything else."""
     if not url or not url.lower().startswith(("http://", "https://")):
         return None
-    for char, code in (('"', "%22"), ("'", "%27"), ("(", "%28"), (")", "%29"), ("\\", "%5C"), (" ", "%20"),
-                       ("<", "%3C"), (">", "%3E"), ("\n", ""), ("\r", "")):
+    for char, code in (
+        ('"', "%22"),
+        ("'", "%27"),
+        ("(", "%28"),
+        (")", "%29"),
+        ("\\", "%5C"),
+        (" ", "%20"),
+        ("<", "%3C"),
+        (">", "%3E"),
+        ("\n", ""),
+        ("\r", ""),
+    ):
         url = url.replace(char, code)
     return url
 
@@ -33,8 +43,10 @@ def safe_url(url: str | None) -> str | None:
 def sentiment_badge(sentiment: str | None, score: float | None, model: str | None) -> str:
     """Return the item's sentiment pill with its score, or say that no model scored it."""
     if sentiment is None:
-        return ('<span class="hub-badge hub-muted" title="no model scored this item '
-                '(the inference layer was off or failed)">unscored</span>')
+        return (
+            '<span class="hub-badge hub-muted" title="no model scored this item '
+            '(the inference layer was off or failed)">unscored</span>'
+        )
     text = f"{sentiment} {score:+.2f}" if score is not None else sentiment
     title = f' title="scored by {esc(model)}"' if model else ""
     return f'<span class="hub-badge hub-{_SENTIMENT_KIND.get(sentiment, "muted")}"{title}>{esc(text)}</span>'
@@ -44,13 +56,18 @@ def _card(item: dict[str, Any]) -> str:
     link = safe_url(item.get("url"))
     image = safe_url(item.get("image_url"))
     title = esc(item.get("title"))
-    heading = f'<a href="{esc(link)}" target="_blank" rel="noopener noreferrer">{title}</a>' if link else title
+    heading = (
+        f'<a href="{esc(link)}" target="_blank" rel="noopener noreferrer">{title}</a>' if link else title
+    )
     description = str(item.get("description") or "")
     if len(description) > DESCRIPTION_CHARS:
         description = description[:DESCRIPTION_CHARS].rsplit(" ", 1)[0] + "…"
     source = str(item.get("source") or "")
-    thumb = (f'<div class="thumb" style="background-image:url(&quot;{esc(image)}&quot;)"></div>' if image
-             else f'<div class="thumb none">{esc(source[:1].upper() or "?")}</div>')
+    thumb = (
+        f'<div class="thumb" style="background-image:url(&quot;{esc(image)}&quot;)"></div>'
+        if image
+        else f'<div class="thumb none">{esc(source[:1].upper() or "?")}</div>'
+    )
     age = fmt_age(age_of(item.get("published_at")))
     scored = sentiment_badge(item.get("sentiment"), item.get("sentiment_score"), item.get("sentiment_model"))
     model = item.get("sentiment_model")
@@ -73,12 +90,21 @@ async def news_html(runtime: Any, keyword: str | None, source: str | None) -> st
         try:
             items = await asyncio.to_thread(runtime.store.recent_news, keyword, FEED_SIZE, source)
         except Exception as exc:  # the database being down must not break the page
-            return f'<div class="hub-empty">News unavailable: database error ({esc(type(exc).__name__)})</div>'
+            return (
+                f'<div class="hub-empty">News unavailable: database error ({esc(type(exc).__name__)})</div>'
+            )
         if not items:
-            hint = "no item matches these filters" if keyword or source else (
-                "no news received yet: items appear here as soon as a feed or POST /api/news publishes them")
+            hint = (
+                "no item matches these filters"
+                if keyword or source
+                else (
+                    "no news received yet: items appear here as soon as a feed or POST /api/news "
+                    "publishes them"
+                )
+            )
             return f'<div class="hub-empty">{hint}</div>'
-        count = f'<div class="hub-count">{len(items)} newest items{" matching" if keyword or source else ""}</div>'
+        matching = " matching" if keyword or source else ""
+        count = f'<div class="hub-count">{len(items)} newest items{matching}</div>'
         return count + '<div class="hub-feed" id="news-feed">' + "".join(_card(i) for i in items) + "</div>"
 
     return await _feed_memo.aget(key, render)
@@ -86,6 +112,7 @@ async def news_html(runtime: Any, keyword: str | None, source: str | None) -> st
 
 async def source_choices(runtime: Any) -> list[str]:
     """Return the filter's choices: every source among recent stored news."""
+
     async def load() -> list[str]:
         try:
             items = await asyncio.to_thread(runtime.store.recent_news, None, 300, None)

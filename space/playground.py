@@ -15,12 +15,35 @@ import plotly.graph_objects as go
 from space import charts
 from space.fmt import badge, esc
 
-__all__ = ["ENSEMBLE", "MAX_TEXT_CHARS", "score_text"]
+__all__ = ["ENSEMBLE", "MAX_TEXT_CHARS", "INFERENCE_OFF", "playground_status", "score_text"]
 
 ENSEMBLE = "ensemble"
 MAX_TEXT_CHARS = 2000
 CALL_TIMEOUT_S = 30.0
 _LABEL_KIND = {"bullish": "good", "bearish": "bad", "neutral": "muted"}
+
+
+INFERENCE_OFF = (
+    "<b>Inference is off on this server</b>: no model is running (ENABLE_INFERENCE=0 or the inference "
+    "layer failed to start), so the playground cannot score text."
+)
+
+
+def playground_status(runtime: Any) -> str:
+    """Say what will answer a playground request: which models, or that none can."""
+    if runtime.inference is None:
+        return _notice(INFERENCE_OFF, "playground-off")
+    models = list(runtime.inference.describe_models())
+    available = [m["id"] for m in models if m.get("status") == "available"]
+    if not available:
+        return _notice(
+            f"No models loaded yet ({len(models)} in the catalog): the ensemble answers with what it has."
+        )
+    names = ", ".join(f"<code>{esc(name)}</code>" for name in available)
+    return (
+        f'<p class="sub" id="playground-models">Scored by the ensemble and {len(available)} models: '
+        f"{names}.</p>"
+    )
 
 
 def _notice(text: str, element_id: str = "playground-status") -> str:
@@ -37,12 +60,15 @@ async def score_text(runtime: Any, text: str, domain: str) -> tuple[go.Figure, s
     """Return (bar chart of probabilities per model, table of labels and scores) for one text."""
     text = (text or "").strip()[:MAX_TEXT_CHARS]
     if not text:
-        return charts.playground_bars([]), _notice("Type a sentence first, e.g. “Bitcoin ETF inflows hit a record”.")
+        return charts.playground_bars([]), _notice(
+            "Type a sentence first, e.g. “Bitcoin ETF inflows hit a record”."
+        )
     inference = runtime.inference
     if inference is None:
-        return (charts.empty_figure("Inference is off on this server", height=300),
-                _notice("<b>Inference is off on this server</b>: no model is running (ENABLE_INFERENCE=0 or the "
-                        "inference layer failed to start), so the playground cannot score text.", "playground-off"))
+        return (
+            charts.empty_figure("Inference is off on this server", height=300),
+            _notice(INFERENCE_OFF, "playground-off"),
+        )
     models = list(inference.describe_models())
     available = [m["id"] for m in models if m.get("status") == "available"]
     domain = domain if domain in ("news", "social") else "news"
@@ -53,24 +79,34 @@ async def score_text(runtime: Any, text: str, domain: str) -> tuple[go.Figure, s
     lines = []
     for name, outcome in zip(calls, outcomes, strict=True):
         if isinstance(outcome, BaseException):
-            reason = "timed out" if isinstance(outcome, TimeoutError) else f"{type(outcome).__name__}: {outcome}"
-            lines.append(f'<tr><td><b>{esc(name)}</b></td><td>{badge("failed", "bad")}</td>'
-                         f'<td colspan="3" class="reason">{esc(reason[:200])}</td></tr>')
+            reason = (
+                "timed out" if isinstance(outcome, TimeoutError) else f"{type(outcome).__name__}: {outcome}"
+            )
+            lines.append(
+                f"<tr><td><b>{esc(name)}</b></td><td>{badge('failed', 'bad')}</td>"
+                f'<td colspan="3" class="reason">{esc(reason[:200])}</td></tr>'
+            )
             continue
         results, elapsed_ms = outcome
         result = results[0]
         rows.append((name, dict(result.probs)))
-        lines.append(f'<tr data-model="{esc(name)}"><td><b>{esc(name)}</b>'
-                     f'{"<div class=sub>" + esc(result.model) + "</div>" if name == ENSEMBLE and result.model else ""}'
-                     f'</td><td>{badge(result.label, _LABEL_KIND.get(result.label, "muted"))}</td>'
-                     f'<td class="num">{result.score:+.3f}</td><td class="num">{result.confidence:.2f}</td>'
-                     f'<td class="num">{elapsed_ms:,.0f} ms</td></tr>')
+        lines.append(
+            f'<tr data-model="{esc(name)}"><td><b>{esc(name)}</b>'
+            f"{'<div class=sub>' + esc(result.model) + '</div>' if name == ENSEMBLE and result.model else ''}"
+            f"</td><td>{badge(result.label, _LABEL_KIND.get(result.label, 'muted'))}</td>"
+            f'<td class="num">{result.score:+.3f}</td><td class="num">{result.confidence:.2f}</td>'
+            f'<td class="num">{elapsed_ms:,.0f} ms</td></tr>'
+        )
     note = ""
     if not available:
         loading = sum(1 for m in models if m.get("status") == "loading")
         failed = sum(1 for m in models if m.get("status") == "failed")
-        note = _notice(f"No models loaded yet ({loading} loading, {failed} failed): only the ensemble answered.")
-    table = ('<table class="hub-table" id="playground-results"><thead><tr><th>Model</th><th>Label</th>'
-             "<th>Score (bull − bear)</th><th>Confidence</th><th>Time</th></tr></thead>"
-             f'<tbody>{"".join(lines)}</tbody></table>')
+        note = _notice(
+            f"No models loaded yet ({loading} loading, {failed} failed): only the ensemble answered."
+        )
+    table = (
+        '<table class="hub-table" id="playground-results"><thead><tr><th>Model</th><th>Label</th>'
+        "<th>Score (bull − bear)</th><th>Confidence</th><th>Time</th></tr></thead>"
+        f"<tbody>{''.join(lines)}</tbody></table>"
+    )
     return charts.playground_bars(rows), note + table

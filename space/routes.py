@@ -1,14 +1,49 @@
-"""Routes the Space adds next to the API: the /live page, static files and /asyncapi.json."""
+"""Routes the Space adds next to the API: the /live page, the static JS client and /asyncapi.json."""
 
 from __future__ import annotations
 
+import html
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-__all__ = ["build_space_router"]
+from space.asyncapi import build_asyncapi
+
+__all__ = ["STATIC_DIR", "STATIC_PREFIX", "build_space_router"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_PREFIX = "/space/static"
+_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
 
 def build_space_router(runtime: Any) -> APIRouter:
     """Return the router of the Space's own pages (registered before Gradio's mount at `/`)."""
-    return APIRouter()
+    router = APIRouter(tags=["space"])
+    shipped = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA_TYPES}
+
+    @router.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the WebSocket API")
+    async def asyncapi() -> JSONResponse:
+        return JSONResponse(build_asyncapi(), headers={"Access-Control-Allow-Origin": "*"})
+
+    @router.get(
+        "/live", response_class=HTMLResponse, summary="Prices and news straight from the WebSocket API"
+    )
+    async def live() -> HTMLResponse:
+        page = shipped["live.html"].read_text(encoding="utf-8")
+        symbols = html.escape(",".join(runtime.settings.symbols), quote=True)
+        return HTMLResponse(page.replace("{{SYMBOLS}}", symbols), headers={"Cache-Control": "no-cache"})
+
+    @router.get(STATIC_PREFIX + "/{name}", include_in_schema=False)
+    async def static(name: str) -> FileResponse:
+        path = shipped.get(name)  # only files shipped in space/static, so no path ever escapes it
+        if path is None:
+            raise HTTPException(404, f"no static file {name!r}; shipped: {', '.join(sorted(shipped))}")
+        return FileResponse(
+            path,
+            media_type=_MEDIA_TYPES[path.suffix],
+            headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
+        )
+
+    return router

@@ -44,15 +44,20 @@ def social_html(runtime: Any) -> str:
         entry = social.get(platform)
         if entry is None:
             continue
-        if entry.get("sentiment") is None:
+        mood = entry.get("sentiment")
+        if mood is None:
             body = f'<div class="big muted">unavailable</div><p class="reason">{esc(entry.get("reason"))}</p>'
         else:
             mentions = entry.get("mentions")
-            body = (f'<div class="big">{badge(entry["sentiment"], _MOOD_KIND.get(entry["sentiment"], "muted"))}</div>'
-                    f'<p>score <b>{entry.get("score", 0):+.2f}</b> · '
-                    f'{esc(f"{mentions:,}" if mentions is not None else "?")} mentions</p>')
-        cards.append(f'<div class="hub-card social" data-platform="{esc(platform)}"><h4>{esc(platform.title())}</h4>'
-                     f"{body}</div>")
+            body = (
+                f'<div class="big">{badge(mood, _MOOD_KIND.get(mood, "muted"))}</div>'
+                f"<p>score <b>{entry.get('score', 0):+.2f}</b> · "
+                f"{esc(f'{mentions:,}' if mentions is not None else '?')} mentions</p>"
+            )
+        cards.append(
+            f'<div class="hub-card social" data-platform="{esc(platform)}"><h4>{esc(platform.title())}</h4>'
+            f"{body}</div>"
+        )
     return f'<div class="hub-cards">{"".join(cards)}</div>'
 
 
@@ -63,11 +68,15 @@ def mood_html(runtime: Any) -> str:
         return '<div class="hub-empty">Waiting for the first sentiment_update…</div>'
     overall, confidence = mood.get("overall"), mood.get("confidence")
     if overall is None:
-        return (f'<div class="hub-card mood"><h4>Market mood</h4><div class="big muted">no verdict</div>'
-                f'<p class="reason">{esc(mood.get("reason"))}</p></div>')
+        return (
+            f'<div class="hub-card mood"><h4>Market mood</h4><div class="big muted">no verdict</div>'
+            f'<p class="reason">{esc(mood.get("reason"))}</p></div>'
+        )
     percent = round(100 * (confidence or 0))
-    inputs = "".join(f"<li>{esc(k)}: <b>{'—' if v is None else f'{v:+.2f}'}</b></li>"
-                     for k, v in (mood.get("inputs") or {}).items())
+    inputs = "".join(
+        f"<li>{esc(k)}: <b>{'—' if v is None else f'{v:+.2f}'}</b></li>"
+        for k, v in (mood.get("inputs") or {}).items()
+    )
     return (
         f'<div class="hub-card mood"><h4>Market mood</h4>'
         f'<div class="big">{badge(overall, _MOOD_KIND.get(overall, "muted"))}</div>'
@@ -87,17 +96,19 @@ async def trend_figures(runtime: Any) -> tuple[go.Figure, go.Figure]:
         except Exception as exc:  # the database being down must not break the page
             message = f"History unavailable: database error ({type(exc).__name__})"
             return charts.empty_figure(message), charts.empty_figure(message)
-        scored = sorted((n["published_at"], n["sentiment_score"]) for n in news if n.get("sentiment_score") is not None)
+        scored = sorted(
+            (n["published_at"], n["sentiment_score"]) for n in news if n.get("sentiment_score") is not None
+        )
         rolling = []
         for i in range(len(scored)):
-            window = [s for _, s in scored[max(0, i - ROLLING + 1): i + 1]]
+            window = [s for _, s in scored[max(0, i - ROLLING + 1) : i + 1]]
             rolling.append((scored[i][0], sum(window) / len(window)))
         mood = []
-        for message in feeds.history(runtime, "sentiment"):
-            market = message["data"].get("market") or {}
+        for update in feeds.history(runtime, "sentiment"):
+            market = update["data"].get("market") or {}
             if market.get("overall") is not None and market.get("confidence") is not None:
                 sign = {"bullish": 1, "bearish": -1}.get(market["overall"], 0)
-                mood.append((message["timestamp"], sign * market["confidence"]))
+                mood.append((update["timestamp"], sign * market["confidence"]))
         return charts.fear_greed_history(history), charts.sentiment_trend(scored, rolling, mood)
 
     return await _trend_memo.aget(key, build)

@@ -13,13 +13,20 @@ from space.fmt import age_of, badge, esc, fmt_age, fmt_ms
 __all__ = ["overview_html", "requests_figure", "sources_html"]
 
 _SOURCE_KIND = {"active": "good", "degraded": "warn", "inactive": "bad"}
-_CATEGORY_TITLES = {"market_data": "Market data", "news": "News", "sentiment": "Sentiment", "social": "Social"}
+_CATEGORY_TITLES = {
+    "market_data": "Market data",
+    "news": "News",
+    "sentiment": "Sentiment",
+    "social": "Social",
+}
 _requests_memo: Memo[go.Figure] = Memo(size=2)
 
 
 def _card(title: str, value: str, sub: str = "", kind: str = "") -> str:
-    return (f'<div class="hub-card stat {kind}"><div class="label">{esc(title)}</div>'
-            f'<div class="value">{value}</div><div class="sub">{sub}</div></div>')
+    return (
+        f'<div class="hub-card stat {kind}"><div class="label">{esc(title)}</div>'
+        f'<div class="value">{value}</div><div class="sub">{sub}</div></div>'
+    )
 
 
 def overview_html(runtime: Any) -> str:
@@ -34,21 +41,38 @@ def overview_html(runtime: Any) -> str:
         db_sub += f'<div class="reason">{esc(db["error"])}</div>'
     cards = [
         _card("Uptime", fmt_age(stats.get("uptime_s")), f"version {esc(system.get('version'))}"),
-        _card("Producers", badge("running" if system["agent_running"] else "stopped",
-                                 "good" if system["agent_running"] else "bad"), "background tasks alive"),
-        _card("Database", badge("online" if db["online"] else "offline", "good" if db["online"] else "bad"), db_sub),
+        _card(
+            "Producers",
+            badge(
+                "running" if system["agent_running"] else "stopped",
+                "good" if system["agent_running"] else "bad",
+            ),
+            "background tasks alive",
+        ),
+        _card(
+            "Database",
+            badge("online" if db["online"] else "offline", "good" if db["online"] else "bad"),
+            db_sub,
+        ),
         _card("Live sockets", f"{stats.get('connections', 0):,}", "open WebSocket connections"),
-        _card("Requests", f"{stats['requests_last_minute']:,}/min",
-              f"{stats['requests_last_hour']:,} in the last hour"),
+        _card(
+            "Requests",
+            f"{stats['requests_last_minute']:,}/min",
+            f"{stats['requests_last_hour']:,} in the last hour",
+        ),
         _card("Models", f"{stats['available_models']}/{stats['total_models']}", "available / total"),
         _card("Sources", f"{stats['active_sources']}/{stats['total_sources']}", "active / total"),
     ]
     topics = runtime.bus.describe()
-    bus_rows = "".join(f"<tr><td>{esc(name)}</td><td class=num>{t['seq']:,}</td><td class=num>{t['history']:,}</td>"
-                       f"<td class=num>{t['listeners']}</td><td><code>{esc(t['epoch'])}</code></td></tr>"
-                       for name, t in topics.items())
-    bus = ('<table class="hub-table compact" id="bus-table"><thead><tr><th>Topic</th><th>Last seq</th>'
-           f"<th>History</th><th>Sockets</th><th>Epoch</th></tr></thead><tbody>{bus_rows}</tbody></table>")
+    bus_rows = "".join(
+        f"<tr><td>{esc(name)}</td><td class=num>{t['seq']:,}</td><td class=num>{t['history']:,}</td>"
+        f"<td class=num>{t['listeners']}</td><td><code>{esc(t['epoch'])}</code></td></tr>"
+        for name, t in topics.items()
+    )
+    bus = (
+        '<table class="hub-table compact" id="bus-table"><thead><tr><th>Topic</th><th>Last seq</th>'
+        f"<th>History</th><th>Sockets</th><th>Epoch</th></tr></thead><tbody>{bus_rows}</tbody></table>"
+    )
     return f'<div class="hub-cards stats">{"".join(cards)}</div>{bus}'
 
 
@@ -62,15 +86,17 @@ def sources_html(runtime: Any) -> str:
     for source in section["sources"]:
         groups.setdefault(source["category"], []).append(source)
     blocks = []
-    for category in sorted(groups, key=lambda c: list(_CATEGORY_TITLES).index(c) if c in _CATEGORY_TITLES else 99):
+    for category in sorted(
+        groups, key=lambda c: list(_CATEGORY_TITLES).index(c) if c in _CATEGORY_TITLES else 99
+    ):
         counts = section["categories"].get(category, {})
         rows = []
         for s in sorted(groups[category], key=lambda s: (s.get("priority", 0), s["name"])):
             success = s.get("last_success")
             rows.append(
                 f'<tr data-source="{esc(s["name"])}"><td><b>{esc(s["name"])}</b></td>'
-                f'<td>{badge(s["status"], _SOURCE_KIND.get(s["status"], "muted"))}</td>'
-                f'<td>{esc(f"{fmt_age(age_of(success))} ago" if success else "never")}</td>'
+                f"<td>{badge(s['status'], _SOURCE_KIND.get(s['status'], 'muted'))}</td>"
+                f"<td>{esc(f'{fmt_age(age_of(success))} ago' if success else 'never')}</td>"
                 f'<td class="num">{fmt_ms(s.get("latency_ms"))}</td>'
                 f'<td class="reason">{esc(s.get("last_error") or "")}</td>'
                 f'<td class="reason">{esc(s.get("reason") or "")}</td></tr>'
@@ -79,11 +105,12 @@ def sources_html(runtime: Any) -> str:
         blocks.append(
             f'<section class="hub-group" data-category="{esc(category)}"><h4>{esc(title)} '
             f'<span class="sub">{counts.get("active", 0)}/{counts.get("total", 0)} active</span></h4>'
-            '<table class="hub-table compact"><thead><tr><th>Source</th><th>Health</th><th>Last success</th>'
-            f'<th>Latency</th><th>Last error</th><th>Why</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            '<table class="hub-table compact"><thead><tr><th>Source</th><th>Health</th>'
+            "<th>Last success</th><th>Latency</th><th>Last error</th><th>Why</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
             "</section>"
         )
-    mode = f'data mode <b>{esc(section.get("data_mode"))}</b>'
+    mode = f"data mode <b>{esc(section.get('data_mode'))}</b>"
     if section.get("simulated"):
         mode += " · " + badge("market on simulator", "warn")
     if len(groups) < len(_CATEGORY_TITLES):
@@ -94,9 +121,12 @@ def sources_html(runtime: Any) -> str:
 
 def requests_figure(runtime: Any) -> go.Figure:
     """Return requests per minute and hour over time, one point per retained `system_status`."""
+
     def build() -> go.Figure:
-        points = [(m["timestamp"], m["stats"]["requests_last_minute"], m["stats"]["requests_last_hour"])
-                  for m in feeds.history(runtime, "system")]
+        points = [
+            (m["timestamp"], m["stats"]["requests_last_minute"], m["stats"]["requests_last_hour"])
+            for m in feeds.history(runtime, "system")
+        ]
         return charts.requests_chart(points)
 
     return _requests_memo.get(feeds.last_seq(runtime, "system"), build)

@@ -1,43 +1,234 @@
-"""The Gradio UI. It reads bus snapshots and the store through the runtime; never an upstream or a model."""
+"""The Gradio desk mounted at `/`: six tabs fed by bus snapshots and the store, refreshed by timers.
+
+Nothing here calls an upstream or a model: the views read `runtime.bus` and `runtime.store`, and the
+playground goes through `runtime.inference`. Every handler runs with `concurrency_limit=None` so
+visitors never queue behind each other, and timers stay out of the public API. Each tab has its own
+timer that runs only while the tab is open; renders are shared between visitors (space/cache.py).
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
-import pandas as pd
+
+from space import charts, market_view, models_view, news_view, sentiment_view, system_view
+from space.api_view import API_JS, api_html
+from space.playground import playground_status, score_text
+from space.routes import STATIC_PREFIX
 
 __all__ = ["build_ui"]
 
+PULSE_S = 1.0  # price table, banner and header
+TAB_REFRESH_S = {"market": 5.0, "news": 2.0, "sentiment": 5.0, "models": 3.0, "system": 3.0}
 
-def _market_table(runtime: Any) -> pd.DataFrame:
-    rows = []
-    for env in runtime.bus.snapshot("market"):
-        if env.key is None:
-            continue
-        message = json.loads(env.text)
-        data = message["data"]
-        rows.append({"symbol": data["symbol"], "price": data["price"], "change_24h %": data["change_24h"],
-                     "change_7d %": data["change_7d"], "volume_24h": data["volume_24h"],
-                     "market_cap": data["market_cap"], "source": message["source"], "as of": data["timestamp"]})
-    return pd.DataFrame(rows)
+# Every timer, load and tab event: no queueing between visitors, no public API endpoint, no spinner.
+QUIET: dict[str, Any] = {"api_visibility": "private", "concurrency_limit": None, "show_progress": "hidden"}
+
+TITLE = """<div class="hub-title"><h1>Crypto Market Hub</h1>
+<p>Live prices, scored news, market sentiment and model health, pushed over WebSockets.
+<a href="/live" target="_blank">/live</a> streams straight from the API.</p></div>"""
 
 
-def _banner(runtime: Any) -> str:
-    if runtime.market.simulated:
-        return ("⚠️ **Simulated data**: prices come from the labelled simulator (`source: simulator`) "
-                "because no live market provider is answering.")
-    return ""
+def _html(value: str = "", js_on_load: str | None = None, **kwargs: Any) -> gr.HTML:
+    return gr.HTML(value, js_on_load=js_on_load, elem_classes=["hub"], **kwargs)
 
 
 def build_ui(runtime: Any) -> gr.Blocks:
     """Build the Blocks app bound to one runtime."""
+    symbols = list(runtime.settings.symbols)
+    table = market_view.MarketTable()
+
+    demo: gr.Blocks
     with gr.Blocks(title="Crypto Market Hub", analytics_enabled=False) as demo:
-        gr.Markdown("# Crypto Market Hub\nLive prices, scored news and honest monitoring over WebSockets.")
-        banner = gr.Markdown(_banner(runtime), elem_id="demo-banner")
-        table = gr.Dataframe(_market_table(runtime), label="Market", elem_id="market-table")
-        timer = gr.Timer(2.0)
-        timer.tick(lambda: (_banner(runtime), _market_table(runtime)), outputs=[banner, table],
-                   api_visibility="private", concurrency_limit=None, show_progress="hidden")
+        # The stylesheet travels in a component's `head`: mount_gradio_app() resets Blocks-level css.
+        _html(TITLE, head=f'<link rel="stylesheet" href="{STATIC_PREFIX}/ui.css">', elem_id="hub-title")
+        pills = _html(elem_id="hub-pills")
+        banner = _html(elem_id="demo-banner")
+        with gr.Tabs(selected="market"):
+            with gr.Tab("Market", id="market", elem_id="tab-market") as tab_market:
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        prices = _html(elem_id="market-prices")
+                    with gr.Column(scale=1, min_width=260):
+                        gauge = gr.Plot(label="Fear & Greed", elem_id="market-gauge")
+                        summary = _html(elem_id="market-summary-box")
+                with gr.Row():
+                    symbol = gr.Dropdown(symbols, value=symbols[0], label="Symbol", scale=1)
+                    interval = gr.Radio(["1m", "1h", "1d"], value="1m", label="Bucket", scale=2)
+                chart = gr.Plot(label="Price history", elem_id="price-chart")
+            with gr.Tab("News", id="news", elem_id="tab-news") as tab_news:
+                with gr.Row():
+                    keyword = gr.Textbox(label="Keyword", placeholder="bitcoin, etf, hack…", scale=3)
+                    source = gr.Dropdown(
+                        [news_view.ALL_SOURCES], value=news_view.ALL_SOURCES, label="Source", scale=1
+                    )
+                news = _html(elem_id="news-list")
+            with gr.Tab("Sentiment", id="sentiment", elem_id="tab-sentiment") as tab_sentiment:
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=260):
+                        gauge2 = gr.Plot(label="Fear & Greed", elem_id="sentiment-gauge")
+                    with gr.Column(scale=2):
+                        mood = _html(elem_id="sentiment-mood")
+                        social = _html(elem_id="sentiment-social")
+                with gr.Row():
+                    fg_history = gr.Plot(label="Fear & Greed history", elem_id="fg-history")
+                    trend = gr.Plot(label="Sentiment trend", elem_id="sentiment-trend")
+            with gr.Tab("Models", id="models", elem_id="tab-models") as tab_models:
+                models = _html(elem_id="models-status")
+                gr.Markdown(
+                    "### Playground\nType a headline or a post: every loaded model scores it, "
+                    "next to the ensemble the news pipeline uses."
+                )
+                pg_status = _html(elem_id="playground-status-line")
+                with gr.Row():
+                    text = gr.Textbox(
+                        label="Text",
+                        lines=2,
+                        scale=4,
+                        elem_id="playground-text",
+                        placeholder="Bitcoin ETF inflows hit a record as miners hold",
+                    )
+                    with gr.Column(scale=1, min_width=180):
+                        domain = gr.Radio(["news", "social"], value="news", label="Kind of text")
+                        score = gr.Button("Score", variant="primary", elem_id="playground-score")
+                with gr.Row(equal_height=False):
+                    bars = gr.Plot(
+                        charts.playground_bars([]), label="Probabilities", elem_id="playground-bars"
+                    )
+                    results = _html(elem_id="playground-out")
+                gr.Markdown("### Evaluation")
+                evaluation = _html(elem_id="evaluation")
+            with gr.Tab("System", id="system", elem_id="tab-system") as tab_system:
+                overview = _html(elem_id="system-overview")
+                requests = gr.Plot(label="Requests", elem_id="requests-chart")
+                sources = _html(elem_id="system-sources")
+            with gr.Tab("API", id="api", elem_id="tab-api") as tab_api:
+                _html(api_html(), js_on_load=API_JS, elem_id="api-tab")
+
+        # ------------------------------------------------------------ handlers
+
+        def pulse() -> tuple[str, str, str, str]:
+            return (
+                market_view.header_html(runtime),
+                market_view.banner_html(runtime),
+                table.html(runtime),
+                market_view.summary_html(runtime),
+            )
+
+        async def market_charts(sym: str, bucket: str) -> tuple[Any, Any]:
+            return sentiment_view.fear_greed_figure(runtime), await market_view.price_figure(
+                runtime, sym, bucket
+            )
+
+        async def news_feed(word: str, src: str, known: list[str]) -> tuple[str, Any, list[str]]:
+            choices = await news_view.source_choices(runtime)
+            update = gr.Dropdown(choices=choices) if choices != known else gr.skip()
+            return await news_view.news_html(runtime, word, src), update, choices
+
+        async def sentiment_tab() -> tuple[Any, ...]:
+            history, trend_fig = await sentiment_view.trend_figures(runtime)
+            return (
+                sentiment_view.fear_greed_figure(runtime),
+                sentiment_view.mood_html(runtime),
+                sentiment_view.social_html(runtime),
+                history,
+                trend_fig,
+            )
+
+        def models_tab() -> tuple[str, str, str]:
+            return (
+                models_view.models_html(runtime),
+                playground_status(runtime),
+                models_view.evaluation_html(runtime),
+            )
+
+        def system_tab() -> tuple[str, Any, str]:
+            return (
+                system_view.overview_html(runtime),
+                system_view.requests_figure(runtime),
+                system_view.sources_html(runtime),
+            )
+
+        async def playground(body: str, kind: str) -> tuple[Any, str]:
+            return await score_text(runtime, body, kind)
+
+        known_sources = gr.State([news_view.ALL_SOURCES])
+        refreshers: dict[str, tuple[Callable[..., Any], list[Any], list[Any]]] = {
+            "market": (market_charts, [symbol, interval], [gauge, chart]),
+            "news": (news_feed, [keyword, source, known_sources], [news, source, known_sources]),
+            "sentiment": (sentiment_tab, [], [gauge2, mood, social, fg_history, trend]),
+            "models": (models_tab, [], [models, pg_status, evaluation]),
+            "system": (system_tab, [], [overview, requests, sources]),
+        }
+
+        # ------------------------------------------------------------ wiring
+
+        pulse_timer = gr.Timer(PULSE_S)
+        pulse_outputs = [pills, banner, prices, summary]
+        pulse_timer.tick(pulse, outputs=pulse_outputs, **QUIET)
+        demo.load(pulse, outputs=pulse_outputs, **QUIET)
+        timers: dict[str, gr.Timer] = {}
+        for name, (fn, inputs, outputs) in refreshers.items():
+            timers[name] = gr.Timer(TAB_REFRESH_S[name], active=name == "market")
+            timers[name].tick(fn, inputs=inputs, outputs=outputs, **QUIET)
+            demo.load(fn, inputs=inputs, outputs=outputs, **QUIET)
+
+        tab_blocks = {
+            "market": tab_market,
+            "news": tab_news,
+            "sentiment": tab_sentiment,
+            "models": tab_models,
+            "system": tab_system,
+            "api": tab_api,
+        }
+        for name, block in tab_blocks.items():
+            _wire_tab(block, name, timers, refreshers.get(name))
+
+        symbol.change(market_charts, inputs=[symbol, interval], outputs=[gauge, chart], **QUIET)
+        interval.change(market_charts, inputs=[symbol, interval], outputs=[gauge, chart], **QUIET)
+        for control in (keyword, source):
+            control.change(
+                news_feed,
+                inputs=[keyword, source, known_sources],
+                outputs=[news, source, known_sources],
+                trigger_mode="always_last",
+                **QUIET,
+            )
+        score.click(
+            playground,
+            inputs=[text, domain],
+            outputs=[bars, results],
+            api_name="score_text",
+            concurrency_limit=None,
+            show_progress="minimal",
+        )
+        text.submit(
+            playground,
+            inputs=[text, domain],
+            outputs=[bars, results],
+            api_visibility="private",
+            concurrency_limit=None,
+            show_progress="minimal",
+        )
+    demo.queue(default_concurrency_limit=None)
     return demo
+
+
+def _wire_tab(
+    block: gr.Tab,
+    name: str,
+    timers: dict[str, gr.Timer],
+    refresher: tuple[Callable[..., Any], list[Any], list[Any]] | None,
+) -> None:
+    """Run only the opened tab's timer, and refresh the tab at once when it opens."""
+    ordered = list(timers)
+
+    def activate() -> list[gr.Timer]:
+        return [gr.Timer(active=other == name) for other in ordered]
+
+    event = block.select(activate, outputs=[timers[t] for t in ordered], **QUIET)
+    if refresher is not None:
+        fn, inputs, outputs = refresher
+        event.then(fn, inputs=inputs, outputs=outputs, **QUIET)

@@ -65,6 +65,9 @@ class SocketStats:
     errors_sent: int = 0
     slow_consumer_closes: int = 0
     refused_connections: int = 0
+    idle_closes: int = 0
+    coalesced: int = 0  # price frames replaced by a newer one, summed over closed connections
+    dropped_on_close: int = 0  # frames discarded when a slow consumer was closed
 
 
 @dataclass
@@ -141,6 +144,7 @@ class Session:
         self.close_code: int | None = None
         self.close_reason = ""
         self._closing = asyncio.Event()
+        self.last_activity = asyncio.get_running_loop().time()  # last frame in either direction (idle timeout)
 
     # ------------------------------------------------------------ bus side (never blocks)
 
@@ -180,6 +184,7 @@ class Session:
             "This connection fell too far behind the stream and is being closed",
             f"outbox limit {self.outbox.maxsize} frames; reconnect with ?since=<last seq> to resume",
         )
+        self.hub.stats.dropped_on_close += len(self.outbox)
         self.outbox.put_urgent(frame)
         self.request_close(CloseCode.WS_1013_TRY_AGAIN_LATER, "slow consumer")
 
@@ -228,6 +233,7 @@ class Session:
             await self._run()
         finally:
             hub.sessions.discard(self)
+            hub.stats.coalesced += self.outbox.coalesced
             hub.limiter.release(address)
             if self.spec.path in hub.stats.connections:
                 hub.stats.connections[self.spec.path] -= 1
@@ -245,7 +251,7 @@ class Session:
             reader = asyncio.create_task(self._read_loop(), name=f"ws-reader {self.spec.path}")
             closing = asyncio.create_task(self._closing.wait())
             try:
-                await asyncio.wait({writer, reader, closing}, return_when=asyncio.FIRST_COMPLETED)
+                await self._wait_until_done_or_idle({writer, reader, closing})
                 if self.close_code is not None and not writer.done():
                     # Let the writer flush the last frames (the SLOW_CONSUMER error) within a bound.
                     await asyncio.wait({writer, reader}, timeout=CLOSE_GRACE_S, return_when=asyncio.FIRST_COMPLETED)
@@ -258,6 +264,19 @@ class Session:
                 await asyncio.wait_for(self.websocket.close(self.close_code, self.close_reason), CLOSE_GRACE_S)
             except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
                 pass
+
+    async def _wait_until_done_or_idle(self, tasks: set[asyncio.Task[Any]]) -> None:
+        """Wait for the first task to end; close the socket once nothing travelled for IDLE_TIMEOUT_S."""
+        loop, idle_s = asyncio.get_running_loop(), self.hub.settings.idle_timeout_s
+        while True:
+            left = self.last_activity + idle_s - loop.time()
+            if left <= 0 and self.close_code is None:
+                self.hub.stats.idle_closes += 1
+                self.request_close(CloseCode.WS_1000_NORMAL_CLOSURE, f"idle timeout: nothing exchanged for {idle_s:g} s")
+                left = idle_s
+            done, _ = await asyncio.wait(tasks, timeout=max(left, 0.05), return_when=asyncio.FIRST_COMPLETED)
+            if done:
+                return
 
     def _greet(self) -> None:
         """Queue resume replay (`?since=`), initial symbols, or the topic's snapshot."""
@@ -292,18 +311,21 @@ class Session:
                 self.offer(latest)
 
     async def _write_loop(self) -> None:
-        stats = self.hub.stats
+        stats, loop = self.hub.stats, asyncio.get_running_loop()
         while True:
             text = await self.outbox.get()
             await self.websocket.send_text(text)
             stats.messages_sent += 1
+            self.last_activity = loop.time()
 
     async def _read_loop(self) -> None:
         ws, limit = self.websocket, self.hub.settings.max_frame_bytes
+        loop = asyncio.get_running_loop()
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
+            self.last_activity = loop.time()
             raw = message.get("text")
             if raw is None:
                 raw = message.get("bytes") or b""

@@ -78,6 +78,7 @@ class BinanceStream:
             seen_before = self.messages
             try:
                 await self._read_once(on_quotes, state)
+                attempt += 1  # it gave up on a stream of garbage frames (already counted)
             except asyncio.CancelledError:
                 raise
             except (OSError, TimeoutError, WebSocketException, UpstreamGarbage) as exc:
@@ -104,6 +105,7 @@ class BinanceStream:
         return delay
 
     async def _read_once(self, on_quotes: OnQuotes, state: ProviderState) -> None:
+        """Read one connection until it fails (raises) or sends only garbage (returns)."""
         async with connect(
             self.url,
             open_timeout=self.open_timeout_s,
@@ -126,12 +128,13 @@ class BinanceStream:
                     state.record_failure(self._clock(), exc)
                     logger.warning("! %s sent garbage: %s", self.name, exc)
                     if state.breaker.state == "open":
-                        raise  # too many bad frames in a row: drop the connection and back off
+                        return  # too many bad frames in a row: drop the connection and back off
                     continue
                 if rejects:
-                    logger.warning(
-                        "! %s skipped %d bad tickers: %s", self.name, len(rejects), "; ".join(rejects[:3])
-                    )
+                    # The same bad ticker every second would flood the log: warn when it changes.
+                    level = logging.DEBUG if rejects == state.last_rejects else logging.WARNING
+                    sample = "; ".join(rejects[:3])
+                    logger.log(level, "! %s skipped %d bad tickers: %s", self.name, len(rejects), sample)
                 state.record_success(self._clock(), self._lag_ms(quotes), rejects)
                 if quotes:
                     try:

@@ -1,0 +1,328 @@
+"""The Redis backplane: carries bus envelopes between app processes.
+
+The leader's bus hands every published envelope to `relay()`. A writer task stores it in Redis
+with one fenced script (refused unless the lock still holds this leader's token), which appends
+it to the topic's capped history list, stores it as the latest value of its key, records the
+topic's `seq`/`epoch` and publishes it on one channel. Only then does the leader deliver it to its
+own sockets, so no process ever shows a message that the cluster does not have.
+
+Every process listens on the channel and calls `Bus.ingest()`. A message that skips a seq of the
+lossless topic (news), or arrives under a new epoch, makes the listener fill the gap from the
+Redis history first, so `?since=` resumes on any process. After a reconnect the listener re-reads
+every topic the same way.
+
+Redis layout (`<p>` is the prefix):
+    <p>:bus                   channel of every envelope
+    <p>:t:<topic>:meta        hash: epoch, seq
+    <p>:t:<topic>:history     list of the newest `history_size` envelopes
+    <p>:t:<topic>:latest      hash: key ("" when unkeyed) -> newest envelope of that key
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from core.bus import TOPICS, Bus, Envelope
+
+__all__ = ["RedisBackplane", "decode_envelope", "encode_envelope"]
+
+logger = logging.getLogger(__name__)
+
+# KEYS: lock, meta, history, latest. ARGV: token, seq, epoch, key, payload, history size, channel.
+# Returns 1 (stored and published), -1 (fenced: not the leader's token), -2 (seq not newer).
+_PUBLISH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+local seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+if epoch == ARGV[3] then
+  if tonumber(ARGV[2]) <= seq then return -2 end
+else
+  redis.call('DEL', KEYS[3], KEYS[4])
+end
+redis.call('HSET', KEYS[2], 'epoch', ARGV[3], 'seq', ARGV[2])
+redis.call('RPUSH', KEYS[3], ARGV[5])
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)
+redis.call('HSET', KEYS[4], ARGV[4], ARGV[5])
+redis.call('PUBLISH', ARGV[7], ARGV[5])
+return 1
+"""
+
+PUBLISHED, FENCED, STALE = 1, -1, -2
+
+
+def encode_envelope(envelope: Envelope, origin: str) -> str:
+    """Serialise an envelope (without its in-process model) for Redis."""
+    return json.dumps({
+        "o": origin, "t": envelope.topic, "s": envelope.seq, "e": envelope.epoch, "k": envelope.key,
+        "m": envelope.match_text, "c": envelope.source, "x": envelope.text,
+    }, separators=(",", ":"))
+
+
+def decode_envelope(payload: bytes | str) -> tuple[Envelope, str]:
+    """Return the envelope and the process id that published it.
+
+    Raises:
+        ValueError: the payload is not an envelope (wrong JSON, missing field, unknown topic).
+    """
+    raw = json.loads(payload)
+    try:
+        envelope = Envelope(
+            topic=str(raw["t"]), seq=int(raw["s"]), epoch=str(raw["e"]), text=str(raw["x"]),
+            key=raw.get("k"), match_text=str(raw.get("m", "")), source=str(raw.get("c", "")),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a backplane envelope: {exc!r}") from exc
+    if envelope.topic not in TOPICS:
+        raise ValueError(f"unknown topic {envelope.topic!r}, expected one of {', '.join(TOPICS)}")
+    return envelope, str(raw.get("o", ""))
+
+
+class RedisBackplane:
+    """Relays this process's publications to Redis and feeds everyone else's into the local bus.
+
+    Args:
+        redis: an asyncio Redis client.
+        bus: the local bus (its relay is set by the caller).
+        process_id: this process's name; its own envelopes coming back on the channel are skipped.
+        current_token: returns the leader token while this process leads, else None.
+        on_fenced: awaited when Redis refused a write because another process now leads.
+        prefix: namespace of every key, so several deployments can share one Redis.
+        history_size: envelopes kept per topic in Redis.
+        lossless: topics whose every seq must reach every process (gaps are filled from history).
+        max_batch: envelopes written in one pipelined round trip.
+        reconnect_max_s: longest pause between reconnect attempts.
+
+    Trade-off: the leader's own sockets see a message one Redis round trip later than they would
+    without a backplane; in exchange a leader that loses Redis never shows messages the others lack.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        bus: Bus,
+        *,
+        process_id: str,
+        current_token: Callable[[], str | None],
+        on_fenced: Callable[[str], Awaitable[None]],
+        prefix: str = "hub",
+        lock_key: str = "hub:leader",
+        history_size: int = 1000,
+        lossless: tuple[str, ...] = ("news",),
+        max_batch: int = 100,
+        reconnect_max_s: float = 2.0,
+    ) -> None:
+        self._redis = redis
+        self.bus = bus
+        self.process_id = process_id
+        self._current_token = current_token
+        self._on_fenced = on_fenced
+        self.prefix = prefix
+        self.lock_key = lock_key
+        self.channel = f"{prefix}:bus"
+        self.history_size = history_size
+        self.lossless = lossless
+        self.max_batch = max_batch
+        self.reconnect_max_s = reconnect_max_s
+        self._publish = redis.register_script(_PUBLISH)
+        self._pending: deque[Envelope] = deque()
+        self._wake = asyncio.Event()
+        self.online = False
+        self.offline_since: float | None = time.time()
+        self.last_error: str | None = None
+        self.reconnects = 0
+        self.relayed = 0
+        self.received = 0
+        self.resyncs = 0
+        self.dropped = 0
+        self._ever_online = False
+
+    def _key(self, topic: str, part: str) -> str:
+        return f"{self.prefix}:t:{topic}:{part}"
+
+    # ------------------------------------------------------------ leader side
+
+    def relay(self, envelope: Envelope) -> None:
+        """Queue a freshly published envelope for Redis (the bus's relay; never blocks)."""
+        self._pending.append(envelope)
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Return how many published envelopes wait for Redis."""
+        return len(self._pending)
+
+    def drop_pending(self, reason: str) -> None:
+        """Discard envelopes that were never stored (leadership lost); nobody has seen them."""
+        if self._pending:
+            logger.warning("backplane: dropping %d unconfirmed envelopes: %s", len(self._pending), reason)
+            self.dropped += len(self._pending)
+            self._pending.clear()
+        self.bus.discard_unconfirmed()
+
+    async def write_loop(self) -> None:
+        """Store pending envelopes in order, retrying on Redis errors, until cancelled."""
+        while True:
+            while not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+            token = self._current_token()
+            if token is None:
+                self.drop_pending("this process is not the leader")
+                continue
+            batch = [self._pending[i] for i in range(min(self.max_batch, len(self._pending)))]
+            try:
+                results = await self._store(batch, token)
+            except (RedisError, OSError) as exc:
+                # The listener owns `online`; a failed write only waits and retries the same batch.
+                self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                await asyncio.sleep(0.2)
+                continue
+            for envelope, result in zip(batch, results, strict=True):
+                if self._pending and self._pending[0] is envelope:
+                    self._pending.popleft()
+                if result == PUBLISHED:
+                    self.relayed += 1
+                    try:
+                        self.bus.deliver(envelope)
+                    except Exception:
+                        logger.exception("backplane: delivering %s seq %s locally failed", envelope.topic, envelope.seq)
+                elif result == STALE:
+                    self.dropped += 1
+                    logger.error("backplane: Redis already has %s seq >= %s; dropped, resyncing",
+                                 envelope.topic, envelope.seq)
+                    try:
+                        await self.resync(envelope.topic)
+                    except (RedisError, OSError) as exc:
+                        self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                else:
+                    await self._on_fenced("Redis refused a write: another process holds the lock")
+                    self.drop_pending("fenced")
+                    break
+
+    async def _store(self, batch: list[Envelope], token: str) -> list[int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for envelope in batch:
+                meta, history, latest = (self._key(envelope.topic, p) for p in ("meta", "history", "latest"))
+                await self._publish(
+                    keys=[self.lock_key, meta, history, latest],
+                    args=[token, envelope.seq, envelope.epoch, envelope.key or "",
+                          encode_envelope(envelope, self.process_id), self.history_size, self.channel],
+                    client=pipe,
+                )
+            return [int(r) for r in await pipe.execute()]
+
+    async def prepare_leadership(self) -> None:
+        """Catch up with Redis before producing; start a new epoch for topics Redis has lost."""
+        for topic in TOPICS:
+            if await self._redis.exists(self._key(topic, "meta")):
+                await self.resync(topic)
+            elif self.bus.last_seq(topic) > 0:
+                # Redis lost (or never had) this topic's history, and another process may hold
+                # messages this one missed: only a new epoch keeps seq unambiguous.
+                epoch = self.bus.restart_epoch(topic)
+                logger.warning("backplane: Redis has no %s history; new epoch %s", topic, epoch)
+        self.bus.discard_unconfirmed()
+
+    # ------------------------------------------------------------ every process
+
+    async def listen_loop(self) -> None:
+        """Subscribe, catch up, and ingest the channel until cancelled; reconnect on errors."""
+        backoff = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                for topic in TOPICS:
+                    await self.resync(topic)
+                self._set_online()
+                backoff = 0.1
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        await self._on_message(message["data"])
+            except (RedisError, OSError) as exc:
+                self._note_error(exc)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except (RedisError, OSError):
+                    pass
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.reconnect_max_s)
+
+    async def _on_message(self, payload: bytes) -> None:
+        try:
+            envelope, origin = decode_envelope(payload)
+        except ValueError as exc:
+            logger.error("backplane: ignoring a malformed message on %s: %s", self.channel, exc)
+            return
+        if origin == self.process_id:
+            return  # our own publication; the writer delivered it already
+        self.received += 1
+        topic = envelope.topic
+        same_epoch = envelope.epoch == self.bus.epoch(topic)
+        last = self.bus.last_seq(topic)
+        if same_epoch and envelope.seq <= last:
+            return
+        if topic not in self.lossless or (same_epoch and envelope.seq == last + 1):
+            self.bus.ingest(envelope)
+            return
+        await self.resync(topic)  # a gap or a new epoch: fill from the retained history
+
+    async def resync(self, topic: str) -> None:
+        """Bring the local topic up to Redis's state (history for lossless topics, else latest values)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._key(topic, "meta"))
+            if topic in self.lossless:
+                pipe.lrange(self._key(topic, "history"), 0, -1)
+            else:
+                pipe.hvals(self._key(topic, "latest"))
+            meta, payloads = await pipe.execute()
+        if not meta:
+            return
+        epoch = meta[b"epoch"].decode()
+        envelopes = []
+        for payload in payloads:
+            try:
+                envelope, _ = decode_envelope(payload)
+            except ValueError:
+                continue
+            if envelope.epoch == epoch:
+                envelopes.append(envelope)
+        envelopes.sort(key=lambda env: env.seq)
+        if epoch == self.bus.epoch(topic):
+            last = self.bus.last_seq(topic)
+            envelopes = [env for env in envelopes if env.seq > last]
+            if topic in self.lossless and envelopes and envelopes[0].seq > last + 1:
+                # Redis no longer retains the whole gap: drop ours so `?since=` reports HISTORY_GAP.
+                self.bus.restart_epoch(topic)
+        if envelopes:
+            self.resyncs += 1
+            for envelope in envelopes:
+                self.bus.ingest(envelope)
+
+    def _set_online(self) -> None:
+        if not self.online:
+            if self._ever_online:
+                self.reconnects += 1
+                logger.info("backplane: reconnected to Redis and caught up (reconnect %d)", self.reconnects)
+            else:
+                logger.info("backplane: subscribed to %s and caught up with Redis", self.channel)
+        self._ever_online = True
+        self.online, self.offline_since, self.last_error = True, None, None
+
+    def _note_error(self, exc: BaseException) -> None:
+        if self.online:
+            logger.warning("backplane: lost Redis (%s: %s); serving local state, reconnecting",
+                           type(exc).__name__, exc)
+            self.offline_since = time.time()
+        self.online = False
+        self.last_error = f"{type(exc).__name__}: {exc}"[:200]

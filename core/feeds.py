@@ -1,0 +1,111 @@
+"""Live feeds: runs the source hub and routes what it fetches into the desks and the store.
+
+quotes -> market desk; news -> news desk (dedupe, score, persist, publish); Fear & Greed ->
+sentiment board + store; social posts -> scored -> sentiment board. It runs only where the
+producers run (the leader, with REDIS_URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost, SourceHealth
+from core.store import StoreUnavailable
+from sources import SourceHub, SourceSettings
+
+__all__ = ["LiveFeeds"]
+
+logger = logging.getLogger(__name__)
+
+SEED_SEEN_NEWS = 1000  # stored URLs/titles handed to the deduper at start, so a restart republishes nothing
+
+
+class LiveFeeds:
+    """Owns one `SourceHub` at a time (a hub cannot restart, so each `start()` builds a new one)."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.settings = SourceSettings.from_env(runtime.settings.extra)
+        self.hub: SourceHub | None = None
+        self._last_status: dict[str, str] = {}
+        if not self.settings.twitter_bearer_token:
+            runtime.sentiment.platforms["twitter"].reason = "TWITTER_BEARER_TOKEN not set"
+
+    async def start(self) -> None:
+        """Build and start a fresh hub; seed its deduper with stored news."""
+        self.hub = SourceHub(
+            self.settings,
+            on_quotes=self._on_quotes,
+            on_news=self._on_news,
+            on_fear_greed=self._on_fear_greed,
+            on_social=self._on_social,
+        )
+        store = self.runtime.store
+        if store.online:
+            try:
+                stored = await asyncio.to_thread(store.recent_news, None, SEED_SEEN_NEWS)
+                self.hub.mark_news_seen([n["url"] for n in stored], [n["title"] for n in stored])
+            except Exception:
+                logger.exception("feeds: could not read stored news for dedupe; relying on the store's URL check")
+        self.runtime.market.live_is_up = self.hub.market_is_up
+        await self.hub.start()
+
+    async def stop(self) -> None:
+        """Stop the hub (logging a background crash rather than raising it at shutdown)."""
+        hub, self.hub = self.hub, None
+        if hub is not None:
+            try:
+                await hub.stop()
+            except Exception:
+                logger.exception("feeds: a source task had crashed")
+
+    def health(self) -> list[SourceHealth]:
+        """Return every provider's health and journal status changes to the store."""
+        if self.hub is None:
+            return []
+        health = self.hub.health()
+        for h in health:
+            if self._last_status.get(h.name) != h.status:
+                self._last_status[h.name] = h.status
+                self._journal_health(h)
+        return health
+
+    def _journal_health(self, h: SourceHealth) -> None:
+        try:
+            self.runtime.store.save_source_event(h.name, h.category, h.status, h.last_error, h.latency_ms)
+        except StoreUnavailable as exc:
+            logger.error("feeds: health event of %s not stored: %s", h.name, exc)
+
+    async def _on_quotes(self, quotes: list[PriceQuote]) -> None:
+        self.runtime.market.accept_quotes(quotes)
+
+    async def _on_news(self, items: list[NewsItem]) -> None:
+        await self.runtime.news.ingest(items)
+
+    async def _on_fear_greed(self, reading: FearGreedReading) -> None:
+        self.runtime.sentiment.accept_fear_greed(reading)
+        try:
+            await asyncio.to_thread(self.runtime.store.save_fear_greed, reading)
+        except StoreUnavailable as exc:
+            logger.error("feeds: Fear & Greed reading not stored: %s", exc)
+
+    async def _on_social(self, posts: list[SocialPost], mentions: dict[str, dict[str, int]]) -> None:
+        board, scorer = self.runtime.sentiment, self.runtime.inference
+        by_platform: dict[str, list[SocialPost]] = {}
+        for post in posts:
+            by_platform.setdefault(post.platform, []).append(post)
+        for platform in set(by_platform) | set(mentions):
+            batch = by_platform.get(platform, [])
+            results = []
+            if batch and scorer is not None:
+                try:
+                    results = await scorer.score([p.text[:2000] for p in batch], "social")
+                except Exception:
+                    logger.exception("feeds: scoring %d %s posts failed", len(batch), platform)
+            count = sum(mentions.get(platform, {}).values()) if platform in mentions else None
+            if platform in board.platforms:
+                board.accept_social(platform, results, count)
+                if batch and scorer is None:
+                    board.platforms[platform].reason = "posts fetched but not scored: inference is off"

@@ -1,0 +1,186 @@
+"""`GET /metrics` for Prometheus, read at scrape time from the components that already count.
+
+Nothing on a hot path touches a Prometheus object: the collector reads the socket hub's counters,
+the bus, the providers' bookkeeping (`runtime.sources`), the models' statistics
+(`runtime.inference.describe_models()`) and the cluster when a scrape arrives. Each app gets its
+own registry, so several apps in one process (tests) do not collide.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+__all__ = ["HubCollector", "build_metrics_router", "build_registry"]
+
+logger = logging.getLogger(__name__)
+
+STATUS_VALUE = {"active": 1.0, "degraded": 0.5, "inactive": 0.0}
+
+
+class HubCollector(Collector):
+    """Turns the runtime's own counters into Prometheus metrics on every scrape."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric family (a failing section is logged and skipped, never fatal)."""
+        for section in (self._sockets, self._bus, self._providers, self._models, self._cluster):
+            try:
+                yield from section()
+            except Exception:
+                logger.exception("metrics: %s section failed", section.__name__)
+
+    def _sockets(self) -> Iterator[Metric]:
+        hub = self.runtime.sockets
+        stats = hub.stats
+        connections = GaugeMetricFamily("hub_ws_connections", "Open WebSocket connections", labels=["endpoint"])
+        depth = GaugeMetricFamily("hub_ws_outbox_depth", "Frames waiting in outboxes, summed", labels=["endpoint"])
+        deepest = GaugeMetricFamily("hub_ws_outbox_depth_max", "Frames waiting in the fullest outbox",
+                                    labels=["endpoint"])
+        sessions_by_path: dict[str, list[Any]] = {}
+        for session in list(hub.sessions):
+            sessions_by_path.setdefault(session.spec.path, []).append(session)
+        for path in sorted(set(stats.connections) | set(sessions_by_path)):
+            sessions = sessions_by_path.get(path, [])
+            connections.add_metric([path], stats.connections.get(path, 0))
+            depth.add_metric([path], sum(len(s.outbox) for s in sessions))
+            deepest.add_metric([path], max((len(s.outbox) for s in sessions), default=0))
+        yield connections
+        yield depth
+        yield deepest
+        yield CounterMetricFamily("hub_ws_messages_sent", "Frames written to sockets", value=stats.messages_sent)
+        yield CounterMetricFamily("hub_ws_messages_received", "Frames received from clients",
+                                  value=stats.messages_received)
+        dropped = CounterMetricFamily("hub_ws_messages_dropped",
+                                      "Frames never sent: price updates replaced by a newer one (coalesced), "
+                                      "or discarded when a slow consumer was closed", labels=["reason"])
+        live_coalesced = sum(s.outbox.coalesced for s in list(hub.sessions))
+        dropped.add_metric(["coalesced"], stats.coalesced + live_coalesced)
+        dropped.add_metric(["slow_consumer"], stats.dropped_on_close)
+        yield dropped
+        yield CounterMetricFamily("hub_ws_errors_sent", "error messages sent to clients", value=stats.errors_sent)
+        yield CounterMetricFamily("hub_ws_slow_consumer_closes", "Connections closed as SLOW_CONSUMER (1013)",
+                                  value=stats.slow_consumer_closes)
+        yield CounterMetricFamily("hub_ws_refused_connections", "Connections refused by the connection limits",
+                                  value=stats.refused_connections)
+        yield CounterMetricFamily("hub_ws_idle_closes", "Connections closed by the idle timeout",
+                                  value=stats.idle_closes)
+        yield CounterMetricFamily("hub_requests", "HTTP requests, WebSocket connects and client messages",
+                                  value=self.runtime.counter.total)
+
+    def _bus(self) -> Iterator[Metric]:
+        seq = GaugeMetricFamily("hub_bus_seq", "Newest seq per topic", labels=["topic"])
+        listeners = GaugeMetricFamily("hub_bus_listeners", "Listeners per topic", labels=["topic"])
+        for topic, info in self.runtime.bus.describe().items():
+            seq.add_metric([topic], info["seq"])
+            listeners.add_metric([topic], info["listeners"])
+        yield seq
+        yield listeners
+        yield GaugeMetricFamily("hub_agent_running", "1 when every producer task of this process is alive",
+                                value=1.0 if self.runtime.agent_running else 0.0)
+
+    def _providers(self) -> Iterator[Metric]:
+        sources = self.runtime.sources
+        labels = ["provider", "category"]
+        status = GaugeMetricFamily("hub_provider_status", "1 active, 0.5 degraded, 0 inactive", labels=labels)
+        requests = CounterMetricFamily("hub_provider_requests", "Upstream fetches (successes and failures)",
+                                       labels=labels)
+        errors = CounterMetricFamily("hub_provider_errors", "Upstream fetches that failed", labels=labels)
+        latency = GaugeMetricFamily("hub_provider_latency_ms", "Latency of the provider's last fetch",
+                                    labels=labels)
+        for health in self.runtime.source_health():
+            key = [health.name, health.category]
+            status.add_metric(key, STATUS_VALUE.get(health.status, 0.0))
+            if health.latency_ms is not None:
+                latency.add_metric(key, health.latency_ms)
+            state = _provider_state(sources, health.category, health.name)
+            if state is not None:
+                requests.add_metric(key, state.successes + state.failures)
+                errors.add_metric(key, state.failures)
+        yield from (status, requests, errors, latency)
+
+    def _models(self) -> Iterator[Metric]:
+        calls = CounterMetricFamily("hub_model_calls", "Model calls (batches) run", labels=["model"])
+        failures = CounterMetricFamily("hub_model_failures", "Model calls that raised or timed out", labels=["model"])
+        available = GaugeMetricFamily("hub_model_available", "1 when the model is loaded and answering",
+                                      labels=["model"])
+        latency = SummaryMetricFamily("hub_model_latency_ms", "Latency of successful model calls; "
+                                      "quantile 0.95 over recent calls", labels=["model"])
+        for model in self.runtime.models():
+            model_id = str(model.get("id"))
+            available.add_metric([model_id], 1.0 if model.get("status") == "available" else 0.0)
+            n_calls = int(model.get("calls") or 0)
+            n_failures = int(model.get("failures") or 0)
+            calls.add_metric([model_id], n_calls)
+            failures.add_metric([model_id], n_failures)
+            successes = int(model.get("successes", n_calls - n_failures) or 0)
+            avg = model.get("avg_response_time")
+            if avg is not None:
+                latency.add_metric([model_id], count_value=successes, sum_value=float(avg) * successes)
+                if model.get("p95_ms") is not None:
+                    latency.samples.append(Sample("hub_model_latency_ms", {"model": model_id, "quantile": "0.95"},
+                                                  float(model["p95_ms"])))
+        yield from (calls, failures, available, latency)
+
+    def _cluster(self) -> Iterator[Metric]:
+        cluster = self.runtime.cluster
+        if cluster is None:
+            yield GaugeMetricFamily("hub_leader", "1 when this process runs the producers", value=1.0)
+            return
+        info = cluster.describe()
+        yield GaugeMetricFamily("hub_leader", "1 when this process runs the producers",
+                                value=1.0 if info["leader"] else 0.0)
+        yield GaugeMetricFamily("hub_backplane_up", "1 while subscribed to Redis", value=1.0 if info["online"] else 0.0)
+        yield GaugeMetricFamily("hub_cluster_processes", "App processes seen in Redis", value=info["members"])
+        yield GaugeMetricFamily("hub_backplane_pending", "Published envelopes waiting for Redis",
+                                value=info["pending"])
+        yield CounterMetricFamily("hub_leader_terms", "Times this process was elected", value=info["terms"])
+        for name, help_text in (("relayed", "Envelopes this process stored in Redis as leader"),
+                                ("received", "Envelopes received from other processes"),
+                                ("resyncs", "Catch-ups from the Redis history"),
+                                ("dropped", "Envelopes discarded unconfirmed (leadership lost)"),
+                                ("reconnects", "Reconnections to Redis")):
+            yield CounterMetricFamily(f"hub_backplane_{name}", help_text, value=info[name])
+
+
+def _provider_state(sources: Any, category: str, name: str) -> Any:
+    pools = getattr(sources, "pools", None) if sources is not None else None
+    if not pools or category not in pools:
+        return None
+    try:
+        return pools[category].state(name)
+    except KeyError:
+        return None
+
+
+def build_registry(runtime: Any) -> CollectorRegistry:
+    """Return a registry with the hub's collector plus process and platform metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HubCollector(runtime))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+def build_metrics_router(runtime: Any) -> APIRouter:
+    """Return the router serving `GET /metrics` in the Prometheus text format."""
+    registry = build_registry(runtime)
+    router = APIRouter()
+
+    @router.get("/metrics", tags=["system"], include_in_schema=False)
+    async def metrics() -> Response:
+        # On the event loop, so the collector reads the counters between two of its steps.
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

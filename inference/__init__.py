@@ -1,0 +1,51 @@
+"""Local transformers inference: sentiment models behind per-model batchers, with statistics."""
+
+from __future__ import annotations
+
+from .api import router
+from .catalog import CATALOG, DEFAULT_MODELS, EMBEDDED_MODEL_ID, LEXICON_MODEL_ID, ModelSpec, map_labels
+from .engine import BatchEngine
+from .errors import (
+    BatchSizeMismatch,
+    EngineOverloaded,
+    EngineStopped,
+    InferenceError,
+    LabelMappingError,
+    ModelCallTimeout,
+    ModelLoadError,
+    ModelNotCached,
+    ModelNotReady,
+    UnknownModel,
+)
+from .lexicon import CryptoLexicon
+from .loader import ModelStatus
+from .service import InferenceService
+from .stats import JsonStatsStore, ModelStats, StatsRegistry, StatsStore
+
+__all__ = [
+    "CATALOG",
+    "DEFAULT_MODELS",
+    "EMBEDDED_MODEL_ID",
+    "LEXICON_MODEL_ID",
+    "BatchEngine",
+    "BatchSizeMismatch",
+    "CryptoLexicon",
+    "EngineOverloaded",
+    "EngineStopped",
+    "InferenceError",
+    "InferenceService",
+    "JsonStatsStore",
+    "LabelMappingError",
+    "ModelCallTimeout",
+    "ModelLoadError",
+    "ModelNotCached",
+    "ModelNotReady",
+    "ModelSpec",
+    "ModelStats",
+    "ModelStatus",
+    "StatsRegistry",
+    "StatsStore",
+    "UnknownModel",
+    "map_labels",
+    "router",
+]

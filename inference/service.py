@@ -1,0 +1,425 @@
+"""`InferenceService`: loads the configured models in the background and scores texts.
+
+Life cycle: `InferenceService(...)` checks the configuration; `await start()` makes the lexicon
+available at once and loads the other models one by one in a daemon thread; `await stop()`
+stops the engines and saves the statistics. `score()` always answers: models that are still
+loading or failed are skipped, and the lexicon is the last resort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.records import SentimentResult
+
+from .catalog import (
+    DEFAULT_MODELS,
+    EMBEDDED_MODEL_ID,
+    LEXICON_MODEL_ID,
+    Domain,
+    ModelSpec,
+    get_spec,
+)
+from .classifier import SentimentModel
+from .engine import BatchEngine
+from .ensemble import ModelAnswer, combine_answers, result_from_probs
+from .errors import (
+    EngineOverloaded,
+    InferenceError,
+    ModelCallTimeout,
+    ModelNotReady,
+    UnknownModel,
+)
+from .head import load_embedded_classifier
+from .lexicon import CryptoLexicon
+from .loader import (
+    LoadOptions,
+    ModelSlot,
+    ModelStatus,
+    hub_offline,
+    load_transformers_classifier,
+    resolve_device,
+    resolve_model_source,
+)
+from .stats import JsonStatsStore, StatsRegistry, StatsStore
+
+__all__ = ["InferenceService"]
+
+logger = logging.getLogger(__name__)
+
+_DOMAINS: tuple[Domain, ...] = ("news", "social")
+Probs = dict[str, float]
+
+
+class InferenceService:
+    """Sentiment models behind per-model batchers, combined into one answer per text.
+
+    Args:
+        models: model ids to serve, in fallback order; None serves the whole catalog
+            (`catalog.DEFAULT_MODELS`). The lexicon is always added last.
+        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N". fp16 on CUDA.
+        data_dir: where `inference_stats.json` lives; None keeps statistics in memory.
+        model_dir: optional directory of local models laid out as `<org>/<name>/`.
+        cache_dir: HF hub cache to read; None uses HF_HUB_CACHE / HF_HOME / the default.
+        offline: never contact the hub; None reads HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE.
+        max_batch, max_wait_ms, max_queue: per-model batching limits (see `BatchEngine`).
+        quantize: int8 dynamic quantisation of CPU models; None means on for CPU, off for CUDA.
+        cpu_threads: `torch.set_num_threads` at start; None leaves torch's default.
+        weights: per-model ensemble weight overrides, e.g. {"ProsusAI/finbert": {"news": 1.2}}.
+        call_timeout_s: a model call slower than this counts as a failure and falls back.
+        stats_store: persistence for statistics; overrides the JSON file in `data_dir`.
+        stats_flush_s: how often statistics are saved while running.
+
+    Raises:
+        ValueError: an empty or malformed model list, an unknown device, a bad weight.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[str] | None = None,
+        *,
+        device: str = "auto",
+        data_dir: Path | str | None = "data",
+        model_dir: Path | str | None = None,
+        cache_dir: Path | str | None = None,
+        offline: bool | None = None,
+        max_batch: int = 16,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 2048,
+        quantize: bool | None = None,
+        cpu_threads: int | None = None,
+        weights: Mapping[str, Mapping[str, float]] | None = None,
+        call_timeout_s: float = 60.0,
+        stats_store: StatsStore | None = None,
+        stats_flush_s: float = 60.0,
+    ) -> None:
+        ids = list(DEFAULT_MODELS if models is None else models)
+        ids = [model_id.strip() for model_id in ids if model_id.strip()]
+        for model_id in ids:
+            if model_id not in get_known_ids() and "/" not in model_id:
+                raise ValueError(
+                    f"model {model_id!r} is neither in the catalog nor a hub id 'org/name'; "
+                    f"catalog: {', '.join(DEFAULT_MODELS)}"
+                )
+        if LEXICON_MODEL_ID in ids:
+            ids.remove(LEXICON_MODEL_ID)
+        ids.append(LEXICON_MODEL_ID)  # always last: the answer of last resort
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate model ids in {ids}")
+        if cpu_threads is not None and cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
+        if call_timeout_s <= 0:
+            raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
+        self.device = resolve_device(device)
+        self.options = LoadOptions(
+            device=self.device,
+            quantize=(self.device == "cpu") if quantize is None else bool(quantize and self.device == "cpu"),
+            model_dir=Path(model_dir) if model_dir else None,
+            cache_dir=Path(cache_dir) if cache_dir else None,
+            offline=hub_offline() if offline is None else offline,
+        )
+        self._engine_kwargs: dict[str, Any] = {
+            "max_batch": max_batch,
+            "max_wait_ms": max_wait_ms,
+            "max_queue": max_queue,
+        }
+        BatchEngine(lambda texts: texts, **self._engine_kwargs)  # validate the limits now
+        self.cpu_threads = cpu_threads
+        self.call_timeout_s = call_timeout_s
+        self.stats_flush_s = stats_flush_s
+        self._weights = self._merge_weights(ids, weights or {})
+        if stats_store is None and data_dir is not None:
+            stats_store = JsonStatsStore(Path(data_dir) / "inference_stats.json")
+        self.stats = StatsRegistry(stats_store)
+        self._slots: dict[str, ModelSlot] = {model_id: self._make_slot(get_spec(model_id)) for model_id in ids}
+        self._engines: dict[str, BatchEngine[Probs]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loader: asyncio.Task[None] | None = None
+        self._started = False
+
+    # ----------------------------------------------------------------- configuration
+
+    @staticmethod
+    def _merge_weights(
+        ids: list[str], overrides: Mapping[str, Mapping[str, float]]
+    ) -> dict[str, dict[str, float]]:
+        merged: dict[str, dict[str, float]] = {}
+        for model_id in overrides:
+            if model_id not in ids:
+                raise ValueError(f"weight given for {model_id!r}, which is not among the models {ids}")
+        for model_id in ids:
+            spec = get_spec(model_id)
+            weights = {domain: spec.weight_for(domain) for domain in _DOMAINS}
+            for domain, value in overrides.get(model_id, {}).items():
+                if domain not in _DOMAINS:
+                    raise ValueError(f"weight domain must be one of {_DOMAINS}, got {domain!r} for {model_id}")
+                if not 0.0 <= float(value) < float("inf"):
+                    raise ValueError(f"weight of {model_id} for {domain} must be >= 0, got {value}")
+                weights[domain] = float(value)
+            merged[model_id] = weights
+        return merged
+
+    def _make_slot(self, spec: ModelSpec) -> ModelSlot:
+        options = self.options
+        if spec.kind == "lexicon":
+            return ModelSlot(spec, CryptoLexicon)
+        if spec.kind == "embedded":
+            return ModelSlot(spec, lambda: load_embedded_classifier(options))
+
+        def load_hub_model() -> SentimentModel:
+            source = resolve_model_source(spec.id, options)
+            logger.info("load %s: files from %s (%s)", spec.id, source.path, source.origin)
+            return load_transformers_classifier(spec, source, options)
+
+        return ModelSlot(spec, load_hub_model)
+
+    @property
+    def model_ids(self) -> list[str]:
+        """Configured model ids in fallback order (the lexicon last)."""
+        return list(self._slots)
+
+    def weight(self, model_id: str, domain: Domain) -> float:
+        """Return the ensemble weight of a model for a domain."""
+        return self._weights[model_id][domain]
+
+    # ----------------------------------------------------------------- life cycle
+
+    async def start(self) -> None:
+        """Load statistics, make the lexicon available, start background loading; returns fast."""
+        if self._started:
+            return
+        self._started = True
+        if self.cpu_threads is not None:
+            torch.set_num_threads(self.cpu_threads)
+        self.stats.load()
+        # One worker thread for all torch models: on a few cores, two models running at once
+        # only slow each other down. The lexicon uses the loop's default pool instead.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        lexicon = self._slots[LEXICON_MODEL_ID]
+        await lexicon.load()
+        self._start_engine(lexicon)
+        for slot in self._slots.values():
+            slot.mark_loading()
+        self._loader = self._spawn(self._load_all(), name="inference-loader")
+        if self.stats.store is not None and self.stats_flush_s > 0:
+            self._spawn(self._flush_stats_forever(), name="inference-stats-flush")
+
+    def _spawn(self, coro: Any, *, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _load_all(self) -> None:
+        # The embedded model first: it is the one that works offline, so the ensemble has a real
+        # model quickly; hub models follow in the configured order.
+        order = sorted(
+            (slot for slot in self._slots.values() if slot.model_id != LEXICON_MODEL_ID),
+            key=lambda slot: slot.model_id != EMBEDDED_MODEL_ID,
+        )
+        for slot in order:
+            await slot.load()
+            if slot.is_available:
+                self._start_engine(slot)
+
+    def _start_engine(self, slot: ModelSlot) -> None:
+        assert slot.model is not None
+        executor = None if slot.spec.kind == "lexicon" else self._executor
+        kwargs = dict(self._engine_kwargs)
+        if slot.spec.kind == "lexicon":
+            kwargs["max_batch"] = max(kwargs["max_batch"], 256)  # VADER is per text: batch size is free
+            kwargs["max_queue"] = max(kwargs["max_queue"], kwargs["max_batch"])
+        engine: BatchEngine[Probs] = BatchEngine(
+            slot.model.predict_probs, name=slot.model_id, executor=executor, **kwargs
+        )
+        engine.start()
+        self._engines[slot.model_id] = engine
+
+    async def wait_until_loaded(self, timeout: float | None = None) -> None:
+        """Wait until every model is available or failed (for scripts and tests)."""
+        if self._loader is None:
+            raise RuntimeError("wait_until_loaded() before start()")
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(self._loader)
+
+    async def _flush_stats_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.stats_flush_s)
+            try:
+                await asyncio.to_thread(self.stats.save)
+            except OSError as exc:
+                logger.warning("stats: save failed: %s", exc)
+
+    async def stop(self) -> None:
+        """Stop engines and background tasks, save statistics; re-raise a crashed loader's error."""
+        crashed: BaseException | None = None
+        for task in list(self._tasks):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                crashed = crashed or task.exception()
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # already logged by the task itself, re-raised below
+                crashed = crashed or exc
+        for engine in self._engines.values():
+            await engine.stop()
+        self._engines.clear()
+        if self._executor is not None:
+            # wait=False: a batch still running must not hold shutdown; its thread ends with it.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        try:
+            self.stats.save()
+        except OSError as exc:
+            logger.warning("stats: final save failed: %s", exc)
+        self._started = False
+        if crashed is not None:
+            raise crashed
+
+    # ----------------------------------------------------------------- scoring
+
+    async def _call(self, model_id: str, texts: list[str]) -> list[Probs]:
+        engine = self._engines.get(model_id)
+        if engine is None:
+            raise ModelNotReady(f"{model_id} is {self._slots[model_id].status.value}")
+        stats = self.stats.get(model_id)
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.call_timeout_s):
+                probs = await engine.submit(texts)
+        except EngineOverloaded as exc:
+            stats.record_rejected(str(exc))
+            raise
+        except TimeoutError as exc:
+            stats.record_failure(f"timeout after {self.call_timeout_s:g}s")
+            raise ModelCallTimeout(f"{model_id}: no answer within {self.call_timeout_s:g}s") from exc
+        except Exception as exc:
+            stats.record_failure(f"{type(exc).__name__}: {exc}")
+            raise
+        stats.record_success((time.monotonic() - started) * 1000.0, len(texts))
+        return probs
+
+    def _fallback_chain(self, first: str | None) -> list[str]:
+        chain = [model_id for model_id, slot in self._slots.items() if slot.is_available]
+        if first is not None:
+            chain = [first] + [model_id for model_id in chain if model_id != first]
+        return chain
+
+    async def score(
+        self,
+        texts: Sequence[str],
+        domain: Domain = "news",
+        model: str | None = None,
+        *,
+        fallback: bool = True,
+    ) -> list[SentimentResult]:
+        """Score texts: one model when `model` is given, else the weighted ensemble.
+
+        A model that raises, times out or is overloaded is counted and skipped; its texts go to
+        the next available model, the lexicon last. `fallback=False` (evaluation) disables that.
+
+        Raises:
+            UnknownModel: `model` is not configured.
+            ValueError: `domain` is not news or social.
+            ModelNotReady: with `fallback=False`, the model is not available.
+            EngineOverloaded: even the lexicon's queue is full.
+            RuntimeError: the service is not started.
+        """
+        if domain not in _DOMAINS:
+            raise ValueError(f"domain must be one of {_DOMAINS}, got {domain!r}")
+        if model is not None and model not in self._slots:
+            raise UnknownModel(model, self.model_ids)
+        if not self._started:
+            raise RuntimeError("InferenceService.score() before start()")
+        batch = [str(text) for text in texts]
+        if not batch:
+            return []
+        if model is not None and not fallback:
+            return [result_from_probs(probs, model) for probs in await self._call(model, batch)]
+        if model is None:
+            answers = await self._ensemble_answers(batch, domain)
+            if answers:
+                return combine_answers(answers, len(batch))
+            chain = [LEXICON_MODEL_ID]
+        else:
+            chain = self._fallback_chain(model)
+        last_error: Exception | None = None
+        for model_id in chain:
+            try:
+                probs = await self._call(model_id, batch)
+            except (InferenceError, Exception) as exc:  # counted in _call; try the next model
+                last_error = exc
+                if model_id == LEXICON_MODEL_ID and isinstance(exc, EngineOverloaded):
+                    raise
+                logger.warning("score: %s failed (%s); falling back", model_id, exc)
+                continue
+            return [result_from_probs(row, model_id) for row in probs]
+        raise InferenceError(f"no model could score the texts; last error: {last_error!r}")
+
+    async def _ensemble_answers(self, texts: list[str], domain: Domain) -> list[ModelAnswer]:
+        members = [
+            model_id
+            for model_id, slot in self._slots.items()
+            if slot.is_available and self.weight(model_id, domain) > 0
+        ]
+        if not members:
+            return []
+        outcomes = await asyncio.gather(*(self._call(model_id, texts) for model_id in members), return_exceptions=True)
+        answers = []
+        for model_id, outcome in zip(members, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome  # cancellation and friends are not model failures
+                logger.warning("score: %s left out of the ensemble: %s", model_id, outcome)
+                continue
+            answers.append(ModelAnswer(model_id, self.weight(model_id, domain), outcome))
+        return answers
+
+    # ----------------------------------------------------------------- monitoring
+
+    def describe_models(self) -> list[dict[str, Any]]:
+        """Return one dict per model for `models_status` and `system_status.ai_models`."""
+        described = []
+        for model_id, slot in self._slots.items():
+            numbers = self.stats.get(model_id).snapshot()
+            loaded = slot.model
+            described.append(
+                {
+                    "id": model_id,
+                    "type": "sentiment",
+                    "kind": slot.spec.kind,
+                    "domain": slot.spec.domain,
+                    "status": slot.status.value,
+                    "error": slot.reason if slot.status is ModelStatus.FAILED else None,
+                    "device": loaded.device if loaded is not None else self.device,
+                    "quantized": bool(getattr(loaded, "quantized", False)),
+                    "weights": dict(self._weights[model_id]),
+                    "load_seconds": round(slot.load_seconds, 2) if slot.load_seconds is not None else None,
+                    **numbers,
+                }
+            )
+        return described
+
+    def count_statuses(self) -> dict[str, int]:
+        """Return total / available / loading / failed / not_loaded counts."""
+        counts = {"total": len(self._slots)} | {status.value: 0 for status in ModelStatus}
+        for slot in self._slots.values():
+            counts[slot.status.value] += 1
+        return counts
+
+
+def get_known_ids() -> set[str]:
+    """Return the catalog ids (lexicon and embedded included)."""
+    return set(DEFAULT_MODELS)

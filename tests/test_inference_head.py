@@ -1,0 +1,36 @@
+"""The embedded MiniLM + head model: verified weights, obvious sentences."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference.errors import ModelFilesInvalid
+from inference.head import HEAD_WEIGHTS_PATH, find_minilm, load_embedded_classifier, read_head_file
+from inference.loader import LoadOptions
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return load_embedded_classifier(LoadOptions(offline=True, quantize=False))
+
+
+def test_head_weights_are_small_and_carry_metrics():
+    _, metadata = read_head_file()
+    assert HEAD_WEIGHTS_PATH.stat().st_size < 2_000_000
+    assert "heldout" in metadata["metrics"]
+
+
+def test_head_classifies_obvious_sentences(embedded):
+    texts = [
+        "Shares surge after the company beats earnings estimates and raises guidance",
+        "Stock plunges as the company cuts its outlook and announces layoffs",
+        "The company will hold its annual shareholder meeting on Thursday",
+    ]
+    labels = [max(p, key=p.__getitem__) for p in embedded.predict_probs(texts)]
+    assert labels == ["bullish", "bearish", "neutral"]
+
+
+def test_find_minilm_wrong_digest_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelFilesInvalid, match="SHA-256 mismatch"):
+        find_minilm(LoadOptions(offline=True), expected_sha256="0" * 64)

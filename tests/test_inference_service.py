@@ -1,0 +1,120 @@
+"""InferenceService on tiny offline models: statuses, ensemble, fallback, statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from tests.inference_fixtures import BERT_GENERIC, BERT_POSNEG, BERT_RANDOM, CORPUS, ROBERTA_NEGPOS, offline_hub, tiny_hub  # noqa: F401
+
+from inference import InferenceService, UnknownModel
+from inference.loader import NOT_CACHED_REASON
+
+LOAD_TIMEOUT_S = 60.0
+
+
+async def running(models, tmp_path, **kwargs) -> InferenceService:
+    service = InferenceService(models, device="cpu", data_dir=tmp_path, quantize=False, **kwargs)
+    await service.start()
+    await service.wait_until_loaded(LOAD_TIMEOUT_S)
+    return service
+
+
+def by_id(service: InferenceService) -> dict[str, dict]:
+    return {described["id"]: described for described in service.describe_models()}
+
+
+async def test_service_missing_and_unmappable_models_fail_with_reason(offline_hub, tmp_path):
+    service = await running([BERT_POSNEG, "ProsusAI/finbert", BERT_GENERIC], tmp_path)
+    models = by_id(service)
+    await service.stop()
+    assert models[BERT_POSNEG]["status"] == "available"
+    assert (models["ProsusAI/finbert"]["status"], models["ProsusAI/finbert"]["error"]) == ("failed", NOT_CACHED_REASON)
+    assert models[BERT_GENERIC]["status"] == "failed" and "known class order" in models[BERT_GENERIC]["error"]
+    assert models["lexicon"]["status"] == "available"
+
+
+async def test_service_start_returns_before_models_load(offline_hub, tmp_path):
+    service = InferenceService([BERT_POSNEG], device="cpu", data_dir=None)
+    await service.start()
+    assert by_id(service)[BERT_POSNEG]["status"] == "loading"
+    [result] = await service.score(["bitcoin price rallies"])  # answered by the lexicon meanwhile
+    assert result.model == "lexicon"
+    await service.wait_until_loaded(LOAD_TIMEOUT_S)
+    await service.stop()
+
+
+async def test_service_ensemble_weights_models_by_domain(offline_hub, tmp_path):
+    weights = {BERT_POSNEG: {"news": 3.0, "social": 1.0}, ROBERTA_NEGPOS: {"news": 1.0, "social": 3.0}}
+    service = await running([BERT_POSNEG, ROBERTA_NEGPOS], tmp_path, weights=weights)
+    [news] = await service.score(["the sec approves the bitcoin etf"], domain="news")
+    [social] = await service.score(["the sec approves the bitcoin etf"], domain="social")
+    await service.stop()
+    assert (news.label, social.label) == ("bullish", "bearish")
+    assert news.model == f"ensemble({BERT_POSNEG}+{ROBERTA_NEGPOS})"
+
+
+async def test_service_runtime_failure_falls_back_and_counts(offline_hub, tmp_path):
+    service = await running([BERT_POSNEG, ROBERTA_NEGPOS], tmp_path)
+
+    def broken(texts):
+        raise RuntimeError("kernel crashed")
+
+    service._slots[BERT_POSNEG].model.predict_probs = broken
+    await service._engines[BERT_POSNEG].stop()
+    service._start_engine(service._slots[BERT_POSNEG])
+    results = await service.score(CORPUS[:3], model=BERT_POSNEG)
+    models = by_id(service)
+    await service.stop()
+    assert {result.model for result in results} == {ROBERTA_NEGPOS}
+    assert {result.label for result in results} == {"bearish"}
+    assert (models[BERT_POSNEG]["calls"], models[BERT_POSNEG]["failures"]) == (1, 1)
+    assert models[BERT_POSNEG]["success_rate"] == 0.0
+    assert models[BERT_POSNEG]["last_error"] == "RuntimeError: kernel crashed"
+    assert models[ROBERTA_NEGPOS]["success_rate"] == 100.0
+
+
+async def test_service_everything_failing_ends_at_lexicon(offline_hub, tmp_path):
+    service = await running([BERT_RANDOM], tmp_path)
+    service._slots[BERT_RANDOM].model.predict_probs = lambda texts: []  # wrong output count
+    await service._engines[BERT_RANDOM].stop()
+    service._start_engine(service._slots[BERT_RANDOM])
+    [result] = await service.score(["btc to the moon"], domain="social")
+    await service.stop()
+    assert (result.model, result.label) == ("lexicon", "bullish")
+
+
+async def test_service_statistics_measured_and_persisted(offline_hub, tmp_path):
+    service = await running([BERT_RANDOM], tmp_path)
+    for text in CORPUS[:4]:
+        await service.score([text], model=BERT_RANDOM)
+    described = by_id(service)[BERT_RANDOM]
+    await service.stop()
+    assert (described["calls"], described["failures"], described["success_rate"]) == (4, 0, 100.0)
+    assert described["avg_response_time"] > 0 and described["p95_ms"] >= described["avg_response_time"] * 0.5
+    assert described["last_used"].endswith("Z")
+    saved = json.loads((tmp_path / "inference_stats.json").read_text())
+    assert saved[BERT_RANDOM]["successes"] == 4
+
+
+async def test_service_concurrent_callers_are_batched(offline_hub, tmp_path):
+    service = await running([BERT_RANDOM], tmp_path, max_batch=8, max_wait_ms=100)
+    results = await asyncio.gather(*(service.score([text], model=BERT_RANDOM) for text in CORPUS))
+    seen = service._slots[BERT_RANDOM].model.batch_sizes_seen
+    await service.stop()
+    assert len(results) == len(CORPUS) and max(seen) == len(CORPUS)
+
+
+async def test_service_unknown_model_raises(offline_hub, tmp_path):
+    service = await running([], tmp_path)
+    with pytest.raises(UnknownModel, match="expected one of: lexicon"):
+        await service.score(["x"], model="nope/nope")
+    await service.stop()
+
+
+def test_service_rejects_bad_configuration():
+    with pytest.raises(ValueError, match="neither in the catalog nor a hub id"):
+        InferenceService(["finbert"])
+    with pytest.raises(ValueError, match="not among the models"):
+        InferenceService([BERT_POSNEG], weights={"other/model": {"news": 1.0}})

@@ -1,0 +1,220 @@
+"""The UI's views rendered from a real (not started) Runtime: cheap, no browser, no server."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.clock import utc_now
+from core.config import Settings
+from core.records import NewsItem, SentimentResult
+from core.runtime import Runtime
+from space import feeds, market_view, models_view, news_view, sentiment_view, system_view
+from space.cache import Memo
+from space.fmt import fmt_age, fmt_big, fmt_pct, fmt_price, signed_class
+from space.playground import playground_status, score_text
+from space.ui import build_ui
+
+SYMBOLS = ("BTC", "ETH", "SHIB")
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Any:
+    rt = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="demo", log_file=None))
+    yield rt
+    rt.store.close()
+
+
+def item(title: str, **fields: Any) -> NewsItem:
+    base = {
+        "description": "",
+        "url": f"https://news.example/{abs(hash(title))}",
+        "source": "CoinDesk",
+        "published_at": utc_now(),
+    }
+    return NewsItem(title=title, **{**base, **fields})
+
+
+class Scorer:
+    """The inference service's interface, with fixed answers; `broken` models raise."""
+
+    def __init__(self, models: list[dict[str, Any]], broken: frozenset[str] = frozenset()) -> None:
+        self.models, self.broken = models, broken
+
+    def describe_models(self) -> list[dict[str, Any]]:
+        return self.models
+
+    async def score(
+        self, texts: list[str], domain: str = "news", model: str | None = None
+    ) -> list[SentimentResult]:
+        if model in self.broken:
+            raise RuntimeError("CUDA out of memory")
+        probs = {"bearish": 0.2, "neutral": 0.2, "bullish": 0.6}
+        return [SentimentResult("bullish", 0.4, 0.6, probs, model or "ensemble") for _ in texts]
+
+
+def model(model_id: str, status: str = "available", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": model_id,
+        "status": status,
+        "success_rate": 99.0,
+        "avg_response_time": 20.0,
+        "last_used": None,
+        **extra,
+    }
+
+
+def test_market_table_lists_every_symbol_with_source_and_age(runtime: Any) -> None:
+    runtime.market.tick()
+    html = market_view.MarketTable().html(runtime)
+    for symbol in SYMBOLS:
+        assert f'data-symbol="{symbol}"' in html
+    assert html.count("simulator") == len(SYMBOLS) and "$0.0000" in html  # SHIB keeps its digits
+
+
+def test_market_table_marks_the_last_move(runtime: Any) -> None:
+    table = market_view.MarketTable()
+    runtime.market.tick()
+    table.html(runtime)
+    runtime.market.tick()
+    assert "▲" in table.html(runtime) or "▼" in table.html(runtime)
+
+
+def test_banner_names_demo_mode(runtime: Any) -> None:
+    runtime.market.tick()
+    assert "DATA_MODE=demo" in market_view.banner_html(runtime)
+
+
+def test_banner_is_empty_in_live_mode(tmp_path: Path) -> None:
+    live = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="live", log_file=None))
+    live.market.tick()
+    assert market_view.banner_html(live) == ""
+    live.store.close()
+
+
+async def test_news_escapes_titles_and_refuses_script_urls(runtime: Any) -> None:
+    await runtime.news.ingest(
+        [item("<img src=x onerror=alert(1)>", url="https://a.example/1", image_url="javascript:alert(1)")]
+    )
+    html = await news_view.news_html(runtime, None, None)
+    assert "<img src=x" not in html and "&lt;img src=x" in html
+    assert "javascript:" not in html
+
+
+async def test_news_filters_by_keyword_and_source(runtime: Any) -> None:
+    await runtime.news.ingest([item("Bitcoin rallies"), item("Ether slips", source="Decrypt")])
+    assert "Ether slips" not in await news_view.news_html(runtime, "bitcoin", None)
+    only_decrypt = await news_view.news_html(runtime, None, "Decrypt")
+    assert "Ether slips" in only_decrypt and "Bitcoin rallies" not in only_decrypt
+    assert await news_view.source_choices(runtime) == [news_view.ALL_SOURCES, "CoinDesk", "Decrypt"]
+
+
+def test_sentiment_badge_shows_score_or_unscored() -> None:
+    assert "positive +0.85" in news_view.sentiment_badge("positive", 0.85, "cryptobert")
+    assert "unscored" in news_view.sentiment_badge(None, None, None)
+
+
+async def test_sentiment_views_show_reasons_when_values_are_missing(runtime: Any) -> None:
+    await runtime.publish_sentiment()
+    reasons = json.loads(runtime.bus.latest("sentiment").text)["data"]
+    assert reasons["social"]["twitter"]["reason"] in sentiment_view.social_html(runtime)
+    assert "no verdict" in sentiment_view.mood_html(runtime)
+    history, trend = await sentiment_view.trend_figures(runtime)
+    assert history.layout.annotations and trend.layout.annotations  # "nothing yet" messages
+
+
+async def test_sentiment_trend_plots_scored_news(runtime: Any) -> None:
+    scored = [
+        replace(
+            item(f"n{i}"),
+            sentiment="positive",
+            sentiment_score=0.1 * i,
+            published_at=utc_now() - timedelta(minutes=i),
+        )
+        for i in range(5)
+    ]
+    for news_item in scored:
+        await runtime.news.ingest([news_item])
+    _, trend = await sentiment_view.trend_figures(runtime)
+    assert [t.name for t in trend.data] == ["news score", "rolling mean (10 items)"]
+
+
+def test_models_view_says_inference_is_off(runtime: Any) -> None:
+    assert "not running" in models_view.models_html(runtime)
+    assert "Inference is off" in playground_status(runtime)
+
+
+async def test_models_view_lists_failures_with_their_reason(runtime: Any) -> None:
+    runtime.inference = Scorer([model("a"), model("b", "failed", error="not in the local cache")])
+    await runtime.publish_models_status()
+    html = models_view.models_html(runtime)
+    assert 'data-model="b"' in html and "not in the local cache" in html and "1 failed" in html
+
+
+async def test_playground_refuses_clearly_without_inference(runtime: Any) -> None:
+    figure, html = await score_text(runtime, "BTC to the moon", "news")
+    assert "Inference is off" in html and not figure.data
+
+
+async def test_playground_scores_every_available_model_and_reports_failures(runtime: Any) -> None:
+    runtime.inference = Scorer([model("a"), model("b"), model("c", "loading")], broken=frozenset({"b"}))
+    figure, html = await score_text(runtime, "BTC to the moon", "social")
+    assert [bar.name for bar in figure.data] == ["bearish", "neutral", "bullish"]
+    assert list(figure.data[2].x) == ["ensemble", "a"]
+    assert "CUDA out of memory" in html and 'data-model="c"' not in html
+
+
+async def test_system_view_groups_sources_and_plots_requests(runtime: Any) -> None:
+    await runtime.publish_system_status()
+    await runtime.publish_system_status()
+    assert 'data-category="market_data"' in system_view.sources_html(runtime)
+    assert "online" in system_view.overview_html(runtime)
+    assert len(system_view.requests_figure(runtime).data[0].x) == 2
+
+
+def test_feeds_reads_journal_envelopes_without_models(runtime: Any) -> None:
+    runtime.market.tick()
+    rows, error = feeds.prices(runtime)
+    assert [r["data"]["symbol"] for r in rows] == list(SYMBOLS) and error is None
+
+
+def test_ui_handlers_are_private_and_never_queue(runtime: Any) -> None:
+    demo = build_ui(runtime)
+    public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert public == {"score_text"}
+    assert all(fn.concurrency_limit is None for fn in demo.fns.values())
+
+
+def test_memo_recomputes_only_on_new_key_or_expiry() -> None:
+    now = [0.0]
+    memo: Memo[int] = Memo(size=2, ttl_s=1.0, clock=lambda: now[0])
+    assert memo.get("a", lambda: 1) == 1 and memo.get("a", lambda: 2) == 1
+    now[0] = 2.0
+    assert memo.get("a", lambda: 3) == 3
+    memo.get("b", lambda: 4)
+    memo.get("c", lambda: 5)
+    assert memo.get("a", lambda: 6) == 6  # evicted: size 2
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (90123.456, "$90,123.46"),
+        (2.5, "$2.5000"),
+        (0.1496, "$0.1496"),
+        (0.0000085123, "$0.000008512"),
+        (None, "—"),
+    ],
+)
+def test_fmt_price_keeps_significant_digits(value: float | None, text: str) -> None:
+    assert fmt_price(value) == text
+
+
+def test_formatters() -> None:
+    assert fmt_big(1.8e12) == "$1.80T" and fmt_pct(-1.2) == "-1.20%" and signed_class(0.0) == "flat"
+    assert fmt_age(3725) == "1h 02m" and fmt_age(None) == "—"
