@@ -113,6 +113,7 @@ def _server(app: FastAPI, settings: Settings) -> Any:
         ws_max_size=WS_HARD_MAX_BYTES,
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_interval_s,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
         timeout_graceful_shutdown=5,
         log_config=None,
         proxy_headers=True,

@@ -40,9 +40,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from contextlib import asynccontextmanager
 from typing import Any
 
 # Module level: FastAPI resolves the routes' string annotations (`WebSocket`) in this module's globals.
@@ -51,7 +51,9 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 __all__ = ["build_baseline_app", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SYMBOLS = "BTC,ETH,USDT,XRP,BNB,SOL,USDC,DOGE,TRX,ADA,LINK,AVAX,XLM,SUI,BCH,HBAR,LTC,DOT,TON,SHIB".split(",")
+# The app's default SYMBOLS (core/config.py).
+DEFAULT_SYMBOLS = ("BTC,ETH,USDT,XRP,BNB,SOL,USDC,DOGE,TRX,ADA,"
+                   "LINK,AVAX,XLM,SUI,BCH,HBAR,LTC,DOT,TON,SHIB").split(",")
 ADMIN_TOKEN = "bench-admin-token"
 OURS_ENV = {
     "DATA_MODE": "demo", "ENABLE_UI": "0", "ENABLE_INFERENCE": "0", "ENABLE_SOURCES": "0",
@@ -63,7 +65,7 @@ STALLED_RCVBUF = 4096  # the stalled client's receive window: small, so the serv
 
 
 def tracked_symbols(count: int) -> list[str]:
-    """Return `count` symbols: the app's 20 defaults, then synthetic X021, X022... (the simulator walks any)."""
+    """Return `count` symbols: the app's 20 defaults, then X021, X022... (the simulator walks any symbol)."""
     return (DEFAULT_SYMBOLS + [f"X{i:03d}" for i in range(len(DEFAULT_SYMBOLS) + 1, count + 1)])[:count]
 
 
@@ -238,7 +240,7 @@ async def _watch_lag(tally: _Tally, period: float = 0.01) -> None:
         tally.lag.append(loop.time() - before - period)
 
 
-async def run_clients(base: str, clients: int, per_client: int, symbols: list[str]) -> None:
+async def run_clients(base: str, clients: int, per_client: int, symbols: list[str], compress: bool) -> None:
     """Open the sockets, say READY, count between START and STOP (stdin lines), print the tally."""
     from websockets.asyncio.client import connect
 
@@ -251,6 +253,9 @@ async def run_clients(base: str, clients: int, per_client: int, symbols: list[st
     raise_fd_limit()
     tally = _Tally()
     gate = asyncio.Semaphore(64)
+    # permessage-deflate is what browsers and websockets negotiate by default, so it is on unless told.
+    options: dict[str, Any] = {"ping_interval": None, "open_timeout": 60, "max_queue": 64,
+                               "compression": "deflate" if compress else None}
     subscribers: dict[str, int] = {}
 
     async def open_pair(i: int) -> tuple[Any, Any]:
@@ -258,9 +263,9 @@ async def run_clients(base: str, clients: int, per_client: int, symbols: list[st
         for symbol in wanted:
             subscribers[symbol] = subscribers.get(symbol, 0) + 1
         async with gate:
-            market = await connect(base + "/ws/market_data", ping_interval=None, open_timeout=60, max_queue=64)
+            market = await connect(base + "/ws/market_data", **options)
             await market.send(json.dumps({"action": "subscribe", "symbols": wanted}))
-            news = await connect(base + "/ws/news", ping_interval=None, open_timeout=60, max_queue=64)
+            news = await connect(base + "/ws/news", **options)
         return market, news
 
     started = time.monotonic()
@@ -316,8 +321,9 @@ def open_stalled_socket(port: int, path: str, first_message: dict[str, Any] | No
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
     sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    sock.sendall(request.encode())
     response = b""
     while b"\r\n\r\n" not in response:
         chunk = sock.recv(4096)
@@ -388,21 +394,36 @@ async def _publish_news(http: Any, port: int, nonce: str, outcome: dict[str, int
         outcome["failed"] += 1
 
 
+def _tick_slots(ticks: list[float], start: float, end: float, interval: float) -> int:
+    """Return how many ticks a server on cadence makes in [start, end), phased on the ticks seen.
+
+    Counting slots rather than ticks seen keeps a stalled broadcaster (few or no ticks at all) from
+    lowering its own expectation, and aligning them to the server's phase keeps a 10 s window from
+    being off by a whole tick (10%) depending on where it started.
+    """
+    if not ticks:
+        return int((end - start) / interval)
+    phase = ticks[0]
+    before = int((phase - start) / interval)
+    after = math.ceil((end - phase) / interval)
+    return before + after
+
+
 def _summarise(raw: dict[str, Any], nonces: list[str], clients: int, price_interval_s: float,
                cpu_s: float, window_s: float) -> dict[str, Any]:
     start, end = raw["window"]
-    ticks: dict[str, set[str]] = {}
     received = 0
+    tick_times: set[float] = set()
     parsed: dict[str, float] = {}
-    for symbol, ts, count in raw["price_by_tick"]:
+    for _symbol, ts, count in raw["price_by_tick"]:
         moment = parsed.get(ts)
         if moment is None:
             moment = parsed[ts] = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
         if start <= moment < end:
-            ticks.setdefault(symbol, set()).add(ts)
+            tick_times.add(moment)
             received += count
-    floor_ticks = int(window_s / price_interval_s)
-    expected = sum(n * max(len(ticks.get(symbol, ())), floor_ticks) for symbol, n in raw["subscribers"].items())
+    slots = _tick_slots(sorted(tick_times), start, end, price_interval_s)
+    expected = slots * sum(raw["subscribers"].values())
     samples: list[float] = []
     for nonce in nonces:
         got = raw["news"].get(nonce, [])
@@ -421,6 +442,8 @@ def _summarise(raw: dict[str, Any], nonces: list[str], clients: int, price_inter
         "news_items": len(nonces),
         "news_deliveries": len(samples) - lost,
         "news_lost": lost,
+        "price_ticks_seen": len(tick_times),
+        "price_tick_slots": slots,
         "price_expected": expected,
         "price_received": received,
         "price_delivery": round(received / expected, 4) if expected else None,
@@ -450,7 +473,8 @@ async def run_once(kind: str, clients: int, stalled: bool, args: argparse.Namesp
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.ws_fanout", "--role", "clients", "--port", str(port),
             "--clients", str(clients), "--symbols-per-client", str(args.symbols_per_client),
-            "--tracked-symbols", str(args.tracked_symbols), cwd=ROOT,
+            "--tracked-symbols", str(args.tracked_symbols),
+            *(["--no-compression"] if args.no_compression else []), cwd=ROOT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=256 * 1024 * 1024)
         assert proc.stdin is not None and proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 180)
@@ -515,10 +539,10 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
-                    "note": "server, client process and orchestrator share this machine with other test runs"},
+                    "note": "server, clients and orchestrator share this machine with other test runs"},
         "config": {"clients": args.clients, "duration_s": args.duration, "news_per_s": args.news_rate,
                    "symbols_per_client": args.symbols_per_client, "price_interval_s": args.price_interval,
-                   "tracked_symbols": args.tracked_symbols,
+                   "tracked_symbols": args.tracked_symbols, "client_compression": not args.no_compression,
                    "stall_warmup_s": args.stall_warmup, "servers": args.servers, "scenarios": args.scenarios},
         "runs": {},
     }
@@ -542,7 +566,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _goal(runs: dict[str, Any]) -> dict[str, Any] | None:
-    checks = {}
+    checks: dict[str, Any] = {}
     for scenario in ("normal", "stalled"):
         ours = runs.get(scenario, {}).get("ours")
         if ours is not None:
@@ -574,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds the stalled client gets to fill the server's buffers before measuring")
     parser.add_argument("--servers", type=lambda s: s.split(","), default=["ours", "baseline"])
     parser.add_argument("--scenarios", type=lambda s: s.split(","), default=["normal", "stalled"])
+    parser.add_argument("--no-compression", action="store_true",
+                        help="clients do not offer permessage-deflate (browsers do by default)")
     parser.add_argument("--quick", action="store_true", help="100 clients, 4 s windows")
     parser.add_argument("--role", choices=["orchestrate", "clients", "baseline"], default="orchestrate",
                         help=argparse.SUPPRESS)
@@ -584,7 +610,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.role == "clients":
         symbols = tracked_symbols(args.tracked_symbols)
-        asyncio.run(run_clients(f"ws://127.0.0.1:{args.port}", args.clients[0], args.symbols_per_client, symbols))
+        base = f"ws://127.0.0.1:{args.port}"
+        compress = not args.no_compression
+        asyncio.run(run_clients(base, args.clients[0], args.symbols_per_client, symbols, compress))
         return 0
     if args.quick:
         args.clients, args.duration = [100], 4.0

@@ -60,10 +60,19 @@ PUBLISHED, FENCED, STALE = 1, -1, -2
 
 def encode_envelope(envelope: Envelope, origin: str) -> str:
     """Serialise an envelope (without its in-process model) for Redis."""
-    return json.dumps({
-        "o": origin, "t": envelope.topic, "s": envelope.seq, "e": envelope.epoch, "k": envelope.key,
-        "m": envelope.match_text, "c": envelope.source, "x": envelope.text,
-    }, separators=(",", ":"))
+    return json.dumps(
+        {
+            "o": origin,
+            "t": envelope.topic,
+            "s": envelope.seq,
+            "e": envelope.epoch,
+            "k": envelope.key,
+            "m": envelope.match_text,
+            "c": envelope.source,
+            "x": envelope.text,
+        },
+        separators=(",", ":"),
+    )
 
 
 def decode_envelope(payload: bytes | str) -> tuple[Envelope, str]:
@@ -75,8 +84,13 @@ def decode_envelope(payload: bytes | str) -> tuple[Envelope, str]:
     raw = json.loads(payload)
     try:
         envelope = Envelope(
-            topic=str(raw["t"]), seq=int(raw["s"]), epoch=str(raw["e"]), text=str(raw["x"]),
-            key=raw.get("k"), match_text=str(raw.get("m", "")), source=str(raw.get("c", "")),
+            topic=str(raw["t"]),
+            seq=int(raw["s"]),
+            epoch=str(raw["e"]),
+            text=str(raw["x"]),
+            key=raw.get("k"),
+            match_text=str(raw.get("m", "")),
+            source=str(raw.get("c", "")),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"not a backplane envelope: {exc!r}") from exc
@@ -193,11 +207,16 @@ class RedisBackplane:
                     try:
                         self.bus.deliver(envelope)
                     except Exception:
-                        logger.exception("backplane: delivering %s seq %s locally failed", envelope.topic, envelope.seq)
+                        logger.exception(
+                            "backplane: delivering %s seq %s locally failed", envelope.topic, envelope.seq
+                        )
                 elif result == STALE:
                     self.dropped += 1
-                    logger.error("backplane: Redis already has %s seq >= %s; dropped, resyncing",
-                                 envelope.topic, envelope.seq)
+                    logger.error(
+                        "backplane: Redis already has %s seq >= %s; dropped, resyncing",
+                        envelope.topic,
+                        envelope.seq,
+                    )
                     try:
                         await self.resync(envelope.topic)
                     except (RedisError, OSError) as exc:
@@ -213,8 +232,15 @@ class RedisBackplane:
                 meta, history, latest = (self._key(envelope.topic, p) for p in ("meta", "history", "latest"))
                 await self._publish(
                     keys=[self.lock_key, meta, history, latest],
-                    args=[token, envelope.seq, envelope.epoch, envelope.key or "",
-                          encode_envelope(envelope, self.process_id), self.history_size, self.channel],
+                    args=[
+                        token,
+                        envelope.seq,
+                        envelope.epoch,
+                        envelope.key or "",
+                        encode_envelope(envelope, self.process_id),
+                        self.history_size,
+                        self.channel,
+                    ],
                     client=pipe,
                 )
             return [int(r) for r in await pipe.execute()]
@@ -321,8 +347,9 @@ class RedisBackplane:
 
     def _note_error(self, exc: BaseException) -> None:
         if self.online:
-            logger.warning("backplane: lost Redis (%s: %s); serving local state, reconnecting",
-                           type(exc).__name__, exc)
+            logger.warning(
+                "backplane: lost Redis (%s: %s); serving local state, reconnecting", type(exc).__name__, exc
+            )
             self.offline_since = time.time()
         self.online = False
         self.last_error = f"{type(exc).__name__}: {exc}"[:200]

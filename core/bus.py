@@ -204,15 +204,22 @@ class Bus:
         """Call `hook` with every envelope this process publishes (a backplane forwards them)."""
         self._hooks.append(hook)
 
+    def add_listener(self, topic: str, listener: Listener) -> None:
+        """Register a non-blocking listener until `remove_listener`."""
+        self._topic(topic).listeners.append(listener)
+
+    def remove_listener(self, topic: str, listener: Listener) -> None:
+        """Unregister a listener added with `add_listener`."""
+        self._topic(topic).listeners.remove(listener)
+
     @contextmanager
     def listen(self, topic: str, listener: Listener) -> Iterator[None]:
         """Register a non-blocking listener for the duration of the `with` block."""
-        state = self._topic(topic)
-        state.listeners.append(listener)
+        self.add_listener(topic, listener)
         try:
             yield
         finally:
-            state.listeners.remove(listener)
+            self.remove_listener(topic, listener)
 
     def listener_count(self, topic: str) -> int:
         """Return how many listeners the topic has now."""

@@ -130,10 +130,12 @@ class Cluster:
 
     async def start(self) -> None:
         """Start listening, campaigning and relaying; returns at once."""
-        for name, coro in (("backplane-listen", self.backplane.listen_loop()),
-                           ("backplane-write", self.backplane.write_loop()),
-                           ("leader-election", self.election.run()),
-                           ("cluster-watch", self._watch())):
+        for name, coro in (
+            ("backplane-listen", self.backplane.listen_loop()),
+            ("backplane-write", self.backplane.write_loop()),
+            ("leader-election", self.election.run()),
+            ("cluster-watch", self._watch()),
+        ):
             task = asyncio.create_task(coro, name=name)
             self._tasks.add(task)
             task.add_done_callback(self._task_done)
@@ -208,8 +210,15 @@ class Cluster:
         message = await self._build_status()
         seq = self.bus.last_seq("system") + 1
         stamped = message.model_copy(update={"seq": seq, "epoch": self._outage_epoch})
-        self.bus.ingest(Envelope(topic="system", seq=seq, epoch=self._outage_epoch,
-                                 text=stamped.model_dump_json(), message=stamped))
+        self.bus.ingest(
+            Envelope(
+                topic="system",
+                seq=seq,
+                epoch=self._outage_epoch,
+                text=stamped.model_dump_json(),
+                message=stamped,
+            )
+        )
 
     def health(self) -> SourceHealth:
         """Describe the backplane as an entry of `system_status.data_sources.sources`."""
@@ -218,25 +227,39 @@ class Cluster:
         if bp.online:
             leader = self.election.leader_id or "none yet"
             return SourceHealth(
-                name="redis", category="backplane", status="active",  # type: ignore[arg-type]
+                name="redis",
+                category="backplane",  # type: ignore[arg-type]  # shown beside the providers
+                status="active",
                 last_success=utc_now(),
                 reason=f"{role} {self.process_id}; leader {leader}; {self.members} processes; "
-                       f"{bp.reconnects} reconnects",
+                f"{bp.reconnects} reconnects",
             )
         since = time.strftime("%H:%M:%SZ", time.gmtime(bp.offline_since)) if bp.offline_since else "start"
         return SourceHealth(
-            name="redis", category="backplane", status="inactive",  # type: ignore[arg-type]
+            name="redis",
+            category="backplane",  # type: ignore[arg-type]
+            status="inactive",
             last_error=bp.last_error,
             reason=f"Redis unreachable since {since}; serving local snapshots and history, "
-                   f"no producer runs until it is back; reconnecting ({self.process_id})",
+            f"no producer runs until it is back; reconnecting ({self.process_id})",
         )
 
     def describe(self) -> dict[str, Any]:
         """Return counters for /metrics."""
         bp = self.backplane
         return {
-            "process_id": self.process_id, "leader": self.is_leader, "fence": self.election.fence,
-            "online": bp.online, "members": self.members, "terms": self.election.terms, "relayed": bp.relayed, "received": bp.received,
-            "resyncs": bp.resyncs, "dropped": bp.dropped, "pending": bp.pending,
-            "reconnects": bp.reconnects, "forwarded": self.news.forwarded, "served": self.news.served,
+            "process_id": self.process_id,
+            "leader": self.is_leader,
+            "fence": self.election.fence,
+            "online": bp.online,
+            "members": self.members,
+            "terms": self.election.terms,
+            "relayed": bp.relayed,
+            "received": bp.received,
+            "resyncs": bp.resyncs,
+            "dropped": bp.dropped,
+            "pending": bp.pending,
+            "reconnects": bp.reconnects,
+            "forwarded": self.news.forwarded,
+            "served": self.news.served,
         }

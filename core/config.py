@@ -88,6 +88,8 @@ class Settings:
     max_keywords: int = 50
     idle_timeout_s: float = 300.0
     ws_ping_interval_s: float = 20.0
+    # permessage-deflate costs tens of KB per connection (docs/limits.md); off keeps idle sockets small.
+    ws_per_message_deflate: bool = False
     max_connections: int = 5000
     max_connections_per_ip: int = 200
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
@@ -141,6 +143,7 @@ class Settings:
             max_symbols_per_connection=_int(env, "MAX_SYMBOLS_PER_CONNECTION", 100, minimum=1),
             idle_timeout_s=_float(env, "IDLE_TIMEOUT_S", 300.0, minimum=1.0),
             ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", 20.0, minimum=0.5),
+            ws_per_message_deflate=env.get("WS_PER_MESSAGE_DEFLATE", "").lower() in ("1", "true", "yes"),
             max_connections=_int(env, "MAX_CONNECTIONS", 5000, minimum=1),
             max_connections_per_ip=_int(env, "MAX_CONNECTIONS_PER_IP", 200, minimum=1),
             trusted_proxies=_csv(env, "TRUSTED_PROXIES", "127.0.0.1"),

@@ -197,4 +197,6 @@ class LeaderElection:
         try:
             await self._release(keys=[self.key], args=[token])
         except (RedisError, OSError) as exc:
-            logger.warning("leader: could not release the lock (%s); it expires in %.0f s", exc, self.lock_ttl_s)
+            logger.warning(
+                "leader: could not release the lock (%s); it expires in %.0f s", exc, self.lock_ttl_s
+            )

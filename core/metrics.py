@@ -44,10 +44,15 @@ class HubCollector(Collector):
     def _sockets(self) -> Iterator[Metric]:
         hub = self.runtime.sockets
         stats = hub.stats
-        connections = GaugeMetricFamily("hub_ws_connections", "Open WebSocket connections", labels=["endpoint"])
-        depth = GaugeMetricFamily("hub_ws_outbox_depth", "Frames waiting in outboxes, summed", labels=["endpoint"])
-        deepest = GaugeMetricFamily("hub_ws_outbox_depth_max", "Frames waiting in the fullest outbox",
-                                    labels=["endpoint"])
+        connections = GaugeMetricFamily(
+            "hub_ws_connections", "Open WebSocket connections", labels=["endpoint"]
+        )
+        depth = GaugeMetricFamily(
+            "hub_ws_outbox_depth", "Frames waiting in outboxes, summed", labels=["endpoint"]
+        )
+        deepest = GaugeMetricFamily(
+            "hub_ws_outbox_depth_max", "Frames waiting in the fullest outbox", labels=["endpoint"]
+        )
         sessions_by_path: dict[str, list[Any]] = {}
         for session in list(hub.sessions):
             sessions_by_path.setdefault(session.spec.path, []).append(session)
@@ -59,25 +64,43 @@ class HubCollector(Collector):
         yield connections
         yield depth
         yield deepest
-        yield CounterMetricFamily("hub_ws_messages_sent", "Frames written to sockets", value=stats.messages_sent)
-        yield CounterMetricFamily("hub_ws_messages_received", "Frames received from clients",
-                                  value=stats.messages_received)
-        dropped = CounterMetricFamily("hub_ws_messages_dropped",
-                                      "Frames never sent: price updates replaced by a newer one (coalesced), "
-                                      "or discarded when a slow consumer was closed", labels=["reason"])
+        yield CounterMetricFamily(
+            "hub_ws_messages_sent", "Frames written to sockets", value=stats.messages_sent
+        )
+        yield CounterMetricFamily(
+            "hub_ws_messages_received", "Frames received from clients", value=stats.messages_received
+        )
+        dropped = CounterMetricFamily(
+            "hub_ws_messages_dropped",
+            "Frames never sent: price updates replaced by a newer one (coalesced), "
+            "or discarded when a slow consumer was closed",
+            labels=["reason"],
+        )
         live_coalesced = sum(s.outbox.coalesced for s in list(hub.sessions))
         dropped.add_metric(["coalesced"], stats.coalesced + live_coalesced)
         dropped.add_metric(["slow_consumer"], stats.dropped_on_close)
         yield dropped
-        yield CounterMetricFamily("hub_ws_errors_sent", "error messages sent to clients", value=stats.errors_sent)
-        yield CounterMetricFamily("hub_ws_slow_consumer_closes", "Connections closed as SLOW_CONSUMER (1013)",
-                                  value=stats.slow_consumer_closes)
-        yield CounterMetricFamily("hub_ws_refused_connections", "Connections refused by the connection limits",
-                                  value=stats.refused_connections)
-        yield CounterMetricFamily("hub_ws_idle_closes", "Connections closed by the idle timeout",
-                                  value=stats.idle_closes)
-        yield CounterMetricFamily("hub_requests", "HTTP requests, WebSocket connects and client messages",
-                                  value=self.runtime.counter.total)
+        yield CounterMetricFamily(
+            "hub_ws_errors_sent", "error messages sent to clients", value=stats.errors_sent
+        )
+        yield CounterMetricFamily(
+            "hub_ws_slow_consumer_closes",
+            "Connections closed as SLOW_CONSUMER (1013)",
+            value=stats.slow_consumer_closes,
+        )
+        yield CounterMetricFamily(
+            "hub_ws_refused_connections",
+            "Connections refused by the connection limits",
+            value=stats.refused_connections,
+        )
+        yield CounterMetricFamily(
+            "hub_ws_idle_closes", "Connections closed by the idle timeout", value=stats.idle_closes
+        )
+        yield CounterMetricFamily(
+            "hub_requests",
+            "HTTP requests, WebSocket connects and client messages",
+            value=self.runtime.counter.total,
+        )
 
     def _bus(self) -> Iterator[Metric]:
         seq = GaugeMetricFamily("hub_bus_seq", "Newest seq per topic", labels=["topic"])
@@ -87,18 +110,23 @@ class HubCollector(Collector):
             listeners.add_metric([topic], info["listeners"])
         yield seq
         yield listeners
-        yield GaugeMetricFamily("hub_agent_running", "1 when every producer task of this process is alive",
-                                value=1.0 if self.runtime.agent_running else 0.0)
+        yield GaugeMetricFamily(
+            "hub_agent_running",
+            "1 when every producer task of this process is alive",
+            value=1.0 if self.runtime.agent_running else 0.0,
+        )
 
     def _providers(self) -> Iterator[Metric]:
         sources = self.runtime.sources
         labels = ["provider", "category"]
         status = GaugeMetricFamily("hub_provider_status", "1 active, 0.5 degraded, 0 inactive", labels=labels)
-        requests = CounterMetricFamily("hub_provider_requests", "Upstream fetches (successes and failures)",
-                                       labels=labels)
+        requests = CounterMetricFamily(
+            "hub_provider_requests", "Upstream fetches (successes and failures)", labels=labels
+        )
         errors = CounterMetricFamily("hub_provider_errors", "Upstream fetches that failed", labels=labels)
-        latency = GaugeMetricFamily("hub_provider_latency_ms", "Latency of the provider's last fetch",
-                                    labels=labels)
+        latency = GaugeMetricFamily(
+            "hub_provider_latency_ms", "Latency of the provider's last fetch", labels=labels
+        )
         for health in self.runtime.source_health():
             key = [health.name, health.category]
             status.add_metric(key, STATUS_VALUE.get(health.status, 0.0))
@@ -112,11 +140,17 @@ class HubCollector(Collector):
 
     def _models(self) -> Iterator[Metric]:
         calls = CounterMetricFamily("hub_model_calls", "Model calls (batches) run", labels=["model"])
-        failures = CounterMetricFamily("hub_model_failures", "Model calls that raised or timed out", labels=["model"])
-        available = GaugeMetricFamily("hub_model_available", "1 when the model is loaded and answering",
-                                      labels=["model"])
-        latency = SummaryMetricFamily("hub_model_latency_ms", "Latency of successful model calls; "
-                                      "quantile 0.95 over recent calls", labels=["model"])
+        failures = CounterMetricFamily(
+            "hub_model_failures", "Model calls that raised or timed out", labels=["model"]
+        )
+        available = GaugeMetricFamily(
+            "hub_model_available", "1 when the model is loaded and answering", labels=["model"]
+        )
+        latency = SummaryMetricFamily(
+            "hub_model_latency_ms",
+            "Latency of successful model calls; quantile 0.95 over recent calls",
+            labels=["model"],
+        )
         for model in self.runtime.models():
             model_id = str(model.get("id"))
             available.add_metric([model_id], 1.0 if model.get("status") == "available" else 0.0)
@@ -129,8 +163,13 @@ class HubCollector(Collector):
             if avg is not None:
                 latency.add_metric([model_id], count_value=successes, sum_value=float(avg) * successes)
                 if model.get("p95_ms") is not None:
-                    latency.samples.append(Sample("hub_model_latency_ms", {"model": model_id, "quantile": "0.95"},
-                                                  float(model["p95_ms"])))
+                    latency.samples.append(
+                        Sample(
+                            "hub_model_latency_ms",
+                            {"model": model_id, "quantile": "0.95"},
+                            float(model["p95_ms"]),
+                        )
+                    )
         yield from (calls, failures, available, latency)
 
     def _cluster(self) -> Iterator[Metric]:
@@ -139,18 +178,24 @@ class HubCollector(Collector):
             yield GaugeMetricFamily("hub_leader", "1 when this process runs the producers", value=1.0)
             return
         info = cluster.describe()
-        yield GaugeMetricFamily("hub_leader", "1 when this process runs the producers",
-                                value=1.0 if info["leader"] else 0.0)
-        yield GaugeMetricFamily("hub_backplane_up", "1 while subscribed to Redis", value=1.0 if info["online"] else 0.0)
+        yield GaugeMetricFamily(
+            "hub_leader", "1 when this process runs the producers", value=1.0 if info["leader"] else 0.0
+        )
+        yield GaugeMetricFamily(
+            "hub_backplane_up", "1 while subscribed to Redis", value=1.0 if info["online"] else 0.0
+        )
         yield GaugeMetricFamily("hub_cluster_processes", "App processes seen in Redis", value=info["members"])
-        yield GaugeMetricFamily("hub_backplane_pending", "Published envelopes waiting for Redis",
-                                value=info["pending"])
+        yield GaugeMetricFamily(
+            "hub_backplane_pending", "Published envelopes waiting for Redis", value=info["pending"]
+        )
         yield CounterMetricFamily("hub_leader_terms", "Times this process was elected", value=info["terms"])
-        for name, help_text in (("relayed", "Envelopes this process stored in Redis as leader"),
-                                ("received", "Envelopes received from other processes"),
-                                ("resyncs", "Catch-ups from the Redis history"),
-                                ("dropped", "Envelopes discarded unconfirmed (leadership lost)"),
-                                ("reconnects", "Reconnections to Redis")):
+        for name, help_text in (
+            ("relayed", "Envelopes this process stored in Redis as leader"),
+            ("received", "Envelopes received from other processes"),
+            ("resyncs", "Catch-ups from the Redis history"),
+            ("dropped", "Envelopes discarded unconfirmed (leadership lost)"),
+            ("reconnects", "Reconnections to Redis"),
+        ):
             yield CounterMetricFamily(f"hub_backplane_{name}", help_text, value=info[name])
 
 

@@ -94,16 +94,22 @@ class NewsDesk:
                 seqs[item.url] = envelope.seq
                 if item.sentiment_score is not None:
                     self.recent_scores = (self.recent_scores + [item.sentiment_score])[-200:]
-                if self.store is not None:
-                    try:
-                        await asyncio.to_thread(self.store.save_news, item, envelope.seq)
-                    except StoreUnavailable as exc:
-                        logger.error("news: not persisted (%s): %s", exc, item.url)
-            by_url = {item.url: item for item in scored}
-            # Answer in input order; a repeated URL gets None after its first occurrence.
-            return [
-                (by_url.pop(item.url), seqs[item.url]) if item.url in by_url else (item, None) for item in items
-            ]
+                # Let socket writers run between items: a large feed batch must not look like a slow reader.
+                await asyncio.sleep(0)
+        # Persist after publishing and outside the lock: a slow disk must not hold up the next item.
+        if self.store is not None and scored:
+            await asyncio.to_thread(self._persist, [(item, seqs[item.url]) for item in scored])
+        by_url = {item.url: item for item in scored}
+        # Answer in input order; a repeated URL gets None after its first occurrence.
+        return [(by_url.pop(item.url), seqs[item.url]) if item.url in by_url else (item, None) for item in items]
+
+    def _persist(self, items: list[tuple[NewsItem, int]]) -> None:
+        assert self.store is not None
+        for item, seq in items:
+            try:
+                self.store.save_news(item, seq)
+            except StoreUnavailable as exc:
+                logger.error("news: not persisted (%s): %s", exc, item.url)
 
     async def _score(self, items: list[NewsItem]) -> list[NewsItem]:
         if not items or self.scorer is None:

@@ -59,11 +59,12 @@ class ClusterNewsDesk(NewsDesk):
     forwarded = 0
     served = 0
 
-    def attach(self, redis: Any, is_leader: Callable[[], bool], *, prefix: str = "hub",
-               reply_timeout_s: float = 10.0) -> None:
+    def attach(
+        self, redis: Any, is_leader: Callable[[], bool], *, prefix: str = "hub", reply_timeout_s: float = 10.0
+    ) -> None:
         """Forward through `redis` whenever `is_leader()` is false."""
         self.redis = redis
-        self.is_leader = is_leader  # type: ignore[method-assign]
+        self.is_leader = is_leader
         self.prefix = prefix
         self.reply_timeout_s = reply_timeout_s
 
@@ -80,8 +81,12 @@ class ClusterNewsDesk(NewsDesk):
     async def _forward(self, items: list[NewsItem]) -> list[tuple[NewsItem, int | None]]:
         request_id = uuid.uuid4().hex
         reply_key = f"{self.prefix}:news:reply:{request_id}"
-        request = {"id": request_id, "reply": reply_key, "deadline": time.time() + self.reply_timeout_s,
-                   "items": [_item_to_json(item) for item in items]}
+        request = {
+            "id": request_id,
+            "reply": reply_key,
+            "deadline": time.time() + self.reply_timeout_s,
+            "items": [_item_to_json(item) for item in items],
+        }
         try:
             await self.redis.rpush(self.inbox, json.dumps(request))
             self.forwarded += 1
@@ -91,7 +96,9 @@ class ClusterNewsDesk(NewsDesk):
                 if reply is not None:
                     break
             else:
-                raise LeaderUnavailable(f"no leader answered within {self.reply_timeout_s:g} s; retry shortly")
+                raise LeaderUnavailable(
+                    f"no leader answered within {self.reply_timeout_s:g} s; retry shortly"
+                )
         except (RedisError, OSError) as exc:
             raise LeaderUnavailable(f"cannot reach the leader through Redis: {type(exc).__name__}") from exc
         answer = json.loads(reply[1])
@@ -99,8 +106,12 @@ class ClusterNewsDesk(NewsDesk):
             raise LeaderUnavailable(f"the leader could not publish: {answer['error']}")
         results = []
         for item, result in zip(items, answer["results"], strict=True):
-            scored = replace(item, sentiment=result.get("sentiment"), sentiment_score=result.get("sentiment_score"),
-                             sentiment_model=result.get("sentiment_model"))
+            scored = replace(
+                item,
+                sentiment=result.get("sentiment"),
+                sentiment_score=result.get("sentiment_score"),
+                sentiment_model=result.get("sentiment_model"),
+            )
             results.append((scored, result.get("seq")))
         return results
 
@@ -122,7 +133,9 @@ class ClusterNewsDesk(NewsDesk):
             request = json.loads(raw)
             reply_key = request["reply"]
             if time.time() > float(request["deadline"]):
-                logger.warning("news relay: skipping request %s, its sender stopped waiting", request.get("id"))
+                logger.warning(
+                    "news relay: skipping request %s, its sender stopped waiting", request.get("id")
+                )
                 return
             items = [_item_from_json(data) for data in request["items"]]
         except (ValueError, KeyError, TypeError) as exc:
@@ -130,9 +143,17 @@ class ClusterNewsDesk(NewsDesk):
             return
         try:
             done = await super().ingest(items)
-            answer: dict[str, Any] = {"results": [
-                {"seq": seq, "sentiment": item.sentiment, "sentiment_score": item.sentiment_score,
-                 "sentiment_model": item.sentiment_model} for item, seq in done]}
+            answer: dict[str, Any] = {
+                "results": [
+                    {
+                        "seq": seq,
+                        "sentiment": item.sentiment,
+                        "sentiment_score": item.sentiment_score,
+                        "sentiment_model": item.sentiment_model,
+                    }
+                    for item, seq in done
+                ]
+            }
         except Exception as exc:
             logger.exception("news relay: publishing a forwarded request failed")
             answer = {"error": f"{type(exc).__name__}"}

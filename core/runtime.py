@@ -130,15 +130,20 @@ class Runtime:
 
     def _every(self, interval_s: float, job: Callable[[], Awaitable[None]], name: str) -> None:
         async def loop() -> None:
+            # Fixed deadlines, so lateness does not accumulate: a 1 s cadence stays 60 ticks a minute.
+            next_at = time.monotonic()
             while True:
-                started = time.monotonic()
                 try:
                     await job()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     logger.exception("runtime: %s failed; retrying next tick", name)
-                await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+                next_at += interval_s
+                now = time.monotonic()
+                if next_at < now:  # overran a whole period: skip the missed ticks rather than burst
+                    next_at = now
+                await asyncio.sleep(next_at - now)
 
         task = asyncio.create_task(loop(), name=name)
         self._tasks.add(task)

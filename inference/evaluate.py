@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids")
     parser.add_argument("--domain", choices=["news", "social"], default="news")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--no-quantize", action="store_true", help="run CPU models in fp32")
+    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 (CUDA) or int8 (CPU)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = LabelledTexts(data.texts[:args.limit], data.labels[:args.limit])
     models = [model for model in args.models.split(",") if model.strip()]
     report = asyncio.run(run(data, models=models, domain=args.domain, signed=args.signed, device=args.device,
-                             quantize=False if args.no_quantize else None))
+                             precision=args.precision))
     if args.json:
         print(json.dumps(report))
         return 0

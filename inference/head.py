@@ -27,7 +27,7 @@ from transformers import BertConfig, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .catalog import CANONICAL_LABELS, EMBEDDED_MODEL_ID
-from .classifier import TransformersClassifier, quantize_int8
+from .classifier import TransformersClassifier, apply_precision
 from .errors import ModelFilesInvalid, ModelLoadError
 from .loader import LoadOptions, ModelSource, hub_cache_dir, translate_load_error
 
@@ -247,7 +247,7 @@ def build_finhead_model(minilm_dir: Path, head_path: Path = HEAD_WEIGHTS_PATH) -
 
 
 def load_embedded_classifier(options: LoadOptions, head_path: Path = HEAD_WEIGHTS_PATH) -> TransformersClassifier:
-    """Load the embedded model ready for the batcher (fp16 on CUDA, int8 when asked on CPU).
+    """Load the embedded model ready for the batcher, in the options' precision and device.
 
     Raises:
         ModelLoadError: unverified encoder files, missing head, out of memory.
@@ -260,18 +260,13 @@ def load_embedded_classifier(options: LoadOptions, head_path: Path = HEAD_WEIGHT
         logger.info("load %s: MiniLM from %s (%s), head %s", EMBEDDED_MODEL_ID, source.path, source.origin,
                     json.loads(metadata.get("metrics", "{}")))
         tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
-        model = build_finhead_model(source.path, head_path)
-        device = options.device
-        if device.startswith("cuda"):
-            model = model.to(device=device, dtype=torch.float16)
-        quantized = False
-        if options.quantize and device == "cpu":
-            model, quantized = quantize_int8(model)
+        model, precision = apply_precision(build_finhead_model(source.path, head_path), options.precision)
+        model.to(options.device)
     except ModelLoadError:
         raise
     except Exception as exc:
         raise translate_load_error(exc) from exc
     return TransformersClassifier(
         EMBEDDED_MODEL_ID, model, tokenizer, CANONICAL_LABELS,
-        device=options.device, max_length=int(metadata.get("max_length", "128")), quantized=quantized,
+        device=options.device, max_length=int(metadata.get("max_length", "128")), precision=precision,
     )

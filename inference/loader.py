@@ -27,7 +27,7 @@ from typing import Literal, TypeVar
 import torch
 
 from .catalog import ModelSpec, map_labels
-from .classifier import SentimentModel, TransformersClassifier, quantize_int8
+from .classifier import SentimentModel, TransformersClassifier, apply_precision
 from .errors import (
     LabelMappingError,
     ModelDownloadFailed,
@@ -88,7 +88,7 @@ class LoadOptions:
     """How to load every model of a service; checked once by the service."""
 
     device: str = "cpu"
-    quantize: bool = False
+    precision: str = "fp32"  # already resolved for `device` (see classifier.resolve_precision)
     model_dir: Path | None = None
     cache_dir: Path | None = None
     offline: bool = False
@@ -243,18 +243,15 @@ def load_transformers_classifier(spec: ModelSpec, source: ModelSource, options: 
         config = AutoConfig.from_pretrained(source.path, local_files_only=True)
         labels = map_labels(config.id2label, known_order=spec.known_order, model_id=spec.id)
         tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
-        dtype = torch.float16 if device.startswith("cuda") else torch.float32
         model = AutoModelForSequenceClassification.from_pretrained(
-            source.path, local_files_only=True, dtype=dtype
+            source.path, local_files_only=True, dtype=torch.float32
         )
-        model.eval().to(device)
-        quantized = False
-        if options.quantize and device == "cpu":
-            model, quantized = quantize_int8(model)
+        model, precision = apply_precision(model.eval(), options.precision)
+        model.to(device)
     except Exception as exc:
         raise translate_load_error(exc) from exc
     return TransformersClassifier(
-        spec.id, model, tokenizer, labels, device=device, max_length=spec.max_length, quantized=quantized
+        spec.id, model, tokenizer, labels, device=device, max_length=spec.max_length, precision=precision
     )
 
 
@@ -267,19 +264,23 @@ async def run_in_daemon_thread(fn: Callable[[], T], *, name: str) -> T:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
-    def deliver(setter: Callable[[], None]) -> None:
-        if not future.done():
-            setter()
+    def deliver(result: object, error: BaseException | None) -> None:
+        if future.done():  # the awaiting task was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
 
     def target() -> None:
+        result: object = None
+        error: BaseException | None = None
         try:
             result = fn()
-        except BaseException as exc:
-            outcome: Callable[[], None] = lambda: future.set_exception(exc)  # noqa: E731
-        else:
-            outcome = lambda: future.set_result(result)  # noqa: E731
+        except BaseException as exc:  # handed to the awaiting task, which decides
+            error = exc
         try:
-            loop.call_soon_threadsafe(deliver, outcome)
+            loop.call_soon_threadsafe(deliver, result, error)
         except RuntimeError:  # the loop closed while we worked: nobody is waiting any more
             logger.debug("load %s: finished after the event loop closed", name)
 

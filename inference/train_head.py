@@ -201,7 +201,7 @@ def train(
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss)
+            total += loss.detach().item()
         logger.info("train: epoch %d/%d loss %.4f in %.0fs", epoch + 1, epochs, total / len(cached),
                     time.monotonic() - epoch_start)
 
@@ -238,6 +238,7 @@ def _save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], out: Path)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata=metadata)
+    out.chmod(0o644)  # safetensors writes 0600; the file is meant to be committed and shared
 
 
 def main(argv: Sequence[str] | None = None) -> int:

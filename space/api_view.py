@@ -80,6 +80,22 @@ async def main() -> None:
 
 asyncio.run(main())"""
 
+_PYTHON_CLIENT = """import asyncio
+
+from ws.client import HubClient  # this repository's client: reconnects, re-filters, resumes from seq
+
+
+async def main() -> None:
+    async with HubClient.for_stream("news", "__WS__", keywords=["bitcoin"]) as client:
+        async for message in client:
+            print(message["type"], message.get("seq"), message.get("data", {}).get("title"))
+
+
+asyncio.run(main())
+
+# or from a shell, one JSON object a line:
+#   python -m ws.client market --symbols BTC,ETH --url __WS__"""
+
 _CURL = """curl -i -N -H "Connection: Upgrade" -H "Upgrade: websocket" \\
   -H "Sec-WebSocket-Version: 13" -H "Sec-WebSocket-Key: SGVsbG8sIHdvcmxkIQ==" \\
   __HTTP__/ws/news"""
@@ -178,6 +194,7 @@ def api_html() -> str:
 {_snippet("With a bare WebSocket", _JS_PLAIN, "snippet-js-plain")}
 <h3>Python</h3>
 {_snippet("With websockets", _PYTHON, "snippet-python")}
+{_snippet("With the hub's own client (ws/client.py)", _PYTHON_CLIENT, "snippet-python-client")}
 <h3>Check the handshake</h3>
 {_snippet("curl", _CURL, "snippet-curl")}
 <h3>Messages</h3>

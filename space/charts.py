@@ -74,7 +74,9 @@ def price_chart(
 ) -> go.Figure:
     """Draw stored buckets (close line with a high/low band) and the recent in-memory ticks."""
     if not buckets and not ticks:
-        return empty_figure(f"No stored prices for {symbol} yet: the first are saved within seconds")
+        return empty_figure(
+            f"No stored prices for {symbol} yet: they are saved every few seconds while a source answers"
+        )
     fig = go.Figure()
     if buckets:
         times = [b["timestamp"] for b in buckets]
@@ -238,7 +240,7 @@ def requests_chart(points: Sequence[tuple[str, int, int]]) -> go.Figure:
             y=[h for _, _, h in points],
             name="per hour",
             mode="lines",
-            line={"color": "#0ea5e9", "width": 2},
+            line={"color": "#0ea5e9", "width": 2, "dash": "dot"},
             yaxis="y2",
         )
     )

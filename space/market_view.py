@@ -43,10 +43,15 @@ def header_html(runtime: Any) -> str:
     """Return the header's live pills: data mode, market source, sockets and uptime."""
     system = feeds.latest(runtime, "system") or {}
     stats = system.get("stats", {})
-    market = "simulator" if runtime.market.simulated else "live providers"
+    if runtime.market.simulated:
+        market, kind = "market: simulator", "warn"
+    elif feeds.prices(runtime)[0]:
+        market, kind = "market: live providers", "good"
+    else:
+        market, kind = "market: no provider answering yet", "bad"
     pills = [
         badge(f"data mode: {runtime.settings.data_mode}", "info"),
-        badge(f"market: {market}", "warn" if runtime.market.simulated else "good"),
+        badge(market, kind),
         badge(f"{len(runtime.settings.symbols)} symbols", "muted"),
         badge(f"{stats.get('connections', 0)} live sockets", "muted"),
         badge(f"up {fmt_age(stats.get('uptime_s'))}", "muted"),
@@ -69,7 +74,12 @@ class MarketTable:
     def _render(self, runtime: Any) -> str:
         rows, error = feeds.prices(runtime)
         if not rows:
-            return '<div class="hub-empty">Waiting for the first price_update…</div>'
+            if runtime.market.simulated:
+                return '<div class="hub-empty">Waiting for the first price_update…</div>'
+            return (
+                '<div class="hub-empty">No price yet: no live market provider has answered. '
+                "The System tab shows each source's last error.</div>"
+            )
         now = utc_now()
         body = [self._row(message, now) for message in rows]
         notice = ""

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from space import feeds
+from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age, fmt_ms
 
 __all__ = ["evaluation_html", "models_html", "status_kind"]
 
+# `python -m inference.evaluate --json > $DATA_DIR/evaluation.json` publishes a run to this tab.
+EVALUATION_FILE = "evaluation.json"
+EVALUATION_COLUMNS = ("n", "accuracy", "macro_f1", "status", "error")
+_report_memo: Memo[list[dict[str, Any]]] = Memo(size=2, ttl_s=30.0)
 _STATUS_KIND = {"available": "good", "loading": "warn", "failed": "bad", "disabled": "muted"}
 
 
@@ -81,16 +88,32 @@ def models_html(runtime: Any) -> str:
     )
 
 
+def _report_rows(path: Path) -> list[dict[str, Any]]:
+    """Read the rows of a `python -m inference.evaluate --json` report (numbers, or status and error)."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    rows = []
+    for model_id, numbers in report.items() if isinstance(report, dict) else ():
+        if isinstance(numbers, dict):
+            kept = {k: numbers.get(k) for k in EVALUATION_COLUMNS if k in numbers}
+            rows.append(
+                {"model": numbers.get("model", model_id) if model_id == "ensemble" else model_id, **kept}
+            )
+    return rows
+
+
 def _evaluations(runtime: Any) -> list[dict[str, Any]]:
     inference = runtime.inference
-    if inference is None:
-        return []
     results = getattr(inference, "evaluation_results", None)
     if callable(results):
         return [dict(r) for r in results()]
     message = feeds.latest(runtime, "models")
     models = message["data"]["models"] if message else []
-    return [{"model": m["id"], **m["evaluation"]} for m in models if isinstance(m.get("evaluation"), dict)]
+    rows = [{"model": m["id"], **m["evaluation"]} for m in models if isinstance(m.get("evaluation"), dict)]
+    path = Path(runtime.settings.data_dir) / EVALUATION_FILE
+    return rows or _report_memo.get(path, lambda: _report_rows(path))
 
 
 def evaluation_html(runtime: Any) -> str:
@@ -98,8 +121,8 @@ def evaluation_html(runtime: Any) -> str:
     rows = _evaluations(runtime)
     if not rows:
         return (
-            '<div class="hub-empty">No evaluation results yet: none of the loaded models has been evaluated '
-            "on a labelled data set on this server.</div>"
+            '<div class="hub-empty">No evaluation results yet: run <code>python -m inference.evaluate --json '
+            f"--data FILE &gt; $DATA_DIR/{EVALUATION_FILE}</code> to show a run here.</div>"
         )
     columns = list(dict.fromkeys(k for row in rows for k in row))
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)

@@ -7,6 +7,7 @@ visitors share the batcher with the news pipeline instead of queueing behind eac
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from typing import Any
 
@@ -72,8 +73,10 @@ async def score_text(runtime: Any, text: str, domain: str) -> tuple[go.Figure, s
     models = list(inference.describe_models())
     available = [m["id"] for m in models if m.get("status") == "available"]
     domain = domain if domain in ("news", "social") else "news"
+    # A named model must answer for itself: the service would otherwise hand a failure to the next model.
+    own = {"fallback": False} if "fallback" in inspect.signature(inference.score).parameters else {}
     calls = {ENSEMBLE: inference.score([text], domain=domain)}
-    calls.update({model: inference.score([text], domain=domain, model=model) for model in available})
+    calls.update({model: inference.score([text], domain=domain, model=model, **own) for model in available})
     outcomes = await asyncio.gather(*(_timed(c) for c in calls.values()), return_exceptions=True)
     rows: list[tuple[str, dict[str, float]]] = []
     lines = []

@@ -8,13 +8,15 @@ timer that runs only while the tab is open; renders are shared between visitors 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from space import charts, market_view, models_view, news_view, sentiment_view, system_view
+from space import charts, feeds, market_view, models_view, news_view, sentiment_view, system_view
 from space.api_view import API_JS, api_html
+from space.cache import Memo
 from space.playground import playground_status, score_text
 from space.routes import STATIC_PREFIX
 
@@ -109,18 +111,31 @@ def build_ui(runtime: Any) -> gr.Blocks:
 
         # ------------------------------------------------------------ handlers
 
-        def pulse() -> tuple[str, str, str, str]:
-            return (
-                market_view.header_html(runtime),
-                market_view.banner_html(runtime),
-                table.html(runtime),
-                market_view.summary_html(runtime),
+        # Handlers are coroutines so they run on the event loop, not in Gradio's 40-thread pool; each
+        # renders once per change of what it shows (`shared`), whatever the number of visitors.
+        shared: Memo[tuple[Any, ...]] = Memo(size=16)
+
+        def seqs(*topics: str) -> tuple[int, ...]:
+            return tuple(feeds.last_seq(runtime, topic) for topic in topics)
+
+        async def pulse() -> tuple[Any, ...]:
+            return shared.get(
+                ("pulse", *seqs("market", "system", "sentiment")),
+                lambda: (
+                    market_view.header_html(runtime),
+                    market_view.banner_html(runtime),
+                    table.html(runtime),
+                    market_view.summary_html(runtime),
+                ),
             )
 
+        def gauge_figure() -> Any:
+            return shared.get(
+                ("gauge", *seqs("sentiment")), lambda: (sentiment_view.fear_greed_figure(runtime),)
+            )[0]
+
         async def market_charts(sym: str, bucket: str) -> tuple[Any, Any]:
-            return sentiment_view.fear_greed_figure(runtime), await market_view.price_figure(
-                runtime, sym, bucket
-            )
+            return gauge_figure(), await market_view.price_figure(runtime, sym, bucket)
 
         async def news_feed(word: str, src: str, known: list[str]) -> tuple[str, Any, list[str]]:
             choices = await news_view.source_choices(runtime)
@@ -129,26 +144,30 @@ def build_ui(runtime: Any) -> gr.Blocks:
 
         async def sentiment_tab() -> tuple[Any, ...]:
             history, trend_fig = await sentiment_view.trend_figures(runtime)
-            return (
-                sentiment_view.fear_greed_figure(runtime),
-                sentiment_view.mood_html(runtime),
-                sentiment_view.social_html(runtime),
-                history,
-                trend_fig,
+            cards = shared.get(
+                ("sentiment", *seqs("sentiment")),
+                lambda: (sentiment_view.mood_html(runtime), sentiment_view.social_html(runtime)),
+            )
+            return (gauge_figure(), *cards, history, trend_fig)
+
+        async def models_tab() -> tuple[Any, ...]:
+            return shared.get(
+                ("models", *seqs("models"), id(runtime.inference), int(time.monotonic() // 30)),
+                lambda: (
+                    models_view.models_html(runtime),
+                    playground_status(runtime),
+                    models_view.evaluation_html(runtime),
+                ),
             )
 
-        def models_tab() -> tuple[str, str, str]:
-            return (
-                models_view.models_html(runtime),
-                playground_status(runtime),
-                models_view.evaluation_html(runtime),
-            )
-
-        def system_tab() -> tuple[str, Any, str]:
-            return (
-                system_view.overview_html(runtime),
-                system_view.requests_figure(runtime),
-                system_view.sources_html(runtime),
+        async def system_tab() -> tuple[Any, ...]:
+            return shared.get(
+                ("system", *seqs("system")),
+                lambda: (
+                    system_view.overview_html(runtime),
+                    system_view.requests_figure(runtime),
+                    system_view.sources_html(runtime),
+                ),
             )
 
         async def playground(body: str, kind: str) -> tuple[Any, str]:

@@ -44,7 +44,12 @@ __all__ = [
     "wait_for_async",
 ]
 
-PG_DIRS = ("/usr/local/bin", "/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
+PG_DIRS = (
+    "/usr/local/bin",
+    "/usr/lib/postgresql/17/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/15/bin",
+)
 
 
 def _wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -75,9 +80,23 @@ class RedisServer:
         self.port = self.port or free_port()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "yes"],
-            stdout=(self.directory / "redis.log").open("ab"), stderr=subprocess.STDOUT,
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=(self.directory / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
         )
         _wait_for_port(self.port, 10, self.proc)
         return self
@@ -133,8 +152,19 @@ class PostgresServer:
             shutil.chown(self.directory, "postgres", "postgres")
         data = self.directory / "data"
         self._run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        self._run(pg_ctl, "-D", str(data), "-l", str(self.directory / "postgres.log"), "-w", "-t", "60",
-                  "-o", f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self._run(
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(self.directory / "postgres.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
         _wait_for_port(self.port, 30)
         return self
 
@@ -172,8 +202,9 @@ def postgres_server() -> Iterator[PostgresServer]:
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
 
-needs_postgres = pytest.mark.skipif(pg_bin("initdb") is None or pg_bin("pg_ctl") is None,
-                                    reason="PostgreSQL binaries are not installed")
+needs_postgres = pytest.mark.skipif(
+    pg_bin("initdb") is None or pg_bin("pg_ctl") is None, reason="PostgreSQL binaries are not installed"
+)
 
 
 def start_app(base: Path, name: str, env: dict[str, str]) -> AppProcess:
@@ -232,6 +263,9 @@ async def wait_for_async(predicate: Callable[[], Any], timeout: float, interval:
 
 def leader_of(apps: list[AppProcess]) -> AppProcess | None:
     """Return the one app that reports `hub_leader 1`, or None while there is none (or several)."""
-    leaders = [app for app in apps if app.proc is not None and app.proc.poll() is None
-               and metric(app, "hub_leader") == 1.0]
+    leaders = [
+        app
+        for app in apps
+        if app.proc is not None and app.proc.poll() is None and metric(app, "hub_leader") == 1.0
+    ]
     return leaders[0] if len(leaders) == 1 else None

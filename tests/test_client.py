@@ -29,7 +29,7 @@ QUICK = Backoff(initial=20 * MS, factor=2.0, cap=200 * MS)
 
 
 class GateProxy:
-    """A TCP forwarder in front of the app: the test decides when clients may connect, and sees their requests."""
+    """A TCP forwarder before the app: the test decides when clients may connect, and sees their requests."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -146,7 +146,9 @@ async def test_client_receives_prices_for_its_symbols(app_server: AppProcess) ->
     assert all(m["source"] == "simulator" for m in prices)
 
 
-async def test_client_resumes_news_across_a_server_restart(restartable_app: AppProcess, proxy: GateProxy) -> None:
+async def test_client_resumes_news_across_a_server_restart(
+    restartable_app: AppProcess, proxy: GateProxy
+) -> None:
     """News published while the client is away are replayed; every item arrives once, in seq order."""
     app = restartable_app
     async with HubClient(proxy.ws("/ws/news"), backoff=QUICK) as client:
@@ -171,7 +173,9 @@ async def test_client_resumes_news_across_a_server_restart(restartable_app: AppP
     assert f"since=1&epoch={received[0]['epoch']}" in proxy.request_lines[-1]
 
 
-async def test_client_resends_its_filter_after_a_reconnect(restartable_app: AppProcess, proxy: GateProxy) -> None:
+async def test_client_resends_its_filter_after_a_reconnect(
+    restartable_app: AppProcess, proxy: GateProxy
+) -> None:
     client = HubClient(proxy.ws("/ws/news"), keywords=["Bitcoin"], backoff=QUICK, filter_locally=False)
     async with client:
         await next_message(client, is_filter_ack)
@@ -193,6 +197,29 @@ def test_cli_prints_the_market_stream_as_json_lines(app_server: AppProcess) -> N
     assert done.returncode == 0, done.stderr
     assert [m["type"] for m in lines] == ["ack", "price_update", "price_update"]
     assert {m["data"]["symbol"] for m in lines[1:]} == {"BTC"}
+
+
+async def test_client_drops_replayed_duplicates_and_follows_a_new_epoch() -> None:
+    """A server that replays too much (2 again) and then loses its history (epoch B) is handled."""
+    paths: list[str] = []
+
+    async def replay(connection: ServerConnection) -> None:
+        assert connection.request is not None
+        paths.append(connection.request.path)
+        frames = [(1, "A"), (2, "A")] if len(paths) == 1 else [(2, "A"), (3, "A"), (1, "B")]
+        for seq, epoch in frames:
+            await connection.send(json.dumps({"type": "news", "seq": seq, "epoch": epoch, "data": {}}))
+        if len(paths) == 1:
+            await connection.close(1012, "restarting")
+        await connection.wait_closed()
+
+    async with serve(replay, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with HubClient(f"ws://127.0.0.1:{port}/ws/news", backoff=QUICK) as client:
+            got = [await client.recv(timeout=TIMEOUT) for _ in range(4)]
+    assert [(m["seq"], m["epoch"]) for m in got] == [(1, "A"), (2, "A"), (3, "A"), (1, "B")]
+    assert paths == ["/ws/news", "/ws/news?since=2&epoch=A"]
+    assert client.stats.duplicates_dropped == 1
 
 
 # ---------------------------------------------------------------- reconnect policy
@@ -243,6 +270,12 @@ async def test_client_gives_up_when_the_server_refuses_its_token(tmp_path: Path)
     assert rejected.value.close_code == 1008
 
 
+def test_client_module_exports_what_it_names() -> None:
+    import ws.client
+
+    assert all(hasattr(ws.client, name) for name in ws.client.__all__)
+
+
 # ---------------------------------------------------------------- heartbeat and close
 
 
@@ -280,4 +313,5 @@ async def test_close_ends_iteration_without_reconnecting(app_server: AppProcess)
     await client.wait_connected(TIMEOUT)
     await client.close()
     assert [message async for message in client] == []
-    assert [c.state for c in changes] == [ConnectionState.CONNECTING, ConnectionState.OPEN, ConnectionState.CLOSED]
+    states = [c.state for c in changes]
+    assert states == [ConnectionState.CONNECTING, ConnectionState.OPEN, ConnectionState.CLOSED]

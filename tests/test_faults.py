@@ -29,8 +29,11 @@ async def test_sigterm_during_ingestion_loses_nothing_that_was_acknowledged(tmp_
         async def post(client: httpx.AsyncClient, i: int) -> None:
             url = f"https://sigterm.example/{i}"
             try:
-                reply = await client.post(f"{app.http}/api/news", headers=headers,
-                                          json={"title": f"item {i}", "source": "Wire", "url": url})
+                reply = await client.post(
+                    f"{app.http}/api/news",
+                    headers=headers,
+                    json={"title": f"item {i}", "source": "Wire", "url": url},
+                )
             except httpx.HTTPError:
                 return  # refused or cut off by the shutdown: never acknowledged
             if reply.status_code == 201:
@@ -60,7 +63,9 @@ async def test_news_resumes_across_a_graceful_restart(tmp_path):
             before = await recv_until(ws, lambda m: m["type"] == "news")
     with running_app(tmp_path) as app:
         app.post_news(title="after")
-        async with websockets.connect(app.ws(f"/ws/news?since={before['seq']}&epoch={before['epoch']}")) as ws:
+        async with websockets.connect(
+            app.ws(f"/ws/news?since={before['seq']}&epoch={before['epoch']}")
+        ) as ws:
             after = await recv_until(ws, lambda m: m["type"] in ("news", "error"))
     assert after["type"] == "news" and after["data"]["title"] == "after"
     assert (after["seq"], after["epoch"]) == (before["seq"] + 1, before["epoch"])
@@ -81,8 +86,10 @@ def _lock_database(path, seconds: float, locked: threading.Event) -> None:
 
 async def test_locked_database_keeps_prices_streaming_and_status_reports_it(tmp_path):
     with running_app(tmp_path, PRICE_INTERVAL_S="0.2", STATUS_INTERVAL_S="0.5") as app:
-        async with websockets.connect(app.ws("/ws/market_data?symbols=BTC")) as prices, \
-                websockets.connect(app.ws("/api/monitoring/ws")) as status:
+        async with (
+            websockets.connect(app.ws("/ws/market_data?symbols=BTC")) as prices,
+            websockets.connect(app.ws("/api/monitoring/ws")) as status,
+        ):
             await recv_until(status, lambda m: m["type"] == "system_status" and m["database"]["online"])
             locked = threading.Event()
             locker = threading.Thread(target=_lock_database, args=(tmp_path / "hub.sqlite3", LOCK_S, locked))
@@ -95,10 +102,12 @@ async def test_locked_database_keeps_prices_streaming_and_status_reports_it(tmp_
                 now = time.monotonic()
                 gaps.append(now - last)
                 last = now
-            offline = await recv_until(status, lambda m: m["type"] == "system_status"
-                                       and not m["database"]["online"], 10_000 * MS)
-            online = await recv_until(status, lambda m: m["type"] == "system_status"
-                                      and m["database"]["online"], 15_000 * MS)
+            offline = await recv_until(
+                status, lambda m: m["type"] == "system_status" and not m["database"]["online"], 10_000 * MS
+            )
+            online = await recv_until(
+                status, lambda m: m["type"] == "system_status" and m["database"]["online"], 15_000 * MS
+            )
             await asyncio.to_thread(locker.join)
     assert max(gaps) < 1.0  # one tick is 0.2 s: the lock never stalled the stream
     assert "locked" in (offline["database"]["error"] or "")

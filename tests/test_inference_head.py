@@ -11,7 +11,7 @@ from inference.loader import LoadOptions
 
 @pytest.fixture(scope="module")
 def embedded():
-    return load_embedded_classifier(LoadOptions(offline=True, quantize=False))
+    return load_embedded_classifier(LoadOptions(offline=True, precision="fp32"))
 
 
 def test_head_weights_are_small_and_carry_metrics():

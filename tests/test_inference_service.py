@@ -15,7 +15,7 @@ LOAD_TIMEOUT_S = 60.0
 
 
 async def running(models, tmp_path, **kwargs) -> InferenceService:
-    service = InferenceService(models, device="cpu", data_dir=tmp_path, quantize=False, **kwargs)
+    service = InferenceService(models, device="cpu", data_dir=tmp_path, precision="fp32", **kwargs)
     await service.start()
     await service.wait_until_loaded(LOAD_TIMEOUT_S)
     return service

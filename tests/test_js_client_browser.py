@@ -64,6 +64,7 @@ def test_live_page_streams_prices_and_news(app: AppProcess, page: Any) -> None:
     title = f"ETF approval lifts bitcoin {time.time_ns()}"
     assert app.post_news(title=title, source="CoinDesk").status_code == 201
     page.locator("#news li", has_text=title).wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(600)  # let the new item's entrance animation finish before the picture
     screenshot(page, "live-page")
 
 
@@ -155,6 +156,7 @@ def test_client_resumes_news_without_loss_after_server_restart(browser: Any, tmp
             f"() => document.querySelector('.card[data-symbol=\"BTC\"] .price').innerText !== '{btc}'",
             timeout=WAIT_MS,
         )
+        page.wait_for_timeout(600)
         screenshot(page, "live-page-after-restart")
     finally:
         page.close()

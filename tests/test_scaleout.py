@@ -1,8 +1,7 @@
-"""Several app processes on one real redis-server: delivery, forwarding, resume, leader death, Redis restart."""
+"""Several app processes on one real redis-server: delivery, resume, leader death, Redis restart."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
@@ -76,8 +75,9 @@ async def test_news_posted_on_any_process_reaches_every_process_with_one_seq(tri
 async def test_prices_on_every_process_carry_the_leaders_seq(trio):
     sockets = [await websockets.connect(app.ws("/ws/market_data?symbols=BTC")) for app in trio]
     try:
-        updates = [[await recv_until(ws, lambda m: m["type"] == "price_update") for _ in range(4)]
-                   for ws in sockets]
+        updates = [
+            [await recv_until(ws, lambda m: m["type"] == "price_update") for _ in range(4)] for ws in sockets
+        ]
     finally:
         for ws in sockets:
             await ws.close()
@@ -110,8 +110,9 @@ async def test_leader_sigkill_another_takes_over_within_15s_and_seq_continues(re
             leader.stop(signal.SIGKILL)
             killed_at = time.monotonic()
             await wait_for_async(lambda: metric(survivor, "hub_leader") == 1.0, TAKEOVER_LIMIT_S)
-            after = await recv_until(ws, lambda m: m["type"] == "price_update" and m["seq"] > before["seq"] + 1,
-                                     TAKEOVER_LIMIT_S)
+            after = await recv_until(
+                ws, lambda m: m["type"] == "price_update" and m["seq"] > before["seq"] + 1, TAKEOVER_LIMIT_S
+            )
             took = time.monotonic() - killed_at
         news = survivor.post_news(title="after takeover")
     assert took < TAKEOVER_LIMIT_S
@@ -136,15 +137,23 @@ async def test_redis_restart_processes_keep_serving_reconnect_and_say_so(tmp_pat
     try:
         with run_cluster(tmp_path, redis.url, 2) as apps:
             wait_for(lambda: leader_of(apps), 10)
-            async with websockets.connect(apps[1].ws("/api/monitoring/ws")) as status_ws, \
-                    websockets.connect(apps[0].ws("/ws/news")) as news_ws:
+            async with (
+                websockets.connect(apps[1].ws("/api/monitoring/ws")) as status_ws,
+                websockets.connect(apps[0].ws("/ws/news")) as news_ws,
+            ):
                 up = await recv_until(status_ws, lambda m: m["type"] == "system_status")
                 redis.kill()
-                down = await recv_until(status_ws, lambda m: m["type"] == "system_status"
-                                        and _redis_entry(m)["status"] == "inactive", 10_000 * MS)
+                down = await recv_until(
+                    status_ws,
+                    lambda m: m["type"] == "system_status" and _redis_entry(m)["status"] == "inactive",
+                    10_000 * MS,
+                )
                 redis.start()  # same port, empty: every process must reconnect and resubscribe
-                back = await recv_until(status_ws, lambda m: m["type"] == "system_status"
-                                        and _redis_entry(m)["status"] == "active", 20_000 * MS)
+                back = await recv_until(
+                    status_ws,
+                    lambda m: m["type"] == "system_status" and _redis_entry(m)["status"] == "active",
+                    20_000 * MS,
+                )
                 await wait_for_async(lambda: leader_of(apps), 15)
                 reply = apps[1].post_news(title="after the restart")
                 item = await _news(news_ws)

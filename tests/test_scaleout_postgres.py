@@ -42,7 +42,9 @@ def _stored(app, title: str) -> list[dict]:
     return [item for item in items if item["title"] == title]
 
 
-async def test_news_posted_on_a_follower_is_stored_once_and_visible_from_every_process(postgres, redis, tmp_path: Path):
+async def test_news_posted_on_a_follower_is_stored_once_and_visible_from_every_process(
+    postgres, redis, tmp_path: Path
+):
     with run_cluster(tmp_path, redis.url, 2, DATABASE_URL=postgres.url) as apps:
         leader = wait_for(lambda: leader_of(apps), 10)
         follower = next(app for app in apps if app is not leader)
@@ -64,10 +66,14 @@ async def test_seq_and_epoch_continue_after_every_process_restarts(postgres, red
             apps[1].post_news(title="before the restart")
             before = await recv_until(ws, lambda m: m["type"] == "news")
         prefix = apps[0].env["REDIS_PREFIX"]
-    with run_cluster(tmp_path / "again", redis.url, 2, DATABASE_URL=postgres.url, REDIS_PREFIX=prefix) as apps:
+    with run_cluster(
+        tmp_path / "again", redis.url, 2, DATABASE_URL=postgres.url, REDIS_PREFIX=prefix
+    ) as apps:
         wait_for(lambda: leader_of(apps), 10)
         after = apps[1].post_news(title="after the restart").json()
-        async with websockets.connect(apps[0].ws(f"/ws/news?since={before['seq']}&epoch={before['epoch']}")) as ws:
+        async with websockets.connect(
+            apps[0].ws(f"/ws/news?since={before['seq']}&epoch={before['epoch']}")
+        ) as ws:
             resumed = await recv_until(ws, lambda m: m["type"] == "news")
     assert after["seq"] == before["seq"] + 1
     assert resumed["seq"] == after["seq"] and resumed["epoch"] == before["epoch"]

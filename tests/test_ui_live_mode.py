@@ -21,7 +21,7 @@ def test_no_demo_banner_in_live_mode(tmp_path: Path) -> None:
         page.locator("#hub-pills", has_text="data mode: live").wait_for(timeout=WAIT_MS)
         page.wait_for_timeout(2500 * MS * 1000)  # a few pulses: the banner would be there by now
         assert page.locator("#hub-demo-banner").count() == 0
-        assert "Waiting for the first price_update" in page.locator("#market-prices").inner_text()
+        assert "no live market provider has answered" in page.locator("#market-prices").inner_text()
         screenshot(page, "live-mode-desk")
         page.goto(app.http + "/live")
         page.wait_for_function("() => window.hub && window.hub.market.state === 'open'", timeout=WAIT_MS)

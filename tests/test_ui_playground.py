@@ -157,6 +157,10 @@ def test_playground_shows_each_model_next_to_the_ensemble(
     rows = page.locator("#playground-results tbody tr").all_inner_texts()
     assert [r.split()[0] for r in rows] == ["ensemble", "tiny/bull-bert", "lexicon"]
     assert "bullish" in rows[1] and "+0.600" in rows[1]
+    page.wait_for_function(  # the chart draws after the table arrives
+        "() => document.querySelectorAll('#playground-bars .legend .legendtext').length === 3",
+        timeout=WAIT_MS,
+    )
     legend = page.locator("#playground-bars .legend .legendtext").all_text_contents()
     assert legend == ["bearish", "neutral", "bullish"]
     assert {model for _, _, model in inference.calls} == {None, "tiny/bull-bert", "lexicon"}

@@ -218,3 +218,29 @@ def test_fmt_price_keeps_significant_digits(value: float | None, text: str) -> N
 def test_formatters() -> None:
     assert fmt_big(1.8e12) == "$1.80T" and fmt_pct(-1.2) == "-1.20%" and signed_class(0.0) == "flat"
     assert fmt_age(3725) == "1h 02m" and fmt_age(None) == "—"
+
+
+def test_evaluation_report_in_data_dir_is_shown(runtime: Any, tmp_path: Path) -> None:
+    report = {
+        "kk08/CryptoBERT": {"n": 300, "accuracy": 0.71, "macro_f1": 0.64, "confusion": [[1]]},
+        "ProsusAI/finbert": {"status": "failed", "error": "not cached"},
+        "ensemble": {"n": 300, "accuracy": 0.74, "macro_f1": 0.69, "model": "ensemble(2)"},
+    }
+    (tmp_path / "evaluation.json").write_text(json.dumps(report))
+    html = models_view.evaluation_html(runtime)
+    assert "0.710" in html and "not cached" in html and "ensemble(2)" in html and "confusion" not in html
+
+
+async def test_playground_asks_named_models_not_to_fall_back(runtime: Any) -> None:
+    seen: list[dict[str, Any]] = []
+
+    class NoFallback(Scorer):
+        async def score(
+            self, texts: list[str], domain: str = "news", model: str | None = None, *, fallback: bool = True
+        ) -> list[SentimentResult]:
+            seen.append({"model": model, "fallback": fallback})
+            return await super().score(texts, domain, model)
+
+    runtime.inference = NoFallback([model("a")])
+    await score_text(runtime, "ETH gas fees fall", "news")
+    assert {"model": "a", "fallback": False} in seen and {"model": None, "fallback": True} in seen

@@ -45,11 +45,14 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._order)
 
-    def put(self, text: str, key: str | None = None) -> None:
+    def put(self, text: str, key: str | None = None, *, bounded: bool = True) -> None:
         """Queue a frame without blocking.
 
+        `bounded=False` is for resume replay: it is capped by the bus history already, and bounding
+        it would close a client that is far behind before it could ever catch up.
+
         Raises:
-            OutboxFull: an unkeyed frame found the outbox full.
+            OutboxFull: an unkeyed, bounded frame found the outbox full.
         """
         if key is not None:
             if key in self._latest:
@@ -59,7 +62,7 @@ class Outbox:
             self._latest[key] = text
             self._order.append(_KeySlot(key))
         else:
-            if len(self._order) >= self.maxsize:
+            if bounded and len(self._order) >= self.maxsize:
                 raise OutboxFull(f"outbox holds {len(self._order)} frames (limit {self.maxsize})")
             self._order.append(text)
         self.high_water = max(self.high_water, len(self._order))

@@ -8,6 +8,7 @@ a lossless stream (news) is told `SLOW_CONSUMER` and closed with 1013 so it can 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import Iterable
@@ -81,6 +82,32 @@ class SocketHub:
     limiter: ConnectionLimiter
     stats: SocketStats = field(default_factory=SocketStats)
     sessions: set[Session] = field(default_factory=set)
+    # Market sessions by subscribed symbol: a price reaches only its subscribers, so a tick costs
+    # O(subscribers) and not O(sessions x symbols).
+    market_index: dict[str, set[Session]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.bus.add_listener("market", self.route_market)
+
+    def route_market(self, envelope: Envelope) -> None:
+        """Hand a market envelope to the sessions subscribed to its symbol (all of them for key None)."""
+        if envelope.key is None:
+            targets: Iterable[Session] = {s for subs in self.market_index.values() for s in subs}
+        else:
+            targets = self.market_index.get(envelope.key, ())
+        for session in tuple(targets):
+            session.offer(envelope)
+
+    def index_symbols(self, session: Session, added: Iterable[str] = (), removed: Iterable[str] = ()) -> None:
+        """Keep `market_index` in step with one session's subscriptions."""
+        for symbol in added:
+            self.market_index.setdefault(symbol, set()).add(session)
+        for symbol in removed:
+            subs = self.market_index.get(symbol)
+            if subs is not None:
+                subs.discard(session)
+                if not subs:
+                    del self.market_index[symbol]
 
     async def close_all(self, code: int = CloseCode.WS_1001_GOING_AWAY, reason: str = "server shutting down") -> None:
         """Close every open socket with `code` and wait (bounded) for their handlers to finish."""
@@ -246,19 +273,24 @@ class Session:
 
     async def _run(self) -> None:
         self._greet()
-        with self.hub.bus.listen(self.spec.topic, self.offer):
+        # Market sessions are reached through the hub's symbol index; the others listen to their topic.
+        listening = (contextlib.nullcontext() if self.spec.topic == "market"
+                     else self.hub.bus.listen(self.spec.topic, self.offer))
+        with listening:
             writer = asyncio.create_task(self._write_loop(), name=f"ws-writer {self.spec.path}")
             reader = asyncio.create_task(self._read_loop(), name=f"ws-reader {self.spec.path}")
             closing = asyncio.create_task(self._closing.wait())
             try:
                 await self._wait_until_done_or_idle({writer, reader, closing})
-                if self.close_code is not None and not writer.done():
-                    # Let the writer flush the last frames (the SLOW_CONSUMER error) within a bound.
-                    await asyncio.wait({writer, reader}, timeout=CLOSE_GRACE_S, return_when=asyncio.FIRST_COMPLETED)
+                if self.close_code is not None and not writer.done() and len(self.outbox):
+                    # Let the writer flush the last frames (the SLOW_CONSUMER error) within a bound;
+                    # it returns by itself once the outbox is empty.
+                    await asyncio.wait({writer}, timeout=CLOSE_GRACE_S)
             finally:
                 for task in (writer, reader, closing):
                     task.cancel()
                 await asyncio.gather(writer, reader, closing, return_exceptions=True)
+        self.hub.index_symbols(self, removed=self.symbols)
         if self.close_code is not None:
             try:
                 await asyncio.wait_for(self.websocket.close(self.close_code, self.close_reason), CLOSE_GRACE_S)
@@ -284,6 +316,14 @@ class Session:
         symbols = params.get("symbols")
         if symbols and self.spec.topic == "market":
             self._subscribe([s for s in symbols.split(",") if s], request_id=None, ack=False)
+        if self.spec.topic == "news":
+            # Filters from the URL apply before the replay (a reconnecting client's filter is not re-sent yet).
+            keywords, sources = params.get("keywords"), params.get("sources")
+            if keywords:
+                self.keywords = tuple(k.strip().lower() for k in keywords.split(",") if k.strip())[
+                    : self.hub.settings.max_keywords]
+            if sources:
+                self.sources = frozenset(s.strip().lower() for s in sources.split(",") if s.strip())
         since_raw = params.get("since")
         epoch = params.get("epoch") or None
         bus = self.hub.bus
@@ -296,7 +336,8 @@ class Session:
             if self.spec.topic == "news":
                 try:
                     for env in bus.since("news", since, epoch):
-                        self.offer(env)
+                        if self._wants_news(env):
+                            self.outbox.put(env.text, bounded=False)
                 except HistoryGap as gap:
                     self.send_error(ErrorCode.HISTORY_GAP, "Some messages after your seq are no longer retained",
                                     f"asked for seq > {gap.since}; retained history starts at {gap.oldest}; "
@@ -317,14 +358,16 @@ class Session:
             await self.websocket.send_text(text)
             stats.messages_sent += 1
             self.last_activity = loop.time()
+            if self._closing.is_set() and not len(self.outbox):
+                return
 
     async def _read_loop(self) -> None:
         ws, limit = self.websocket, self.hub.settings.max_frame_bytes
         loop = asyncio.get_running_loop()
         while True:
             message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
+            if message["type"] == "websocket.disconnect" or self._closing.is_set():
+                return  # a closing session acts on nothing more
             self.last_activity = loop.time()
             raw = message.get("text")
             if raw is None:
@@ -372,6 +415,7 @@ class Session:
             self._subscribe(request.symbols, request.id)
         elif isinstance(request, UnsubscribeRequest):
             wanted = {s.upper() for s in request.symbols}
+            self.hub.index_symbols(self, removed=wanted & self.symbols)
             self.symbols -= wanted
             self._ack("unsubscribe", {"symbols": sorted(self.symbols)}, request.id)
         elif isinstance(request, GetAllRequest):
@@ -398,6 +442,7 @@ class Session:
                                 f"at most {limit}; unsubscribe some first")
         new = known - self.symbols
         self.symbols |= known
+        self.hub.index_symbols(self, added=new)
         if unknown:
             self.send_error(ErrorCode.INVALID_SYMBOL, f"Unknown symbol(s): {', '.join(unknown)[:200]}",
                             f"tracked symbols: {', '.join(sorted(self.hub.symbols))}", request_id)
@@ -409,4 +454,7 @@ class Session:
                 self.outbox.put(latest.text, key=symbol)
 
     def _ack(self, action: str, data: dict[str, Any], request_id: Any) -> None:
+        # The topic's position lets a client that has seen no message yet resume later.
+        bus = self.hub.bus
+        data = {**data, "seq": bus.last_seq(self.spec.topic), "epoch": bus.epoch(self.spec.topic)}
         self._queue(AckMessage(action=action, data=data, id=request_id).model_dump_json())
