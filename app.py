@@ -38,6 +38,9 @@ logger = logging.getLogger("app")
 WS_HARD_MAX_BYTES = 1024 * 1024
 
 
+UI_INTERNAL_PREFIXES = ("/gradio_api/", "/assets/", "/static/", "/theme.css", "/favicon")
+
+
 class CountRequests:
     """ASGI middleware counting HTTP requests for `requests_last_minute/hour` (sockets count themselves)."""
 
@@ -46,7 +49,8 @@ class CountRequests:
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        # Gradio's own polling and assets are the UI talking to itself, not API requests.
+        if scope["type"] == "http" and not scope["path"].startswith(UI_INTERNAL_PREFIXES):
             self.runtime.counter.add()
         await self.app(scope, receive, send)
 

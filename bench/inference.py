@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     # The pipeline logs an error for FinHeadModel (not in its auto list) although it runs it fine.
-    hf_logging.set_verbosity_error()
+    hf_logging.set_verbosity(hf_logging.CRITICAL)
     hf_logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -136,26 +136,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     data = read_labelled_csv(data_file)
     speed_n = 128 if args.quick else 512
+    rounds = 2 if args.quick else 3
     agree_n = 500 if args.quick else None  # None: the whole held-out split (1,432 texts)
     rng = random.Random(args.seed)
     speed_texts = rng.sample(data.texts, speed_n)
     precision = resolve_precision(args.precision, "cpu")
 
     # --- 1. speed on a roberta-base-shaped model --------------------------------------------
+    # This machine is shared and timings wander: both paths get a warm-up pass over the same
+    # texts, then run in alternating rounds, and each keeps its best round (same rule for both).
     model, tokenizer = build_roberta_base(data.texts, seed=args.seed)
     params = sum(p.numel() for p in model.parameters())
     pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
-    run_pipeline(pipe, speed_texts[:4])  # warm-up: first calls allocate
-    _, baseline_s = run_pipeline(pipe, speed_texts)
     # The pipeline keeps its own reference to the fp32 model; the engine gets a converted copy.
     import copy
 
     engine_model, used = apply_precision(copy.deepcopy(model), precision)
     classifier = TransformersClassifier("roberta-base-shaped", engine_model, tokenizer,
                                         ("bearish", "neutral", "bullish"), max_length=128, precision=used)
-    classifier.predict_probs(speed_texts[:8])  # warm-up, as for the pipeline
-    speed = asyncio.run(run_engine(classifier, speed_texts, concurrency=args.concurrency,
-                                   max_batch=args.max_batch, max_wait_ms=args.max_wait_ms))
+    engine_kwargs = {"concurrency": args.concurrency, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms}
+    run_pipeline(pipe, speed_texts)
+    asyncio.run(run_engine(classifier, speed_texts, **engine_kwargs))
+    baseline_rounds, engine_rounds = [], []
+    for _ in range(rounds):
+        baseline_rounds.append(speed_n / run_pipeline(pipe, speed_texts)[1])
+        speed = asyncio.run(run_engine(classifier, speed_texts, **engine_kwargs))
+        engine_rounds.append(speed_n / speed["seconds"])
+        if speed_n / speed["seconds"] >= max(engine_rounds):
+            best_speed = speed
     del pipe, model, engine_model, classifier
 
     # --- 2. label agreement on the real embedded model ----------------------------------------
@@ -175,8 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       max_batch=args.max_batch, max_wait_ms=args.max_wait_ms))
     agreement = sum(_canonical(a) == b for a, b in zip(reference_labels, fidelity["labels"], strict=True))
 
-    baseline_tps = speed_n / baseline_s
-    engine_tps = speed_n / speed["seconds"]
+    baseline_tps, engine_tps = max(baseline_rounds), max(engine_rounds)
     result = {
         "model": f"roberta-base-shaped classifier, random weights, {params / 1e6:.1f}M params",
         "device": "cpu",
@@ -188,9 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "baseline_texts_per_s": round(baseline_tps, 2),
         "engine_texts_per_s": round(engine_tps, 2),
         "speedup_vs_pipeline": round(engine_tps / baseline_tps, 2),
-        "p50_ms": speed["p50_ms"],
-        "p99_ms": speed["p99_ms"],
-        "mean_batch": speed["mean_batch"],
+        "p50_ms": best_speed["p50_ms"],
+        "p99_ms": best_speed["p99_ms"],
+        "mean_batch": best_speed["mean_batch"],
+        "rounds": {"baseline_texts_per_s": [round(r, 2) for r in baseline_rounds],
+                   "engine_texts_per_s": [round(r, 2) for r in engine_rounds]},
         "agreement_model": f"embedded/minilm-finhead (engine {embedded.precision} + batching vs fp32 pipeline)",
         "agreement_texts": len(texts),
         "label_agreement": round(agreement / len(texts), 4),

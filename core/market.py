@@ -16,7 +16,7 @@ from core.clock import format_utc, utc_now
 from core.config import DataMode
 from core.records import PriceQuote
 from sources.simulator import SIMULATOR_SOURCE, MarketSimulator
-from ws.protocol import ErrorCode, ErrorDetail, ErrorMessage, PriceData, PriceUpdateMessage
+from ws.protocol import ErrorCode, ErrorDetail, PriceData, PriceUpdateMessage, StreamErrorMessage
 
 __all__ = ["MarketDesk", "price_message"]
 
@@ -39,13 +39,6 @@ def price_message(quote: PriceQuote, now: datetime | None = None) -> PriceUpdate
             age_s=round(max(0.0, (now - quote.timestamp).total_seconds()), 3),
         ),
     )
-
-
-class MarketError(ErrorMessage):
-    """An `error` on the market topic (it carries seq/epoch like every bus message)."""
-
-    seq: int | None = None
-    epoch: str | None = None
 
 
 class MarketDesk:
@@ -111,7 +104,7 @@ class MarketDesk:
         if not up and not self._outage_reported:
             self._outage_reported = True
             logger.warning("market: every live provider is down; serving last known values with their age")
-            self.bus.publish("market", MarketError(error=ErrorDetail(
+            self.bus.publish("market", StreamErrorMessage(error=ErrorDetail(
                 code=ErrorCode.CONNECTION_ERROR,
                 message="Every market data provider is unreachable",
                 details="last known prices continue with their age_s; streaming resumes when a provider returns",

@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
-from core.market import MarketError
 from core.runtime import VERSION
 from space import asyncapi_examples as examples
 from ws import protocol as p
@@ -94,7 +93,7 @@ MESSAGES = (
     ),
     MessageSpec(
         "market_error",
-        MarketError,
+        p.StreamErrorMessage,
         True,
         "A stream-wide problem of the market stream, e.g. CONNECTION_ERROR when every provider is lost; "
         "it carries seq/epoch like every market message.",

@@ -5,7 +5,6 @@ Values follow the examples of the original design document.
 
 from __future__ import annotations
 
-from core.market import MarketError
 from ws import protocol as p
 
 __all__ = [
@@ -160,7 +159,7 @@ ERROR = p.ErrorMessage(
         code=p.ErrorCode.INVALID_SYMBOL, message="Unknown symbol(s): FOO", details="tracked symbols: BTC, ETH"
     ),
 )
-MARKET_ERROR = MarketError(
+MARKET_ERROR = p.StreamErrorMessage(
     timestamp=T,
     seq=1043,
     epoch="5f2c1a9b0e7d",

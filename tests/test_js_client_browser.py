@@ -161,3 +161,40 @@ def test_client_resumes_news_without_loss_after_server_restart(browser: Any, tmp
     finally:
         page.close()
         app.stop()
+
+
+def test_filter_holds_across_a_reconnect(app: AppProcess, page: Any) -> None:
+    """News missed while away is replayed through the same keyword filter, once, in order."""
+    routes: list[Any] = []
+    held_off = {"on": False}
+
+    def route(ws: Any) -> None:
+        routes.append(ws)
+        if held_off["on"]:
+            ws.close(code=1013, reason="held off by the test")
+        else:
+            ws.connect_to_server()
+
+    page.route_web_socket(re.compile(r".*/ws/news.*"), route)
+    page.goto(app.http + "/live")
+    page.evaluate("""async () => {
+        const m = await import('/space/static/hub-client.js');
+        const options = { keywords: ['bitcoin'], baseDelayMs: 50, maxDelayMs: 300 };
+        const c = new m.HubSocket(m.endpointUrl('/ws/news'), options);
+        window.titles = [];
+        c.addEventListener('news', (e) => window.titles.push(e.detail.data.title));
+        window.filtered = c;
+        c.connect();
+    }""")
+    page.wait_for_function("() => window.filtered.state === 'open'", timeout=WAIT_MS)
+    app.post_news(title="Bitcoin before the drop")
+    page.wait_for_function("() => window.titles.length === 1", timeout=WAIT_MS)
+    held_off["on"] = True
+    routes[-1].close(code=1012, reason="test drops the link")
+    app.post_news(title="Ether while away")
+    app.post_news(title="Bitcoin while away")
+    held_off["on"] = False
+    page.wait_for_function("() => window.titles.length === 2", timeout=WAIT_MS)
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.titles") == ["Bitcoin before the drop", "Bitcoin while away"]
+    assert "keywords=bitcoin" in routes[-1].url and "since=" in routes[-1].url

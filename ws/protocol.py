@@ -45,6 +45,7 @@ __all__ = [
     "SocialSentiment",
     "SourceEntry",
     "StatsSection",
+    "StreamErrorMessage",
     "SubscribeRequest",
     "SystemStatusMessage",
     "UnsubscribeRequest",
@@ -275,6 +276,13 @@ class ErrorMessage(_Wire):
     timestamp: str = Field(default_factory=now_stamp)
     error: ErrorDetail
     id: str | int | None = None  # echo of the request's id, when it had one
+
+
+class StreamErrorMessage(ErrorMessage):
+    """An `error` published to every subscriber of a stream (CONNECTION_ERROR); it carries seq/epoch."""
+
+    seq: int | None = None
+    epoch: str | None = None
 
 
 class PongMessage(_Wire):

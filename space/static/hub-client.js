@@ -142,8 +142,13 @@ export class HubSocket extends EventTarget {
 
   // ---------------------------------------------------------------- connection life
 
+  // The URL carries the subscription and filter too, so the server applies them before it replays
+  // what we missed; they are also re-sent as messages once open (for servers that ignore the URL).
   _connectUrl() {
     const params = { token: this.options.token || null };
+    if (this.symbols.size) params.symbols = [...this.symbols].join(",");
+    if (this.filter && this.filter.keywords.length) params.keywords = this.filter.keywords.join(",");
+    if (this.filter && this.filter.sources && this.filter.sources.length) params.sources = this.filter.sources.join(",");
     if (this.options.resume && this.lastSeq !== null) {
       params.since = this.lastSeq;
       params.epoch = this.epoch;
