@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
-from api import market_router, news_router  # noqa: E402
+from api import inference_off_router, market_router, news_router  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.logs import configure_logging  # noqa: E402
 from core.metrics import build_metrics_router  # noqa: E402
@@ -78,9 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.settings = settings
+    app.state.inference = runtime.inference
     app.add_middleware(CountRequests, runtime=runtime)
     app.include_router(market_router)
     app.include_router(news_router)
+    if runtime.inference is not None:
+        from inference import router as inference_router
+
+        app.include_router(inference_router)
+    else:
+        app.include_router(inference_off_router)
     app.include_router(build_ws_router(runtime.sockets))
     app.include_router(build_metrics_router(runtime))
     app.add_exception_handler(LeaderUnavailable, _leader_unavailable)

@@ -68,6 +68,11 @@ class Settings:
     leader_lock_ttl_s: float = 5.0  # a dead leader is replaced within about 1.2x this (docs/scaling.md)
     models: tuple[str, ...] | None = None
     device: str = "auto"
+    inference_precision: str = "auto"  # auto, fp32, bf16, fp16 (CUDA), int8 (CPU dynamic quantisation)
+    inference_threads: int | None = None
+    inference_max_batch: int = 16
+    inference_max_wait_ms: float = 5.0
+    model_dir: Path | None = None
     admin_token: str | None = None
     api_tokens: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
@@ -126,6 +131,11 @@ class Settings:
             leader_lock_ttl_s=_float(env, "LEADER_LOCK_TTL_S", 5.0, minimum=2.0),
             models=models,
             device=device,
+            inference_precision=env.get("INFERENCE_PRECISION", "auto").strip().lower() or "auto",
+            inference_threads=_int(env, "INFERENCE_THREADS", 0, minimum=0) or None,
+            inference_max_batch=_int(env, "INFERENCE_MAX_BATCH", 16, minimum=1),
+            inference_max_wait_ms=_float(env, "INFERENCE_MAX_WAIT_MS", 5.0, minimum=0.0),
+            model_dir=Path(env["MODEL_DIR"]) if env.get("MODEL_DIR") else None,
             admin_token=env.get("ADMIN_TOKEN") or None,
             api_tokens=_csv(env, "API_TOKENS"),
             allowed_origins=_csv(env, "ALLOWED_ORIGINS"),

@@ -55,9 +55,11 @@ class Runtime:
         self.simulator = MarketSimulator(settings.symbols, seed=settings.simulator_seed, start_prices=overrides)
         self.market = MarketDesk(self.bus, settings.symbols, settings.data_mode, self.simulator)
         self.inference: Any = None
+        if settings.enable_inference:
+            self.inference = _build_inference(settings, self.store)
         self.sources: Any = None
         # A plain NewsDesk until a cluster attaches it; then followers forward ingestion to the leader.
-        self.news = ClusterNewsDesk(self.bus, self.store, scorer=None)
+        self.news = ClusterNewsDesk(self.bus, self.store, scorer=self.inference)
         self.sentiment = SentimentBoard()
         if settings.data_mode == "demo" or not settings.enable_sources:
             self.sentiment.fear_greed_reason = "live sources are off (DATA_MODE=demo or ENABLE_SOURCES=0)"
@@ -86,6 +88,8 @@ class Runtime:
     async def start(self) -> None:
         """Start every producer (with REDIS_URL: once elected leader); returns at once."""
         self.running = True
+        if self.inference is not None:
+            await self.inference.start()  # models load in the background; lexicon answers meanwhile
         if self.cluster is None:
             await self.start_producers()
         else:
@@ -236,3 +240,36 @@ class Runtime:
             prices_are_live=not self.market.simulated,
         )
         self.bus.publish("sentiment", message)
+
+
+class _ModelStatsInStore:
+    """Model statistics persisted in the app's database (the inference layer's StatsStore protocol)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        return self.store.load_model_stats() if self.store.online else {}
+
+    def save(self, data: dict[str, dict[str, Any]]) -> None:
+        try:
+            self.store.save_model_stats(data)
+        except Exception:
+            logger.exception("inference: statistics not persisted")
+
+
+def _build_inference(settings: Settings, store: Store) -> Any:
+    # Imported here: torch and transformers take seconds to import, and ENABLE_INFERENCE=0 skips them.
+    from inference import InferenceService
+
+    return InferenceService(
+        list(settings.models) if settings.models else None,
+        device=settings.device,
+        data_dir=None,
+        model_dir=settings.model_dir,
+        precision=settings.inference_precision,
+        cpu_threads=settings.inference_threads,
+        max_batch=settings.inference_max_batch,
+        max_wait_ms=settings.inference_max_wait_ms,
+        stats_store=_ModelStatsInStore(store),
+    )
