@@ -25,7 +25,7 @@ SYMBOLS = ("BTC", "ETH", "SHIB")
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Any:
-    rt = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="demo", log_file=None))
+    rt = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="demo", log_file=None, enable_inference=False))
     yield rt
     rt.store.close()
 
@@ -91,7 +91,7 @@ def test_banner_names_demo_mode(runtime: Any) -> None:
 
 
 def test_banner_is_empty_in_live_mode(tmp_path: Path) -> None:
-    live = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="live", log_file=None))
+    live = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="live", log_file=None, enable_inference=False, enable_sources=False))
     live.market.tick()
     assert market_view.banner_html(live) == ""
     live.store.close()
