@@ -1,1 +1,1 @@
-"""Benchmarks: `python -m bench.ws_fanout`."""
+"""Benchmarks: `python -m bench.ws_fanout`, `python -m bench.inference [--quick]`."""

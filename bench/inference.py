@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
 import statistics
 import sys
@@ -48,17 +49,33 @@ def build_roberta_base(texts: Sequence[str], seed: int = 0) -> tuple[Any, Any]:
     from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizer
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(list(texts), vocab_size=8000, min_frequency=2,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    bpe.train_from_iterator(
+        list(texts),
+        vocab_size=8000,
+        min_frequency=2,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        show_progress=False,
+    )
     state = json.loads(bpe._tokenizer.to_str())  # the trained merges are only reachable this way
-    merges = [tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]]
-    tokenizer = RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)
+    merges = [
+        tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]
+    ]
+    tokenizer = RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)  # type: ignore[arg-type]
     torch.manual_seed(seed)
     # roberta-base: 12 layers, 768 wide, 50,265-token vocabulary (our tokenizer uses the first 8,000 ids).
-    config = RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1,
-                           bos_token_id=0, eos_token_id=2, id2label=ROBERTA_LABELS,
-                           label2id={v: k for k, v in ROBERTA_LABELS.items()})
-    return RobertaForSequenceClassification(config).eval(), tokenizer
+    config = RobertaConfig(
+        vocab_size=50265,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        id2label=ROBERTA_LABELS,
+        label2id={v: k for k, v in ROBERTA_LABELS.items()},
+    )
+    model = RobertaForSequenceClassification(config)
+    model.eval()  # type: ignore[no-untyped-call]
+    return model, tokenizer
 
 
 def run_pipeline(pipe: Any, texts: Sequence[str]) -> tuple[list[str], float]:
@@ -71,12 +88,23 @@ def run_pipeline(pipe: Any, texts: Sequence[str]) -> tuple[list[str], float]:
     return labels, time.perf_counter() - started
 
 
-async def run_engine(classifier: TransformersClassifier, texts: Sequence[str], *, concurrency: int,
-                     max_batch: int, max_wait_ms: float) -> dict[str, Any]:
+async def run_engine(
+    classifier: TransformersClassifier,
+    texts: Sequence[str],
+    *,
+    concurrency: int,
+    max_batch: int,
+    max_wait_ms: float,
+) -> dict[str, Any]:
     """Feed the engine from `concurrency` callers, one text per request; return labels and timings."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-engine")
-    engine = BatchEngine(classifier.predict_probs, name=classifier.model_id, max_batch=max_batch,
-                         max_wait_ms=max_wait_ms, executor=executor)
+    engine = BatchEngine(
+        classifier.predict_probs,
+        name=classifier.model_id,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        executor=executor,
+    )
     engine.start()
     labels: list[str] = [""] * len(texts)
     latencies: list[float] = []
@@ -112,10 +140,13 @@ def _canonical(label: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer texts: finishes in a few minutes on 2 cores")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer texts: finishes in a few minutes on 2 cores"
+    )
     parser.add_argument("--data-dir", type=Path, default=default_datasets_dir())
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument("--micro-batch", type=int, default=8, help="texts per forward pass inside a batch")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--precision", default="auto", help="engine precision: auto, fp32, bf16 or int8")
@@ -126,8 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     # The pipeline logs an error for FinHeadModel (not in its auto list) although it runs it fine.
-    hf_logging.set_verbosity(hf_logging.CRITICAL)
-    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity(logging.CRITICAL)
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     if args.threads:
         torch.set_num_threads(args.threads)
     data_file = args.data_dir / TWITTER_FILE
@@ -152,9 +183,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     import copy
 
     engine_model, used = apply_precision(copy.deepcopy(model), precision)
-    classifier = TransformersClassifier("roberta-base-shaped", engine_model, tokenizer,
-                                        ("bearish", "neutral", "bullish"), max_length=128, precision=used)
-    engine_kwargs = {"concurrency": args.concurrency, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms}
+    classifier = TransformersClassifier(
+        "roberta-base-shaped",
+        engine_model,
+        tokenizer,
+        ("bearish", "neutral", "bullish"),
+        max_length=128,
+        precision=used,
+        micro_batch=args.micro_batch,
+    )
+    engine_kwargs = {
+        "concurrency": args.concurrency,
+        "max_batch": args.max_batch,
+        "max_wait_ms": args.max_wait_ms,
+    }
     run_pipeline(pipe, speed_texts)
     asyncio.run(run_engine(classifier, speed_texts, **engine_kwargs))
     baseline_rounds, engine_rounds = [], []
@@ -175,12 +217,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from transformers import AutoTokenizer
 
     minilm_tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
-    reference = pipeline("text-classification", model=build_finhead_model(source.path),
-                         tokenizer=minilm_tokenizer, device="cpu")
+    reference = pipeline(
+        "text-classification",
+        model=build_finhead_model(source.path),
+        tokenizer=minilm_tokenizer,
+        device="cpu",
+    )
     reference_labels, reference_s = run_pipeline(reference, texts)
     embedded = load_embedded_classifier(LoadOptions(offline=True, precision=precision))
-    fidelity = asyncio.run(run_engine(embedded, texts, concurrency=args.concurrency,
-                                      max_batch=args.max_batch, max_wait_ms=args.max_wait_ms))
+    embedded.micro_batch = args.micro_batch
+    fidelity = asyncio.run(
+        run_engine(
+            embedded,
+            texts,
+            concurrency=args.concurrency,
+            max_batch=args.max_batch,
+            max_wait_ms=args.max_wait_ms,
+        )
+    )
     agreement = sum(_canonical(a) == b for a, b in zip(reference_labels, fidelity["labels"], strict=True))
 
     baseline_tps, engine_tps = max(baseline_rounds), max(engine_rounds)
@@ -189,8 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "device": "cpu",
         "threads": torch.get_num_threads(),
         "baseline": "transformers pipeline, one text per call, fp32",
-        "engine": f"BatchEngine max_batch={args.max_batch} max_wait_ms={args.max_wait_ms:g}, {used}, "
-                  f"{args.concurrency} concurrent callers",
+        "engine": f"BatchEngine max_batch={args.max_batch} max_wait_ms={args.max_wait_ms:g} "
+        f"micro_batch={args.micro_batch}, {used}, "
+        f"{args.concurrency} concurrent callers",
         "texts": speed_n,
         "baseline_texts_per_s": round(baseline_tps, 2),
         "engine_texts_per_s": round(engine_tps, 2),
@@ -198,14 +253,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "p50_ms": best_speed["p50_ms"],
         "p99_ms": best_speed["p99_ms"],
         "mean_batch": best_speed["mean_batch"],
-        "rounds": {"baseline_texts_per_s": [round(r, 2) for r in baseline_rounds],
-                   "engine_texts_per_s": [round(r, 2) for r in engine_rounds]},
-        "agreement_model": f"embedded/minilm-finhead (engine {embedded.precision} + batching vs fp32 pipeline)",
+        "rounds": {
+            "baseline_texts_per_s": [round(r, 2) for r in baseline_rounds],
+            "engine_texts_per_s": [round(r, 2) for r in engine_rounds],
+        },
+        "agreement_model": (
+            f"embedded/minilm-finhead (engine {embedded.precision} + batching vs fp32 pipeline)"
+        ),
         "agreement_texts": len(texts),
         "label_agreement": round(agreement / len(texts), 4),
-        "pipeline_accuracy": round(sum(_canonical(a) == g for a, g in zip(reference_labels, gold, strict=True))
-                                   / len(texts), 4),
-        "engine_accuracy": round(sum(a == g for a, g in zip(fidelity["labels"], gold, strict=True)) / len(texts), 4),
+        "pipeline_accuracy": round(
+            sum(_canonical(a) == g for a, g in zip(reference_labels, gold, strict=True)) / len(texts), 4
+        ),
+        "engine_accuracy": round(
+            sum(a == g for a, g in zip(fidelity["labels"], gold, strict=True)) / len(texts), 4
+        ),
         "embedded_pipeline_texts_per_s": round(len(texts) / reference_s, 1),
         "embedded_engine_texts_per_s": round(len(texts) / fidelity["seconds"], 1),
         "quick": args.quick,

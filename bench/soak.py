@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import re
 import resource
@@ -78,6 +79,12 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return a process's user + system CPU time in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -101,6 +108,7 @@ class Client:
     subscribed: bool = False
     connects: int = 0
     gap_errors: int = 0
+    reconnecting: bool = False  # churn must not pick a client twice: the second would await the new session
     primed: set[str] = field(default_factory=set)  # symbols whose snapshot arrived since (re)connecting
 
 
@@ -124,7 +132,7 @@ class Soak:
     def url(self, client: Client) -> str:
         app = self.apps[client.process]
         if client.kind == "news":
-            since = client.last_seq if client.connects else client.first_since
+            since = max(client.last_seq, client.first_since or 0)
             epoch = f"&epoch={client.epoch}" if client.epoch else ""
             return app.ws(f"/ws/news?since={since}{epoch}")
         symbols = f"?symbols={','.join(MARKET_SYMBOLS)}" if client.subscribed else ""
@@ -184,13 +192,17 @@ class Soak:
 
     async def reconnect(self, client: Client) -> None:
         """Close `client`'s socket, wait for its reader, and connect again (to the next process)."""
-        if client.ws is not None:
-            await client.ws.close()
-        if client.task is not None:
-            await client.task
-        if client.kind == "news" and len(self.apps) > 1:
-            client.process = (client.process + 1) % len(self.apps)  # resume on another process
-        await self.connect(client)
+        client.reconnecting = True
+        try:
+            if client.ws is not None:
+                await client.ws.close()
+            if client.task is not None:
+                await client.task
+            if client.kind == "news" and len(self.apps) > 1:
+                client.process = (client.process + 1) % len(self.apps)  # resume on another process
+            await self.connect(client)
+        finally:
+            client.reconnecting = False
 
     # ------------------------------------------------------------ load
 
@@ -250,7 +262,7 @@ class Soak:
         while not stop.is_set():
             started = time.monotonic()
             client = random.choice(self.clients)
-            if client.ws is not None:
+            if client.ws is not None and not client.reconnecting:
                 task = asyncio.create_task(self.reconnect(client))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
@@ -320,6 +332,7 @@ class Soak:
         log(f"steady phase: {args.duration} s, churn {args.churn}/s, news {args.news_rate}/s")
         samples: list[tuple[float, int, int]] = []  # (t, server rss KB, client-side held)
         phase_started = time.monotonic()
+        cpu_started = sum(cpu_seconds(app.proc.pid) for app in self.apps if app.proc is not None)
         while (elapsed := time.monotonic() - phase_started) < args.duration:
             await asyncio.sleep(2)
             samples.append((elapsed, self.server_rss_kb(), self.held))
@@ -329,7 +342,10 @@ class Soak:
                     f"delivered={self.delivered} posted={len(self.posted)}"
                 )
         stop.set()
-        await asyncio.gather(*workers)
+        server_cpu_s = (
+            sum(cpu_seconds(app.proc.pid) for app in self.apps if app.proc is not None) - cpu_started
+        )
+        await asyncio.wait_for(asyncio.gather(*workers), 120)  # a stuck reconnect fails loudly
         log("churn stopped; reconnecting everyone and letting the streams settle")
         await asyncio.gather(*(self.connect(c) for c in self.clients if c.ws is None))
         await asyncio.sleep(3)
@@ -384,6 +400,8 @@ class Soak:
                 "rss_end_mb": round(samples[-1][1] / 1024, 1),
                 "growth_kb_per_min": round(slope * 60, 1) if slope is not None else None,
             },
+            "server_cpu_percent": round(100 * server_cpu_s / args.duration, 1),
+            "machine_load_avg_1m_end": round(os.getloadavg()[0], 2),
             "server_counters": {
                 "slow_consumer_closes": self.server_counter("hub_ws_slow_consumer_closes_total"),
                 "refused_connections": self.server_counter("hub_ws_refused_connections_total"),

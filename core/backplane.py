@@ -199,6 +199,14 @@ class RedisBackplane:
                 self.last_error = f"{type(exc).__name__}: {exc}"[:200]
                 await asyncio.sleep(0.2)
                 continue
+            except Exception:
+                # Not an outage but a bug (an envelope Redis cannot take): drop the batch, keep relaying.
+                logger.exception("backplane: storing %d envelopes failed; dropped", len(batch))
+                self.dropped += len(batch)
+                for _ in batch:
+                    if self._pending:
+                        self._pending.popleft()
+                continue
             for envelope, result in zip(batch, results, strict=True):
                 if self._pending and self._pending[0] is envelope:
                     self._pending.popleft()
@@ -312,7 +320,7 @@ class RedisBackplane:
             else:
                 pipe.hvals(self._key(topic, "latest"))
             meta, payloads = await pipe.execute()
-        if not meta:
+        if not meta or b"epoch" not in meta:
             return
         epoch = meta[b"epoch"].decode()
         envelopes = []

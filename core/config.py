@@ -70,7 +70,7 @@ class Settings:
     device: str = "auto"
     inference_precision: str = "auto"  # auto, fp32, bf16, fp16 (CUDA), int8 (CPU dynamic quantisation)
     inference_threads: int | None = None
-    inference_max_batch: int = 16
+    inference_max_batch: int = 32
     inference_max_wait_ms: float = 5.0
     model_dir: Path | None = None
     admin_token: str | None = None
@@ -133,7 +133,7 @@ class Settings:
             device=device,
             inference_precision=env.get("INFERENCE_PRECISION", "auto").strip().lower() or "auto",
             inference_threads=_int(env, "INFERENCE_THREADS", 0, minimum=0) or None,
-            inference_max_batch=_int(env, "INFERENCE_MAX_BATCH", 16, minimum=1),
+            inference_max_batch=_int(env, "INFERENCE_MAX_BATCH", 32, minimum=1),
             inference_max_wait_ms=_float(env, "INFERENCE_MAX_WAIT_MS", 5.0, minimum=0.0),
             model_dir=Path(env["MODEL_DIR"]) if env.get("MODEL_DIR") else None,
             admin_token=env.get("ADMIN_TOKEN") or None,

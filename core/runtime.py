@@ -70,6 +70,7 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_price_persist = 0.0
         self._persisting: asyncio.Task[None] | None = None
+        self._producing = False
         self.running = False
         self.cluster: Any = None
         if settings.redis_url:
@@ -97,6 +98,9 @@ class Runtime:
 
     async def start_producers(self) -> None:
         """Start the producer tasks: always without REDIS_URL, on the elected leader with it."""
+        if self._producing:
+            return
+        self._producing = True
         s = self.settings
         if self.sources is not None:
             await self.sources.start()
@@ -108,6 +112,9 @@ class Runtime:
 
     async def stop_producers(self) -> None:
         """Cancel the producer tasks (this process is not the leader any more, or is stopping)."""
+        if not self._producing:
+            return  # a leader stepping down while shutting down asks twice
+        self._producing = False
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -34,8 +34,10 @@ class SentimentRequest(BaseModel):
 def _service(request: Request) -> InferenceService:
     service = getattr(request.app.state, "inference", None)
     if service is None:
-        raise HTTPException(status_code=503, detail={"code": "MODELS_UNAVAILABLE",
-                                                     "message": "the inference service is not running"})
+        raise HTTPException(
+            status_code=503,
+            detail={"code": "MODELS_UNAVAILABLE", "message": "the inference service is not running"},
+        )
     return service  # type: ignore[no-any-return]
 
 
@@ -45,17 +47,21 @@ async def post_sentiment(body: SentimentRequest, request: Request) -> dict[str, 
     if len(body.texts) > MAX_TEXTS:
         raise HTTPException(
             status_code=HTTP_413_CONTENT_TOO_LARGE,
-            detail={"code": "TOO_MANY_TEXTS",
-                    "message": f"expected at most {MAX_TEXTS} texts per request, got {len(body.texts)}; "
-                               "split the batch"},
+            detail={
+                "code": "TOO_MANY_TEXTS",
+                "message": f"expected at most {MAX_TEXTS} texts per request, got {len(body.texts)}; "
+                "split the batch",
+            },
         )
     for index, text in enumerate(body.texts):
         if len(text) > MAX_TEXT_CHARS:
             raise HTTPException(
                 status_code=HTTP_413_CONTENT_TOO_LARGE,
-                detail={"code": "TEXT_TOO_LONG",
-                        "message": f"texts[{index}] has {len(text)} characters, expected at most "
-                                   f"{MAX_TEXT_CHARS}; shorten it"},
+                detail={
+                    "code": "TEXT_TOO_LONG",
+                    "message": f"texts[{index}] has {len(text)} characters, expected at most "
+                    f"{MAX_TEXT_CHARS}; shorten it",
+                },
             )
     service = _service(request)
     try:
@@ -68,8 +74,13 @@ async def post_sentiment(body: SentimentRequest, request: Request) -> dict[str, 
         ) from exc
     return {
         "results": [
-            {"label": result.label, "score": round(result.score, 6), "confidence": round(result.confidence, 6),
-             "probs": {name: round(value, 6) for name, value in result.probs.items()}, "model": result.model}
+            {
+                "label": result.label,
+                "score": round(result.score, 6),
+                "confidence": round(result.confidence, 6),
+                "probs": {name: round(value, 6) for name, value in result.probs.items()},
+                "model": result.model,
+            }
             for result in results
         ]
     }

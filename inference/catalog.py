@@ -29,6 +29,7 @@ __all__ = [
     "ModelSpec",
     "get_spec",
     "map_labels",
+    "resolve_model_ids",
     "to_canonical_probs",
 ]
 
@@ -80,27 +81,82 @@ def _spec(
 
 
 _CATALOG_SPECS = [
-    _spec("ElKulako/cryptobert", "crypto", 0.6, 1.0, ("bearish", "neutral", "bullish"),
-          "RoBERTa (BERTweet) on 2M StockTwits crypto posts; Bearish/Neutral/Bullish"),
-    _spec("kk08/CryptoBERT", "crypto", 0.4, 0.3, ("bearish", "bullish"),
-          "FinBERT fine-tuned on crypto news; binary, LABEL_0 negative / LABEL_1 positive"),
-    _spec("ProsusAI/finbert", "finance", 1.0, 0.4, ("bullish", "bearish", "neutral"),
-          "BERT on Financial PhraseBank news; positive/negative/neutral"),
-    _spec("StephanAkkerman/FinTwitBERT-sentiment", "finance", 0.7, 1.0, ("neutral", "bullish", "bearish"),
-          "BERT pre-trained on financial tweets; NEUTRAL/BULLISH/BEARISH"),
-    _spec("mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis", "finance", 0.8, 0.3,
-          ("bearish", "neutral", "bullish"), "DistilRoBERTa on Financial PhraseBank; negative/neutral/positive"),
-    _spec("cardiffnlp/twitter-roberta-base-sentiment-latest", "general", 0.3, 0.6,
-          ("bearish", "neutral", "bullish"), "RoBERTa on general tweets; negative/neutral/positive"),
-    _spec("yiyanghkust/finbert-tone", "finance", 0.7, 0.3, ("neutral", "bullish", "bearish"),
-          "FinBERT on analyst reports; Neutral/Positive/Negative"),
+    _spec(
+        "ElKulako/cryptobert",
+        "crypto",
+        0.6,
+        1.0,
+        ("bearish", "neutral", "bullish"),
+        "RoBERTa (BERTweet) on 2M StockTwits crypto posts; Bearish/Neutral/Bullish",
+    ),
+    _spec(
+        "kk08/CryptoBERT",
+        "crypto",
+        0.4,
+        0.3,
+        ("bearish", "bullish"),
+        "FinBERT fine-tuned on crypto news; binary, LABEL_0 negative / LABEL_1 positive",
+    ),
+    _spec(
+        "ProsusAI/finbert",
+        "finance",
+        1.0,
+        0.4,
+        ("bullish", "bearish", "neutral"),
+        "BERT on Financial PhraseBank news; positive/negative/neutral",
+    ),
+    _spec(
+        "StephanAkkerman/FinTwitBERT-sentiment",
+        "finance",
+        0.7,
+        1.0,
+        ("neutral", "bullish", "bearish"),
+        "BERT pre-trained on financial tweets; NEUTRAL/BULLISH/BEARISH",
+    ),
+    _spec(
+        "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis",
+        "finance",
+        0.8,
+        0.3,
+        ("bearish", "neutral", "bullish"),
+        "DistilRoBERTa on Financial PhraseBank; negative/neutral/positive",
+    ),
+    _spec(
+        "cardiffnlp/twitter-roberta-base-sentiment-latest",
+        "general",
+        0.3,
+        0.6,
+        ("bearish", "neutral", "bullish"),
+        "RoBERTa on general tweets; negative/neutral/positive",
+    ),
+    _spec(
+        "yiyanghkust/finbert-tone",
+        "finance",
+        0.7,
+        0.3,
+        ("neutral", "bullish", "bearish"),
+        "FinBERT on analyst reports; Neutral/Positive/Negative",
+    ),
     # The weight of the embedded head follows its measured held-out accuracy (docs/inference.md).
-    _spec(EMBEDDED_MODEL_ID, "finance", 0.8, 0.6, ("bearish", "neutral", "bullish"),
-          "all-MiniLM-L6-v2 + head trained on twitter-financial-news-sentiment; works offline",
-          kind="embedded"),
+    _spec(
+        EMBEDDED_MODEL_ID,
+        "finance",
+        0.8,
+        0.6,
+        ("bearish", "neutral", "bullish"),
+        "all-MiniLM-L6-v2 + head trained on twitter-financial-news-sentiment; works offline",
+        kind="embedded",
+    ),
     # VADER scores 0.50-0.57 on three-class financial news: it answers only when nothing else can.
-    _spec(LEXICON_MODEL_ID, "general", 0.0, 0.0, ("bearish", "neutral", "bullish"),
-          "VADER + crypto slang; always available, last resort", kind="lexicon"),
+    _spec(
+        LEXICON_MODEL_ID,
+        "general",
+        0.0,
+        0.0,
+        ("bearish", "neutral", "bullish"),
+        "VADER + crypto slang; always available, last resort",
+        kind="lexicon",
+    ),
 ]
 
 CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in _CATALOG_SPECS}
@@ -114,6 +170,28 @@ def get_spec(model_id: str) -> ModelSpec:
         return spec
     # Uncatalogued hub models are allowed: their labels must then be named in config.id2label.
     return ModelSpec(id=model_id, kind="transformers", domain="general", note="not in the catalog")
+
+
+def resolve_model_ids(models: Sequence[str] | None) -> list[str]:
+    """Return the ids to serve, in fallback order, with the lexicon always last.
+
+    None means the whole catalog. Uncatalogued ids must look like hub ids (`org/name`) or paths.
+
+    Raises:
+        ValueError: an id that is neither catalogued nor `org/name`, or a duplicate.
+    """
+    ids = [
+        model_id.strip() for model_id in (DEFAULT_MODELS if models is None else models) if model_id.strip()
+    ]
+    for model_id in ids:
+        if model_id not in CATALOG and "/" not in model_id:
+            raise ValueError(
+                f"model {model_id!r} is neither in the catalog nor a hub id 'org/name'; "
+                f"catalog: {', '.join(DEFAULT_MODELS)}"
+            )
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate model ids in {ids}")
+    return [model_id for model_id in ids if model_id != LEXICON_MODEL_ID] + [LEXICON_MODEL_ID]
 
 
 # Names seen in the wild for each canonical label (lower-cased, punctuation stripped).
@@ -185,7 +263,7 @@ def to_canonical_probs(row: Sequence[float], mapping: Sequence[SentimentLabel]) 
     """Turn one row of class probabilities into {bearish, neutral, bullish} (missing classes get 0)."""
     if len(row) != len(mapping):
         raise LabelMappingError(f"expected {len(mapping)} class probabilities, got {len(row)}")
-    probs = dict.fromkeys(CANONICAL_LABELS, 0.0)
+    probs: dict[str, float] = dict.fromkeys(CANONICAL_LABELS, 0.0)
     for label, value in zip(mapping, row, strict=True):
         probs[label] += float(value)
     return probs

@@ -69,7 +69,11 @@ def _rows(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
 
 
 def read_labelled_csv(
-    path: Path, *, text_col: str = "text", label_col: str = "label", label_map: Mapping[str, SentimentLabel] = TWITTER_LABELS
+    path: Path,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    label_map: Mapping[str, SentimentLabel] = TWITTER_LABELS,
 ) -> LabelledTexts:
     """Read a CSV whose label column holds class codes mapped by `label_map`.
 
@@ -100,7 +104,9 @@ def read_signed_csv(path: Path, *, text_col: str = "sentence", score_col: str = 
     return LabelledTexts(texts, labels)
 
 
-def heldout_split(labels: Sequence[str], *, fraction: float = 0.15, seed: int = 0) -> tuple[list[int], list[int]]:
+def heldout_split(
+    labels: Sequence[str], *, fraction: float = 0.15, seed: int = 0
+) -> tuple[list[int], list[int]]:
     """Split indices into (train, held-out), stratified by label and seeded: the same every run."""
     from sklearn.model_selection import train_test_split
 

@@ -39,9 +39,10 @@ class BatchEngine(Generic[T]):
     Args:
         predict: blocking function, list of texts -> one output per text, in order.
         name: used in logs and error messages (the model id).
-        max_batch: the most texts per model call. Larger batches raise throughput until padding
-            and cache misses win; 16 was the best on 2 CPU cores for tweet-length texts, GPUs
-            want 64 or more.
+        max_batch: the most texts per model call. A larger batch sorts into more homogeneous
+            lengths (the model may split it into micro-batches) but the first text waits for the
+            whole call; 32 with micro-batches of 8 was the best on 2 CPU cores for tweet-length
+            texts (docs/inference.md); GPUs want 64 or more.
         max_wait_ms: how long the oldest queued text may wait for company. Bounded extra latency
             for a lone caller; under load batches fill before the deadline.
         max_queue: the most texts waiting (not yet running). Beyond it `submit()` raises
@@ -59,7 +60,7 @@ class BatchEngine(Generic[T]):
         predict: Callable[[list[str]], Sequence[T]],
         *,
         name: str = "model",
-        max_batch: int = 16,
+        max_batch: int = 32,
         max_wait_ms: float = 5.0,
         max_queue: int = 2048,
         executor: Executor | None = None,

@@ -45,14 +45,23 @@ def metrics_for(gold: Sequence[str], results: Sequence[SentimentResult], *, sign
     return {
         "n": len(gold),
         "accuracy": round(float(accuracy_score(gold, predicted)), 4),
-        "macro_f1": round(float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)), 4),
+        "macro_f1": round(
+            float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)), 4
+        ),
         "labels": labels,
         "confusion": confusion_matrix(gold, predicted, labels=labels).tolist(),
     }
 
 
-async def run(data: LabelledTexts, *, models: Sequence[str], domain: str, signed: bool, batch: int = 256,
-              **service_kwargs: Any) -> dict[str, Any]:
+async def run(
+    data: LabelledTexts,
+    *,
+    models: Sequence[str],
+    domain: str,
+    signed: bool,
+    batch: int = 256,
+    **service_kwargs: Any,
+) -> dict[str, Any]:
     """Score the data with each available model (no fallback) and with the ensemble."""
     service = InferenceService(models, data_dir=None, **service_kwargs)
     await service.start()
@@ -66,12 +75,16 @@ async def run(data: LabelledTexts, *, models: Sequence[str], domain: str, signed
                 continue
             results: list[SentimentResult] = []
             for start in range(0, len(data.texts), batch):
-                results += await service.score(data.texts[start:start + batch], domain=domain,  # type: ignore[arg-type]
-                                               model=model_id, fallback=False)
+                results += await service.score(
+                    data.texts[start : start + batch],
+                    domain=domain,  # type: ignore[arg-type]
+                    model=model_id,
+                    fallback=False,
+                )
             report[model_id] = metrics_for(data.labels, results, signed=signed)
         ensemble: list[SentimentResult] = []
         for start in range(0, len(data.texts), batch):
-            ensemble += await service.score(data.texts[start:start + batch], domain=domain)  # type: ignore[arg-type]
+            ensemble += await service.score(data.texts[start : start + batch], domain=domain)  # type: ignore[arg-type]
         report["ensemble"] = metrics_for(data.labels, ensemble, signed=signed) | {"model": ensemble[0].model}
         return report
     finally:
@@ -84,17 +97,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--text-col", default="text")
     parser.add_argument("--label-col", default="label")
-    parser.add_argument("--label-map", default="0=bearish,1=bullish,2=neutral",
-                        help="class code -> label pairs (default: twitter-financial-news-sentiment)")
-    parser.add_argument("--signed", action="store_true",
-                        help="the label column is a score in [-1, 1]: compare signs (FiQA)")
-    parser.add_argument("--heldout", action="store_true",
-                        help="only the 15%% held-out split used by inference.train_head (seed 0)")
+    parser.add_argument(
+        "--label-map",
+        default="0=bearish,1=bullish,2=neutral",
+        help="class code -> label pairs (default: twitter-financial-news-sentiment)",
+    )
+    parser.add_argument(
+        "--signed", action="store_true", help="the label column is a score in [-1, 1]: compare signs (FiQA)"
+    )
+    parser.add_argument(
+        "--heldout",
+        action="store_true",
+        help="only the 15%% held-out split used by inference.train_head (seed 0)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N texts only")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids")
     parser.add_argument("--domain", choices=["news", "social"], default="news")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 (CUDA) or int8 (CPU)")
+    parser.add_argument(
+        "--weights",
+        type=json.loads,
+        default=None,
+        help='ensemble weight overrides as JSON, e.g. \'{"lexicon": {"social": 0.2}}\'',
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -103,8 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.signed:
             data = read_signed_csv(args.data, text_col=args.text_col, score_col=args.label_col)
         else:
-            data = read_labelled_csv(args.data, text_col=args.text_col, label_col=args.label_col,
-                                     label_map=parse_label_map(args.label_map))
+            data = read_labelled_csv(
+                args.data,
+                text_col=args.text_col,
+                label_col=args.label_col,
+                label_map=parse_label_map(args.label_map),
+            )
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -112,10 +142,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _, held = heldout_split(data.labels)
         data = LabelledTexts([data.texts[i] for i in held], [data.labels[i] for i in held])
     if args.limit:
-        data = LabelledTexts(data.texts[:args.limit], data.labels[:args.limit])
+        data = LabelledTexts(data.texts[: args.limit], data.labels[: args.limit])
     models = [model for model in args.models.split(",") if model.strip()]
-    report = asyncio.run(run(data, models=models, domain=args.domain, signed=args.signed, device=args.device,
-                             precision=args.precision))
+    report = asyncio.run(
+        run(
+            data,
+            models=models,
+            domain=args.domain,
+            signed=args.signed,
+            device=args.device,
+            precision=args.precision,
+            weights=args.weights,
+        )
+    )
     if args.json:
         print(json.dumps(report))
         return 0
@@ -123,7 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "accuracy" not in numbers:
             print(f"{model_id}: {numbers['status']} ({numbers['error']})")
             continue
-        print(f"{model_id}: n={numbers['n']} accuracy={numbers['accuracy']:.4f} macro_f1={numbers['macro_f1']:.4f}")
+        print(
+            f"{model_id}: n={numbers['n']} accuracy={numbers['accuracy']:.4f} "
+            f"macro_f1={numbers['macro_f1']:.4f}"
+        )
         print("  confusion (rows gold, cols predicted: " + "/".join(numbers["labels"]) + ")")
         for label, row in zip(numbers["labels"], numbers["confusion"], strict=True):
             print(f"    {label:>8} {row}")

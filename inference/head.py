@@ -43,6 +43,7 @@ __all__ = [
     "load_embedded_classifier",
     "read_head_file",
     "sha256_of",
+    "stored_evaluation",
 ]
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,14 @@ MINILM_REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 HEAD_WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "minilm_finhead.safetensors"
 HEAD_FORMAT = "minilm-finhead/1"
-_MINILM_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "vocab.txt", "special_tokens_map.json"]
+_MINILM_FILES = [
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+]
 
 
 def sha256_of(path: Path) -> str:
@@ -79,12 +86,26 @@ def _minilm_candidates(options: LoadOptions) -> list[tuple[str, Any]]:
 
     cache_dir = options.cache_dir or hub_cache_dir()
     candidates: list[tuple[str, Any]] = [
-        ("cache", lambda: snapshot_download(MINILM_HUB_ID, revision=MINILM_REVISION, cache_dir=cache_dir,
-                                            local_files_only=True, allow_patterns=_MINILM_FILES)),
+        (
+            "cache",
+            lambda: snapshot_download(
+                MINILM_HUB_ID,
+                revision=MINILM_REVISION,
+                cache_dir=cache_dir,
+                local_files_only=True,
+                allow_patterns=_MINILM_FILES,
+            ),
+        ),
     ]
     if not options.offline:
-        candidates.append(("hub", lambda: snapshot_download(MINILM_HUB_ID, revision=MINILM_REVISION,
-                                                            cache_dir=cache_dir, allow_patterns=_MINILM_FILES)))
+        candidates.append(
+            (
+                "hub",
+                lambda: snapshot_download(
+                    MINILM_HUB_ID, revision=MINILM_REVISION, cache_dir=cache_dir, allow_patterns=_MINILM_FILES
+                ),
+            )
+        )
     candidates.append(("package", _package_dir))
     return candidates
 
@@ -112,9 +133,16 @@ def find_minilm(options: LoadOptions, *, expected_sha256: str = MINILM_SHA256) -
             continue
         digest = sha256_of(weights)
         if digest != expected_sha256:
-            logger.warning("load %s: %s copy has SHA-256 %s, expected %s", EMBEDDED_MODEL_ID, origin, digest,
-                           expected_sha256)
-            problems.append(f"{origin}: SHA-256 mismatch (got {digest[:12]}..., expected {expected_sha256[:12]}...)")
+            logger.warning(
+                "load %s: %s copy has SHA-256 %s, expected %s",
+                EMBEDDED_MODEL_ID,
+                origin,
+                digest,
+                expected_sha256,
+            )
+            problems.append(
+                f"{origin}: SHA-256 mismatch (got {digest[:12]}..., expected {expected_sha256[:12]}...)"
+            )
             continue
         return ModelSource(MINILM_HUB_ID, path, origin)  # type: ignore[arg-type]
     raise ModelFilesInvalid("no verified all-MiniLM-L6-v2 weights: " + "; ".join(problems))
@@ -125,7 +153,7 @@ def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
 
 
-class FinHeadModel(BertPreTrainedModel):
+class FinHeadModel(BertPreTrainedModel):  # type: ignore[no-untyped-call]
     """MiniLM encoder + MLP over pooled layers; outputs logits over bearish/neutral/bullish.
 
     The head reads `config.finhead_pool_layers` (hidden-state indices, 0 = embeddings) and
@@ -138,15 +166,22 @@ class FinHeadModel(BertPreTrainedModel):
         width = config.hidden_size * len(self.pool_layers)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.head = nn.Sequential(
-            nn.Dropout(0.1), nn.Linear(width, config.finhead_hidden), nn.GELU(), nn.Dropout(0.3),
-            nn.Linear(config.finhead_hidden, config.num_labels),
+            nn.Dropout(0.1),
+            nn.Linear(width, config.finhead_hidden),
+            nn.GELU(),
+            nn.Dropout(0.3),
+            nn.Linear(config.finhead_hidden, int(config.num_labels or len(CANONICAL_LABELS))),
         )
-        self.post_init()
+        self.post_init()  # type: ignore[no-untyped-call]
 
-    def pooled_features(self, hidden_states: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
+    def pooled_features(
+        self, hidden_states: Sequence[torch.Tensor], attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         """Concatenate the L2-normalised mean pools of the configured layers."""
-        parts = [nn.functional.normalize(_mean_pool(hidden_states[i], attention_mask), dim=-1)
-                 for i in self.pool_layers]
+        parts = [
+            nn.functional.normalize(_mean_pool(hidden_states[i], attention_mask), dim=-1)
+            for i in self.pool_layers
+        ]
         return torch.cat(parts, dim=-1)
 
     def forward(
@@ -161,7 +196,9 @@ class FinHeadModel(BertPreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         out = self.bert(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
             output_hidden_states=True,
         )
         features = self.pooled_features(out.hidden_states, attention_mask)
@@ -185,15 +222,17 @@ def read_head_file(path: Path = HEAD_WEIGHTS_PATH) -> tuple[dict[str, torch.Tens
     except Exception as exc:
         raise ModelFilesInvalid(f"head weights unreadable: {path}: {exc}") from exc
     if metadata.get("format") != HEAD_FORMAT:
-        raise ModelFilesInvalid(f"head weights {path}: expected format {HEAD_FORMAT}, got {metadata.get('format')}")
+        raise ModelFilesInvalid(
+            f"head weights {path}: expected format {HEAD_FORMAT}, got {metadata.get('format')}"
+        )
     return tensors, metadata
 
 
 def finhead_config(minilm_dir: Path, *, pool_layers: Sequence[int], hidden: int) -> BertConfig:
     """Build the config of a `FinHeadModel` from the MiniLM config."""
     config = BertConfig.from_pretrained(minilm_dir, local_files_only=True)
-    config.id2label = dict(enumerate(CANONICAL_LABELS))
-    config.label2id = {label: index for index, label in enumerate(CANONICAL_LABELS)}
+    config.id2label = {index: str(label) for index, label in enumerate(CANONICAL_LABELS)}
+    config.label2id = {str(label): index for index, label in enumerate(CANONICAL_LABELS)}
     config.finhead_pool_layers = list(pool_layers)
     config.finhead_hidden = hidden
     return config
@@ -206,7 +245,9 @@ def load_minilm_encoder(model: FinHeadModel, minilm_dir: Path) -> None:
     state = load_file(str(minilm_dir / "model.safetensors"))
     result = model.bert.load_state_dict(state, strict=False)
     if result.missing_keys:
-        raise ModelFilesInvalid(f"MiniLM weights lack {len(result.missing_keys)} tensors, e.g. {result.missing_keys[:3]}")
+        raise ModelFilesInvalid(
+            f"MiniLM weights lack {len(result.missing_keys)} tensors, e.g. {result.missing_keys[:3]}"
+        )
 
 
 def merge_lora(model: FinHeadModel, tensors: dict[str, torch.Tensor], scale: float) -> int:
@@ -216,14 +257,15 @@ def merge_lora(model: FinHeadModel, tensors: dict[str, torch.Tensor], scale: flo
     for key in tensors:
         if not (key.startswith("lora.") and key.endswith(".A")):
             continue
-        name = key[len("lora."):-len(".A")]
+        name = key[len("lora.") : -len(".A")]
         linear = modules.get(name)
         if not isinstance(linear, nn.Linear):
             raise ModelFilesInvalid(f"head weights adapt {name!r}, which is not a Linear layer of MiniLM")
         delta = tensors[f"lora.{name}.B"].float() @ tensors[key].float()
         if delta.shape != linear.weight.shape:
-            raise ModelFilesInvalid(f"LoRA delta for {name} has shape {tuple(delta.shape)}, "
-                                    f"expected {tuple(linear.weight.shape)}")
+            raise ModelFilesInvalid(
+                f"LoRA delta for {name} has shape {tuple(delta.shape)}, expected {tuple(linear.weight.shape)}"
+            )
         with torch.no_grad():
             linear.weight += scale * delta
         merged += 1
@@ -238,15 +280,18 @@ def build_finhead_model(minilm_dir: Path, head_path: Path = HEAD_WEIGHTS_PATH) -
     model = FinHeadModel(finhead_config(minilm_dir, pool_layers=pool_layers, hidden=hidden))
     load_minilm_encoder(model, minilm_dir)
     merge_lora(model, tensors, float(metadata.get("lora_scale", "0")))
-    head_state = {key[len("head."):]: value for key, value in tensors.items() if key.startswith("head.")}
+    head_state = {key[len("head.") :]: value for key, value in tensors.items() if key.startswith("head.")}
     try:
         model.head.load_state_dict(head_state, strict=True)
     except RuntimeError as exc:
         raise ModelFilesInvalid(f"head weights do not fit the head: {exc}") from exc
-    return model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
+    return model
 
 
-def load_embedded_classifier(options: LoadOptions, head_path: Path = HEAD_WEIGHTS_PATH) -> TransformersClassifier:
+def load_embedded_classifier(
+    options: LoadOptions, head_path: Path = HEAD_WEIGHTS_PATH
+) -> TransformersClassifier:
     """Load the embedded model ready for the batcher, in the options' precision and device.
 
     Raises:
@@ -257,8 +302,13 @@ def load_embedded_classifier(options: LoadOptions, head_path: Path = HEAD_WEIGHT
     try:
         source = find_minilm(options)
         _, metadata = read_head_file(head_path)
-        logger.info("load %s: MiniLM from %s (%s), head %s", EMBEDDED_MODEL_ID, source.path, source.origin,
-                    json.loads(metadata.get("metrics", "{}")))
+        logger.info(
+            "load %s: MiniLM from %s (%s), head %s",
+            EMBEDDED_MODEL_ID,
+            source.path,
+            source.origin,
+            json.loads(metadata.get("metrics", "{}")),
+        )
         tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
         model, precision = apply_precision(build_finhead_model(source.path, head_path), options.precision)
         model.to(options.device)
@@ -267,6 +317,51 @@ def load_embedded_classifier(options: LoadOptions, head_path: Path = HEAD_WEIGHT
     except Exception as exc:
         raise translate_load_error(exc) from exc
     return TransformersClassifier(
-        EMBEDDED_MODEL_ID, model, tokenizer, CANONICAL_LABELS,
-        device=options.device, max_length=int(metadata.get("max_length", "128")), precision=precision,
+        EMBEDDED_MODEL_ID,
+        model,
+        tokenizer,
+        CANONICAL_LABELS,
+        device=options.device,
+        max_length=int(metadata.get("max_length", "128")),
+        precision=precision,
+        micro_batch=options.micro_batch,
     )
+
+
+def stored_evaluation(head_path: Path = HEAD_WEIGHTS_PATH) -> list[dict[str, Any]]:
+    """Return the held-out accuracies `train_head` measured and stored with the head weights.
+
+    Nothing is computed here: these are the numbers of the fp32 model on data it never saw
+    (docs/inference.md). An unreadable file gives an empty list.
+    """
+    try:
+        _, metadata = read_head_file(head_path)
+        metrics = json.loads(metadata.get("metrics", "{}"))
+    except (ModelLoadError, ValueError):
+        return []
+    rows: list[dict[str, Any]] = []
+    heldout = metrics.get("heldout")
+    if isinstance(heldout, dict):
+        rows.append(
+            {
+                "model": EMBEDDED_MODEL_ID,
+                "dataset": "twitter-financial-news-sentiment, 15% held out",
+                "n": heldout.get("n"),
+                "accuracy": heldout.get("accuracy"),
+                "macro_f1": heldout.get("macro_f1"),
+                "precision": "fp32",
+            }
+        )
+    fiqa = metrics.get("fiqa")
+    if isinstance(fiqa, dict):
+        rows.append(
+            {
+                "model": EMBEDDED_MODEL_ID,
+                "dataset": "FiQA 2018 task 1, sign of score",
+                "n": fiqa.get("n"),
+                "accuracy": fiqa.get("sign_accuracy"),
+                "macro_f1": None,
+                "precision": "fp32",
+            }
+        )
+    return rows

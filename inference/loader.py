@@ -89,6 +89,7 @@ class LoadOptions:
 
     device: str = "cpu"
     precision: str = "fp32"  # already resolved for `device` (see classifier.resolve_precision)
+    micro_batch: int | None = None  # texts per forward pass inside an engine batch (None: all)
     model_dir: Path | None = None
     cache_dir: Path | None = None
     offline: bool = False
@@ -115,7 +116,10 @@ def resolve_device(device: str) -> str:
 
 def hub_offline() -> bool:
     """Read HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE now (huggingface_hub reads them only at import)."""
-    return any(os.environ.get(name, "").strip().lower() in _TRUTHY for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(name, "").strip().lower() in _TRUTHY
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def hub_cache_dir() -> Path:
@@ -167,13 +171,19 @@ def resolve_model_source(model_id: str, options: LoadOptions) -> ModelSource:
     try:
         path = Path(
             snapshot_download(
-                model_id, cache_dir=cache_dir, revision=options.revision, allow_patterns=[*_HUB_TEXT_FILES, "*.safetensors"]
+                model_id,
+                cache_dir=cache_dir,
+                revision=options.revision,
+                allow_patterns=[*_HUB_TEXT_FILES, "*.safetensors"],
             )
         )
         if not _has_weights(path):  # older repos only ship pytorch_model.bin
             path = Path(
                 snapshot_download(
-                    model_id, cache_dir=cache_dir, revision=options.revision, allow_patterns=["pytorch_model.bin"]
+                    model_id,
+                    cache_dir=cache_dir,
+                    revision=options.revision,
+                    allow_patterns=["pytorch_model.bin"],
                 )
             )
     except Exception as exc:  # network, auth, missing repo: all surface as one reason
@@ -229,7 +239,9 @@ def translate_load_error(exc: BaseException) -> ModelLoadError:
     return ModelFilesInvalid(f"bad or incomplete model files: {type(exc).__name__}: {exc}")
 
 
-def load_transformers_classifier(spec: ModelSpec, source: ModelSource, options: LoadOptions) -> TransformersClassifier:
+def load_transformers_classifier(
+    spec: ModelSpec, source: ModelSource, options: LoadOptions
+) -> TransformersClassifier:
     """Load a sequence classifier from a resolved directory, on the options' device.
 
     Raises:
@@ -251,7 +263,14 @@ def load_transformers_classifier(spec: ModelSpec, source: ModelSource, options: 
     except Exception as exc:
         raise translate_load_error(exc) from exc
     return TransformersClassifier(
-        spec.id, model, tokenizer, labels, device=device, max_length=spec.max_length, precision=precision
+        spec.id,
+        model,
+        tokenizer,
+        labels,
+        device=device,
+        max_length=spec.max_length,
+        precision=precision,
+        micro_batch=options.micro_batch,
     )
 
 

@@ -21,16 +21,16 @@ import torch
 from core.records import SentimentResult
 
 from .catalog import (
-    DEFAULT_MODELS,
     EMBEDDED_MODEL_ID,
     LEXICON_MODEL_ID,
     Domain,
     ModelSpec,
     get_spec,
+    resolve_model_ids,
 )
 from .classifier import SentimentModel, resolve_precision
 from .engine import BatchEngine
-from .ensemble import ModelAnswer, combine_answers, result_from_probs
+from .ensemble import ModelAnswer, combine_answers, resolve_weights, result_from_probs
 from .errors import (
     EngineOverloaded,
     InferenceError,
@@ -38,7 +38,7 @@ from .errors import (
     ModelNotReady,
     UnknownModel,
 )
-from .head import load_embedded_classifier
+from .head import load_embedded_classifier, stored_evaluation
 from .lexicon import CryptoLexicon
 from .loader import (
     LoadOptions,
@@ -71,6 +71,8 @@ class InferenceService:
         cache_dir: HF hub cache to read; None uses HF_HUB_CACHE / HF_HOME / the default.
         offline: never contact the hub; None reads HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE.
         max_batch, max_wait_ms, max_queue: per-model batching limits (see `BatchEngine`).
+        micro_batch: texts per forward pass inside a batch (batches arrive sorted by length, so
+            small chunks pad little); None means 8 on CPU and the whole batch on CUDA.
         precision: "auto" (fp16 on CUDA; bf16 on CPUs with native bf16, else fp32), "fp32",
             "bf16", "fp16" (CUDA) or "int8" (CPU dynamic quantisation).
         quantize: shorthand for precision="int8" on CPU (fastest, but flips ~4 % of labels on the
@@ -94,9 +96,10 @@ class InferenceService:
         model_dir: Path | str | None = None,
         cache_dir: Path | str | None = None,
         offline: bool | None = None,
-        max_batch: int = 16,
+        max_batch: int = 32,
         max_wait_ms: float = 5.0,
         max_queue: int = 2048,
+        micro_batch: int | None = None,
         precision: str = "auto",
         quantize: bool = False,
         cpu_threads: int | None = None,
@@ -105,30 +108,23 @@ class InferenceService:
         stats_store: StatsStore | None = None,
         stats_flush_s: float = 60.0,
     ) -> None:
-        ids = list(DEFAULT_MODELS if models is None else models)
-        ids = [model_id.strip() for model_id in ids if model_id.strip()]
-        for model_id in ids:
-            if model_id not in get_known_ids() and "/" not in model_id:
-                raise ValueError(
-                    f"model {model_id!r} is neither in the catalog nor a hub id 'org/name'; "
-                    f"catalog: {', '.join(DEFAULT_MODELS)}"
-                )
-        if LEXICON_MODEL_ID in ids:
-            ids.remove(LEXICON_MODEL_ID)
-        ids.append(LEXICON_MODEL_ID)  # always last: the answer of last resort
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate model ids in {ids}")
+        ids = resolve_model_ids(models)
         if cpu_threads is not None and cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
+        if micro_batch is not None and micro_batch < 1:
+            raise ValueError(f"micro_batch must be >= 1 or None, got {micro_batch}")
         if call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
         self.device = resolve_device(device)
         self.options = LoadOptions(
             device=self.device,
-            precision=resolve_precision("int8" if quantize and self.device == "cpu" else precision, self.device),
+            precision=resolve_precision(
+                "int8" if quantize and self.device == "cpu" else precision, self.device
+            ),
             model_dir=Path(model_dir) if model_dir else None,
             cache_dir=Path(cache_dir) if cache_dir else None,
             offline=hub_offline() if offline is None else offline,
+            micro_batch=micro_batch if micro_batch is not None else (8 if self.device == "cpu" else None),
         )
         self._engine_kwargs: dict[str, Any] = {
             "max_batch": max_batch,
@@ -139,38 +135,21 @@ class InferenceService:
         self.cpu_threads = cpu_threads
         self.call_timeout_s = call_timeout_s
         self.stats_flush_s = stats_flush_s
-        self._weights = self._merge_weights(ids, weights or {})
+        self._weights = resolve_weights(ids, weights or {})
         if stats_store is None and data_dir is not None:
             stats_store = JsonStatsStore(Path(data_dir) / "inference_stats.json")
         self.stats = StatsRegistry(stats_store)
-        self._slots: dict[str, ModelSlot] = {model_id: self._make_slot(get_spec(model_id)) for model_id in ids}
+        self._slots: dict[str, ModelSlot] = {
+            model_id: self._make_slot(get_spec(model_id)) for model_id in ids
+        }
         self._engines: dict[str, BatchEngine[Probs]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loader: asyncio.Task[None] | None = None
+        self._crashed: BaseException | None = None
         self._started = False
 
     # ----------------------------------------------------------------- configuration
-
-    @staticmethod
-    def _merge_weights(
-        ids: list[str], overrides: Mapping[str, Mapping[str, float]]
-    ) -> dict[str, dict[str, float]]:
-        merged: dict[str, dict[str, float]] = {}
-        for model_id in overrides:
-            if model_id not in ids:
-                raise ValueError(f"weight given for {model_id!r}, which is not among the models {ids}")
-        for model_id in ids:
-            spec = get_spec(model_id)
-            weights = {domain: spec.weight_for(domain) for domain in _DOMAINS}
-            for domain, value in overrides.get(model_id, {}).items():
-                if domain not in _DOMAINS:
-                    raise ValueError(f"weight domain must be one of {_DOMAINS}, got {domain!r} for {model_id}")
-                if not 0.0 <= float(value) < float("inf"):
-                    raise ValueError(f"weight of {model_id} for {domain} must be >= 0, got {value}")
-                weights[domain] = float(value)
-            merged[model_id] = weights
-        return merged
 
     def _make_slot(self, spec: ModelSpec) -> ModelSlot:
         options = self.options
@@ -220,8 +199,16 @@ class InferenceService:
     def _spawn(self, coro: Any, *, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._on_task_done)
         return task
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        # Logged once here with its traceback; stop() raises it again for the app's lifespan.
+        logger.error("inference: background task %s crashed", task.get_name(), exc_info=task.exception())
+        self._crashed = self._crashed or task.exception()
 
     async def _load_all(self) -> None:
         # The embedded model first: it is the one that works offline, so the ensemble has a real
@@ -265,18 +252,10 @@ class InferenceService:
 
     async def stop(self) -> None:
         """Stop engines and background tasks, save statistics; re-raise a crashed loader's error."""
-        crashed: BaseException | None = None
-        for task in list(self._tasks):
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                crashed = crashed or task.exception()
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception as exc:  # already logged by the task itself, re-raised below
-                crashed = crashed or exc
+        await asyncio.gather(*tasks, return_exceptions=True)  # crashes were recorded when they ended
         for engine in self._engines.values():
             await engine.stop()
         self._engines.clear()
@@ -289,6 +268,7 @@ class InferenceService:
         except OSError as exc:
             logger.warning("stats: final save failed: %s", exc)
         self._started = False
+        crashed, self._crashed = self._crashed, None
         if crashed is not None:
             raise crashed
 
@@ -353,17 +333,20 @@ class InferenceService:
         if model is not None and not fallback:
             return [result_from_probs(probs, model) for probs in await self._call(model, batch)]
         if model is None:
-            answers = await self._ensemble_answers(batch, domain)
+            members = self._ensemble_members(domain)
+            answers = await self._ensemble_answers(batch, domain, members)
             if answers:
                 return combine_answers(answers, len(batch))
-            chain = [LEXICON_MODEL_ID]
+            # Every member failed (or none was available): the other models, the lexicon last.
+            chain = [model_id for model_id in self._fallback_chain(None) if model_id not in members]
+            chain = [model_id for model_id in chain if model_id != LEXICON_MODEL_ID] + [LEXICON_MODEL_ID]
         else:
             chain = self._fallback_chain(model)
         last_error: Exception | None = None
         for model_id in chain:
             try:
                 probs = await self._call(model_id, batch)
-            except (InferenceError, Exception) as exc:  # counted in _call; try the next model
+            except Exception as exc:  # counted in _call; try the next model
                 last_error = exc
                 if model_id == LEXICON_MODEL_ID and isinstance(exc, EngineOverloaded):
                     raise
@@ -372,15 +355,21 @@ class InferenceService:
             return [result_from_probs(row, model_id) for row in probs]
         raise InferenceError(f"no model could score the texts; last error: {last_error!r}")
 
-    async def _ensemble_answers(self, texts: list[str], domain: Domain) -> list[ModelAnswer]:
-        members = [
+    def _ensemble_members(self, domain: Domain) -> list[str]:
+        return [
             model_id
             for model_id, slot in self._slots.items()
             if slot.is_available and self.weight(model_id, domain) > 0
         ]
+
+    async def _ensemble_answers(
+        self, texts: list[str], domain: Domain, members: list[str]
+    ) -> list[ModelAnswer]:
         if not members:
             return []
-        outcomes = await asyncio.gather(*(self._call(model_id, texts) for model_id in members), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(self._call(model_id, texts) for model_id in members), return_exceptions=True
+        )
         answers = []
         for model_id, outcome in zip(members, outcomes, strict=True):
             if isinstance(outcome, BaseException):
@@ -408,7 +397,9 @@ class InferenceService:
                     "status": slot.status.value,
                     "error": slot.reason if slot.status is ModelStatus.FAILED else None,
                     "device": loaded.device if loaded is not None else self.device,
-                    "precision": getattr(loaded, "precision", None) if loaded is not None else self.options.precision,
+                    "precision": getattr(loaded, "precision", None)
+                    if loaded is not None
+                    else self.options.precision,
                     "weights": dict(self._weights[model_id]),
                     "load_seconds": round(slot.load_seconds, 2) if slot.load_seconds is not None else None,
                     **numbers,
@@ -416,14 +407,13 @@ class InferenceService:
             )
         return described
 
+    def evaluation_results(self) -> list[dict[str, Any]]:
+        """Return accuracies measured offline on labelled data (today: the embedded head's)."""
+        return stored_evaluation() if EMBEDDED_MODEL_ID in self._slots else []
+
     def count_statuses(self) -> dict[str, int]:
         """Return total / available / loading / failed / not_loaded counts."""
         counts = {"total": len(self._slots)} | {status.value: 0 for status in ModelStatus}
         for slot in self._slots.values():
             counts[slot.status.value] += 1
         return counts
-
-
-def get_known_ids() -> set[str]:
-    """Return the catalog ids (lexicon and embedded included)."""
-    return set(DEFAULT_MODELS)

@@ -53,7 +53,9 @@ class JsonStatsStore:
             logger.warning("stats: ignoring unreadable %s: %s", self.path, exc)
             return {}
         if not isinstance(data, dict):
-            logger.warning("stats: ignoring %s: expected a JSON object, got %s", self.path, type(data).__name__)
+            logger.warning(
+                "stats: ignoring %s: expected a JSON object, got %s", self.path, type(data).__name__
+            )
             return {}
         return {str(key): value for key, value in data.items() if isinstance(value, dict)}
 

@@ -50,8 +50,13 @@ def build_tiny_bert(out: Path, id2label: dict[int, str], *, favour: int | None =
     tokenizer = BertTokenizer(vocab={token: index for index, token in enumerate(vocab)})
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64, id2label=id2label,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        id2label=id2label,
         label2id={name: index for index, name in id2label.items()},
     )
     model = BertForSequenceClassification(config).eval()
@@ -62,21 +67,37 @@ def build_tiny_bert(out: Path, id2label: dict[int, str], *, favour: int | None =
     return out
 
 
-def build_tiny_roberta(out: Path, id2label: dict[int, str], *, favour: int | None = None, seed: int = 0) -> Path:
+def build_tiny_roberta(
+    out: Path, id2label: dict[int, str], *, favour: int | None = None, seed: int = 0
+) -> Path:
     """Save a 2-layer, 32-wide RobertaForSequenceClassification and a byte-level BPE tokenizer."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizer
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS * 3, vocab_size=320, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    bpe.train_from_iterator(
+        CORPUS * 3,
+        vocab_size=320,
+        min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        show_progress=False,
+    )
     merges = _merges(bpe)
     tokenizer = RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)
     torch.manual_seed(seed)
     config = RobertaConfig(
-        vocab_size=bpe.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=66, type_vocab_size=1, pad_token_id=1, bos_token_id=0,
-        eos_token_id=2, id2label=id2label, label2id={name: index for index, name in id2label.items()},
+        vocab_size=bpe.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        id2label=id2label,
+        label2id={name: index for index, name in id2label.items()},
     )
     model = RobertaForSequenceClassification(config).eval()
     if favour is not None:
@@ -91,7 +112,9 @@ def _merges(bpe: object) -> list[tuple[str, str]]:
 
     # The trained merges are only reachable through the serialised tokenizer.
     state = json.loads(bpe._tokenizer.to_str())  # type: ignore[attr-defined]
-    return [tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]]
+    return [
+        tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]
+    ]
 
 
 def install_in_hub_cache(cache_dir: Path, repo_id: str, model_dir: Path, commit: str = FAKE_COMMIT) -> Path:
@@ -118,7 +141,9 @@ def tiny_hub(tmp_path_factory: pytest.TempPathFactory) -> TinyHub:
     cache = root / "hub"
     builds = {
         BERT_POSNEG: build_tiny_bert(root / "a", {0: "positive", 1: "negative", 2: "neutral"}, favour=0),
-        ROBERTA_NEGPOS: build_tiny_roberta(root / "b", {0: "negative", 1: "neutral", 2: "positive"}, favour=0),
+        ROBERTA_NEGPOS: build_tiny_roberta(
+            root / "b", {0: "negative", 1: "neutral", 2: "positive"}, favour=0
+        ),
         BERT_RANDOM: build_tiny_bert(root / "c", {0: "Bearish", 1: "Neutral", 2: "Bullish"}, seed=1),
         BERT_GENERIC: build_tiny_bert(root / "d", {0: "LABEL_0", 1: "LABEL_1"}),
         KK08: build_tiny_bert(root / "e", {0: "LABEL_0", 1: "LABEL_1"}, favour=1),

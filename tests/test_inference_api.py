@@ -59,7 +59,12 @@ async def test_api_models_lists_statuses_and_numbers(client):
     body = (await client.get("/api/models")).json()
     [lexicon] = body["models"]
     assert (body["total"], body["available"]) == (1, 1)
-    assert (lexicon["id"], lexicon["type"], lexicon["status"], lexicon["calls"]) == ("lexicon", "sentiment", "available", 1)
+    assert (lexicon["id"], lexicon["type"], lexicon["status"], lexicon["calls"]) == (
+        "lexicon",
+        "sentiment",
+        "available",
+        1,
+    )
     assert lexicon["success_rate"] == 100.0
 
 

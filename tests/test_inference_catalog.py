@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from inference.catalog import CATALOG, DEFAULT_MODELS, EMBEDDED_MODEL_ID, LEXICON_MODEL_ID, map_labels, to_canonical_probs
+from inference.catalog import (
+    CATALOG,
+    DEFAULT_MODELS,
+    EMBEDDED_MODEL_ID,
+    LEXICON_MODEL_ID,
+    map_labels,
+    to_canonical_probs,
+)
 from inference.errors import LabelMappingError
 
 
@@ -48,7 +55,11 @@ def test_map_labels_duplicates_raise():
 
 
 def test_to_canonical_probs_binary_gives_zero_neutral():
-    assert to_canonical_probs([0.2, 0.8], ("bearish", "bullish")) == {"bearish": 0.2, "neutral": 0.0, "bullish": 0.8}
+    assert to_canonical_probs([0.2, 0.8], ("bearish", "bullish")) == {
+        "bearish": 0.2,
+        "neutral": 0.0,
+        "bullish": 0.8,
+    }
 
 
 def test_catalog_lists_hub_models_embedded_and_lexicon_in_order():
@@ -64,7 +75,11 @@ def test_catalog_known_orders_match_published_configs():
         "ElKulako/cryptobert": {0: "Bearish", 1: "Neutral", 2: "Bullish"},
         "ProsusAI/finbert": {0: "positive", 1: "negative", 2: "neutral"},
         "StephanAkkerman/FinTwitBERT-sentiment": {0: "NEUTRAL", 1: "BULLISH", 2: "BEARISH"},
-        "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis": {0: "negative", 1: "neutral", 2: "positive"},
+        "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis": {
+            0: "negative",
+            1: "neutral",
+            2: "positive",
+        },
         "cardiffnlp/twitter-roberta-base-sentiment-latest": {0: "negative", 1: "neutral", 2: "positive"},
         "yiyanghkust/finbert-tone": {0: "Neutral", 1: "Positive", 2: "Negative"},
     }

@@ -34,3 +34,12 @@ def test_find_minilm_wrong_digest_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(ModelFilesInvalid, match="SHA-256 mismatch"):
         find_minilm(LoadOptions(offline=True), expected_sha256="0" * 64)
+
+
+def test_service_reports_stored_head_evaluation():
+    from inference import InferenceService
+
+    service = InferenceService(["embedded/minilm-finhead"], device="cpu", data_dir=None)
+    [heldout, fiqa] = service.evaluation_results()
+    assert heldout["accuracy"] >= 0.80 and heldout["n"] > 1000
+    assert fiqa["dataset"].startswith("FiQA")

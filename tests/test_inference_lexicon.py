@@ -12,14 +12,17 @@ def lexicon() -> CryptoLexicon:
     return CryptoLexicon()
 
 
-@pytest.mark.parametrize("text", ["BTC to the moon, hodl!", "ETH just hit a new ATH, super bullish",
-                                  "SOL pumping hard, wagmi"])
+@pytest.mark.parametrize(
+    "text", ["BTC to the moon, hodl!", "ETH just hit a new ATH, super bullish", "SOL pumping hard, wagmi"]
+)
 def test_lexicon_crypto_slang_bullish(lexicon, text):
     assert lexicon.score_text(text).label == "bullish"
 
 
-@pytest.mark.parametrize("text", ["Got rekt on that rug pull", "Whales dumping, total FUD, bearish",
-                                  "Exchange hacked, funds drained"])
+@pytest.mark.parametrize(
+    "text",
+    ["Got rekt on that rug pull", "Whales dumping, total FUD, bearish", "Exchange hacked, funds drained"],
+)
 def test_lexicon_crypto_slang_bearish(lexicon, text):
     assert lexicon.score_text(text).label == "bearish"
 

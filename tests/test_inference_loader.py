@@ -6,7 +6,6 @@ import time
 
 import pytest
 import torch
-from tests.inference_fixtures import BERT_POSNEG, FAKE_COMMIT, offline_hub, tiny_hub  # noqa: F401
 
 from inference.catalog import get_spec
 from inference.errors import ModelFilesInvalid, ModelNotCached, ModelOutOfMemory
@@ -20,6 +19,12 @@ from inference.loader import (
     resolve_device,
     resolve_model_source,
 )
+from tests import inference_fixtures
+from tests.inference_fixtures import BERT_POSNEG, FAKE_COMMIT
+
+# Shared fixtures, bound here so pytest finds them (tests/conftest.py belongs to the app's tests).
+tiny_hub = inference_fixtures.tiny_hub
+offline_hub = inference_fixtures.offline_hub
 
 
 def test_resolve_by_hub_id_from_offline_cache(offline_hub):
@@ -40,7 +45,9 @@ def test_resolve_prefers_local_model_dir(offline_hub, tmp_path):
     local = tmp_path / "models" / "ProsusAI" / "finbert"
     local.mkdir(parents=True)
     (local / "config.json").write_text("{}")
-    source = resolve_model_source("ProsusAI/finbert", LoadOptions(offline=True, model_dir=tmp_path / "models"))
+    source = resolve_model_source(
+        "ProsusAI/finbert", LoadOptions(offline=True, model_dir=tmp_path / "models")
+    )
     assert (source.origin, source.path) == ("local", local)
 
 

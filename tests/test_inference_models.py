@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from tests.inference_fixtures import BERT_POSNEG, BERT_RANDOM, CORPUS, KK08, ROBERTA_NEGPOS, offline_hub, tiny_hub  # noqa: F401
 
 from inference.catalog import get_spec
 from inference.loader import LoadOptions, load_transformers_classifier, resolve_model_source
+from tests import inference_fixtures
+from tests.inference_fixtures import BERT_POSNEG, BERT_RANDOM, CORPUS, KK08, ROBERTA_NEGPOS
+
+# Shared fixtures, bound here so pytest finds them (tests/conftest.py belongs to the app's tests).
+tiny_hub = inference_fixtures.tiny_hub
+offline_hub = inference_fixtures.offline_hub
 
 
 def load(model_id: str):
@@ -43,3 +48,33 @@ def test_batched_outputs_equal_one_by_one(offline_hub):
     assert {top_label(p) for p in alone} != {"neutral"} or len({round(p["neutral"], 6) for p in alone}) > 1
     for one, batched in zip(alone, together, strict=True):
         assert batched == pytest.approx(one, abs=1e-5)
+
+
+def test_micro_batches_split_a_call_without_changing_outputs(offline_hub):
+    classifier = load(BERT_RANDOM)
+    whole = classifier.predict_probs(CORPUS)
+    classifier.micro_batch = 2
+    split = classifier.predict_probs(CORPUS)
+    for a, b in zip(whole, split, strict=True):
+        assert b == pytest.approx(a, abs=1e-5)
+
+
+def test_int8_and_bf16_keep_forced_labels(offline_hub):
+    for precision in ("int8", "bf16"):
+        options = LoadOptions(offline=True, precision=precision)
+        classifier = load_transformers_classifier(
+            get_spec(BERT_POSNEG), resolve_model_source(BERT_POSNEG, options), options
+        )
+        assert classifier.precision == precision
+        assert {top_label(p) for p in classifier.predict_probs(CORPUS)} == {"bullish"}
+
+
+def test_resolve_precision_rules():
+    from inference.classifier import resolve_precision
+
+    assert resolve_precision("auto", "cuda") == "fp16"
+    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
+    with pytest.raises(ValueError, match="CPU-only"):
+        resolve_precision("int8", "cuda")
+    with pytest.raises(ValueError, match="needs CUDA"):
+        resolve_precision("fp16", "cpu")

@@ -6,10 +6,11 @@ import asyncio
 import json
 
 import pytest
-from tests.inference_fixtures import BERT_GENERIC, BERT_POSNEG, BERT_RANDOM, CORPUS, ROBERTA_NEGPOS, offline_hub, tiny_hub  # noqa: F401
 
 from inference import InferenceService, UnknownModel
 from inference.loader import NOT_CACHED_REASON
+from tests import inference_fixtures
+from tests.inference_fixtures import BERT_GENERIC, BERT_POSNEG, BERT_RANDOM, CORPUS, ROBERTA_NEGPOS
 
 LOAD_TIMEOUT_S = 60.0
 
@@ -21,6 +22,11 @@ async def running(models, tmp_path, **kwargs) -> InferenceService:
     return service
 
 
+# Shared fixtures, bound here so pytest finds them (tests/conftest.py belongs to the app's tests).
+tiny_hub = inference_fixtures.tiny_hub
+offline_hub = inference_fixtures.offline_hub
+
+
 def by_id(service: InferenceService) -> dict[str, dict]:
     return {described["id"]: described for described in service.describe_models()}
 
@@ -30,7 +36,10 @@ async def test_service_missing_and_unmappable_models_fail_with_reason(offline_hu
     models = by_id(service)
     await service.stop()
     assert models[BERT_POSNEG]["status"] == "available"
-    assert (models["ProsusAI/finbert"]["status"], models["ProsusAI/finbert"]["error"]) == ("failed", NOT_CACHED_REASON)
+    assert (models["ProsusAI/finbert"]["status"], models["ProsusAI/finbert"]["error"]) == (
+        "failed",
+        NOT_CACHED_REASON,
+    )
     assert models[BERT_GENERIC]["status"] == "failed" and "known class order" in models[BERT_GENERIC]["error"]
     assert models["lexicon"]["status"] == "available"
 
@@ -118,3 +127,16 @@ def test_service_rejects_bad_configuration():
         InferenceService(["finbert"])
     with pytest.raises(ValueError, match="not among the models"):
         InferenceService([BERT_POSNEG], weights={"other/model": {"news": 1.0}})
+
+
+async def test_service_stop_reraises_crashed_loader(offline_hub, tmp_path):
+    service = InferenceService([BERT_POSNEG], device="cpu", data_dir=None)
+
+    async def crash():
+        raise RuntimeError("loader bug")
+
+    service._load_all = crash
+    await service.start()
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="loader bug"):
+        await service.stop()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from inference.stats import JsonStatsStore, ModelStats, StatsRegistry
 
 HOUR = 3600.0

@@ -189,7 +189,8 @@ async def test_a_process_that_joins_late_serves_the_snapshot_and_history(redis, 
         posted = first.post_news(title="before the late one").json()["seq"]
         late = start_app(tmp_path, "late", first.env)
         try:
-            async with websockets.connect(late.ws("/ws/market_data")) as ws:
+            # max_queue=None: 19 unread snapshots must not pause the client and stall its closing handshake.
+            async with websockets.connect(late.ws("/ws/market_data"), max_queue=None) as ws:
                 await ws.send(json.dumps({"action": "get_all"}))
                 price = await recv_until(ws, lambda m: m["type"] == "price_update")
             async with websockets.connect(late.ws(f"/ws/news?since={posted - 1}")) as ws:
