@@ -62,15 +62,15 @@ class NewsDesk:
         self._lock = asyncio.Lock()
         self.recent_scores: list[float] = []  # for the market mood
 
-    def _is_seen(self, url: str) -> bool:
-        if url in self._seen:
-            return True
-        if self.store is not None and self.store.online:
-            try:
-                return self.store.has_news(url)
-            except Exception:  # the store being down must not stop news
-                logger.exception("news: dedupe lookup failed; relying on memory")
-        return False
+    def _stored_urls(self, urls: list[str]) -> set[str]:
+        """Return which of `urls` the store holds (runs in a thread: a locked database must not stall the loop)."""
+        if self.store is None or not self.store.online:
+            return set()
+        try:
+            return {url for url in urls if self.store.has_news(url)}
+        except Exception:  # the store being down must not stop news
+            logger.exception("news: dedupe lookup failed; relying on memory")
+            return set()
 
     def _remember(self, url: str) -> None:
         self._seen[url] = None
@@ -80,9 +80,11 @@ class NewsDesk:
     async def ingest(self, items: list[NewsItem]) -> list[tuple[NewsItem, int | None]]:
         """Publish the items not seen before; return each item with its `seq` (None when a duplicate)."""
         async with self._lock:  # one batch at a time keeps seq order equal to arrival order
+            unseen = [item.url for item in items if item.url not in self._seen]
+            stored = await asyncio.to_thread(self._stored_urls, unseen) if unseen else set()
             fresh: dict[str, NewsItem] = {}
             for item in items:
-                if item.url not in fresh and not self._is_seen(item.url):
+                if item.url not in fresh and item.url not in self._seen and item.url not in stored:
                     fresh[item.url] = item
             scored = await self._score(list(fresh.values()))
             seqs: dict[str, int] = {}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from core.clock import parse_utc
 
@@ -19,6 +19,8 @@ from .errors import UpstreamGarbage
 
 __all__ = [
     "ItemRejected",
+    "collect_items",
+    "collect_records",
     "load_json",
     "optional_change",
     "optional_nonnegative",
@@ -30,6 +32,13 @@ __all__ = [
     "require_records",
     "require_text",
 ]
+
+ItemT = TypeVar("ItemT")
+RecordT = TypeVar("RecordT")
+
+# How a rejected item is named in `rejects`: the value of this key on an object item ("?" when
+# the item is not an object or lacks it), or a function of the item.
+Label = str | Callable[[Any], object]
 
 # A percent change below -100 % is impossible; above this it is a data error, not a pump.
 MAX_ABS_CHANGE_PCT = 100_000.0
@@ -79,6 +88,50 @@ def require_records(records: Sequence[Any], total: int, rejects: Sequence[str], 
         raise UpstreamGarbage(f"{provider}: expected at least one item, got an empty list")
     sample = "; ".join(rejects[:3]) or "none matched the requested symbols"
     raise UpstreamGarbage(f"{provider}: 0 of {total} items usable ({sample})")
+
+
+def collect_items(
+    items: Iterable[ItemT], convert: Callable[[ItemT], RecordT | None], *, label: Label, rejects: list[str]
+) -> list[RecordT]:
+    """Convert each item; skip None results; append `"<label>: <reason>"` for `ItemRejected`."""
+    records: list[RecordT] = []
+    for item in items:
+        try:
+            record = convert(item)
+        except ItemRejected as exc:
+            rejects.append(f"{_label(item, label)}: {exc}")
+            continue
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def collect_records(
+    items: Collection[ItemT],
+    convert: Callable[[ItemT], RecordT | None],
+    *,
+    name: str,
+    label: Label,
+    rejects: list[str],
+    noun: str | None = None,
+) -> list[RecordT]:
+    """`collect_items`, then raise `UpstreamGarbage` when not one record came out.
+
+    Without `noun` the check is `require_records`; with it, the message is
+    `"<name>: 0 of <n> <noun> usable (<first rejects>)"`, an empty list included.
+    """
+    records = collect_items(items, convert, label=label, rejects=rejects)
+    if noun is None:
+        require_records(records, len(items), rejects, name)
+    elif not records:
+        raise UpstreamGarbage(f"{name}: 0 of {len(items)} {noun} usable ({'; '.join(rejects[:3])})")
+    return records
+
+
+def _label(item: Any, label: Label) -> object:
+    if callable(label):
+        return label(item)
+    return item.get(label, "?") if isinstance(item, dict) else "?"
 
 
 def _as_float(value: Any, field: str) -> float:
