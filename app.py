@@ -15,19 +15,19 @@ from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from fastapi import FastAPI, Request  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
-from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import inference_off_router, market_router, news_router  # noqa: E402
-from core.config import Settings  # noqa: E402
-from core.logs import configure_logging  # noqa: E402
-from core.metrics import build_metrics_router  # noqa: E402
-from core.news_relay import LeaderUnavailable  # noqa: E402
-from core.runtime import VERSION, Runtime  # noqa: E402
-from space.routes import build_space_router  # noqa: E402
-from ws.protocol import CloseCode  # noqa: E402
-from ws.routes import build_ws_router  # noqa: E402
+from api import inference_off_router, market_router, news_router
+from core.config import Settings
+from core.logs import configure_logging
+from core.metrics import build_metrics_router
+from core.news_relay import LeaderUnavailable
+from core.runtime import VERSION, Runtime
+from space.routes import build_space_router
+from ws.protocol import CloseCode
+from ws.routes import build_ws_router
 
 __all__ = ["app", "create_app", "main"]
 

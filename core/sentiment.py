@@ -82,7 +82,8 @@ class SentimentBoard:
         )
         reason = mood.reason
         if not prices_are_live:
-            reason = f"{reason}; momentum left out: prices are simulated" if reason else "momentum left out: prices are simulated"
+            note = "momentum left out: prices are simulated"
+            reason = f"{reason}; {note}" if reason else note
         market = MarketMood(
             overall=mood.overall,
             confidence=mood.confidence if mood.overall is not None else None,

@@ -259,7 +259,8 @@ class Store:
                 source=envelope.source, match_text=envelope.match_text, text=envelope.text,
             ))
             if envelope.seq % 500 == 0:
-                self._write(delete(bus_log).where(bus_log.c.topic == envelope.topic, bus_log.c.seq <= envelope.seq - 5000))
+                stale = (bus_log.c.topic == envelope.topic) & (bus_log.c.seq <= envelope.seq - 5000)
+                self._write(delete(bus_log).where(stale))
         except StoreUnavailable as exc:
             logger.error("store: journal append failed, seq %s of %s kept in memory only: %s",
                          envelope.seq, envelope.topic, exc)

@@ -6,14 +6,12 @@ The index is published once a day; polling every 10 minutes catches the new valu
 
 from __future__ import annotations
 
-import os
-
 from core.records import FearGreedReading
 
 from .errors import SourceUnavailable, UpstreamGarbage
 from .http import UpstreamHttp
 from .parsing import ItemRejected, load_json, parse_epoch, require_list, require_mapping, require_text
-from .pool import Provider
+from .pool import Provider, configured_url
 
 __all__ = ["DEFAULT_FNG_URL", "FearGreedProvider", "parse_fear_greed"]
 
@@ -96,10 +94,9 @@ class FearGreedProvider(Provider[FearGreedReading]):
             min_interval_s=min_interval_s,
             max_bytes=500_000,
         )
-        self.base_url = (base_url or os.environ.get("FNG_URL") or DEFAULT_FNG_URL).rstrip("/")
+        self.base_url = configured_url(base_url, "FNG_URL", DEFAULT_FNG_URL)
         self.limit = limit
 
     async def fetch(self, http: UpstreamHttp) -> list[FearGreedReading]:
         reply = await http.get(f"{self.base_url}/fng/", params={"limit": str(self.limit), "format": "json"})
-        self.last_rejects = []
-        return parse_fear_greed(reply.body, rejects=self.last_rejects)
+        return parse_fear_greed(reply.body, rejects=self.fresh_rejects())

@@ -6,15 +6,15 @@ reason, so monitoring shows why they are silent.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from core.records import NewsItem
 
-from .errors import SourceUnavailable, UpstreamGarbage, UpstreamRateLimited
+from .errors import SourceUnavailable, UpstreamRateLimited
 from .http import UpstreamHttp
 from .parsing import (
     ItemRejected,
+    collect_records,
     load_json,
     parse_epoch,
     parse_timestamp,
@@ -22,7 +22,7 @@ from .parsing import (
     require_mapping,
     require_text,
 )
-from .pool import Provider
+from .pool import Provider, configured_secret, configured_url
 from .rss import strip_html
 
 __all__ = [
@@ -57,16 +57,9 @@ def parse_cryptopanic_posts(raw: bytes, *, rejects: list[str] | None = None) -> 
     if "results" not in body and ("status" in body or "info" in body):
         raise SourceUnavailable(f"cryptopanic: upstream reported {body.get('info') or body.get('status')}")
     results = require_list(body.get("results"), "cryptopanic", "`results`")
-    items: list[NewsItem] = []
-    for post in results:
-        try:
-            items.append(_cryptopanic_item(post))
-        except ItemRejected as exc:
-            label = post.get("id", "?") if isinstance(post, dict) else "?"
-            rejects.append(f"{label}: {exc}")
-    if not items:
-        raise UpstreamGarbage(f"cryptopanic: 0 of {len(results)} posts usable ({'; '.join(rejects[:3])})")
-    return items
+    return collect_records(
+        results, _cryptopanic_item, name="cryptopanic", label="id", rejects=rejects, noun="posts"
+    )
 
 
 def _cryptopanic_item(post: Any) -> NewsItem:
@@ -102,18 +95,9 @@ def parse_cryptocompare_news(raw: bytes, *, rejects: list[str] | None = None) ->
             raise UpstreamRateLimited(None)
         raise SourceUnavailable(f"cryptocompare: upstream reported {message}")
     articles = require_list(body.get("Data"), "cryptocompare", "`Data`")
-    items: list[NewsItem] = []
-    for article in articles:
-        try:
-            items.append(_cryptocompare_item(article))
-        except ItemRejected as exc:
-            label = article.get("id", "?") if isinstance(article, dict) else "?"
-            rejects.append(f"{label}: {exc}")
-    if not items:
-        raise UpstreamGarbage(
-            f"cryptocompare: 0 of {len(articles)} articles usable ({'; '.join(rejects[:3])})"
-        )
-    return items
+    return collect_records(
+        articles, _cryptocompare_item, name="cryptocompare", label="id", rejects=rejects, noun="articles"
+    )
 
 
 def _cryptocompare_item(article: Any) -> NewsItem:
@@ -152,7 +136,7 @@ class CryptoPanicProvider(Provider[NewsItem]):
         timeout_s: float = 10.0,
         min_interval_s: float = 600.0,
     ) -> None:
-        token = token if token is not None else os.environ.get("CRYPTOPANIC_TOKEN")
+        token = configured_secret(token, "CRYPTOPANIC_TOKEN")
         super().__init__(
             name="cryptopanic",
             category="news",
@@ -162,13 +146,12 @@ class CryptoPanicProvider(Provider[NewsItem]):
             unavailable_reason=None if token else "CRYPTOPANIC_TOKEN not set",
         )
         self._token = token or ""
-        self.base_url = (base_url or os.environ.get("CRYPTOPANIC_URL") or DEFAULT_CRYPTOPANIC_URL).rstrip("/")
+        self.base_url = configured_url(base_url, "CRYPTOPANIC_URL", DEFAULT_CRYPTOPANIC_URL)
 
     async def fetch(self, http: UpstreamHttp) -> list[NewsItem]:
         params = {"auth_token": self._token, "public": "true", "kind": "news"}
         reply = await http.get(f"{self.base_url}/posts/", params=params)
-        self.last_rejects = []
-        return parse_cryptopanic_posts(reply.body, rejects=self.last_rejects)
+        return parse_cryptopanic_posts(reply.body, rejects=self.fresh_rejects())
 
 
 class CryptoCompareNewsProvider(Provider[NewsItem]):
@@ -188,7 +171,7 @@ class CryptoCompareNewsProvider(Provider[NewsItem]):
         timeout_s: float = 10.0,
         min_interval_s: float = 180.0,
     ) -> None:
-        api_key = api_key if api_key is not None else os.environ.get("CRYPTOCOMPARE_KEY")
+        api_key = configured_secret(api_key, "CRYPTOCOMPARE_KEY")
         super().__init__(
             name="cryptocompare",
             category="news",
@@ -198,12 +181,9 @@ class CryptoCompareNewsProvider(Provider[NewsItem]):
             unavailable_reason=None if api_key else "CRYPTOCOMPARE_KEY not set",
         )
         self._api_key = api_key or ""
-        self.base_url = (base_url or os.environ.get("CRYPTOCOMPARE_URL") or DEFAULT_CRYPTOCOMPARE_URL).rstrip(
-            "/"
-        )
+        self.base_url = configured_url(base_url, "CRYPTOCOMPARE_URL", DEFAULT_CRYPTOCOMPARE_URL)
 
     async def fetch(self, http: UpstreamHttp) -> list[NewsItem]:
         headers = {"Authorization": f"Apikey {self._api_key}"}
         reply = await http.get(f"{self.base_url}/data/v2/news/", params={"lang": "EN"}, headers=headers)
-        self.last_rejects = []
-        return parse_cryptocompare_news(reply.body, rejects=self.last_rejects)
+        return parse_cryptocompare_news(reply.body, rejects=self.fresh_rejects())

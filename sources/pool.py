@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
@@ -26,7 +27,15 @@ from .errors import SourceError, UpstreamRateLimited, UpstreamTimeout
 from .http import DEFAULT_USER_AGENT, UpstreamHttp
 from .limits import CircuitBreaker, TokenBucket
 
-__all__ = ["Category", "FetchResult", "Provider", "ProviderState", "SourcePool"]
+__all__ = [
+    "Category",
+    "FetchResult",
+    "Provider",
+    "ProviderState",
+    "SourcePool",
+    "configured_secret",
+    "configured_url",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +87,11 @@ class Provider(ABC, Generic[T]):
         # logs them and shows them in health without failing the whole fetch.
         self.last_rejects: list[str] = []
 
+    def fresh_rejects(self) -> list[str]:
+        """Start this fetch's `last_rejects` empty and return it, for the parser to fill."""
+        self.last_rejects = []
+        return self.last_rejects
+
     @abstractmethod
     async def fetch(self, http: UpstreamHttp) -> list[T]:
         """Fetch and parse; return records, or raise a `SourceError`.
@@ -88,6 +102,16 @@ class Provider(ABC, Generic[T]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} priority={self.priority}>"
+
+
+def configured_url(explicit: str | None, env_var: str, default: str) -> str:
+    """An API root: `explicit`, else `env_var` from the environment, else `default`; no trailing "/"."""
+    return (explicit or os.environ.get(env_var) or default).rstrip("/")
+
+
+def configured_secret(explicit: str | None, env_var: str) -> str | None:
+    """A key or token: `explicit` when given (even empty), else `env_var` from the environment."""
+    return explicit if explicit is not None else os.environ.get(env_var)
 
 
 @dataclass(frozen=True)

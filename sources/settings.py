@@ -160,7 +160,8 @@ class SourceSettings:
         seconds("SOURCES_BACKOFF_S", "base_backoff_s")
         seconds("SOURCES_MAX_BACKOFF_S", "max_backoff_s")
         seconds("MARKET_UP_WINDOW_S", "market_up_min_window_s")
-        seconds("SOURCES_BUDGET_SCALE", "budget_scale")  # 0 turns provider budgets off: local test servers only
+        # 0 turns provider budgets off: for local test servers only.
+        seconds("SOURCES_BUDGET_SCALE", "budget_scale")
         for var, attr in (
             ("COINGECKO_URL", "coingecko_url"),
             ("BINANCE_URL", "binance_url"),

@@ -10,7 +10,6 @@ TWITTER_BEARER_TOKEN the provider is inactive with that reason.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from .errors import UpstreamGarbage
 from .http import UpstreamHttp
 from .parsing import (
     ItemRejected,
+    collect_records,
     load_json,
     parse_epoch,
     parse_timestamp,
@@ -28,7 +28,7 @@ from .parsing import (
     require_mapping,
     require_text,
 )
-from .pool import Provider
+from .pool import Provider, configured_secret, configured_url
 from .symbols import ASSETS, SYMBOLS, asset_for
 
 __all__ = [
@@ -62,18 +62,15 @@ def parse_reddit_listing(raw: bytes, *, rejects: list[str] | None = None) -> lis
         raise UpstreamGarbage(f"reddit: expected kind 'Listing', got {body.get('kind')!r}")
     data = require_mapping(body.get("data"), "reddit", "listing `data`")
     children = require_list(data.get("children"), "reddit", "`data.children`")
-    posts: list[SocialPost] = []
-    for child in children:
-        try:
-            posts.append(_reddit_post(child))
-        except ItemRejected as exc:
-            label = child.get("data", {}).get("id", "?") if isinstance(child, dict) else "?"
-            rejects.append(f"{label}: {exc}")
-    if not posts:
-        if not children:
-            raise UpstreamGarbage("reddit: listing has no posts (expected at least one)")
-        raise UpstreamGarbage(f"reddit: 0 of {len(children)} posts usable ({'; '.join(rejects[:3])})")
-    return posts
+    if not children:
+        raise UpstreamGarbage("reddit: listing has no posts (expected at least one)")
+    return collect_records(
+        children, _reddit_post, name="reddit", label=_reddit_label, rejects=rejects, noun="posts"
+    )
+
+
+def _reddit_label(child: Any) -> object:
+    return child.get("data", {}).get("id", "?") if isinstance(child, dict) else "?"
 
 
 def _reddit_post(child: Any) -> SocialPost:
@@ -111,26 +108,20 @@ def parse_twitter_search(raw: bytes, *, rejects: list[str] | None = None) -> lis
         errors = body.get("errors") or body.get("detail") or "no `data` (result_count 0)"
         raise UpstreamGarbage(f"twitter: expected `data`, got {errors}")
     tweets = require_list(body.get("data"), "twitter", "`data`")
-    posts: list[SocialPost] = []
-    for tweet in tweets:
-        try:
-            if not isinstance(tweet, dict):
-                raise ItemRejected(f"tweet is a {type(tweet).__name__}, expected an object")
-            tweet_id = require_text(tweet.get("id"), "id")
-            posts.append(
-                SocialPost(
-                    platform="twitter",
-                    post_id=tweet_id,
-                    text=require_text(tweet.get("text"), "text")[:MAX_POST_CHARS],
-                    created_at=parse_timestamp(tweet.get("created_at"), "created_at"),
-                    url=f"https://x.com/i/web/status/{tweet_id}",
-                )
-            )
-        except ItemRejected as exc:
-            rejects.append(f"{tweet.get('id', '?') if isinstance(tweet, dict) else '?'}: {exc}")
-    if not posts:
-        raise UpstreamGarbage(f"twitter: 0 of {len(tweets)} tweets usable ({'; '.join(rejects[:3])})")
-    return posts
+    return collect_records(tweets, _tweet_post, name="twitter", label="id", rejects=rejects, noun="tweets")
+
+
+def _tweet_post(tweet: Any) -> SocialPost:
+    if not isinstance(tweet, dict):
+        raise ItemRejected(f"tweet is a {type(tweet).__name__}, expected an object")
+    tweet_id = require_text(tweet.get("id"), "id")
+    return SocialPost(
+        platform="twitter",
+        post_id=tweet_id,
+        text=require_text(tweet.get("text"), "text")[:MAX_POST_CHARS],
+        created_at=parse_timestamp(tweet.get("created_at"), "created_at"),
+        url=f"https://x.com/i/web/status/{tweet_id}",
+    )
 
 
 def _mention_patterns(symbols: Iterable[str]) -> dict[str, re.Pattern[str]]:
@@ -202,7 +193,7 @@ class RedditProvider(Provider[SocialPost]):
             timeout_s=timeout_s,
             min_interval_s=min_interval_s,
         )
-        self.base_url = (base_url or os.environ.get("REDDIT_URL") or DEFAULT_REDDIT_URL).rstrip("/")
+        self.base_url = configured_url(base_url, "REDDIT_URL", DEFAULT_REDDIT_URL)
         self.subreddits = tuple(subreddits)
         self.limit = min(max(limit, 1), 100)
 
@@ -248,7 +239,7 @@ class TwitterProvider(Provider[SocialPost]):
         timeout_s: float = 10.0,
         min_interval_s: float = 900.0,
     ) -> None:
-        token = bearer_token if bearer_token is not None else os.environ.get("TWITTER_BEARER_TOKEN")
+        token = configured_secret(bearer_token, "TWITTER_BEARER_TOKEN")
         super().__init__(
             name="twitter",
             category="social",
@@ -258,7 +249,7 @@ class TwitterProvider(Provider[SocialPost]):
             unavailable_reason=None if token else "TWITTER_BEARER_TOKEN not set",
         )
         self._token = token or ""
-        self.base_url = (base_url or os.environ.get("TWITTER_URL") or DEFAULT_TWITTER_URL).rstrip("/")
+        self.base_url = configured_url(base_url, "TWITTER_URL", DEFAULT_TWITTER_URL)
         self.query = query
         self.max_results = min(max(max_results, 10), 100)
 
@@ -266,5 +257,4 @@ class TwitterProvider(Provider[SocialPost]):
         params = {"query": self.query, "max_results": str(self.max_results), "tweet.fields": "created_at"}
         headers = {"Authorization": f"Bearer {self._token}"}
         reply = await http.get(f"{self.base_url}/tweets/search/recent", params=params, headers=headers)
-        self.last_rejects = []
-        return parse_twitter_search(reply.body, rejects=self.last_rejects)
+        return parse_twitter_search(reply.body, rejects=self.fresh_rejects())

@@ -12,7 +12,14 @@ import pytest
 import websockets
 
 from tests.harness import MS, AppProcess, recv_until, running_app
-from tests.upstream import PATHS, UpstreamServer, html_page, install_happy_routes, malformed_json, server_error
+from tests.upstream import (
+    PATHS,
+    UpstreamServer,
+    html_page,
+    install_happy_routes,
+    malformed_json,
+    server_error,
+)
 
 MARKET_PATHS = ("coingecko", "binance", "kraken", "coinbase_btc", "coinbase_eth", "coinbase_any", "coinpaprika",
                 "coinlore")

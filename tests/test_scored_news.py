@@ -15,7 +15,8 @@ EMBEDDED = "embedded/minilm-finhead"
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
-    with running_app(tmp_path_factory.mktemp("scored"), ENABLE_INFERENCE="1", MODELS=f"{EMBEDDED},ProsusAI/finbert") as proc:
+    models = f"{EMBEDDED},ProsusAI/finbert"
+    with running_app(tmp_path_factory.mktemp("scored"), ENABLE_INFERENCE="1", MODELS=models) as proc:
         yield proc
 
 

@@ -91,7 +91,8 @@ def test_banner_names_demo_mode(runtime: Any) -> None:
 
 
 def test_banner_is_empty_in_live_mode(tmp_path: Path) -> None:
-    live = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="live", log_file=None, enable_inference=False, enable_sources=False))
+    live = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="live", log_file=None,
+                            enable_inference=False, enable_sources=False))
     live.market.tick()
     assert market_view.banner_html(live) == ""
     live.store.close()

@@ -304,7 +304,8 @@ class Session:
             left = self.last_activity + idle_s - loop.time()
             if left <= 0 and self.close_code is None:
                 self.hub.stats.idle_closes += 1
-                self.request_close(CloseCode.WS_1000_NORMAL_CLOSURE, f"idle timeout: nothing exchanged for {idle_s:g} s")
+                reason = f"idle timeout: nothing exchanged for {idle_s:g} s"
+                self.request_close(CloseCode.WS_1000_NORMAL_CLOSURE, reason)
                 left = idle_s
             done, _ = await asyncio.wait(tasks, timeout=max(left, 0.05), return_when=asyncio.FIRST_COMPLETED)
             if done:

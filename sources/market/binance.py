@@ -12,7 +12,6 @@ formats (set BINANCE_URL / BINANCE_WS_URL).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -24,16 +23,17 @@ from ..errors import UpstreamGarbage
 from ..http import UpstreamHttp
 from ..parsing import (
     ItemRejected,
+    collect_items,
+    collect_records,
     load_json,
     optional_change,
     optional_nonnegative,
     parse_epoch,
     positive_number,
     require_list,
-    require_records,
     require_text,
 )
-from ..pool import Provider
+from ..pool import Provider, configured_url
 from ..symbols import SYMBOLS, provider_ids
 
 __all__ = [
@@ -68,18 +68,9 @@ def parse_binance_ticker_24hr(
         # Binance reports errors as {"code": -1121, "msg": "Invalid symbol."}.
         raise UpstreamGarbage(f"{NAME}: error {body.get('code')}: {body.get('msg')}")
     items = require_list(body, NAME, "ticker/24hr")
-    quotes: list[PriceQuote] = []
-    for item in items:
-        label = item.get("symbol", "?") if isinstance(item, dict) else "?"
-        try:
-            quote = _rest_quote(item, ids, now)
-        except ItemRejected as exc:
-            rejects.append(f"{label}: {exc}")
-            continue
-        if quote is not None:
-            quotes.append(quote)
-    require_records(quotes, len(items), rejects, NAME)
-    return quotes
+    return collect_records(
+        items, lambda item: _rest_quote(item, ids, now), name=NAME, label="symbol", rejects=rejects
+    )
 
 
 def _rest_quote(item: Any, ids: Mapping[str, str], now: datetime) -> PriceQuote | None:
@@ -115,16 +106,7 @@ def parse_binance_mini_tickers(
     if isinstance(body, dict) and "data" in body:
         body = body["data"]  # /stream?streams=... wraps each payload as {"stream", "data"}
     items = require_list(body, "binance_ws", "miniTicker array")
-    quotes: list[PriceQuote] = []
-    for item in items:
-        label = item.get("s", "?") if isinstance(item, dict) else "?"
-        try:
-            quote = _mini_quote(item, ids)
-        except ItemRejected as exc:
-            rejects.append(f"{label}: {exc}")
-            continue
-        if quote is not None:
-            quotes.append(quote)
+    quotes = collect_items(items, lambda item: _mini_quote(item, ids), label="s", rejects=rejects)
     if items and not quotes and rejects:
         raise UpstreamGarbage(f"binance_ws: 0 of {len(items)} tickers usable ({'; '.join(rejects[:3])})")
     return quotes
@@ -173,12 +155,11 @@ class BinanceProvider(Provider[PriceQuote]):
             timeout_s=timeout_s,
             min_interval_s=min_interval_s,
         )
-        self.base_url = (base_url or os.environ.get("BINANCE_URL") or DEFAULT_BINANCE_URL).rstrip("/")
+        self.base_url = configured_url(base_url, "BINANCE_URL", DEFAULT_BINANCE_URL)
         self.ids = provider_ids("binance", symbols)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         # `symbols` is a JSON array in the query string, as the endpoint documents.
         params = {"symbols": json.dumps(sorted(self.ids), separators=(",", ":"))}
         reply = await http.get(f"{self.base_url}/api/v3/ticker/24hr", params=params)
-        self.last_rejects = []
-        return parse_binance_ticker_24hr(reply.body, self.ids, rejects=self.last_rejects)
+        return parse_binance_ticker_24hr(reply.body, self.ids, rejects=self.fresh_rejects())

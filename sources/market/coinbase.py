@@ -7,7 +7,6 @@ Docs: https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproduc
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -24,7 +23,7 @@ from ..parsing import (
     positive_number,
     require_mapping,
 )
-from ..pool import Provider
+from ..pool import Provider, configured_url
 from ..symbols import SYMBOLS, provider_ids
 
 __all__ = ["DEFAULT_COINBASE_URL", "CoinbaseProvider", "parse_coinbase_stats"]
@@ -87,7 +86,7 @@ class CoinbaseProvider(Provider[PriceQuote]):
             min_interval_s=min_interval_s,
             max_bytes=64_000,
         )
-        self.base_url = (base_url or os.environ.get("COINBASE_URL") or DEFAULT_COINBASE_URL).rstrip("/")
+        self.base_url = configured_url(base_url, "COINBASE_URL", DEFAULT_COINBASE_URL)
         self.products = provider_ids("coinbase", symbols)
         self._limit = asyncio.Semaphore(concurrency)
 

@@ -6,7 +6,6 @@ Docs: https://docs.coingecko.com/reference/coins-markets
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -17,16 +16,16 @@ from core.records import PriceQuote
 from ..http import UpstreamHttp
 from ..parsing import (
     ItemRejected,
+    collect_records,
     load_json,
     optional_change,
     optional_nonnegative,
     parse_timestamp,
     positive_number,
     require_list,
-    require_records,
     require_text,
 )
-from ..pool import Provider
+from ..pool import Provider, configured_url
 from ..symbols import SYMBOLS, provider_ids
 
 __all__ = ["DEFAULT_COINGECKO_URL", "CoinGeckoProvider", "parse_coingecko_markets"]
@@ -50,18 +49,7 @@ def parse_coingecko_markets(
     now = now or utc_now()
     rejects = rejects if rejects is not None else []
     items = require_list(load_json(raw, NAME), NAME, "coins/markets")
-    quotes: list[PriceQuote] = []
-    for item in items:
-        label = item.get("id", "?") if isinstance(item, dict) else "?"
-        try:
-            quote = _quote(item, ids, now)
-        except ItemRejected as exc:
-            rejects.append(f"{label}: {exc}")
-            continue
-        if quote is not None:
-            quotes.append(quote)
-    require_records(quotes, len(items), rejects, NAME)
-    return quotes
+    return collect_records(items, lambda item: _quote(item, ids, now), name=NAME, label="id", rejects=rejects)
 
 
 def _quote(item: Any, ids: Mapping[str, str], now: datetime) -> PriceQuote | None:
@@ -111,7 +99,7 @@ class CoinGeckoProvider(Provider[PriceQuote]):
             timeout_s=timeout_s,
             min_interval_s=min_interval_s,
         )
-        self.base_url = (base_url or os.environ.get("COINGECKO_URL") or DEFAULT_COINGECKO_URL).rstrip("/")
+        self.base_url = configured_url(base_url, "COINGECKO_URL", DEFAULT_COINGECKO_URL)
         self.ids = provider_ids("coingecko", symbols)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
@@ -125,5 +113,4 @@ class CoinGeckoProvider(Provider[PriceQuote]):
         reply = await http.get(
             f"{self.base_url}/coins/markets", params=params, headers={"Accept": "application/json"}
         )
-        self.last_rejects = []
-        return parse_coingecko_markets(reply.body, self.ids, rejects=self.last_rejects)
+        return parse_coingecko_markets(reply.body, self.ids, rejects=self.fresh_rejects())

@@ -6,7 +6,6 @@ Numbers come as strings (`"price_usd": "6456.52"`), `volume24` as a number.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ from core.records import PriceQuote
 from ..http import UpstreamHttp
 from ..parsing import (
     ItemRejected,
+    collect_records,
     load_json,
     optional_change,
     optional_nonnegative,
@@ -24,9 +24,8 @@ from ..parsing import (
     positive_number,
     require_list,
     require_mapping,
-    require_records,
 )
-from ..pool import Provider
+from ..pool import Provider, configured_url
 from ..symbols import SYMBOLS, asset_for, provider_ids
 
 __all__ = ["DEFAULT_COINLORE_URL", "CoinLoreProvider", "parse_coinlore_tickers"]
@@ -63,23 +62,18 @@ def parse_coinlore_tickers(
             stamp = parse_epoch(info["time"], "info.time")
         except ItemRejected:
             pass  # fall back to the fetch time; `info` is metadata, not a quote
-    quotes: dict[str, PriceQuote] = {}
     claimed: set[str] = set()
-    for item in items:
-        label = item.get("symbol", "?") if isinstance(item, dict) else "?"
+
+    def convert(item: Any) -> PriceQuote | None:
         symbol = _match(item, by_id, by_symbol)
         # The first (best-ranked) match claims the symbol, even when rejected, so a lower-ranked
         # token with the same ticker never stands in for it.
         if symbol is None or symbol in claimed:
-            continue
+            return None
         claimed.add(symbol)
-        try:
-            quotes[symbol] = _quote(item, symbol, stamp)
-        except ItemRejected as exc:
-            rejects.append(f"{label}: {exc}")
-    found = list(quotes.values())
-    require_records(found, len(items), rejects, NAME)
-    return found
+        return _quote(item, symbol, stamp)
+
+    return collect_records(items, convert, name=NAME, label="symbol", rejects=rejects)
 
 
 def _match(item: Any, by_id: Mapping[str, str], by_symbol: set[str]) -> str | None:
@@ -130,10 +124,9 @@ class CoinLoreProvider(Provider[PriceQuote]):
             timeout_s=timeout_s,
             min_interval_s=min_interval_s,
         )
-        self.base_url = (base_url or os.environ.get("COINLORE_URL") or DEFAULT_COINLORE_URL).rstrip("/")
+        self.base_url = configured_url(base_url, "COINLORE_URL", DEFAULT_COINLORE_URL)
         self.symbols = tuple(symbols)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         reply = await http.get(f"{self.base_url}/tickers/", params={"start": "0", "limit": "100"})
-        self.last_rejects = []
-        return parse_coinlore_tickers(reply.body, self.symbols, rejects=self.last_rejects)
+        return parse_coinlore_tickers(reply.body, self.symbols, rejects=self.fresh_rejects())

@@ -7,7 +7,6 @@ is polled rarely and serves as the second aggregator behind CoinGecko.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -18,16 +17,16 @@ from core.records import PriceQuote
 from ..http import UpstreamHttp
 from ..parsing import (
     ItemRejected,
+    collect_records,
     load_json,
     optional_change,
     optional_nonnegative,
     parse_timestamp,
     positive_number,
     require_list,
-    require_records,
     require_text,
 )
-from ..pool import Provider
+from ..pool import Provider, configured_url
 from ..symbols import SYMBOLS, provider_ids
 
 __all__ = ["DEFAULT_COINPAPRIKA_URL", "CoinPaprikaProvider", "parse_coinpaprika_tickers"]
@@ -51,18 +50,7 @@ def parse_coinpaprika_tickers(
     now = now or utc_now()
     rejects = rejects if rejects is not None else []
     items = require_list(load_json(raw, NAME), NAME, "tickers")
-    quotes: list[PriceQuote] = []
-    for item in items:
-        label = item.get("id", "?") if isinstance(item, dict) else "?"
-        try:
-            quote = _quote(item, ids, now)
-        except ItemRejected as exc:
-            rejects.append(f"{label}: {exc}")
-            continue
-        if quote is not None:
-            quotes.append(quote)
-    require_records(quotes, len(items), rejects, NAME)
-    return quotes
+    return collect_records(items, lambda item: _quote(item, ids, now), name=NAME, label="id", rejects=rejects)
 
 
 def _quote(item: Any, ids: Mapping[str, str], now: datetime) -> PriceQuote | None:
@@ -113,10 +101,9 @@ class CoinPaprikaProvider(Provider[PriceQuote]):
             min_interval_s=min_interval_s,
             max_bytes=16_000_000,
         )
-        self.base_url = (base_url or os.environ.get("COINPAPRIKA_URL") or DEFAULT_COINPAPRIKA_URL).rstrip("/")
+        self.base_url = configured_url(base_url, "COINPAPRIKA_URL", DEFAULT_COINPAPRIKA_URL)
         self.ids = provider_ids("coinpaprika", symbols)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         reply = await http.get(f"{self.base_url}/tickers", params={"quotes": "USD"})
-        self.last_rejects = []
-        return parse_coinpaprika_tickers(reply.body, self.ids, rejects=self.last_rejects)
+        return parse_coinpaprika_tickers(reply.body, self.ids, rejects=self.fresh_rejects())

@@ -7,7 +7,6 @@ no `change_24h` rather than a mislabelled one.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -19,13 +18,13 @@ from ..errors import SourceUnavailable, UpstreamGarbage, UpstreamRateLimited
 from ..http import UpstreamHttp
 from ..parsing import (
     ItemRejected,
+    collect_records,
     load_json,
     optional_nonnegative,
     positive_number,
     require_mapping,
-    require_records,
 )
-from ..pool import Provider
+from ..pool import Provider, configured_url
 from ..symbols import SYMBOLS, provider_ids
 
 __all__ = ["DEFAULT_KRAKEN_URL", "KrakenProvider", "parse_kraken_ticker"]
@@ -61,17 +60,13 @@ def parse_kraken_ticker(
             raise UpstreamRateLimited(None)
         raise SourceUnavailable(f"{NAME}: upstream reported {text}")
     result = require_mapping(body.get("result"), NAME, "`result`")
-    quotes: list[PriceQuote] = []
-    for key, item in result.items():
+
+    def convert(entry: tuple[str, Any]) -> PriceQuote | None:
+        key, item = entry
         symbol = pairs.get(key)
-        if symbol is None:
-            continue
-        try:
-            quotes.append(_quote(symbol, item, now))
-        except ItemRejected as exc:
-            rejects.append(f"{key}: {exc}")
-    require_records(quotes, len(result), rejects, NAME)
-    return quotes
+        return None if symbol is None else _quote(symbol, item, now)
+
+    return collect_records(result.items(), convert, name=NAME, label=lambda entry: entry[0], rejects=rejects)
 
 
 def _quote(symbol: str, item: Any, now: datetime) -> PriceQuote:
@@ -121,10 +116,9 @@ class KrakenProvider(Provider[PriceQuote]):
             timeout_s=timeout_s,
             min_interval_s=min_interval_s,
         )
-        self.base_url = (base_url or os.environ.get("KRAKEN_URL") or DEFAULT_KRAKEN_URL).rstrip("/")
+        self.base_url = configured_url(base_url, "KRAKEN_URL", DEFAULT_KRAKEN_URL)
         self.pairs = provider_ids("kraken", symbols)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         reply = await http.get(f"{self.base_url}/0/public/Ticker", params={"pair": ",".join(self.pairs)})
-        self.last_rejects = []
-        return parse_kraken_ticker(reply.body, self.pairs, rejects=self.last_rejects)
+        return parse_kraken_ticker(reply.body, self.pairs, rejects=self.fresh_rejects())
