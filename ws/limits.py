@@ -1,33 +1,10 @@
-"""Per-connection and per-address limits: a token bucket for messages, a registry for connection counts."""
+"""Per-address limits: a registry of connection counts (the message budget is core.token_bucket)."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable
 
-__all__ = ["ConnectionLimiter", "TokenBucket"]
-
-
-class TokenBucket:
-    """Allows `rate` events per second on average with bursts of up to `burst`."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self._tokens = float(burst)
-        self._clock = clock
-        self._last = clock()
-
-    def take(self) -> bool:
-        """Spend one token; return False (spending nothing) when none is left."""
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
+__all__ = ["ConnectionLimiter"]
 
 
 class ConnectionLimiter:

@@ -20,7 +20,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from core.bus import Bus, Envelope, HistoryGap
 from core.config import Settings
 from core.counters import RequestCounter
-from ws.limits import ConnectionLimiter, TokenBucket
+from core.token_bucket import TokenBucket
+from ws.limits import ConnectionLimiter
 from ws.outbox import Outbox, OutboxFull
 from ws.protocol import (
     AckMessage,
@@ -163,7 +164,7 @@ class Session:
         self.hub = hub
         settings = hub.settings
         self.outbox = Outbox(settings.outbox_size)
-        self.bucket = TokenBucket(settings.messages_per_second, settings.message_burst)
+        self.bucket = TokenBucket(1.0 / settings.messages_per_second, capacity=settings.message_burst)
         self.symbols: set[str] = set()
         self.keywords: tuple[str, ...] = ()
         self.sources: frozenset[str] | None = None
@@ -375,9 +376,9 @@ class Session:
                 raw = message.get("bytes") or b""
             self.hub.counter.add()
             self.hub.stats.messages_received += 1
-            if not self.bucket.take():
+            if not self.bucket.try_acquire(loop.time()):
                 self._refused(ErrorCode.RATE_LIMITED, "Too many messages",
-                              f"limit {self.bucket.rate:g} messages/s with bursts of {self.bucket.burst:g}")
+                              f"limit {1 / self.bucket.interval_s:g} messages/s with bursts of {self.bucket.capacity}")
                 continue
             size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
             if size > limit:
