@@ -37,7 +37,6 @@ class Envelope:
     key: str | None = None
     match_text: str = ""  # lower-case text that keyword filters look at (news: title + description)
     source: str = ""  # lower-case name of the message's provider, for source filters
-    message: BaseModel | None = None  # the model, for in-process readers such as the UI
 
 
 class HistoryGap(Exception):
@@ -148,7 +147,6 @@ class Bus:
             key=key,
             match_text=match_text.lower(),
             source=source.lower(),
-            message=stamped,
         )
         if self._relay is not None:
             self._relay(envelope)

@@ -216,7 +216,6 @@ class Cluster:
                 seq=seq,
                 epoch=self._outage_epoch,
                 text=stamped.model_dump_json(),
-                message=stamped,
             )
         )
 

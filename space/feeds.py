@@ -1,7 +1,7 @@
 """What the views read from the runtime: bus messages as plain dicts, and the simulated-data check.
 
-Messages are decoded from `Envelope.text` (the exact JSON the sockets carry) rather than taken from
-`Envelope.message`, because envelopes restored from the journal after a restart have no model.
+Messages are decoded from `Envelope.text`, the exact JSON the sockets carry: envelopes hold only the
+encoded text (no model objects), which keeps the history rings cheap for the garbage collector.
 """
 
 from __future__ import annotations
