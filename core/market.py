@@ -62,7 +62,6 @@ class MarketDesk:
         self.sim_quotes: dict[str, PriceQuote] = {}
         self.live_seen = False
         self._outage_reported = False
-        self.on_published: list[Callable[[list[PriceQuote]], None]] = []
 
     @property
     def simulated(self) -> bool:
@@ -95,8 +94,6 @@ class MarketDesk:
         quotes = self.current_quotes()
         for quote in quotes:
             self.bus.publish("market", price_message(quote, now), key=quote.symbol, source=quote.source)
-        for hook in self.on_published:
-            hook(quotes)
         return quotes
 
     def _report_outage_once(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import replace
 from typing import Literal, Protocol
 
@@ -20,6 +20,8 @@ from ws.protocol import NewsData, NewsMessage
 __all__ = ["NewsDesk", "Scorer", "news_message", "news_sentiment"]
 
 logger = logging.getLogger(__name__)
+
+RECENT_SCORES = 200  # news scores the market mood averages over
 
 
 class Scorer(Protocol):
@@ -60,7 +62,7 @@ class NewsDesk:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._memory = memory
         self._lock = asyncio.Lock()
-        self.recent_scores: list[float] = []  # for the market mood
+        self.recent_scores: deque[float] = deque(maxlen=RECENT_SCORES)  # for the market mood
 
     def _stored_urls(self, urls: list[str]) -> set[str]:
         """Return which of `urls` the store holds (runs in a thread: a locked database must not stall the loop)."""
@@ -95,7 +97,7 @@ class NewsDesk:
                 self._remember(item.url)
                 seqs[item.url] = envelope.seq
                 if item.sentiment_score is not None:
-                    self.recent_scores = (self.recent_scores + [item.sentiment_score])[-200:]
+                    self.recent_scores.append(item.sentiment_score)
                 # Let socket writers run between items: a large feed batch must not look like a slow reader.
                 await asyncio.sleep(0)
         # Persist after publishing and outside the lock: a slow disk must not hold up the next item.

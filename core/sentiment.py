@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 
 from core.clock import format_utc
 from core.records import FearGreedReading, PriceQuote, SentimentResult
-from sources.market_mood import compute_market_mood, momentum_from_quotes
+from sources.market_mood import compute_market_mood, momentum_from_quotes, mood_label
 from ws.protocol import FearGreedData, MarketMood, SentimentData, SentimentUpdateMessage, SocialSentiment
 
 __all__ = ["SentimentBoard"]
 
 PLATFORMS = ("twitter", "reddit")
 RECENT_SCORES = 200
-LABEL_THRESHOLD = 0.15  # same cut as the market mood: |mean score| below it reads neutral
 
 
 @dataclass
@@ -58,7 +57,7 @@ class SentimentBoard:
             return SocialSentiment(sentiment=None, score=None, mentions=slot.mentions,
                                    reason=slot.reason or "no posts scored yet")
         mean = sum(slot.scores) / len(slot.scores)
-        label = "bullish" if mean >= LABEL_THRESHOLD else "bearish" if mean <= -LABEL_THRESHOLD else "neutral"
+        label = mood_label(mean)
         # `score` is documented in [0, 1] (0.5 neutral); the mean P(bull)-P(bear) maps onto it linearly.
         return SocialSentiment(sentiment=label, score=round((mean + 1) / 2, 4), mentions=slot.mentions)
 

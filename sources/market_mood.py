@@ -31,7 +31,7 @@ from core.records import PriceQuote
 
 from .symbols import STABLECOINS
 
-__all__ = ["BASE_WEIGHTS", "MarketMood", "compute_market_mood", "momentum_from_quotes"]
+__all__ = ["BASE_WEIGHTS", "MarketMood", "compute_market_mood", "mood_label", "momentum_from_quotes"]
 
 Overall = Literal["bullish", "bearish", "neutral"]
 
@@ -68,6 +68,15 @@ def momentum_from_quotes(quotes: Iterable[PriceQuote]) -> float | None:
         total = sum(cap for cap in caps if cap is not None)
         return sum((q.change_24h or 0.0) * (q.market_cap or 0.0) for q in rows) / total
     return sum(q.change_24h or 0.0 for q in rows) / len(rows)
+
+
+def mood_label(score: float) -> Overall:
+    """Read a score in [-1, 1] as bullish, bearish or neutral (|score| under LABEL_THRESHOLD)."""
+    if score >= LABEL_THRESHOLD:
+        return "bullish"
+    if score <= -LABEL_THRESHOLD:
+        return "bearish"
+    return "neutral"
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -114,13 +123,7 @@ def compute_market_mood(
             None, 0.0, reason="no inputs: fear & greed, momentum, news and social all unavailable"
         )
     score = sum(weights[n] * signals[n] for n in signals) / total
-    overall: Overall
-    if score >= LABEL_THRESHOLD:
-        overall = "bullish"
-    elif score <= -LABEL_THRESHOLD:
-        overall = "bearish"
-    else:
-        overall = "neutral"
+    overall = mood_label(score)
     coverage = total / sum(BASE_WEIGHTS.values())
     agreement = 1.0 - sum(weights[n] * abs(signals[n] - score) for n in signals) / (2.0 * total)
     if overall == "neutral":
