@@ -22,11 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api import inference_off_router, market_router, news_router
 from core.config import Settings
 from core.logs import configure_logging
-from core.metrics import build_metrics_router
-from core.news_relay import LeaderUnavailable
-from core.runtime import VERSION, Runtime
+from core.protocol import CloseCode
+from desk.metrics import build_metrics_router
+from desk.news_relay import LeaderUnavailable
+from desk.runtime import VERSION, Runtime
 from space.routes import build_space_router
-from ws.protocol import CloseCode
 from ws.routes import build_ws_router
 
 __all__ = ["app", "create_app", "main"]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from core.market import price_message
+from desk.market import price_message
 
 __all__ = ["router"]
 

@@ -18,7 +18,7 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with atheris.instrument_imports(include=["ws", "core"]):  # our code; pydantic-core is native anyway
-    from ws.protocol import ErrorCode, ProtocolError, parse_client_message
+    from core.protocol import ErrorCode, ProtocolError, parse_client_message
 
 
 def check_frame(data: bytes) -> None:

@@ -6,6 +6,7 @@ runs the pollers and hands records to the app's callbacks. See docs/sources.md.
 
 from __future__ import annotations
 
+from .breaker import CircuitBreaker, TokenBucket
 from .dedupe import NewsDeduper, canonical_url, normalize_title
 from .errors import (
     MissingCredentials,
@@ -21,7 +22,6 @@ from .errors import (
 from .fear_greed import FearGreedProvider, parse_fear_greed
 from .fusion import QuoteBook, fuse_quote
 from .http import HttpReply, UpstreamHttp, parse_retry_after
-from .limits import CircuitBreaker, TokenBucket
 from .market import (
     AGGREGATORS,
     BinanceProvider,

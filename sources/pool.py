@@ -23,9 +23,9 @@ import httpx
 from core.clock import utc_now
 from core.records import SourceHealth
 
+from .breaker import CircuitBreaker, TokenBucket
 from .errors import SourceError, UpstreamRateLimited, UpstreamTimeout
 from .http import DEFAULT_USER_AGENT, UpstreamHttp
-from .limits import CircuitBreaker, TokenBucket
 
 __all__ = [
     "Category",

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.protocol import CloseCode, ErrorCode
 from space.asyncapi import CHANNELS, build_asyncapi
 from space.fmt import esc
 from space.routes import STATIC_PREFIX
-from ws.protocol import CloseCode, ErrorCode
 
 __all__ = ["API_JS", "api_html"]
 

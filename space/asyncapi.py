@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
-from core.runtime import VERSION
+from core import protocol as p
+from desk.runtime import VERSION
 from space import asyncapi_examples as examples
-from ws import protocol as p
 
 __all__ = ["CHANNELS", "MESSAGES", "build_asyncapi"]
 

@@ -5,7 +5,7 @@ Values follow the examples of the original design document.
 
 from __future__ import annotations
 
-from ws import protocol as p
+from core import protocol as p
 
 __all__ = [
     "ACK",

@@ -13,14 +13,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
+from core import protocol
 from core.clock import utc_now
 from core.config import Settings
-from core.news import news_message
 from core.records import NewsItem
-from core.runtime import Runtime
+from desk.news import news_message
+from desk.runtime import Runtime
 from space.asyncapi import CHANNELS, build_asyncapi
 from space.routes import build_space_router
-from ws import protocol
 from ws.routes import ENDPOINTS
 
 jsonschema = pytest.importorskip("jsonschema")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from core.bus import Bus, HistoryGap
-from ws.protocol import PongMessage, SystemStatusMessage
+from core.protocol import PongMessage, SystemStatusMessage
 
 
 class _Msg(PongMessage):

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from core.protocol import ErrorCode
 from tests.harness import MS, AppProcess, running_app
-from ws.protocol import ErrorCode
 from ws.routes import ENDPOINTS
 from ws.session import ABUSE_LIMIT
 

@@ -11,9 +11,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.config import Settings
-from core.metrics import build_registry
 from core.records import SourceHealth
-from core.runtime import Runtime
+from desk.metrics import build_registry
+from desk.runtime import Runtime
 from tests.harness import recv_until
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ws.protocol import (
+from core.protocol import (
     ErrorCode,
     FilterRequest,
     PingRequest,

@@ -13,7 +13,7 @@ import pytest
 from core.clock import utc_now
 from core.config import Settings
 from core.records import NewsItem, SentimentResult
-from core.runtime import Runtime
+from desk.runtime import Runtime
 from space import feeds, market_view, models_view, news_view, sentiment_view, system_view
 from space.cache import Memo
 from space.fmt import fmt_age, fmt_big, fmt_pct, fmt_price, signed_class

@@ -20,10 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from core.bus import Bus, Envelope, HistoryGap
 from core.config import Settings
 from core.counters import RequestCounter
-from core.token_bucket import TokenBucket
-from ws.limits import ConnectionLimiter
-from ws.outbox import Outbox, OutboxFull
-from ws.protocol import (
+from core.protocol import (
     AckMessage,
     CloseCode,
     ErrorCode,
@@ -37,6 +34,9 @@ from ws.protocol import (
     error_frame,
     parse_client_message,
 )
+from core.token_bucket import TokenBucket
+from ws.admission import ConnectionLimiter
+from ws.outbox import Outbox, OutboxFull
 
 __all__ = ["EndpointSpec", "Session", "SocketHub", "SocketStats"]
 

@@ -14,9 +14,9 @@ from datetime import datetime
 from core.bus import Bus
 from core.clock import format_utc, utc_now
 from core.config import DataMode
+from core.protocol import ErrorCode, ErrorDetail, PriceData, PriceUpdateMessage, StreamErrorMessage
 from core.records import PriceQuote
 from sources.simulator import SIMULATOR_SOURCE, MarketSimulator
-from ws.protocol import ErrorCode, ErrorDetail, PriceData, PriceUpdateMessage, StreamErrorMessage
 
 __all__ = ["MarketDesk", "price_message"]
 

@@ -13,9 +13,9 @@ from typing import Literal, Protocol
 
 from core.bus import Bus
 from core.clock import format_utc
+from core.protocol import NewsData, NewsMessage
 from core.records import NewsItem, SentimentResult
 from core.store import Store, StoreUnavailable
-from ws.protocol import NewsData, NewsMessage
 
 __all__ = ["NewsDesk", "Scorer", "news_message", "news_sentiment"]
 

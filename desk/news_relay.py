@@ -24,8 +24,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from core.news import NewsDesk
 from core.records import NewsItem
+from desk.news import NewsDesk
 
 __all__ = ["ClusterNewsDesk", "LeaderUnavailable"]
 

@@ -23,12 +23,12 @@ from typing import Any
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
-from core.backplane import RedisBackplane
 from core.bus import Bus, Envelope
 from core.clock import utc_now
-from core.leader import LeaderElection, new_process_id
-from core.news_relay import ClusterNewsDesk
 from core.records import SourceHealth
+from desk.backplane import RedisBackplane
+from desk.leader import LeaderElection, new_process_id
+from desk.news_relay import ClusterNewsDesk
 
 __all__ = ["Cluster"]
 

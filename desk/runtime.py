@@ -16,15 +16,15 @@ from core.bus import Bus
 from core.clock import format_utc
 from core.config import Settings
 from core.counters import RequestCounter
-from core.market import MarketDesk
-from core.news_relay import ClusterNewsDesk
+from core.protocol import DatabaseSection, SystemStatusMessage
 from core.records import SourceHealth
-from core.sentiment import SentimentBoard
-from core.status import build_models_status, build_system_status, data_sources_section
 from core.store import Store, StoreUnavailable
+from desk.market import MarketDesk
+from desk.news_relay import ClusterNewsDesk
+from desk.sentiment import SentimentBoard
+from desk.status import build_models_status, build_system_status, data_sources_section
 from sources.simulator import SIMULATOR_SOURCE, MarketSimulator
-from ws.limits import ConnectionLimiter
-from ws.protocol import DatabaseSection, SystemStatusMessage
+from ws.admission import ConnectionLimiter
 from ws.session import SocketHub
 
 __all__ = ["VERSION", "Runtime"]
@@ -64,7 +64,7 @@ class Runtime:
         if settings.data_mode == "demo" or not settings.enable_sources:
             self.sentiment.fear_greed_reason = "live sources are off (DATA_MODE=demo or ENABLE_SOURCES=0)"
         if settings.enable_sources and settings.data_mode != "demo":
-            from core.feeds import LiveFeeds
+            from desk.live_feeds import LiveFeeds
 
             self.sources = LiveFeeds(self)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -74,7 +74,7 @@ class Runtime:
         self.running = False
         self.cluster: Any = None
         if settings.redis_url:
-            from core.cluster import Cluster
+            from desk.cluster import Cluster
 
             self.cluster = Cluster(
                 settings.redis_url, self.bus, self.news,

@@ -6,8 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.clock import format_utc
-from core.records import SourceHealth
-from ws.protocol import (
+from core.protocol import (
     AiModelsSection,
     DatabaseSection,
     DataSourcesSection,
@@ -18,6 +17,7 @@ from ws.protocol import (
     StatsSection,
     SystemStatusMessage,
 )
+from core.records import SourceHealth
 
 __all__ = ["build_models_status", "build_system_status", "count_models", "data_sources_section"]
 

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from core.clock import format_utc
+from core.protocol import FearGreedData, MarketMood, SentimentData, SentimentUpdateMessage, SocialSentiment
 from core.records import FearGreedReading, PriceQuote, SentimentResult
 from sources.market_mood import compute_market_mood, momentum_from_quotes, mood_label
-from ws.protocol import FearGreedData, MarketMood, SentimentData, SentimentUpdateMessage, SocialSentiment
 
 __all__ = ["SentimentBoard"]
 
