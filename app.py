@@ -27,7 +27,9 @@ from desk.metrics import build_metrics_router
 from desk.news_relay import LeaderUnavailable
 from desk.runtime import VERSION, Runtime
 from space.routes import build_space_router
+from ws.admission import ConnectionLimiter
 from ws.routes import build_ws_router
+from ws.session import SocketHub
 
 __all__ = ["app", "create_app", "main"]
 
@@ -59,6 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: REST and WebSocket routes, then the Gradio UI at `/`."""
     settings = settings or Settings.from_env()
     runtime = Runtime(settings)
+    sockets = SocketHub(
+        bus=runtime.bus,
+        settings=settings,
+        symbols=frozenset(settings.symbols),
+        counter=runtime.counter,
+        limiter=ConnectionLimiter(settings.max_connections, settings.max_connections_per_ip),
+    )
+    runtime.sockets = sockets
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -66,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await runtime.sockets.close_all(CloseCode.WS_1001_GOING_AWAY)
+            await sockets.close_all(CloseCode.WS_1001_GOING_AWAY)
             await runtime.stop()
 
     app = FastAPI(
@@ -77,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.sockets = sockets
     app.state.settings = settings
     app.state.inference = runtime.inference
     app.add_middleware(CountRequests, runtime=runtime)
@@ -88,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(inference_router)
     else:
         app.include_router(inference_off_router)
-    app.include_router(build_ws_router(runtime.sockets))
+    app.include_router(build_ws_router(sockets))
     app.include_router(build_metrics_router(runtime))
     app.add_exception_handler(LeaderUnavailable, _leader_unavailable)
     app.include_router(build_space_router(runtime))
@@ -112,8 +123,8 @@ def _server(app: FastAPI, settings: Settings) -> Any:
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
             # Close our sockets with 1001 (going away) before uvicorn closes the rest with 1012.
-            runtime: Runtime = app.state.runtime
-            await runtime.sockets.close_all(CloseCode.WS_1001_GOING_AWAY)
+            registry: SocketHub = app.state.sockets
+            await registry.close_all(CloseCode.WS_1001_GOING_AWAY)
             await super().shutdown(sockets)
 
     config = uvicorn.Config(

@@ -1,7 +1,7 @@
 """Typed records that travel inside the process, between sources, inference and the bus.
 
 Providers return these; they never publish themselves. Wire messages (pydantic) live in
-`ws/protocol.py`; these frozen dataclasses are the in-process currency.
+`core/protocol.py`; these frozen dataclasses are the in-process currency.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Literal
 __all__ = [
     "FearGreedReading",
     "NewsItem",
+    "SIMULATOR_SOURCE",
     "PriceQuote",
     "SentimentLabel",
     "SentimentResult",
@@ -21,6 +22,9 @@ __all__ = [
 ]
 
 SentimentLabel = Literal["bearish", "neutral", "bullish"]
+
+# The `source` of every simulated price: the label that tells demo data from market data everywhere.
+SIMULATOR_SOURCE = "simulator"
 
 
 @dataclass(frozen=True)

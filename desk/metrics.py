@@ -43,6 +43,8 @@ class HubCollector(Collector):
 
     def _sockets(self) -> Iterator[Metric]:
         hub = self.runtime.sockets
+        if hub is None:
+            return
         stats = hub.stats
         connections = GaugeMetricFamily(
             "hub_ws_connections", "Open WebSocket connections", labels=["endpoint"]

@@ -17,15 +17,14 @@ from core.clock import format_utc
 from core.config import Settings
 from core.counters import RequestCounter
 from core.protocol import DatabaseSection, SystemStatusMessage
-from core.records import SourceHealth
+from core.records import SIMULATOR_SOURCE, SourceHealth
 from core.store import Store, StoreUnavailable
 from desk.market import MarketDesk
 from desk.news_relay import ClusterNewsDesk
+from desk.ports import SocketRegistry
 from desk.sentiment import SentimentBoard
 from desk.status import build_models_status, build_system_status, data_sources_section
-from sources.simulator import SIMULATOR_SOURCE, MarketSimulator
-from ws.admission import ConnectionLimiter
-from ws.session import SocketHub
+from sources.simulator import MarketSimulator
 
 __all__ = ["VERSION", "Runtime"]
 
@@ -44,13 +43,8 @@ class Runtime:
         self.store = Store(settings.database_url, settings.data_dir)
         self.bus = Bus(history_size=settings.history_size, journal=self.store if self.store.online else None)
         self.counter = RequestCounter()
-        self.sockets = SocketHub(
-            bus=self.bus,
-            settings=settings,
-            symbols=frozenset(settings.symbols),
-            counter=self.counter,
-            limiter=ConnectionLimiter(settings.max_connections, settings.max_connections_per_ip),
-        )
+        # The transport's socket registry: `app.py` builds it on this bus and hands it down.
+        self.sockets: SocketRegistry | None = None
         overrides = MarketSimulator.parse_overrides(settings.extra.get("SIMULATOR_PRICES", ""))
         self.simulator = MarketSimulator(settings.symbols, seed=settings.simulator_seed, start_prices=overrides)
         self.market = MarketDesk(self.bus, settings.symbols, settings.data_mode, self.simulator)
@@ -229,7 +223,7 @@ class Runtime:
             database=await self.database_section(),
             requests_last_minute=self.counter.last_minute(),
             requests_last_hour=self.counter.last_hour(),
-            connections=len(self.sockets.sessions),
+            connections=len(self.sockets.sessions) if self.sockets is not None else 0,
             uptime_s=time.monotonic() - self.started_monotonic,
             agent_running=self.agent_running,
             version=VERSION,

@@ -12,11 +12,10 @@ import random
 from dataclasses import dataclass
 
 from core.clock import utc_now
-from core.records import PriceQuote
+from core.records import SIMULATOR_SOURCE, PriceQuote
 
 __all__ = ["SIMULATOR_SOURCE", "START_PRICES", "MarketSimulator"]
 
-SIMULATOR_SOURCE = "simulator"
 
 # Start points of the walk (USD price, circulating supply, 24h volume). Round figures of the order of
 # late 2025; override with SIMULATOR_PRICES=BTC:90000,ETH:3000 to start elsewhere.

@@ -8,7 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from core.clock import utc_now
-from sources.simulator import SIMULATOR_SOURCE
+from core.records import SIMULATOR_SOURCE
 from space import charts, feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age, fmt_big, fmt_pct, fmt_price, signed_class

@@ -24,7 +24,7 @@ import contextlib
 import json
 import logging
 import random
-import sys
+import runpy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -618,6 +618,5 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 
 
 if __name__ == "__main__":
-    from ws.__main__ import main
-
-    sys.exit(main())
+    # `python -m ws.client` runs the package's CLI; by name, so the client never imports its own CLI.
+    runpy.run_module("ws", run_name="__main__", alter_sys=True)
