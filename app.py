@@ -35,6 +35,8 @@ __all__ = ["app", "create_app", "main"]
 
 logger = logging.getLogger("app")
 
+app: FastAPI  # declared, not built: `__getattr__` builds it on first use (`uvicorn app:app`)
+
 # Frames above this are refused by the server itself (1009); frames between MAX_FRAME_BYTES and this
 # get a MESSAGE_TOO_LARGE error and the connection stays open.
 WS_HARD_MAX_BYTES = 1024 * 1024
@@ -156,11 +158,11 @@ def main() -> None:
 def __getattr__(name: str) -> Any:
     # `uvicorn app:app` imports this attribute; build it lazily so importing the module has no side effects.
     if name == "app":
-        global app
         settings = Settings.from_env()
         configure_logging(settings.log_level, settings.log_file, settings.log_json)
-        app = create_app(settings)
-        return app
+        built = create_app(settings)
+        globals()["app"] = built
+        return built
     raise AttributeError(name)
 
 

@@ -164,7 +164,7 @@ class Soak:
         finally:
             self.held -= 1
             client.ws = None
-            if ws.close_code not in (None, 1000) and ws.close_rcvd is not None:
+            if ws.close_code not in (None, 1000) and ws.protocol.close_rcvd is not None:
                 self.closes_by_server[ws.close_code] = self.closes_by_server.get(ws.close_code, 0) + 1
 
     def on_message(self, client: Client, raw: str | bytes) -> None:

@@ -353,7 +353,7 @@ _ACTIONS: dict[str, type[_Request]] = {
     "get_all": GetAllRequest,
     "filter": FilterRequest,
 }
-_ADAPTERS = {name: TypeAdapter(model) for name, model in _ACTIONS.items()}
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {name: TypeAdapter(model) for name, model in _ACTIONS.items()}
 
 
 def _summarise(exc: ValidationError) -> str:

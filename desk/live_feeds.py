@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost, SourceHealth
 from core.store import StoreUnavailable
 from sources import SourceHub, SourceSettings
+
+if TYPE_CHECKING:
+    from desk.runtime import Runtime
 
 __all__ = ["LiveFeeds"]
 
@@ -25,7 +28,7 @@ SEED_SEEN_NEWS = 1000  # stored URLs/titles handed to the deduper at start, so a
 class LiveFeeds:
     """Owns one `SourceHub` at a time (a hub cannot restart, so each `start()` builds a new one)."""
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = SourceSettings.from_env(runtime.settings.extra)
         self.hub: SourceHub | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -19,6 +19,9 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+
+if TYPE_CHECKING:
+    from desk.runtime import Runtime
 
 __all__ = ["HubCollector", "build_metrics_router", "build_registry"]
 
@@ -30,7 +33,7 @@ STATUS_VALUE = {"active": 1.0, "degraded": 0.5, "inactive": 0.0}
 class HubCollector(Collector):
     """Turns the runtime's own counters into Prometheus metrics on every scrape."""
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
@@ -211,7 +214,7 @@ def _provider_state(sources: Any, category: str, name: str) -> Any:
         return None
 
 
-def build_registry(runtime: Any) -> CollectorRegistry:
+def build_registry(runtime: Runtime) -> CollectorRegistry:
     """Return a registry with the hub's collector plus process and platform metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HubCollector(runtime))
@@ -220,7 +223,7 @@ def build_registry(runtime: Any) -> CollectorRegistry:
     return registry
 
 
-def build_metrics_router(runtime: Any) -> APIRouter:
+def build_metrics_router(runtime: Runtime) -> APIRouter:
     """Return the router serving `GET /metrics` in the Prometheus text format."""
     registry = build_registry(runtime)
     router = APIRouter()

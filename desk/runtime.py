@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.bus import Bus
 from core.clock import format_utc
@@ -25,6 +25,11 @@ from desk.ports import SocketRegistry
 from desk.sentiment import SentimentBoard
 from desk.status import build_models_status, build_system_status, data_sources_section
 from sources.simulator import MarketSimulator
+
+if TYPE_CHECKING:
+    from desk.cluster import Cluster
+    from desk.live_feeds import LiveFeeds
+    from inference import InferenceService
 
 __all__ = ["VERSION", "Runtime"]
 
@@ -48,10 +53,10 @@ class Runtime:
         overrides = MarketSimulator.parse_overrides(settings.extra.get("SIMULATOR_PRICES", ""))
         self.simulator = MarketSimulator(settings.symbols, seed=settings.simulator_seed, start_prices=overrides)
         self.market = MarketDesk(self.bus, settings.symbols, settings.data_mode, self.simulator)
-        self.inference: Any = None
+        self.inference: InferenceService | None = None
         if settings.enable_inference:
             self.inference = _build_inference(settings, self.store)
-        self.sources: Any = None
+        self.sources: LiveFeeds | None = None
         # A plain NewsDesk until a cluster attaches it; then followers forward ingestion to the leader.
         self.news = ClusterNewsDesk(self.bus, self.store, scorer=self.inference)
         self.sentiment = SentimentBoard()
@@ -66,7 +71,7 @@ class Runtime:
         self._persisting: asyncio.Task[None] | None = None
         self._producing = False
         self.running = False
-        self.cluster: Any = None
+        self.cluster: Cluster | None = None
         if settings.redis_url:
             from desk.cluster import Cluster
 
@@ -259,7 +264,7 @@ class _ModelStatsInStore:
             logger.exception("inference: statistics not persisted")
 
 
-def _build_inference(settings: Settings, store: Store) -> Any:
+def _build_inference(settings: Settings, store: Store) -> InferenceService:
     # Imported here: torch and transformers take seconds to import, and ENABLE_INFERENCE=0 skips them.
     from inference import InferenceService
 

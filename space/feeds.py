@@ -9,18 +9,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from desk.runtime import Runtime
 from sources.simulator import SIMULATOR_SOURCE
 
 __all__ = ["history", "last_seq", "latest", "prices", "simulated_streams"]
 
 
-def latest(runtime: Any, topic: str, key: str | None = None) -> dict[str, Any] | None:
+def latest(runtime: Runtime, topic: str, key: str | None = None) -> dict[str, Any] | None:
     """Return the newest message of a topic (of one key for `market`) as a dict, or None."""
     env = runtime.bus.latest(topic, key)
     return json.loads(env.text) if env is not None else None
 
 
-def history(runtime: Any, topic: str, limit: int | None = None) -> list[dict[str, Any]]:
+def history(runtime: Runtime, topic: str, limit: int | None = None) -> list[dict[str, Any]]:
     """Return the retained messages of a topic, oldest first (the newest `limit` when given)."""
     envelopes = runtime.bus.history(topic)
     if limit is not None:
@@ -28,12 +29,12 @@ def history(runtime: Any, topic: str, limit: int | None = None) -> list[dict[str
     return [json.loads(env.text) for env in envelopes]
 
 
-def last_seq(runtime: Any, topic: str) -> int:
+def last_seq(runtime: Runtime, topic: str) -> int:
     """Return the topic's newest seq: views use it as their cache key."""
     return int(runtime.bus.last_seq(topic))
 
 
-def prices(runtime: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def prices(runtime: Runtime) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Return the latest `price_update` per tracked symbol (settings order) and the latest market error."""
     by_symbol: dict[str, dict[str, Any]] = {}
     error = None
@@ -49,7 +50,7 @@ def prices(runtime: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     return rows, error
 
 
-def simulated_streams(runtime: Any) -> list[str]:
+def simulated_streams(runtime: Runtime) -> list[str]:
     """Name every stream that carries simulated values now (empty in live operation)."""
     streams = []
     rows, _ = prices(runtime)

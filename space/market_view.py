@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from core.clock import utc_now
 from core.records import SIMULATOR_SOURCE
+from desk.runtime import Runtime
 from space import charts, feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age, fmt_big, fmt_pct, fmt_price, signed_class
@@ -20,7 +21,7 @@ TICKS_SHOWN = 300
 STALE_AFTER_S = 30.0
 
 
-def banner_html(runtime: Any) -> str:
+def banner_html(runtime: Runtime) -> str:
     """Return the demo banner when any stream runs on simulated data, else an empty string."""
     streams = feeds.simulated_streams(runtime)
     if not streams:
@@ -39,7 +40,7 @@ def banner_html(runtime: Any) -> str:
     )
 
 
-def header_html(runtime: Any) -> str:
+def header_html(runtime: Runtime) -> str:
     """Return the header's live pills: data mode, market source, sockets and uptime."""
     system = feeds.latest(runtime, "system") or {}
     stats = system.get("stats", {})
@@ -67,11 +68,11 @@ class MarketTable:
         self._last_price: dict[str, float] = {}
         self._direction: dict[str, str] = {}
 
-    def html(self, runtime: Any) -> str:
+    def html(self, runtime: Runtime) -> str:
         """Return the table of every tracked symbol's latest `price_update`."""
         return self._memo.get(feeds.last_seq(runtime, "market"), lambda: self._render(runtime))
 
-    def _render(self, runtime: Any) -> str:
+    def _render(self, runtime: Runtime) -> str:
         rows, error = feeds.prices(runtime)
         if not rows:
             if runtime.market.simulated:
@@ -124,7 +125,7 @@ class MarketTable:
         )
 
 
-def summary_html(runtime: Any) -> str:
+def summary_html(runtime: Runtime) -> str:
     """Return the desk's totals: market cap, volume, breadth and the biggest 24h movers."""
     rows, _ = feeds.prices(runtime)
     data = [m["data"] for m in rows]
@@ -151,7 +152,7 @@ def summary_html(runtime: Any) -> str:
     return f'<div class="hub-card summary" id="market-summary"><h4>Tracked assets</h4>{"".join(lines)}</div>'
 
 
-def _live_is_up(runtime: Any) -> bool:
+def _live_is_up(runtime: Runtime) -> bool:
     check = getattr(runtime.market, "live_is_up", None)
     return bool(check()) if callable(check) else False
 
@@ -159,7 +160,7 @@ def _live_is_up(runtime: Any) -> bool:
 _chart_memo: Memo[go.Figure] = Memo(size=64, ttl_s=2.0)
 
 
-async def price_figure(runtime: Any, symbol: str, interval: str) -> go.Figure:
+async def price_figure(runtime: Runtime, symbol: str, interval: str) -> go.Figure:
     """Return the chart of one symbol: stored buckets from the database plus recent ticks from memory."""
     symbol = (symbol or runtime.settings.symbols[0]).upper()
     key = (symbol, interval)

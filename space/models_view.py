@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from desk.runtime import Runtime
 from space import feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age, fmt_ms
@@ -31,7 +32,7 @@ def _rate(value: float | None) -> str:
     return f'<span class="{kind}">{value:.1f}%</span>'
 
 
-def models_html(runtime: Any) -> str:
+def models_html(runtime: Runtime) -> str:
     """Return the summary and the table of the latest `models_status`, or why it is empty."""
     if runtime.inference is None:
         return (
@@ -104,7 +105,7 @@ def _report_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _evaluations(runtime: Any) -> list[dict[str, Any]]:
+def _evaluations(runtime: Runtime) -> list[dict[str, Any]]:
     inference = runtime.inference
     results = getattr(inference, "evaluation_results", None)
     if callable(results):
@@ -116,7 +117,7 @@ def _evaluations(runtime: Any) -> list[dict[str, Any]]:
     return rows or _report_memo.get(path, lambda: _report_rows(path))
 
 
-def evaluation_html(runtime: Any) -> str:
+def evaluation_html(runtime: Runtime) -> str:
     """Return the table of evaluation results (accuracy on labelled data), or say there are none."""
     rows = _evaluations(runtime)
     if not rows:

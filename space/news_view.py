@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from desk.runtime import Runtime
 from space import feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age
@@ -80,7 +81,7 @@ def _card(item: dict[str, Any]) -> str:
     )
 
 
-async def news_html(runtime: Any, keyword: str | None, source: str | None) -> str:
+async def news_html(runtime: Runtime, keyword: str | None, source: str | None) -> str:
     """Return the feed's cards, filtered by keyword (title or description) and source."""
     keyword = (keyword or "").strip()[:100] or None
     source = None if not source or source == ALL_SOURCES else source
@@ -110,7 +111,7 @@ async def news_html(runtime: Any, keyword: str | None, source: str | None) -> st
     return await _feed_memo.aget(key, render)
 
 
-async def source_choices(runtime: Any) -> list[str]:
+async def source_choices(runtime: Runtime) -> list[str]:
     """Return the filter's choices: every source among recent stored news."""
 
     async def load() -> list[str]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from typing import Any
+from typing import Any, Literal
 
 import plotly.graph_objects as go
 
+from desk.runtime import Runtime
 from space import charts
 from space.fmt import badge, esc
 
@@ -30,7 +31,7 @@ INFERENCE_OFF = (
 )
 
 
-def playground_status(runtime: Any) -> str:
+def playground_status(runtime: Runtime) -> str:
     """Say what will answer a playground request: which models, or that none can."""
     if runtime.inference is None:
         return _notice(INFERENCE_OFF, "playground-off")
@@ -57,7 +58,7 @@ async def _timed(coroutine: Any) -> tuple[Any, float]:
     return result, (time.perf_counter() - started) * 1000
 
 
-async def score_text(runtime: Any, text: str, domain: str) -> tuple[go.Figure, str]:
+async def score_text(runtime: Runtime, text: str, domain: str) -> tuple[go.Figure, str]:
     """Return (bar chart of probabilities per model, table of labels and scores) for one text."""
     text = (text or "").strip()[:MAX_TEXT_CHARS]
     if not text:
@@ -72,11 +73,11 @@ async def score_text(runtime: Any, text: str, domain: str) -> tuple[go.Figure, s
         )
     models = list(inference.describe_models())
     available = [m["id"] for m in models if m.get("status") == "available"]
-    domain = domain if domain in ("news", "social") else "news"
+    scored_as: Literal["news", "social"] = "social" if domain == "social" else "news"
     # A named model must answer for itself: the service would otherwise hand a failure to the next model.
     own = {"fallback": False} if "fallback" in inspect.signature(inference.score).parameters else {}
-    calls = {ENSEMBLE: inference.score([text], domain=domain)}
-    calls.update({model: inference.score([text], domain=domain, model=model, **own) for model in available})
+    calls = {ENSEMBLE: inference.score([text], domain=scored_as)}
+    calls.update({model: inference.score([text], domain=scored_as, model=model, **own) for model in available})
     outcomes = await asyncio.gather(*(_timed(c) for c in calls.values()), return_exceptions=True)
     rows: list[tuple[str, dict[str, float]]] = []
     lines = []

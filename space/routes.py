@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from desk.runtime import Runtime
 from space.asyncapi import build_asyncapi
 
 __all__ = ["STATIC_DIR", "STATIC_PREFIX", "build_space_router"]
@@ -18,7 +18,7 @@ STATIC_PREFIX = "/space/static"
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
 
-def build_space_router(runtime: Any) -> APIRouter:
+def build_space_router(runtime: Runtime) -> APIRouter:
     """Return the router of the Space's own pages (registered before Gradio's mount at `/`)."""
     router = APIRouter(tags=["space"])
     shipped = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA_TYPES}

@@ -7,6 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from desk.runtime import Runtime
 from space import charts, feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age
@@ -18,12 +19,12 @@ _MOOD_KIND = {"bullish": "good", "bearish": "bad", "neutral": "muted"}
 _trend_memo: Memo[tuple[go.Figure, go.Figure]] = Memo(size=8)
 
 
-def _data(runtime: Any) -> dict[str, Any]:
+def _data(runtime: Runtime) -> dict[str, Any]:
     message = feeds.latest(runtime, "sentiment")
     return message["data"] if message else {}
 
 
-def fear_greed_figure(runtime: Any) -> go.Figure:
+def fear_greed_figure(runtime: Runtime) -> go.Figure:
     """Return the gauge of the latest Fear & Greed value, or an empty gauge with the reason."""
     reading = _data(runtime).get("fear_greed")
     if not reading:
@@ -34,7 +35,7 @@ def fear_greed_figure(runtime: Any) -> go.Figure:
     return charts.fear_greed_gauge(reading["value"], reading.get("classification"), note)
 
 
-def social_html(runtime: Any) -> str:
+def social_html(runtime: Runtime) -> str:
     """Return one card per platform: sentiment, score and mentions, or why it is unavailable."""
     social = _data(runtime).get("social") or {}
     if not social:
@@ -61,7 +62,7 @@ def social_html(runtime: Any) -> str:
     return f'<div class="hub-cards">{"".join(cards)}</div>'
 
 
-def mood_html(runtime: Any) -> str:
+def mood_html(runtime: Runtime) -> str:
     """Return the market's overall sentiment with its confidence, or why there is none."""
     mood = _data(runtime).get("market")
     if not mood:
@@ -85,7 +86,7 @@ def mood_html(runtime: Any) -> str:
     )
 
 
-async def trend_figures(runtime: Any) -> tuple[go.Figure, go.Figure]:
+async def trend_figures(runtime: Runtime) -> tuple[go.Figure, go.Figure]:
     """Return (Fear & Greed history, sentiment trend) from the store and the sentiment history."""
     key = (feeds.last_seq(runtime, "sentiment"), feeds.last_seq(runtime, "news"))
 

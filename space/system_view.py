@@ -6,6 +6,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from desk.runtime import Runtime
 from space import charts, feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age, fmt_ms
@@ -29,7 +30,7 @@ def _card(title: str, value: str, sub: str = "", kind: str = "") -> str:
     )
 
 
-def overview_html(runtime: Any) -> str:
+def overview_html(runtime: Runtime) -> str:
     """Return the cards: uptime, version, producers, sockets, requests and the database's health."""
     system = feeds.latest(runtime, "system")
     if system is None:
@@ -76,7 +77,7 @@ def overview_html(runtime: Any) -> str:
     return f'<div class="hub-cards stats">{"".join(cards)}</div>{bus}'
 
 
-def sources_html(runtime: Any) -> str:
+def sources_html(runtime: Runtime) -> str:
     """Return every data source grouped by category, with health, last error and latency."""
     system = feeds.latest(runtime, "system")
     if system is None:
@@ -119,7 +120,7 @@ def sources_html(runtime: Any) -> str:
     return f'<div class="hub-sources" id="sources"><p>{mode}</p>{"".join(blocks)}</div>'
 
 
-def requests_figure(runtime: Any) -> go.Figure:
+def requests_figure(runtime: Runtime) -> go.Figure:
     """Return requests per minute and hour over time, one point per retained `system_status`."""
 
     def build() -> go.Figure:

@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from desk.runtime import Runtime
 from space import charts, feeds, market_view, models_view, news_view, sentiment_view, system_view
 from space.api_view import API_JS, api_html
 from space.cache import Memo
@@ -37,7 +38,7 @@ def _html(value: str = "", js_on_load: str | None = None, **kwargs: Any) -> gr.H
     return gr.HTML(value, js_on_load=js_on_load, elem_classes=["hub"], **kwargs)
 
 
-def build_ui(runtime: Any) -> gr.Blocks:
+def build_ui(runtime: Runtime) -> gr.Blocks:
     """Build the Blocks app bound to one runtime."""
     symbols = list(runtime.settings.symbols)
     table = market_view.MarketTable()
