@@ -29,7 +29,7 @@ from desk.runtime import VERSION, Runtime
 from space.routes import build_space_router
 from ws.admission import ConnectionLimiter
 from ws.routes import build_ws_router
-from ws.session import SocketHub
+from ws.session import SocketRegistry
 
 __all__ = ["app", "create_app", "main"]
 
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: REST and WebSocket routes, then the Gradio UI at `/`."""
     settings = settings or Settings.from_env()
     runtime = Runtime(settings)
-    sockets = SocketHub(
+    sockets = SocketRegistry(
         bus=runtime.bus,
         settings=settings,
         symbols=frozenset(settings.symbols),
@@ -125,7 +125,7 @@ def _server(app: FastAPI, settings: Settings) -> Any:
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
             # Close our sockets with 1001 (going away) before uvicorn closes the rest with 1012.
-            registry: SocketHub = app.state.sockets
+            registry: SocketRegistry = app.state.sockets
             await registry.close_all(CloseCode.WS_1001_GOING_AWAY)
             await super().shutdown(sockets)
 

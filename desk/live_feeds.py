@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost, SourceHealth
 from core.store import StoreUnavailable
-from sources import SourceHub, SourceSettings
+from sources import SourceService, SourceSettings
 
 if TYPE_CHECKING:
     from desk.runtime import Runtime
@@ -26,19 +26,19 @@ SEED_SEEN_NEWS = 1000  # stored URLs/titles handed to the deduper at start, so a
 
 
 class LiveFeeds:
-    """Owns one `SourceHub` at a time (a hub cannot restart, so each `start()` builds a new one)."""
+    """Owns one `SourceService` at a time (a hub cannot restart, so each `start()` builds a new one)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = SourceSettings.from_env(runtime.settings.extra)
-        self.hub: SourceHub | None = None
+        self.hub: SourceService | None = None
         self._last_status: dict[str, str] = {}
         if not self.settings.twitter_bearer_token:
             runtime.sentiment.platforms["twitter"].reason = "TWITTER_BEARER_TOKEN not set"
 
     async def start(self) -> None:
         """Build and start a fresh hub; seed its deduper with stored news."""
-        self.hub = SourceHub(
+        self.hub = SourceService(
             self.settings,
             on_quotes=self._on_quotes,
             on_news=self._on_news,

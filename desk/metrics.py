@@ -23,14 +23,14 @@ from prometheus_client.samples import Sample
 if TYPE_CHECKING:
     from desk.runtime import Runtime
 
-__all__ = ["HubCollector", "build_metrics_router", "build_registry"]
+__all__ = ["MetricsCollector", "build_metrics_router", "build_registry"]
 
 logger = logging.getLogger(__name__)
 
 STATUS_VALUE = {"active": 1.0, "degraded": 0.5, "inactive": 0.0}
 
 
-class HubCollector(Collector):
+class MetricsCollector(Collector):
     """Turns the runtime's own counters into Prometheus metrics on every scrape."""
 
     def __init__(self, runtime: Runtime) -> None:
@@ -217,7 +217,7 @@ def _provider_state(sources: Any, category: str, name: str) -> Any:
 def build_registry(runtime: Runtime) -> CollectorRegistry:
     """Return a registry with the hub's collector plus process and platform metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HubCollector(runtime))
+    registry.register(MetricsCollector(runtime))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry

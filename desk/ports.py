@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Protocol
 
-__all__ = ["EndpointView", "OutboxView", "SessionView", "SocketRegistry", "SocketStatsView"]
+__all__ = ["EndpointView", "OpenSockets", "OutboxView", "SessionView", "SocketStatsView"]
 
 
 class SocketStatsView(Protocol):
@@ -69,7 +69,7 @@ class SessionView(Protocol):
     def outbox(self) -> OutboxView: ...
 
 
-class SocketRegistry(Protocol):
+class OpenSockets(Protocol):
     """The open sockets of this process: counted for monitoring, closed at shutdown."""
 
     @property

@@ -21,7 +21,7 @@ from core.records import SIMULATOR_SOURCE, SourceHealth
 from core.store import Store, StoreUnavailable
 from desk.market import MarketDesk
 from desk.news_relay import ClusterNewsDesk
-from desk.ports import SocketRegistry
+from desk.ports import OpenSockets
 from desk.sentiment import SentimentBoard
 from desk.status import build_models_status, build_system_status, data_sources_section
 from sources.simulator import MarketSimulator
@@ -49,7 +49,7 @@ class Runtime:
         self.bus = Bus(history_size=settings.history_size, journal=self.store if self.store.online else None)
         self.counter = RequestCounter()
         # The transport's socket registry: `app.py` builds it on this bus and hands it down.
-        self.sockets: SocketRegistry | None = None
+        self.sockets: OpenSockets | None = None
         overrides = MarketSimulator.parse_overrides(settings.extra.get("SIMULATOR_PRICES", ""))
         self.simulator = MarketSimulator(settings.symbols, seed=settings.simulator_seed, start_prices=overrides)
         self.market = MarketDesk(self.bus, settings.symbols, settings.data_mode, self.simulator)

@@ -1,6 +1,6 @@
 """Live data sources: market prices, news, Fear & Greed and social posts.
 
-Providers return typed records (`core.records`); they never publish or persist. `SourceHub`
+Providers return typed records (`core.records`); they never publish or persist. `SourceService`
 runs the pollers and hands records to the app's callbacks. See docs/sources.md.
 """
 
@@ -48,7 +48,7 @@ from .news import (
 )
 from .pool import Category, FetchResult, Provider, ProviderState, SourcePool
 from .rss import DEFAULT_FEEDS, Feed, RssProvider, feeds_from_urls, parse_feed, strip_html
-from .service import OnFearGreed, OnNews, OnQuotes, OnSocial, SourceHub
+from .service import OnFearGreed, OnNews, OnQuotes, OnSocial, SourceService
 from .settings import ENV_VARS, SourceSettings
 from .social import (
     RedditProvider,
@@ -97,7 +97,7 @@ __all__ = [
     "ResponseTooLarge",
     "RssProvider",
     "SourceError",
-    "SourceHub",
+    "SourceService",
     "SourcePool",
     "SourceSettings",
     "SourceUnavailable",

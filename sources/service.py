@@ -1,4 +1,4 @@
-"""`SourceHub`: the pollers. Owns the pools, the Binance stream and their tasks; hands records to
+"""`SourceService`: the pollers. Owns the pools, the Binance stream and their tasks; hands records to
 the callbacks the app supplies. It never publishes or persists anything itself.
 """
 
@@ -38,7 +38,7 @@ from .rss import RssProvider
 from .settings import SourceSettings
 from .social import RedditProvider, TwitterProvider, symbols_mentioned
 
-__all__ = ["OnFearGreed", "OnNews", "OnQuotes", "OnSocial", "SourceHub"]
+__all__ = ["OnFearGreed", "OnNews", "OnQuotes", "OnSocial", "SourceService"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ MAX_REMEMBERED_POSTS = 20_000
 STOP_TIMEOUT_S = 5.0
 
 
-class SourceHub:
+class SourceService:
     """Runs one loop per category and the Binance stream; calls back with fresh records.
 
     Args:
@@ -124,9 +124,9 @@ class SourceHub:
     async def start(self) -> None:
         """Start the four poll loops and the stream; returns at once."""
         if self._tasks:
-            raise RuntimeError("SourceHub.start() called twice; call stop() first")
+            raise RuntimeError("SourceService.start() called twice; call stop() first")
         if self._client.is_closed:
-            raise RuntimeError("SourceHub was stopped and its HTTP client closed; create a new SourceHub")
+            raise RuntimeError("SourceService was stopped and its HTTP client closed; create a new SourceService")
         s = self.settings
         self._spawn("market", self._loop("market", s.market_poll_s, self.poll_market_once))
         self._spawn("news", self._loop("news", s.news_poll_s, self.poll_news_once))
@@ -157,7 +157,7 @@ class SourceHub:
             crash, self._crashes = self._crashes[0], []
             raise crash
 
-    async def __aenter__(self) -> SourceHub:
+    async def __aenter__(self) -> SourceService:
         await self.start()
         return self
 

@@ -60,7 +60,7 @@ ENV_VARS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class SourceSettings:
-    """Configuration of `SourceHub`; validated on construction.
+    """Configuration of `SourceService`; validated on construction.
 
     Poll intervals are how often each loop runs; each provider also has its own rate budget
     (`min_interval_s`), so a market round at 10 s calls CoinGecko only every 30 s.

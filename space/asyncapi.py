@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
 from core import protocol as p
+from core.endpoints import MARKET_PATH, MODELS_PATH, NEWS_PATH, SENTIMENT_PATH, STATUS_PATH
 from desk.runtime import VERSION
 from space import asyncapi_examples as examples
 
@@ -144,7 +145,7 @@ _COMMON_SENDS = ("error", "pong")
 CHANNELS = (
     ChannelSpec(
         "monitoring",
-        "/api/monitoring/ws",
+        STATUS_PATH,
         "System monitoring",
         "Receives a system_status at once on connect, then every 5 s.",
         ("system_status", *_COMMON_SENDS),
@@ -152,7 +153,7 @@ CHANNELS = (
     ),
     ChannelSpec(
         "market_data",
-        "/ws/market_data",
+        MARKET_PATH,
         "Market prices",
         "Send subscribe with symbols (or connect with ?symbols=BTC,ETH) to receive price_update per "
         "symbol every second; get_all answers at once with every tracked symbol.",
@@ -161,7 +162,7 @@ CHANNELS = (
     ),
     ChannelSpec(
         "news",
-        "/ws/news",
+        NEWS_PATH,
         "News",
         "Every news item as soon as it is published. Resume with ?since=<seq>&epoch=<epoch>: items after "
         "that seq are replayed, or a HISTORY_GAP error says some were lost.",
@@ -170,7 +171,7 @@ CHANNELS = (
     ),
     ChannelSpec(
         "sentiment",
-        "/ws/sentiment",
+        SENTIMENT_PATH,
         "Market sentiment",
         "The latest sentiment_update at once on connect, then every 60 s.",
         ("sentiment_update", *_COMMON_SENDS),
@@ -178,7 +179,7 @@ CHANNELS = (
     ),
     ChannelSpec(
         "huggingface",
-        "/ws/huggingface",
+        MODELS_PATH,
         "Model status",
         "The latest models_status at once on connect, then every 10 s.",
         ("models_status", *_COMMON_SENDS),

@@ -1,4 +1,4 @@
-"""`SourceHub` end to end against the fake upstream: callbacks, failover, health, lifecycle."""
+"""`SourceService` end to end against the fake upstream: callbacks, failover, health, lifecycle."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost
-from sources import ENV_VARS, SourceHub, SourceSettings
+from sources import ENV_VARS, SourceService, SourceSettings
 from tests.upstream import (
     FIXTURES,
     HANG,
@@ -52,8 +52,8 @@ class Sink:
     async def on_social(self, posts: list[SocialPost], mentions: dict[str, dict[str, int]]) -> None:
         self.social.append((posts, mentions))
 
-    def hub(self, settings: SourceSettings) -> SourceHub:
-        return SourceHub(
+    def hub(self, settings: SourceSettings) -> SourceService:
+        return SourceService(
             settings,
             on_quotes=self.on_quotes,
             on_news=self.on_news,
@@ -105,7 +105,7 @@ async def test_hub_news_batches_are_oldest_first(upstream: UpstreamServer) -> No
     async def on_news(items: list[NewsItem]) -> None:
         batches.append(items)
 
-    hub = SourceHub(settings_for(upstream), on_news=on_news)
+    hub = SourceService(settings_for(upstream), on_news=on_news)
     await hub.poll_news_once()
     await hub.stop()
     assert len(batches) == 3
@@ -114,7 +114,7 @@ async def test_hub_news_batches_are_oldest_first(upstream: UpstreamServer) -> No
 
 async def test_hub_mark_news_seen_suppresses_stored_urls(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
-    hub = SourceHub(settings_for(upstream))
+    hub = SourceService(settings_for(upstream))
     hub.mark_news_seen(urls=["https://www.coindesk.com/markets/2025/12/08/ether-options-traders-bet-on-2500"])
     titles = [item.title for item in await hub.poll_news_once()]
     await hub.stop()
@@ -142,7 +142,7 @@ async def test_hub_falls_back_to_rest_when_stream_is_down(upstream: UpstreamServ
         binance_ws_url=closed_url().replace("http", "ws"),
         disabled=frozenset({"kraken", "coinbase"}),  # leave Binance REST as the freshest price
     )
-    async with SourceHub(settings) as hub:
+    async with SourceService(settings) as hub:
         await wait_for(lambda: upstream.hits(PATHS["binance"]) >= 2)
     health = {h.name: h for h in hub.health()}
     assert health["binance_ws"].status == "inactive" and health["binance_ws"].last_error
@@ -154,7 +154,7 @@ async def test_hub_one_hung_and_one_failing_provider_do_not_stop_others(upstream
     install_happy_routes(upstream)
     upstream.route(PATHS["kraken"], HANG)
     upstream.route(PATHS["coingecko"], server_error(503))
-    hub = SourceHub(settings_for(upstream, provider_timeout_s=0.3))
+    hub = SourceService(settings_for(upstream, provider_timeout_s=0.3))
     quotes = await hub.poll_market_once()
     await hub.stop()
     health = {h.name: h.status for h in hub.health()}
@@ -174,7 +174,7 @@ async def test_hub_market_is_down_when_every_market_source_fails(upstream: Upstr
 
 
 async def test_hub_keyless_sources_report_why_inactive(upstream: UpstreamServer) -> None:
-    hub = SourceHub(settings_for(upstream))
+    hub = SourceService(settings_for(upstream))
     reasons = {h.name: h.reason for h in hub.health() if h.status == "inactive"}
     await hub.stop()
     assert reasons["twitter"] == "TWITTER_BEARER_TOKEN not set"
@@ -194,7 +194,7 @@ async def test_hub_callback_error_is_logged_and_polling_continues(
         raise RuntimeError("consumer bug")
 
     with caplog.at_level(logging.ERROR, logger="sources"):
-        async with SourceHub(settings_for(upstream), on_fear_greed=broken):
+        async with SourceService(settings_for(upstream), on_fear_greed=broken):
             await wait_for(lambda: calls >= 3)
     assert "on_fear_greed callback failed" in caplog.text
 
@@ -202,7 +202,7 @@ async def test_hub_callback_error_is_logged_and_polling_continues(
 async def test_hub_stop_cancels_every_task(upstream: UpstreamServer, upstream_stream: UpstreamStream) -> None:
     install_happy_routes(upstream)
     upstream.route(PATHS["coinpaprika"], HANG)  # keeps a fetch in flight at stop time
-    hub = SourceHub(settings_for(upstream, upstream_stream))
+    hub = SourceService(settings_for(upstream, upstream_stream))
     await hub.start()
     await asyncio.sleep(2 * TICK)
     tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("sources.")]
@@ -214,7 +214,7 @@ async def test_hub_stop_cancels_every_task(upstream: UpstreamServer, upstream_st
 
 
 async def test_hub_start_twice_raises(upstream: UpstreamServer) -> None:
-    hub = SourceHub(settings_for(upstream))
+    hub = SourceService(settings_for(upstream))
     await hub.start()
     with pytest.raises(RuntimeError, match="twice"):
         await hub.start()
@@ -229,7 +229,7 @@ async def test_hub_slow_provider_does_not_hold_back_fast_quotes(upstream: Upstre
     async def on_quotes(quotes: list[PriceQuote]) -> None:
         first_at.append(asyncio.get_running_loop().time())
 
-    hub = SourceHub(settings_for(upstream, provider_timeout_s=40 * TICK), on_quotes=on_quotes)
+    hub = SourceService(settings_for(upstream, provider_timeout_s=40 * TICK), on_quotes=on_quotes)
     started = asyncio.get_running_loop().time()
     await hub.poll_market_once()
     finished = asyncio.get_running_loop().time()
@@ -238,7 +238,7 @@ async def test_hub_slow_provider_does_not_hold_back_fast_quotes(upstream: Upstre
 
 
 async def test_hub_disabled_sources_left_out(upstream: UpstreamServer) -> None:
-    hub = SourceHub(settings_for(upstream, disabled=frozenset({"coinpaprika", "twitter"})))
+    hub = SourceService(settings_for(upstream, disabled=frozenset({"coinpaprika", "twitter"})))
     names = {h.name for h in hub.health()}
     await hub.stop()
     assert "coinpaprika" not in names and "twitter" not in names and "coingecko" in names

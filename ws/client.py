@@ -36,6 +36,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
+from core.endpoints import STREAM_PATHS
+
 __all__ = [
     "STREAM_PATHS",
     "Backoff",
@@ -51,13 +53,6 @@ __all__ = [
 
 logger = logging.getLogger("ws.client")
 
-STREAM_PATHS = {
-    "status": "/api/monitoring/ws",
-    "market": "/ws/market_data",
-    "news": "/ws/news",
-    "sentiment": "/ws/sentiment",
-    "models": "/ws/huggingface",
-}
 DEFAULT_BASE_URL = "ws://127.0.0.1:7860"
 
 # Close codes after which reconnecting cannot help: the server judged what we send, not its own state.

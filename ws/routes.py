@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 
-from ws.session import EndpointSpec, Session, SocketHub
+from core.endpoints import MARKET_PATH, MODELS_PATH, NEWS_PATH, SENTIMENT_PATH, STATUS_PATH
+from ws.session import EndpointSpec, Session, SocketRegistry
 
 __all__ = ["ENDPOINTS", "build_ws_router"]
 
 ENDPOINTS = (
-    EndpointSpec("/api/monitoring/ws", "system"),
-    EndpointSpec("/ws/market_data", "market", frozenset({"subscribe", "unsubscribe", "get_all"})),
-    EndpointSpec("/ws/news", "news", frozenset({"filter"}), greet_with_snapshot=False),
-    EndpointSpec("/ws/sentiment", "sentiment"),
-    EndpointSpec("/ws/huggingface", "models"),
+    EndpointSpec(STATUS_PATH, "system"),
+    EndpointSpec(MARKET_PATH, "market", frozenset({"subscribe", "unsubscribe", "get_all"})),
+    EndpointSpec(NEWS_PATH, "news", frozenset({"filter"}), greet_with_snapshot=False),
+    EndpointSpec(SENTIMENT_PATH, "sentiment"),
+    EndpointSpec(MODELS_PATH, "models"),
 )
 
 
-def build_ws_router(hub: SocketHub) -> APIRouter:
+def build_ws_router(hub: SocketRegistry) -> APIRouter:
     """Return a router with one WebSocket route per endpoint, all served by `hub`."""
     router = APIRouter()
     for spec in ENDPOINTS:
@@ -25,7 +26,7 @@ def build_ws_router(hub: SocketHub) -> APIRouter:
     return router
 
 
-def _serve_with(spec: EndpointSpec, hub: SocketHub):  # type: ignore[no-untyped-def]
+def _serve_with(spec: EndpointSpec, hub: SocketRegistry):  # type: ignore[no-untyped-def]
     async def endpoint(websocket: WebSocket) -> None:
         await Session(websocket, spec, hub).serve()
 

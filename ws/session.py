@@ -38,7 +38,7 @@ from core.token_bucket import TokenBucket
 from ws.admission import ConnectionLimiter
 from ws.outbox import Outbox, OutboxFull
 
-__all__ = ["EndpointSpec", "Session", "SocketHub", "SocketStats"]
+__all__ = ["EndpointSpec", "Session", "SocketRegistry", "SocketStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class SocketStats:
 
 
 @dataclass
-class SocketHub:
+class SocketRegistry:
     """Everything a session needs from the app, and the registry of open sessions."""
 
     bus: Bus
@@ -158,7 +158,7 @@ def _token_is_valid(offered: str | None, tokens: Iterable[str]) -> bool:
 class Session:
     """State and tasks of one open socket."""
 
-    def __init__(self, websocket: WebSocket, spec: EndpointSpec, hub: SocketHub) -> None:
+    def __init__(self, websocket: WebSocket, spec: EndpointSpec, hub: SocketRegistry) -> None:
         self.websocket = websocket
         self.spec = spec
         self.hub = hub
