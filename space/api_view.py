@@ -198,7 +198,7 @@ def api_html() -> str:
 <h3>Check the handshake</h3>
 {_snippet("curl", _CURL, "snippet-curl")}
 <h3>Messages</h3>
-<p>Generated from the message models (<code>ws/protocol.py</code>); the full JSON Schemas are in the
+<p>Generated from the message models (<code>core/protocol.py</code>); the full JSON Schemas are in the
 <a href="/asyncapi.json" target="_blank">AsyncAPI document</a>. Server messages use
 <code>{{"type", "timestamp", "data"}}</code>; <code>system_status</code> keeps its sections
 at the top level.</p>

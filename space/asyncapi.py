@@ -1,4 +1,4 @@
-"""The AsyncAPI 3.0 document of the five WebSocket channels, generated from the models in ws/protocol.py.
+"""The AsyncAPI 3.0 document of the five WebSocket channels, generated from the models in core/protocol.py.
 
 Schemas come from pydantic's `model_json_schema` machinery (never written by hand), so the document
 changes when a message model changes. Server messages are described as sent: every field, `null`

@@ -1,4 +1,4 @@
-"""The AsyncAPI document: generated from ws/protocol.py, complete, resolvable, and true to real messages."""
+"""The AsyncAPI document: generated from core/protocol.py, complete, resolvable, and true to real messages."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def document() -> dict[str, Any]:
 
 
 def wire_models() -> list[type[BaseModel]]:
-    """Every model in ws/protocol.py that is a whole message: its `type` or `action` is a Literal."""
+    """Every model in core/protocol.py that is a whole message: its `type` or `action` is a Literal."""
     found = []
     for name in protocol.__all__:
         obj = getattr(protocol, name)

@@ -64,7 +64,7 @@ FATAL_CLOSE_CODES = frozenset({
     CloseCode.MESSAGE_TOO_BIG,
     CloseCode.MANDATORY_EXTENSION,
 })
-MAX_SYMBOLS_PER_REQUEST = 500  # ws/protocol.py's SubscribeRequest bound
+MAX_SYMBOLS_PER_REQUEST = 500  # core/protocol.py's SubscribeRequest bound
 
 
 class HubClientError(Exception):
