@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from core.bus import Bus, Envelope
 from core.clock import utc_now
+from core.periodic import TaskSupervisor
 from core.records import SourceHealth
 from desk.backplane import RedisBackplane
 from desk.leader import LeaderElection, new_process_id
@@ -116,7 +117,7 @@ class Cluster:
         bus.set_relay(self.backplane.relay)
         news.attach(self.redis, lambda: self.election.is_leader, prefix=prefix)
         self.members = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSupervisor("cluster", logger)
         self._office: asyncio.Task[None] | None = None
         self._outage_epoch: str | None = None
         self._last_local_status = 0.0
@@ -130,21 +131,11 @@ class Cluster:
 
     async def start(self) -> None:
         """Start listening, campaigning and relaying; returns at once."""
-        for name, coro in (
-            ("backplane-listen", self.backplane.listen_loop()),
-            ("backplane-write", self.backplane.write_loop()),
-            ("leader-election", self.election.run()),
-            ("cluster-watch", self._watch()),
-        ):
-            task = asyncio.create_task(coro, name=name)
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+        self._tasks.spawn("backplane-listen", self.backplane.listen_loop())
+        self._tasks.spawn("backplane-write", self.backplane.write_loop())
+        self._tasks.spawn("leader-election", self.election.run())
+        self._tasks.every(min(1.0, self.status_interval_s), self._watch_once, "watch")
         logger.info("cluster: process %s joined (prefix %s)", self.process_id, self.prefix)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("cluster: task %s crashed", task.get_name(), exc_info=task.exception())
 
     async def stop(self) -> None:
         """Stop producing, flush what is pending (bounded), release the lock and disconnect."""
@@ -154,9 +145,7 @@ class Cluster:
             while self.backplane.pending and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         await self.election.resign()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         with suppress(RedisError, OSError):
             await self.redis.zrem(f"{self.prefix}:members", self.process_id)
         with suppress(RedisError, OSError):
@@ -181,27 +170,25 @@ class Cluster:
 
     # ------------------------------------------------------------ membership and outage notice
 
-    async def _watch(self) -> None:
+    async def _watch_once(self) -> None:
         """Refresh this process's membership; publish the local outage status while Redis is gone."""
         key = f"{self.prefix}:members"
-        while True:
+        try:
+            now = time.time()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {self.process_id: now + self.heartbeat_ttl_s})
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zcard(key)
+                self.members = int((await pipe.execute())[-1])
+        except (RedisError, OSError):
+            pass
+        if self.backplane.online or self.backplane.last_error is None:
+            self._outage_epoch = None  # connected, or still making the first attempt
+        elif time.monotonic() - self._last_local_status >= self.status_interval_s:
             try:
-                now = time.time()
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.zadd(key, {self.process_id: now + self.heartbeat_ttl_s})
-                    pipe.zremrangebyscore(key, "-inf", now)
-                    pipe.zcard(key)
-                    self.members = int((await pipe.execute())[-1])
-            except (RedisError, OSError):
-                pass
-            if self.backplane.online or self.backplane.last_error is None:
-                self._outage_epoch = None  # connected, or still making the first attempt
-            elif time.monotonic() - self._last_local_status >= self.status_interval_s:
-                try:
-                    await self._publish_local_status()
-                except Exception:
-                    logger.exception("cluster: local status failed")
-            await asyncio.sleep(min(1.0, self.status_interval_s))
+                await self._publish_local_status()
+            except Exception:
+                logger.exception("cluster: local status failed")
 
     async def _publish_local_status(self) -> None:
         self._last_local_status = time.monotonic()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from core.bus import Bus
 from core.clock import format_utc
 from core.config import Settings
 from core.counters import RequestCounter
+from core.periodic import TaskSupervisor
 from core.protocol import DatabaseSection, SystemStatusMessage
 from core.records import SIMULATOR_SOURCE, SourceHealth
 from core.store import Store, StoreUnavailable
@@ -66,7 +66,7 @@ class Runtime:
             from desk.live_feeds import LiveFeeds
 
             self.sources = LiveFeeds(self)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._producers = TaskSupervisor("runtime", logger)
         self._last_price_persist = 0.0
         self._persisting: asyncio.Task[None] | None = None
         self._producing = False
@@ -103,10 +103,10 @@ class Runtime:
         s = self.settings
         if self.sources is not None:
             await self.sources.start()
-        self._every(s.price_interval_s, self._tick_market, "market")
-        self._every(s.status_interval_s, self.publish_system_status, "system-status")
-        self._every(s.models_interval_s, self.publish_models_status, "models-status")
-        self._every(s.sentiment_interval_s, self.publish_sentiment, "sentiment")
+        self._producers.every(s.price_interval_s, self._tick_market, "market")
+        self._producers.every(s.status_interval_s, self.publish_system_status, "system-status")
+        self._producers.every(s.models_interval_s, self.publish_models_status, "models-status")
+        self._producers.every(s.sentiment_interval_s, self.publish_sentiment, "sentiment")
         logger.info("runtime: started (data mode %s, %d symbols)", s.data_mode, len(s.symbols))
 
     async def stop_producers(self) -> None:
@@ -114,10 +114,7 @@ class Runtime:
         if not self._producing:
             return  # a leader stepping down while shutting down asks twice
         self._producing = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self._producers.cancel_all()
         if self.sources is not None:
             await self.sources.stop()
 
@@ -138,31 +135,10 @@ class Runtime:
         self.store.close()
         logger.info("runtime: stopped")
 
-    def _every(self, interval_s: float, job: Callable[[], Awaitable[None]], name: str) -> None:
-        async def loop() -> None:
-            # Fixed deadlines, so lateness does not accumulate: a 1 s cadence stays 60 ticks a minute.
-            next_at = time.monotonic()
-            while True:
-                try:
-                    await job()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("runtime: %s failed; retrying next tick", name)
-                next_at += interval_s
-                now = time.monotonic()
-                if next_at < now:  # overran a whole period: skip the missed ticks rather than burst
-                    next_at = now
-                await asyncio.sleep(next_at - now)
-
-        task = asyncio.create_task(loop(), name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     @property
     def agent_running(self) -> bool:
         """Whether every producer task is alive (measured, not assumed)."""
-        return self.running and bool(self._tasks) and all(not t.done() for t in self._tasks)
+        return self.running and self._producers.all_alive
 
     # ------------------------------------------------------------ producers
 

@@ -4,11 +4,10 @@ the callbacks the app supplies. It never publishes or persists anything itself.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 
 from core.clock import utc_now
+from core.periodic import TaskSupervisor
 from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost, SourceHealth
 
 from .dedupe import NewsDeduper
@@ -116,25 +116,25 @@ class SourceService:
         self._seen_posts: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._mention_log: OrderedDict[tuple[str, str], tuple[datetime, frozenset[str]]] = OrderedDict()
         self._platforms_answered: set[str] = set()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._crashes: list[BaseException] = []
+        self._tasks = TaskSupervisor("sources", logger)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the four poll loops and the stream; returns at once."""
-        if self._tasks:
+        if self._tasks.tasks:
             raise RuntimeError("SourceService.start() called twice; call stop() first")
         if self._client.is_closed:
             raise RuntimeError("SourceService was stopped and its HTTP client closed; create a new SourceService")
         s = self.settings
-        self._spawn("market", self._loop("market", s.market_poll_s, self.poll_market_once))
-        self._spawn("news", self._loop("news", s.news_poll_s, self.poll_news_once))
-        self._spawn("fear_greed", self._loop("fear_greed", s.fng_poll_s, self.poll_fear_greed_once))
-        self._spawn("social", self._loop("social", s.social_poll_s, self.poll_social_once))
+        # A failing round is a bug (providers' failures are handled in the pool): logged, next round on time.
+        self._tasks.every(s.market_poll_s, self.poll_market_once, "market")
+        self._tasks.every(s.news_poll_s, self.poll_news_once, "news")
+        self._tasks.every(s.fng_poll_s, self.poll_fear_greed_once, "fear_greed")
+        self._tasks.every(s.social_poll_s, self.poll_social_once, "social")
         if self._stream is not None and self._stream_state is not None:
-            self._spawn("binance_ws", self._stream.run(self._on_stream_quotes, self._stream_state))
-        logger.info("+ sources started: %d tasks, symbols %s", len(self._tasks), ",".join(s.symbols))
+            self._tasks.spawn("binance_ws", self._stream.run(self._on_stream_quotes, self._stream_state))
+        logger.info("+ sources started: %d tasks, symbols %s", len(self._tasks.tasks), ",".join(s.symbols))
 
     async def stop(self) -> None:
         """Cancel every task, wait for them (bounded), close the owned client.
@@ -142,19 +142,12 @@ class SourceService:
         Raises:
             The first exception a background task crashed with, after everything stopped.
         """
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
-            for task in pending:
-                logger.error("! sources task %s did not stop within %.0f s", task.get_name(), STOP_TIMEOUT_S)
-        self._tasks.clear()
+        await self._tasks.cancel_all(STOP_TIMEOUT_S)
         if self._owns_client:
             await self._client.aclose()
         logger.info("- sources stopped")
-        if self._crashes:
-            crash, self._crashes = self._crashes[0], []
+        crash = self._tasks.take_crash()
+        if crash is not None:
             raise crash
 
     async def __aenter__(self) -> SourceService:
@@ -318,29 +311,6 @@ class SourceService:
             await callback(*args)
         except Exception:
             logger.exception("! sources %s callback failed", name)
-
-    async def _loop(self, name: str, interval_s: float, round_: Callable[[], Awaitable[object]]) -> None:
-        while True:
-            started = time.monotonic()
-            try:
-                await round_()
-            except Exception:
-                # Providers' failures are handled in the pool; this is a bug. Log it once, go on.
-                logger.exception("! sources %s round crashed", name)
-            await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
-
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro, name=f"sources.{name}")
-        self._tasks[name] = task
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            logger.error("! sources task %s crashed: %r", task.get_name(), error)
-            self._crashes.append(error)
 
     def _prune_mentions(self) -> None:
         cutoff = utc_now() - MENTION_WINDOW
