@@ -23,7 +23,7 @@ from api import inference_off_router, market_router, news_router
 from core.config import Settings
 from core.logs import configure_logging
 from core.metrics import build_metrics_router
-from core.news_relay import LeaderUnavailable
+from core.news import NewsUnavailable
 from core.runtime import VERSION, Runtime
 from space.routes import build_space_router
 from ws.protocol import CloseCode
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(inference_off_router)
     app.include_router(build_ws_router(runtime.sockets))
     app.include_router(build_metrics_router(runtime))
-    app.add_exception_handler(LeaderUnavailable, _leader_unavailable)
+    app.add_exception_handler(NewsUnavailable, _news_unavailable)
     app.include_router(build_space_router(runtime))
     if settings.enable_ui:
         import gradio as gr
@@ -101,9 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _leader_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    # A follower could not reach the leader (failover or Redis down): the client should retry.
-    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
+async def _news_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # Not durable (journal or backplane down, no leader): nothing was published, the client retries.
+    retry_after = getattr(exc, "retry_after_s", 2.0)
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(max(1, round(retry_after)))})
 
 
 def _server(app: FastAPI, settings: Settings) -> Any:

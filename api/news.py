@@ -48,7 +48,7 @@ def _check_admin(request: Request, authorization: str | None) -> None:
 async def ingest_news(
     body: IngestNews, request: Request, authorization: str | None = Header(default=None)
 ) -> IngestResult:
-    """Publish a news item to /ws/news (deduped by URL, scored, persisted); answers with its seq."""
+    """Publish a news item to /ws/news (deduped by URL, scored, persisted); answers with its seq once durable."""
     _check_admin(request, authorization)
     published = body.published_at or utc_now()
     if published.tzinfo is None:
@@ -61,10 +61,12 @@ async def ingest_news(
         published_at=published,
         image_url=str(body.image_url) if body.image_url else None,
     )
-    [(scored, seq)] = await request.app.state.runtime.news.ingest([item])
-    if seq is None:
-        return IngestResult(seq=None, duplicate=True, sentiment=None, sentiment_score=None)
-    return IngestResult(seq=seq, duplicate=False, sentiment=scored.sentiment, sentiment_score=scored.sentiment_score)
+    # Raises NewsUnavailable (503 with Retry-After, see app.py) unless the item is durable.
+    [result] = await request.app.state.runtime.news.ingest([item])
+    if result.duplicate:  # the original seq, so a retry after a lost answer gets the same one
+        return IngestResult(seq=result.seq, duplicate=True, sentiment=None, sentiment_score=None)
+    return IngestResult(seq=result.seq, duplicate=False, sentiment=result.item.sentiment,
+                        sentiment_score=result.item.sentiment_score)
 
 
 @router.get("/api/news")

@@ -66,6 +66,8 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "hub"  # key namespace, so several deployments can share one Redis
     leader_lock_ttl_s: float = 5.0  # a dead leader is replaced within about 1.2x this (docs/scaling.md)
+    backplane_max_pending: int = 1000  # envelopes waiting for Redis; past it new ones are refused
+    backplane_publish_timeout_s: float = 3.0  # a leader that cannot publish this long steps down
     models: tuple[str, ...] | None = None
     device: str = "auto"
     inference_precision: str = "auto"  # auto, fp32, bf16, fp16 (CUDA), int8 (CPU dynamic quantisation)
@@ -129,6 +131,8 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("REDIS_PREFIX", "hub").strip() or "hub",
             leader_lock_ttl_s=_float(env, "LEADER_LOCK_TTL_S", 5.0, minimum=2.0),
+            backplane_max_pending=_int(env, "BACKPLANE_MAX_PENDING", 1000, minimum=1),
+            backplane_publish_timeout_s=_float(env, "BACKPLANE_PUBLISH_TIMEOUT_S", 3.0, minimum=0.5),
             models=models,
             device=device,
             inference_precision=env.get("INFERENCE_PRECISION", "auto").strip().lower() or "auto",

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
+from core.news import NewsUnavailable
 from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost, SourceHealth
 from core.store import StoreUnavailable
 from sources import SourceHub, SourceSettings
@@ -82,7 +83,11 @@ class LiveFeeds:
         self.runtime.market.accept_quotes(quotes)
 
     async def _on_news(self, items: list[NewsItem]) -> None:
-        await self.runtime.news.ingest(items)
+        try:
+            await self.runtime.news.ingest(items)
+        except NewsUnavailable as exc:
+            # Nothing past the failing item was published; the status shows the journal's error.
+            logger.error("feeds: %d news items not published: %s", len(items), exc)
 
     async def _on_fear_greed(self, reading: FearGreedReading) -> None:
         self.runtime.sentiment.accept_fear_greed(reading)

@@ -81,7 +81,8 @@ class Runtime:
                 start_producers=self.start_producers, stop_producers=self.stop_producers,
                 build_status=self.build_system_status, prefix=settings.redis_prefix,
                 history_size=settings.history_size, status_interval_s=settings.status_interval_s,
-                lock_ttl_s=settings.leader_lock_ttl_s,
+                lock_ttl_s=settings.leader_lock_ttl_s, max_pending=settings.backplane_max_pending,
+                publish_timeout_s=settings.backplane_publish_timeout_s,
             )
 
     # ------------------------------------------------------------ lifecycle
@@ -207,14 +208,16 @@ class Runtime:
         return list(self.inference.describe_models()) if self.inference is not None else []
 
     async def database_section(self) -> DatabaseSection:
-        """Check the database for real and describe the result."""
-        online = await asyncio.to_thread(self.store.ping)
+        """Check the database for real and describe the result (a journal that cannot write is offline)."""
+        reachable = await asyncio.to_thread(self.store.ping)
+        journal_error = self.store.journal_error
+        online = reachable and journal_error is None  # news acknowledgements need the journal
         return DatabaseSection(
             online=online,
             last_check=format_utc(self.store.last_check) if self.store.last_check else None,
-            ai_models_db=online,  # model statistics live in the same database
+            ai_models_db=reachable,  # model statistics live in the same database
             main_db=online,
-            error=self.store.last_error,
+            error=self.store.last_error or journal_error,
         )
 
     async def publish_system_status(self) -> None:

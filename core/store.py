@@ -3,6 +3,9 @@
 Holds the price time series, news (unique by URL, with scores), Fear & Greed history, provider
 health events, model statistics and the bus journal that lets news `seq`/`epoch` survive a restart.
 Calls are synchronous and short; async callers wrap writes in `asyncio.to_thread`.
+
+News is committed together with its journal entry (`commit_news`), before any socket sees it; a
+journal that cannot write shows in `journal_error` (and `system_status.database`).
 """
 
 from __future__ import annotations
@@ -111,6 +114,8 @@ source_events = Table(
 model_stats = Table("model_stats", metadata, Column("model_id", String(200), primary_key=True), Column("data", Text))
 
 INTERVALS = {"1m": 60, "1h": 3600, "1d": 86400}
+JOURNAL_KEEP = 5000  # journal rows kept per topic (the resume window)
+JOURNAL_QUEUE = 10_000  # envelopes waiting for the journal thread; past it they are refused, loudly
 
 
 class StoreUnavailable(Exception):
@@ -144,8 +149,10 @@ class Store:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()  # SQLite allows one writer; serialise ours instead of retrying
-        self._journal_queue: queue.Queue[Envelope | None] = queue.Queue()
+        self._journal_queue: queue.Queue[Envelope | None] = queue.Queue(JOURNAL_QUEUE)
         self._journal_thread: threading.Thread | None = None
+        self._journal_failure: str | None = None  # why the last journal write failed (None: it worked)
+        self._journal_crash: str | None = None  # why the journal thread died, until it runs again
         self.last_check: datetime | None = None
         self.online = False
         self.last_error: str | None = None
@@ -178,11 +185,20 @@ class Store:
                 # Take the write lock for a moment: `SELECT 1` succeeds even while another program
                 # holds the database locked, and then every write of ours would fail.
                 conn.execute(delete(meta_table).where(meta_table.c.key == "__ping__"))
+            if self._journal_failure is not None:
+                self._probe_journal()
             self.online, self.last_error = True, None
         except SQLAlchemyError as exc:
             self.online = False
             self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300]
         return self.online
+
+    def _probe_journal(self) -> None:
+        """Write (and delete) a journal-sized row: a ping that needs no new page hides a full disk."""
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(insert(meta_table).values(key="__journal_probe__", value="x" * 8192))
+            conn.execute(delete(meta_table).where(meta_table.c.key == "__journal_probe__"))
+        self._journal_failure = None
 
     def _write(self, statement: Any, rows: list[dict[str, Any]] | None = None) -> None:
         try:
@@ -232,38 +248,106 @@ class Store:
         ]
         return epoch, rows[0].seq, envelopes
 
+    @property
+    def journal_error(self) -> str | None:
+        """Return why the journal cannot write now (a failed commit, a full queue, a dead thread), or None."""
+        if self._journal_crash is not None:
+            return self._journal_crash
+        return self._journal_failure
+
+    def _note_journal_failure(self, reason: str) -> None:
+        self._journal_failure = f"journal: {reason}"[:300]
+
+    def commit_news(self, item: NewsItem, envelope: Envelope) -> None:
+        """Store a news item and journal its envelope in one transaction (before anyone sees it).
+
+        Raises:
+            StoreUnavailable: nothing was written (database locked, disk full, unreachable); also
+                when the item's URL is stored already under another seq, or the seq is journaled
+                already under the same epoch (another writer: refuse rather than name two items).
+        """
+        try:
+            try:
+                with self._lock, self.engine.begin() as conn:  # the usual case: two inserts
+                    conn.execute(insert(bus_log).values(**_journal_row(envelope)))
+                    conn.execute(insert(news).values(**_news_row(item, envelope.seq)))
+                    self._trim_journal(conn, envelope)
+            except IntegrityError:
+                self._commit_news_over_conflict(item, envelope)
+        except IntegrityError as exc:
+            self._note_journal_failure(f"seq {envelope.seq} of {envelope.topic} is journaled already")
+            raise StoreUnavailable(f"journal conflict at {envelope.topic} seq {envelope.seq}") from exc
+        except SQLAlchemyError as exc:
+            self.online = False
+            self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300]
+            self._note_journal_failure(self.last_error)
+            raise StoreUnavailable(self.last_error) from exc
+        self._journal_failure = None
+
+    def _commit_news_over_conflict(self, item: NewsItem, envelope: Envelope) -> None:
+        with self._lock, self.engine.begin() as conn:
+            # A row of an older epoch with this seq is history nobody can resume any more.
+            conn.execute(delete(bus_log).where(
+                (bus_log.c.topic == envelope.topic) & (bus_log.c.seq == envelope.seq)
+                & (bus_log.c.epoch != envelope.epoch)))
+            conn.execute(insert(bus_log).values(**_journal_row(envelope)))  # same epoch and seq: raises
+            stored = conn.execute(select(news.c.seq).where(news.c.url == item.url)).first()
+            if stored is None:
+                conn.execute(insert(news).values(**_news_row(item, envelope.seq)))
+            elif stored.seq != envelope.seq:
+                raise StoreUnavailable(f"{item.url} is stored already under seq {stored.seq}")
+            self._trim_journal(conn, envelope)
+
+    @staticmethod
+    def _trim_journal(conn: Any, envelope: Envelope) -> None:
+        if envelope.seq % 500 == 0:
+            conn.execute(delete(bus_log).where(
+                (bus_log.c.topic == envelope.topic) & (bus_log.c.seq <= envelope.seq - JOURNAL_KEEP)))
+
     def append(self, envelope: Envelope) -> None:
-        """Journal one envelope (the Journal protocol); trims the topic to its newest 5,000.
+        """Journal one envelope (the Journal protocol) for a topic published without `commit_news`.
 
         Called on an event loop (the bus publishing), the write happens on a journal thread, in
-        order, so a locked or slow database never stalls streaming; `close()` waits for it.
+        order, so a locked or slow database never stalls streaming; `close()` waits for it. The
+        queue is bounded: past `JOURNAL_QUEUE` waiting envelopes the journal is reported failing.
         """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             self._append_now(envelope)
             return
-        if self._journal_thread is None:
+        if self._journal_thread is None or not self._journal_thread.is_alive():
             self._journal_thread = threading.Thread(target=self._write_journal, name="store-journal", daemon=True)
             self._journal_thread.start()
-        self._journal_queue.put(envelope)
+        try:
+            self._journal_queue.put_nowait(envelope)
+        except queue.Full:
+            logger.error("store: journal queue full (%d); %s seq %s not journaled", JOURNAL_QUEUE,
+                         envelope.topic, envelope.seq)
+            self._note_journal_failure(f"queue full ({JOURNAL_QUEUE} envelopes waiting)")
 
     def _write_journal(self) -> None:
-        while (envelope := self._journal_queue.get()) is not None:
-            self._append_now(envelope)
+        self._journal_crash = None
+        try:
+            while (envelope := self._journal_queue.get()) is not None:
+                self._append_now(envelope)
+        except BaseException as exc:
+            # Loud, never silent: status shows it until the next append starts a new thread.
+            logger.exception("store: journal thread died; %d envelopes wait", self._journal_queue.qsize())
+            self._journal_crash = f"journal thread died: {type(exc).__name__}: {exc}"[:300]
+            raise
 
     def _append_now(self, envelope: Envelope) -> None:
         try:
-            self._write(insert(bus_log).values(
-                topic=envelope.topic, seq=envelope.seq, epoch=envelope.epoch, key=envelope.key,
-                source=envelope.source, match_text=envelope.match_text, text=envelope.text,
-            ))
+            self._write(insert(bus_log).values(**_journal_row(envelope)))
             if envelope.seq % 500 == 0:
-                stale = (bus_log.c.topic == envelope.topic) & (bus_log.c.seq <= envelope.seq - 5000)
+                stale = (bus_log.c.topic == envelope.topic) & (bus_log.c.seq <= envelope.seq - JOURNAL_KEEP)
                 self._write(delete(bus_log).where(stale))
+            self._journal_failure = None
         except StoreUnavailable as exc:
             logger.error("store: journal append failed, seq %s of %s kept in memory only: %s",
                          envelope.seq, envelope.topic, exc)
+            self._note_journal_failure(str(exc))
         except IntegrityError:
             # A shared database already has this seq (another process journaled it as leader).
             logger.warning("store: journal already holds %s seq %s; kept", envelope.topic, envelope.seq)
@@ -323,15 +407,18 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(news.c.id).where(news.c.url == url)).first() is not None
 
+    def stored_news_seqs(self, urls: list[str]) -> dict[str, int | None]:
+        """Return url -> seq for the URLs among `urls` that are stored (one query)."""
+        if not urls:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(news.c.url, news.c.seq).where(news.c.url.in_(urls))).all()
+        return {row.url: row.seq for row in rows}
+
     def save_news(self, item: NewsItem, seq: int | None = None) -> bool:
         """Store a news item; return False when its URL was already stored."""
         try:
-            self._write(insert(news).values(
-                url=item.url, title=item.title, description=item.description, source=item.source,
-                published_at=item.published_at, image_url=item.image_url, sentiment=item.sentiment,
-                sentiment_score=item.sentiment_score, sentiment_model=item.sentiment_model, seq=seq,
-                ingested_at=utc_now(),
-            ))
+            self._write(insert(news).values(**_news_row(item, seq)))
         except IntegrityError:
             return False
         return True
@@ -398,6 +485,18 @@ class Store:
             self._journal_thread.join(timeout=10)
             self._journal_thread = None
         self.engine.dispose()
+
+
+def _journal_row(envelope: Envelope) -> dict[str, Any]:
+    return {"topic": envelope.topic, "seq": envelope.seq, "epoch": envelope.epoch, "key": envelope.key,
+            "source": envelope.source, "match_text": envelope.match_text, "text": envelope.text}
+
+
+def _news_row(item: NewsItem, seq: int | None) -> dict[str, Any]:
+    return {"url": item.url, "title": item.title, "description": item.description, "source": item.source,
+            "published_at": item.published_at, "image_url": item.image_url, "sentiment": item.sentiment,
+            "sentiment_score": item.sentiment_score, "sentiment_model": item.sentiment_model, "seq": seq,
+            "ingested_at": utc_now()}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
