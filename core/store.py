@@ -331,11 +331,10 @@ class Store:
         try:
             while (envelope := self._journal_queue.get()) is not None:
                 self._append_now(envelope)
-        except BaseException as exc:
+        except Exception as exc:
             # Loud, never silent: status shows it until the next append starts a new thread.
             logger.exception("store: journal thread died; %d envelopes wait", self._journal_queue.qsize())
             self._journal_crash = f"journal thread died: {type(exc).__name__}: {exc}"[:300]
-            raise
 
     def _append_now(self, envelope: Envelope) -> None:
         try:
