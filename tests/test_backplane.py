@@ -1,4 +1,4 @@
-"""The backplane on a real redis-server: confirmation before acknowledgement, a bounded queue, a leader that steps down."""
+"""The backplane on a real redis-server: confirmed before acknowledged, a bounded queue, a leader that steps down."""
 
 from __future__ import annotations
 
