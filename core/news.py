@@ -132,16 +132,19 @@ class NewsDesk:
             for item in items:
                 if item.url not in fresh and item.url not in known:
                     fresh[item.url] = item
-            for url in [url for url in fresh if url in self._unstored]:
-                known[url] = await self._store_published(url)
-                del fresh[url]
-            scored = await self._score(list(fresh.values()))
             published: dict[str, NewsItem] = {}
-            for item in scored:
-                known[item.url] = await self._publish(item)
-                published[item.url] = item
-                if item.sentiment_score is not None:
-                    self.recent_scores.append(item.sentiment_score)
+            try:
+                for url in [url for url in fresh if url in self._unstored]:
+                    known[url] = await self._store_published(url)
+                    del fresh[url]
+                for item in await self._score(list(fresh.values())):
+                    known[item.url] = await self._publish(item)
+                    published[item.url] = item
+                    if item.sentiment_score is not None:
+                        self.recent_scores.append(item.sentiment_score)
+            except NewsUnavailable:
+                self.refused += 1
+                raise
         out = []
         for item in items:
             if item.url in published:
@@ -153,7 +156,6 @@ class NewsDesk:
     def _check_not_refusing(self) -> None:
         left = self._refuse_until - time.monotonic()
         if left > 0:
-            self.refused += 1
             reason = self.store.journal_error if self.store is not None else None
             raise NewsUnavailable(f"news cannot be stored now ({reason or 'journal failing'}); retry shortly",
                                   retry_after_s=max(1.0, left))
