@@ -171,11 +171,13 @@ class NewsDesk:
 
     async def _publish(self, item: NewsItem) -> int:
         self._check_not_refusing()
+        publishing = self.bus.publish_durable(
+            "news", news_message(item), self._commit(item),
+            match_text=f"{item.title} {item.description}", source=item.source,
+        )
         try:
-            envelope = await self.bus.publish_durable(
-                "news", news_message(item), self._commit(item),
-                match_text=f"{item.title} {item.description}", source=item.source,
-            )
+            # Shielded: a client hanging up must not stop an item between its commit and its fan-out.
+            envelope = await asyncio.shield(publishing)
         except PublishedNotStored as exc:
             # The backplane has it (other processes stream it): a retry stores it under the same seq.
             self._unstored[item.url] = (item, exc.envelope)
@@ -187,8 +189,6 @@ class NewsDesk:
             self._refuse_until = time.monotonic() + self.retry_after_s
             logger.error("news: not published, the journal cannot write: %s (%s)", exc, item.url)
             raise NewsUnavailable(f"news cannot be stored now ({exc}); nothing was published") from exc
-        except (asyncio.CancelledError, NewsUnavailable):
-            raise
         except Exception as exc:
             logger.warning("news: not published, the backplane did not confirm it: %s (%s)", exc, item.url)
             raise NewsUnavailable(f"the backplane did not confirm the item ({exc}); retry shortly") from exc
