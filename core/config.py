@@ -93,6 +93,8 @@ class Settings:
     message_burst: int = 40
     max_symbols_per_connection: int = 100
     max_keywords: int = 50
+    max_sources: int = 50
+    max_news_backlog: int = 100  # `?backlog=N` on /ws/news: latest items sent on connect
     idle_timeout_s: float = 300.0
     ws_ping_interval_s: float = 20.0
     # permessage-deflate costs tens of KB per connection (docs/limits.md); off keeps idle sockets small.
@@ -155,6 +157,9 @@ class Settings:
             messages_per_second=_float(env, "MESSAGES_PER_SECOND", 20.0, minimum=0.1),
             message_burst=_int(env, "MESSAGE_BURST", 40, minimum=1),
             max_symbols_per_connection=_int(env, "MAX_SYMBOLS_PER_CONNECTION", 100, minimum=1),
+            max_keywords=_int(env, "MAX_KEYWORDS", 50, minimum=1),
+            max_sources=_int(env, "MAX_SOURCES", 50, minimum=1),
+            max_news_backlog=_int(env, "MAX_NEWS_BACKLOG", 100, minimum=0),
             idle_timeout_s=_float(env, "IDLE_TIMEOUT_S", 300.0, minimum=1.0),
             ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", 20.0, minimum=0.5),
             ws_per_message_deflate=env.get("WS_PER_MESSAGE_DEFLATE", "").lower() in ("1", "true", "yes"),

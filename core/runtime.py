@@ -7,9 +7,10 @@ to a socket directly.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from core.bus import Bus
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 PRICE_PERSIST_S = 10.0
+# After an input of `sentiment_update` changes, wait this long so a burst (one feed batch of news,
+# several platforms' posts) becomes one update instead of dozens.
+SENTIMENT_SETTLE_S = 0.2
 
 
 class Runtime:
@@ -60,7 +64,11 @@ class Runtime:
         self.sources: Any = None
         # A plain NewsDesk until a cluster attaches it; then followers forward ingestion to the leader.
         self.news = ClusterNewsDesk(self.bus, self.store, scorer=self.inference)
-        self.sentiment = SentimentBoard()
+        self._sentiment_changed: asyncio.Event | None = None  # made by the loop that waits on it
+        self._last_sentiment: Any = None  # data of the last published sentiment_update
+        self.sentiment = SentimentBoard(on_change=self.mark_sentiment_changed)
+        self.bus.add_listener("news", lambda _envelope: self.mark_sentiment_changed())
+        self._seed_news_scores()
         if settings.data_mode == "demo" or not settings.enable_sources:
             self.sentiment.fear_greed_reason = "live sources are off (DATA_MODE=demo or ENABLE_SOURCES=0)"
         if settings.enable_sources and settings.data_mode != "demo":
@@ -68,6 +76,7 @@ class Runtime:
 
             self.sources = LiveFeeds(self)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.crashed_tasks: list[str] = []  # producer tasks that died of an error since producers started
         self._last_price_persist = 0.0
         self._persisting: asyncio.Task[None] | None = None
         self._producing = False
@@ -102,13 +111,14 @@ class Runtime:
         if self._producing:
             return
         self._producing = True
+        self.crashed_tasks.clear()
         s = self.settings
         if self.sources is not None:
             await self.sources.start()
         self._every(s.price_interval_s, self._tick_market, "market")
         self._every(s.status_interval_s, self.publish_system_status, "system-status")
         self._every(s.models_interval_s, self.publish_models_status, "models-status")
-        self._every(s.sentiment_interval_s, self.publish_sentiment, "sentiment")
+        self._own(self._publish_sentiment_loop(), "sentiment")
         logger.info("runtime: started (data mode %s, %d symbols)", s.data_mode, len(s.symbols))
 
     async def stop_producers(self) -> None:
@@ -157,14 +167,26 @@ class Runtime:
                     next_at = now
                 await asyncio.sleep(next_at - now)
 
-        task = asyncio.create_task(loop(), name=name)
+        self._own(loop(), name)
+
+    def _own(self, job: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a producer task that `stop_producers` cancels; a crash is logged with its name, never lost."""
+        task = asyncio.create_task(job, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_ended)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.crashed_tasks.append(task.get_name())
+            logger.error("runtime: task %s died; agent_running is now false", task.get_name(),
+                         exc_info=task.exception())
 
     @property
     def agent_running(self) -> bool:
         """Whether every producer task is alive (measured, not assumed)."""
-        return self.running and bool(self._tasks) and all(not t.done() for t in self._tasks)
+        return (self.running and bool(self._tasks) and not self.crashed_tasks
+                and all(not t.done() for t in self._tasks))
 
     # ------------------------------------------------------------ producers
 
@@ -182,6 +204,8 @@ class Runtime:
             await asyncio.to_thread(self.store.save_quotes, quotes)
         except StoreUnavailable as exc:
             logger.error("market: prices not persisted: %s", exc)
+        except Exception:
+            logger.exception("market: persisting %d prices failed", len(quotes))
         finally:
             self._persisting = None
 
@@ -242,14 +266,56 @@ class Runtime:
         """Publish one `models_status`."""
         self.bus.publish("models", build_models_status(self.models()))
 
-    async def publish_sentiment(self) -> None:
-        """Publish one `sentiment_update`."""
+    async def publish_sentiment(self, *, only_if_changed: bool = False) -> None:
+        """Publish one `sentiment_update` (with `only_if_changed`, none when its data is as last published)."""
         message = self.sentiment.build_message(
             news_scores=self.news.recent_scores,
             quotes=self.market.current_quotes,
             prices_are_live=not self.market.simulated,
         )
+        if only_if_changed and message.data == self._last_sentiment:
+            return
+        self._last_sentiment = message.data
         self.bus.publish("sentiment", message)
+
+    async def _publish_sentiment_loop(self) -> None:
+        """Publish `sentiment_update` every SENTIMENT_INTERVAL_S, and soon after one of its inputs changes.
+
+        Inputs are Fear & Greed, social scores (the board's `on_change`) and news scores (a `news`
+        listener), so a new client never gets a snapshot that misses a value the process already has.
+        """
+        interval = self.settings.sentiment_interval_s
+        changed = False
+        self._sentiment_changed = wake = asyncio.Event()
+        while True:
+            wake.clear()
+            try:
+                await self.publish_sentiment(only_if_changed=changed)
+            except Exception:
+                logger.exception("runtime: sentiment failed; retrying next tick")
+            try:
+                await asyncio.wait_for(wake.wait(), interval)
+                changed = True
+                await asyncio.sleep(SENTIMENT_SETTLE_S)
+            except TimeoutError:
+                changed = False
+
+    def mark_sentiment_changed(self) -> None:
+        """Have the sentiment loop publish soon: one of the update's inputs changed."""
+        # News: the desk appends the item's score right after publishing; the loop reads it after SETTLE_S.
+        if self._sentiment_changed is not None:
+            self._sentiment_changed.set()
+
+    def _seed_news_scores(self) -> None:
+        """Start the mood's news input from the journaled history, so a restart does not forget scored news."""
+        keep = self.news.recent_scores.maxlen or 0
+        for env in self.bus.history("news")[-keep:] if keep else ():
+            try:
+                score = json.loads(env.text)["data"].get("sentiment_score")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if isinstance(score, int | float):
+                self.news.recent_scores.append(float(score))
 
 
 class _ModelStatsInStore:

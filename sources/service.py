@@ -339,7 +339,7 @@ class SourceHub:
             return
         error = task.exception()
         if error is not None:
-            logger.error("! sources task %s crashed: %r", task.get_name(), error)
+            logger.error("! sources task %s crashed: %r", task.get_name(), error, exc_info=error)
             self._crashes.append(error)
 
     def _prune_mentions(self) -> None:
