@@ -291,7 +291,8 @@ def run_tree(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
         prefill_s = time.monotonic() - started
         log(f"{tree}: prefilled {args.points} prices and {args.news_rows} news in {prefill_s:.1f} s")
         port = free_port()
-        env = {**os.environ, **SERVER_ENV, **dict(kv.split("=", 1) for kv in args.server_env), "PORT": str(port), "HOST": "127.0.0.1", "DATA_DIR": str(data_dir),
+        extra = dict(kv.split("=", 1) for kv in args.server_env)
+        env = {**os.environ, **SERVER_ENV, **extra, "PORT": str(port), "HOST": "127.0.0.1", "DATA_DIR": str(data_dir),
                "LOG_FILE": str(data_dir / "server.log"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tree)}
         with (data_dir / "stdout.log").open("wb") as out:
             proc = subprocess.Popen([sys.executable, str(tree / "app.py")], cwd=str(tree), env=env, stdout=out,

@@ -123,7 +123,7 @@ def add_points(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if make is None:
         _merge_by_reading(conn, rows)
         return
-    statement = make(price_rollups)
+    statement: Any = make(price_rollups)
     new, old = statement.excluded, price_rollups.c
     earlier, later = new.first_ts < old.first_ts, new.last_ts >= old.last_ts
     conn.execute(
@@ -222,14 +222,15 @@ def backfill_step(conn: Connection, prices: Table, meta: Table, chunk: int) -> b
     )
     if moved.rowcount != 1:
         raise BackfillConflict(f"backfill state changed under us (expected {raw})")
-    return upto >= state["upto"]
+    return bool(upto >= state["upto"])
 
 
 # Unix seconds of `prices.ts` in SQL: whole seconds (floored, for buckets) and with the fraction.
 _EPOCH_SQL = {
     "sqlite": ("CAST(strftime('%s', substr({ts}, 1, 19)) AS INTEGER)",
                "(CAST(strftime('%s', substr({ts}, 1, 19)) AS INTEGER) + CAST(substr({ts}, 20) AS REAL))"),
-    "postgresql": ("CAST(floor(extract(epoch FROM {ts})) AS BIGINT)", "CAST(extract(epoch FROM {ts}) AS DOUBLE PRECISION)"),
+    "postgresql": ("CAST(floor(extract(epoch FROM {ts})) AS BIGINT)",
+                   "CAST(extract(epoch FROM {ts}) AS DOUBLE PRECISION)"),
 }
 
 
@@ -255,12 +256,13 @@ def _fold_in_sql(conn: Connection, prices: Table, after_id: int, upto_id: int) -
             JOIN prices AS f ON f.id = g.first_id
             JOIN prices AS l ON l.id = g.last_id
             WHERE 1 = 1
-        """  # noqa: S608 - span and seconds come from INTERVALS, ids are bound
+        """  # span and seconds come from INTERVALS, ids are bound: nothing from outside is formatted in
         conn.execute(text(f"""
             INSERT INTO price_rollups (span, symbol, bucket, open, high, low, close, first_ts, last_ts, source, points)
             {select_sql}
             ON CONFLICT (span, symbol, bucket) DO UPDATE SET
-                open = CASE WHEN excluded.first_ts < price_rollups.first_ts THEN excluded.open ELSE price_rollups.open END,
+                open = CASE WHEN excluded.first_ts < price_rollups.first_ts
+                            THEN excluded.open ELSE price_rollups.open END,
                 first_ts = CASE WHEN excluded.first_ts < price_rollups.first_ts
                                 THEN excluded.first_ts ELSE price_rollups.first_ts END,
                 close = CASE WHEN excluded.last_ts >= price_rollups.last_ts

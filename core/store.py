@@ -304,16 +304,17 @@ class Store:
 
     def save_quotes(self, quotes: Iterable[PriceQuote]) -> None:
         """Append price points and fold them into the rollups, in one transaction."""
+        quotes = list(quotes)
+        if not quotes:
+            return
         rows = [
             {"symbol": q.symbol, "ts": q.timestamp, "price": q.price, "source": q.source,
              "change_24h": q.change_24h, "change_7d": q.change_7d, "volume_24h": q.volume_24h,
              "market_cap": q.market_cap}
             for q in quotes
         ]
-        if not rows:
-            return
         buckets = rollups.aggregate(
-            rollups.RawPoint(r["symbol"], rollups.epoch_seconds(r["ts"]), r["price"], r["source"]) for r in rows
+            rollups.RawPoint(q.symbol, rollups.epoch_seconds(q.timestamp), q.price, q.source) for q in quotes
         )
         with self._writing() as conn:
             conn.execute(insert(prices), rows)
@@ -348,8 +349,10 @@ class Store:
             state = conn.execute(select(meta_table.c.value).where(meta_table.c.key == rollups.BACKFILL_KEY)).scalar()
         backfilled = state is None or json.loads(state)["done"] >= json.loads(state)["upto"]
         t = rollups.price_rollups
-        jobs = [(t, t.c.bucket, int((now - timedelta(days=keep_minute_days)).timestamp()), 6 * 3600,
-                 t.c.span == "1m", "rollups_1m")]
+        minute_cutoff = int((now - timedelta(days=keep_minute_days)).timestamp())
+        jobs: list[tuple[Any, ...]] = [
+            (t, t.c.bucket, minute_cutoff, int(PRUNE_STEP.total_seconds()), t.c.span == "1m", "rollups_1m"),
+        ]
         if backfilled:
             jobs.insert(0, (prices, prices.c.ts, now - timedelta(days=keep_days), PRUNE_STEP, None, "prices"))
         for table, column, cutoff, step, where, name in jobs:

@@ -1,21 +1,25 @@
-"""Price rollups: history from rollups equals the raw points bucketed, backfilled ones included; retention keeps them."""
+"""Price rollups: history equals the raw points bucketed, backfilled ones included; retention keeps them."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select
+import pytest
+from sqlalchemy import create_engine, func, insert, select, update
 
 from core.clock import format_utc, utc_now
 from core.records import PriceQuote
-from core.rollups import INTERVALS, price_rollups
-from core.store import Store, prices
+from core.rollups import BACKFILL_KEY, INTERVALS, price_rollups
+from core.store import Store, meta_table, prices
 from tests.harness import MS, running_app
+from tests.services import PostgresServer, needs_postgres, postgres_server
 
 DAY = timedelta(days=1)
 
@@ -108,7 +112,8 @@ def test_pruning_deletes_old_raw_points_and_keeps_the_rollups(tmp_path: Path):
             oldest = conn.execute(select(func.min(prices.c.ts))).scalar()
         after = store.price_history("BTC", "1d", 30)
         with store.engine.connect() as conn:
-            minutes = conn.execute(select(func.min(price_rollups.c.bucket)).where(price_rollups.c.span == "1m")).scalar()
+            oldest_minute = select(func.min(price_rollups.c.bucket)).where(price_rollups.c.span == "1m")
+            minutes = conn.execute(oldest_minute).scalar()
     finally:
         store.close()
     assert deleted["prices"] > 0 and deleted["rollups_1m"] > 0
@@ -149,3 +154,30 @@ def _oldest_raw(data_dir: Path) -> datetime:
     with sqlite3.connect(data_dir / "hub.sqlite3") as conn:
         oldest = conn.execute("SELECT min(ts) FROM prices").fetchone()[0]
     return datetime.fromisoformat(oldest).replace(tzinfo=UTC) if oldest else utc_now()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_rollups_on_postgresql_match_the_raw_points_written_and_backfilled(postgres: PostgresServer, tmp_path: Path):
+    live, old = _walk(utc_now() - DAY, 300, 60.0), _walk(utc_now() - 3 * DAY, 300, 60.0)
+    store = Store(postgres.url, tmp_path)
+    try:
+        with store.engine.begin() as conn:  # stored as a version without rollups did, then marked for backfill
+            conn.execute(insert(prices), [{"symbol": q.symbol, "ts": q.timestamp, "price": q.price,
+                                           "source": q.source} for q in old])
+            upto = conn.execute(select(func.max(prices.c.id))).scalar()
+            conn.execute(update(meta_table).where(meta_table.c.key == BACKFILL_KEY)
+                         .values(value=json.dumps({"upto": upto, "done": 0})))
+        store.save_quotes(live)  # rolled up on write, while the backfill is still to come
+        while not store.backfill_rollups():
+            pass
+        hourly = store.price_history("BTC", "1h", 200)
+    finally:
+        store.close()
+    assert hourly == _bucketed(old + live, "1h")
