@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import inference_off_router, market_router, news_router
+from api import RestGuard, inference_off_router, market_router, news_router
 from core.config import Settings
 from core.logs import configure_logging
 from core.metrics import build_metrics_router
@@ -79,6 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.inference = runtime.inference
+    # Added first so it runs inside CountRequests: refused requests are still counted.
+    app.add_middleware(
+        RestGuard, rate_per_s=settings.rest_rate_per_s, burst=settings.rest_burst,
+        max_body_bytes=settings.max_body_bytes, admin_token=settings.admin_token,
+        exempt_prefixes=UI_INTERNAL_PREFIXES,
+    )
     app.add_middleware(CountRequests, runtime=runtime)
     app.include_router(market_router)
     app.include_router(news_router)

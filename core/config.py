@@ -103,6 +103,13 @@ class Settings:
     max_connections_per_ip: int = 200
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     history_size: int = 1000
+    # REST limits and price retention (docs/limits.md, docs/retention.md).
+    rest_rate_per_s: float = 10.0  # per client IP; 0 turns REST rate limiting off
+    rest_burst: int = 40
+    max_body_bytes: int = 1024 * 1024
+    price_retention_days: float = 7.0  # raw 10 s points
+    price_1m_retention_days: float = 30.0  # 1m buckets; 1h and 1d buckets are kept
+    price_prune_interval_s: float = 3600.0
     enable_ui: bool = True
     enable_sources: bool = True
     enable_inference: bool = True
@@ -167,6 +174,12 @@ class Settings:
             max_connections_per_ip=_int(env, "MAX_CONNECTIONS_PER_IP", 200, minimum=1),
             trusted_proxies=_csv(env, "TRUSTED_PROXIES", "127.0.0.1"),
             history_size=_int(env, "HISTORY_SIZE", 1000, minimum=10),
+            rest_rate_per_s=_float(env, "REST_RATE_PER_S", 10.0, minimum=0.0),
+            rest_burst=_int(env, "REST_BURST", 40, minimum=1),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+            price_retention_days=_float(env, "PRICE_RETENTION_DAYS", 7.0, minimum=0.01),
+            price_1m_retention_days=_float(env, "PRICE_1M_RETENTION_DAYS", 30.0, minimum=0.01),
+            price_prune_interval_s=_float(env, "PRICE_PRUNE_INTERVAL_S", 3600.0, minimum=1.0),
             enable_ui=env.get("ENABLE_UI", "1").lower() not in ("0", "false", "no"),
             enable_sources=env.get("ENABLE_SOURCES", "1").lower() not in ("0", "false", "no"),
             enable_inference=env.get("ENABLE_INFERENCE", "1").lower() not in ("0", "false", "no"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any
 
 from core.news import NewsUnavailable
@@ -21,6 +22,7 @@ __all__ = ["LiveFeeds"]
 logger = logging.getLogger(__name__)
 
 SEED_SEEN_NEWS = 1000  # stored URLs/titles handed to the deduper at start, so a restart republishes nothing
+PENDING_HEALTH_EVENTS = 1000  # status changes waiting to be stored; the oldest go first if the store is down
 
 
 class LiveFeeds:
@@ -31,6 +33,7 @@ class LiveFeeds:
         self.settings = SourceSettings.from_env(runtime.settings.extra)
         self.hub: SourceHub | None = None
         self._last_status: dict[str, str] = {}
+        self._pending_events: deque[SourceHealth] = deque(maxlen=PENDING_HEALTH_EVENTS)
         if not self.settings.twitter_bearer_token:
             runtime.sentiment.platforms["twitter"].reason = "TWITTER_BEARER_TOKEN not set"
 
@@ -63,21 +66,29 @@ class LiveFeeds:
                 logger.exception("feeds: a source task had crashed")
 
     def health(self) -> list[SourceHealth]:
-        """Return every provider's health and journal status changes to the store."""
+        """Return every provider's health; status changes wait for `store_health_events`."""
         if self.hub is None:
             return []
         health = self.hub.health()
         for h in health:
             if self._last_status.get(h.name) != h.status:
                 self._last_status[h.name] = h.status
-                self._journal_health(h)
+                self._pending_events.append(h)
         return health
 
-    def _journal_health(self, h: SourceHealth) -> None:
-        try:
-            self.runtime.store.save_source_event(h.name, h.category, h.status, h.last_error, h.latency_ms)
-        except StoreUnavailable as exc:
-            logger.error("feeds: health event of %s not stored: %s", h.name, exc)
+    async def store_health_events(self) -> None:
+        """Store the status changes seen since the last call, in a thread (a slow database must not stall the loop)."""
+        events = list(self._pending_events)
+        self._pending_events.clear()
+        if events:
+            await asyncio.to_thread(self._store_events, events)
+
+    def _store_events(self, events: list[SourceHealth]) -> None:
+        for h in events:
+            try:
+                self.runtime.store.save_source_event(h.name, h.category, h.status, h.last_error, h.latency_ms)
+            except StoreUnavailable as exc:
+                logger.error("feeds: health event of %s not stored: %s", h.name, exc)
 
     async def _on_quotes(self, quotes: list[PriceQuote]) -> None:
         self.runtime.market.accept_quotes(quotes)

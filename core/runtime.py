@@ -11,7 +11,8 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from core.bus import Bus
 from core.clock import format_utc
@@ -37,6 +38,11 @@ PRICE_PERSIST_S = 10.0
 # After an input of `sentiment_update` changes, wait this long so a burst (one feed batch of news,
 # several platforms' posts) becomes one update instead of dozens.
 SENTIMENT_SETTLE_S = 0.2
+# REST reads get their own threads: anonymous queries then wait behind each other, never in front
+# of news ingestion's dedupe lookup or the journal in the shared default pool (#9).
+REST_QUERY_THREADS = 2
+
+T = TypeVar("T")
 
 
 class Runtime:
@@ -77,6 +83,7 @@ class Runtime:
             self.sources = LiveFeeds(self)
         self._tasks: set[asyncio.Task[None]] = set()
         self.crashed_tasks: list[str] = []  # producer tasks that died of an error since producers started
+        self._rest_queries = ThreadPoolExecutor(max_workers=REST_QUERY_THREADS, thread_name_prefix="rest-query")
         self._last_price_persist = 0.0
         self._persisting: asyncio.Task[None] | None = None
         self._producing = False
@@ -119,6 +126,7 @@ class Runtime:
         self._every(s.status_interval_s, self.publish_system_status, "system-status")
         self._every(s.models_interval_s, self.publish_models_status, "models-status")
         self._own(self._publish_sentiment_loop(), "sentiment")
+        self._every(s.price_prune_interval_s, self.maintain_prices, "price-retention")
         logger.info("runtime: started (data mode %s, %d symbols)", s.data_mode, len(s.symbols))
 
     async def stop_producers(self) -> None:
@@ -147,6 +155,7 @@ class Runtime:
                     await service.stop()
                 except Exception:
                     logger.exception("runtime: %s did not stop cleanly", type(service).__name__)
+        self._rest_queries.shutdown(wait=False, cancel_futures=True)
         self.store.close()
         logger.info("runtime: stopped")
 
@@ -209,6 +218,29 @@ class Runtime:
         finally:
             self._persisting = None
 
+    async def query_store(self, read: Callable[..., T], *args: Any) -> T:
+        """Run one REST request's store read on the REST threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._rest_queries, functools.partial(read, *args))
+
+    async def maintain_prices(self) -> None:
+        """Fold points stored before rollups existed into them, then apply the retention (in threads)."""
+        if not self.store.online:
+            return
+        try:
+            while self.running and not await asyncio.to_thread(self.store.backfill_rollups):
+                pass  # one short transaction per chunk; the loop and other writers run in between
+            s = self.settings
+            deleted = await asyncio.to_thread(
+                self.store.prune_prices, s.price_retention_days, s.price_1m_retention_days,
+                should_stop=lambda: not self.running,
+            )
+        except StoreUnavailable as exc:
+            logger.error("market: price retention skipped: %s", exc)
+            return
+        if any(deleted.values()):
+            logger.info("market: retention deleted %s raw points and %s 1m buckets",
+                        deleted["prices"], deleted["rollups_1m"])
+
     def source_health(self) -> list[SourceHealth]:
         """Return every data source's health, the simulator included."""
         simulating = self.market.simulated
@@ -245,8 +277,10 @@ class Runtime:
         )
 
     async def publish_system_status(self) -> None:
-        """Publish one `system_status`."""
+        """Publish one `system_status`, then store the provider status changes it saw (in a thread)."""
         self.bus.publish("system", await self.build_system_status())
+        if self.sources is not None:
+            await self.sources.store_health_events()
 
     async def build_system_status(self) -> SystemStatusMessage:
         """Build one `system_status` from this process's view."""

@@ -2,10 +2,11 @@
 
 Holds the price time series, news (unique by URL, with scores), Fear & Greed history, provider
 health events, model statistics and the bus journal that lets news `seq`/`epoch` survive a restart.
-Calls are synchronous and short; async callers wrap writes in `asyncio.to_thread`.
-
+Calls are synchronous; async callers run every one of them in a thread (`asyncio.to_thread`).
 News is committed together with its journal entry (`commit_news`), before any socket sees it; a
 journal that cannot write shows in `journal_error` (and `system_status.database`).
+Price history is answered from rollups (core/rollups.py) and news search from a full-text index
+(core/news_search.py), so a request's work does not grow with the store's age.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -41,11 +44,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from core import rollups
 from core.bus import Envelope
 from core.clock import format_utc, utc_now
+from core.news_search import SearchUnavailable, match_clause, prepare_search, scan_by_date, search_words
 from core.records import FearGreedReading, NewsItem, PriceQuote
 
-__all__ = ["Store", "StoreUnavailable"]
+__all__ = ["SearchUnavailable", "Store", "StoreUnavailable"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +118,10 @@ source_events = Table(
 )
 model_stats = Table("model_stats", metadata, Column("model_id", String(200), primary_key=True), Column("data", Text))
 
-INTERVALS = {"1m": 60, "1h": 3600, "1d": 86400}
 JOURNAL_KEEP = 5000  # journal rows kept per topic (the resume window)
 JOURNAL_QUEUE = 10_000  # envelopes waiting for the journal thread; past it they are refused, loudly
+BACKFILL_CHUNK = 5_000  # raw ids folded into rollups per transaction: write locks of ~0.1 s
+PRUNE_STEP = timedelta(hours=6)  # raw points deleted per transaction at most (about 43k at 20 symbols)
 
 
 class StoreUnavailable(Exception):
@@ -156,9 +162,10 @@ class Store:
         self.last_check: datetime | None = None
         self.online = False
         self.last_error: str | None = None
+        self.can_search = False
         for attempt in range(3):
             try:
-                metadata.create_all(self.engine)
+                self._create_schema()
                 self.online, self.last_error = True, None
                 break
             except SQLAlchemyError as exc:
@@ -167,6 +174,17 @@ class Store:
                 time.sleep(0.2 * (attempt + 1))
         else:
             logger.error("store: cannot open %s: %s", self.safe_url, self.last_error)
+
+    def _create_schema(self) -> None:
+        metadata.create_all(self.engine)
+        rollups.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            self.can_search = prepare_search(conn)
+            if conn.execute(select(meta_table.c.value).where(meta_table.c.key == rollups.BACKFILL_KEY)).first() is None:
+                # Points stored before rollups existed are folded in by `backfill_rollups`; later ones on write.
+                upto = conn.execute(select(func.max(prices.c.id))).scalar() or 0
+                conn.execute(insert(meta_table).values(key=rollups.BACKFILL_KEY,
+                                                       value=json.dumps({"upto": upto, "done": 0})))
 
     @property
     def safe_url(self) -> str:
@@ -180,7 +198,7 @@ class Store:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             if not self.online:
-                metadata.create_all(self.engine)
+                self._create_schema()
             with self.engine.begin() as conn:
                 # Take the write lock for a moment: `SELECT 1` succeeds even while another program
                 # holds the database locked, and then every write of ours would fail.
@@ -199,6 +217,18 @@ class Store:
             conn.execute(insert(meta_table).values(key="__journal_probe__", value="x" * 8192))
             conn.execute(delete(meta_table).where(meta_table.c.key == "__journal_probe__"))
         self._journal_failure = None
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """One write transaction under our lock, failures translated like `_write`'s."""
+        try:
+            with self._lock, self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            self.online = False
+            self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300]
+            raise StoreUnavailable(self.last_error) from exc
 
     def _write(self, statement: Any, rows: list[dict[str, Any]] | None = None) -> None:
         try:
@@ -354,50 +384,66 @@ class Store:
     # ------------------------------------------------------------ prices
 
     def save_quotes(self, quotes: Iterable[PriceQuote]) -> None:
-        """Append price points."""
+        """Append price points and fold them into the rollups, in one transaction."""
+        quotes = list(quotes)
+        if not quotes:
+            return
         rows = [
             {"symbol": q.symbol, "ts": q.timestamp, "price": q.price, "source": q.source,
              "change_24h": q.change_24h, "change_7d": q.change_7d, "volume_24h": q.volume_24h,
              "market_cap": q.market_cap}
             for q in quotes
         ]
-        self._write(insert(prices), rows)
+        buckets = rollups.aggregate(
+            rollups.RawPoint(q.symbol, rollups.epoch_seconds(q.timestamp), q.price, q.source) for q in quotes
+        )
+        with self._writing() as conn:
+            conn.execute(insert(prices), rows)
+            rollups.add_points(conn, buckets)
 
     def price_history(self, symbol: str, interval: str = "1m", limit: int = 500) -> list[dict[str, Any]]:
-        """Return OHLC-style buckets (last price per bucket, min, max) of one symbol, oldest first."""
-        seconds = INTERVALS[interval]
-        since = utc_now() - timedelta(seconds=seconds * limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(prices.c.ts, prices.c.price, prices.c.source)
-                .where(prices.c.symbol == symbol, prices.c.ts >= since)
-                .order_by(prices.c.ts)
-            ).all()
-        buckets: dict[int, dict[str, Any]] = {}
-        for ts, price, source in rows:
-            ts = _aware(ts)
-            assert ts is not None
-            bucket = int(ts.timestamp()) // seconds * seconds
-            slot = buckets.get(bucket)
-            if slot is None:
-                buckets[bucket] = {"t": bucket, "open": price, "high": price, "low": price, "close": price,
-                                   "source": source, "points": 1}
-            else:
-                slot["high"] = max(slot["high"], price)
-                slot["low"] = min(slot["low"], price)
-                slot["close"] = price
-                slot["source"] = source
-                slot["points"] += 1
-        out = []
-        for bucket in sorted(buckets)[-limit:]:
-            slot = buckets[bucket]
-            slot["timestamp"] = format_utc(datetime.fromtimestamp(slot.pop("t"), tz=utc_now().tzinfo))
-            out.append(slot)
-        return out
+        """Return the buckets (open/high/low/close, points, latest source) of the last `limit` intervals, oldest first.
 
-    def prune_prices(self, keep_days: int = 30) -> None:
-        """Delete price points older than the retention."""
-        self._write(delete(prices).where(prices.c.ts < utc_now() - timedelta(days=keep_days)))
+        Reads at most `limit` rollup rows through the primary key, whatever the store's age.
+        """
+        with self.engine.connect() as conn:
+            return rollups.read_buckets(conn, symbol, interval, limit, utc_now())
+
+    def backfill_rollups(self) -> bool:
+        """Fold the next chunk of points stored before rollups existed; return True when none are left."""
+        try:
+            with self._writing() as conn:
+                return rollups.backfill_step(conn, prices, meta_table, BACKFILL_CHUNK)
+        except rollups.BackfillConflict:
+            return False  # another process folded that chunk; the next call reads the new state
+
+    def prune_prices(self, keep_days: float = 7.0, keep_minute_days: float = 30.0, *,
+                     should_stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
+        """Delete raw points older than `keep_days` and 1m buckets older than `keep_minute_days`.
+
+        Deletes in short transactions (a few hours of data each) so writers are never held for
+        long; 1h and 1d buckets are kept. Raw points wait while a rollup backfill still needs them.
+        """
+        now = utc_now()
+        deleted = {"prices": 0, "rollups_1m": 0}
+        with self.engine.connect() as conn:
+            state = conn.execute(select(meta_table.c.value).where(meta_table.c.key == rollups.BACKFILL_KEY)).scalar()
+        backfilled = state is None or json.loads(state)["done"] >= json.loads(state)["upto"]
+        t = rollups.price_rollups
+        minute_cutoff = int((now - timedelta(days=keep_minute_days)).timestamp())
+        jobs: list[tuple[Any, ...]] = [
+            (t, t.c.bucket, minute_cutoff, int(PRUNE_STEP.total_seconds()), t.c.span == "1m", "rollups_1m"),
+        ]
+        if backfilled:
+            jobs.insert(0, (prices, prices.c.ts, now - timedelta(days=keep_days), PRUNE_STEP, None, "prices"))
+        for table, column, cutoff, step, where, name in jobs:
+            while not should_stop():
+                with self._writing() as conn:
+                    gone = rollups.prune_before(conn, table, column, cutoff, step, where)
+                if not gone:
+                    break
+                deleted[name] += gone
+        return deleted
 
     # ------------------------------------------------------------ news
 
@@ -423,11 +469,21 @@ class Store:
         return True
 
     def recent_news(self, query: str | None = None, limit: int = 50, source: str | None = None) -> list[dict[str, Any]]:
-        """Return stored news, newest first, optionally matching `query` in title or description."""
+        """Return stored news, newest first, optionally holding the words of `query` in title or description.
+
+        Raises:
+            SearchUnavailable: `query` was given and the database has no full-text index.
+        """
         statement = select(news).order_by(news.c.published_at.desc()).limit(limit)
         if query:
-            like = f"%{query.lower()}%"
-            statement = statement.where(func.lower(news.c.title).like(like) | func.lower(news.c.description).like(like))
+            words = search_words(query)
+            if not words:
+                return []  # nothing searchable (only punctuation): nothing matches
+            if not self.can_search:
+                raise SearchUnavailable(f"no full-text index on {self.engine.dialect.name}")
+            with self.engine.connect() as conn:
+                by_date = scan_by_date(conn, words, limit)  # common words: stop after `limit` hits
+            statement = statement.where(match_clause(self.engine.dialect.name, words, by_date=by_date))
         if source:
             statement = statement.where(func.lower(news.c.source) == source.lower())
         with self.engine.connect() as conn:
