@@ -7,6 +7,7 @@ to a socket directly.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
