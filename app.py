@@ -19,12 +19,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import inference_off_router, market_router, news_router
+from api import RestGuard, inference_off_router, market_router, news_router
 from core.config import Settings
 from core.logs import configure_logging
 from core.protocol import CloseCode
 from desk.metrics import build_metrics_router
-from desk.news_relay import LeaderUnavailable
+from desk.news import NewsUnavailable
 from desk.runtime import VERSION, Runtime
 from space.routes import build_space_router
 from ws.admission import ConnectionLimiter
@@ -92,6 +92,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sockets = sockets
     app.state.settings = settings
     app.state.inference = runtime.inference
+    # Added first so it runs inside CountRequests: refused requests are still counted.
+    app.add_middleware(
+        RestGuard, rate_per_s=settings.rest_rate_per_s, burst=settings.rest_burst,
+        max_body_bytes=settings.max_body_bytes, admin_token=settings.admin_token,
+        exempt_prefixes=UI_INTERNAL_PREFIXES,
+    )
     app.add_middleware(CountRequests, runtime=runtime)
     app.include_router(market_router)
     app.include_router(news_router)
@@ -103,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(inference_off_router)
     app.include_router(build_ws_router(sockets))
     app.include_router(build_metrics_router(runtime))
-    app.add_exception_handler(LeaderUnavailable, _leader_unavailable)
+    app.add_exception_handler(NewsUnavailable, _news_unavailable)
     app.include_router(build_space_router(runtime))
     if settings.enable_ui:
         import gradio as gr
@@ -114,9 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _leader_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    # A follower could not reach the leader (failover or Redis down): the client should retry.
-    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
+async def _news_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # Not durable (journal or backplane down, no leader): nothing was published, the client retries.
+    retry_after = getattr(exc, "retry_after_s", 2.0)
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(max(1, round(retry_after)))})
 
 
 def _server(app: FastAPI, settings: Settings) -> Any:

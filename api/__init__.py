@@ -1,7 +1,8 @@
 """REST endpoints next to the streams: health, news ingestion and queries, prices and history."""
 
+from api.guard import RestGuard
 from api.inference_off import router as inference_off_router
 from api.market import router as market_router
 from api.news import router as news_router
 
-__all__ = ["inference_off_router", "market_router", "news_router"]
+__all__ = ["RestGuard", "inference_off_router", "market_router", "news_router"]

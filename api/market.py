@@ -49,13 +49,16 @@ async def history(
     interval: Literal["1m", "1h", "1d"] = Query(default="1m"),
     limit: int = Query(default=500, ge=1, le=5000),
 ) -> dict[str, Any]:
-    """Return stored prices of one symbol in buckets (open/high/low/close per interval), oldest first."""
+    """Return stored prices of one symbol in buckets (open/high/low/close per interval), oldest first.
+
+    Answered from rollups kept on write: at most `limit` rows read, whatever the store's age.
+    """
     runtime = request.app.state.runtime
     symbol = symbol.upper()
     if symbol not in runtime.settings.symbols:
         raise HTTPException(404, f"unknown symbol {symbol!r}; tracked: {', '.join(runtime.settings.symbols)}")
     try:
-        points = runtime.store.price_history(symbol, interval, limit)
+        points = await runtime.query_store(runtime.store.price_history, symbol, interval, limit)
     except Exception as exc:
         raise HTTPException(503, f"database unavailable: {type(exc).__name__}") from exc
     return {"symbol": symbol, "interval": interval, "points": points}

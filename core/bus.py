@@ -9,17 +9,18 @@ envelopes between processes; it calls `Bus.ingest()` on the receiving side.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-__all__ = ["TOPICS", "Bus", "Envelope", "HistoryGap", "Journal", "Listener"]
+__all__ = ["TOPICS", "Bus", "Envelope", "HistoryGap", "Journal", "Listener", "NotPublished", "PublishedNotStored"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,20 @@ class HistoryGap(Exception):
         self.oldest = oldest
 
 
+class NotPublished(Exception):
+    """A relay refused an envelope before storing it anywhere: its seq is free again."""
+
+
+class PublishedNotStored(Exception):
+    """The backplane confirmed an envelope (other processes stream it) but the local commit failed."""
+
+    def __init__(self, envelope: Envelope, cause: BaseException) -> None:
+        super().__init__(f"{envelope.topic} seq {envelope.seq} is published but not stored: {cause}")
+        self.envelope = envelope
+
+
 Listener = Callable[[Envelope], None]
+Confirm = Callable[[Envelope], Awaitable[None]]
 
 
 class Journal(Protocol):
@@ -96,6 +110,7 @@ class Bus:
         self._topics: dict[str, _Topic] = {}
         self._hooks: list[Callable[[Envelope], None]] = []
         self._relay: Callable[[Envelope], None] | None = None
+        self._confirm: Confirm | None = None
         for name in TOPICS:
             topic = _Topic(
                 name=name,
@@ -133,13 +148,25 @@ class Bus:
         """Stamp `seq`/`epoch` on a message, encode it once and deliver it to every listener.
 
         With a relay set (a Redis backplane), the envelope is handed to the relay instead and
-        delivered here only once the relay confirms it (`deliver()`).
+        delivered here only once the relay confirms it (`deliver()`). Fire and forget: a journaled
+        topic whose messages are acknowledged to someone goes through `publish_durable()` instead.
         """
+        envelope = self.stamp(topic, message, key=key, match_text=match_text, source=source)
+        if self._relay is not None:
+            self._relay(envelope)
+        else:
+            self.deliver(envelope)
+        return envelope
+
+    def stamp(
+        self, topic: str, message: BaseModel, *, key: str | None = None, match_text: str = "", source: str = ""
+    ) -> Envelope:
+        """Assign the topic's next `seq` and encode the message, delivering nothing yet."""
         state = self._topic(topic)
         seq = max(state.seq, state.assigned) + 1
         state.assigned = seq
         stamped = message.model_copy(update={"seq": seq, "epoch": state.epoch})
-        envelope = Envelope(
+        return Envelope(
             topic=topic,
             seq=seq,
             epoch=state.epoch,
@@ -148,16 +175,72 @@ class Bus:
             match_text=match_text.lower(),
             source=source.lower(),
         )
-        if self._relay is not None:
-            self._relay(envelope)
-        else:
-            self.deliver(envelope)
+
+    async def publish_durable(
+        self,
+        topic: str,
+        message: BaseModel,
+        commit: Callable[[Envelope], None],
+        *,
+        key: str | None = None,
+        match_text: str = "",
+        source: str = "",
+    ) -> Envelope:
+        """Publish so that no socket ever sees a `seq` that a crash could hand out again.
+
+        Order: stamp -> (with a backplane) wait for its confirmation -> `commit(envelope)` in a
+        worker thread (the caller stores the item and journals the envelope in one transaction)
+        -> fan out here. The caller acknowledges only after this returns. One caller at a time per
+        topic (the news desk holds a lock): a refused envelope gives its seq back.
+
+        Args:
+            commit: persists the item and the envelope atomically; raises when it cannot.
+
+        Raises:
+            NotPublished: the relay refused it; nothing was published and the seq is free again.
+            Exception: whatever else the relay's confirmation raised (the envelope may be on the
+                backplane; the relay steps down) or `commit` raised (nothing was published).
+            PublishedNotStored: the backplane published it (other processes stream it) but the
+                commit failed; it is fanned out here too, so this process agrees with the others.
+
+        Trade-off: a message reaches sockets one commit (and one Redis round trip) later than
+        with `publish()`; in exchange a journal that lags or a SIGKILL can never make a seq name
+        two messages, and a locked database stops acknowledgements instead of losing them.
+        """
+        envelope = self.stamp(topic, message, key=key, match_text=match_text, source=source)
+        if self._confirm is not None:
+            try:
+                await self._confirm(envelope)
+            except NotPublished:
+                self.release(envelope)
+                raise
+            # Any other failure leaves the envelope's fate unknown: the relay steps down, and the
+            # next leader continues from what the backplane really holds.
+        try:
+            await asyncio.to_thread(commit, envelope)
+        except Exception as exc:
+            if self._confirm is None:
+                self.release(envelope)
+                raise
+            self.deliver(envelope, journaled=True)
+            raise PublishedNotStored(envelope, exc) from exc
+        self.deliver(envelope, journaled=True)
         return envelope
 
-    def deliver(self, envelope: Envelope) -> None:
-        """Record, journal and fan out an envelope this process published (the relay's confirmation)."""
+    def release(self, envelope: Envelope) -> None:
+        """Give back the seq of an envelope that was stamped but never published."""
+        state = self._topic(envelope.topic)
+        if state.assigned == envelope.seq and state.epoch == envelope.epoch:
+            state.assigned = max(state.seq, envelope.seq - 1)
+
+    def deliver(self, envelope: Envelope, *, journaled: bool = False) -> None:
+        """Record, journal and fan out an envelope this process published (the relay's confirmation).
+
+        Args:
+            journaled: the caller has journaled it already (`publish_durable`).
+        """
         self.ingest(envelope)
-        if self._journal is not None and envelope.topic in self._journaled:
+        if not journaled and self._journal is not None and envelope.topic in self._journaled:
             self._journal.append(envelope)
         for hook in self._hooks:
             hook(envelope)
@@ -181,9 +264,15 @@ class Bus:
             except Exception:
                 logger.exception("bus %s: listener %r failed; it stays registered", envelope.topic, listener)
 
-    def set_relay(self, relay: Callable[[Envelope], None] | None) -> None:
-        """Hand every published envelope to `relay`, which calls `deliver()` once it is durable."""
+    def set_relay(self, relay: Callable[[Envelope], None] | None, confirm: Confirm | None = None) -> None:
+        """Hand every published envelope to `relay`, which calls `deliver()` once it is durable.
+
+        Args:
+            confirm: awaited by `publish_durable()`; returns once the envelope is stored on the
+                backplane (without delivering it), raises when it was not.
+        """
         self._relay = relay
+        self._confirm = confirm
 
     def discard_unconfirmed(self) -> None:
         """Forget seqs handed out but never confirmed by the relay (a leader stepping down)."""

@@ -66,6 +66,8 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "hub"  # key namespace, so several deployments can share one Redis
     leader_lock_ttl_s: float = 5.0  # a dead leader is replaced within about 1.2x this (docs/scaling.md)
+    backplane_max_pending: int = 1000  # envelopes waiting for Redis; past it new ones are refused
+    backplane_publish_timeout_s: float = 3.0  # a leader that cannot publish this long steps down
     models: tuple[str, ...] | None = None
     device: str = "auto"
     inference_precision: str = "auto"  # auto, fp32, bf16, fp16 (CUDA), int8 (CPU dynamic quantisation)
@@ -91,6 +93,8 @@ class Settings:
     message_burst: int = 40
     max_symbols_per_connection: int = 100
     max_keywords: int = 50
+    max_sources: int = 50
+    max_news_backlog: int = 100  # `?backlog=N` on /ws/news: latest items sent on connect
     idle_timeout_s: float = 300.0
     ws_ping_interval_s: float = 20.0
     # permessage-deflate costs tens of KB per connection (docs/limits.md); off keeps idle sockets small.
@@ -99,6 +103,13 @@ class Settings:
     max_connections_per_ip: int = 200
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     history_size: int = 1000
+    # REST limits and price retention (docs/limits.md, docs/retention.md).
+    rest_rate_per_s: float = 10.0  # per client IP; 0 turns REST rate limiting off
+    rest_burst: int = 40
+    max_body_bytes: int = 1024 * 1024
+    price_retention_days: float = 7.0  # raw 10 s points
+    price_1m_retention_days: float = 30.0  # 1m buckets; 1h and 1d buckets are kept
+    price_prune_interval_s: float = 3600.0
     enable_ui: bool = True
     enable_sources: bool = True
     enable_inference: bool = True
@@ -129,6 +140,8 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("REDIS_PREFIX", "hub").strip() or "hub",
             leader_lock_ttl_s=_float(env, "LEADER_LOCK_TTL_S", 5.0, minimum=2.0),
+            backplane_max_pending=_int(env, "BACKPLANE_MAX_PENDING", 1000, minimum=1),
+            backplane_publish_timeout_s=_float(env, "BACKPLANE_PUBLISH_TIMEOUT_S", 3.0, minimum=0.5),
             models=models,
             device=device,
             inference_precision=env.get("INFERENCE_PRECISION", "auto").strip().lower() or "auto",
@@ -151,6 +164,9 @@ class Settings:
             messages_per_second=_float(env, "MESSAGES_PER_SECOND", 20.0, minimum=0.1),
             message_burst=_int(env, "MESSAGE_BURST", 40, minimum=1),
             max_symbols_per_connection=_int(env, "MAX_SYMBOLS_PER_CONNECTION", 100, minimum=1),
+            max_keywords=_int(env, "MAX_KEYWORDS", 50, minimum=1),
+            max_sources=_int(env, "MAX_SOURCES", 50, minimum=1),
+            max_news_backlog=_int(env, "MAX_NEWS_BACKLOG", 100, minimum=0),
             idle_timeout_s=_float(env, "IDLE_TIMEOUT_S", 300.0, minimum=1.0),
             ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", 20.0, minimum=0.5),
             ws_per_message_deflate=env.get("WS_PER_MESSAGE_DEFLATE", "").lower() in ("1", "true", "yes"),
@@ -158,6 +174,12 @@ class Settings:
             max_connections_per_ip=_int(env, "MAX_CONNECTIONS_PER_IP", 200, minimum=1),
             trusted_proxies=_csv(env, "TRUSTED_PROXIES", "127.0.0.1"),
             history_size=_int(env, "HISTORY_SIZE", 1000, minimum=10),
+            rest_rate_per_s=_float(env, "REST_RATE_PER_S", 10.0, minimum=0.0),
+            rest_burst=_int(env, "REST_BURST", 40, minimum=1),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+            price_retention_days=_float(env, "PRICE_RETENTION_DAYS", 7.0, minimum=0.01),
+            price_1m_retention_days=_float(env, "PRICE_1M_RETENTION_DAYS", 30.0, minimum=0.01),
+            price_prune_interval_s=_float(env, "PRICE_PRUNE_INTERVAL_S", 3600.0, minimum=1.0),
             enable_ui=env.get("ENABLE_UI", "1").lower() not in ("0", "false", "no"),
             enable_sources=env.get("ENABLE_SOURCES", "1").lower() not in ("0", "false", "no"),
             enable_inference=env.get("ENABLE_INFERENCE", "1").lower() not in ("0", "false", "no"),

@@ -8,7 +8,7 @@ import logging.handlers
 import re
 from pathlib import Path
 
-__all__ = ["configure_logging"]
+__all__ = ["RedactSecrets", "configure_logging", "redact_secrets"]
 
 
 class _JsonFormatter(logging.Formatter):
@@ -25,17 +25,31 @@ class _JsonFormatter(logging.Formatter):
 
 
 _SECRET = re.compile(r"((?:token|api_key|key)=)[^&\s\"']+", re.IGNORECASE)
+# Headers that carry credentials, as uvicorn/websockets log them at DEBUG ("< authorization: Bearer x")
+# or as a repr of header pairs ("('authorization', 'Bearer x')"). Every Sec-WebSocket-Protocol value is
+# masked, not only `token.` ones: the app accepts any offered subprotocol as a token.
+_SECRET_HEADER = re.compile(
+    r"((?:proxy-)?authorization|sec-websocket-protocol|x-api-key|cookie)(['\"]?\s*[:=,]\s*(?:b?['\"])?)[^'\"\r\n]+",
+    re.IGNORECASE,
+)
+
+
+def redact_secrets(text: str) -> str:
+    """Return `text` with token query values and credential headers masked."""
+    if "=" in text:
+        text = _SECRET.sub(r"\1***", text)
+    return _SECRET_HEADER.sub(r"\1\2***", text)
 
 
 class RedactSecrets(logging.Filter):
-    """Masks `token=` style query values: uvicorn logs WebSocket paths with their query strings."""
+    """Masks tokens at every level: query values (uvicorn logs paths with their query strings) and
+    credential headers (the websockets protocol logs every handshake header at DEBUG)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "=" in message:
-            redacted = _SECRET.sub(r"\1***", message)
-            if redacted != message:
-                record.msg, record.args = redacted, None
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 

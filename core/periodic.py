@@ -87,8 +87,8 @@ class TaskSupervisor:
 
     @property
     def all_alive(self) -> bool:
-        """Whether there are tasks and none of them has ended."""
-        return bool(self.tasks) and all(not task.done() for task in self.tasks.values())
+        """Whether there are tasks, none of them has ended and none crashed since the last `take_crash`."""
+        return bool(self.tasks) and not self.crashes and all(not task.done() for task in self.tasks.values())
 
     async def cancel_all(self, timeout_s: float | None = None) -> None:
         """Cancel every task and wait for them, at most `timeout_s` (None: until they end)."""

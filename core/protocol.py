@@ -56,6 +56,8 @@ __all__ = [
 
 MAX_SYMBOL_LENGTH = 15
 MAX_KEYWORD_LENGTH = 64
+MAX_FILTER_TERMS = 200  # hard cap per list in a `filter`; MAX_KEYWORDS / MAX_SOURCES set the usable limit
+MAX_ID_LENGTH = 128
 
 
 def now_stamp() -> str:
@@ -226,8 +228,11 @@ class SourceEntry(BaseModel):
 
 
 class DataSourcesSection(_Wire):
+    """Provider health; `total == active + degraded + inactive`, at the top level and per category."""
+
     total: int
     active: int
+    degraded: int
     inactive: int
     categories: dict[str, dict[str, int]]
     pools: int
@@ -301,11 +306,20 @@ class AckMessage(_Wire):
     id: str | int | None = None
 
 
+def _encodable(text: str | None) -> str | None:
+    # A client can smuggle lone surrogates ("\ud800") into text we echo; UTF-8 cannot encode them.
+    if text is None:
+        return None
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_frame(
     code: ErrorCode, message: str, details: str | None = None, request_id: str | int | None = None
 ) -> str:
-    """Encode an `error` message."""
-    detail = ErrorDetail(code=code, message=message, details=details)
+    """Encode an `error` message (whatever client text `message` and `details` echo)."""
+    detail = ErrorDetail(code=code, message=_encodable(message) or "", details=_encodable(details))
+    if isinstance(request_id, str):
+        request_id = _encodable(request_id)
     return ErrorMessage(error=detail, id=request_id).model_dump_json()
 
 
@@ -313,7 +327,10 @@ def error_frame(
 
 Symbol = Annotated[str, Field(min_length=1, max_length=MAX_SYMBOL_LENGTH)]
 Keyword = Annotated[str, Field(max_length=MAX_KEYWORD_LENGTH)]
-RequestId = str | int | None
+# Bounded, because the server echoes the id back: a 4,000-digit integer is not an id.
+RequestId = (
+    Annotated[str, Field(max_length=MAX_ID_LENGTH)] | Annotated[int, Field(ge=-(2**63), lt=2**63)] | None
+)
 
 
 class _Request(BaseModel):
@@ -337,8 +354,8 @@ class GetAllRequest(_Request):
 
 class FilterRequest(_Request):
     action: Literal["filter"]
-    keywords: list[Keyword] = Field(default_factory=list, max_length=200)
-    sources: list[Keyword] | None = None
+    keywords: list[Keyword] = Field(default_factory=list, max_length=MAX_FILTER_TERMS)
+    sources: list[Keyword] | None = Field(default=None, max_length=MAX_FILTER_TERMS)
 
 
 class PingRequest(_Request):
@@ -364,15 +381,39 @@ def _summarise(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_client_message(text: str | bytes) -> ClientMessage:
-    """Parse one client frame, raising ProtocolError with the right code for anything else."""
+    """Parse one client frame, raising ProtocolError with the right code for anything else.
+
+    Raises:
+        ProtocolError: always, for any frame that is not a valid request, whatever went wrong
+            inside the parser (deep nesting, bad encodings, huge numbers); never anything else.
+    """
     try:
-        raw = json.loads(text)
+        return _parse(text)
+    except ProtocolError:
+        raise
+    except RecursionError as exc:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, "Message is nested too deeply", "requests are flat JSON objects"
+        ) from exc
+    except Exception as exc:  # the parser's own failure is still the client's bad frame
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, "Message could not be parsed", f"{type(exc).__name__}: {str(exc)[:120]}"
+        ) from exc
+
+
+def _parse(text: str | bytes) -> ClientMessage:
+    try:
+        raw = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(
             ErrorCode.INVALID_MESSAGE,
             "Expected a JSON object, got text that is not JSON",
-            f'{exc}; hint: send e.g. {{"action": "subscribe", "symbols": ["BTC"]}}',
+            f'{str(exc)[:160]}; hint: send e.g. {{"action": "subscribe", "symbols": ["BTC"]}}',
         ) from exc
     if not isinstance(raw, dict):
         raise ProtocolError(

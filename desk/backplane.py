@@ -30,9 +30,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from core.bus import TOPICS, Bus, Envelope
+from core.bus import TOPICS, Bus, Envelope, NotPublished
 
-__all__ = ["RedisBackplane", "decode_envelope", "encode_envelope"]
+__all__ = ["BackplaneRefused", "BackplaneUnconfirmed", "RedisBackplane", "decode_envelope", "encode_envelope"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,14 @@ return 1
 """
 
 PUBLISHED, FENCED, STALE = 1, -1, -2
+
+
+class BackplaneRefused(NotPublished):
+    """The envelope was not stored in Redis (queue full, not the leader, fenced, stale seq)."""
+
+
+class BackplaneUnconfirmed(Exception):
+    """Redis did not answer for the envelope in time: it may or may not be stored (the leader steps down)."""
 
 
 def encode_envelope(envelope: Envelope, origin: str) -> str:
@@ -113,6 +121,10 @@ class RedisBackplane:
         lossless: topics whose every seq must reach every process (gaps are filled from history).
         max_batch: envelopes written in one pipelined round trip.
         reconnect_max_s: longest pause between reconnect attempts.
+        max_pending: envelopes waiting for Redis; past it new ones are refused (counted in `dropped`,
+            and `confirm()` raises), so a leader cut off from Redis cannot grow without bound.
+        publish_timeout_s: a leader whose oldest pending envelope could not be stored for this
+            long steps down (`on_fenced`) and drops what is pending: another process may publish.
 
     Trade-off: the leader's own sockets see a message one Redis round trip later than they would
     without a backplane; in exchange a leader that loses Redis never shows messages the others lack.
@@ -132,6 +144,8 @@ class RedisBackplane:
         lossless: tuple[str, ...] = ("news",),
         max_batch: int = 100,
         reconnect_max_s: float = 2.0,
+        max_pending: int = 1000,
+        publish_timeout_s: float = 3.0,
     ) -> None:
         self._redis = redis
         self.bus = bus
@@ -145,8 +159,13 @@ class RedisBackplane:
         self.lossless = lossless
         self.max_batch = max_batch
         self.reconnect_max_s = reconnect_max_s
+        self.max_pending = max_pending
+        self.publish_timeout_s = publish_timeout_s
         self._publish = redis.register_script(_PUBLISH)
         self._pending: deque[Envelope] = deque()
+        self._waiters: dict[int, asyncio.Future[None]] = {}  # id(envelope) -> its confirm() future
+        self._failing_since: float | None = None  # monotonic; the head of the queue could not be stored
+        self.refused = 0
         self._wake = asyncio.Event()
         self.online = False
         self.offline_since: float | None = time.time()
@@ -164,9 +183,63 @@ class RedisBackplane:
     # ------------------------------------------------------------ leader side
 
     def relay(self, envelope: Envelope) -> None:
-        """Queue a freshly published envelope for Redis (the bus's relay; never blocks)."""
+        """Queue a freshly published envelope for Redis (the bus's relay; never blocks).
+
+        Past `max_pending` the envelope is dropped and counted: its topic is not lossless (news
+        goes through `confirm()`), and its readers see the next value instead.
+        """
+        if not self._admit(envelope):
+            return
         self._pending.append(envelope)
         self._wake.set()
+
+    def _admit(self, envelope: Envelope) -> bool:
+        if len(self._pending) < self.max_pending:
+            return True
+        self.refused += 1
+        self.dropped += 1
+        if self.refused == 1 or self.refused % 1000 == 0:
+            logger.error("backplane: %d envelopes wait for Redis (the bound); %s seq %s refused (%d so far)",
+                         len(self._pending), envelope.topic, envelope.seq, self.refused)
+        return False
+
+    async def confirm(self, envelope: Envelope) -> None:
+        """Store an envelope in Redis and return once it is there, without delivering it locally.
+
+        The bus's `publish_durable()` awaits this, commits, then delivers. Bounded: the write loop
+        resolves every waiter within about `publish_timeout_s` (stored, refused, or stepped down).
+
+        Raises:
+            BackplaneRefused: it was not stored (queue full, not the leader, fenced, stale).
+            BackplaneUnconfirmed: Redis did not answer in time; the leader steps down.
+        """
+        if self._current_token() is None:
+            raise BackplaneRefused("this process is not the leader")
+        if not self._admit(envelope):
+            raise BackplaneRefused(f"{len(self._pending)} envelopes already wait for Redis")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[id(envelope)] = future
+        self._pending.append(envelope)
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.publish_timeout_s * 3)
+        except TimeoutError:
+            await self._on_fenced(f"Redis did not confirm {envelope.topic} seq {envelope.seq} in time")
+            self.drop_pending("confirmation timed out")
+            raise BackplaneUnconfirmed(f"Redis did not confirm {envelope.topic} seq {envelope.seq}") from None
+        finally:
+            self._waiters.pop(id(envelope), None)
+
+    def _settle(self, envelope: Envelope, error: BaseException | None) -> bool:
+        """Resolve the envelope's waiter; return False when nobody waits (deliver it here instead)."""
+        future = self._waiters.pop(id(envelope), None)
+        if future is None or future.done():
+            return False
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+        return True
 
     @property
     def pending(self) -> int:
@@ -178,7 +251,10 @@ class RedisBackplane:
         if self._pending:
             logger.warning("backplane: dropping %d unconfirmed envelopes: %s", len(self._pending), reason)
             self.dropped += len(self._pending)
+            for envelope in self._pending:
+                self._settle(envelope, BackplaneUnconfirmed(f"dropped: {reason}"))
             self._pending.clear()
+        self._failing_since = None
         self.bus.discard_unconfirmed()
 
     async def write_loop(self) -> None:
@@ -195,23 +271,36 @@ class RedisBackplane:
             try:
                 results = await self._store(batch, token)
             except (RedisError, OSError) as exc:
-                # The listener owns `online`; a failed write only waits and retries the same batch.
+                # The listener owns `online`; a failed write waits and retries the same batch, for a
+                # bounded time: a leader that cannot publish makes way for one that can.
                 self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                now = time.monotonic()
+                self._failing_since = self._failing_since or now
+                if now - self._failing_since >= self.publish_timeout_s:
+                    reason = f"cannot publish to Redis for {now - self._failing_since:.1f} s ({self.last_error})"
+                    logger.error("backplane: %s; stepping down", reason)
+                    await self._on_fenced(reason)
+                    self.drop_pending(reason)
+                    continue
                 await asyncio.sleep(0.2)
                 continue
-            except Exception:
+            except Exception as exc:
                 # Not an outage but a bug (an envelope Redis cannot take): drop the batch, keep relaying.
                 logger.exception("backplane: storing %d envelopes failed; dropped", len(batch))
                 self.dropped += len(batch)
-                for _ in batch:
-                    if self._pending:
+                for envelope in batch:
+                    if self._pending and self._pending[0] is envelope:
                         self._pending.popleft()
+                    self._settle(envelope, BackplaneUnconfirmed(f"storing failed: {type(exc).__name__}"))
                 continue
+            self._failing_since = None
             for envelope, result in zip(batch, results, strict=True):
                 if self._pending and self._pending[0] is envelope:
                     self._pending.popleft()
                 if result == PUBLISHED:
                     self.relayed += 1
+                    if self._settle(envelope, None):
+                        continue  # its publisher commits it, then delivers it
                     try:
                         self.bus.deliver(envelope)
                     except Exception:
@@ -219,6 +308,8 @@ class RedisBackplane:
                             "backplane: delivering %s seq %s locally failed", envelope.topic, envelope.seq
                         )
                 elif result == STALE:
+                    stale = BackplaneRefused(f"Redis already has {envelope.topic} seq >= {envelope.seq}")
+                    self._settle(envelope, stale)
                     self.dropped += 1
                     logger.error(
                         "backplane: Redis already has %s seq >= %s; dropped, resyncing",
@@ -230,6 +321,7 @@ class RedisBackplane:
                     except (RedisError, OSError) as exc:
                         self.last_error = f"{type(exc).__name__}: {exc}"[:200]
                 else:
+                    self._settle(envelope, BackplaneRefused("fenced: another process holds the lock"))
                     await self._on_fenced("Redis refused a write: another process holds the lock")
                     self.drop_pending("fenced")
                     break

@@ -65,6 +65,7 @@ class Cluster:
         status_interval_s: cadence of the local outage status.
         lock_ttl_s, renew_interval_s: the leader lease (see LeaderElection).
         heartbeat_ttl_s: a process missing this long is no longer counted as a member.
+        max_pending, publish_timeout_s: the backplane's bounds (see RedisBackplane).
     """
 
     def __init__(
@@ -83,6 +84,8 @@ class Cluster:
         renew_interval_s: float | None = None,
         heartbeat_ttl_s: float = 10.0,
         flush_timeout_s: float = 2.0,
+        max_pending: int = 1000,
+        publish_timeout_s: float = 3.0,
     ) -> None:
         self.process_id = new_process_id()
         self.prefix = prefix
@@ -113,8 +116,10 @@ class Cluster:
             prefix=prefix,
             lock_key=self.election.key,
             history_size=history_size,
+            max_pending=max_pending,
+            publish_timeout_s=publish_timeout_s,
         )
-        bus.set_relay(self.backplane.relay)
+        bus.set_relay(self.backplane.relay, self.backplane.confirm)
         news.attach(self.redis, lambda: self.election.is_leader, prefix=prefix)
         self.members = 0
         self._tasks = TaskSupervisor("cluster", logger)
@@ -244,6 +249,7 @@ class Cluster:
             "received": bp.received,
             "resyncs": bp.resyncs,
             "dropped": bp.dropped,
+            "refused": bp.refused,
             "pending": bp.pending,
             "reconnects": bp.reconnects,
             "forwarded": self.news.forwarded,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import TYPE_CHECKING
 
 from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost, SourceHealth
 from core.store import StoreUnavailable
+from desk.news import NewsUnavailable
 from sources import SourceService, SourceSettings
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ __all__ = ["LiveFeeds"]
 logger = logging.getLogger(__name__)
 
 SEED_SEEN_NEWS = 1000  # stored URLs/titles handed to the deduper at start, so a restart republishes nothing
+PENDING_HEALTH_EVENTS = 1000  # status changes waiting to be stored; the oldest go first if the store is down
 
 
 class LiveFeeds:
@@ -33,6 +36,7 @@ class LiveFeeds:
         self.settings = SourceSettings.from_env(runtime.settings.extra)
         self.hub: SourceService | None = None
         self._last_status: dict[str, str] = {}
+        self._pending_events: deque[SourceHealth] = deque(maxlen=PENDING_HEALTH_EVENTS)
         if not self.settings.twitter_bearer_token:
             runtime.sentiment.platforms["twitter"].reason = "TWITTER_BEARER_TOKEN not set"
 
@@ -65,27 +69,39 @@ class LiveFeeds:
                 logger.exception("feeds: a source task had crashed")
 
     def health(self) -> list[SourceHealth]:
-        """Return every provider's health and journal status changes to the store."""
+        """Return every provider's health; status changes wait for `store_health_events`."""
         if self.hub is None:
             return []
         health = self.hub.health()
         for h in health:
             if self._last_status.get(h.name) != h.status:
                 self._last_status[h.name] = h.status
-                self._journal_health(h)
+                self._pending_events.append(h)
         return health
 
-    def _journal_health(self, h: SourceHealth) -> None:
-        try:
-            self.runtime.store.save_source_event(h.name, h.category, h.status, h.last_error, h.latency_ms)
-        except StoreUnavailable as exc:
-            logger.error("feeds: health event of %s not stored: %s", h.name, exc)
+    async def store_health_events(self) -> None:
+        """Store the status changes seen since the last call, in a thread (a slow database must not stall the loop)."""
+        events = list(self._pending_events)
+        self._pending_events.clear()
+        if events:
+            await asyncio.to_thread(self._store_events, events)
+
+    def _store_events(self, events: list[SourceHealth]) -> None:
+        for h in events:
+            try:
+                self.runtime.store.save_source_event(h.name, h.category, h.status, h.last_error, h.latency_ms)
+            except StoreUnavailable as exc:
+                logger.error("feeds: health event of %s not stored: %s", h.name, exc)
 
     async def _on_quotes(self, quotes: list[PriceQuote]) -> None:
         self.runtime.market.accept_quotes(quotes)
 
     async def _on_news(self, items: list[NewsItem]) -> None:
-        await self.runtime.news.ingest(items)
+        try:
+            await self.runtime.news.ingest(items)
+        except NewsUnavailable as exc:
+            # Nothing past the failing item was published; the status shows the journal's error.
+            logger.error("feeds: %d news items not published: %s", len(items), exc)
 
     async def _on_fear_greed(self, reading: FearGreedReading) -> None:
         self.runtime.sentiment.accept_fear_greed(reading)

@@ -115,6 +115,15 @@ class MetricsCollector(Collector):
             listeners.add_metric([topic], info["listeners"])
         yield seq
         yield listeners
+        store = self.runtime.store
+        yield GaugeMetricFamily(
+            "hub_journal_ok", "1 while the news journal can write (else news answers 503)",
+            value=0.0 if store.journal_error else 1.0,
+        )
+        yield CounterMetricFamily(
+            "hub_news_refused", "News acknowledgements refused because nothing durable could be written",
+            value=self.runtime.news.refused,
+        )
         yield GaugeMetricFamily(
             "hub_agent_running",
             "1 when every producer task of this process is alive",
@@ -198,7 +207,8 @@ class MetricsCollector(Collector):
             ("relayed", "Envelopes this process stored in Redis as leader"),
             ("received", "Envelopes received from other processes"),
             ("resyncs", "Catch-ups from the Redis history"),
-            ("dropped", "Envelopes discarded unconfirmed (leadership lost)"),
+            ("dropped", "Envelopes discarded unconfirmed (leadership lost, queue full)"),
+            ("refused", "Envelopes refused because BACKPLANE_MAX_PENDING wait already"),
             ("reconnects", "Reconnections to Redis"),
         ):
             yield CounterMetricFamily(f"hub_backplane_{name}", help_text, value=info[name])

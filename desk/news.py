@@ -1,23 +1,26 @@
 """The news desk: the one path every news item takes, from an upstream feed or the ingest endpoint.
 
-dedupe by URL -> score with the inference layer -> persist -> publish on the `news` topic.
+dedupe by URL -> score with the inference layer -> (cluster: backplane confirms) -> commit the item
+and its journal entry in one transaction -> fan out on the `news` topic -> acknowledge. See docs/bus.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict, deque
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
-from core.bus import Bus
+from core.bus import Bus, Envelope, PublishedNotStored
 from core.clock import format_utc
 from core.protocol import NewsData, NewsMessage
 from core.records import NewsItem, SentimentResult
 from core.store import Store, StoreUnavailable
 
-__all__ = ["NewsDesk", "Scorer", "news_message", "news_sentiment"]
+__all__ = ["Ingested", "NewsDesk", "NewsUnavailable", "Scorer", "news_message", "news_sentiment"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,68 +55,158 @@ def news_message(item: NewsItem) -> NewsMessage:
     )
 
 
-class NewsDesk:
-    """Dedupes, scores, persists and publishes news items."""
+class NewsUnavailable(Exception):
+    """News cannot be acknowledged now (journal or backplane down); nothing was published. Retry later.
 
-    def __init__(self, bus: Bus, store: Store | None, scorer: Scorer | None, *, memory: int = 5000) -> None:
+    Args:
+        retry_after_s: when a retry has a chance (the `Retry-After` of the 503).
+    """
+
+    def __init__(self, message: str, retry_after_s: float = 2.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What became of one offered item: its seq, and whether it had been published before."""
+
+    item: NewsItem
+    seq: int | None
+    duplicate: bool
+
+
+class NewsDesk:
+    """Dedupes, scores, persists and publishes news items; an item is acknowledged once durable.
+
+    Args:
+        retry_after_s: after a commit failed, refuse at once (503) for this long instead of
+            making every request wait for a locked database again.
+    """
+
+    def __init__(
+        self, bus: Bus, store: Store | None, scorer: Scorer | None, *, memory: int = 5000, retry_after_s: float = 1.0
+    ) -> None:
         self.bus = bus
         self.store = store
         self.scorer = scorer
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[str, int | None] = OrderedDict()  # url -> seq, published and stored
+        self._unstored: OrderedDict[str, tuple[NewsItem, Envelope]] = OrderedDict()  # published, not stored
         self._memory = memory
         self._lock = asyncio.Lock()
+        self.retry_after_s = retry_after_s
+        self._refuse_until = 0.0
+        self.refused = 0
         self.recent_scores: deque[float] = deque(maxlen=RECENT_SCORES)  # for the market mood
 
-    def _stored_urls(self, urls: list[str]) -> set[str]:
-        """Return which of `urls` the store holds (runs in a thread: a locked database must not stall the loop)."""
-        if self.store is None or not self.store.online:
-            return set()
-        try:
-            return {url for url in urls if self.store.has_news(url)}
+    def _stored_seqs(self, urls: list[str]) -> dict[str, int | None]:
+        """Return url -> seq of the stored ones among `urls` (runs in a thread: the database may be slow)."""
+        if self.store is None:
+            return {}
+        try:  # even while `online` is false: reads still work while another program holds the write lock
+            return self.store.stored_news_seqs(urls)
         except Exception:  # the store being down must not stop news
             logger.exception("news: dedupe lookup failed; relying on memory")
-            return set()
+            return {}
 
-    def _remember(self, url: str) -> None:
-        self._seen[url] = None
+    def _remember(self, url: str, seq: int | None) -> None:
+        self._seen[url] = seq
         while len(self._seen) > self._memory:
             self._seen.popitem(last=False)
 
-    async def ingest(self, items: list[NewsItem]) -> list[tuple[NewsItem, int | None]]:
-        """Publish the items not seen before; return each item with its `seq` (None when a duplicate)."""
-        async with self._lock:  # one batch at a time keeps seq order equal to arrival order
+    async def ingest(self, items: list[NewsItem]) -> list[Ingested]:
+        """Publish the items not seen before, each only once it is durable; return what became of each.
+
+        An item seen before answers with its original seq (`duplicate=True`), so a client that
+        retries after a lost answer or a 503 gets the same result.
+
+        Raises:
+            NewsUnavailable: an item could not be made durable; the ones before it in `items`
+                are published (a retry answers them as duplicates), it and the rest are not.
+        """
+        async with self._lock:  # one item at a time keeps seq order equal to arrival order
             unseen = [item.url for item in items if item.url not in self._seen]
-            stored = await asyncio.to_thread(self._stored_urls, unseen) if unseen else set()
+            stored = await asyncio.to_thread(self._stored_seqs, unseen) if unseen else {}
+            known = {**stored, **{url: seq for url, seq in self._seen.items()}}
             fresh: dict[str, NewsItem] = {}
             for item in items:
-                if item.url not in fresh and item.url not in self._seen and item.url not in stored:
+                if item.url not in fresh and item.url not in known:
                     fresh[item.url] = item
-            scored = await self._score(list(fresh.values()))
-            seqs: dict[str, int] = {}
-            for item in scored:
-                envelope = self.bus.publish(
-                    "news", news_message(item), match_text=f"{item.title} {item.description}", source=item.source
-                )
-                self._remember(item.url)
-                seqs[item.url] = envelope.seq
-                if item.sentiment_score is not None:
-                    self.recent_scores.append(item.sentiment_score)
-                # Let socket writers run between items: a large feed batch must not look like a slow reader.
-                await asyncio.sleep(0)
-        # Persist after publishing and outside the lock: a slow disk must not hold up the next item.
-        if self.store is not None and scored:
-            await asyncio.to_thread(self._persist, [(item, seqs[item.url]) for item in scored])
-        by_url = {item.url: item for item in scored}
-        # Answer in input order; a repeated URL gets None after its first occurrence.
-        return [(by_url.pop(item.url), seqs[item.url]) if item.url in by_url else (item, None) for item in items]
-
-    def _persist(self, items: list[tuple[NewsItem, int]]) -> None:
-        assert self.store is not None
-        for item, seq in items:
+            published: dict[str, NewsItem] = {}
             try:
-                self.store.save_news(item, seq)
-            except StoreUnavailable as exc:
-                logger.error("news: not persisted (%s): %s", exc, item.url)
+                for url in [url for url in fresh if url in self._unstored]:
+                    known[url] = await self._store_published(url)
+                    del fresh[url]
+                for item in await self._score(list(fresh.values())):
+                    known[item.url] = await self._publish(item)
+                    published[item.url] = item
+                    if item.sentiment_score is not None:
+                        self.recent_scores.append(item.sentiment_score)
+            except NewsUnavailable:
+                self.refused += 1
+                raise
+        out = []
+        for item in items:
+            if item.url in published:
+                out.append(Ingested(published.pop(item.url), known[item.url], duplicate=False))
+            else:  # seen before, or repeated within this batch
+                out.append(Ingested(item, known.get(item.url), duplicate=True))
+        return out
+
+    def _check_not_refusing(self) -> None:
+        left = self._refuse_until - time.monotonic()
+        if left > 0:
+            reason = self.store.journal_error if self.store is not None else None
+            raise NewsUnavailable(f"news cannot be stored now ({reason or 'journal failing'}); retry shortly",
+                                  retry_after_s=max(1.0, left))
+
+    def _commit(self, item: NewsItem) -> Callable[[Envelope], None]:
+        store = self.store
+
+        def commit(envelope: Envelope) -> None:
+            if store is not None:
+                store.commit_news(item, envelope)
+
+        return commit
+
+    async def _publish(self, item: NewsItem) -> int:
+        self._check_not_refusing()
+        publishing = self.bus.publish_durable(
+            "news", news_message(item), self._commit(item),
+            match_text=f"{item.title} {item.description}", source=item.source,
+        )
+        try:
+            # Shielded: a client hanging up must not stop an item between its commit and its fan-out.
+            envelope = await asyncio.shield(publishing)
+        except PublishedNotStored as exc:
+            # The backplane has it (other processes stream it): a retry stores it under the same seq.
+            self._unstored[item.url] = (item, exc.envelope)
+            while len(self._unstored) > self._memory:
+                self._unstored.popitem(last=False)
+            self._refuse_until = time.monotonic() + self.retry_after_s
+            raise NewsUnavailable(f"news published but not stored yet ({exc}); retry to store it") from exc
+        except StoreUnavailable as exc:
+            self._refuse_until = time.monotonic() + self.retry_after_s
+            logger.error("news: not published, the journal cannot write: %s (%s)", exc, item.url)
+            raise NewsUnavailable(f"news cannot be stored now ({exc}); nothing was published") from exc
+        except Exception as exc:
+            logger.warning("news: not published, the backplane did not confirm it: %s (%s)", exc, item.url)
+            raise NewsUnavailable(f"the backplane did not confirm the item ({exc}); retry shortly") from exc
+        self._remember(item.url, envelope.seq)
+        return envelope.seq
+
+    async def _store_published(self, url: str) -> int:
+        """Store an item the backplane published while the database was failing (a client's retry)."""
+        self._check_not_refusing()
+        item, envelope = self._unstored[url]
+        try:
+            await asyncio.to_thread(self._commit(item), envelope)
+        except StoreUnavailable as exc:
+            self._refuse_until = time.monotonic() + self.retry_after_s
+            raise NewsUnavailable(f"news published but still not stored ({exc}); retry shortly") from exc
+        del self._unstored[url]
+        self._remember(url, envelope.seq)
+        return envelope.seq
 
     async def _score(self, items: list[NewsItem]) -> list[NewsItem]:
         if not items or self.scorer is None:

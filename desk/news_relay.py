@@ -25,14 +25,14 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from core.records import NewsItem
-from desk.news import NewsDesk
+from desk.news import Ingested, NewsDesk, NewsUnavailable
 
 __all__ = ["ClusterNewsDesk", "LeaderUnavailable"]
 
 logger = logging.getLogger(__name__)
 
 
-class LeaderUnavailable(Exception):
+class LeaderUnavailable(NewsUnavailable):
     """No leader answered a forwarded request in time (failover in progress or Redis down)."""
 
 
@@ -72,13 +72,13 @@ class ClusterNewsDesk(NewsDesk):
     def inbox(self) -> str:
         return f"{self.prefix}:news:inbox"
 
-    async def ingest(self, items: list[NewsItem]) -> list[tuple[NewsItem, int | None]]:
-        """Publish the items not seen before (here, or through the leader); return each with its seq."""
+    async def ingest(self, items: list[NewsItem]) -> list[Ingested]:
+        """Publish the items not seen before (here, or through the leader); return what became of each."""
         if self.redis is None or self.is_leader():
             return await super().ingest(items)
         return await self._forward(items)
 
-    async def _forward(self, items: list[NewsItem]) -> list[tuple[NewsItem, int | None]]:
+    async def _forward(self, items: list[NewsItem]) -> list[Ingested]:
         request_id = uuid.uuid4().hex
         reply_key = f"{self.prefix}:news:reply:{request_id}"
         request = {
@@ -104,7 +104,7 @@ class ClusterNewsDesk(NewsDesk):
         answer = json.loads(reply[1])
         if "error" in answer:
             raise LeaderUnavailable(f"the leader could not publish: {answer['error']}")
-        results = []
+        results: list[Ingested] = []
         for item, result in zip(items, answer["results"], strict=True):
             scored = replace(
                 item,
@@ -112,7 +112,7 @@ class ClusterNewsDesk(NewsDesk):
                 sentiment_score=result.get("sentiment_score"),
                 sentiment_model=result.get("sentiment_model"),
             )
-            results.append((scored, result.get("seq")))
+            results.append(Ingested(scored, result.get("seq"), bool(result.get("duplicate"))))
         return results
 
     async def serve_forwarded(self) -> None:
@@ -146,14 +146,17 @@ class ClusterNewsDesk(NewsDesk):
             answer: dict[str, Any] = {
                 "results": [
                     {
-                        "seq": seq,
-                        "sentiment": item.sentiment,
-                        "sentiment_score": item.sentiment_score,
-                        "sentiment_model": item.sentiment_model,
+                        "seq": result.seq,
+                        "duplicate": result.duplicate,
+                        "sentiment": result.item.sentiment,
+                        "sentiment_score": result.item.sentiment_score,
+                        "sentiment_model": result.item.sentiment_model,
                     }
-                    for item, seq in done
+                    for result in done
                 ]
             }
+        except NewsUnavailable as exc:
+            answer = {"error": str(exc)}
         except Exception as exc:
             logger.exception("news relay: publishing a forwarded request failed")
             answer = {"error": f"{type(exc).__name__}"}

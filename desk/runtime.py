@@ -7,9 +7,13 @@ to a socket directly.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.bus import Bus
 from core.clock import format_utc
@@ -37,6 +41,14 @@ logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 PRICE_PERSIST_S = 10.0
+# After an input of `sentiment_update` changes, wait this long so a burst (one feed batch of news,
+# several platforms' posts) becomes one update instead of dozens.
+SENTIMENT_SETTLE_S = 0.2
+# REST reads get their own threads: anonymous queries then wait behind each other, never in front
+# of news ingestion's dedupe lookup or the journal in the shared default pool (#9).
+REST_QUERY_THREADS = 2
+
+T = TypeVar("T")
 
 
 class Runtime:
@@ -59,7 +71,11 @@ class Runtime:
         self.sources: LiveFeeds | None = None
         # A plain NewsDesk until a cluster attaches it; then followers forward ingestion to the leader.
         self.news = ClusterNewsDesk(self.bus, self.store, scorer=self.inference)
-        self.sentiment = SentimentBoard()
+        self._sentiment_changed: asyncio.Event | None = None  # made by the loop that waits on it
+        self._last_sentiment: Any = None  # data of the last published sentiment_update
+        self.sentiment = SentimentBoard(on_change=self.mark_sentiment_changed)
+        self.bus.add_listener("news", lambda _envelope: self.mark_sentiment_changed())
+        self._seed_news_scores()
         if settings.data_mode == "demo" or not settings.enable_sources:
             self.sentiment.fear_greed_reason = "live sources are off (DATA_MODE=demo or ENABLE_SOURCES=0)"
         if settings.enable_sources and settings.data_mode != "demo":
@@ -67,6 +83,7 @@ class Runtime:
 
             self.sources = LiveFeeds(self)
         self._producers = TaskSupervisor("runtime", logger)
+        self._rest_queries = ThreadPoolExecutor(max_workers=REST_QUERY_THREADS, thread_name_prefix="rest-query")
         self._last_price_persist = 0.0
         self._persisting: asyncio.Task[None] | None = None
         self._producing = False
@@ -80,7 +97,8 @@ class Runtime:
                 start_producers=self.start_producers, stop_producers=self.stop_producers,
                 build_status=self.build_system_status, prefix=settings.redis_prefix,
                 history_size=settings.history_size, status_interval_s=settings.status_interval_s,
-                lock_ttl_s=settings.leader_lock_ttl_s,
+                lock_ttl_s=settings.leader_lock_ttl_s, max_pending=settings.backplane_max_pending,
+                publish_timeout_s=settings.backplane_publish_timeout_s,
             )
 
     # ------------------------------------------------------------ lifecycle
@@ -100,13 +118,15 @@ class Runtime:
         if self._producing:
             return
         self._producing = True
+        self.crashed_tasks.clear()
         s = self.settings
         if self.sources is not None:
             await self.sources.start()
         self._producers.every(s.price_interval_s, self._tick_market, "market")
         self._producers.every(s.status_interval_s, self.publish_system_status, "system-status")
         self._producers.every(s.models_interval_s, self.publish_models_status, "models-status")
-        self._producers.every(s.sentiment_interval_s, self.publish_sentiment, "sentiment")
+        self._producers.spawn("sentiment", self._publish_sentiment_loop())
+        self._producers.every(s.price_prune_interval_s, self.maintain_prices, "price-retention")
         logger.info("runtime: started (data mode %s, %d symbols)", s.data_mode, len(s.symbols))
 
     async def stop_producers(self) -> None:
@@ -132,6 +152,7 @@ class Runtime:
                     await service.stop()
                 except Exception:
                     logger.exception("runtime: %s did not stop cleanly", type(service).__name__)
+        self._rest_queries.shutdown(wait=False, cancel_futures=True)
         self.store.close()
         logger.info("runtime: stopped")
 
@@ -156,8 +177,33 @@ class Runtime:
             await asyncio.to_thread(self.store.save_quotes, quotes)
         except StoreUnavailable as exc:
             logger.error("market: prices not persisted: %s", exc)
+        except Exception:
+            logger.exception("market: persisting %d prices failed", len(quotes))
         finally:
             self._persisting = None
+
+    async def query_store(self, read: Callable[..., T], *args: Any) -> T:
+        """Run one REST request's store read on the REST threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._rest_queries, functools.partial(read, *args))
+
+    async def maintain_prices(self) -> None:
+        """Fold points stored before rollups existed into them, then apply the retention (in threads)."""
+        if not self.store.online:
+            return
+        try:
+            while self.running and not await asyncio.to_thread(self.store.backfill_rollups):
+                pass  # one short transaction per chunk; the loop and other writers run in between
+            s = self.settings
+            deleted = await asyncio.to_thread(
+                self.store.prune_prices, s.price_retention_days, s.price_1m_retention_days,
+                should_stop=lambda: not self.running,
+            )
+        except StoreUnavailable as exc:
+            logger.error("market: price retention skipped: %s", exc)
+            return
+        if any(deleted.values()):
+            logger.info("market: retention deleted %s raw points and %s 1m buckets",
+                        deleted["prices"], deleted["rollups_1m"])
 
     def source_health(self) -> list[SourceHealth]:
         """Return every data source's health, the simulator included."""
@@ -182,19 +228,23 @@ class Runtime:
         return list(self.inference.describe_models()) if self.inference is not None else []
 
     async def database_section(self) -> DatabaseSection:
-        """Check the database for real and describe the result."""
-        online = await asyncio.to_thread(self.store.ping)
+        """Check the database for real and describe the result (a journal that cannot write is offline)."""
+        reachable = await asyncio.to_thread(self.store.ping)
+        journal_error = self.store.journal_error
+        online = reachable and journal_error is None  # news acknowledgements need the journal
         return DatabaseSection(
             online=online,
             last_check=format_utc(self.store.last_check) if self.store.last_check else None,
-            ai_models_db=online,  # model statistics live in the same database
+            ai_models_db=reachable,  # model statistics live in the same database
             main_db=online,
-            error=self.store.last_error,
+            error=self.store.last_error or journal_error,
         )
 
     async def publish_system_status(self) -> None:
-        """Publish one `system_status`."""
+        """Publish one `system_status`, then store the provider status changes it saw (in a thread)."""
         self.bus.publish("system", await self.build_system_status())
+        if self.sources is not None:
+            await self.sources.store_health_events()
 
     async def build_system_status(self) -> SystemStatusMessage:
         """Build one `system_status` from this process's view."""
@@ -214,14 +264,56 @@ class Runtime:
         """Publish one `models_status`."""
         self.bus.publish("models", build_models_status(self.models()))
 
-    async def publish_sentiment(self) -> None:
-        """Publish one `sentiment_update`."""
+    async def publish_sentiment(self, *, only_if_changed: bool = False) -> None:
+        """Publish one `sentiment_update` (with `only_if_changed`, none when its data is as last published)."""
         message = self.sentiment.build_message(
             news_scores=self.news.recent_scores,
             quotes=self.market.current_quotes,
             prices_are_live=not self.market.simulated,
         )
+        if only_if_changed and message.data == self._last_sentiment:
+            return
+        self._last_sentiment = message.data
         self.bus.publish("sentiment", message)
+
+    async def _publish_sentiment_loop(self) -> None:
+        """Publish `sentiment_update` every SENTIMENT_INTERVAL_S, and soon after one of its inputs changes.
+
+        Inputs are Fear & Greed, social scores (the board's `on_change`) and news scores (a `news`
+        listener), so a new client never gets a snapshot that misses a value the process already has.
+        """
+        interval = self.settings.sentiment_interval_s
+        changed = False
+        self._sentiment_changed = wake = asyncio.Event()
+        while True:
+            wake.clear()
+            try:
+                await self.publish_sentiment(only_if_changed=changed)
+            except Exception:
+                logger.exception("runtime: sentiment failed; retrying next tick")
+            try:
+                await asyncio.wait_for(wake.wait(), interval)
+                changed = True
+                await asyncio.sleep(SENTIMENT_SETTLE_S)
+            except TimeoutError:
+                changed = False
+
+    def mark_sentiment_changed(self) -> None:
+        """Have the sentiment loop publish soon: one of the update's inputs changed."""
+        # News: the desk appends the item's score right after publishing; the loop reads it after SETTLE_S.
+        if self._sentiment_changed is not None:
+            self._sentiment_changed.set()
+
+    def _seed_news_scores(self) -> None:
+        """Start the mood's news input from the journaled history, so a restart does not forget scored news."""
+        keep = self.news.recent_scores.maxlen or 0
+        for env in self.bus.history("news")[-keep:] if keep else ():
+            try:
+                score = json.loads(env.text)["data"].get("sentiment_score")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if isinstance(score, int | float):
+                self.news.recent_scores.append(float(score))
 
 
 class _ModelStatsInStore:

@@ -2,7 +2,8 @@
 
 Producers feed it (`accept_fear_greed`, `accept_social`); `build_message()` assembles
 `sentiment_update`, where every missing value is null with the reason it is missing. Simulated
-prices never feed the mood: momentum counts only when the market stream is live.
+prices never feed the mood: momentum counts only when the market stream is live. Every accepted
+input calls `on_change`, so the runtime rebuilds the message at once instead of at the next tick.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ class _Platform:
 class SentimentBoard:
     """Holds the inputs of `sentiment_update` and builds it."""
 
-    def __init__(self, *, unavailable: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, unavailable: dict[str, str] | None = None, on_change: Callable[[], None] | None = None
+    ) -> None:
+        self.on_change = on_change
         self.fear_greed: FearGreedReading | None = None
         self.fear_greed_reason = "no Fear & Greed reading yet"
         self.platforms = {name: _Platform() for name in PLATFORMS}
@@ -42,6 +46,7 @@ class SentimentBoard:
     def accept_fear_greed(self, reading: FearGreedReading) -> None:
         """Take the newest Fear & Greed reading."""
         self.fear_greed = reading
+        self._changed()
 
     def accept_social(self, platform: str, results: Sequence[SentimentResult], mentions: int | None) -> None:
         """Take the scores of newly seen posts and the platform's mention count."""
@@ -50,6 +55,11 @@ class SentimentBoard:
         if mentions is not None:
             slot.mentions = mentions
         slot.reason = None
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _social(self, name: str) -> SocialSentiment:
         slot = self.platforms[name]

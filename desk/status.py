@@ -61,11 +61,12 @@ def data_sources_section(health: Iterable[SourceHealth], data_mode: str, simulat
         slot = categories.setdefault(entry.category, {"total": 0, "active": 0, "degraded": 0, "inactive": 0})
         slot["total"] += 1
         slot[entry.status] += 1
-    active = sum(1 for e in entries if e.status == "active")
+    statuses = [e.status for e in entries]
     return DataSourcesSection(
         total=len(entries),
-        active=active,
-        inactive=sum(1 for e in entries if e.status == "inactive"),
+        active=statuses.count("active"),
+        degraded=statuses.count("degraded"),
+        inactive=statuses.count("inactive"),
         categories=categories,
         pools=len(categories),
         sources=entries,

@@ -104,6 +104,18 @@ class BatchEngine(Generic[T]):
         self._stopping = False
         self._wakeup = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batch-engine:{self.name}")
+        self._worker.add_done_callback(self._worker_ended)
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        # A bug in the worker must not leave callers waiting forever, nor go unnoticed.
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("engine %s: worker task died; failing %d waiting requests", self.name, len(self._pending),
+                     exc_info=task.exception())
+        while self._pending:
+            request = self._pending.popleft()
+            if not request.future.done():
+                request.future.set_exception(EngineStopped(f"{self.name}: worker died"))
 
     async def stop(self) -> None:
         """Stop the worker and fail every waiting request with `EngineStopped`.

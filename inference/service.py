@@ -183,7 +183,7 @@ class InferenceService:
         self._started = True
         if self.cpu_threads is not None:
             torch.set_num_threads(self.cpu_threads)
-        self.stats.load()
+        await asyncio.to_thread(self.stats.load)  # the statistics live in the database
         # One worker thread for all torch models: on a few cores, two models running at once
         # only slow each other down. The lexicon uses the loop's default pool instead.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
@@ -264,7 +264,7 @@ class InferenceService:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         try:
-            self.stats.save()
+            await asyncio.to_thread(self.stats.save)
         except OSError as exc:
             logger.warning("stats: final save failed: %s", exc)
         self._started = False

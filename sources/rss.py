@@ -7,6 +7,7 @@ media:content, media:thumbnail, an image enclosure, or the first <img> of the co
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import logging
 import re
@@ -298,8 +299,9 @@ class RssProvider(Provider[NewsItem]):
             )
             return []
         self.last_rejects = []
-        items = parse_feed(
-            reply.body, source=self.feed.name, feed_url=self.feed.url, rejects=self.last_rejects
+        # In a worker thread: feedparser takes a second or more on a 5 MB feed, which must not stall the loop.
+        items = await asyncio.to_thread(
+            parse_feed, reply.body, source=self.feed.name, feed_url=self.feed.url, rejects=self.last_rejects
         )
         self.etag = reply.headers.get("etag")
         self.last_modified = reply.headers.get("last-modified")

@@ -165,7 +165,8 @@ CHANNELS = (
         NEWS_PATH,
         "News",
         "Every news item as soon as it is published. Resume with ?since=<seq>&epoch=<epoch>: items after "
-        "that seq are replayed, or a HISTORY_GAP error says some were lost.",
+        "that seq are replayed, or a HISTORY_GAP error says some were lost. A new client can ask for the "
+        "latest items first with ?backlog=N (0 to MAX_NEWS_BACKLOG, default 100; since wins over backlog).",
         ("news", "ack", *_COMMON_SENDS),
         ("filter", "ping"),
     ),
@@ -173,7 +174,8 @@ CHANNELS = (
         "sentiment",
         SENTIMENT_PATH,
         "Market sentiment",
-        "The latest sentiment_update at once on connect, then every 60 s.",
+        "The latest sentiment_update at once on connect, then every 60 s and within a moment of any input "
+        "changing (Fear & Greed, news or social scores).",
         ("sentiment_update", *_COMMON_SENDS),
         ("ping",),
     ),
@@ -202,7 +204,24 @@ _QUERY = {
         },
         "symbols": {
             "type": "string",
-            "description": "/ws/market_data only: comma-separated symbols to subscribe.",
+            "description": "/ws/market_data only: comma-separated symbols to subscribe "
+            "(past MAX_SYMBOLS_PER_CONNECTION: an INVALID_SYMBOL error and nothing subscribed).",
+        },
+        "keywords": {
+            "type": "string",
+            "description": "/ws/news only: comma-separated keywords, applied before any replay (at most MAX_KEYWORDS).",
+        },
+        "sources": {
+            "type": "string",
+            "description": "/ws/news only: comma-separated source names, applied before any replay "
+            "(at most MAX_SOURCES).",
+        },
+        "backlog": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 100,
+            "description": "/ws/news only: send the latest N retained items that pass the filter, oldest first, "
+            "on connect (maximum MAX_NEWS_BACKLOG, default 100; ignored with since).",
         },
     },
 }

@@ -116,6 +116,7 @@ SYSTEM_STATUS = p.SystemStatusMessage(
     data_sources=p.DataSourcesSection(
         total=2,
         active=1,
+        degraded=0,
         inactive=1,
         pools=1,
         categories={"market_data": {"total": 2, "active": 1, "degraded": 0, "inactive": 1}},

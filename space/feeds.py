@@ -12,7 +12,7 @@ from typing import Any
 from desk.runtime import Runtime
 from sources.simulator import SIMULATOR_SOURCE
 
-__all__ = ["history", "last_seq", "latest", "prices", "simulated_streams"]
+__all__ = ["history", "last_seq", "latest", "prices", "recent_news", "simulated_streams"]
 
 
 def latest(runtime: Runtime, topic: str, key: str | None = None) -> dict[str, Any] | None:
@@ -27,6 +27,20 @@ def history(runtime: Runtime, topic: str, limit: int | None = None) -> list[dict
     if limit is not None:
         envelopes = envelopes[-limit:]
     return [json.loads(env.text) for env in envelopes]
+
+
+def recent_news(runtime: Runtime, keyword: str | None, source: str | None, limit: int) -> list[dict[str, Any]]:
+    """Return the newest retained news items (what `/ws/news?backlog=` sends), newest first, as `data` + `seq`."""
+    word, wanted = (keyword or "").lower(), (source or "").lower()
+    items: list[dict[str, Any]] = []
+    for env in reversed(runtime.bus.history("news")):
+        if len(items) >= limit:
+            break
+        if (word and word not in env.match_text) or (wanted and env.source != wanted):
+            continue
+        message = json.loads(env.text)
+        items.append({**message["data"], "seq": message.get("seq")})
+    return items
 
 
 def last_seq(runtime: Runtime, topic: str) -> int:

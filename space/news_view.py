@@ -88,12 +88,21 @@ async def news_html(runtime: Runtime, keyword: str | None, source: str | None) -
     key = (feeds.last_seq(runtime, "news"), keyword, source)
 
     async def render() -> str:
+        # The retained stream history (the `?backlog=` items) joins the store: an item shows as soon
+        # as it is published, before it is stored, and while the database is down.
+        retained = feeds.recent_news(runtime, keyword, source, FEED_SIZE)
+        note = ""
         try:
-            items = await asyncio.to_thread(runtime.store.recent_news, keyword, FEED_SIZE, source)
+            stored = await asyncio.to_thread(runtime.store.recent_news, keyword, FEED_SIZE, source)
         except Exception as exc:  # the database being down must not break the page
-            return (
-                f'<div class="hub-empty">News unavailable: database error ({esc(type(exc).__name__)})</div>'
-            )
+            if not retained:
+                return (
+                    f'<div class="hub-empty">News unavailable: database error ({esc(type(exc).__name__)})</div>'
+                )
+            stored = []
+            note = (f'<div class="hub-note">Database error ({esc(type(exc).__name__)}): showing the '
+                    f"{len(retained)} newest items this server holds in memory</div>")
+        items = _merge(stored, retained)
         if not items:
             hint = (
                 "no item matches these filters"
@@ -106,9 +115,17 @@ async def news_html(runtime: Runtime, keyword: str | None, source: str | None) -
             return f'<div class="hub-empty">{hint}</div>'
         matching = " matching" if keyword or source else ""
         count = f'<div class="hub-count">{len(items)} newest items{matching}</div>'
-        return count + '<div class="hub-feed" id="news-feed">' + "".join(_card(i) for i in items) + "</div>"
+        return note + count + '<div class="hub-feed" id="news-feed">' + "".join(_card(i) for i in items) + "</div>"
 
     return await _feed_memo.aget(key, render)
+
+
+def _merge(stored: list[dict[str, Any]], retained: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the newest FEED_SIZE items of both lists, one per URL, newest published first."""
+    by_url = {str(item.get("url")): item for item in retained}
+    by_url.update({str(item.get("url")): item for item in stored})  # the stored row wins
+    items = sorted(by_url.values(), key=lambda item: str(item.get("published_at") or ""), reverse=True)
+    return items[:FEED_SIZE]
 
 
 async def source_choices(runtime: Runtime) -> list[str]:

@@ -62,7 +62,8 @@ def overview_html(runtime: Runtime) -> str:
             f"{stats['requests_last_hour']:,} in the last hour",
         ),
         _card("Models", f"{stats['available_models']}/{stats['total_models']}", "available / total"),
-        _card("Sources", f"{stats['active_sources']}/{stats['total_sources']}", "active / total"),
+        _card("Sources", f"{stats['active_sources']}/{stats['total_sources']}",
+              f"active / total · {system['data_sources'].get('degraded', 0)} degraded"),
     ]
     topics = runtime.bus.describe()
     bus_rows = "".join(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.bus import Bus, HistoryGap
+from core.bus import Bus, Envelope, HistoryGap, NotPublished, PublishedNotStored
 from core.protocol import PongMessage, SystemStatusMessage
 
 
@@ -82,6 +82,58 @@ def test_journal_restores_seq_and_epoch(tmp_path):
     assert second.last_seq("news") == 3
     assert [e.seq for e in second.since("news", 1)] == [2, 3]
     assert second.publish("news", _Msg()).seq == 4
+
+
+class _DiskFull(Exception):
+    pass
+
+
+def _failing_commit(_envelope: Envelope) -> None:
+    raise _DiskFull("no space left")
+
+
+async def test_publish_durable_fans_out_only_after_the_commit():
+    bus = Bus()
+    order: list[str] = []
+    bus.add_listener("news", lambda env: order.append(f"socket {env.seq}"))
+    await bus.publish_durable("news", _Msg(), lambda env: order.append(f"commit {env.seq}"))
+    assert order == ["commit 1", "socket 1"]
+
+
+async def test_publish_durable_failed_commit_publishes_nothing_and_frees_the_seq():
+    bus = Bus()
+    got: list[int] = []
+    bus.add_listener("news", lambda env: got.append(env.seq))
+    with pytest.raises(_DiskFull):
+        await bus.publish_durable("news", _Msg(), _failing_commit)
+    envelope = await bus.publish_durable("news", _Msg(), lambda env: None)
+    assert got == [1] and envelope.seq == 1
+
+
+async def test_publish_durable_refused_by_the_relay_frees_the_seq():
+    bus = Bus()
+
+    async def refuse(_envelope: Envelope) -> None:
+        raise NotPublished("queue full")
+
+    bus.set_relay(lambda env: None, refuse)
+    with pytest.raises(NotPublished):
+        await bus.publish_durable("news", _Msg(), lambda env: None)
+    assert bus.stamp("news", _Msg()).seq == 1
+
+
+async def test_publish_durable_confirmed_but_not_committed_is_delivered_and_says_so():
+    bus = Bus()
+    got: list[int] = []
+    bus.add_listener("news", lambda env: got.append(env.seq))
+
+    async def confirm(_envelope: Envelope) -> None:
+        return None
+
+    bus.set_relay(lambda env: None, confirm)
+    with pytest.raises(PublishedNotStored):
+        await bus.publish_durable("news", _Msg(), _failing_commit)
+    assert got == [1]  # the other processes stream it: this one agrees, and never reuses seq 1
 
 
 def test_system_status_keeps_sections_at_top_level():

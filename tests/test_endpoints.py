@@ -174,11 +174,12 @@ async def test_news_source_filter(app):
     assert msg["data"]["title"] == "from b"
 
 
-async def test_duplicate_news_url_is_not_published_twice(app):
+async def test_duplicate_news_url_is_not_published_twice_and_answers_the_original_seq(app):
     url = f"https://news.example/dup-{time.time_ns()}"
-    assert app.post_news(url=url).json()["duplicate"] is False
+    first = app.post_news(url=url).json()
+    assert first["duplicate"] is False
     again = app.post_news(url=url)
-    assert again.status_code == 201 and again.json() == {"seq": None, "duplicate": True, "sentiment": None,
+    assert again.status_code == 201 and again.json() == {"seq": first["seq"], "duplicate": True, "sentiment": None,
                                                           "sentiment_score": None}
 
 

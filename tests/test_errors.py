@@ -80,6 +80,21 @@ async def test_flood_gets_rate_limited_once_and_stays_open(app):
         assert await _still_open(ws)
 
 
+async def test_flood_after_another_refusal_still_gets_rate_limited(app):
+    async with websockets.connect(app.ws("/ws/sentiment")) as ws:
+        for _ in range(20):  # the burst's 10 are refused as invalid first; the rest must still be told
+            await ws.send("{not json")
+        codes = []
+        for _ in range(40):
+            try:
+                msg = await recv_json(ws, 300 * MS)
+            except TimeoutError:
+                break
+            if msg["type"] == "error":
+                codes.append(msg["error"]["code"])
+        assert codes[-1] == "RATE_LIMITED" and set(codes[:-1]) == {"INVALID_MESSAGE"}
+
+
 async def test_abusive_flood_is_closed_with_1008(app):
     async with websockets.connect(app.ws("/ws/sentiment")) as ws:
         for _ in range(200):

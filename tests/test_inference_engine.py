@@ -134,3 +134,18 @@ async def test_engine_model_runs_off_the_event_loop():
 def test_engine_rejects_bad_limits():
     with pytest.raises(ValueError, match="max_queue"):
         BatchEngine(Doubler(), max_batch=8, max_queue=4)
+
+
+class _BrokenWorker(BatchEngine[int]):
+    async def _next_batch(self):  # type: ignore[override]
+        await asyncio.sleep(10 * MS)
+        raise RuntimeError("worker bug")
+
+
+async def test_engine_worker_crash_is_logged_and_fails_waiting_callers(caplog):
+    engine = await started(_BrokenWorker(Doubler(), max_batch=4, max_wait_ms=5))
+    with caplog.at_level("ERROR", logger="inference.engine"), pytest.raises(EngineStopped, match="worker died"):
+        await asyncio.wait_for(engine.submit(["abc"]), 2)
+    with pytest.raises(RuntimeError, match="worker bug"):  # and stop() raises it again, for the lifespan
+        await engine.stop()
+    assert "worker task died" in caplog.text and "worker bug" in caplog.text

@@ -68,6 +68,14 @@ def test_live_page_streams_prices_and_news(app: AppProcess, page: Any) -> None:
     screenshot(page, "live-page")
 
 
+def test_live_page_shows_news_published_before_it_opened(app: AppProcess, page: Any) -> None:
+    title = f"Published before the page opened {time.time_ns()}"
+    assert app.post_news(title=title).status_code == 201
+    page.goto(app.http + "/live")
+    page.locator("#news li", has_text=title).wait_for(timeout=WAIT_MS)
+    assert page.locator("#news li.empty").count() == 0
+
+
 def test_backoff_is_full_jitter_capped_exponential(app: AppProcess, page: Any) -> None:
     page.goto(app.http + "/live")
     delays = page.evaluate("""async () => {

@@ -115,6 +115,14 @@ async def test_news_filters_by_keyword_and_source(runtime: Any) -> None:
     assert await news_view.source_choices(runtime) == [news_view.ALL_SOURCES, "CoinDesk", "Decrypt"]
 
 
+async def test_news_shows_the_streamed_items_when_the_database_fails(runtime: Any) -> None:
+    await runtime.news.ingest([item("Streamed while the store breaks")])
+    with runtime.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE news")  # every stored-news query fails from now on
+    html = await news_view.news_html(runtime, "streamed", None)  # a filter no other test renders (memo key)
+    assert "Streamed while the store breaks" in html and "Database error" in html
+
+
 def test_sentiment_badge_shows_score_or_unscored() -> None:
     assert "positive +0.85" in news_view.sentiment_badge("positive", 0.85, "cryptobert")
     assert "unscored" in news_view.sentiment_badge(None, None, None)

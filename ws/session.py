@@ -145,6 +145,10 @@ def _offered_token(websocket: WebSocket) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _split(csv: str | None) -> list[str]:
+    return [part for part in (csv or "").split(",") if part.strip()]
+
+
 def _token_is_valid(offered: str | None, tokens: Iterable[str]) -> bool:
     if offered is None:
         return False
@@ -169,6 +173,8 @@ class Session:
         self.keywords: tuple[str, ...] = ()
         self.sources: frozenset[str] | None = None
         self.refused_in_a_row = 0
+        self.told_rate_limited = False  # RATE_LIMITED was sent for the current flood
+        self.address = "unknown"
         self.close_code: int | None = None
         self.close_reason = ""
         self._closing = asyncio.Event()
@@ -233,7 +239,7 @@ class Session:
     async def serve(self) -> None:
         """Accept (or refuse) the socket, then run reader and writer until either ends."""
         ws, hub = self.websocket, self.hub
-        address = _client_address(ws, hub.settings.trusted_proxies)
+        address = self.address = _client_address(ws, hub.settings.trusted_proxies)
         subprotocol = None
         if hub.settings.api_tokens:
             token, subprotocol = _offered_token(ws)
@@ -259,6 +265,11 @@ class Session:
             hub.sessions.add(self)
             hub.stats.connections[self.spec.path] = hub.stats.connections.get(self.spec.path, 0) + 1
             await self._run()
+        except Exception:
+            # Logged here once, with the socket it belongs to; the client gets 1011, not a bare 1006.
+            logger.exception("ws %s from %s: session failed; closing with 1011", self.spec.path, address)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(CloseCode.WS_1011_INTERNAL_ERROR, "internal error"), CLOSE_GRACE_S)
         finally:
             hub.sessions.discard(self)
             hub.stats.coalesced += self.outbox.coalesced
@@ -283,6 +294,7 @@ class Session:
             closing = asyncio.create_task(self._closing.wait())
             try:
                 await self._wait_until_done_or_idle({writer, reader, closing})
+                self._report_failed(writer, reader)
                 if self.close_code is not None and not writer.done() and len(self.outbox):
                     # Let the writer flush the last frames (the SLOW_CONSUMER error) within a bound;
                     # it returns by itself once the outbox is empty.
@@ -297,6 +309,18 @@ class Session:
                 await asyncio.wait_for(self.websocket.close(self.close_code, self.close_reason), CLOSE_GRACE_S)
             except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
                 pass
+
+    def _report_failed(self, *tasks: asyncio.Task[Any]) -> None:
+        """Log a reader or writer that died of an error (not a disconnect) and close with 1011."""
+        for task in tasks:
+            if not task.done() or task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is None or isinstance(exc, (WebSocketDisconnect, OSError)):
+                continue  # the peer went away: nothing to report
+            logger.error("ws %s from %s: %s failed; closing with 1011", self.spec.path, self.address,
+                         task.get_name(), exc_info=exc)
+            self.request_close(CloseCode.WS_1011_INTERNAL_ERROR, "internal error")
 
     async def _wait_until_done_or_idle(self, tasks: set[asyncio.Task[Any]]) -> None:
         """Wait for the first task to end; close the socket once nothing travelled for IDLE_TIMEOUT_S."""
@@ -317,15 +341,16 @@ class Session:
         params = self.websocket.query_params
         symbols = params.get("symbols")
         if symbols and self.spec.topic == "market":
-            self._subscribe([s for s in symbols.split(",") if s], request_id=None, ack=False)
+            try:
+                self._subscribe([s for s in symbols.split(",") if s], request_id=None, ack=False)
+            except ProtocolError as exc:
+                self.send_error(exc.code, f"?symbols=: {exc.message}", exc.details)
         if self.spec.topic == "news":
             # Filters from the URL apply before the replay (a reconnecting client's filter is not re-sent yet).
-            keywords, sources = params.get("keywords"), params.get("sources")
-            if keywords:
-                self.keywords = tuple(k.strip().lower() for k in keywords.split(",") if k.strip())[
-                    : self.hub.settings.max_keywords]
-            if sources:
-                self.sources = frozenset(s.strip().lower() for s in sources.split(",") if s.strip())
+            try:
+                self._set_filter(_split(params.get("keywords")), _split(params.get("sources")) or None)
+            except ProtocolError as exc:
+                self.send_error(exc.code, f"URL filter: {exc.message}", exc.details)
         since_raw = params.get("since")
         epoch = params.get("epoch") or None
         bus = self.hub.bus
@@ -348,10 +373,34 @@ class Session:
             for env in bus.replay_snapshot_since(self.spec.topic, since, epoch):
                 self.offer(env)
             return
+        if self.spec.topic == "news" and params.get("backlog") is not None:
+            self._send_backlog(params["backlog"])
+            return
         if self.spec.greet_with_snapshot and self.spec.topic != "market":
             latest = bus.latest(self.spec.topic)
             if latest is not None:
                 self.offer(latest)
+
+    def _send_backlog(self, raw: str) -> None:
+        """Queue the latest N retained news items that pass the filter, oldest first (`?backlog=N`)."""
+        limit = self.hub.settings.max_news_backlog
+        try:
+            wanted = int(raw)
+        except ValueError:
+            wanted = -1
+        if not 0 <= wanted <= limit:
+            self.send_error(ErrorCode.INVALID_MESSAGE,
+                            f"backlog must be an integer from 0 to {limit}, got {raw[:20]!r}",
+                            "no backlog sent; the live stream follows")
+            return
+        picked: list[Envelope] = []
+        for env in reversed(self.hub.bus.history("news")):
+            if len(picked) >= wanted:
+                break
+            if self._wants_news(env):
+                picked.append(env)
+        for env in reversed(picked):
+            self.outbox.put(env.text, bounded=False)  # at most MAX_NEWS_BACKLOG frames
 
     async def _write_loop(self) -> None:
         stats, loop = self.hub.stats, asyncio.get_running_loop()
@@ -377,29 +426,44 @@ class Session:
             self.hub.counter.add()
             self.hub.stats.messages_received += 1
             if not self.bucket.try_acquire(loop.time()):
-                self._refused(ErrorCode.RATE_LIMITED, "Too many messages",
-                              f"limit {1 / self.bucket.interval_s:g} messages/s with bursts of {self.bucket.capacity}")
+                self._rate_limited()
                 continue
+            self.told_rate_limited = False  # the flood is over; the next one is told again
             size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
             if size > limit:
                 self._refused(ErrorCode.MESSAGE_TOO_LARGE, f"Message of {size} bytes exceeds the limit",
                               f"frames may be at most {limit} bytes")
                 continue
             try:
-                self._handle(parse_client_message(raw))
+                request = parse_client_message(raw)  # raises only ProtocolError, whatever the frame
+                self._handle(request)
                 self.refused_in_a_row = 0
             except ProtocolError as exc:
                 self._refused(exc.code, exc.message, exc.details)
+            except Exception:
+                logger.exception("ws %s from %s: handling a client message failed", self.spec.path, self.address)
+                self._refused(ErrorCode.INTERNAL_ERROR, "The server failed to handle this message",
+                              "the failure is logged; the connection stays open")
 
     def _refused(self, code: ErrorCode, message: str, details: str | None) -> None:
+        """Count a refused message and answer it, unless the client is now closed as abusive."""
         self.refused_in_a_row += 1
         if self.refused_in_a_row > ABUSE_LIMIT:
             self.request_close(CloseCode.WS_1008_POLICY_VIOLATION, "too many refused messages")
             return
-        # Do not answer every message of a flood: one error per burst is enough to tell the client.
-        if code is ErrorCode.RATE_LIMITED and self.refused_in_a_row > 1:
-            return
         self.send_error(code, message, details)
+
+    def _rate_limited(self) -> None:
+        # One RATE_LIMITED per flood, however the flood began: the client must learn why it is ignored.
+        if self.told_rate_limited:
+            self.refused_in_a_row += 1
+            if self.refused_in_a_row > ABUSE_LIMIT:
+                self.request_close(CloseCode.WS_1008_POLICY_VIOLATION, "too many refused messages")
+            return
+        self.told_rate_limited = True
+        self._refused(ErrorCode.RATE_LIMITED, "Too many messages",
+                      f"limit {1 / self.bucket.interval_s:g} messages/s with bursts of {self.bucket.capacity}; "
+                      "messages past it are dropped until the rate falls")
 
     # ------------------------------------------------------------ client actions
 
@@ -425,14 +489,22 @@ class Session:
                 if env.key is not None:
                     self.outbox.put(env.text, key=env.key)
         elif isinstance(request, FilterRequest):
-            self.keywords = tuple(k.strip().lower() for k in request.keywords if k.strip())
-            if len(self.keywords) > self.hub.settings.max_keywords:
-                self.keywords = ()
-                raise ProtocolError(ErrorCode.INVALID_MESSAGE, "Too many keywords",
-                                    f"at most {self.hub.settings.max_keywords}")
-            self.sources = frozenset(s.lower() for s in request.sources) if request.sources else None
+            self._set_filter(request.keywords, request.sources)
             self._ack("filter", {"keywords": list(self.keywords),
                                  "sources": sorted(self.sources) if self.sources else None}, request.id)
+
+    def _set_filter(self, keywords: list[str], sources: list[str] | None) -> None:
+        """Apply a news filter; past MAX_KEYWORDS / MAX_SOURCES the filter is cleared and refused."""
+        settings = self.hub.settings
+        words = tuple(k.strip().lower() for k in keywords if k.strip())
+        names = frozenset(s.strip().lower() for s in sources if s.strip()) if sources else None
+        for kind, count, limit in (("keywords", len(words), settings.max_keywords),
+                                   ("sources", len(names or ()), settings.max_sources)):
+            if count > limit:
+                self.keywords, self.sources = (), None
+                raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"Too many {kind}",
+                                    f"at most {limit}, got {count}; the filter is cleared")
+        self.keywords, self.sources = words, names or None
 
     def _subscribe(self, symbols: list[str], request_id: Any, ack: bool = True) -> None:
         wanted = {s.strip().upper() for s in symbols}

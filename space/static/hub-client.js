@@ -17,7 +17,9 @@
 // - events: "message" for every message, one event per message type ("price_update", "news",
 //   "error", "ack", "pong"...), "state" for connection changes, "epoch" when the server's history
 //   was reset, "gap" when some messages could not be replayed (HISTORY_GAP).
-// - the news filter holds across reconnects, replayed items included.
+// - the news filter holds across reconnects, replayed items included;
+// - `backlog: N` (/ws/news) asks for the latest N items on the first connect (?backlog=N), so a
+//   new page shows news at once; a reconnect resumes with ?since= instead.
 
 export const DEFAULTS = Object.freeze({
   baseDelayMs: 500,      // first reconnect waits up to this long
@@ -61,7 +63,7 @@ export function withQuery(url, params) {
 export class HubSocket extends EventTarget {
   /**
    * @param {string} url  ws:// or wss:// URL of one endpoint, e.g. endpointUrl("/ws/news").
-   * @param {object} options  symbols, keywords, sources, token, plus any key of DEFAULTS;
+   * @param {object} options  symbols, keywords, sources, token, backlog (/ws/news), plus any key of DEFAULTS;
    *   `WebSocket` to inject an implementation (tests, Node).
    */
   constructor(url, options = {}) {
@@ -152,6 +154,8 @@ export class HubSocket extends EventTarget {
     if (this.options.resume && this.lastSeq !== null) {
       params.since = this.lastSeq;
       params.epoch = this.epoch;
+    } else if (this.options.backlog) {
+      params.backlog = this.options.backlog;
     }
     return withQuery(this.url, params);
   }

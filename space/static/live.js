@@ -82,7 +82,9 @@ market.addEventListener("price_update", (event) => {
 market.connect();
 
 // ---------------------------------------------------------------- news
-const news = new HubSocket(endpointUrl("/ws/news"), tuning);
+// The latest items come first (?backlog=), so the list is not empty until the next item is published.
+const NEWS_BACKLOG = 20;
+const news = new HubSocket(endpointUrl("/ws/news"), { backlog: NEWS_BACKLOG, ...tuning });
 let newsCount = 0;
 showState("#conn-news", news);
 news.addEventListener("news", (event) => {

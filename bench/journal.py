@@ -1,0 +1,113 @@
+"""Journal before fan-out vs fan-out before journal: what a news item costs until a socket sees it. Prints JSON.
+
+    python -m bench.journal              # 300 items each way, SQLite in a temp dir
+    python -m bench.journal --items 1000
+
+Both ways run in this process against the same kind of store, one after the other:
+
+- `journal_first` (what the desk does): `Bus.publish_durable` stamps the seq, commits the item and its
+  journal entry in one transaction in a worker thread, then fans out. Timed from the call to the
+  listener seeing the envelope, which is also when the item may be acknowledged.
+- `stream_first` (the first release): `Bus.publish` fans out at once and queues the journal entry
+  for a background thread, then the item is saved in a worker thread. Timed to the listener (the
+  fan-out) and to the end of the save (when the first release acknowledged).
+
+The ratio `journal_first_to_socket_p50 / stream_first_to_socket_p50` is the price of never naming
+two items with one seq; `journal_first_ack_p50 / stream_first_ack_p50` says whether acknowledging
+got slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.bus import Bus, Envelope
+from core.records import NewsItem
+from core.store import Store
+from desk.news import news_message
+
+
+def _item(way: str, i: int) -> NewsItem:
+    return NewsItem(title=f"{way} {i}", description="bench", url=f"https://bench.example/{way}/{i}",
+                    source="Bench", published_at=datetime.now(UTC))
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+
+
+async def journal_first(store: Store, items: int) -> dict[str, float]:
+    """Time the desk's path: commit (item + journal) in a thread, then fan out."""
+    bus = Bus(journal=store)
+    seen: dict[int, float] = {}
+    bus.add_listener("news", lambda env: seen.__setitem__(env.seq, time.perf_counter()))
+    latencies = []
+    for i in range(items):
+        item = _item("durable", i)
+        started = time.perf_counter()
+
+        def commit(envelope: Envelope, item: NewsItem = item) -> None:
+            store.commit_news(item, envelope)
+
+        envelope = await bus.publish_durable("news", news_message(item), commit)
+        latencies.append(seen[envelope.seq] - started)
+    return {"to_socket_p50_ms": _pct(latencies, 0.5), "to_socket_p99_ms": _pct(latencies, 0.99),
+            "ack_p50_ms": _pct(latencies, 0.5), "ack_p99_ms": _pct(latencies, 0.99)}
+
+
+async def stream_first(store: Store, items: int) -> dict[str, float]:
+    """Time the first release's path: fan out, queue the journal entry, save the item in a thread."""
+    bus = Bus(journal=store)
+    seen: dict[int, float] = {}
+    bus.add_listener("news", lambda env: seen.__setitem__(env.seq, time.perf_counter()))
+    to_socket, to_ack = [], []
+    for i in range(items):
+        item = _item("stream", i)
+        started = time.perf_counter()
+        envelope = bus.publish("news", news_message(item))
+        to_socket.append(seen[envelope.seq] - started)
+        await asyncio.to_thread(store.save_news, item, envelope.seq)
+        to_ack.append(time.perf_counter() - started)
+    return {"to_socket_p50_ms": _pct(to_socket, 0.5), "to_socket_p99_ms": _pct(to_socket, 0.99),
+            "ack_p50_ms": _pct(to_ack, 0.5), "ack_p99_ms": _pct(to_ack, 0.99)}
+
+
+async def run(items: int) -> dict[str, Any]:
+    """Run both ways on fresh SQLite stores and return the JSON report."""
+    with tempfile.TemporaryDirectory(prefix="hub-journal-") as tmp:
+        first = Store(data_dir=Path(tmp) / "first")
+        durable = await journal_first(first, items)
+        first.close()
+        second = Store(data_dir=Path(tmp) / "second")
+        streamed = await stream_first(second, items)
+        second.close()
+    return {
+        "items": items,
+        "journal_first": durable,
+        "stream_first": streamed,
+        "to_socket_ratio_p50": round(durable["to_socket_p50_ms"] / max(streamed["to_socket_p50_ms"], 1e-3), 1),
+        "ack_ratio_p50": round(durable["ack_p50_ms"] / max(streamed["ack_p50_ms"], 1e-3), 2),
+        "baseline": "stream_first",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=300)
+    args = parser.parse_args()
+    json.dump(asyncio.run(run(args.items)), sys.stdout, separators=(",", ":"))
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""A socket session whose own code fails: the failure is logged with its socket, never swallowed (#9).
+
+The faults are injected by subclassing Session (nothing real fails on demand); the socket, bus and
+hub are real, served by uvicorn on a free loopback port inside the test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from core.bus import Bus
+from core.config import Settings
+from core.counters import RequestCounter
+from tests.harness import MS, free_port, recv_json
+from ws.admission import ConnectionLimiter
+from ws.routes import ENDPOINTS
+from ws.session import Session, SocketRegistry
+
+SPECS = {spec.path: spec for spec in ENDPOINTS}
+
+
+class _BrokenWriter(Session):
+    async def _write_loop(self) -> None:
+        raise RuntimeError("writer bug")
+
+
+class _BrokenSubscribe(Session):
+    def _subscribe(self, symbols: list[str], request_id: Any, ack: bool = True) -> None:
+        raise KeyError("subscribe bug")
+
+
+@contextlib.asynccontextmanager
+async def _serving(session_type: type[Session], path: str) -> AsyncIterator[str]:
+    """Serve `path` with `session_type` sessions; yield the socket's URL."""
+    hub = SocketRegistry(bus=Bus(), settings=Settings(log_file=None), symbols=frozenset({"BTC"}),
+                    counter=RequestCounter(), limiter=ConnectionLimiter(10, 10))
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await session_type(websocket, SPECS[path], hub).serve()
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[WebSocketRoute(path, endpoint)]), host="127.0.0.1",
+                                           port=port, ws="websockets-sansio", lifespan="off", log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "uvicorn did not start"
+        await asyncio.sleep(10 * MS)
+    try:
+        yield f"ws://127.0.0.1:{port}{path}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_a_failed_writer_is_logged_with_its_socket_and_closed_with_1011(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="ws.session"):
+        async with _serving(_BrokenWriter, "/ws/sentiment") as url, websockets.connect(url) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await recv_json(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    assert "ws /ws/sentiment from 127.0.0.1: ws-writer /ws/sentiment failed" in caplog.text
+    assert "writer bug" in caplog.text
+
+
+async def test_a_failed_handler_answers_internal_error_and_keeps_the_socket(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="ws.session"):
+        async with _serving(_BrokenSubscribe, "/ws/market_data") as url, websockets.connect(url) as ws:
+            await ws.send(json.dumps({"action": "subscribe", "symbols": ["BTC"]}))
+            error = await recv_json(ws)
+            await ws.send(json.dumps({"type": "ping", "id": 7}))
+            pong = await recv_json(ws)
+    assert error["error"]["code"] == "INTERNAL_ERROR" and (pong["type"], pong["id"]) == ("pong", 7)
+    assert "ws /ws/market_data from 127.0.0.1: handling a client message failed" in caplog.text
+    assert "subscribe bug" in caplog.text
