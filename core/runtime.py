@@ -157,7 +157,7 @@ class Runtime:
                 except Exception:
                     logger.exception("runtime: %s did not stop cleanly", type(service).__name__)
         self._rest_queries.shutdown(wait=False, cancel_futures=True)
-        self.store.close()
+        await asyncio.to_thread(self.store.close)  # waits (bounded) for the journal thread
         logger.info("runtime: stopped")
 
     def _every(self, interval_s: float, job: Callable[[], Awaitable[None]], name: str) -> None:
