@@ -127,7 +127,7 @@ class NewsDesk:
         async with self._lock:  # one item at a time keeps seq order equal to arrival order
             unseen = [item.url for item in items if item.url not in self._seen]
             stored = await asyncio.to_thread(self._stored_seqs, unseen) if unseen else {}
-            known = {**stored, **{url: seq for url, seq in self._seen.items()}}
+            known = {item.url: self._seen[item.url] for item in items if item.url in self._seen} | stored
             fresh: dict[str, NewsItem] = {}
             for item in items:
                 if item.url not in fresh and item.url not in known:

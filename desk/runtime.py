@@ -153,7 +153,7 @@ class Runtime:
                 except Exception:
                     logger.exception("runtime: %s did not stop cleanly", type(service).__name__)
         self._rest_queries.shutdown(wait=False, cancel_futures=True)
-        self.store.close()
+        await asyncio.to_thread(self.store.close)  # waits (bounded) for the journal thread
         logger.info("runtime: stopped")
 
     @property
