@@ -85,10 +85,9 @@ def tiny_filesystem(path: Path) -> Iterator[Path]:
 def fill_disk(directory: Path) -> Path:
     """Write a file until the filesystem is full; return it (delete it to free the space)."""
     filler = directory / "filler"
-    with filler.open("wb") as out, contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
         while True:
             out.write(b"\0" * 65536)
-            out.flush()
     return filler
 
 
