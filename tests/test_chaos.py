@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -36,7 +37,7 @@ import websockets
 
 from bench.crash_recovery import hold_database
 from tests.harness import MS, AppProcess
-from tests.services import RedisServer, leader_of, needs_redis, start_app, wait_for_async
+from tests.services import RedisServer, needs_redis, start_app, wait_for_async
 from tests.test_live_sources import MARKET_PATHS, live_env
 from tests.upstream import PATHS, UpstreamServer, install_happy_routes, malformed_json, server_error
 
@@ -85,10 +86,9 @@ def tiny_filesystem(path: Path) -> Iterator[Path]:
 def fill_disk(directory: Path) -> Path:
     """Write a file until the filesystem is full; return it (delete it to free the space)."""
     filler = directory / "filler"
-    with filler.open("wb") as out, contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
         while True:
             out.write(b"\0" * 65536)
-            out.flush()
     return filler
 
 
@@ -184,8 +184,23 @@ def database_error(app: AppProcess) -> str | None:
     return None if database["online"] else str(database["error"])
 
 
+def leader_now(apps: list[AppProcess]) -> AppProcess | None:
+    """Return the one running app whose /metrics says `hub_leader 1` (patient: a loaded server answers late)."""
+    leaders = []
+    for app in apps:
+        if app.proc is None or app.proc.poll() is not None:
+            continue
+        try:
+            text = httpx.get(f"{app.http}/metrics", timeout=10).text
+        except httpx.HTTPError:
+            return None
+        if re.search(r"^hub_leader 1(\.0)?$", text, re.MULTILINE):
+            leaders.append(app)
+    return leaders[0] if len(leaders) == 1 else None
+
+
 async def current_leader(apps: list[AppProcess]) -> AppProcess:
-    return await wait_for_async(lambda: leader_of(apps), 45)  # a loaded machine elects slowly
+    return await wait_for_async(lambda: leader_now(apps), 45)  # a loaded machine elects slowly
 
 
 async def test_chaos_keeps_every_promise(tmp_path: Path) -> None:
