@@ -91,7 +91,11 @@ async def _measure(models: list[str], env: dict[str, str], data_dir: Path, timeo
         env={**FAST_ENV, "ENABLE_INFERENCE": "1", "SELF_EVALUATE": "0", "MODELS": ",".join(models), **env},
     )
     launched = time.monotonic()
-    app.start(timeout=300)
+    try:
+        app.start(timeout=300)
+    except Exception:
+        app.stop()  # a start that timed out leaves the process running
+        raise
     assert app.proc is not None
     rss_start = _rss_mib(app.proc.pid)
     news_seen: dict[str, float] = {}

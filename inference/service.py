@@ -20,6 +20,7 @@ import torch
 
 from core.records import SentimentResult
 
+from .budget import default_model_ids
 from .catalog import (
     EMBEDDED_MODEL_ID,
     LEXICON_MODEL_ID,
@@ -66,8 +67,9 @@ class InferenceService:
     """Sentiment models behind per-model batchers, combined into one answer per text.
 
     Args:
-        models: model ids to serve, in fallback order; None serves the whole catalog
-            (`catalog.DEFAULT_MODELS`). The lexicon is always added last.
+        models: model ids to serve, in fallback order; None lets the hardware choose
+            (`budget.default_model_ids`: the whole catalog on CUDA, what the measured CPU
+            budget allows on CPU). The lexicon is always added last.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N". fp16 on CUDA.
         data_dir: where `inference_stats.json` lives; None keeps statistics in memory.
         model_dir: optional directory of local models laid out as `<org>/<name>/`.
@@ -121,7 +123,9 @@ class InferenceService:
         self_evaluate: bool = False,
         sample_path: Path | str = SAMPLE_PATH,
     ) -> None:
-        ids = resolve_model_ids(models)
+        self.device = resolve_device(device)
+        # MODELS unset: the hardware decides (budget.py): every model on a GPU, a measured few on CPU.
+        ids = resolve_model_ids(models if models is not None else default_model_ids(self.device))
         self._locks = read_lock(Path(lock_path)) if lock_path is not None else {}
         if cpu_threads is not None and cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
@@ -129,7 +133,6 @@ class InferenceService:
             raise ValueError(f"micro_batch must be >= 1 or None, got {micro_batch}")
         if call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
-        self.device = resolve_device(device)
         self.options = LoadOptions(
             device=self.device,
             precision=resolve_precision(

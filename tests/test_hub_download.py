@@ -89,8 +89,8 @@ def _settled(app: AppProcess, timeout: float = 120_000 * MS) -> dict[str, dict[s
 def _app(data_dir: Path, **env: str) -> Iterator[AppProcess]:
     """The real app with inference on; a longer start timeout, since it imports torch and transformers."""
     app = AppProcess(port=free_port(), data_dir=data_dir, env={**FAST_ENV, **env})
-    app.start(timeout=240_000 * MS)
     try:
+        app.start(timeout=240_000 * MS)
         yield app
     finally:
         app.stop()
