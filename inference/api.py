@@ -107,4 +107,4 @@ async def get_ready(request: Request) -> JSONResponse:
 async def get_models(request: Request) -> dict[str, Any]:
     """List every configured model with its status and measured statistics."""
     service = _service(request)
-    return {**service.count_statuses(), "models": service.describe_models()}
+    return {**service.count_statuses(), "ensemble": service.ensemble_choices(), "models": service.describe_models()}

@@ -256,32 +256,38 @@ class _Handler(BaseHTTPRequestHandler):
         return entry
 
     def _send_file(self, repo: StandinRepo, name: str, *, head: bool) -> None:
-        data = repo.data(name)
+        size = repo.size(name)
         start = 0
         ranged = re.match(r"bytes=(\d+)-", self.headers.get("Range", ""))
         if ranged and not head:
-            start = min(int(ranged.group(1)), len(data))
+            start = min(int(ranged.group(1)), size)
         self.send_response(206 if start else 200)
         self.send_header("X-Repo-Commit", repo.commit)
         if repo.is_lfs(name):
             self.send_header("X-Linked-Etag", f'"{repo.sha256(name)}"')
-            self.send_header("X-Linked-Size", str(len(data)))
+            self.send_header("X-Linked-Size", str(size))
         self.send_header("ETag", f'"{repo.blob_id(name)}"')
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(data) - start))
+        self.send_header("Content-Length", str(size - start))
         if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
         self.end_headers()
         if head:
             return
-        body = data[start:]
-        if self.hub.faults.get(repo.repo_id) == "stall" and repo.is_lfs(name):
-            # Half the bytes, then silence: the client's read timeout must end it.
-            self.wfile.write(body[: max(1, len(body) // 2)])
-            self.wfile.flush()
-            time.sleep(self.hub.stall_s)
-            return
-        self.wfile.write(body)
+        stall_at = start + max(1, (size - start) // 2)
+        stalls = self.hub.faults.get(repo.repo_id) == "stall" and repo.is_lfs(name)
+        # Streamed from disk in 1 MiB chunks: full-size checkpoints are hundreds of megabytes.
+        with repo.files[name].open("rb") as handle:
+            handle.seek(start)
+            sent = start
+            while chunk := handle.read(min(1 << 20, (stall_at - sent) if stalls else 1 << 20)):
+                self.wfile.write(chunk)
+                sent += len(chunk)
+                if stalls and sent >= stall_at:
+                    # Half the bytes, then silence: the client's read timeout must end it.
+                    self.wfile.flush()
+                    time.sleep(self.hub.stall_s)
+                    return
 
 
 class _Server(ThreadingHTTPServer):
