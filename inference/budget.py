@@ -40,9 +40,11 @@ class ModelCost:
     rss_mib: float
 
 
-# From bench/hub_models.py, full-size stand-ins, 2 shared cores (docs/inference.md, "Cold start").
+# Resident memory from bench/hub_models.py (the app's RSS added by each model), latency of one
+# text: the embedded model's from bench/inference.py (34 texts/s one at a time, docs/inference.md),
+# the hub models' from bench/hub_models.py; 2 shared cores (docs/inference.md, "Cold start").
 MEASURED_COST: Mapping[str, ModelCost] = {
-    EMBEDDED_MODEL_ID: ModelCost(one_text_ms=40.0, rss_mib=111.0),
+    EMBEDDED_MODEL_ID: ModelCost(one_text_ms=29.4, rss_mib=111.1),
 }
 # Crypto first, then the news model and the financial-tweet model; general models last.
 CPU_PRIORITY: tuple[str, ...] = (
