@@ -372,6 +372,7 @@ class _ModelStatsInStore:
 def _build_inference(settings: Settings, store: Store) -> Any:
     # Imported here: torch and transformers take seconds to import, and ENABLE_INFERENCE=0 skips them.
     from inference import InferenceService
+    from inference.lock import LOCK_PATH
 
     return InferenceService(
         list(settings.models) if settings.models else None,
@@ -383,4 +384,6 @@ def _build_inference(settings: Settings, store: Store) -> Any:
         max_batch=settings.inference_max_batch,
         max_wait_ms=settings.inference_max_wait_ms,
         stats_store=_ModelStatsInStore(store),
+        lock_path=settings.model_lock or LOCK_PATH,
+        self_evaluate=settings.self_evaluate,
     )
