@@ -1,13 +1,23 @@
 # Same image recipe as the original guide: python:3.11-slim serving on port 7860.
 FROM python:3.11-slim
 
+# CPU-only torch by default (about 200 MB instead of gigabytes of CUDA libraries). For a GPU image:
+#   docker build --build-arg TORCH_VARIANT=cu128 .
+# (any wheel index name on download.pytorch.org/whl, e.g. cu126, cu128).
+ARG TORCH_VARIANT=cpu
+
 WORKDIR /app
-ENV PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False PORT=7860 DATA_DIR=/app/data LOG_FILE=/app/logs/server.log
+ENV PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False PORT=7860 DATA_DIR=/app/data LOG_FILE=/app/logs/server.log \
+    HF_HOME=/app/.cache/huggingface
 
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+RUN TORCH_PIN="$(grep -E '^torch==' requirements.txt)" \
+    && pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" "${TORCH_PIN}" \
+    && pip install --no-cache-dir -r requirements.txt
 
 COPY . .
+# Models are fetched now, at their locked commits and checked digests, so a start downloads nothing.
+RUN python -m inference.fetch
 RUN useradd --create-home hub && mkdir -p /app/data /app/logs && chown -R hub /app
 USER hub
 

@@ -19,6 +19,12 @@ async def post_sentiment() -> Any:
     raise HTTPException(status_code=503, detail=_DETAIL)
 
 
+@router.get("/ready", tags=["system"])
+async def get_ready() -> dict[str, Any]:
+    """Answer ready: with inference off there is no model to wait for."""
+    return {"ready": True, "loading": [], "available": [], "failed": {}, "inference": "off"}
+
+
 @router.get("/api/models")
 async def get_models() -> Any:
     """Answer 503: inference is disabled on this server."""

@@ -75,6 +75,8 @@ class Settings:
     inference_max_batch: int = 32
     inference_max_wait_ms: float = 5.0
     model_dir: Path | None = None
+    model_lock: Path | None = None  # None: the committed inference/models.lock.json
+    self_evaluate: bool = True  # score the shipped sample per model and fit the ensemble on it
     admin_token: str | None = None
     api_tokens: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
@@ -149,6 +151,8 @@ class Settings:
             inference_max_batch=_int(env, "INFERENCE_MAX_BATCH", 32, minimum=1),
             inference_max_wait_ms=_float(env, "INFERENCE_MAX_WAIT_MS", 5.0, minimum=0.0),
             model_dir=Path(env["MODEL_DIR"]) if env.get("MODEL_DIR") else None,
+            model_lock=Path(env["MODEL_LOCK"]) if env.get("MODEL_LOCK") else None,
+            self_evaluate=env.get("SELF_EVALUATE", "1").lower() not in ("0", "false", "no"),
             admin_token=env.get("ADMIN_TOKEN") or None,
             api_tokens=_csv(env, "API_TOKENS"),
             allowed_origins=_csv(env, "ALLOWED_ORIGINS"),

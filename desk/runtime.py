@@ -335,6 +335,7 @@ class _ModelStatsInStore:
 def _build_inference(settings: Settings, store: Store) -> InferenceService:
     # Imported here: torch and transformers take seconds to import, and ENABLE_INFERENCE=0 skips them.
     from inference import InferenceService
+    from inference.lock import LOCK_PATH
 
     return InferenceService(
         list(settings.models) if settings.models else None,
@@ -346,4 +347,6 @@ def _build_inference(settings: Settings, store: Store) -> InferenceService:
         max_batch=settings.inference_max_batch,
         max_wait_ms=settings.inference_max_wait_ms,
         stats_store=_ModelStatsInStore(store),
+        lock_path=settings.model_lock or LOCK_PATH,
+        self_evaluate=settings.self_evaluate,
     )

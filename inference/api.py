@@ -1,14 +1,18 @@
-"""REST endpoints of the inference layer: `POST /api/sentiment` and `GET /api/models`.
+"""REST endpoints of the inference layer: `POST /api/sentiment`, `GET /api/models`, `GET /ready`.
 
 The router finds the service at `request.app.state.inference` (set by the app's lifespan).
-Limits are checked here, before any model work, so an oversized request costs nothing.
+Limits are checked here, before any model work, so an oversized request costs nothing. Texts
+longer than a model's token window are scored on their beginning and flagged `truncated`; only
+texts past `MAX_TEXT_CHARS` (far beyond any window) are refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from .errors import EngineOverloaded, UnknownModel
@@ -17,7 +21,8 @@ from .service import InferenceService
 __all__ = ["MAX_TEXT_CHARS", "MAX_TEXTS", "SentimentRequest", "router"]
 
 MAX_TEXTS = 256
-MAX_TEXT_CHARS = 2000
+# The models read ~128 tokens (~500 characters); this bounds tokenizer work per request, not meaning.
+MAX_TEXT_CHARS = 20_000
 HTTP_413_CONTENT_TOO_LARGE = 413
 
 router = APIRouter(tags=["inference"])
@@ -72,7 +77,11 @@ async def post_sentiment(body: SentimentRequest, request: Request) -> dict[str, 
         raise HTTPException(
             status_code=503, detail={"code": "OVERLOADED", "message": f"{exc}"}, headers={"Retry-After": "1"}
         ) from exc
+    flags = await asyncio.to_thread(service.window_overflows, body.texts, results[0].model) if results else []
+    readiness = service.readiness()
     return {
+        "ready": readiness["ready"],
+        "loading": readiness["loading"],
         "results": [
             {
                 "label": result.label,
@@ -80,14 +89,22 @@ async def post_sentiment(body: SentimentRequest, request: Request) -> dict[str, 
                 "confidence": round(result.confidence, 6),
                 "probs": {name: round(value, 6) for name, value in result.probs.items()},
                 "model": result.model,
+                "truncated": truncated,
             }
-            for result in results
+            for result, truncated in zip(results, flags, strict=True)
         ]
     }
+
+
+@router.get("/ready", tags=["system"])
+async def get_ready(request: Request) -> JSONResponse:
+    """Answer 200 once every configured model is available or failed, 503 while any is loading."""
+    readiness = _service(request).readiness()
+    return JSONResponse(readiness, status_code=200 if readiness["ready"] else 503)
 
 
 @router.get("/api/models")
 async def get_models(request: Request) -> dict[str, Any]:
     """List every configured model with its status and measured statistics."""
     service = _service(request)
-    return {**service.count_statuses(), "models": service.describe_models()}
+    return {**service.count_statuses(), "ensemble": service.ensemble_choices(), "models": service.describe_models()}

@@ -36,8 +36,10 @@ from .errors import (
     ModelNotCached,
     ModelOutOfMemory,
 )
+from .lock import LockEntry, verify_files
 
 __all__ = [
+    "HUB_FILE_PATTERNS",
     "NOT_CACHED_REASON",
     "LoadOptions",
     "ModelSlot",
@@ -51,6 +53,7 @@ __all__ = [
     "resolve_model_source",
     "run_in_daemon_thread",
     "translate_load_error",
+    "weights_present",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,8 +62,8 @@ T = TypeVar("T")
 
 NOT_CACHED_REASON = "not in local cache and HF hub offline"
 _TRUTHY = {"1", "true", "yes", "on"}
-# Tokenizer and config files; weights are fetched in a second step so .bin is only a fallback.
-_HUB_TEXT_FILES = ["*.json", "*.txt", "*.model", "merges.txt", "vocab.*", "bpe.codes"]
+# Tokenizer, config and safetensors weights; .bin is fetched in a second step, only as a fallback.
+HUB_FILE_PATTERNS = ["*.json", "*.txt", "*.model", "merges.txt", "vocab.*", "bpe.codes", "*.safetensors"]
 # Memory a load needs relative to the weights on disk (state dict + model while copying).
 _LOAD_MEMORY_FACTOR = 1.5
 
@@ -138,16 +141,21 @@ def _local_candidates(model_id: str, model_dir: Path | None) -> list[Path]:
     return candidates
 
 
-def _has_weights(path: Path) -> bool:
+def weights_present(path: Path) -> bool:
+    """True when a model directory holds safetensors or a pytorch_model.bin."""
     return any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").exists()
 
 
-def resolve_model_source(model_id: str, options: LoadOptions) -> ModelSource:
+def resolve_model_source(model_id: str, options: LoadOptions, lock: LockEntry | None = None) -> ModelSource:
     """Find a model's files without loading them (may download when the hub is online).
+
+    With a lock entry the locked commit is the revision, only the locked files are fetched, and
+    every file is checked against its SHA-256, whether it came from the cache or the hub.
 
     Raises:
         ModelNotCached: not found locally and the hub is offline.
         ModelDownloadFailed: the hub was tried and failed.
+        ModelFilesInvalid: a locked file is missing or its digest differs.
     """
     for candidate in _local_candidates(model_id, options.model_dir):
         if (candidate / "config.json").is_file():
@@ -157,38 +165,68 @@ def resolve_model_source(model_id: str, options: LoadOptions) -> ModelSource:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     cache_dir = options.cache_dir or hub_cache_dir()
+    revision = lock.revision if lock is not None else options.revision
+    patterns = sorted(lock.files) if lock is not None else None
     try:
         path = Path(
-            snapshot_download(model_id, cache_dir=cache_dir, revision=options.revision, local_files_only=True)
+            snapshot_download(model_id, cache_dir=cache_dir, revision=revision, local_files_only=True)
         )
-        if (path / "config.json").is_file():
+        if (path / "config.json").is_file() and (
+            lock is None or all((path / name).is_file() for name in lock.files)
+        ):
+            if lock is not None:
+                verify_files(path, lock)
             return ModelSource(model_id, path, "cache")
     except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
         pass  # not cached: fall through to the hub
     if options.offline:
         raise ModelNotCached(NOT_CACHED_REASON)
-    logger.info("load %s: downloading from the hub into %s", model_id, cache_dir)
+    logger.info("load %s: downloading %s from the hub into %s", model_id, revision or "main", cache_dir)
     try:
         path = Path(
             snapshot_download(
                 model_id,
                 cache_dir=cache_dir,
-                revision=options.revision,
-                allow_patterns=[*_HUB_TEXT_FILES, "*.safetensors"],
+                revision=revision,
+                allow_patterns=patterns or HUB_FILE_PATTERNS,
             )
         )
-        if not _has_weights(path):  # older repos only ship pytorch_model.bin
+        if lock is None and not weights_present(path):  # older repos only ship pytorch_model.bin
             path = Path(
                 snapshot_download(
                     model_id,
                     cache_dir=cache_dir,
-                    revision=options.revision,
+                    revision=revision,
                     allow_patterns=["pytorch_model.bin"],
                 )
             )
     except Exception as exc:  # network, auth, missing repo: all surface as one reason
-        raise ModelDownloadFailed(f"download from the HF hub failed: {type(exc).__name__}: {exc}") from exc
+        raise ModelDownloadFailed(f"download from the HF hub failed: {_short_hub_error(exc)}") from exc
+    if lock is not None:
+        verify_files(path, lock)
     return ModelSource(model_id, path, "hub")
+
+
+def _short_hub_error(exc: BaseException) -> str:
+    """Name the hub's answer in one line (the library's messages run to several paragraphs).
+
+    The library wraps a failed listing (429, 5xx) in a "not in the cache" error: the HTTP status
+    is found on the chained cause.
+    """
+    found: BaseException | None = exc
+    status = None
+    for _ in range(5):  # a short chain: the outer error and its causes
+        if found is None:
+            break
+        status = getattr(getattr(found, "response", None), "status_code", None)
+        if status is not None:
+            break
+        found = found.__cause__ or found.__context__
+    shown = found if status is not None and found is not None else exc
+    text = str(shown).strip()
+    first_line = text.splitlines()[0] if text else ""
+    prefix = f"HTTP {status} " if status is not None else ""
+    return f"{prefix}{type(shown).__name__}: {first_line}"[:300]
 
 
 def _available_host_bytes() -> int | None:

@@ -20,6 +20,7 @@ import torch
 
 from core.records import SentimentResult
 
+from .budget import default_model_ids
 from .catalog import (
     EMBEDDED_MODEL_ID,
     LEXICON_MODEL_ID,
@@ -38,6 +39,7 @@ from .errors import (
     ModelNotReady,
     UnknownModel,
 )
+from .evalsample import SAMPLE_PATH, read_sample
 from .head import load_embedded_classifier, stored_evaluation
 from .lexicon import CryptoLexicon
 from .loader import (
@@ -49,6 +51,8 @@ from .loader import (
     resolve_device,
     resolve_model_source,
 )
+from .lock import LOCK_PATH, read_lock
+from .selfeval import EnsembleChoice, apply_temperature, choose_ensemble, measure
 from .stats import JsonStatsStore, StatsRegistry, StatsStore
 
 __all__ = ["InferenceService"]
@@ -63,8 +67,9 @@ class InferenceService:
     """Sentiment models behind per-model batchers, combined into one answer per text.
 
     Args:
-        models: model ids to serve, in fallback order; None serves the whole catalog
-            (`catalog.DEFAULT_MODELS`). The lexicon is always added last.
+        models: model ids to serve, in fallback order; None lets the hardware choose
+            (`budget.default_model_ids`: the whole catalog on CUDA, what the measured CPU
+            budget allows on CPU). The lexicon is always added last.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N". fp16 on CUDA.
         data_dir: where `inference_stats.json` lives; None keeps statistics in memory.
         model_dir: optional directory of local models laid out as `<org>/<name>/`.
@@ -82,6 +87,13 @@ class InferenceService:
         call_timeout_s: a model call slower than this counts as a failure and falls back.
         stats_store: persistence for statistics; overrides the JSON file in `data_dir`.
         stats_flush_s: how often statistics are saved while running.
+        lock_path: the model lock (`inference/models.lock.json`); a hub model with an entry is
+            downloaded at its locked commit and its files checked; one without loads `main` and
+            says "unlocked" in `describe_models()`. None disables the lock.
+        self_evaluate: score the shipped sample (`inference/evalset/sample.jsonl`) with each
+            model once it loads, in the background, and derive the ensemble from the results
+            (`selfeval.py`); off, the catalog's prior weights serve.
+        sample_path: the labelled sample to self-evaluate on.
 
     Raises:
         ValueError: a malformed model list, an unknown device or precision, a bad weight.
@@ -107,15 +119,20 @@ class InferenceService:
         call_timeout_s: float = 60.0,
         stats_store: StatsStore | None = None,
         stats_flush_s: float = 60.0,
+        lock_path: Path | str | None = LOCK_PATH,
+        self_evaluate: bool = False,
+        sample_path: Path | str = SAMPLE_PATH,
     ) -> None:
-        ids = resolve_model_ids(models)
+        self.device = resolve_device(device)
+        # MODELS unset: the hardware decides (budget.py): every model on a GPU, a measured few on CPU.
+        ids = resolve_model_ids(models if models is not None else default_model_ids(self.device))
+        self._locks = read_lock(Path(lock_path)) if lock_path is not None else {}
         if cpu_threads is not None and cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
         if micro_batch is not None and micro_batch < 1:
             raise ValueError(f"micro_batch must be >= 1 or None, got {micro_batch}")
         if call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
-        self.device = resolve_device(device)
         self.options = LoadOptions(
             device=self.device,
             precision=resolve_precision(
@@ -136,6 +153,13 @@ class InferenceService:
         self.call_timeout_s = call_timeout_s
         self.stats_flush_s = stats_flush_s
         self._weights = resolve_weights(ids, weights or {})
+        self._weight_overrides = {model_id: dict(values) for model_id, values in (weights or {}).items()}
+        self.self_evaluate = self_evaluate
+        self._sample = read_sample(Path(sample_path)) if self_evaluate else []
+        self._eval_queue: asyncio.Queue[str] = asyncio.Queue()
+        self._eval_answers: dict[str, list[Probs]] = {}
+        self._evaluations: dict[str, dict[str, Any]] = {}
+        self._choices: dict[Domain, EnsembleChoice] = {}
         if stats_store is None and data_dir is not None:
             stats_store = JsonStatsStore(Path(data_dir) / "inference_stats.json")
         self.stats = StatsRegistry(stats_store)
@@ -158,8 +182,12 @@ class InferenceService:
         if spec.kind == "embedded":
             return ModelSlot(spec, lambda: load_embedded_classifier(options))
 
+        lock = self._locks.get(spec.id)
+        if lock is None:
+            logger.warning("load %s: unlocked: no entry in the model lock, loading the hub's main", spec.id)
+
         def load_hub_model() -> SentimentModel:
-            source = resolve_model_source(spec.id, options)
+            source = resolve_model_source(spec.id, options, lock)
             logger.info("load %s: files from %s (%s)", spec.id, source.path, source.origin)
             return load_transformers_classifier(spec, source, options)
 
@@ -171,8 +199,18 @@ class InferenceService:
         return list(self._slots)
 
     def weight(self, model_id: str, domain: Domain) -> float:
-        """Return the ensemble weight of a model for a domain."""
+        """Return the ensemble weight of a model for a domain: an override, else measured, else the prior."""
+        if domain in self._weight_overrides.get(model_id, {}):
+            return self._weights[model_id][domain]
+        choice = self._choices.get(domain)
+        if choice is not None:
+            return choice.weights.get(model_id, 0.0)  # not measured yet: out until it is
         return self._weights[model_id][domain]
+
+    def _weight_source(self, domain: Domain, model_id: str) -> str:
+        if domain in self._weight_overrides.get(model_id, {}):
+            return "override"
+        return "measured" if domain in self._choices else "catalog prior"
 
     # ----------------------------------------------------------------- life cycle
 
@@ -193,6 +231,9 @@ class InferenceService:
         for slot in self._slots.values():
             slot.mark_loading()
         self._loader = self._spawn(self._load_all(), name="inference-loader")
+        if self.self_evaluate and self._sample:
+            self._spawn(self._evaluate_forever(), name="inference-self-evaluation")
+            self._eval_queue.put_nowait(LEXICON_MODEL_ID)
         if self.stats.store is not None and self.stats_flush_s > 0:
             self._spawn(self._flush_stats_forever(), name="inference-stats-flush")
 
@@ -221,6 +262,8 @@ class InferenceService:
             await slot.load()
             if slot.is_available:
                 self._start_engine(slot)
+                if self.self_evaluate:
+                    self._eval_queue.put_nowait(slot.model_id)
 
     def _start_engine(self, slot: ModelSlot) -> None:
         assert slot.model is not None
@@ -241,6 +284,55 @@ class InferenceService:
             raise RuntimeError("wait_until_loaded() before start()")
         async with asyncio.timeout(timeout):
             await asyncio.shield(self._loader)
+
+    async def _evaluate_forever(self) -> None:
+        # One model at a time, in chunks of one engine batch: news waits behind one chunk at most.
+        while True:
+            model_id = await self._eval_queue.get()
+            try:
+                await self._evaluate(model_id)
+            except Exception as exc:  # a failed evaluation is reported, never fatal
+                self._evaluations[model_id] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                logger.warning("self-evaluation %s: failed: %s", model_id, exc)
+
+    async def _evaluate(self, model_id: str) -> None:
+        engine = self._engines.get(model_id)
+        if engine is None:
+            return
+        self._evaluations[model_id] = {"status": "running"}
+        started = time.monotonic()
+        texts = [row.text for row in self._sample]
+        chunk = int(self._engine_kwargs["max_batch"])
+        answers: list[Probs] = []
+        for first in range(0, len(texts), chunk):
+            answers += await engine.submit(texts[first : first + chunk])
+        by_domain: dict[str, Any] = {}
+        for domain in sorted({row.domain for row in self._sample}):
+            rows = [i for i, row in enumerate(self._sample) if row.domain == domain]
+            by_domain[domain] = measure([answers[i] for i in rows], [self._sample[i].label for i in rows])
+        self._eval_answers[model_id] = answers
+        self._evaluations[model_id] = {
+            "status": "done",
+            "sample": "inference/evalset/sample.jsonl",
+            "seconds": round(time.monotonic() - started, 1),
+            "domains": by_domain,
+        }
+        logger.info("self-evaluation %s: %s", model_id, {d: m["accuracy"] for d, m in by_domain.items()})
+        self._refit_ensemble()
+
+    def _refit_ensemble(self) -> None:
+        measured = [model_id for model_id in self._eval_answers if model_id != LEXICON_MODEL_ID]
+        for domain in _DOMAINS:
+            rows = [i for i, row in enumerate(self._sample) if row.domain == domain]
+            answers = {model_id: [self._eval_answers[model_id][i] for i in rows] for model_id in measured}
+            choice = choose_ensemble(answers, [self._sample[i].label for i in rows])
+            if choice is not None:
+                self._choices[domain] = choice
+                logger.info("ensemble %s: %s", domain, choice.reason)
+
+    def ensemble_choices(self) -> dict[str, Any]:
+        """Return, per domain, what serves it and the measurements behind the choice (empty before any)."""
+        return {domain: choice.as_dict() for domain, choice in self._choices.items()}
 
     async def _flush_stats_forever(self) -> None:
         while True:
@@ -377,6 +469,10 @@ class InferenceService:
                     raise outcome  # cancellation and friends are not model failures
                 logger.warning("score: %s left out of the ensemble: %s", model_id, outcome)
                 continue
+            choice = self._choices.get(domain)
+            temperature = choice.temperatures.get(model_id) if choice is not None else None
+            if temperature is not None:
+                outcome = [apply_temperature(row, temperature) for row in outcome]
             answers.append(ModelAnswer(model_id, self.weight(model_id, domain), outcome))
         return answers
 
@@ -400,16 +496,73 @@ class InferenceService:
                     "precision": getattr(loaded, "precision", None)
                     if loaded is not None
                     else self.options.precision,
-                    "weights": dict(self._weights[model_id]),
+                    "weights": {domain: round(self.weight(model_id, domain), 4) for domain in _DOMAINS},
+                    "weight_source": {domain: self._weight_source(domain, model_id) for domain in _DOMAINS},
+                    "evaluation": self._evaluations.get(model_id),
                     "load_seconds": round(slot.load_seconds, 2) if slot.load_seconds is not None else None,
+                    "lock": self.describe_lock(model_id),
                     **numbers,
                 }
             )
         return described
 
+    def describe_lock(self, model_id: str) -> dict[str, Any] | None:
+        """Return the lock state of a hub model: locked (commit) or unlocked (with a warning)."""
+        if get_spec(model_id).kind != "transformers":
+            return None  # the embedded head is pinned by its own digests; the lexicon has no files
+        entry = self._locks.get(model_id)
+        if entry is None:
+            return {
+                "state": "unlocked",
+                "revision": None,
+                "warning": "not in the model lock: loads whatever the hub's main is, files unchecked "
+                "(run python -m inference.lock where the hub is reachable)",
+            }
+        return {"state": "locked", "revision": entry.revision, "files": len(entry.files), "warning": None}
+
     def evaluation_results(self) -> list[dict[str, Any]]:
-        """Return accuracies measured offline on labelled data (today: the embedded head's)."""
-        return stored_evaluation() if EMBEDDED_MODEL_ID in self._slots else []
+        """Return the self-evaluation rows (model x domain, ensemble choices), then the head's stored ones."""
+        rows: list[dict[str, Any]] = []
+        for model_id, evaluation in self._evaluations.items():
+            for domain, numbers in (evaluation.get("domains") or {}).items():
+                rows.append({"model": model_id, "dataset": f"shipped sample, {domain}", **_shown(numbers)})
+        for domain, choice in self._choices.items():
+            rows.append({"model": f"ensemble ({domain})", "dataset": f"checked half, {domain}",
+                         "n": choice.n_check, "macro_f1": choice.ensemble_check_f1, "note": choice.reason})
+        return rows + (stored_evaluation() if EMBEDDED_MODEL_ID in self._slots else [])
+
+    def readiness(self) -> dict[str, Any]:
+        """Say which models are still loading; ready once every configured model has settled."""
+        by_status: dict[str, list[str]] = {status.value: [] for status in ModelStatus}
+        for model_id, slot in self._slots.items():
+            by_status[slot.status.value].append(model_id)
+        waiting = by_status[ModelStatus.LOADING.value] + by_status[ModelStatus.NOT_LOADED.value]
+        return {
+            "ready": self._started and not waiting,
+            "loading": waiting,
+            "available": by_status[ModelStatus.AVAILABLE.value],
+            "failed": {model_id: self._slots[model_id].reason for model_id in by_status[ModelStatus.FAILED.value]},
+        }
+
+    def window_overflows(self, texts: Sequence[str], scored_by: str) -> list[bool]:
+        """Return, per text, whether it exceeded the token window of a model that scored it.
+
+        Blocking (tokenizes): call it in a thread. Models without a tokenizer (the lexicon)
+        read the whole text, so they never truncate.
+        """
+        members = scored_by[len("ensemble(") : -1].split("+") if scored_by.startswith("ensemble(") else [scored_by]
+        windows = []
+        for model_id in members:
+            slot = self._slots.get(model_id)
+            tokenizer = getattr(slot.model, "tokenizer", None) if slot is not None else None
+            window = getattr(slot.model, "max_length", None) if slot is not None else None
+            if tokenizer is not None and isinstance(window, int):
+                windows.append((tokenizer, window))
+        flags = [False] * len(texts)
+        for tokenizer, window in windows:
+            counts = [len(ids) for ids in tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]]
+            flags = [flag or count > window for flag, count in zip(flags, counts, strict=True)]
+        return flags
 
     def count_statuses(self) -> dict[str, int]:
         """Return total / available / loading / failed / not_loaded counts."""
@@ -417,3 +570,13 @@ class InferenceService:
         for slot in self._slots.values():
             counts[slot.status.value] += 1
         return counts
+
+
+def _shown(numbers: dict[str, Any]) -> dict[str, Any]:
+    """Format intervals as `low-high` for the Models tab's table."""
+    shown = dict(numbers)
+    for key in ("accuracy_ci95", "macro_f1_ci95"):
+        if isinstance(shown.get(key), list):
+            low, high = shown[key]
+            shown[key] = f"{low:.3f}-{high:.3f}"
+    return shown

@@ -32,6 +32,26 @@ def _rate(value: float | None) -> str:
     return f'<span class="{kind}">{value:.1f}%</span>'
 
 
+def _measured(evaluation: Any) -> str:
+    """Accuracy per domain with its 95 % interval, from the self-evaluation (or its state)."""
+    if not isinstance(evaluation, dict):
+        return '<span class="muted">—</span>'
+    if evaluation.get("status") != "done":
+        return esc(evaluation.get("error") or evaluation.get("status") or "")
+    parts = []
+    for domain, numbers in sorted((evaluation.get("domains") or {}).items()):
+        low, high = numbers.get("accuracy_ci95") or (None, None)
+        parts.append(
+            f'<span title="macro-F1 {numbers.get("macro_f1")}, ECE {numbers.get("ece")}, n {numbers.get("n")}">'
+            f"{esc(domain)} {numbers.get('accuracy'):.2f} ({low:.2f}-{high:.2f})</span>"
+        )
+    return " · ".join(parts)
+
+
+def _lock_warning(lock: Any) -> str:
+    return str(lock.get("warning") or "") if isinstance(lock, dict) else ""
+
+
 def models_html(runtime: Runtime) -> str:
     """Return the summary and the table of the latest `models_status`, or why it is empty."""
     if runtime.inference is None:
@@ -64,6 +84,7 @@ def models_html(runtime: Runtime) -> str:
             "Calls",
             "Last used",
             "Device",
+            "Measured on the sample",
             "Reason / last error",
         )
     )
@@ -81,7 +102,8 @@ def models_html(runtime: Runtime) -> str:
             f'<td class="num">{fmt_ms(model.get("p95_ms"))}</td>'
             f'<td class="num">{esc(calls if calls is not None else "—")}</td>'
             f"<td>{esc(last_used)}</td><td>{esc(model.get('device'))}</td>"
-            f'<td class="reason">{esc(model.get("error") or "")}</td></tr>'
+            f"<td>{_measured(model.get('evaluation'))}</td>"
+            f'<td class="reason">{esc(model.get("error") or _lock_warning(model.get("lock")))}</td></tr>'
         )
     return (
         f'<div class="hub-pills">{summary}</div><table class="hub-table" id="models-table">'

@@ -31,6 +31,7 @@ FAST_ENV = {
     "SENTIMENT_INTERVAL_S": "0.5",
     "ENABLE_UI": "0",
     "ENABLE_INFERENCE": "0",
+    "SELF_EVALUATE": "0",  # tests that measure models switch it on
     "ENABLE_SOURCES": "0",
     "DATA_MODE": "demo",
     "ADMIN_TOKEN": "test-admin-token",

@@ -7,7 +7,7 @@ sentences, so loading by hub id works with HF_HUB_OFFLINE=1 and nothing touches 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +42,18 @@ def _force_class(linear: torch.nn.Linear, index: int) -> None:
         linear.bias[index] = 6.0
 
 
-def build_tiny_bert(out: Path, id2label: dict[int, str], *, favour: int | None = None, seed: int = 0) -> Path:
-    """Save a 2-layer, 32-wide BertForSequenceClassification and its WordPiece tokenizer."""
+def build_tiny_bert(
+    out: Path,
+    id2label: dict[int, str],
+    *,
+    favour: int | None = None,
+    seed: int = 0,
+    dims: Mapping[str, int] | None = None,
+) -> Path:
+    """Save a 2-layer, 32-wide BertForSequenceClassification and its WordPiece tokenizer.
+
+    `dims` overrides the config's sizes (a full-size model with the same small tokenizer).
+    """
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
@@ -59,6 +69,7 @@ def build_tiny_bert(out: Path, id2label: dict[int, str], *, favour: int | None =
         id2label=id2label,
         label2id={name: index for index, name in id2label.items()},
     )
+    config.update(dict(dims or {}))
     model = BertForSequenceClassification(config).eval()
     if favour is not None:
         _force_class(model.classifier, favour)
@@ -68,7 +79,12 @@ def build_tiny_bert(out: Path, id2label: dict[int, str], *, favour: int | None =
 
 
 def build_tiny_roberta(
-    out: Path, id2label: dict[int, str], *, favour: int | None = None, seed: int = 0
+    out: Path,
+    id2label: dict[int, str],
+    *,
+    favour: int | None = None,
+    seed: int = 0,
+    dims: Mapping[str, int] | None = None,
 ) -> Path:
     """Save a 2-layer, 32-wide RobertaForSequenceClassification and a byte-level BPE tokenizer."""
     from tokenizers import ByteLevelBPETokenizer
@@ -99,6 +115,7 @@ def build_tiny_roberta(
         id2label=id2label,
         label2id={name: index for index, name in id2label.items()},
     )
+    config.update(dict(dims or {}))
     model = RobertaForSequenceClassification(config).eval()
     if favour is not None:
         _force_class(model.classifier.out_proj, favour)

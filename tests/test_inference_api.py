@@ -27,7 +27,8 @@ async def test_api_sentiment_returns_one_result_per_text(client):
     assert response.status_code == 200
     results = response.json()["results"]
     assert [result["label"] for result in results] == ["bullish", "bearish"]
-    assert set(results[0]) == {"label", "score", "confidence", "probs", "model"}
+    assert set(results[0]) == {"label", "score", "confidence", "probs", "model", "truncated"}
+    assert response.json()["ready"] is True and response.json()["loading"] == []
     assert set(results[0]["probs"]) == {"bearish", "neutral", "bullish"}
 
 
@@ -40,7 +41,18 @@ async def test_api_too_many_texts_is_413(client):
 async def test_api_text_too_long_is_413(client):
     response = await client.post("/api/sentiment", json={"texts": ["ok", "y" * (MAX_TEXT_CHARS + 1)]})
     assert response.status_code == 413
-    assert "texts[1] has 2001 characters" in response.json()["detail"]["message"]
+    assert f"texts[1] has {MAX_TEXT_CHARS + 1} characters" in response.json()["detail"]["message"]
+
+
+async def test_api_text_longer_than_the_window_is_scored_in_full_by_the_lexicon(client):
+    response = await client.post("/api/sentiment", json={"texts": ["bitcoin to the moon " * 150]})
+    [result] = response.json()["results"]
+    assert response.status_code == 200 and result["model"] == "lexicon" and result["truncated"] is False
+
+
+async def test_api_ready_is_200_once_every_model_settled(client):
+    response = await client.get("/ready")
+    assert response.status_code == 200 and response.json()["available"] == ["lexicon"]
 
 
 async def test_api_unknown_model_is_404(client):

@@ -48,9 +48,11 @@ async def test_service_start_returns_before_models_load(offline_hub, tmp_path):
     service = InferenceService([BERT_POSNEG], device="cpu", data_dir=None)
     await service.start()
     assert by_id(service)[BERT_POSNEG]["status"] == "loading"
+    assert service.readiness()["loading"] == [BERT_POSNEG] and not service.readiness()["ready"]
     [result] = await service.score(["bitcoin price rallies"])  # answered by the lexicon meanwhile
     assert result.model == "lexicon"
     await service.wait_until_loaded(LOAD_TIMEOUT_S)
+    assert service.readiness()["ready"] and service.readiness()["available"] == [BERT_POSNEG, "lexicon"]
     await service.stop()
 
 

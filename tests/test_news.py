@@ -42,8 +42,9 @@ def _uncap(store: Store, cap: Any) -> None:
 def desk(tmp_path: Path):
     store = Store(data_dir=tmp_path)
     desk = NewsDesk(Bus(journal=store), store, scorer=None, retry_after_s=0)
-    desk.streamed = []
-    desk.bus.add_listener("news", lambda env: desk.streamed.append((env.seq, env.text)))
+    streamed: list[tuple[int, str]] = []
+    desk.streamed = streamed  # type: ignore[attr-defined]  # what sockets would have seen, for the tests
+    desk.bus.add_listener("news", lambda env: streamed.append((env.seq, env.text)))
     yield desk
     store.close()
 

@@ -119,6 +119,7 @@ def test_pruning_deletes_old_raw_points_and_keeps_the_rollups(tmp_path: Path):
     assert deleted["prices"] > 0 and deleted["rollups_1m"] > 0
     assert oldest.replace(tzinfo=UTC) >= utc_now() - 8 * DAY
     assert after == before == _bucketed(quotes, "1d")
+    assert minutes is not None
     assert minutes >= (utc_now() - 8 * DAY).timestamp() - 60  # 1m buckets older than their retention went too
 
 

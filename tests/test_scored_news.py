@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -53,7 +55,28 @@ async def test_missing_hub_model_is_failed_with_reason_and_calls_are_counted(app
 
 def test_rest_sentiment_limits(app):
     too_many = httpx.post(f"{app.http}/api/sentiment", json={"texts": ["a"] * 257}, timeout=30)
-    too_long = httpx.post(f"{app.http}/api/sentiment", json={"texts": ["a" * 2001]}, timeout=30)
+    too_long = httpx.post(f"{app.http}/api/sentiment", json={"texts": ["a" * 20_001]}, timeout=30)
     unknown = httpx.post(f"{app.http}/api/sentiment", json={"texts": ["a"], "model": "nobody/nothing"}, timeout=30)
     assert (too_many.status_code, too_long.status_code) == (413, 413)
     assert unknown.status_code == 404 and "nobody/nothing" in unknown.text
+
+
+async def test_long_text_is_scored_on_its_window_and_flagged(app):
+    async with websockets.connect(app.ws("/ws/huggingface")) as ws:
+        await recv_until(ws, _embedded_available, timeout=120_000 * MS)
+    long_text = "Bitcoin soars to a record high as inflows surge. " * 45  # 2,205 characters
+    body = httpx.post(f"{app.http}/api/sentiment", json={"texts": [long_text, "ETH dumps"], "model": EMBEDDED},
+                      timeout=60).json()
+    assert [r["truncated"] for r in body["results"]] == [True, False]
+    assert body["results"][0]["model"] == EMBEDDED and body["results"][0]["label"] == "bullish"
+
+
+async def test_ready_names_models_once_settled(app):
+    deadline = time.monotonic() + 120_000 * MS
+    ready = httpx.get(f"{app.http}/ready", timeout=10)
+    while ready.status_code == 503 and time.monotonic() < deadline:
+        assert ready.json()["loading"]  # 503 always names what it waits for
+        await asyncio.sleep(0.2)
+        ready = httpx.get(f"{app.http}/ready", timeout=10)
+    assert ready.status_code == 200 and ready.json()["loading"] == []
+    assert EMBEDDED in ready.json()["available"] and "ProsusAI/finbert" in ready.json()["failed"]

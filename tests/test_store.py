@@ -32,6 +32,7 @@ def _cap_pages(store: Store) -> Callable[[Any, Any], None]:
     """Cap the database file at its size plus two pages (SQLite's max_page_count), as a full disk would."""
     with store.engine.connect() as conn:
         pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+    assert pages is not None
 
     def cap(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute(f"PRAGMA max_page_count={pages + 2}")

@@ -165,6 +165,16 @@ async def test_models_view_lists_failures_with_their_reason(runtime: Any) -> Non
     assert 'data-model="b"' in html and "not in the local cache" in html and "1 failed" in html
 
 
+async def test_models_view_shows_measured_accuracy_and_lock_warning(runtime: Any) -> None:
+    numbers = {"n": 300, "accuracy": 0.71, "accuracy_ci95": [0.66, 0.76], "macro_f1": 0.64, "ece": 0.05}
+    evaluation = {"status": "done", "domains": {"news": numbers}}
+    lock = {"state": "unlocked", "warning": "not in the model lock: loads whatever the hub's main is"}
+    runtime.inference = Scorer([model("a", evaluation=evaluation, lock=lock)])
+    await runtime.publish_models_status()
+    html = models_view.models_html(runtime)
+    assert "news 0.71 (0.66-0.76)" in html and "not in the model lock" in html
+
+
 async def test_playground_refuses_clearly_without_inference(runtime: Any) -> None:
     figure, html = await score_text(runtime, "BTC to the moon", "news")
     assert "Inference is off" in html and not figure.data

@@ -1,0 +1,93 @@
+"""Self-evaluation on the shipped sample: metrics, intervals, and an ensemble fitted to measurements."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import numpy as np
+import pytest
+
+from inference import EMBEDDED_MODEL_ID, InferenceService
+from inference.evalsample import SAMPLE_PATH, read_sample
+from inference.selfeval import choose_ensemble, expected_calibration_error, measure, wilson_interval
+from tests import inference_fixtures
+from tests.inference_fixtures import BERT_RANDOM
+
+tiny_hub = inference_fixtures.tiny_hub
+offline_hub = inference_fixtures.offline_hub
+LABELS = ("bearish", "neutral", "bullish")
+
+
+def _onehot(label: str, confidence: float = 0.9) -> dict[str, float]:
+    rest = (1 - confidence) / 2
+    return {name: confidence if name == label else rest for name in LABELS}
+
+
+def test_shipped_sample_has_both_domains_and_documented_rows():
+    rows = read_sample()
+    assert {row.domain for row in rows} == {"news", "social"}
+    assert all(row.label in LABELS and row.text and row.source for row in rows)
+    assert (SAMPLE_PATH.parent / "LICENSE.md").is_file()
+
+
+def test_wilson_interval_matches_the_textbook_value():
+    low, high = wilson_interval(80, 100)
+    assert (round(low, 3), round(high, 3)) == (0.711, 0.867)
+
+
+def test_measure_reports_accuracy_interval_f1_and_calibration():
+    gold = ["bearish", "neutral", "bullish", "bullish"] * 25
+    probs = [_onehot(label, 1.0) for label in gold]
+    numbers = measure(probs, gold)
+    assert numbers["accuracy"] == 1.0 and numbers["macro_f1"] == 1.0 and numbers["ece"] == 0.0
+    assert numbers["accuracy_ci95"][0] > 0.95 and numbers["n"] == 100
+
+
+def test_overconfident_model_has_calibration_error():
+    probs = np.array([[0.0, 0.0, 1.0]] * 10)
+    gold = np.array([2] * 5 + [0] * 5)
+    assert expected_calibration_error(probs, gold) == pytest.approx(0.5)
+
+
+def test_ensemble_falls_back_to_a_better_single_model():
+    rng = random.Random(0)
+    gold = [rng.choice(LABELS) for _ in range(200)]
+    good = [_onehot(label) for label in gold]
+    noise = [_onehot(rng.choice(LABELS)) for _ in gold]
+    choice = choose_ensemble({"good": good, "noise": noise}, gold)
+    assert choice is not None
+    assert choice.weights["good"] > choice.weights["noise"]
+    assert choice.best_model == "good"
+
+
+async def test_service_weights_the_embedded_head_over_a_random_model(offline_hub, tmp_path):
+    rows = read_sample()
+    picked = [rows[i] for i in range(0, len(rows), 8)]  # both domains, about 90 texts
+    sample = tmp_path / "sample.jsonl"
+    sample.write_text("".join(json.dumps(row.__dict__) + "\n" for row in picked))
+    service = InferenceService(
+        [EMBEDDED_MODEL_ID, BERT_RANDOM], device="cpu", data_dir=None, precision="fp32",
+        self_evaluate=True, sample_path=sample,
+    )
+    await service.start()
+    await service.wait_until_loaded(120)
+    for _ in range(600):
+        evaluations = [model["evaluation"] or {} for model in service.describe_models()]
+        if [evaluation.get("status") for evaluation in evaluations[:2]] == ["done", "done"]:
+            break
+        await asyncio.sleep(0.5)
+    described = {model["id"]: model for model in service.describe_models()}
+    choices = service.ensemble_choices()
+    rows_shown = service.evaluation_results()
+    await service.stop()
+    for domain in ("news", "social"):
+        assert described[EMBEDDED_MODEL_ID]["weights"][domain] > described[BERT_RANDOM]["weights"][domain]
+        assert described[EMBEDDED_MODEL_ID]["weight_source"][domain] == "measured"
+        assert choices[domain]["n_check"] > 0 and choices[domain]["reason"]
+    news = described[EMBEDDED_MODEL_ID]["evaluation"]["domains"]["news"]
+    assert news["accuracy"] > described[BERT_RANDOM]["evaluation"]["domains"]["news"]["accuracy"]
+    assert news["accuracy_ci95"][0] < news["accuracy"] < news["accuracy_ci95"][1]
+    assert any(row["model"] == BERT_RANDOM and row["dataset"] == "shipped sample, social" for row in rows_shown)
+
