@@ -86,6 +86,8 @@ class AppProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.proc.kill()  # nobody else owns it: a test that failed to start must not leave a server behind
+        self.proc.wait(5)
         raise TimeoutError(f"app did not answer /health within {timeout}s:\n{self.log()[-6000:]}")
 
     def log(self) -> str:
