@@ -72,9 +72,12 @@ def test_int8_and_bf16_keep_forced_labels(offline_hub):
 def test_resolve_precision_rules():
     from inference.classifier import resolve_precision
 
-    assert resolve_precision("auto", "cuda") == "fp16"
-    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
+    assert resolve_precision("auto", "cuda") == "auto"  # measured at load, never from CPU flags
+    assert resolve_precision("auto", "cpu") == "auto"
+    assert resolve_precision("onnx-int8", "cpu") == "onnx-int8"
     with pytest.raises(ValueError, match="CPU-only"):
         resolve_precision("int8", "cuda")
+    with pytest.raises(ValueError, match="CPU-only"):
+        resolve_precision("onnx-fp32", "cuda")
     with pytest.raises(ValueError, match="needs CUDA"):
         resolve_precision("fp16", "cpu")
