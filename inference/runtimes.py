@@ -129,7 +129,8 @@ def quantize_onnx_int8(source: Path, target: Path) -> None:
 
 class _DropInfo(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno > logging.INFO
+        # Also its advice to pre-process the graph, which targets static (calibrated) quantisation.
+        return record.levelno > logging.INFO and not str(record.msg).startswith("Please consider")
 
 
 class OnnxClassifier(TransformersClassifier):
