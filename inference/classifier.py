@@ -178,7 +178,10 @@ class TransformersClassifier:
         return [row for part in logits for row in self._probs(part)]
 
     def _encode_pinned(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        return {key: value.pin_memory() for key, value in self._encode(texts).items()}
+        encoded = self._encode(texts)
+        if not torch.cuda.is_available():  # pinning needs a CUDA driver; the overlap works without it
+            return encoded
+        return {key: value.pin_memory() for key, value in encoded.items()}
 
     def _encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer(
