@@ -1,17 +1,26 @@
-"""Inference throughput and fidelity: `python -m bench.inference [--quick]`.
+"""Inference speed and fidelity against fair baselines: `python -m bench.inference [--quick]`.
 
-1. Speed, on a RoBERTa-base-shaped classifier (125M parameters, random weights, a byte-level BPE
-   tokenizer trained here on the dataset's texts; nothing is downloaded): the baseline is a
-   transformers `pipeline` called with one text at a time, fp32; the engine is our `BatchEngine`
-   in the service's precision (`--precision auto`: bf16 on CPUs with native bf16, else fp32;
-   `int8` for dynamic quantisation) fed by 32 concurrent callers that each send one text per
-   request. Both run in the same process, on the same texts.
-2. Fidelity, on the real embedded model (MiniLM + trained head): labels from the engine path
-   (batching + the same precision) against the fp32 `pipeline` one text at a time, on held-out
-   dataset texts.
+For each model, on the same texts, in the same process:
 
-Prints one JSON line. Random weights are fine for speed (the work does not depend on the values)
-but say nothing about labels, which is why agreement is measured on the real model.
+- (a) `pipeline_one_by_one_fp32`: a transformers `pipeline`, one text per call, fp32 (naive);
+- (b) `pipeline_batched_sorted_fp32`: the same pipeline with `batch_size` and the inputs sorted by
+  length, fp32 (the strong baseline: what anyone would write in ten minutes);
+- (c) `engine_<variant>`: our `BatchEngine` fed by 32 concurrent callers of one text each, for
+  every variant the device offers (torch fp32/bf16/int8, ONNX Runtime fp32/int8 on CPU;
+  fp32/fp16/bf16 on CUDA), and `engine_auto`, the variant `auto` chose by measuring (the service's
+  default; its gate reads a held-out slice written as a temporary evaluation file).
+
+Models: a RoBERTa-base-shaped classifier (125M parameters, random weights, a byte-level BPE
+tokenizer trained here; nothing is downloaded) for speed, and the embedded model (real weights)
+for speed and label agreement against (a) on held-out texts. Random weights say nothing about
+labels, which is why agreement is measured on the real model.
+
+Then the service: one text at a time through `InferenceService` and through `POST /api/sentiment`
+on a real uvicorn (loopback), against the embedded model's own single-text forward time; and 32
+concurrent HTTP callers against one sequential caller, with the labels compared.
+
+The machine is shared and timings wander: every cell gets a warm-up, cells run in alternating
+rounds, and each keeps its best round (the same rule for all). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -21,26 +30,32 @@ import asyncio
 import json
 import logging
 import random
+import socket
 import statistics
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from inference.catalog import CANONICAL_LABELS
-from inference.classifier import TransformersClassifier, apply_precision, resolve_precision
+from inference.autotune import AutotuneOptions, machine_fingerprint, prepare_classifier
+from inference.catalog import CANONICAL_LABELS, EMBEDDED_MODEL_ID
+from inference.classifier import TransformersClassifier
 from inference.datasets import TWITTER_FILE, default_datasets_dir, heldout_split, read_labelled_csv
 from inference.engine import BatchEngine
-from inference.head import build_finhead_model, find_minilm, load_embedded_classifier
+from inference.executors import ModelExecutor
+from inference.head import build_finhead_model, embedded_digest, find_minilm, load_embedded_classifier
 from inference.loader import LoadOptions
+from inference.runtimes import VARIANTS, build_variant, variants_for
 
 __all__ = ["main"]
 
 ROBERTA_LABELS = {0: "negative", 1: "neutral", 2: "positive"}
+_CANONICAL = {"negative": "bearish", "positive": "bullish"}
 
 
 def build_roberta_base(texts: Sequence[str], seed: int = 0) -> tuple[Any, Any]:
@@ -57,9 +72,7 @@ def build_roberta_base(texts: Sequence[str], seed: int = 0) -> tuple[Any, Any]:
         show_progress=False,
     )
     state = json.loads(bpe._tokenizer.to_str())  # the trained merges are only reachable this way
-    merges = [
-        tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]
-    ]
+    merges = [tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]]
     tokenizer = RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)  # type: ignore[arg-type]
     torch.manual_seed(seed)
     # roberta-base: 12 layers, 768 wide, 50,265-token vocabulary (our tokenizer uses the first 8,000 ids).
@@ -78,26 +91,39 @@ def build_roberta_base(texts: Sequence[str], seed: int = 0) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def run_pipeline(pipe: Any, texts: Sequence[str]) -> tuple[list[str], float]:
-    """Call the pipeline one text at a time; return (top labels, seconds)."""
+def _top(probs: dict[str, float]) -> str:
+    return max(CANONICAL_LABELS, key=lambda name: probs[name])
+
+
+def run_pipeline_one_by_one(pipe: Any, texts: Sequence[str]) -> tuple[list[str], float]:
+    """Call the pipeline one text at a time; return (canonical top labels, seconds)."""
     labels = []
     started = time.perf_counter()
     for text in texts:
         scores = pipe(text, top_k=None, truncation=True, max_length=128)
-        labels.append(max(scores, key=lambda item: item["score"])["label"])
+        top = max(scores, key=lambda item: item["score"])["label"]
+        labels.append(_CANONICAL.get(top, top))
     return labels, time.perf_counter() - started
 
 
+def run_pipeline_batched(pipe: Any, texts: Sequence[str], batch_size: int) -> tuple[list[str], float]:
+    """Call the pipeline once with `batch_size` on length-sorted texts; return (labels, seconds)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    labels = [""] * len(texts)
+    started = time.perf_counter()
+    outputs = pipe([texts[i] for i in order], batch_size=batch_size, top_k=None, truncation=True, max_length=128)
+    seconds = time.perf_counter() - started
+    for index, scores in zip(order, outputs, strict=True):
+        top = max(scores, key=lambda item: item["score"])["label"]
+        labels[index] = _CANONICAL.get(top, top)
+    return labels, seconds
+
+
 async def run_engine(
-    classifier: TransformersClassifier,
-    texts: Sequence[str],
-    *,
-    concurrency: int,
-    max_batch: int,
-    max_wait_ms: float,
+    classifier: TransformersClassifier, texts: Sequence[str], *, concurrency: int, max_batch: int, max_wait_ms: float
 ) -> dict[str, Any]:
     """Feed the engine from `concurrency` callers, one text per request; return labels and timings."""
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-engine")
+    executor = ModelExecutor(f"bench:{classifier.model_id}")
     engine = BatchEngine(
         classifier.predict_probs,
         name=classifier.model_id,
@@ -115,7 +141,7 @@ async def run_engine(
             sent = time.perf_counter()
             [probs] = await engine.submit([texts[index]])
             latencies.append((time.perf_counter() - sent) * 1000.0)
-            labels[index] = max(CANONICAL_LABELS, key=lambda name: probs[name])
+            labels[index] = _top(probs)
 
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(concurrency)))
@@ -128,32 +154,237 @@ async def run_engine(
         "seconds": seconds,
         "p50_ms": round(statistics.median(ordered), 1),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
-        "batches": engine.batches_run,
         "mean_batch": round(engine.texts_run / max(engine.batches_run, 1), 1),
     }
 
 
-def _canonical(label: str) -> str:
-    return {"negative": "bearish", "positive": "bullish"}.get(label, label)
+def _agreement(labels: Sequence[str], reference: Sequence[str]) -> float:
+    return round(sum(a == b for a, b in zip(labels, reference, strict=True)) / len(reference), 4)
+
+
+def write_evalset(path: Path, texts: Sequence[str], labels: Sequence[str]) -> Path:
+    """Write texts in the bundled evaluation file's format (JSON lines: text, label, domain, source)."""
+    with path.open("w", encoding="utf-8") as handle:
+        for text, label in zip(texts, labels, strict=True):
+            row = {"text": text, "label": label, "domain": "news", "source": "twitter-financial-news held-out"}
+            handle.write(json.dumps(row) + "\n")
+    return path
+
+
+def measure_model(
+    name: str,
+    base: TransformersClassifier,
+    pipe: Any,
+    texts: Sequence[str],
+    *,
+    args: argparse.Namespace,
+    autotune: AutotuneOptions,
+    digest: str,
+    rounds: int,
+) -> dict[str, Any]:
+    """Run (a), (b) and every engine cell on `texts` in alternating rounds; keep each cell's best."""
+    engine_kwargs = {"concurrency": args.concurrency, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms}
+    variants: dict[str, TransformersClassifier] = {}
+    errors: dict[str, str] = {}
+    for variant in variants_for(args.device, args.exclude):
+        try:
+            variants[variant] = build_variant(variant, base, cache_dir=autotune.cache_dir, digest=digest)
+        except Exception as exc:  # a runtime that cannot run this model is a finding
+            errors[variant] = f"{type(exc).__name__}: {exc}"[:200]
+    started = time.perf_counter()
+    auto = prepare_classifier(base, "auto", autotune, digest=digest)
+    auto_seconds = time.perf_counter() - started
+    cells: dict[str, Callable[[], tuple[list[str], float, dict[str, Any]]]] = {
+        "pipeline_one_by_one_fp32": lambda: (*run_pipeline_one_by_one(pipe, texts), {}),
+        "pipeline_batched_sorted_fp32": lambda: (*run_pipeline_batched(pipe, texts, args.max_batch), {}),
+    }
+
+    def engine_cell(classifier: TransformersClassifier) -> Callable[[], tuple[list[str], float, dict[str, Any]]]:
+        def run() -> tuple[list[str], float, dict[str, Any]]:
+            out = asyncio.run(run_engine(classifier, texts, **engine_kwargs))
+            return out.pop("labels"), out.pop("seconds"), out
+
+        return run
+
+    for variant, classifier in variants.items():
+        cells[f"engine_{variant}"] = engine_cell(classifier)
+    cells["engine_auto"] = engine_cell(auto)
+    results: dict[str, dict[str, Any]] = {}
+    for round_index in range(rounds + 1):  # round 0 is the warm-up, not kept
+        for cell, run in cells.items():
+            labels, seconds, extra = run()
+            if round_index == 0:
+                results[cell] = {"labels": labels, "rounds": []}
+                continue
+            results[cell]["rounds"].append(round(len(texts) / seconds, 2))
+            if len(texts) / seconds >= max(results[cell]["rounds"]):
+                results[cell].update(extra)
+    reference = results["pipeline_one_by_one_fp32"]["labels"]
+    report: dict[str, Any] = {"texts": len(texts), "cells": {}}
+    for cell, numbers in results.items():
+        labels = numbers.pop("labels")
+        report["cells"][cell] = {
+            "texts_per_s": max(numbers["rounds"]),
+            **numbers,
+            "label_agreement_vs_a": _agreement(labels, reference),
+        }
+    report["cells"]["engine_auto"]["variant"] = auto.precision
+    report["auto_choice"] = {**auto.runtime_choice.as_dict(), "seconds_to_choose": round(auto_seconds, 1)}
+    report["variant_errors"] = errors
+    cells_out = report["cells"]
+    auto_tps = cells_out["engine_auto"]["texts_per_s"]
+    report["speedup_vs_pipeline"] = round(auto_tps / cells_out["pipeline_one_by_one_fp32"]["texts_per_s"], 2)
+    report["speedup_vs_batched_pipeline"] = round(
+        auto_tps / cells_out["pipeline_batched_sorted_fp32"]["texts_per_s"], 2
+    )
+    report["label_agreement"] = cells_out["engine_auto"]["label_agreement_vs_a"]
+    print(f"# {name}: {json.dumps({k: v['texts_per_s'] for k, v in cells_out.items()})}", file=sys.stderr)
+    return report
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def measure_service(
+    texts: Sequence[str], *, args: argparse.Namespace, autotune: AutotuneOptions, forward: TransformersClassifier
+) -> dict[str, Any]:
+    """Single-text latency through the service and `POST /api/sentiment`; 32 concurrent HTTP callers."""
+    import httpx
+    import uvicorn
+    from fastapi import FastAPI
+
+    from inference import InferenceService, router as inference_router
+
+    # The model's own forward: the chosen variant, one text per call, no engine, no event loop.
+    forward.predict_probs([texts[0]])
+    own_ms = []
+    for text in texts:
+        started = time.perf_counter()
+        forward.predict_probs([text])
+        own_ms.append((time.perf_counter() - started) * 1000.0)
+
+    service = InferenceService(
+        [EMBEDDED_MODEL_ID],
+        device=args.device,
+        data_dir=None,
+        runtime_dir=autotune.cache_dir,  # the choice measured above is reused from the cache
+        evalset=autotune.evalset,
+        exclude_variants=args.exclude,
+        max_wait_ms=args.max_wait_ms,
+    )
+    app = FastAPI()
+    app.include_router(inference_router)
+    app.state.inference = service
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    ready = threading.Event()
+    measured: dict[str, Any] = {}
+
+    async def in_server_loop() -> None:
+        await service.start()
+        await service.wait_until_loaded(600)
+        await service.score([texts[0]])  # warm-up
+        service_ms = []
+        for text in texts:
+            started = time.perf_counter()
+            await service.score([text])
+            service_ms.append((time.perf_counter() - started) * 1000.0)
+        measured["service_ms"] = service_ms
+        measured["variant"] = service.describe_models()[0]["precision"]
+        ready.set()
+        await server.serve()
+
+    thread = threading.Thread(target=lambda: asyncio.run(in_server_loop()), daemon=True)
+    thread.start()
+    if not ready.wait(900):
+        raise RuntimeError("the service did not load the embedded model within 900 s")
+    url = f"http://127.0.0.1:{port}/api/sentiment"
+    while not server.started:
+        time.sleep(0.05)
+
+    def post(client: httpx.Client, text: str) -> str:
+        response = client.post(url, json={"texts": [text]})
+        response.raise_for_status()
+        return str(response.json()["results"][0]["label"])
+
+    with httpx.Client(timeout=60) as client:
+        post(client, texts[0])
+        http_ms, sequential_labels = [], []
+        started_all = time.perf_counter()
+        for text in texts:
+            started = time.perf_counter()
+            sequential_labels.append(post(client, text))
+            http_ms.append((time.perf_counter() - started) * 1000.0)
+        sequential_s = time.perf_counter() - started_all
+
+    async def concurrent() -> tuple[list[str], float]:
+        labels = [""] * len(texts)
+        cursor = iter(range(len(texts)))
+        limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+            async def caller() -> None:
+                for index in cursor:
+                    response = await client.post(url, json={"texts": [texts[index]]})
+                    response.raise_for_status()
+                    labels[index] = response.json()["results"][0]["label"]
+
+            started = time.perf_counter()
+            await asyncio.gather(*(caller() for _ in range(args.concurrency)))
+            return labels, time.perf_counter() - started
+
+    concurrent_labels, concurrent_s = asyncio.run(concurrent())
+    server.should_exit = True
+    thread.join(30)
+    own, via_service, via_http = (statistics.median(v) for v in (own_ms, measured["service_ms"], http_ms))
+    return {
+        "model": EMBEDDED_MODEL_ID,
+        "variant": measured["variant"],
+        "texts": len(texts),
+        "forward_p50_ms": round(own, 2),
+        "service_p50_ms": round(via_service, 2),
+        "http_p50_ms": round(via_http, 2),
+        "service_overhead_ms": round(via_service - own, 2),
+        "http_overhead_ms": round(via_http - own, 2),
+        "http_sequential_texts_per_s": round(len(texts) / sequential_s, 1),
+        "http_concurrent_texts_per_s": round(len(texts) / concurrent_s, 1),
+        "http_concurrency": args.concurrency,
+        "concurrent_vs_sequential": round(sequential_s / concurrent_s, 2),
+        "concurrent_labels_equal_sequential": concurrent_labels == sequential_labels,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="fewer texts: finishes in a few minutes on 2 cores"
-    )
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer texts: minutes, not tens of minutes")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]: the same grid on that device")
+    parser.add_argument("--exclude", default="", help="comma-separated variants to leave out, e.g. bf16")
     parser.add_argument("--data-dir", type=Path, default=default_datasets_dir())
+    parser.add_argument("--cache-dir", type=Path, default=None, help="keep ONNX graphs and choices here")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--max-batch", type=int, default=32)
-    parser.add_argument("--micro-batch", type=int, default=8, help="texts per forward pass inside a batch")
+    parser.add_argument("--max-batch", type=int, default=None, help="default: 32 on CPU, 256 on CUDA")
+    parser.add_argument("--micro-batch", type=int, default=None, help="default: 8 on CPU, 64 on CUDA")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--precision", default="auto", help="engine precision: auto, fp32, bf16 or int8")
+    parser.add_argument("--skip-roberta", action="store_true", help="only the embedded model and the service")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    args.exclude = tuple(part.strip() for part in args.exclude.split(",") if part.strip())
+    unknown = set(args.exclude) - set(VARIANTS)
+    if unknown or "fp32" in args.exclude:
+        print(f"error: --exclude takes variants among {VARIANTS} except fp32, got {sorted(unknown)}", file=sys.stderr)
+        return 2
+    on_cpu = args.device == "cpu"
+    args.max_batch = args.max_batch or (32 if on_cpu else 256)
+    args.micro_batch = args.micro_batch or (8 if on_cpu else 64)
+    if not on_cpu:
+        args.concurrency = max(args.concurrency, args.max_batch)
 
-    from transformers import pipeline
+    from transformers import AutoTokenizer, pipeline
     from transformers.utils import logging as hf_logging
 
     # The pipeline logs an error for FinHeadModel (not in its auto list) although it runs it fine.
@@ -166,112 +397,96 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {data_file} not found; pass --data-dir or set DATASETS_DIR", file=sys.stderr)
         return 2
     data = read_labelled_csv(data_file)
-    speed_n = 128 if args.quick else 512
     rounds = 2 if args.quick else 3
-    agree_n = 500 if args.quick else None  # None: the whole held-out split (1,432 texts)
-    rng = random.Random(args.seed)
-    speed_texts = rng.sample(data.texts, speed_n)
-    precision = resolve_precision(args.precision, "cpu")
-
-    # --- 1. speed on a roberta-base-shaped model --------------------------------------------
-    # This machine is shared and timings wander: both paths get a warm-up pass over the same
-    # texts, then run in alternating rounds, and each keeps its best round (same rule for both).
-    model, tokenizer = build_roberta_base(data.texts, seed=args.seed)
-    params = sum(p.numel() for p in model.parameters())
-    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
-    # The pipeline keeps its own reference to the fp32 model; the engine gets a converted copy.
-    import copy
-
-    engine_model, used = apply_precision(copy.deepcopy(model), precision)
-    classifier = TransformersClassifier(
-        "roberta-base-shaped",
-        engine_model,
-        tokenizer,
-        ("bearish", "neutral", "bullish"),
-        max_length=128,
-        precision=used,
-        micro_batch=args.micro_batch,
-    )
-    engine_kwargs = {
-        "concurrency": args.concurrency,
-        "max_batch": args.max_batch,
-        "max_wait_ms": args.max_wait_ms,
-    }
-    run_pipeline(pipe, speed_texts)
-    asyncio.run(run_engine(classifier, speed_texts, **engine_kwargs))
-    baseline_rounds, engine_rounds = [], []
-    for _ in range(rounds):
-        baseline_rounds.append(speed_n / run_pipeline(pipe, speed_texts)[1])
-        speed = asyncio.run(run_engine(classifier, speed_texts, **engine_kwargs))
-        engine_rounds.append(speed_n / speed["seconds"])
-        if speed_n / speed["seconds"] >= max(engine_rounds):
-            best_speed = speed
-    del pipe, model, engine_model, classifier
-
-    # --- 2. label agreement on the real embedded model ----------------------------------------
+    speed_n = 96 if args.quick else 512
+    agree_n = 400 if args.quick else 1000
+    gate_n = 192 if args.quick else 400
+    service_n = 64 if args.quick else 200
     _, held = heldout_split(data.labels)
-    held = held[:agree_n] if agree_n else held
-    texts = [data.texts[i] for i in held]
-    gold = [data.labels[i] for i in held]
-    source = find_minilm(LoadOptions(offline=True))
-    from transformers import AutoTokenizer
+    # Disjoint held-out slices: the agreement reported here is on texts the gate never saw.
+    agree = [data.texts[i] for i in held[:agree_n]]
+    gate_rows = held[-gate_n:]
+    speed_texts = random.Random(args.seed).sample(data.texts, speed_n)
 
-    minilm_tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
-    reference = pipeline(
-        "text-classification",
-        model=build_finhead_model(source.path),
-        tokenizer=minilm_tokenizer,
-        device="cpu",
-    )
-    reference_labels, reference_s = run_pipeline(reference, texts)
-    embedded = load_embedded_classifier(LoadOptions(offline=True, precision=precision))
-    embedded.micro_batch = args.micro_batch
-    fidelity = asyncio.run(
-        run_engine(
-            embedded,
-            texts,
-            concurrency=args.concurrency,
-            max_batch=args.max_batch,
-            max_wait_ms=args.max_wait_ms,
+    with tempfile.TemporaryDirectory(prefix="bench-inference-") as scratch:
+        evalset = write_evalset(
+            Path(scratch) / "sample.jsonl", [data.texts[i] for i in gate_rows], [data.labels[i] for i in gate_rows]
         )
-    )
-    agreement = sum(_canonical(a) == b for a, b in zip(reference_labels, fidelity["labels"], strict=True))
+        autotune = AutotuneOptions(
+            cache_dir=args.cache_dir or Path(scratch), evalset=evalset, exclude=args.exclude, batch=args.max_batch
+        )
+        result: dict[str, Any] = {
+            "device": args.device,
+            "machine": machine_fingerprint(args.device),
+            "quick": args.quick,
+            "excluded": list(args.exclude),
+            "engine": f"BatchEngine max_batch={args.max_batch} max_wait_ms={args.max_wait_ms:g} "
+            f"micro_batch={args.micro_batch}, {args.concurrency} concurrent callers of one text",
+            "baselines": {
+                "a": "pipeline_one_by_one_fp32: transformers pipeline, one text per call, fp32",
+                "b": f"pipeline_batched_sorted_fp32: same pipeline, batch_size={args.max_batch}, "
+                "inputs sorted by length, fp32",
+            },
+            "models": {},
+        }
+        if not args.skip_roberta:
+            model, tokenizer = build_roberta_base(data.texts, seed=args.seed)
+            model.to(args.device)
+            pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device=args.device)
+            base = TransformersClassifier(
+                "roberta-base-shaped",
+                model,
+                tokenizer,
+                ("bearish", "neutral", "bullish"),
+                device=args.device,
+                max_length=128,
+                micro_batch=args.micro_batch,
+            )
+            result["models"]["roberta-base-shaped"] = {
+                "about": "RoBERTa-base shape, random weights, 124.6M params: speed only",
+                **measure_model(
+                    "roberta-base-shaped",
+                    base,
+                    pipe,
+                    speed_texts,
+                    args=args,
+                    autotune=autotune,
+                    digest=f"roberta-base-shaped-seed{args.seed}",
+                    rounds=rounds,
+                ),
+            }
+            del pipe, model, base
+        options = LoadOptions(offline=True, device=args.device, precision="fp32", micro_batch=args.micro_batch)
+        embedded = load_embedded_classifier(options)
+        source = find_minilm(options)
+        reference = pipeline(
+            "text-classification",
+            model=build_finhead_model(source.path).to(args.device),
+            tokenizer=AutoTokenizer.from_pretrained(source.path, local_files_only=True),
+            device=args.device,
+        )
+        digest = embedded_digest()
+        result["models"]["embedded"] = {
+            "about": f"{EMBEDDED_MODEL_ID} (real weights): speed and label agreement, held-out texts",
+            **measure_model(
+                "embedded",
+                embedded,
+                reference,
+                agree,
+                args=args,
+                autotune=autotune,
+                digest=digest,
+                rounds=rounds,
+            ),
+        }
+        del reference
+        chosen = prepare_classifier(embedded, "auto", autotune, digest=digest)
+        result["service"] = measure_service(agree[:service_n], args=args, autotune=autotune, forward=chosen)
 
-    baseline_tps, engine_tps = max(baseline_rounds), max(engine_rounds)
-    result = {
-        "model": f"roberta-base-shaped classifier, random weights, {params / 1e6:.1f}M params",
-        "device": "cpu",
-        "threads": torch.get_num_threads(),
-        "baseline": "transformers pipeline, one text per call, fp32",
-        "engine": f"BatchEngine max_batch={args.max_batch} max_wait_ms={args.max_wait_ms:g} "
-        f"micro_batch={args.micro_batch}, {used}, "
-        f"{args.concurrency} concurrent callers",
-        "texts": speed_n,
-        "baseline_texts_per_s": round(baseline_tps, 2),
-        "engine_texts_per_s": round(engine_tps, 2),
-        "speedup_vs_pipeline": round(engine_tps / baseline_tps, 2),
-        "p50_ms": best_speed["p50_ms"],
-        "p99_ms": best_speed["p99_ms"],
-        "mean_batch": best_speed["mean_batch"],
-        "rounds": {
-            "baseline_texts_per_s": [round(r, 2) for r in baseline_rounds],
-            "engine_texts_per_s": [round(r, 2) for r in engine_rounds],
-        },
-        "agreement_model": (
-            f"embedded/minilm-finhead (engine {embedded.precision} + batching vs fp32 pipeline)"
-        ),
-        "agreement_texts": len(texts),
-        "label_agreement": round(agreement / len(texts), 4),
-        "pipeline_accuracy": round(
-            sum(_canonical(a) == g for a, g in zip(reference_labels, gold, strict=True)) / len(texts), 4
-        ),
-        "engine_accuracy": round(
-            sum(a == g for a, g in zip(fidelity["labels"], gold, strict=True)) / len(texts), 4
-        ),
-        "embedded_pipeline_texts_per_s": round(len(texts) / reference_s, 1),
-        "embedded_engine_texts_per_s": round(len(texts) / fidelity["seconds"], 1),
-        "quick": args.quick,
-    }
+    headline = result["models"].get("roberta-base-shaped", result["models"]["embedded"])
+    result["speedup_vs_pipeline"] = headline["speedup_vs_pipeline"]
+    result["speedup_vs_batched_pipeline"] = headline["speedup_vs_batched_pipeline"]
+    result["label_agreement"] = result["models"]["embedded"]["label_agreement"]
     print(json.dumps(result))
     return 0
 

@@ -70,9 +70,12 @@ class Settings:
     backplane_publish_timeout_s: float = 3.0  # a leader that cannot publish this long steps down
     models: tuple[str, ...] | None = None
     device: str = "auto"
-    inference_precision: str = "auto"  # auto, fp32, bf16, fp16 (CUDA), int8 (CPU dynamic quantisation)
+    # auto (measured per model at load), fp32, bf16, fp16 (CUDA), int8, onnx-fp32, onnx-int8 (CPU)
+    inference_precision: str = "auto"
+    inference_exclude: tuple[str, ...] = ()  # variants `auto` never measures, e.g. ("bf16",)
+    inference_evalset: Path | None = None  # texts gating `auto`; None: inference/evalset/sample.jsonl
     inference_threads: int | None = None
-    inference_max_batch: int = 32
+    inference_max_batch: int | None = None  # None: 32 on CPU, 256 on CUDA
     inference_max_wait_ms: float = 5.0
     model_dir: Path | None = None
     model_lock: Path | None = None  # None: the committed inference/models.lock.json
@@ -147,8 +150,10 @@ class Settings:
             models=models,
             device=device,
             inference_precision=env.get("INFERENCE_PRECISION", "auto").strip().lower() or "auto",
+            inference_exclude=tuple(part.lower() for part in _csv(env, "INFERENCE_EXCLUDE")),
+            inference_evalset=Path(env["INFERENCE_EVALSET"]) if env.get("INFERENCE_EVALSET") else None,
             inference_threads=_int(env, "INFERENCE_THREADS", 0, minimum=0) or None,
-            inference_max_batch=_int(env, "INFERENCE_MAX_BATCH", 32, minimum=1),
+            inference_max_batch=_int(env, "INFERENCE_MAX_BATCH", 0, minimum=0) or None,
             inference_max_wait_ms=_float(env, "INFERENCE_MAX_WAIT_MS", 5.0, minimum=0.0),
             model_dir=Path(env["MODEL_DIR"]) if env.get("MODEL_DIR") else None,
             model_lock=Path(env["MODEL_LOCK"]) if env.get("MODEL_LOCK") else None,

@@ -31,6 +31,7 @@ __all__ = [
     "GetAllRequest",
     "MarketMood",
     "ModelEntry",
+    "ModelRuntime",
     "ModelsStatusData",
     "ModelsStatusMessage",
     "NewsData",
@@ -40,6 +41,7 @@ __all__ = [
     "PriceData",
     "PriceUpdateMessage",
     "ProtocolError",
+    "RuntimeCandidate",
     "SentimentData",
     "SentimentUpdateMessage",
     "SocialSentiment",
@@ -183,6 +185,29 @@ class SentimentUpdateMessage(_Envelope):
     data: SentimentData
 
 
+class RuntimeCandidate(BaseModel):
+    """One variant `auto` measured: texts/s on the evaluation texts, label agreement with fp32."""
+
+    name: str
+    texts_per_s: float | None
+    agreement: float | None
+    kept: bool
+    reason: str | None = None
+
+
+class ModelRuntime(BaseModel):
+    """How a model runs and how that was chosen: measured now, from the cache, requested, or unmeasured."""
+
+    chosen: str
+    source: Literal["measured", "cache", "requested", "unmeasured"]
+    candidates: list[RuntimeCandidate] = []
+    texts: int = 0
+    floor: float = 0.99
+    reason: str | None = None
+    measured_at: str | None = None
+    machine: dict[str, Any] = {}
+
+
 class ModelEntry(BaseModel):
     # Open to extra fields: the inference layer adds p95, calls, failures...
     model_config = ConfigDict(extra="allow")
@@ -194,6 +219,8 @@ class ModelEntry(BaseModel):
     last_used: str | None
     error: str | None = None
     device: str | None = None
+    precision: str | None = None
+    runtime: ModelRuntime | None = None
 
 
 class ModelsStatusData(_Wire):

@@ -1,9 +1,12 @@
 """Per-model dynamic batching: many callers, one model, batches that close on size or time.
 
 Callers `await engine.submit(texts)`; every text becomes one queued request with its own future.
-A worker task takes up to `max_batch` requests, waiting at most `max_wait_ms` after the oldest one
-was queued, sorts them by length (less padding), runs the model in an executor thread so the
-event loop never blocks, and resolves each future with its own output.
+A worker task takes up to `max_batch` requests, sorts them by length (less padding), runs the
+model in an executor thread so the event loop never blocks, and resolves each future with its own
+output. The worker never idles the model while texts wait, except in one case: right after a
+batch, the callers it answered tend to come back, so the next batch may stay open up to
+`max_wait_ms` for as many texts as the last one held. A lone caller after a quiet spell leaves at
+once (#12: waiting for company that is not coming cost every sequential caller `max_wait_ms`).
 """
 
 from __future__ import annotations
@@ -43,12 +46,15 @@ class BatchEngine(Generic[T]):
             lengths (the model may split it into micro-batches) but the first text waits for the
             whole call; 32 with micro-batches of 8 was the best on 2 CPU cores for tweet-length
             texts (docs/inference.md); GPUs want 64 or more.
-        max_wait_ms: how long the oldest queued text may wait for company. Bounded extra latency
-            for a lone caller; under load batches fill before the deadline.
+        max_wait_ms: how long the oldest queued text may wait for company, and only when company
+            is expected: within `max_wait_ms` of the end of a batch, while fewer texts wait than
+            that batch held. A lone caller after a quiet spell is never held; under load the
+            texts that queue while a batch runs leave together as soon as it ends.
         max_queue: the most texts waiting (not yet running). Beyond it `submit()` raises
             `EngineOverloaded` at once instead of growing latency without bound.
-        executor: where `predict` runs; None uses the loop's default thread pool. Share one
-            single-thread executor between CPU models so they do not fight for the same cores.
+        executor: where `predict` runs; None uses the loop's default thread pool. Give each model
+            its own single-thread executor (`ModelExecutor`): a slow or hung model then holds up
+            only its own queue.
         sort_by_length: sort each batch by text length before calling `predict`.
 
     The engine has no retry and no priority: a failing `predict` fails every request of its batch,
@@ -86,11 +92,19 @@ class BatchEngine(Generic[T]):
         self.batches_run = 0
         self.texts_run = 0
         self.largest_batch = 0
+        self._last_batch_size = 0
+        self._last_batch_ended = float("-inf")
+        self._running_since: float | None = None
 
     @property
     def queued(self) -> int:
         """Number of texts waiting for a batch."""
         return len(self._pending)
+
+    @property
+    def busy_s(self) -> float:
+        """Seconds the model call now in flight has been running; 0.0 when idle."""
+        return 0.0 if self._running_since is None else time.monotonic() - self._running_since
 
     @property
     def is_running(self) -> bool:
@@ -170,15 +184,23 @@ class BatchEngine(Generic[T]):
                 raise outcome
         return list(outcomes)  # type: ignore[arg-type]
 
+    def _expected_company(self, now: float) -> int:
+        # Callers answered by the last batch tend to submit again within a few milliseconds;
+        # after a quiet spell of max_wait nobody is known to be coming.
+        if now - self._last_batch_ended > self.max_wait_s:
+            return 1
+        return min(self._last_batch_size, self.max_batch)
+
     async def _next_batch(self) -> list[_Request[T]]:
         assert self._wakeup is not None
         while not self._pending:
             self._wakeup.clear()
             await self._wakeup.wait()
+        await asyncio.sleep(0)  # let callers woken in the same loop turn queue their texts too
         # The deadline counts from when the oldest request was queued, so a batch that waited
         # behind a running one leaves at once.
         deadline = self._pending[0].queued_at + self.max_wait_s
-        while len(self._pending) < self.max_batch:
+        while len(self._pending) < self._expected_company(time.monotonic()):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -204,6 +226,7 @@ class BatchEngine(Generic[T]):
             if self._sort_by_length:
                 batch.sort(key=lambda request: len(request.text))
             texts = [request.text for request in batch]
+            self._running_since = time.monotonic()
             try:
                 outputs = await loop.run_in_executor(self._executor, self._predict, texts)
             except asyncio.CancelledError:
@@ -217,6 +240,10 @@ class BatchEngine(Generic[T]):
                     if not request.future.done():
                         request.future.set_exception(exc)
                 continue
+            finally:
+                self._running_since = None
+                self._last_batch_ended = time.monotonic()
+                self._last_batch_size = len(batch)
             if len(outputs) != len(batch):
                 error = BatchSizeMismatch(
                     f"{self.name}: model returned {len(outputs)} outputs for {len(batch)} texts; "

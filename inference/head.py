@@ -26,8 +26,9 @@ from torch import nn
 from transformers import BertConfig, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from .autotune import prepare_classifier
 from .catalog import CANONICAL_LABELS, EMBEDDED_MODEL_ID
-from .classifier import TransformersClassifier, apply_precision
+from .classifier import TransformersClassifier
 from .errors import ModelFilesInvalid, ModelLoadError
 from .loader import LoadOptions, ModelSource, hub_cache_dir, translate_load_error
 
@@ -39,6 +40,7 @@ __all__ = [
     "MINILM_SHA256",
     "FinHeadModel",
     "build_finhead_model",
+    "embedded_digest",
     "find_minilm",
     "load_embedded_classifier",
     "read_head_file",
@@ -310,22 +312,26 @@ def load_embedded_classifier(
             json.loads(metadata.get("metrics", "{}")),
         )
         tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
-        model, precision = apply_precision(build_finhead_model(source.path, head_path), options.precision)
-        model.to(options.device)
+        model = build_finhead_model(source.path, head_path).to(options.device)
+        base = TransformersClassifier(
+            EMBEDDED_MODEL_ID,
+            model,
+            tokenizer,
+            CANONICAL_LABELS,
+            device=options.device,
+            max_length=int(metadata.get("max_length", "128")),
+            micro_batch=options.micro_batch,
+        )
+        return prepare_classifier(base, options.precision, options.autotune, digest=embedded_digest(head_path))
     except ModelLoadError:
         raise
     except Exception as exc:
         raise translate_load_error(exc) from exc
-    return TransformersClassifier(
-        EMBEDDED_MODEL_ID,
-        model,
-        tokenizer,
-        CANONICAL_LABELS,
-        device=options.device,
-        max_length=int(metadata.get("max_length", "128")),
-        precision=precision,
-        micro_batch=options.micro_batch,
-    )
+
+
+def embedded_digest(head_path: Path = HEAD_WEIGHTS_PATH) -> str:
+    """Identify the embedded model's weights: the verified encoder's digest and the head file's."""
+    return hashlib.sha256(f"{MINILM_SHA256}:{sha256_of(head_path)}".encode()).hexdigest()[:32]
 
 
 def stored_evaluation(head_path: Path = HEAD_WEIGHTS_PATH) -> list[dict[str, Any]]:

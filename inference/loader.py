@@ -26,8 +26,9 @@ from typing import Literal, TypeVar
 
 import torch
 
+from .autotune import AutotuneOptions, directory_digest, prepare_classifier
 from .catalog import ModelSpec, map_labels
-from .classifier import SentimentModel, TransformersClassifier, apply_precision
+from .classifier import SentimentModel, TransformersClassifier
 from .errors import (
     LabelMappingError,
     ModelDownloadFailed,
@@ -91,12 +92,13 @@ class LoadOptions:
     """How to load every model of a service; checked once by the service."""
 
     device: str = "cpu"
-    precision: str = "fp32"  # already resolved for `device` (see classifier.resolve_precision)
+    precision: str = "fp32"  # checked for `device` (classifier.resolve_precision); "auto" is measured
     micro_batch: int | None = None  # texts per forward pass inside an engine batch (None: all)
     model_dir: Path | None = None
     cache_dir: Path | None = None
     offline: bool = False
     revision: str | None = None
+    autotune: AutotuneOptions = AutotuneOptions()  # how "auto" measures and caches its choice (#12)
 
 
 def resolve_device(device: str) -> str:
@@ -296,20 +298,21 @@ def load_transformers_classifier(
         model = AutoModelForSequenceClassification.from_pretrained(
             source.path, local_files_only=True, dtype=torch.float32
         )
-        model, precision = apply_precision(model.eval(), options.precision)
-        model.to(device)
+        model.eval().to(device)
+        base = TransformersClassifier(
+            spec.id,
+            model,
+            tokenizer,
+            labels,
+            device=device,
+            max_length=spec.max_length,
+            micro_batch=options.micro_batch,
+        )
+        return prepare_classifier(
+            base, options.precision, options.autotune, digest=directory_digest(source.path)
+        )
     except Exception as exc:
         raise translate_load_error(exc) from exc
-    return TransformersClassifier(
-        spec.id,
-        model,
-        tokenizer,
-        labels,
-        device=device,
-        max_length=spec.max_length,
-        precision=precision,
-        micro_batch=options.micro_batch,
-    )
 
 
 async def run_in_daemon_thread(fn: Callable[[], T], *, name: str) -> T:

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from core.records import SentimentResult
 
 from .budget import default_model_ids
+from .autotune import DEFAULT_EVALSET, AutotuneOptions
 from .catalog import (
     EMBEDDED_MODEL_ID,
     LEXICON_MODEL_ID,
@@ -40,6 +40,7 @@ from .errors import (
     UnknownModel,
 )
 from .evalsample import SAMPLE_PATH, read_sample
+from .executors import ModelExecutor
 from .head import load_embedded_classifier, stored_evaluation
 from .lexicon import CryptoLexicon
 from .loader import (
@@ -53,6 +54,7 @@ from .loader import (
 )
 from .lock import LOCK_PATH, read_lock
 from .selfeval import EnsembleChoice, apply_temperature, choose_ensemble, measure
+from .runtimes import VARIANTS
 from .stats import JsonStatsStore, StatsRegistry, StatsStore
 
 __all__ = ["InferenceService"]
@@ -61,6 +63,12 @@ logger = logging.getLogger(__name__)
 
 _DOMAINS: tuple[Domain, ...] = ("news", "social")
 Probs = dict[str, float]
+
+
+def _runtime_of(model: SentimentModel | None) -> dict[str, Any] | None:
+    """How a loaded model runs and how that was chosen (`autotune.RuntimeChoice`), for monitoring."""
+    choice = getattr(model, "runtime_choice", None)
+    return choice.as_dict() if choice is not None else None
 
 
 class InferenceService:
@@ -75,11 +83,19 @@ class InferenceService:
         model_dir: optional directory of local models laid out as `<org>/<name>/`.
         cache_dir: HF hub cache to read; None uses HF_HUB_CACHE / HF_HOME / the default.
         offline: never contact the hub; None reads HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE.
-        max_batch, max_wait_ms, max_queue: per-model batching limits (see `BatchEngine`).
+        max_batch, max_wait_ms, max_queue: per-model batching limits (see `BatchEngine`);
+            max_batch None means 32 on CPU and 256 on CUDA.
         micro_batch: texts per forward pass inside a batch (batches arrive sorted by length, so
-            small chunks pad little); None means 8 on CPU and the whole batch on CUDA.
-        precision: "auto" (fp16 on CUDA; bf16 on CPUs with native bf16, else fp32), "fp32",
-            "bf16", "fp16" (CUDA) or "int8" (CPU dynamic quantisation).
+            small chunks pad little); None means 8 on CPU and 64 on CUDA, where the next chunk
+            is tokenized while the current one runs.
+        precision: "auto" (measured per model at load: the fastest variant whose labels agree
+            with fp32 on the evaluation texts; see `autotune`), "fp32", "bf16", "fp16" (CUDA),
+            "int8" (torch dynamic quantisation), "onnx-fp32" or "onnx-int8" (ONNX Runtime, CPU).
+        runtime_dir: where `auto` caches its measured choices and ONNX graphs; None: `data_dir`
+            (and with neither, `auto` measures at every start and leaves ONNX out).
+        evalset: JSON lines whose "text" fields gate `auto` on agreement; None: the bundled
+            `inference/evalset/sample.jsonl`.
+        exclude_variants: variants `auto` never measures, e.g. ("bf16",).
         quantize: shorthand for precision="int8" on CPU (fastest, but flips ~4 % of labels on the
             embedded model; see docs/inference.md). Ignored on CUDA.
         cpu_threads: `torch.set_num_threads` at start; None leaves torch's default.
@@ -108,11 +124,14 @@ class InferenceService:
         model_dir: Path | str | None = None,
         cache_dir: Path | str | None = None,
         offline: bool | None = None,
-        max_batch: int = 32,
+        max_batch: int | None = None,
         max_wait_ms: float = 5.0,
         max_queue: int = 2048,
         micro_batch: int | None = None,
         precision: str = "auto",
+        runtime_dir: Path | str | None = None,
+        evalset: Path | str | None = None,
+        exclude_variants: Sequence[str] = (),
         quantize: bool = False,
         cpu_threads: int | None = None,
         weights: Mapping[str, Mapping[str, float]] | None = None,
@@ -133,6 +152,11 @@ class InferenceService:
             raise ValueError(f"micro_batch must be >= 1 or None, got {micro_batch}")
         if call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
+        on_cpu = self.device == "cpu"
+        max_batch = max_batch if max_batch is not None else (32 if on_cpu else 256)
+        unknown = set(exclude_variants) - set(VARIANTS)
+        if unknown:
+            raise ValueError(f"exclude_variants must name variants among {VARIANTS}, got {sorted(unknown)}")
         self.options = LoadOptions(
             device=self.device,
             precision=resolve_precision(
@@ -141,7 +165,13 @@ class InferenceService:
             model_dir=Path(model_dir) if model_dir else None,
             cache_dir=Path(cache_dir) if cache_dir else None,
             offline=hub_offline() if offline is None else offline,
-            micro_batch=micro_batch if micro_batch is not None else (8 if self.device == "cpu" else None),
+            micro_batch=micro_batch if micro_batch is not None else (8 if on_cpu else 64),
+            autotune=AutotuneOptions(
+                cache_dir=Path(runtime_dir or data_dir) if (runtime_dir or data_dir) else None,
+                evalset=Path(evalset) if evalset else DEFAULT_EVALSET,
+                exclude=tuple(exclude_variants),
+                batch=max_batch,
+            ),
         )
         self._engine_kwargs: dict[str, Any] = {
             "max_batch": max_batch,
@@ -167,7 +197,7 @@ class InferenceService:
             model_id: self._make_slot(get_spec(model_id)) for model_id in ids
         }
         self._engines: dict[str, BatchEngine[Probs]] = {}
-        self._executor: ThreadPoolExecutor | None = None
+        self._executors: dict[str, ModelExecutor] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loader: asyncio.Task[None] | None = None
         self._crashed: BaseException | None = None
@@ -222,9 +252,6 @@ class InferenceService:
         if self.cpu_threads is not None:
             torch.set_num_threads(self.cpu_threads)
         await asyncio.to_thread(self.stats.load)  # the statistics live in the database
-        # One worker thread for all torch models: on a few cores, two models running at once
-        # only slow each other down. The lexicon uses the loop's default pool instead.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         lexicon = self._slots[LEXICON_MODEL_ID]
         await lexicon.load()
         self._start_engine(lexicon)
@@ -267,7 +294,14 @@ class InferenceService:
 
     def _start_engine(self, slot: ModelSlot) -> None:
         assert slot.model is not None
-        executor = None if slot.spec.kind == "lexicon" else self._executor
+        # Each torch model on its own thread (#12): a slow or hung model delays only its own
+        # callers. The lexicon uses the loop's default pool.
+        executor = None
+        if slot.spec.kind != "lexicon":
+            previous = self._executors.pop(slot.model_id, None)
+            if previous is not None:
+                previous.shutdown(wait=False, cancel_futures=True)
+            executor = self._executors[slot.model_id] = ModelExecutor(f"model:{slot.model_id}")
         kwargs = dict(self._engine_kwargs)
         if slot.spec.kind == "lexicon":
             kwargs["max_batch"] = max(kwargs["max_batch"], 256)  # VADER is per text: batch size is free
@@ -351,10 +385,10 @@ class InferenceService:
         for engine in self._engines.values():
             await engine.stop()
         self._engines.clear()
-        if self._executor is not None:
+        for executor in self._executors.values():
             # wait=False: a batch still running must not hold shutdown; its thread ends with it.
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+            executor.shutdown(wait=False, cancel_futures=True)
+        self._executors.clear()
         try:
             await asyncio.to_thread(self.stats.save)
         except OSError as exc:
@@ -371,6 +405,11 @@ class InferenceService:
         if engine is None:
             raise ModelNotReady(f"{model_id} is {self._slots[model_id].status.value}")
         stats = self.stats.get(model_id)
+        if engine.busy_s > self.call_timeout_s:
+            # Its current call already overran: queueing behind it would only make this caller
+            # wait out the timeout too. Charged to the stalled model, never to the caller.
+            stats.record_failure(f"stalled: a call has run {engine.busy_s:.0f}s")
+            raise ModelCallTimeout(f"{model_id}: stalled, a call has run for {engine.busy_s:.0f}s")
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.call_timeout_s):
@@ -496,6 +535,7 @@ class InferenceService:
                     "precision": getattr(loaded, "precision", None)
                     if loaded is not None
                     else self.options.precision,
+                    "runtime": _runtime_of(loaded),
                     "weights": {domain: round(self.weight(model_id, domain), 4) for domain in _DOMAINS},
                     "weight_source": {domain: self._weight_source(domain, model_id) for domain in _DOMAINS},
                     "evaluation": self._evaluations.get(model_id),

@@ -90,6 +90,20 @@ MODELS_STATUS = p.ModelsStatusMessage(
                 avg_response_time=150,
                 last_used="2025-12-08T10:29:58Z",
                 device="cpu",
+                precision="onnx-int8",
+                runtime=p.ModelRuntime(
+                    chosen="onnx-int8",
+                    source="cache",
+                    candidates=[
+                        p.RuntimeCandidate(name="fp32", texts_per_s=21.4, agreement=1.0, kept=True),
+                        p.RuntimeCandidate(
+                            name="int8", texts_per_s=55.0, agreement=0.946, kept=False, reason="agreement 0.9460 < 0.99"
+                        ),
+                        p.RuntimeCandidate(name="onnx-int8", texts_per_s=61.2, agreement=0.995, kept=True),
+                    ],
+                    texts=400,
+                    measured_at="2025-12-08T09:00:00Z",
+                ),
             ),
             p.ModelEntry(
                 id="ProsusAI/finbert",

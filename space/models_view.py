@@ -52,6 +52,23 @@ def _lock_warning(lock: Any) -> str:
     return str(lock.get("warning") or "") if isinstance(lock, dict) else ""
 
 
+def _runtime_html(choice: dict[str, Any] | None) -> str:
+    """The variant a model runs as, how it was chosen, and each measured candidate (#12)."""
+    if not choice:
+        return ""
+    lines = []
+    for c in choice.get("candidates") or ():
+        verdict = "" if c["kept"] else f" ({c['reason'] or 'not kept'})"
+        speed = c["texts_per_s"] if c["texts_per_s"] is not None else "—"
+        agreement = c["agreement"] if c["agreement"] is not None else "—"
+        lines.append(f"{c['name']}: {speed} texts/s, agreement {agreement}{verdict}")
+    title = "\n".join(lines) or (choice.get("reason") or "")
+    return (
+        f'<div class="sub runtime" title="{esc(title)}">{esc(choice["chosen"])} · {esc(choice["source"])}'
+        f"{' on ' + esc(choice['texts']) + ' texts' if choice.get('texts') else ''}</div>"
+    )
+
+
 def models_html(runtime: Runtime) -> str:
     """Return the summary and the table of the latest `models_status`, or why it is empty."""
     if runtime.inference is None:
@@ -101,7 +118,7 @@ def models_html(runtime: Runtime) -> str:
             f'<td class="num">{fmt_ms(model.get("avg_response_time"))}</td>'
             f'<td class="num">{fmt_ms(model.get("p95_ms"))}</td>'
             f'<td class="num">{esc(calls if calls is not None else "—")}</td>'
-            f"<td>{esc(last_used)}</td><td>{esc(model.get('device'))}</td>"
+            f"<td>{esc(last_used)}</td><td>{esc(model.get('device'))}{_runtime_html(model.get('runtime'))}</td>"
             f"<td>{_measured(model.get('evaluation'))}</td>"
             f'<td class="reason">{esc(model.get("error") or _lock_warning(model.get("lock")))}</td></tr>'
         )

@@ -42,15 +42,55 @@ async def test_engine_concurrent_callers_share_batches_of_max_batch():
     assert [len(batch) for batch in model.batches] == [4, 4]
 
 
-async def test_engine_lone_caller_leaves_after_max_wait():
+async def test_engine_lone_caller_is_not_held_for_max_wait():
+    """Nothing else queued and no batch just ended: the text leaves at once, not after 60 s."""
     model = Doubler()
-    engine = await started(BatchEngine(model, max_batch=64, max_wait_ms=20))
+    engine = await started(BatchEngine(model, max_batch=64, max_wait_ms=60_000))
     started_at = time.monotonic()
     assert await engine.submit(["abc"]) == [7]
     elapsed = time.monotonic() - started_at
     await engine.stop()
-    assert 15 * MS <= elapsed < 500 * MS
+    assert elapsed < 30.0  # the old rule held it for the whole max_wait
     assert model.batches == [["abc"]]
+
+
+async def test_engine_sequential_caller_is_never_held():
+    model = Doubler()
+    engine = await started(BatchEngine(model, max_batch=64, max_wait_ms=60_000))
+    started_at = time.monotonic()
+    for text in ("a", "bb", "ccc"):
+        await engine.submit([text])
+    elapsed = time.monotonic() - started_at
+    await engine.stop()
+    assert elapsed < 30.0 and model.batches == [["a"], ["bb"], ["ccc"]]
+
+
+async def test_engine_callers_coming_back_after_a_batch_share_the_next_one():
+    """Right after a batch of 4, the next batch waits (up to max_wait) for the 4 callers to return."""
+    model = Doubler()
+    engine = await started(BatchEngine(model, max_batch=8, max_wait_ms=30_000))
+
+    async def caller(text: str) -> None:
+        for _ in range(2):
+            await engine.submit([text])
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(caller(text) for text in ("a", "b", "c", "d")))
+    await engine.stop()
+    assert [len(batch) for batch in model.batches] == [4, 4]
+
+
+async def test_engine_busy_s_measures_the_call_in_flight():
+    release = threading.Event()
+    engine = await started(BatchEngine(lambda texts: [release.wait(5.0)] * len(texts), max_wait_ms=0))
+    assert engine.busy_s == 0.0
+    call = asyncio.ensure_future(engine.submit(["a"]))
+    await asyncio.sleep(50 * MS)
+    busy = engine.busy_s
+    release.set()
+    await call
+    await engine.stop()
+    assert busy > 0.0 and engine.busy_s == 0.0
 
 
 async def test_engine_sorts_batch_by_length_and_keeps_caller_order():

@@ -72,9 +72,24 @@ def test_int8_and_bf16_keep_forced_labels(offline_hub):
 def test_resolve_precision_rules():
     from inference.classifier import resolve_precision
 
-    assert resolve_precision("auto", "cuda") == "fp16"
-    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
+    assert resolve_precision("auto", "cuda") == "auto"  # measured at load, never from CPU flags
+    assert resolve_precision("auto", "cpu") == "auto"
+    assert resolve_precision("onnx-int8", "cpu") == "onnx-int8"
     with pytest.raises(ValueError, match="CPU-only"):
         resolve_precision("int8", "cuda")
+    with pytest.raises(ValueError, match="CPU-only"):
+        resolve_precision("onnx-fp32", "cuda")
     with pytest.raises(ValueError, match="needs CUDA"):
         resolve_precision("fp16", "cpu")
+
+
+def test_overlapped_tokenization_gives_the_same_outputs(offline_hub):
+    """The GPU path (tokenize chunk k+1 while chunk k runs), exercised on CPU: same outputs, same order."""
+    classifier = load(BERT_RANDOM)
+    classifier.micro_batch = 2
+    chunks = [CORPUS[i : i + 2] for i in range(0, len(CORPUS), 2)]
+    expected = [row for chunk in chunks for row in classifier._forward(chunk)]
+    got = classifier._forward_overlapped(chunks)
+    assert [[round(v, 5) for v in row.values()] for row in got] == [
+        [round(v, 5) for v in row.values()] for row in expected
+    ]
