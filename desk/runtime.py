@@ -118,7 +118,7 @@ class Runtime:
         if self._producing:
             return
         self._producing = True
-        self.crashed_tasks.clear()
+        self._producers.crashes.clear()  # a new term as producer starts with a clean slate
         s = self.settings
         if self.sources is not None:
             await self.sources.start()

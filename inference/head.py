@@ -312,7 +312,9 @@ def load_embedded_classifier(
             json.loads(metadata.get("metrics", "{}")),
         )
         tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
-        model = build_finhead_model(source.path, head_path).to(options.device)
+        model = build_finhead_model(source.path, head_path)
+        # transformers 5 types PreTrainedModel.to through a decorator that mypy reads as unbound.
+        model.to(options.device)  # type: ignore[arg-type]
         base = TransformersClassifier(
             EMBEDDED_MODEL_ID,
             model,

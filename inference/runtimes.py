@@ -54,7 +54,7 @@ def onnx_runtime_version() -> str | None:
 
 def variants_for(device: str, exclude: Sequence[str] = ()) -> list[str]:
     """Return the variants worth measuring on `device`, fp32 first, without the excluded ones."""
-    names = CUDA_VARIANTS if device.startswith("cuda") else CPU_VARIANTS
+    names: tuple[str, ...] = CUDA_VARIANTS if device.startswith("cuda") else CPU_VARIANTS
     if onnx_runtime_version() is None:
         names = tuple(name for name in names if not name.startswith("onnx-"))
     if device.startswith("cuda") and not torch.cuda.is_bf16_supported():
@@ -200,7 +200,7 @@ def build_variant(
     """
     if name not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {name!r}")
-    settings = {
+    settings: dict[str, Any] = {
         "device": base.device,
         "max_length": base.max_length,
         "pad_to_multiple_of": base.pad_to_multiple_of,

@@ -42,11 +42,12 @@ def _matrix(probs: Sequence[Mapping[str, float]]) -> np.ndarray:
     out = np.array([[float(row.get(label, 0.0)) for label in CANONICAL_LABELS] for row in probs], dtype=float)
     out = np.clip(out, 0.0, None)
     sums = out.sum(axis=1, keepdims=True)
-    return np.divide(out, sums, out=np.full_like(out, 1 / 3), where=sums > 0)
+    normalised: np.ndarray = np.divide(out, sums, out=np.full_like(out, 1 / 3), where=sums > 0)
+    return normalised
 
 
 def _gold(labels: Sequence[str]) -> np.ndarray:
-    return np.array([CANONICAL_LABELS.index(label) for label in labels], dtype=int)  # type: ignore[arg-type]
+    return np.array([CANONICAL_LABELS.index(label) for label in labels], dtype=int)
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -111,7 +112,8 @@ def measure(
 def _scale(matrix: np.ndarray, temperature: float) -> np.ndarray:
     powered = np.power(np.clip(matrix, _EPS, 1.0), 1.0 / temperature) * (matrix > 0)
     sums = powered.sum(axis=1, keepdims=True)
-    return np.divide(powered, sums, out=np.full_like(powered, 1 / 3), where=sums > 0)
+    scaled: np.ndarray = np.divide(powered, sums, out=np.full_like(powered, 1 / 3), where=sums > 0)
+    return scaled
 
 
 def _log_loss(matrix: np.ndarray, gold: np.ndarray) -> float:
@@ -205,7 +207,7 @@ def choose_ensemble(
     mixture = sum(w * matrix for w, matrix in zip(weights, calibrated, strict=True))
     ensemble_check = round(macro_f1(gold[check], np.asarray(mixture)[check].argmax(axis=1)), 4)
     temps = dict(zip(ids, temperatures, strict=True))
-    common = {
+    common: dict[str, Any] = {
         "temperatures": temps,
         "best_model": ids[best],
         "best_check_f1": best_check,

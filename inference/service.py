@@ -19,8 +19,8 @@ import torch
 
 from core.records import SentimentResult
 
-from .budget import default_model_ids
 from .autotune import DEFAULT_EVALSET, AutotuneOptions
+from .budget import default_model_ids
 from .catalog import (
     EMBEDDED_MODEL_ID,
     LEXICON_MODEL_ID,
@@ -53,8 +53,8 @@ from .loader import (
     resolve_model_source,
 )
 from .lock import LOCK_PATH, read_lock
-from .selfeval import EnsembleChoice, apply_temperature, choose_ensemble, measure
 from .runtimes import VARIANTS
+from .selfeval import EnsembleChoice, apply_temperature, choose_ensemble, measure
 from .stats import JsonStatsStore, StatsRegistry, StatsStore
 
 __all__ = ["InferenceService"]
@@ -167,7 +167,7 @@ class InferenceService:
             offline=hub_offline() if offline is None else offline,
             micro_batch=micro_batch if micro_batch is not None else (8 if on_cpu else 64),
             autotune=AutotuneOptions(
-                cache_dir=Path(runtime_dir or data_dir) if (runtime_dir or data_dir) else None,
+                cache_dir=Path(runtime_dir) if runtime_dir else Path(data_dir) if data_dir else None,
                 evalset=Path(evalset) if evalset else DEFAULT_EVALSET,
                 exclude=tuple(exclude_variants),
                 batch=max_batch,
