@@ -184,6 +184,12 @@ def database_error(app: AppProcess) -> str | None:
     return None if database["online"] else str(database["error"])
 
 
+def disk_full_error(app: AppProcess) -> str | None:
+    """Return the status's database error once it names a full disk."""
+    error = database_error(app)
+    return error if error is not None and "full" in error else None
+
+
 def leader_now(apps: list[AppProcess]) -> AppProcess | None:
     """Return the one running app whose /metrics says `hub_leader 1` (patient: a loaded server answers late)."""
     leaders = []
@@ -241,9 +247,11 @@ async def test_chaos_keeps_every_promise(tmp_path: Path) -> None:
             await asyncio.to_thread(locked.wait, 10)
             await asyncio.to_thread(locker.join)
 
-            # 3. The disk fills up until the status says so.
+            # 3. The disk fills up until the status says so. The lock's error must clear first, or
+            # the status read next could still be the lock's.
+            await wait_for_async(lambda: database_error(apps[leader]) is None, 30)
             filler = await asyncio.to_thread(fill_disk, disk)
-            full_disk_error = await wait_for_async(lambda: database_error(apps[leader]), 15)
+            full_disk_error = await wait_for_async(lambda: disk_full_error(apps[leader]), 30)
             await asyncio.sleep(1)
             filler.unlink()
 
