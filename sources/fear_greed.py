@@ -6,12 +6,14 @@ The index is published once a day; polling every 10 minutes catches the new valu
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from core.records import FearGreedReading
 
 from .errors import SourceUnavailable, UpstreamGarbage
 from .http import UpstreamHttp
 from .parsing import ItemRejected, load_json, parse_epoch, require_list, require_mapping, require_text
-from .pool import Provider, configured_url
+from .pool import Provider, ProviderOptions, ProviderSpec
 
 __all__ = ["DEFAULT_FNG_URL", "FearGreedProvider", "parse_fear_greed"]
 
@@ -69,32 +71,19 @@ def _index_value(value: object) -> int:
 class FearGreedProvider(Provider[FearGreedReading]):
     """The Fear & Greed index, latest `limit` days.
 
+    The value changes daily; 5 minutes between calls is generous.
+
     Args:
-        base_url: default FNG_URL, else https://api.alternative.me.
         limit: days of history per call (1 is enough for the live value).
-        min_interval_s: the value changes daily; 5 minutes between calls is generous.
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        limit: int = 1,
-        priority: int = 1,
-        timeout_s: float = 10.0,
-        min_interval_s: float = 300.0,
-    ) -> None:
+    spec = ProviderSpec(NAME, "sentiment", 1, timeout_s=10.0, min_interval_s=300.0, max_bytes=500_000,
+                        url_setting="fng_url", default_url=DEFAULT_FNG_URL)
+
+    def __init__(self, *, limit: int = 1, **options: Unpack[ProviderOptions]) -> None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit!r}")
-        super().__init__(
-            name=NAME,
-            category="sentiment",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-            max_bytes=500_000,
-        )
-        self.base_url = configured_url(base_url, "FNG_URL", DEFAULT_FNG_URL)
+        super().__init__(**options)
         self.limit = limit
 
     async def fetch(self, http: UpstreamHttp) -> list[FearGreedReading]:

@@ -22,7 +22,7 @@ from .parsing import (
     require_mapping,
     require_text,
 )
-from .pool import Provider, configured_secret, configured_url
+from .pool import Provider, ProviderSpec
 from .rss import strip_html
 
 __all__ = [
@@ -119,71 +119,29 @@ def _cryptocompare_item(article: Any) -> NewsItem:
 
 
 class CryptoPanicProvider(Provider[NewsItem]):
-    """CryptoPanic public posts (news only).
+    """CryptoPanic public posts (news only); inactive without a token.
 
-    Args:
-        token: API token; default CRYPTOPANIC_TOKEN. Without one the provider is inactive.
-        base_url: default CRYPTOPANIC_URL, else the developer v2 API.
-        min_interval_s: the free developer plan allows very few calls; 10 minutes is safe.
+    The free developer plan allows very few calls; 10 minutes between them is safe.
     """
 
-    def __init__(
-        self,
-        *,
-        token: str | None = None,
-        base_url: str | None = None,
-        priority: int = 10,
-        timeout_s: float = 10.0,
-        min_interval_s: float = 600.0,
-    ) -> None:
-        token = configured_secret(token, "CRYPTOPANIC_TOKEN")
-        super().__init__(
-            name="cryptopanic",
-            category="news",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-            unavailable_reason=None if token else "CRYPTOPANIC_TOKEN not set",
-        )
-        self._token = token or ""
-        self.base_url = configured_url(base_url, "CRYPTOPANIC_URL", DEFAULT_CRYPTOPANIC_URL)
+    spec = ProviderSpec("cryptopanic", "news", 10, timeout_s=10.0, min_interval_s=600.0,
+                        url_setting="cryptopanic_url", default_url=DEFAULT_CRYPTOPANIC_URL,
+                        secret_setting="cryptopanic_token", secret_env="CRYPTOPANIC_TOKEN")
 
     async def fetch(self, http: UpstreamHttp) -> list[NewsItem]:
-        params = {"auth_token": self._token, "public": "true", "kind": "news"}
+        params = {"auth_token": self._secret, "public": "true", "kind": "news"}
         reply = await http.get(f"{self.base_url}/posts/", params=params)
         return parse_cryptopanic_posts(reply.body, rejects=self.fresh_rejects())
 
 
 class CryptoCompareNewsProvider(Provider[NewsItem]):
-    """CryptoCompare's news feed (English).
+    """CryptoCompare's news feed (English); inactive without an API key."""
 
-    Args:
-        api_key: default CRYPTOCOMPARE_KEY. Without one the provider is inactive.
-        base_url: default CRYPTOCOMPARE_URL, else https://min-api.cryptocompare.com.
-    """
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        priority: int = 11,
-        timeout_s: float = 10.0,
-        min_interval_s: float = 180.0,
-    ) -> None:
-        api_key = configured_secret(api_key, "CRYPTOCOMPARE_KEY")
-        super().__init__(
-            name="cryptocompare",
-            category="news",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-            unavailable_reason=None if api_key else "CRYPTOCOMPARE_KEY not set",
-        )
-        self._api_key = api_key or ""
-        self.base_url = configured_url(base_url, "CRYPTOCOMPARE_URL", DEFAULT_CRYPTOCOMPARE_URL)
+    spec = ProviderSpec("cryptocompare", "news", 11, timeout_s=10.0, min_interval_s=180.0,
+                        url_setting="cryptocompare_url", default_url=DEFAULT_CRYPTOCOMPARE_URL,
+                        secret_setting="cryptocompare_key", secret_env="CRYPTOCOMPARE_KEY")
 
     async def fetch(self, http: UpstreamHttp) -> list[NewsItem]:
-        headers = {"Authorization": f"Apikey {self._api_key}"}
+        headers = {"Authorization": f"Apikey {self._secret}"}
         reply = await http.get(f"{self.base_url}/data/v2/news/", params={"lang": "EN"}, headers=headers)
         return parse_cryptocompare_news(reply.body, rejects=self.fresh_rejects())

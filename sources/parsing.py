@@ -22,6 +22,8 @@ __all__ = [
     "collect_items",
     "collect_records",
     "load_json",
+    "load_json_list",
+    "load_json_object",
     "optional_change",
     "optional_nonnegative",
     "parse_epoch",
@@ -29,6 +31,7 @@ __all__ = [
     "positive_number",
     "require_list",
     "require_mapping",
+    "require_object",
     "require_records",
     "require_text",
 ]
@@ -80,6 +83,23 @@ def require_mapping(value: Any, provider: str, what: str) -> Mapping[str, Any]:
     return value
 
 
+def load_json_list(raw: bytes, provider: str, what: str) -> list[Any]:
+    """Decode a body that must be a JSON array (`what` names it in the error)."""
+    return require_list(load_json(raw, provider), provider, what)
+
+
+def load_json_object(raw: bytes, provider: str, what: str) -> Mapping[str, Any]:
+    """Decode a body that must be a JSON object (`what` names it in the error)."""
+    return require_mapping(load_json(raw, provider), provider, what)
+
+
+def require_object(item: Any, what: str = "item") -> dict[str, Any]:
+    """Return one item of a body if it is an object; raise `ItemRejected` otherwise."""
+    if not isinstance(item, dict):
+        raise ItemRejected(f"{what} is a {type(item).__name__}, expected an object")
+    return item
+
+
 def require_records(records: Sequence[Any], total: int, rejects: Sequence[str], provider: str) -> None:
     """Raise `UpstreamGarbage` when a response produced no usable record."""
     if records:
@@ -112,7 +132,7 @@ def collect_records(
     *,
     name: str,
     label: Label,
-    rejects: list[str],
+    rejects: list[str] | None = None,
     noun: str | None = None,
 ) -> list[RecordT]:
     """`collect_items`, then raise `UpstreamGarbage` when not one record came out.
@@ -120,6 +140,7 @@ def collect_records(
     Without `noun` the check is `require_records`; with it, the message is
     `"<name>: 0 of <n> <noun> usable (<first rejects>)"`, an empty list included.
     """
+    rejects = rejects if rejects is not None else []
     records = collect_items(items, convert, label=label, rejects=rejects)
     if noun is None:
         require_records(records, len(items), rejects, name)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import ClassVar, Generic, Literal, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -32,9 +31,9 @@ __all__ = [
     "FetchResult",
     "Provider",
     "ProviderState",
+    "ProviderOptions",
+    "ProviderSpec",
     "SourcePool",
-    "configured_secret",
-    "configured_url",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,8 +44,9 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 
 
-class Provider(ABC, Generic[T]):
-    """One upstream that yields typed records. Subclasses implement `fetch` and nothing else.
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What a provider class declares about itself, in one place (its `spec` class attribute).
 
     Args:
         name: lower-case id used in logs, health and (for prices) `PriceQuote.source`.
@@ -54,38 +54,83 @@ class Provider(ABC, Generic[T]):
         priority: 1 is the first choice; larger numbers are fallbacks.
         timeout_s: total time one fetch may take, all requests included.
         min_interval_s: the rate budget: at most one fetch per this many seconds (token bucket).
+        url_setting: the `SourceSettings` attribute holding the API root; `default_url` is used
+            when the provider is built without one.
         max_bytes: body size cap per request.
-        unavailable_reason: set when the provider cannot run (no API key); it is never fetched
-            and reports `inactive` with this reason.
+        secret_setting: the `SourceSettings` attribute holding the key or token of a provider
+            that cannot run without one; `secret_env` is that variable's name, the reason shown
+            while it is `inactive` ("TWITTER_BEARER_TOKEN not set").
     """
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        category: Category,
-        priority: int = 1,
-        timeout_s: float = 10.0,
-        min_interval_s: float = 30.0,
-        max_bytes: int = 2_000_000,
-        unavailable_reason: str | None = None,
-    ) -> None:
-        if not name or name != name.lower():
-            raise ValueError(f"provider name must be non-empty lower case, got {name!r}")
-        if timeout_s <= 0:
-            raise ValueError(f"{name}: timeout_s must be > 0, got {timeout_s!r}")
-        if min_interval_s < 0:
-            raise ValueError(f"{name}: min_interval_s must be >= 0, got {min_interval_s!r}")
-        self.name = name
-        self.category: Category = category
-        self.priority = priority
-        self.timeout_s = timeout_s
-        self.min_interval_s = min_interval_s
-        self.max_bytes = max_bytes
-        self.unavailable_reason = unavailable_reason
+    name: str
+    category: Category
+    priority: int
+    timeout_s: float
+    min_interval_s: float
+    url_setting: str | None = None
+    default_url: str = ""
+    max_bytes: int = 2_000_000
+    secret_setting: str | None = None
+    secret_env: str = ""
+
+
+class ProviderOptions(TypedDict, total=False):
+    """Per-instance overrides of a provider's `spec` (tests, one provider per feed)."""
+
+    name: str
+    base_url: str | None
+    secret: str | None
+    priority: int
+    timeout_s: float
+    min_interval_s: float
+    max_bytes: int
+
+
+class Provider(ABC, Generic[T]):
+    """One upstream that yields typed records. Subclasses declare a `spec` and implement `fetch`.
+
+    Args:
+        options: overrides of the class's `spec` for this instance; `base_url` (default
+            `spec.default_url`) and `secret` come from `SourceSettings` in the app, see
+            `options_from`. A provider whose spec names a secret and that has none is never
+            fetched and reports `inactive` with the reason.
+    """
+
+    spec: ClassVar[ProviderSpec]
+
+    def __init__(self, **options: Unpack[ProviderOptions]) -> None:
+        spec = self.spec
+        self.name = options.get("name", spec.name)
+        self.category: Category = spec.category
+        self.priority = options.get("priority", spec.priority)
+        self.timeout_s = options.get("timeout_s", spec.timeout_s)
+        self.min_interval_s = options.get("min_interval_s", spec.min_interval_s)
+        self.max_bytes = options.get("max_bytes", spec.max_bytes)
+        self.base_url = (options.get("base_url") or spec.default_url).rstrip("/")
+        self._secret = options.get("secret") or ""
+        self.unavailable_reason = f"{spec.secret_env} not set" if spec.secret_setting and not self._secret else None
+        if not self.name or self.name != self.name.lower():
+            raise ValueError(f"provider name must be non-empty lower case, got {self.name!r}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"{self.name}: timeout_s must be > 0, got {self.timeout_s!r}")
+        if self.min_interval_s < 0:
+            raise ValueError(f"{self.name}: min_interval_s must be >= 0, got {self.min_interval_s!r}")
         # Reasons for items the last parse skipped (absurd values, missing fields); the pool
         # logs them and shows them in health without failing the whole fetch.
         self.last_rejects: list[str] = []
+
+    @classmethod
+    def options_from(cls, settings: object) -> ProviderOptions:
+        """Return the API root and secret this class declares, read from `settings` (a `SourceSettings`)."""
+        options: ProviderOptions = {}
+        if cls.spec.url_setting is not None:
+            options["base_url"] = getattr(settings, cls.spec.url_setting)
+        if cls.spec.secret_setting is not None:
+            secret = getattr(settings, cls.spec.secret_setting)
+            # A secret type (pydantic's SecretStr) hides its value until asked.
+            reveal = getattr(secret, "get_secret_value", None)
+            options["secret"] = reveal() if callable(reveal) else secret
+        return options
 
     def fresh_rejects(self) -> list[str]:
         """Start this fetch's `last_rejects` empty and return it, for the parser to fill."""
@@ -102,16 +147,6 @@ class Provider(ABC, Generic[T]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} priority={self.priority}>"
-
-
-def configured_url(explicit: str | None, env_var: str, default: str) -> str:
-    """An API root: `explicit`, else `env_var` from the environment, else `default`; no trailing "/"."""
-    return (explicit or os.environ.get(env_var) or default).rstrip("/")
-
-
-def configured_secret(explicit: str | None, env_var: str) -> str | None:
-    """A key or token: `explicit` when given (even empty), else `env_var` from the environment."""
-    return explicit if explicit is not None else os.environ.get(env_var)
 
 
 @dataclass(frozen=True)
@@ -291,13 +326,7 @@ class SourcePool(Generic[T]):
         self._states: dict[str, ProviderState] = {}
         for provider in sorted(providers, key=lambda p: p.priority):
             self._providers[provider.name] = provider
-            self._states[provider.name] = self._new_state(
-                provider.name,
-                provider.priority,
-                provider.min_interval_s,
-                provider.timeout_s,
-                provider.unavailable_reason,
-            )
+            self._states[provider.name] = self._new_state(provider)
 
     @property
     def providers(self) -> list[Provider[T]]:
@@ -380,11 +409,6 @@ class SourcePool(Generic[T]):
         now = self._clock()
         return any(state.succeeded_within(now, seconds) for state in self._states.values())
 
-    def healthy_names(self) -> set[str]:
-        """Return the names of providers whose status is `active`."""
-        now = self._clock()
-        return {name for name, state in self._states.items() if state.health(now).status == "active"}
-
     async def _fetch(self, provider: Provider[T]) -> FetchResult[T] | None:
         state = self._states[provider.name]
         now = self._clock()
@@ -465,17 +489,15 @@ class SourcePool(Generic[T]):
             max_backoff_s=self._max_backoff_s,
         )
 
-    def _new_state(
-        self, name: str, priority: int, min_interval_s: float, timeout_s: float, unavailable: str | None
-    ) -> ProviderState:
-        interval = min_interval_s * self._budget_scale
-        stale_after = 3.0 * max(interval, self._poll_interval_s) + timeout_s
+    def _new_state(self, provider: Provider[T]) -> ProviderState:
+        interval = provider.min_interval_s * self._budget_scale
+        stale_after = 3.0 * max(interval, self._poll_interval_s) + provider.timeout_s
         return ProviderState(
-            name,
+            provider.name,
             self.category,
-            priority,
+            provider.priority,
             bucket=TokenBucket(interval),
             breaker=self._new_breaker(),
             stale_after_s=stale_after,
-            unavailable_reason=unavailable,
+            unavailable_reason=provider.unavailable_reason,
         )

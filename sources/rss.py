@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import unescape
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
@@ -26,7 +26,7 @@ from core.records import NewsItem
 
 from .errors import UpstreamGarbage
 from .http import UpstreamHttp
-from .pool import Provider
+from .pool import Provider, ProviderOptions, ProviderSpec
 
 __all__ = [
     "DEFAULT_FEEDS",
@@ -253,31 +253,18 @@ class RssProvider(Provider[NewsItem]):
     """One RSS/Atom feed, fetched with conditional GET (ETag / Last-Modified).
 
     A 304 answer is a success with nothing new (an empty list). Validators are kept only after
-    a body parsed, so a broken version is fetched again in full next time.
+    a body parsed, so a broken version is fetched again in full next time. Publishers update
+    every few minutes; a 120 s budget is both fresh and polite.
 
     Args:
-        feed: the feed's name and URL.
-        min_interval_s: publishers update every few minutes; 120 s is both fresh and polite.
+        feed: the feed's name and URL; the provider is named after it unless `name` is given.
     """
 
-    def __init__(
-        self,
-        feed: Feed,
-        *,
-        name: str | None = None,
-        priority: int = 1,
-        timeout_s: float = 15.0,
-        min_interval_s: float = 120.0,
-        max_bytes: int = 5_000_000,
-    ) -> None:
-        super().__init__(
-            name=name or feed.provider_name,
-            category="news",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-            max_bytes=max_bytes,
-        )
+    spec = ProviderSpec("feed", "news", 1, timeout_s=15.0, min_interval_s=120.0, max_bytes=5_000_000)
+
+    def __init__(self, feed: Feed, **options: Unpack[ProviderOptions]) -> None:
+        options.setdefault("name", feed.provider_name)
+        super().__init__(**options)
         self.feed = feed
         self.etag: str | None = None
         self.last_modified: str | None = None

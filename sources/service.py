@@ -23,15 +23,7 @@ from .dedupe import NewsDeduper
 from .fear_greed import FearGreedProvider
 from .fusion import QuoteBook, fuse_quote
 from .http import DEFAULT_USER_AGENT
-from .market import (
-    BinanceProvider,
-    BinanceStream,
-    CoinbaseProvider,
-    CoinGeckoProvider,
-    CoinLoreProvider,
-    CoinPaprikaProvider,
-    KrakenProvider,
-)
+from .market import MARKET_PROVIDERS, BinanceStream
 from .news import CryptoCompareNewsProvider, CryptoPanicProvider
 from .pool import Category, Provider, ProviderState, SourcePool
 from .rss import RssProvider
@@ -97,7 +89,7 @@ class SourceService:
         )
         self.news: SourcePool[NewsItem] = self._pool("news", self._news_providers(), s.news_poll_s)
         self.sentiment: SourcePool[FearGreedReading] = self._pool(
-            "sentiment", [FearGreedProvider(base_url=s.fng_url)], s.fng_poll_s
+            "sentiment", [FearGreedProvider(**FearGreedProvider.options_from(s))], s.fng_poll_s
         )
         self.social: SourcePool[SocialPost] = self._pool("social", self._social_providers(), s.social_poll_s)
         self._stream: BinanceStream | None = None
@@ -344,14 +336,7 @@ class SourceService:
 
     def _market_providers(self) -> list[Provider[Any]]:
         s = self.settings
-        return [
-            BinanceProvider(base_url=s.binance_url, symbols=s.symbols),
-            KrakenProvider(base_url=s.kraken_url, symbols=s.symbols),
-            CoinbaseProvider(base_url=s.coinbase_url, symbols=s.symbols),
-            CoinGeckoProvider(base_url=s.coingecko_url, symbols=s.symbols),
-            CoinPaprikaProvider(base_url=s.coinpaprika_url, symbols=s.symbols),
-            CoinLoreProvider(base_url=s.coinlore_url, symbols=s.symbols),
-        ]
+        return [cls(symbols=s.symbols, **cls.options_from(s)) for cls in MARKET_PROVIDERS]
 
     def _news_providers(self) -> list[Provider[Any]]:
         s = self.settings
@@ -363,17 +348,14 @@ class SourceService:
                 name = f"{name}_{index}"  # two feeds of one publisher keep separate health
             used.add(name)
             feeds.append(RssProvider(feed, name=name, priority=index))
-        return [
-            *feeds,
-            CryptoPanicProvider(token=s.cryptopanic_token or "", base_url=s.cryptopanic_url),
-            CryptoCompareNewsProvider(api_key=s.cryptocompare_key or "", base_url=s.cryptocompare_url),
-        ]
+        keyed = [cls(**cls.options_from(s)) for cls in (CryptoPanicProvider, CryptoCompareNewsProvider)]
+        return [*feeds, *keyed]
 
     def _social_providers(self) -> list[Provider[Any]]:
         s = self.settings
         return [
-            RedditProvider(base_url=s.reddit_url, subreddits=s.subreddits),
-            TwitterProvider(bearer_token=s.twitter_bearer_token or "", base_url=s.twitter_url),
+            RedditProvider(subreddits=s.subreddits, **RedditProvider.options_from(s)),
+            TwitterProvider(**TwitterProvider.options_from(s)),
         ]
 
     def _new_client(self) -> httpx.AsyncClient:

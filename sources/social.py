@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from core.records import SocialPost
 
@@ -28,7 +28,7 @@ from .parsing import (
     require_mapping,
     require_text,
 )
-from .pool import Provider, configured_secret, configured_url
+from .pool import Provider, ProviderOptions, ProviderSpec
 from .symbols import ASSETS, SYMBOLS, asset_for
 
 __all__ = [
@@ -167,33 +167,22 @@ def count_mentions(posts: Sequence[SocialPost], symbols: Iterable[str] = SYMBOLS
 class RedditProvider(Provider[SocialPost]):
     """Newest posts of a few subreddits.
 
+    Two requests per fetch against ~10 a minute allowed: a 120 s budget is gentle.
+
     Args:
-        base_url: default REDDIT_URL, else https://www.reddit.com.
         subreddits: communities to read.
         limit: posts per subreddit per call (Reddit caps at 100).
-        min_interval_s: two requests per fetch against ~10 a minute allowed: 120 s is gentle.
     """
 
+    spec = ProviderSpec("reddit", "social", 1, timeout_s=12.0, min_interval_s=120.0,
+                        url_setting="reddit_url", default_url=DEFAULT_REDDIT_URL)
+
     def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        subreddits: Sequence[str] = DEFAULT_SUBREDDITS,
-        limit: int = 50,
-        priority: int = 1,
-        timeout_s: float = 12.0,
-        min_interval_s: float = 120.0,
+        self, *, subreddits: Sequence[str] = DEFAULT_SUBREDDITS, limit: int = 50, **options: Unpack[ProviderOptions]
     ) -> None:
         if not subreddits:
             raise ValueError("subreddits must name at least one community")
-        super().__init__(
-            name="reddit",
-            category="social",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-        )
-        self.base_url = configured_url(base_url, "REDDIT_URL", DEFAULT_REDDIT_URL)
+        super().__init__(**options)
         self.subreddits = tuple(subreddits)
         self.limit = min(max(limit, 1), 100)
 
@@ -219,42 +208,32 @@ class RedditProvider(Provider[SocialPost]):
 
 
 class TwitterProvider(Provider[SocialPost]):
-    """Recent English tweets about crypto (needs a bearer token with search access).
+    """Recent English tweets about crypto; inactive without a bearer token with search access.
+
+    Low-tier plans allow a handful of searches per 15 minutes, hence the 900 s budget.
 
     Args:
-        bearer_token: default TWITTER_BEARER_TOKEN; without it the provider is inactive.
-        base_url: default TWITTER_URL, else https://api.twitter.com/2.
         query: the search query.
-        min_interval_s: low-tier plans allow a handful of searches per 15 minutes.
+        max_results: tweets per call (the API allows 10-100).
     """
+
+    spec = ProviderSpec("twitter", "social", 2, timeout_s=10.0, min_interval_s=900.0,
+                        url_setting="twitter_url", default_url=DEFAULT_TWITTER_URL,
+                        secret_setting="twitter_bearer_token", secret_env="TWITTER_BEARER_TOKEN")
 
     def __init__(
         self,
         *,
-        bearer_token: str | None = None,
-        base_url: str | None = None,
         query: str = "(bitcoin OR ethereum OR crypto OR $BTC OR $ETH) lang:en -is:retweet",
         max_results: int = 50,
-        priority: int = 2,
-        timeout_s: float = 10.0,
-        min_interval_s: float = 900.0,
+        **options: Unpack[ProviderOptions],
     ) -> None:
-        token = configured_secret(bearer_token, "TWITTER_BEARER_TOKEN")
-        super().__init__(
-            name="twitter",
-            category="social",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-            unavailable_reason=None if token else "TWITTER_BEARER_TOKEN not set",
-        )
-        self._token = token or ""
-        self.base_url = configured_url(base_url, "TWITTER_URL", DEFAULT_TWITTER_URL)
+        super().__init__(**options)
         self.query = query
         self.max_results = min(max(max_results, 10), 100)
 
     async def fetch(self, http: UpstreamHttp) -> list[SocialPost]:
         params = {"query": self.query, "max_results": str(self.max_results), "tweet.fields": "created_at"}
-        headers = {"Authorization": f"Bearer {self._token}"}
+        headers = {"Authorization": f"Bearer {self._secret}"}
         reply = await http.get(f"{self.base_url}/tweets/search/recent", params=params, headers=headers)
         return parse_twitter_search(reply.body, rejects=self.fresh_rejects())

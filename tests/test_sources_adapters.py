@@ -23,8 +23,10 @@ from sources import (
     Provider,
     RedditProvider,
     SourcePool,
+    SourceSettings,
     TwitterProvider,
 )
+from sources.market.coingecko import DEFAULT_COINGECKO_URL
 from tests.upstream import PATHS, UpstreamServer, fixture_reply, install_happy_routes, server_error, upstream
 
 __all__ = ["upstream"]
@@ -55,9 +57,20 @@ async def test_coingecko_adapter_sends_documented_query(
     assert request.headers["user-agent"].startswith("crypto-market-hub/")
 
 
-async def test_coingecko_adapter_base_url_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_coingecko_adapter_base_url_from_settings() -> None:
+    options = CoinGeckoProvider.options_from(SourceSettings(coingecko_url="http://127.0.0.1:1/cg/"))
+    assert CoinGeckoProvider(**options).base_url == "http://127.0.0.1:1/cg"
+
+
+async def test_coingecko_adapter_ignores_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings are read once at start-up; a provider never looks at the environment itself."""
     monkeypatch.setenv("COINGECKO_URL", "http://127.0.0.1:1/cg/")
-    assert CoinGeckoProvider().base_url == "http://127.0.0.1:1/cg"
+    assert CoinGeckoProvider().base_url == DEFAULT_COINGECKO_URL
+
+
+async def test_keyed_adapter_secret_from_settings() -> None:
+    provider = TwitterProvider(**TwitterProvider.options_from(SourceSettings(twitter_bearer_token="b-1")))
+    assert provider.unavailable_reason is None
 
 
 async def test_binance_adapter_sends_symbols_as_json_array(
@@ -154,7 +167,7 @@ async def test_reddit_adapter_one_subreddit_failing_fails_fetch(
 
 async def test_cryptopanic_adapter_sends_token(upstream: UpstreamServer, client: httpx.AsyncClient) -> None:
     install_happy_routes(upstream)
-    provider = CryptoPanicProvider(token="tok123", base_url=f"{upstream.url}/cryptopanic/api/developer/v2")
+    provider = CryptoPanicProvider(secret="tok123", base_url=f"{upstream.url}/cryptopanic/api/developer/v2")
     result, _ = await fetch_once(provider, client)
     request = upstream.last_request(PATHS["cryptopanic"])
     assert result is not None and len(result.records) == 2
@@ -165,7 +178,7 @@ async def test_cryptocompare_adapter_sends_apikey_header(
     upstream: UpstreamServer, client: httpx.AsyncClient
 ) -> None:
     install_happy_routes(upstream)
-    provider = CryptoCompareNewsProvider(api_key="k-9", base_url=f"{upstream.url}/cryptocompare")
+    provider = CryptoCompareNewsProvider(secret="k-9", base_url=f"{upstream.url}/cryptocompare")
     result, _ = await fetch_once(provider, client)
     assert result is not None and len(result.records) == 2
     assert upstream.last_request(PATHS["cryptocompare"]).headers["authorization"] == "Apikey k-9"
@@ -176,7 +189,7 @@ async def test_twitter_adapter_sends_bearer_token(
 ) -> None:
     install_happy_routes(upstream)
     result, _ = await fetch_once(
-        TwitterProvider(bearer_token="b-1", base_url=f"{upstream.url}/twitter/2"), client
+        TwitterProvider(secret="b-1", base_url=f"{upstream.url}/twitter/2"), client
     )
     assert result is not None and len(result.records) == 2
     assert upstream.last_request(PATHS["twitter"]).headers["authorization"] == "Bearer b-1"
@@ -185,9 +198,9 @@ async def test_twitter_adapter_sends_bearer_token(
 @pytest.mark.parametrize(
     ("provider", "reason"),
     [
-        (CryptoPanicProvider(token=""), "CRYPTOPANIC_TOKEN not set"),
-        (CryptoCompareNewsProvider(api_key=""), "CRYPTOCOMPARE_KEY not set"),
-        (TwitterProvider(bearer_token=""), "TWITTER_BEARER_TOKEN not set"),
+        (CryptoPanicProvider(secret=""), "CRYPTOPANIC_TOKEN not set"),
+        (CryptoCompareNewsProvider(secret=""), "CRYPTOCOMPARE_KEY not set"),
+        (TwitterProvider(secret=""), "TWITTER_BEARER_TOKEN not set"),
     ],
 )
 async def test_keyed_provider_without_key_is_inactive_and_never_called(

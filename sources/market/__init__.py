@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .base import MarketProvider
 from .binance import BinanceProvider, parse_binance_mini_tickers, parse_binance_ticker_24hr
 from .binance_stream import BinanceStream
 from .coinbase import CoinbaseProvider, parse_coinbase_stats
@@ -12,6 +13,7 @@ from .kraken import KrakenProvider, parse_kraken_ticker
 
 __all__ = [
     "AGGREGATORS",
+    "MARKET_PROVIDERS",
     "BinanceProvider",
     "BinanceStream",
     "CoinGeckoProvider",
@@ -19,6 +21,7 @@ __all__ = [
     "CoinPaprikaProvider",
     "CoinbaseProvider",
     "KrakenProvider",
+    "MarketProvider",
     "parse_binance_mini_tickers",
     "parse_binance_ticker_24hr",
     "parse_coinbase_stats",
@@ -30,3 +33,13 @@ __all__ = [
 
 # Providers that know market cap and 7 d change, in order of preference for those fields.
 AGGREGATORS: tuple[str, ...] = ("coingecko", "coinpaprika", "coinlore")
+
+# The REST price providers the app polls, one per upstream (failover order is each one's priority).
+MARKET_PROVIDERS: tuple[type[MarketProvider], ...] = (
+    BinanceProvider,
+    KrakenProvider,
+    CoinbaseProvider,
+    CoinGeckoProvider,
+    CoinPaprikaProvider,
+    CoinLoreProvider,
+)

@@ -12,29 +12,27 @@ formats (set BINANCE_URL / BINANCE_WS_URL).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from core.clock import utc_now
 from core.records import PriceQuote
 
 from ..errors import UpstreamGarbage
 from ..http import UpstreamHttp
 from ..parsing import (
-    ItemRejected,
     collect_items,
-    collect_records,
     load_json,
     optional_change,
     optional_nonnegative,
     parse_epoch,
     positive_number,
     require_list,
+    require_object,
     require_text,
 )
-from ..pool import Provider, configured_url
-from ..symbols import SYMBOLS, provider_ids
+from ..pool import ProviderSpec
+from .base import MarketProvider, QuoteFields, collect_quotes, read_quote
 
 __all__ = [
     "DEFAULT_BINANCE_URL",
@@ -49,45 +47,29 @@ DEFAULT_BINANCE_WS_URL = "wss://stream.binance.com:9443/ws/!miniTicker@arr"
 NAME = "binance"
 
 
+REST_FIELDS = QuoteFields(price="lastPrice", change_24h="priceChangePercent", volume_24h="quoteVolume")
+
+
 def parse_binance_ticker_24hr(
-    raw: bytes,
-    ids: Mapping[str, str],
-    *,
-    now: datetime | None = None,
-    rejects: list[str] | None = None,
+    raw: bytes, ids: Mapping[str, str], *, now: datetime | None = None, rejects: list[str] | None = None
 ) -> list[PriceQuote]:
     """Parse a `/api/v3/ticker/24hr` array into quotes for the pairs in `ids` (BTCUSDT -> BTC).
 
     Raises:
         UpstreamGarbage: an error object, not an array, or no usable ticker.
     """
-    now = now or utc_now()
-    rejects = rejects if rejects is not None else []
     body = load_json(raw, NAME)
     if isinstance(body, dict) and "code" in body:
         # Binance reports errors as {"code": -1121, "msg": "Invalid symbol."}.
         raise UpstreamGarbage(f"{NAME}: error {body.get('code')}: {body.get('msg')}")
     items = require_list(body, NAME, "ticker/24hr")
-    return collect_records(
-        items, lambda item: _rest_quote(item, ids, now), name=NAME, label="symbol", rejects=rejects
-    )
+    return collect_quotes(items, ids, _rest_quote, source=NAME, id_field="symbol", now=now, rejects=rejects)
 
 
-def _rest_quote(item: Any, ids: Mapping[str, str], now: datetime) -> PriceQuote | None:
-    if not isinstance(item, dict):
-        raise ItemRejected(f"item is a {type(item).__name__}, expected an object")
-    symbol = ids.get(require_text(item.get("symbol"), "symbol"))
-    if symbol is None:
-        return None
+def _rest_quote(item: dict[str, Any], symbol: str, now: datetime) -> PriceQuote:
     close_time = item.get("closeTime")
-    return PriceQuote(
-        symbol=symbol,
-        price=positive_number(item.get("lastPrice"), "lastPrice"),
-        source=NAME,
-        timestamp=parse_epoch(close_time, "closeTime", millis=True) if close_time is not None else now,
-        change_24h=optional_change(item.get("priceChangePercent"), "priceChangePercent"),
-        volume_24h=optional_nonnegative(item.get("quoteVolume"), "quoteVolume"),
-    )
+    stamp = parse_epoch(close_time, "closeTime", millis=True) if close_time is not None else now
+    return read_quote(item, REST_FIELDS, symbol=symbol, source=NAME, timestamp=stamp)
 
 
 def parse_binance_mini_tickers(
@@ -113,8 +95,7 @@ def parse_binance_mini_tickers(
 
 
 def _mini_quote(item: Any, ids: Mapping[str, str]) -> PriceQuote | None:
-    if not isinstance(item, dict):
-        raise ItemRejected(f"item is a {type(item).__name__}, expected an object")
+    item = require_object(item)
     symbol = ids.get(require_text(item.get("s"), "s"))
     if symbol is None:
         return None
@@ -131,32 +112,14 @@ def _mini_quote(item: Any, ids: Mapping[str, str]) -> PriceQuote | None:
     )
 
 
-class BinanceProvider(Provider[PriceQuote]):
+class BinanceProvider(MarketProvider):
     """Binance REST 24 h tickers; the fallback while the stream is down.
 
-    Args:
-        base_url: API root; default from BINANCE_URL, else https://api.binance.com.
-        min_interval_s: the call weighs 2-40 of the 6000-per-minute IP budget, so 10 s is cheap.
+    The call weighs 2-40 of the 6000-per-minute IP budget, so a 10 s budget is cheap.
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        symbols: Iterable[str] = SYMBOLS,
-        priority: int = 2,
-        timeout_s: float = 8.0,
-        min_interval_s: float = 10.0,
-    ) -> None:
-        super().__init__(
-            name=NAME,
-            category="market_data",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-        )
-        self.base_url = configured_url(base_url, "BINANCE_URL", DEFAULT_BINANCE_URL)
-        self.ids = provider_ids("binance", symbols)
+    spec = ProviderSpec(NAME, "market_data", 2, timeout_s=8.0, min_interval_s=10.0,
+                        url_setting="binance_url", default_url=DEFAULT_BINANCE_URL)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         # `symbols` is a JSON array in the query string, as the endpoint documents.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -35,7 +34,7 @@ class BinanceStream:
     """A self-healing subscription to Binance mini tickers.
 
     Args:
-        url: stream URL; default from BINANCE_WS_URL, else the public `!miniTicker@arr` stream.
+        url: stream URL (`SourceSettings.binance_ws_url`); default the public `!miniTicker@arr` stream.
         symbols: our symbols; other pairs in each message are ignored.
         open_timeout_s: connect + handshake limit.
         idle_timeout_s: no message for this long means a silent dead connection: reconnect.
@@ -60,7 +59,7 @@ class BinanceStream:
     ) -> None:
         if idle_timeout_s <= 0 or open_timeout_s <= 0:
             raise ValueError(f"timeouts must be > 0, got open={open_timeout_s!r} idle={idle_timeout_s!r}")
-        self.url = url or os.environ.get("BINANCE_WS_URL") or DEFAULT_BINANCE_WS_URL
+        self.url = url or DEFAULT_BINANCE_WS_URL
         self.ids = provider_ids("binance", symbols)
         self.open_timeout_s = open_timeout_s
         self.idle_timeout_s = idle_timeout_s

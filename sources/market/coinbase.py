@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Unpack
 
 from core.clock import utc_now
 from core.records import PriceQuote
@@ -23,8 +24,9 @@ from ..parsing import (
     positive_number,
     require_mapping,
 )
-from ..pool import Provider, configured_url
-from ..symbols import SYMBOLS, provider_ids
+from ..pool import ProviderOptions, ProviderSpec
+from ..symbols import SYMBOLS
+from .base import MarketProvider
 
 __all__ = ["DEFAULT_COINBASE_URL", "CoinbaseProvider", "parse_coinbase_stats"]
 
@@ -59,46 +61,33 @@ def parse_coinbase_stats(raw: bytes, symbol: str, *, now: datetime | None = None
     )
 
 
-class CoinbaseProvider(Provider[PriceQuote]):
+class CoinbaseProvider(MarketProvider):
     """Coinbase Exchange stats for every tracked product, a few requests at a time.
 
+    One fetch is ~17 requests, so once a minute.
+
     Args:
-        base_url: API root; default from COINBASE_URL, else https://api.exchange.coinbase.com.
         concurrency: requests in flight; the public limit is 10 per second per IP.
-        min_interval_s: one fetch is ~17 requests, so once a minute.
     """
 
+    spec = ProviderSpec(NAME, "market_data", 4, timeout_s=12.0, min_interval_s=60.0, max_bytes=64_000,
+                        url_setting="coinbase_url", default_url=DEFAULT_COINBASE_URL)
+
     def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        symbols: Iterable[str] = SYMBOLS,
-        priority: int = 4,
-        timeout_s: float = 12.0,
-        min_interval_s: float = 60.0,
-        concurrency: int = 4,
+        self, *, symbols: Iterable[str] = SYMBOLS, concurrency: int = 4, **options: Unpack[ProviderOptions]
     ) -> None:
-        super().__init__(
-            name=NAME,
-            category="market_data",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-            max_bytes=64_000,
-        )
-        self.base_url = configured_url(base_url, "COINBASE_URL", DEFAULT_COINBASE_URL)
-        self.products = provider_ids("coinbase", symbols)
+        super().__init__(symbols=symbols, **options)
         self._limit = asyncio.Semaphore(concurrency)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         self.last_rejects = []
         outcomes = await asyncio.gather(
-            *(self._fetch_product(http, product, symbol) for product, symbol in self.products.items()),
+            *(self._fetch_product(http, product, symbol) for product, symbol in self.ids.items()),
             return_exceptions=True,
         )
         quotes: list[PriceQuote] = []
         errors: list[BaseException] = []
-        for (product, _), outcome in zip(self.products.items(), outcomes, strict=True):
+        for (product, _), outcome in zip(self.ids.items(), outcomes, strict=True):
             if isinstance(outcome, PriceQuote):
                 quotes.append(outcome)
             elif isinstance(outcome, UpstreamRateLimited):

@@ -14,32 +14,27 @@ from core.clock import utc_now
 from core.records import PriceQuote
 
 from ..http import UpstreamHttp
-from ..parsing import (
-    ItemRejected,
-    collect_records,
-    load_json,
-    optional_change,
-    optional_nonnegative,
-    parse_epoch,
-    positive_number,
-    require_list,
-    require_mapping,
-)
-from ..pool import Provider, configured_url
-from ..symbols import SYMBOLS, asset_for, provider_ids
+from ..parsing import ItemRejected, collect_records, load_json_object, parse_epoch, require_list
+from ..pool import ProviderSpec
+from ..symbols import asset_for, provider_ids
+from .base import MarketProvider, QuoteFields, read_quote
 
 __all__ = ["DEFAULT_COINLORE_URL", "CoinLoreProvider", "parse_coinlore_tickers"]
 
 DEFAULT_COINLORE_URL = "https://api.coinlore.net/api"
 NAME = "coinlore"
 
+FIELDS = QuoteFields(
+    price="price_usd",
+    change_24h="percent_change_24h",
+    change_7d="percent_change_7d",
+    volume_24h="volume24",
+    market_cap="market_cap_usd",
+)
+
 
 def parse_coinlore_tickers(
-    raw: bytes,
-    symbols: Iterable[str],
-    *,
-    now: datetime | None = None,
-    rejects: list[str] | None = None,
+    raw: bytes, symbols: Iterable[str], *, now: datetime | None = None, rejects: list[str] | None = None
 ) -> list[PriceQuote]:
     """Parse a `/tickers/` body into quotes for `symbols`.
 
@@ -49,11 +44,10 @@ def parse_coinlore_tickers(
     Raises:
         UpstreamGarbage: not the documented `{"data": [...]}` shape, or no usable coin.
     """
-    rejects = rejects if rejects is not None else []
     wanted = [asset_for(symbol).symbol for symbol in symbols]
     by_id = provider_ids("coinlore", wanted)
     by_symbol = {symbol for symbol in wanted if symbol not in by_id.values()}
-    body = require_mapping(load_json(raw, NAME), NAME, "tickers response")
+    body = load_json_object(raw, NAME, "tickers response")
     items = require_list(body.get("data"), NAME, "`data`")
     info = body.get("info")
     stamp = now or utc_now()
@@ -87,45 +81,18 @@ def _match(item: Any, by_id: Mapping[str, str], by_symbol: set[str]) -> str | No
 
 
 def _quote(item: dict[str, Any], symbol: str, stamp: datetime) -> PriceQuote:
-    return PriceQuote(
-        symbol=symbol,
-        price=positive_number(item.get("price_usd"), "price_usd"),
-        source=NAME,
-        timestamp=stamp,
-        change_24h=optional_change(item.get("percent_change_24h"), "percent_change_24h"),
-        change_7d=optional_change(item.get("percent_change_7d"), "percent_change_7d"),
-        volume_24h=optional_nonnegative(item.get("volume24"), "volume24"),
-        market_cap=optional_nonnegative(item.get("market_cap_usd"), "market_cap_usd"),
-    )
+    return read_quote(item, FIELDS, symbol=symbol, source=NAME, timestamp=stamp)
 
 
-class CoinLoreProvider(Provider[PriceQuote]):
+class CoinLoreProvider(MarketProvider):
     """CoinLore's top-100 tickers, filtered to ours; the third aggregator.
 
-    Args:
-        base_url: API root; default from COINLORE_URL, else https://api.coinlore.net/api.
-        min_interval_s: CoinLore asks for no more than one call a second; data refreshes
-            about every 5 minutes, so once a minute is plenty.
+    CoinLore asks for no more than one call a second; data refreshes about every 5 minutes, so
+    once a minute is plenty.
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        symbols: Iterable[str] = SYMBOLS,
-        priority: int = 7,
-        timeout_s: float = 10.0,
-        min_interval_s: float = 60.0,
-    ) -> None:
-        super().__init__(
-            name=NAME,
-            category="market_data",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-        )
-        self.base_url = configured_url(base_url, "COINLORE_URL", DEFAULT_COINLORE_URL)
-        self.symbols = tuple(symbols)
+    spec = ProviderSpec(NAME, "market_data", 7, timeout_s=10.0, min_interval_s=60.0,
+                        url_setting="coinlore_url", default_url=DEFAULT_COINLORE_URL)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         reply = await http.get(f"{self.base_url}/tickers/", params={"start": "0", "limit": "100"})

@@ -7,102 +7,62 @@ is polled rarely and serves as the second aggregator behind CoinGecko.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from core.clock import utc_now
 from core.records import PriceQuote
 
 from ..http import UpstreamHttp
-from ..parsing import (
-    ItemRejected,
-    collect_records,
-    load_json,
-    optional_change,
-    optional_nonnegative,
-    parse_timestamp,
-    positive_number,
-    require_list,
-    require_text,
-)
-from ..pool import Provider, configured_url
-from ..symbols import SYMBOLS, provider_ids
+from ..parsing import ItemRejected, load_json_list, parse_timestamp
+from ..pool import ProviderSpec
+from .base import MarketProvider, QuoteFields, collect_quotes, read_quote
 
 __all__ = ["DEFAULT_COINPAPRIKA_URL", "CoinPaprikaProvider", "parse_coinpaprika_tickers"]
 
 DEFAULT_COINPAPRIKA_URL = "https://api.coinpaprika.com/v1"
 NAME = "coinpaprika"
 
+USD_FIELDS = QuoteFields(
+    price="price",
+    change_24h="percent_change_24h",
+    change_7d="percent_change_7d",
+    volume_24h="volume_24h",
+    market_cap="market_cap",
+    prefix="quotes.USD.",
+)
+
 
 def parse_coinpaprika_tickers(
-    raw: bytes,
-    ids: Mapping[str, str],
-    *,
-    now: datetime | None = None,
-    rejects: list[str] | None = None,
+    raw: bytes, ids: Mapping[str, str], *, now: datetime | None = None, rejects: list[str] | None = None
 ) -> list[PriceQuote]:
     """Parse a `/tickers` array into quotes for the coins in `ids` (btc-bitcoin -> BTC).
 
     Raises:
         UpstreamGarbage: not an array, or none of our coins usable in it.
     """
-    now = now or utc_now()
-    rejects = rejects if rejects is not None else []
-    items = require_list(load_json(raw, NAME), NAME, "tickers")
-    return collect_records(items, lambda item: _quote(item, ids, now), name=NAME, label="id", rejects=rejects)
+    items = load_json_list(raw, NAME, "tickers")
+    return collect_quotes(items, ids, _quote, source=NAME, id_field="id", now=now, rejects=rejects)
 
 
-def _quote(item: Any, ids: Mapping[str, str], now: datetime) -> PriceQuote | None:
-    if not isinstance(item, dict):
-        raise ItemRejected(f"item is a {type(item).__name__}, expected an object")
-    symbol = ids.get(require_text(item.get("id"), "id"))
-    if symbol is None:
-        return None
+def _quote(item: dict[str, Any], symbol: str, now: datetime) -> PriceQuote:
     quotes = item.get("quotes")
     usd = quotes.get("USD") if isinstance(quotes, dict) else None
     if not isinstance(usd, dict):
         raise ItemRejected(f"quotes.USD is {usd!r}, expected an object")
     last_updated = item.get("last_updated")
-    return PriceQuote(
-        symbol=symbol,
-        price=positive_number(usd.get("price"), "quotes.USD.price"),
-        source=NAME,
-        timestamp=parse_timestamp(last_updated, "last_updated") if last_updated is not None else now,
-        change_24h=optional_change(usd.get("percent_change_24h"), "percent_change_24h"),
-        change_7d=optional_change(usd.get("percent_change_7d"), "percent_change_7d"),
-        volume_24h=optional_nonnegative(usd.get("volume_24h"), "volume_24h"),
-        market_cap=optional_nonnegative(usd.get("market_cap"), "market_cap"),
-    )
+    stamp = parse_timestamp(last_updated, "last_updated") if last_updated is not None else now
+    return read_quote(usd, USD_FIELDS, symbol=symbol, source=NAME, timestamp=stamp)
 
 
-class CoinPaprikaProvider(Provider[PriceQuote]):
+class CoinPaprikaProvider(MarketProvider):
     """CoinPaprika tickers (all coins, filtered to ours).
 
-    Args:
-        base_url: API root; default from COINPAPRIKA_URL, else https://api.coinpaprika.com/v1.
-        min_interval_s: 150 s stays under the free plan's ~800 calls a day.
+    A 150 s budget stays under the free plan's ~800 calls a day.
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        symbols: Iterable[str] = SYMBOLS,
-        priority: int = 6,
-        timeout_s: float = 20.0,
-        min_interval_s: float = 150.0,
-    ) -> None:
-        super().__init__(
-            name=NAME,
-            category="market_data",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-            max_bytes=16_000_000,
-        )
-        self.base_url = configured_url(base_url, "COINPAPRIKA_URL", DEFAULT_COINPAPRIKA_URL)
-        self.ids = provider_ids("coinpaprika", symbols)
+    spec = ProviderSpec(NAME, "market_data", 6, timeout_s=20.0, min_interval_s=150.0, max_bytes=16_000_000,
+                        url_setting="coinpaprika_url", default_url=DEFAULT_COINPAPRIKA_URL)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         reply = await http.get(f"{self.base_url}/tickers", params={"quotes": "USD"})

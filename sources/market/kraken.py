@@ -7,7 +7,7 @@ no `change_24h` rather than a mislabelled one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,13 +19,14 @@ from ..http import UpstreamHttp
 from ..parsing import (
     ItemRejected,
     collect_records,
-    load_json,
+    load_json_object,
     optional_nonnegative,
     positive_number,
     require_mapping,
+    require_object,
 )
-from ..pool import Provider, configured_url
-from ..symbols import SYMBOLS, provider_ids
+from ..pool import ProviderSpec
+from .base import MarketProvider
 
 __all__ = ["DEFAULT_KRAKEN_URL", "KrakenProvider", "parse_kraken_ticker"]
 
@@ -34,11 +35,7 @@ NAME = "kraken"
 
 
 def parse_kraken_ticker(
-    raw: bytes,
-    pairs: Mapping[str, str],
-    *,
-    now: datetime | None = None,
-    rejects: list[str] | None = None,
+    raw: bytes, pairs: Mapping[str, str], *, now: datetime | None = None, rejects: list[str] | None = None
 ) -> list[PriceQuote]:
     """Parse a `/0/public/Ticker` body into quotes for `pairs` (result key -> symbol).
 
@@ -47,9 +44,8 @@ def parse_kraken_ticker(
         SourceUnavailable: any other error Kraken reports in `error`.
         UpstreamGarbage: not the documented shape, or no usable ticker.
     """
-    now = now or utc_now()
-    rejects = rejects if rejects is not None else []
-    body = require_mapping(load_json(raw, NAME), NAME, "Ticker response")
+    stamp = now or utc_now()
+    body = load_json_object(raw, NAME, "Ticker response")
     errors = body.get("error")
     if not isinstance(errors, list):
         raise UpstreamGarbage(f"{NAME}: expected an `error` array, got {type(errors).__name__}")
@@ -64,14 +60,13 @@ def parse_kraken_ticker(
     def convert(entry: tuple[str, Any]) -> PriceQuote | None:
         key, item = entry
         symbol = pairs.get(key)
-        return None if symbol is None else _quote(symbol, item, now)
+        return None if symbol is None else _quote(symbol, item, stamp)
 
     return collect_records(result.items(), convert, name=NAME, label=lambda entry: entry[0], rejects=rejects)
 
 
 def _quote(symbol: str, item: Any, now: datetime) -> PriceQuote:
-    if not isinstance(item, dict):
-        raise ItemRejected(f"ticker is a {type(item).__name__}, expected an object")
+    item = require_object(item, "ticker")
     price = positive_number(_first(item, "c", 0), "c[0]")
     volume_base = optional_nonnegative(_first(item, "v", 1), "v[1]")  # [today, last 24 hours]
     vwap = optional_nonnegative(_first(item, "p", 1), "p[1]")
@@ -92,33 +87,15 @@ def _first(item: dict[str, Any], field: str, index: int) -> Any:
     return values[index]
 
 
-class KrakenProvider(Provider[PriceQuote]):
+class KrakenProvider(MarketProvider):
     """Kraken tickers for the tracked symbols Kraken lists.
 
-    Args:
-        base_url: API root; default from KRAKEN_URL, else https://api.kraken.com.
-        min_interval_s: public endpoints allow about one call per second; 15 s is polite.
+    Public endpoints allow about one call per second; a 15 s budget is polite.
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        symbols: Iterable[str] = SYMBOLS,
-        priority: int = 3,
-        timeout_s: float = 8.0,
-        min_interval_s: float = 15.0,
-    ) -> None:
-        super().__init__(
-            name=NAME,
-            category="market_data",
-            priority=priority,
-            timeout_s=timeout_s,
-            min_interval_s=min_interval_s,
-        )
-        self.base_url = configured_url(base_url, "KRAKEN_URL", DEFAULT_KRAKEN_URL)
-        self.pairs = provider_ids("kraken", symbols)
+    spec = ProviderSpec(NAME, "market_data", 3, timeout_s=8.0, min_interval_s=15.0,
+                        url_setting="kraken_url", default_url=DEFAULT_KRAKEN_URL)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
-        reply = await http.get(f"{self.base_url}/0/public/Ticker", params={"pair": ",".join(self.pairs)})
-        return parse_kraken_ticker(reply.body, self.pairs, rejects=self.fresh_rejects())
+        reply = await http.get(f"{self.base_url}/0/public/Ticker", params={"pair": ",".join(self.ids)})
+        return parse_kraken_ticker(reply.body, self.ids, rejects=self.fresh_rejects())
