@@ -6,6 +6,8 @@ reason, so monitoring shows why they are silent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from core.records import NewsItem
@@ -13,13 +15,14 @@ from core.records import NewsItem
 from .errors import SourceUnavailable, UpstreamRateLimited
 from .http import UpstreamHttp
 from .parsing import (
-    ItemRejected,
     collect_records,
-    load_json,
+    load_json_object,
+    optional_text,
     parse_epoch,
     parse_timestamp,
+    require_http_url,
     require_list,
-    require_mapping,
+    require_object,
     require_text,
 )
 from .pool import Provider, ProviderSpec
@@ -38,11 +41,18 @@ DEFAULT_CRYPTOPANIC_URL = "https://cryptopanic.com/api/developer/v2"
 DEFAULT_CRYPTOCOMPARE_URL = "https://min-api.cryptocompare.com"
 
 
-def _http_url(value: Any, field: str) -> str:
-    url = require_text(value, field)
-    if not url.startswith(("http://", "https://")):
-        raise ItemRejected(f"{field} is {url!r}, expected an http(s) URL")
-    return url
+def _news_item(
+    item: dict[str, Any], *, url: Any, description: str, source: str, published_at: datetime, image_url: str | None
+) -> NewsItem:
+    """One article of a news API: the title without HTML, the link an http(s) URL."""
+    return NewsItem(
+        title=strip_html(require_text(item.get("title"), "title")),
+        description=description,
+        url=require_http_url(url, "url"),
+        source=source,
+        published_at=published_at,
+        image_url=image_url,
+    )
 
 
 def parse_cryptopanic_posts(raw: bytes, *, rejects: list[str] | None = None) -> list[NewsItem]:
@@ -52,31 +62,35 @@ def parse_cryptopanic_posts(raw: bytes, *, rejects: list[str] | None = None) -> 
         UpstreamGarbage: not `{"results": [...]}`, or no usable post.
         SourceUnavailable: CryptoPanic reported an error (bad token, plan limits).
     """
-    rejects = rejects if rejects is not None else []
-    body = require_mapping(load_json(raw, "cryptopanic"), "cryptopanic", "posts response")
+    body = load_json_object(raw, "cryptopanic", "posts response")
     if "results" not in body and ("status" in body or "info" in body):
         raise SourceUnavailable(f"cryptopanic: upstream reported {body.get('info') or body.get('status')}")
     results = require_list(body.get("results"), "cryptopanic", "`results`")
-    return collect_records(
-        results, _cryptopanic_item, name="cryptopanic", label="id", rejects=rejects, noun="posts"
-    )
+    return collect_records(results, _cryptopanic_item, name="cryptopanic", label="id", rejects=rejects, noun="posts")
 
 
 def _cryptopanic_item(post: Any) -> NewsItem:
-    if not isinstance(post, dict):
-        raise ItemRejected(f"post is a {type(post).__name__}, expected an object")
+    post = require_object(post, "post")
     source = post.get("source")
-    source_name = source.get("title") if isinstance(source, dict) else None
-    # `original_url` (the publisher's page) only comes with some plans; `url` is CryptoPanic's.
-    url = post.get("original_url") or post.get("url")
-    return NewsItem(
-        title=strip_html(require_text(post.get("title"), "title")),
+    return _news_item(
+        post,
+        # `original_url` (the publisher's page) only comes with some plans; `url` is CryptoPanic's.
+        url=post.get("original_url") or post.get("url"),
         description=strip_html(post.get("description") or ""),
-        url=_http_url(url, "url"),
-        source=source_name if isinstance(source_name, str) and source_name else "CryptoPanic",
+        source=optional_text(source.get("title") if isinstance(source, dict) else None) or "CryptoPanic",
         published_at=parse_timestamp(post.get("published_at"), "published_at"),
         image_url=post.get("image") if isinstance(post.get("image"), str) else None,
     )
+
+
+def _raise_reported_error(body: Mapping[str, Any]) -> None:
+    # CryptoCompare answers errors, rate limiting included, with HTTP 200 and `"Response": "Error"`.
+    if body.get("Response") != "Error":
+        return
+    message = str(body.get("Message", "no message"))
+    if "rate limit" in message.lower():
+        raise UpstreamRateLimited(None)
+    raise SourceUnavailable(f"cryptocompare: upstream reported {message}")
 
 
 def parse_cryptocompare_news(raw: bytes, *, rejects: list[str] | None = None) -> list[NewsItem]:
@@ -87,13 +101,8 @@ def parse_cryptocompare_news(raw: bytes, *, rejects: list[str] | None = None) ->
         SourceUnavailable: any other `"Response": "Error"`.
         UpstreamGarbage: not the documented shape, or no usable article.
     """
-    rejects = rejects if rejects is not None else []
-    body = require_mapping(load_json(raw, "cryptocompare"), "cryptocompare", "news response")
-    if body.get("Response") == "Error":
-        message = str(body.get("Message", "no message"))
-        if "rate limit" in message.lower():
-            raise UpstreamRateLimited(None)
-        raise SourceUnavailable(f"cryptocompare: upstream reported {message}")
+    body = load_json_object(raw, "cryptocompare", "news response")
+    _raise_reported_error(body)
     articles = require_list(body.get("Data"), "cryptocompare", "`Data`")
     return collect_records(
         articles, _cryptocompare_item, name="cryptocompare", label="id", rejects=rejects, noun="articles"
@@ -101,18 +110,15 @@ def parse_cryptocompare_news(raw: bytes, *, rejects: list[str] | None = None) ->
 
 
 def _cryptocompare_item(article: Any) -> NewsItem:
-    if not isinstance(article, dict):
-        raise ItemRejected(f"article is a {type(article).__name__}, expected an object")
+    article = require_object(article, "article")
     info = article.get("source_info")
-    source = info.get("name") if isinstance(info, dict) else None
     image = article.get("imageurl")
-    return NewsItem(
-        title=strip_html(require_text(article.get("title"), "title")),
+    return _news_item(
+        article,
+        url=article.get("url"),
         description=strip_html(article.get("body") or "")[:1000],
-        url=_http_url(article.get("url"), "url"),
-        source=source
-        if isinstance(source, str) and source
-        else str(article.get("source") or "CryptoCompare"),
+        source=optional_text(info.get("name") if isinstance(info, dict) else None)
+        or str(article.get("source") or "CryptoCompare"),
         published_at=parse_epoch(article.get("published_on"), "published_on"),
         image_url=image if isinstance(image, str) and image.startswith(("http://", "https://")) else None,
     )

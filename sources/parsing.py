@@ -26,9 +26,11 @@ __all__ = [
     "load_json_object",
     "optional_change",
     "optional_nonnegative",
+    "optional_text",
     "parse_epoch",
     "parse_timestamp",
     "positive_number",
+    "require_http_url",
     "require_list",
     "require_mapping",
     "require_object",
@@ -182,24 +184,27 @@ def positive_number(value: Any, field: str) -> float:
 
 def optional_nonnegative(value: Any, field: str) -> float | None:
     """Return None for null/absent, a finite number >= 0 otherwise; raise `ItemRejected` if bad."""
-    if value is None or value == "":
-        return None
-    number = _as_float(value, field)
-    if number < 0:
-        raise ItemRejected(f"{field} is {number!r}, expected >= 0")
-    return number
+    return _optional_in_range(value, field, 0.0, math.inf, "expected >= 0")
 
 
 def optional_change(value: Any, field: str) -> float | None:
     """Return a percent change (None if absent); reject values a real market cannot produce."""
+    expected = f"expected a percent change in [-100, {MAX_ABS_CHANGE_PCT:g}]"
+    return _optional_in_range(value, field, -100.0, MAX_ABS_CHANGE_PCT, expected)
+
+
+def _optional_in_range(value: Any, field: str, low: float, high: float, expected: str) -> float | None:
     if value is None or value == "":
         return None
     number = _as_float(value, field)
-    if number < -100.0 or number > MAX_ABS_CHANGE_PCT:
-        raise ItemRejected(
-            f"{field} is {number!r}, expected a percent change in [-100, {MAX_ABS_CHANGE_PCT:g}]"
-        )
+    if not low <= number <= high:
+        raise ItemRejected(f"{field} is {number!r}, {expected}")
     return number
+
+
+def optional_text(value: Any) -> str | None:
+    """Return `value` if it is a non-empty string, else None (for display-only fields)."""
+    return value if isinstance(value, str) and value else None
 
 
 def require_text(value: Any, field: str) -> str:
@@ -207,6 +212,14 @@ def require_text(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ItemRejected(f"{field} is {value!r}, expected non-empty text")
     return value.strip()
+
+
+def require_http_url(value: Any, field: str) -> str:
+    """Return a non-empty http(s) URL; raise `ItemRejected` otherwise."""
+    url = require_text(value, field)
+    if not url.startswith(("http://", "https://")):
+        raise ItemRejected(f"{field} is {url!r}, expected an http(s) URL")
+    return url
 
 
 def parse_timestamp(value: Any, field: str) -> datetime:

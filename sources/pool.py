@@ -13,7 +13,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import ClassVar, Generic, Literal, TypedDict, TypeVar, Unpack
 
@@ -159,36 +159,27 @@ class FetchResult(Generic[T]):
     fetched_at: datetime
 
 
+@dataclass(eq=False)
 class ProviderState:
     """Everything the pool knows about one provider: budget, breaker, counters, health."""
 
-    def __init__(
-        self,
-        name: str,
-        category: Category,
-        priority: int,
-        *,
-        bucket: TokenBucket,
-        breaker: CircuitBreaker,
-        stale_after_s: float,
-        unavailable_reason: str | None = None,
-    ) -> None:
-        self.name = name
-        self.category: Category = category
-        self.priority = priority
-        self.bucket = bucket
-        self.breaker = breaker
-        self.stale_after_s = stale_after_s
-        self.unavailable_reason = unavailable_reason
-        self.last_success: datetime | None = None
-        self.last_success_at: float | None = None  # monotonic
-        self.last_error: str | None = None
-        self.latency_ms: float | None = None
-        self.successes = 0
-        self.failures = 0
-        self.skips = 0
-        self.last_rejects: list[str] = []
-        self.hold_until: float | None = None  # monotonic; set by Retry-After
+    name: str
+    category: Category
+    priority: int
+    _: KW_ONLY
+    bucket: TokenBucket
+    breaker: CircuitBreaker
+    stale_after_s: float
+    unavailable_reason: str | None = None
+    last_success: datetime | None = field(default=None, init=False)
+    last_success_at: float | None = field(default=None, init=False)  # monotonic
+    last_error: str | None = field(default=None, init=False)
+    latency_ms: float | None = field(default=None, init=False)
+    successes: int = field(default=0, init=False)
+    failures: int = field(default=0, init=False)
+    skips: int = field(default=0, init=False)
+    last_rejects: list[str] = field(default_factory=list, init=False)
+    hold_until: float | None = field(default=None, init=False)  # monotonic; set by Retry-After
 
     def gate(self, now: float) -> str | None:
         """Return why a fetch may not go out now, or None when it may (consumes budget)."""

@@ -21,11 +21,13 @@ from .http import UpstreamHttp
 from .parsing import (
     ItemRejected,
     collect_records,
-    load_json,
+    load_json_object,
+    optional_text,
     parse_epoch,
     parse_timestamp,
     require_list,
     require_mapping,
+    require_object,
     require_text,
 )
 from .pool import Provider, ProviderOptions, ProviderSpec
@@ -56,17 +58,14 @@ def parse_reddit_listing(raw: bytes, *, rejects: list[str] | None = None) -> lis
     Raises:
         UpstreamGarbage: not a `Listing`, or no usable post in it.
     """
-    rejects = rejects if rejects is not None else []
-    body = require_mapping(load_json(raw, "reddit"), "reddit", "listing")
+    body = load_json_object(raw, "reddit", "listing")
     if body.get("kind") != "Listing":
         raise UpstreamGarbage(f"reddit: expected kind 'Listing', got {body.get('kind')!r}")
     data = require_mapping(body.get("data"), "reddit", "listing `data`")
     children = require_list(data.get("children"), "reddit", "`data.children`")
     if not children:
         raise UpstreamGarbage("reddit: listing has no posts (expected at least one)")
-    return collect_records(
-        children, _reddit_post, name="reddit", label=_reddit_label, rejects=rejects, noun="posts"
-    )
+    return collect_records(children, _reddit_post, name="reddit", label=_reddit_label, rejects=rejects, noun="posts")
 
 
 def _reddit_label(child: Any) -> object:
@@ -88,7 +87,7 @@ def _reddit_post(child: Any) -> SocialPost:
         post_id=require_text(post.get("id"), "id"),
         text=text[:MAX_POST_CHARS],
         created_at=parse_epoch(post.get("created_utc"), "created_utc"),
-        community=post.get("subreddit") if isinstance(post.get("subreddit"), str) else None,
+        community=optional_text(post.get("subreddit")),
         url=f"https://www.reddit.com{permalink}"
         if isinstance(permalink, str) and permalink.startswith("/")
         else None,
@@ -102,8 +101,7 @@ def parse_twitter_search(raw: bytes, *, rejects: list[str] | None = None) -> lis
         UpstreamGarbage: not the documented shape, or no usable tweet (also when the API put
             its complaint in `errors` instead of `data`).
     """
-    rejects = rejects if rejects is not None else []
-    body = require_mapping(load_json(raw, "twitter"), "twitter", "search response")
+    body = load_json_object(raw, "twitter", "search response")
     if "data" not in body:
         errors = body.get("errors") or body.get("detail") or "no `data` (result_count 0)"
         raise UpstreamGarbage(f"twitter: expected `data`, got {errors}")
@@ -112,8 +110,7 @@ def parse_twitter_search(raw: bytes, *, rejects: list[str] | None = None) -> lis
 
 
 def _tweet_post(tweet: Any) -> SocialPost:
-    if not isinstance(tweet, dict):
-        raise ItemRejected(f"tweet is a {type(tweet).__name__}, expected an object")
+    tweet = require_object(tweet, "tweet")
     tweet_id = require_text(tweet.get("id"), "id")
     return SocialPost(
         platform="twitter",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any, TypedDict, Unpack
 
 from core.clock import utc_now
 from core.records import PriceQuote
@@ -21,7 +21,18 @@ from ..parsing import (
 from ..pool import Provider, ProviderOptions
 from ..symbols import SYMBOLS, provider_ids
 
-__all__ = ["MarketProvider", "QuoteFields", "collect_quotes", "read_quote"]
+__all__ = ["MarketProvider", "ParseOptions", "QuoteFields", "collect_quotes", "read_quote"]
+
+
+class ParseOptions(TypedDict, total=False):
+    """What every quote parser accepts besides the body.
+
+    now: the fetch time, for items that carry no time of their own (default: now).
+    rejects: receives the reason for every item skipped.
+    """
+
+    now: datetime | None
+    rejects: list[str] | None
 
 
 class MarketProvider(Provider[PriceQuote]):
@@ -88,23 +99,21 @@ def collect_quotes(
     *,
     source: str,
     id_field: str,
-    now: datetime | None,
-    rejects: list[str] | None,
+    **options: Unpack[ParseOptions],
 ) -> list[PriceQuote]:
     """Convert every object item whose `id_field` names a tracked coin; skip the others.
 
     Args:
-        convert: builds the quote from the item, our symbol and the fetch time (`now`, default
-            the current time), which stands in when the item carries no time of its own.
+        convert: builds the quote from the item, our symbol and the fetch time (`now`).
 
     Raises:
         UpstreamGarbage: not one usable quote (see `collect_records`).
     """
-    stamp = now or utc_now()
+    stamp = options.get("now") or utc_now()
 
     def convert_tracked(item: Any) -> PriceQuote | None:
         item = require_object(item)
         symbol = ids.get(require_text(item.get(id_field), id_field))
         return None if symbol is None else convert(item, symbol, stamp)
 
-    return collect_records(items, convert_tracked, name=source, label=id_field, rejects=rejects)
+    return collect_records(items, convert_tracked, name=source, label=id_field, rejects=options.get("rejects"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from core.records import PriceQuote
 
@@ -32,7 +32,7 @@ from ..parsing import (
     require_text,
 )
 from ..pool import ProviderSpec
-from .base import MarketProvider, QuoteFields, collect_quotes, read_quote
+from .base import MarketProvider, ParseOptions, QuoteFields, collect_quotes, read_quote
 
 __all__ = [
     "DEFAULT_BINANCE_URL",
@@ -50,9 +50,7 @@ NAME = "binance"
 REST_FIELDS = QuoteFields(price="lastPrice", change_24h="priceChangePercent", volume_24h="quoteVolume")
 
 
-def parse_binance_ticker_24hr(
-    raw: bytes, ids: Mapping[str, str], *, now: datetime | None = None, rejects: list[str] | None = None
-) -> list[PriceQuote]:
+def parse_binance_ticker_24hr(raw: bytes, ids: Mapping[str, str], **options: Unpack[ParseOptions]) -> list[PriceQuote]:
     """Parse a `/api/v3/ticker/24hr` array into quotes for the pairs in `ids` (BTCUSDT -> BTC).
 
     Raises:
@@ -63,7 +61,7 @@ def parse_binance_ticker_24hr(
         # Binance reports errors as {"code": -1121, "msg": "Invalid symbol."}.
         raise UpstreamGarbage(f"{NAME}: error {body.get('code')}: {body.get('msg')}")
     items = require_list(body, NAME, "ticker/24hr")
-    return collect_quotes(items, ids, _rest_quote, source=NAME, id_field="symbol", now=now, rejects=rejects)
+    return collect_quotes(items, ids, _rest_quote, source=NAME, id_field="symbol", **options)
 
 
 def _rest_quote(item: dict[str, Any], symbol: str, now: datetime) -> PriceQuote:

@@ -7,15 +7,16 @@ Docs: https://docs.coingecko.com/reference/coins-markets
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from core.records import PriceQuote
 
 from ..http import UpstreamHttp
 from ..parsing import load_json_list, parse_timestamp
 from ..pool import ProviderSpec
-from .base import MarketProvider, QuoteFields, collect_quotes, read_quote
+from .base import MarketProvider, ParseOptions, QuoteFields, collect_quotes, read_quote
 
 __all__ = ["DEFAULT_COINGECKO_URL", "CoinGeckoProvider", "parse_coingecko_markets"]
 
@@ -23,32 +24,19 @@ DEFAULT_COINGECKO_URL = "https://api.coingecko.com/api/v3"
 NAME = "coingecko"
 
 # `*_in_currency` is what `price_change_percentage=24h,7d` adds; the bare 24 h field is the fallback.
-FIELDS = QuoteFields(
-    price="current_price",
-    change_24h="price_change_percentage_24h_in_currency",
-    change_7d="price_change_percentage_7d_in_currency",
-    volume_24h="total_volume",
-    market_cap="market_cap",
-)
-FIELDS_BARE_24H = QuoteFields(
-    price="current_price",
-    change_24h="price_change_percentage_24h",
-    change_7d="price_change_percentage_7d_in_currency",
-    volume_24h="total_volume",
-    market_cap="market_cap",
-)
+FIELDS = QuoteFields("current_price", "price_change_percentage_24h_in_currency",
+                     "price_change_percentage_7d_in_currency", volume_24h="total_volume", market_cap="market_cap")
+FIELDS_BARE_24H = replace(FIELDS, change_24h="price_change_percentage_24h")
 
 
-def parse_coingecko_markets(
-    raw: bytes, ids: Mapping[str, str], *, now: datetime | None = None, rejects: list[str] | None = None
-) -> list[PriceQuote]:
+def parse_coingecko_markets(raw: bytes, ids: Mapping[str, str], **options: Unpack[ParseOptions]) -> list[PriceQuote]:
     """Parse a `/coins/markets` body into quotes for the coins in `ids` (CoinGecko id -> symbol).
 
     Raises:
         UpstreamGarbage: not a JSON array, or no usable quote in it.
     """
     items = load_json_list(raw, NAME, "coins/markets")
-    return collect_quotes(items, ids, _quote, source=NAME, id_field="id", now=now, rejects=rejects)
+    return collect_quotes(items, ids, _quote, source=NAME, id_field="id", **options)
 
 
 def _quote(item: dict[str, Any], symbol: str, now: datetime) -> PriceQuote:

@@ -24,13 +24,7 @@ __all__ = ["DEFAULT_COINLORE_URL", "CoinLoreProvider", "parse_coinlore_tickers"]
 DEFAULT_COINLORE_URL = "https://api.coinlore.net/api"
 NAME = "coinlore"
 
-FIELDS = QuoteFields(
-    price="price_usd",
-    change_24h="percent_change_24h",
-    change_7d="percent_change_7d",
-    volume_24h="volume24",
-    market_cap="market_cap_usd",
-)
+FIELDS = QuoteFields("price_usd", "percent_change_24h", "percent_change_7d", "volume24", "market_cap_usd")
 
 
 def parse_coinlore_tickers(

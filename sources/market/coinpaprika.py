@@ -9,40 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from core.records import PriceQuote
 
 from ..http import UpstreamHttp
 from ..parsing import ItemRejected, load_json_list, parse_timestamp
 from ..pool import ProviderSpec
-from .base import MarketProvider, QuoteFields, collect_quotes, read_quote
+from .base import MarketProvider, ParseOptions, QuoteFields, collect_quotes, read_quote
 
 __all__ = ["DEFAULT_COINPAPRIKA_URL", "CoinPaprikaProvider", "parse_coinpaprika_tickers"]
 
 DEFAULT_COINPAPRIKA_URL = "https://api.coinpaprika.com/v1"
 NAME = "coinpaprika"
 
-USD_FIELDS = QuoteFields(
-    price="price",
-    change_24h="percent_change_24h",
-    change_7d="percent_change_7d",
-    volume_24h="volume_24h",
-    market_cap="market_cap",
-    prefix="quotes.USD.",
-)
+# CoinPaprika nests the numbers per currency; we ask for USD only.
+USD_FIELDS = QuoteFields("price", "percent_change_24h", "percent_change_7d", "volume_24h", "market_cap", "quotes.USD.")
 
 
-def parse_coinpaprika_tickers(
-    raw: bytes, ids: Mapping[str, str], *, now: datetime | None = None, rejects: list[str] | None = None
-) -> list[PriceQuote]:
-    """Parse a `/tickers` array into quotes for the coins in `ids` (btc-bitcoin -> BTC).
+def parse_coinpaprika_tickers(raw: bytes, ids: Mapping[str, str], **options: Unpack[ParseOptions]) -> list[PriceQuote]:
+    """Parse a `/tickers` array (every listed coin) into quotes for ours (btc-bitcoin -> BTC).
 
     Raises:
         UpstreamGarbage: not an array, or none of our coins usable in it.
     """
-    items = load_json_list(raw, NAME, "tickers")
-    return collect_quotes(items, ids, _quote, source=NAME, id_field="id", now=now, rejects=rejects)
+    return collect_quotes(load_json_list(raw, NAME, "tickers"), ids, _quote, source=NAME, id_field="id", **options)
 
 
 def _quote(item: dict[str, Any], symbol: str, now: datetime) -> PriceQuote:
