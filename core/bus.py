@@ -108,7 +108,6 @@ class Bus:
         self._journal = journal
         self._journaled = journaled if journal is not None else ()
         self._topics: dict[str, _Topic] = {}
-        self._hooks: list[Callable[[Envelope], None]] = []
         self._relay: Callable[[Envelope], None] | None = None
         self._confirm: Confirm | None = None
         for name in TOPICS:
@@ -242,8 +241,6 @@ class Bus:
         self.ingest(envelope)
         if not journaled and self._journal is not None and envelope.topic in self._journaled:
             self._journal.append(envelope)
-        for hook in self._hooks:
-            hook(envelope)
 
     def ingest(self, envelope: Envelope) -> None:
         """Record an already-stamped envelope and fan it out (used by publish and by a backplane)."""
@@ -287,10 +284,6 @@ class Bus:
         state.snapshot.clear()
         return state.epoch
 
-    def add_publish_hook(self, hook: Callable[[Envelope], None]) -> None:
-        """Call `hook` with every envelope this process publishes (a backplane forwards them)."""
-        self._hooks.append(hook)
-
     def add_listener(self, topic: str, listener: Listener) -> None:
         """Register a non-blocking listener until `remove_listener`."""
         self._topic(topic).listeners.append(listener)
@@ -307,10 +300,6 @@ class Bus:
             yield
         finally:
             self.remove_listener(topic, listener)
-
-    def listener_count(self, topic: str) -> int:
-        """Return how many listeners the topic has now."""
-        return len(self._topic(topic).listeners)
 
     def snapshot(self, topic: str) -> list[Envelope]:
         """Return the latest message per key, oldest first."""

@@ -181,7 +181,6 @@ class SentimentData(_Wire):
 
 class SentimentUpdateMessage(_Envelope):
     type: Literal["sentiment_update"] = "sentiment_update"
-    source: str | None = None  # "simulator" when any part is simulated
     data: SentimentData
 
 

@@ -244,18 +244,7 @@ class Store:
             self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300]
             raise StoreUnavailable(self.last_error) from exc
 
-    # ------------------------------------------------------------ meta and bus journal
-
-    def get_meta(self, key: str) -> str | None:
-        """Return a stored meta value."""
-        with self.engine.connect() as conn:
-            return conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
-
-    def set_meta(self, key: str, value: str) -> None:
-        """Store a meta value."""
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(delete(meta_table).where(meta_table.c.key == key))
-            conn.execute(insert(meta_table).values(key=key, value=value))
+    # ------------------------------------------------------------ bus journal
 
     def load_topic(self, topic: str, limit: int) -> tuple[str | None, int, list[Envelope]]:
         """Return (epoch, last seq, last `limit` envelopes) of a journaled topic (the Journal protocol)."""
@@ -446,11 +435,6 @@ class Store:
         return deleted
 
     # ------------------------------------------------------------ news
-
-    def has_news(self, url: str) -> bool:
-        """Return whether a news item with this URL is stored."""
-        with self.engine.connect() as conn:
-            return conn.execute(select(news.c.id).where(news.c.url == url)).first() is not None
 
     def stored_news_seqs(self, urls: list[str]) -> dict[str, int | None]:
         """Return url -> seq for the URLs among `urls` that are stored (one query)."""

@@ -21,8 +21,6 @@ from core.records import SourceHealth
 
 __all__ = ["build_models_status", "build_system_status", "count_models", "data_sources_section"]
 
-CATEGORIES = ("market_data", "news", "sentiment", "social")
-
 
 def count_models(models: list[dict[str, Any]]) -> dict[str, int]:
     """Count models by status: total, available, loading, failed."""

@@ -177,7 +177,6 @@ class ProviderState:
     latency_ms: float | None = field(default=None, init=False)
     successes: int = field(default=0, init=False)
     failures: int = field(default=0, init=False)
-    skips: int = field(default=0, init=False)
     last_rejects: list[str] = field(default_factory=list, init=False)
     hold_until: float | None = field(default=None, init=False)  # monotonic; set by Retry-After
 
@@ -405,7 +404,6 @@ class SourcePool(Generic[T]):
         now = self._clock()
         skip_reason = state.gate(now)
         if skip_reason is not None:
-            state.skips += 1
             logger.debug("- %s skipped: %s", provider.name, skip_reason)
             return None
         http = UpstreamHttp(

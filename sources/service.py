@@ -103,7 +103,6 @@ class SourceService:
             )
         self._book = QuoteBook()
         self._latest_quotes: dict[str, PriceQuote] = {}
-        self._latest_fear_greed: FearGreedReading | None = None
         self._deduper = NewsDeduper()
         self._seen_posts: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._mention_log: OrderedDict[tuple[str, str], tuple[datetime, frozenset[str]]] = OrderedDict()
@@ -174,9 +173,6 @@ class SourceService:
         """Return the last fused quote per symbol."""
         return dict(self._latest_quotes)
 
-    def latest_fear_greed(self) -> FearGreedReading | None:
-        return self._latest_fear_greed
-
     def mentions(self) -> dict[str, dict[str, int]]:
         """Return mentions per platform per symbol over the last 24 h of posts seen."""
         cutoff = utc_now() - MENTION_WINDOW
@@ -231,7 +227,6 @@ class SourceService:
         if result is None or not result.records:
             return None
         reading = max(result.records, key=lambda r: r.timestamp)
-        self._latest_fear_greed = reading
         await self._emit("on_fear_greed", self._on_fear_greed, reading)
         return reading
 

@@ -70,7 +70,4 @@ def simulated_streams(runtime: Runtime) -> list[str]:
     rows, _ = prices(runtime)
     if runtime.market.simulated or any(row.get("source") == SIMULATOR_SOURCE for row in rows):
         streams.append("market prices")
-    sentiment = latest(runtime, "sentiment")
-    if sentiment is not None and sentiment.get("source") == SIMULATOR_SOURCE:
-        streams.append("sentiment")
     return streams
