@@ -46,7 +46,7 @@ from .news import (
     parse_cryptocompare_news,
     parse_cryptopanic_posts,
 )
-from .pool import Category, FetchResult, Provider, ProviderState, SourcePool
+from .pool import Category, FetchResult, Provider, ProviderSpec, ProviderState, SourcePool
 from .rss import DEFAULT_FEEDS, Feed, RssProvider, feeds_from_urls, parse_feed, strip_html
 from .service import OnFearGreed, OnNews, OnQuotes, OnSocial, SourceService
 from .settings import ENV_VARS, SourceSettings
@@ -91,6 +91,7 @@ __all__ = [
     "OnQuotes",
     "OnSocial",
     "Provider",
+    "ProviderSpec",
     "ProviderState",
     "QuoteBook",
     "RedditProvider",

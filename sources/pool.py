@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
-from typing import ClassVar, Generic, Literal, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -25,6 +25,9 @@ from core.records import SourceHealth
 from .breaker import CircuitBreaker, TokenBucket
 from .errors import SourceError, UpstreamRateLimited, UpstreamTimeout
 from .http import DEFAULT_USER_AGENT, UpstreamHttp
+
+if TYPE_CHECKING:  # settings.py imports the providers' default URLs, which import this module
+    from .settings import SourceSettings
 
 __all__ = [
     "Category",
@@ -120,8 +123,8 @@ class Provider(ABC, Generic[T]):
         self.last_rejects: list[str] = []
 
     @classmethod
-    def options_from(cls, settings: object) -> ProviderOptions:
-        """Return the API root and secret this class declares, read from `settings` (a `SourceSettings`)."""
+    def options_from(cls, settings: SourceSettings) -> ProviderOptions:
+        """Return the API root and the secret this class's `spec` names, read from `settings`."""
         options: ProviderOptions = {}
         if cls.spec.url_setting is not None:
             options["base_url"] = getattr(settings, cls.spec.url_setting)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from sources import (
     BinanceProvider,
@@ -26,6 +28,7 @@ from sources import (
     SourceSettings,
     TwitterProvider,
 )
+from sources.market import MARKET_PROVIDERS
 from sources.market.coingecko import DEFAULT_COINGECKO_URL
 from tests.upstream import PATHS, UpstreamServer, fixture_reply, install_happy_routes, server_error, upstream
 
@@ -71,6 +74,12 @@ async def test_coingecko_adapter_ignores_environment(monkeypatch: pytest.MonkeyP
 async def test_keyed_adapter_secret_from_settings() -> None:
     provider = TwitterProvider(**TwitterProvider.options_from(SourceSettings(twitter_bearer_token="b-1")))
     assert provider.unavailable_reason is None
+
+
+def test_keyed_adapter_reveals_a_secret_typed_setting() -> None:
+    """A key kept as pydantic's `SecretStr` (it never prints) reaches the provider as its value."""
+    settings = SimpleNamespace(twitter_url="http://127.0.0.1:1/tw", twitter_bearer_token=SecretStr("b-1"))
+    assert TwitterProvider.options_from(cast(Any, settings)).get("secret") == "b-1"
 
 
 async def test_binance_adapter_sends_symbols_as_json_array(
@@ -220,3 +229,14 @@ async def test_rss_adapter_fetches_feed_with_publisher_name(
     upstream.route("/feed.xml", fixture_reply("rss_cointelegraph.xml"))
     result, _ = await fetch_once(RssProvider(Feed("Cointelegraph", f"{upstream.url}/feed.xml")), client)
     assert result is not None and {item.source for item in result.records} == {"Cointelegraph"}
+
+
+@pytest.mark.parametrize(
+    "provider_class",
+    [*MARKET_PROVIDERS, FearGreedProvider, CryptoPanicProvider, CryptoCompareNewsProvider, RedditProvider,
+     TwitterProvider],
+)
+def test_provider_spec_names_existing_settings(provider_class: type[Provider[Any]]) -> None:
+    spec, settings = provider_class.spec, SourceSettings()
+    named = [name for name in (spec.url_setting, spec.secret_setting) if name is not None]
+    assert spec.url_setting is not None and all(hasattr(settings, name) for name in named)
