@@ -121,3 +121,12 @@ async def test_real_app_counts_connections_per_endpoint_and_messages_sent(app_se
         "hub_provider_status",
     ):
         assert name in text
+
+
+async def test_real_app_reports_gc_pauses_per_generation_and_its_event_loop(app_server):
+    text = httpx.get(f"{app_server.http}/metrics").text
+    for generation in ("0", "1", "2"):
+        assert f'hub_gc_pause_seconds_count{{generation="{generation}"}}' in text
+        assert f'hub_gc_pause_seconds_bucket{{generation="{generation}",le="+Inf"}}' in text
+    assert 'hub_event_loop{loop="uvloop"} 1.0' in text  # uvloop is pinned in requirements.txt
+    assert "hub_gc_frozen_objects" in text
