@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import RestGuard, inference_off_router, market_router, news_router
 from core.config import Settings
+from core.gcwatch import tune_gc
 from core.logs import configure_logging
 from core.protocol import CloseCode
 from desk.metrics import build_metrics_router
@@ -136,6 +137,12 @@ def _server(app: FastAPI, settings: Settings) -> Any:
             registry: SocketRegistry = app.state.sockets
             await registry.close_all(CloseCode.WS_1001_GOING_AWAY)
             await super().shutdown(sockets)
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            # Start-up is done (lifespan ran, the port listens) and no client is served yet: what
+            # lives now lives for the whole process, so GC_FREEZE takes it out of full collections.
+            tune_gc(settings.gc_threshold, settings.gc_freeze)
 
     config = uvicorn.Config(
         app,

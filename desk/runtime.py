@@ -19,7 +19,7 @@ from core.bus import Bus
 from core.clock import format_utc
 from core.config import Settings
 from core.counters import RequestCounter
-from core.gcwatch import GcWatch, tune_gc
+from core.gcwatch import GcWatch
 from core.periodic import TaskSupervisor
 from core.protocol import DatabaseSection, SystemStatusMessage
 from core.records import SIMULATOR_SOURCE, SourceHealth
@@ -111,7 +111,6 @@ class Runtime:
         self.running = True
         self.event_loop = type(asyncio.get_running_loop()).__module__
         self.gc_watch.install()
-        tune_gc(self.settings.gc_threshold, self.settings.gc_freeze)
         if self.inference is not None:
             await self.inference.start()  # models load in the background; lexicon answers meanwhile
         if self.cluster is None:
