@@ -55,8 +55,9 @@ def _ints(env: dict[str, str], name: str) -> tuple[int, ...]:
         values = tuple(int(part) for part in parts)
     except ValueError as exc:
         raise ConfigError(f"{name} must be up to 3 comma-separated integers, got {env[name]!r}") from exc
-    if len(values) > 3 or any(v < 0 for v in values):
-        raise ConfigError(f"{name} must be up to 3 non-negative integers, e.g. 50000,20,100, got {env[name]!r}")
+    # A first value of 0 would switch automatic collection off: garbage cycles would never be freed.
+    if len(values) > 3 or any(v < 1 for v in values):
+        raise ConfigError(f"{name} must be up to 3 integers >= 1, e.g. 2000,10,10, got {env[name]!r}")
     return values
 
 
