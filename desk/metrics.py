@@ -2,7 +2,8 @@
 
 Nothing on a hot path touches a Prometheus object: the collector reads the socket hub's counters,
 the bus, the providers' bookkeeping (`runtime.sources`), the models' statistics
-(`runtime.inference.describe_models()`) and the cluster when a scrape arrives. Each app gets its
+(`runtime.inference.describe_models()`), the cluster and the GC pause histogram
+(`runtime.gc_watch`) when a scrape arrives. Each app gets its
 own registry, so several apps in one process (tests) do not collide.
 """
 
@@ -219,7 +220,6 @@ class MetricsCollector(Collector):
             ("reconnects", "Reconnections to Redis"),
         ):
             yield CounterMetricFamily(f"hub_backplane_{name}", help_text, value=info[name])
-
 
     def _gc(self) -> Iterator[Metric]:
         watch = self.runtime.gc_watch
