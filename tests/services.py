@@ -311,9 +311,16 @@ def start_on_shared_port(base: Path, name: str, port: int, env: dict[str, str]) 
     data_dir.mkdir(parents=True, exist_ok=True)
     app = AppProcess(port=port, data_dir=data_dir, env={**FAST_ENV, **env, "REUSE_PORT": "1"})
     app.start()
-    assert app.proc is not None
+    proc = app.proc
+    assert proc is not None
+
+    def listening() -> int:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited with {proc.returncode}:\n{app.log()[-6000:]}")
+        return sockets_of(proc.pid, port, "0A")
+
     try:
-        wait_for(lambda: sockets_of(app.proc.pid, port, "0A"), 180)  # type: ignore[union-attr]
+        wait_for(listening, 180)
     except TimeoutError:
         app.stop()
         raise
