@@ -137,7 +137,7 @@ class Settings:
     # Server process (docs/scaling.md): event loop, one port shared by several processes, GC tuning.
     server_loop: str = "auto"  # auto (uvloop when installed), asyncio, uvloop
     reuse_port: bool = False  # SO_REUSEPORT: several processes (with REDIS_URL) listen on one PORT
-    gc_threshold: tuple[int, ...] = ()  # gc.set_threshold(); empty keeps Python's (700, 10, 10)
+    gc_threshold: tuple[int, ...] = (2000, 10, 10)  # gc.set_threshold(); Python's is (700, 10, 10)
     gc_freeze: bool = True  # gc.freeze() once the server has started (docs/scaling.md)
     enable_ui: bool = True
     enable_sources: bool = True
@@ -215,7 +215,7 @@ class Settings:
             price_prune_interval_s=_float(env, "PRICE_PRUNE_INTERVAL_S", 3600.0, minimum=1.0),
             server_loop=_choice(env, "SERVER_LOOP", "auto", ("auto", "asyncio", "uvloop")),
             reuse_port=env.get("REUSE_PORT", "").lower() in ("1", "true", "yes"),
-            gc_threshold=_ints(env, "GC_THRESHOLD"),
+            gc_threshold=_ints(env, "GC_THRESHOLD") or (2000, 10, 10),
             gc_freeze=env.get("GC_FREEZE", "1").lower() not in ("0", "false", "no"),
             enable_ui=env.get("ENABLE_UI", "1").lower() not in ("0", "false", "no"),
             enable_sources=env.get("ENABLE_SOURCES", "1").lower() not in ("0", "false", "no"),

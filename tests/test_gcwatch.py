@@ -80,6 +80,10 @@ def test_gc_freeze_is_on_unless_switched_off() -> None:
     assert Settings.from_env({}).gc_freeze and not Settings.from_env({"GC_FREEZE": "0"}).gc_freeze
 
 
+def test_gc_threshold_defaults_to_the_measured_one() -> None:
+    assert Settings.from_env({}).gc_threshold == Settings().gc_threshold == (2000, 10, 10)
+
+
 @pytest.mark.parametrize(
     "env",
     [{"GC_THRESHOLD": "fast"}, {"GC_THRESHOLD": "1,2,3,4"}, {"GC_THRESHOLD": "0"}, {"SERVER_LOOP": "trio"}],
