@@ -6,9 +6,10 @@ route registered after it.
 
 from __future__ import annotations
 
-import asyncio
+import importlib.util
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import RestGuard, inference_off_router, market_router, news_router
 from core.config import Settings
+from core.gcwatch import tune_gc
 from core.logs import configure_logging
 from core.protocol import CloseCode
 from desk.metrics import build_metrics_router
@@ -136,6 +138,12 @@ def _server(app: FastAPI, settings: Settings) -> Any:
             await registry.close_all(CloseCode.WS_1001_GOING_AWAY)
             await super().shutdown(sockets)
 
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            # Start-up is done (lifespan ran, the port listens) and no client is served yet: what
+            # lives now lives for the whole process, so GC_FREEZE takes it out of full collections.
+            tune_gc(settings.gc_threshold, settings.gc_freeze)
+
     config = uvicorn.Config(
         app,
         host=os.environ.get("HOST", "0.0.0.0"),
@@ -145,6 +153,7 @@ def _server(app: FastAPI, settings: Settings) -> Any:
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_interval_s,
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        loop=_event_loop(settings.server_loop),
         timeout_graceful_shutdown=5,
         log_config=None,
         proxy_headers=True,
@@ -153,13 +162,38 @@ def _server(app: FastAPI, settings: Settings) -> Any:
     return Server(config)
 
 
+def _event_loop(choice: str) -> str:
+    # uvicorn's "auto" takes uvloop when installed; an explicit "uvloop" without it falls back too,
+    # because a missing optional speed-up must not keep the Space from starting.
+    if choice == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        logger.warning("app: SERVER_LOOP=uvloop but uvloop is not installed; using asyncio")
+        return "asyncio"
+    return choice
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    """Bind host:port with SO_REUSEPORT, so several app processes listen on one port (the kernel
+    spreads new connections over them; docs/scaling.md)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def main() -> None:
     """Run the app with uvicorn on 0.0.0.0:$PORT (7860)."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_file, settings.log_json)
     app = create_app(settings)
-    logger.info("app: serving on port %s (data mode %s)", settings.port, settings.data_mode)
-    asyncio.run(_server(app, settings).serve())
+    server = _server(app, settings)
+    logger.info(
+        "app: serving on port %s (data mode %s, loop %s%s)", settings.port, settings.data_mode,
+        server.config.loop, ", port shared (SO_REUSEPORT)" if settings.reuse_port else "",
+    )
+    # uvicorn's own start builds the event loop from `loop` (uvloop when installed) (#13).
+    sockets = [_shared_socket(server.config.host, settings.port)] if settings.reuse_port else None
+    server.run(sockets=sockets)
 
 
 def __getattr__(name: str) -> Any:

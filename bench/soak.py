@@ -3,6 +3,9 @@
     python -m bench.soak                                # 1000 clients, 50 connects/s, 180 s
     python -m bench.soak --duration 60 --clients 300    # a quick look
     python -m bench.soak --processes 2                  # two app processes on one Redis (redis-server)
+    python -m bench.soak --processes 2 --shared-port    # ... both listening on one port (REUSE_PORT=1)
+    python -m bench.soak --clients 5000 --idle-only     # RSS per idle connection, nothing else
+    python -m bench.soak --server-env GC_FREEZE=1       # any setting of the app processes
 
 Phases: (0) `--prefill` news items fill the server's history ring, so its memory is at its bound
 before anything is measured; (1) every client connects and stays idle (news clients with no new
@@ -17,8 +20,11 @@ compared with every seq posted since it first connected: anything missing is `lo
 News latency is POST-send to receive, for items published while the client was connected (resume
 replays are counted as delivered, not timed). Price latency is the message's own timestamp to
 receive (millisecond precision). Growth is the slope of the server's RSS over the steady phase
-after `--warmup` seconds. The client runs in this process, so `client_loop_lag_ms` says how much
-of a latency is the client being starved. One JSON object goes to stdout, progress to stderr.
+after `--warmup` seconds; `last_window_*` is the same over the last two minutes (or what there is).
+The clients run in `--procs` forked load-generator processes (`bench/soak_clients.py`); each
+reports its own event-loop lag and CPU under `loadgen`, so a latency is known to be the server's
+only while those lags are small. `server_gc` is the server's collector pauses per generation during
+the steady phase (from `/metrics`). One JSON object goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
-import random
 import re
 import resource
 import statistics
@@ -36,18 +42,18 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.soak_clients import ClientSpec, WorkerPlan, run_worker  # noqa: E402
 from tests.harness import AppProcess, free_port  # noqa: E402
+from tests.services import sockets_of, start_on_shared_port  # noqa: E402
 
 __all__ = ["main"]
 
@@ -64,7 +70,7 @@ SERVER_ENV = {
     "LOG_LEVEL": "WARNING",
     "HF_HUB_OFFLINE": "1",
 }
-MARKET_SYMBOLS = ("BTC", "ETH", "SOL")
+FLAT_FRACTION = 0.01  # memory is "flat" when it grew less than this share over the last window
 
 
 def log(message: str) -> None:
@@ -92,117 +98,52 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
-@dataclass
-class Client:
-    index: int
-    kind: str  # "news" or "market"
-    process: int
-    first_since: int | None = None
-    last_seq: int = 0
-    epoch: str | None = None
-    seqs: set[int] = field(default_factory=set)
-    duplicates: int = 0
-    connected_at: float = 0.0
-    ws: Any = None
-    task: asyncio.Task[None] | None = None
-    subscribed: bool = False
-    connects: int = 0
-    gap_errors: int = 0
-    reconnecting: bool = False  # churn must not pick a client twice: the second would await the new session
-    primed: set[str] = field(default_factory=set)  # symbols whose snapshot arrived since (re)connecting
+def procs_default() -> int:
+    return max(2, min(8, os.cpu_count() or 2))
 
 
 @dataclass
 class Soak:
     apps: list[AppProcess]
     args: argparse.Namespace
-    clients: list[Client] = field(default_factory=list)
+    shared_port: bool = False
+    workers: list[Any] = field(default_factory=list)  # (process, pipe) per load-generator process
     posted: dict[int, float] = field(default_factory=dict)  # seq -> send time
-    news_latency_ms: list[float] = field(default_factory=list)
-    price_latency_ms: list[float] = field(default_factory=list)
-    delivered: int = 0
-    held: int = 0
-    connect_failures: int = 0
-    churned: int = 0
-    closes_by_server: dict[int, int] = field(default_factory=dict)
-    loop_lag_ms: list[float] = field(default_factory=list)
 
-    # ------------------------------------------------------------ one client
+    # ------------------------------------------------------------ load generators
 
-    def url(self, client: Client) -> str:
-        app = self.apps[client.process]
-        if client.kind == "news":
-            since = max(client.last_seq, client.first_since or 0)
-            epoch = f"&epoch={client.epoch}" if client.epoch else ""
-            return app.ws(f"/ws/news?since={since}{epoch}")
-        symbols = f"?symbols={','.join(MARKET_SYMBOLS)}" if client.subscribed else ""
-        return app.ws(f"/ws/market_data{symbols}")
+    def start_loadgen(self, n_news: int, first_since: int) -> None:
+        """Fork `--procs` load-generator processes, each with every `procs`-th client."""
+        procs = max(1, min(self.args.procs, self.args.clients))
+        servers = tuple(dict.fromkeys(app.ws("") for app in self.apps))
+        specs = [
+            ClientSpec(i, "news" if i < n_news else "market", i % len(servers)) for i in range(self.args.clients)
+        ]
+        context = multiprocessing.get_context("fork")
+        for index in range(procs):
+            plan = WorkerPlan(
+                index=index, clients=tuple(specs[index::procs]), servers=servers, first_since=first_since,
+                churn_per_s=self.args.churn / procs, seed=index,
+            )
+            ours, theirs = context.Pipe()
+            process = context.Process(target=run_worker, args=(plan, theirs), daemon=True)
+            process.start()
+            self.workers.append((process, ours))
 
-    async def connect(self, client: Client) -> None:
-        """Open one connection for `client` and start reading it."""
-        ready = asyncio.get_running_loop().create_future()
-        client.task = asyncio.create_task(self.session(client, ready))
-        await ready
+    async def command(self, name: str, payload: Any = None) -> list[dict[str, Any]]:
+        """Send one command to every load generator and wait for all of their answers."""
 
-    async def session(self, client: Client, ready: asyncio.Future[None]) -> None:
-        try:
-            ws = await websockets.connect(self.url(client), open_timeout=30, max_size=None, max_queue=None)
-        except (OSError, websockets.WebSocketException, TimeoutError) as exc:
-            self.connect_failures += 1
-            log(f"client {client.index}: connect failed: {exc!r}")
-            ready.set_result(None)
-            return
-        client.ws, client.connected_at, client.primed = ws, time.time(), set()
-        client.connects += 1
-        self.held += 1
-        ready.set_result(None)
-        try:
-            async for raw in ws:
-                self.on_message(client, raw)
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            self.held -= 1
-            client.ws = None
-            if ws.close_code not in (None, 1000) and ws.protocol.close_rcvd is not None:
-                self.closes_by_server[ws.close_code] = self.closes_by_server.get(ws.close_code, 0) + 1
+        async def ask(pipe: Any) -> dict[str, Any]:
+            pipe.send((name, payload))
+            return await asyncio.to_thread(pipe.recv)
 
-    def on_message(self, client: Client, raw: str | bytes) -> None:
-        now = time.time()
-        self.delivered += 1
-        message = json.loads(raw)
-        kind = message["type"]
-        if kind == "news":
-            seq = message["seq"]
-            if seq in client.seqs:
-                client.duplicates += 1
-            client.seqs.add(seq)
-            client.last_seq, client.epoch = max(client.last_seq, seq), message["epoch"]
-            sent = float(message["data"]["description"])
-            if sent >= client.connected_at:
-                self.news_latency_ms.append((now - sent) * 1000)
-        elif kind == "price_update":
-            if message["data"]["symbol"] not in client.primed:
-                client.primed.add(message["data"]["symbol"])  # the snapshot sent on (re)subscribe: not timed
-                return
-            stamp = datetime.fromisoformat(message["timestamp"].replace("Z", "+00:00")).timestamp()
-            self.price_latency_ms.append((now - stamp) * 1000)
-        elif kind == "error" and message["error"]["code"] == "HISTORY_GAP":
-            client.gap_errors += 1
+        return await asyncio.gather(*(ask(pipe) for _, pipe in self.workers))
 
-    async def reconnect(self, client: Client) -> None:
-        """Close `client`'s socket, wait for its reader, and connect again (to the next process)."""
-        client.reconnecting = True
-        try:
-            if client.ws is not None:
-                await client.ws.close()
-            if client.task is not None:
-                await client.task
-            if client.kind == "news" and len(self.apps) > 1:
-                client.process = (client.process + 1) % len(self.apps)  # resume on another process
-            await self.connect(client)
-        finally:
-            client.reconnecting = False
+    def stop_loadgen(self) -> None:
+        for process, _ in self.workers:
+            process.join(30)
+            if process.is_alive():
+                process.kill()
 
     # ------------------------------------------------------------ load
 
@@ -256,111 +197,149 @@ class Soak:
                 n += 1
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
-    async def churn(self, stop: asyncio.Event) -> None:
-        interval = 1 / self.args.churn
-        pending: set[asyncio.Task[None]] = set()
-        while not stop.is_set():
-            started = time.monotonic()
-            client = random.choice(self.clients)
-            if client.ws is not None and not client.reconnecting:
-                task = asyncio.create_task(self.reconnect(client))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                self.churned += 1
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-        await asyncio.gather(*pending)
-
-    async def watch_loop_lag(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            started = time.monotonic()
-            await asyncio.sleep(0.1)
-            self.loop_lag_ms.append((time.monotonic() - started - 0.1) * 1000)
+    # ------------------------------------------------------------ the server's side
 
     def server_rss_kb(self) -> int:
         return sum(rss_kb(app.proc.pid) for app in self.apps if app.proc is not None)
 
-    def server_connections(self) -> int:
-        total = 0
-        for app in self.apps:
-            text = httpx.get(f"{app.http}/metrics", timeout=10).text
-            total += int(
-                sum(float(v) for v in re.findall(r"^hub_ws_connections\{[^}]*\} (\S+)$", text, re.M))
-            )
-        return total
+    def metrics_texts(self) -> list[str] | None:
+        """Each process's /metrics, or None when they share a port (a scrape reaches any one of them)."""
+        if self.shared_port:
+            return None
+        return [httpx.get(f"{app.http}/metrics", timeout=10).text for app in self.apps]
 
-    def server_counter(self, name: str) -> float:
-        total = 0.0
-        for app in self.apps:
-            text = httpx.get(f"{app.http}/metrics", timeout=10).text
-            total += sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M))
-        return total
+    def server_connections(self) -> int:
+        if self.shared_port:  # counted from /proc: established sockets of each server process
+            return sum(sockets_of(app.proc.pid, app.port) for app in self.apps if app.proc is not None)
+        texts = self.metrics_texts() or []
+        return sum(
+            int(sum(float(v) for v in re.findall(r"^hub_ws_connections\{[^}]*\} (\S+)$", text, re.M)))
+            for text in texts
+        )
+
+    def server_counter(self, name: str) -> float | None:
+        texts = self.metrics_texts()
+        if texts is None:
+            return None
+        return sum(
+            sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M)) for text in texts
+        )
+
+    def gc_histograms(self) -> list[dict[str, dict[str, float]]] | None:
+        """Per process: generation -> {le: cumulative count, "sum": seconds, "max": seconds}."""
+        texts = self.metrics_texts()
+        if texts is None:
+            return None
+        out = []
+        for text in texts:
+            per: dict[str, dict[str, float]] = {}
+            for gen, le, value in re.findall(
+                r'^hub_gc_pause_seconds_bucket\{generation="(\d)",le="([^"]+)"\} (\S+)$', text, re.M
+            ):
+                per.setdefault(gen, {})[le] = float(value)
+            for key, pattern in (
+                ("sum", "hub_gc_pause_seconds_sum"),
+                ("max", "hub_gc_pause_max_seconds"),
+                ("cpu", "hub_gc_cpu_seconds_total"),
+            ):
+                for gen, value in re.findall(rf'^{pattern}\{{generation="(\d)"\}} (\S+)$', text, re.M):
+                    per.setdefault(gen, {})[key] = float(value)
+            out.append(per)
+        return out
 
     # ------------------------------------------------------------ the run
 
     async def run(self) -> dict[str, Any]:
         args = self.args
-        n_news = int(args.clients * args.news_share)
-        prefilled = await self.prefill(args.prefill)
-        self.clients = [
-            Client(i, "news" if i < n_news else "market", i % len(self.apps), first_since=prefilled)
-            for i in range(args.clients)
-        ]
+        n_news = 0 if args.idle_only else int(args.clients * args.news_share)
+        prefilled = await self.prefill(0 if args.idle_only else args.prefill)
+        self.start_loadgen(n_news, prefilled)
         await asyncio.sleep(2)
         rss_before = self.server_rss_kb()
-        log(f"connecting {args.clients} idle clients ({n_news} news, {args.clients - n_news} market)")
+        held_before = self.server_connections()
+        log(
+            f"connecting {args.clients} idle clients ({n_news} news, {args.clients - n_news} market) "
+            f"from {len(self.workers)} load-generator processes"
+        )
         started = time.monotonic()
-        for batch in range(0, len(self.clients), 100):
-            await asyncio.gather(*(self.connect(c) for c in self.clients[batch : batch + 100]))
+        await self.command("connect")
         connect_s = time.monotonic() - started
         await asyncio.sleep(3)
         rss_idle = self.server_rss_kb()
-        held_idle = self.server_connections()
+        held_idle = self.server_connections() - held_before
         per_idle_kb = (rss_idle - rss_before) / max(1, held_idle)
         log(f"{held_idle} idle connections held in {connect_s:.1f} s; {per_idle_kb:.1f} KB each")
+        if args.idle_only:
+            await self.command("close")
+            return {
+                "mode": "idle",
+                "clients": args.clients,
+                "processes": len(self.apps),
+                "loadgen_procs": len(self.workers),
+                "connections_held": held_idle,
+                "connect_s": round(connect_s, 1),
+                "server_memory": {
+                    "rss_before_clients_mb": round(rss_before / 1024, 1),
+                    "rss_idle_clients_mb": round(rss_idle / 1024, 1),
+                    "per_idle_connection_kb": round(per_idle_kb, 1),
+                },
+                "goals": {
+                    "held_all": held_idle >= args.clients,
+                    "under_40kb_per_idle_connection": per_idle_kb < 40,
+                },
+            }
 
-        for client in self.clients:
-            if client.kind == "market":
-                client.subscribed = True
-                if client.ws is not None:
-                    await client.ws.send(json.dumps({"action": "subscribe", "symbols": list(MARKET_SYMBOLS)}))
+        gc_start = self.gc_histograms()
+        await self.command("steady")
         stop = asyncio.Event()
-        workers = [
-            asyncio.create_task(self.post_news(stop)),
-            asyncio.create_task(self.churn(stop)),
-            asyncio.create_task(self.watch_loop_lag(stop)),
-        ]
+        poster = asyncio.create_task(self.post_news(stop))
         log(f"steady phase: {args.duration} s, churn {args.churn}/s, news {args.news_rate}/s")
         samples: list[tuple[float, int, int]] = []  # (t, server rss KB, client-side held)
         phase_started = time.monotonic()
         cpu_started = sum(cpu_seconds(app.proc.pid) for app in self.apps if app.proc is not None)
         while (elapsed := time.monotonic() - phase_started) < args.duration:
             await asyncio.sleep(2)
-            samples.append((elapsed, self.server_rss_kb(), self.held))
+            held = sum(r["held"] for r in await self.command("held"))
+            samples.append((time.monotonic() - phase_started, self.server_rss_kb(), held))
             if len(samples) % 15 == 0:
-                log(
-                    f"t={elapsed:.0f}s held={self.held} rss={samples[-1][1] / 1024:.1f} MB "
-                    f"delivered={self.delivered} posted={len(self.posted)}"
-                )
+                log(f"t={elapsed:.0f}s held={held} rss={samples[-1][1] / 1024:.1f} MB posted={len(self.posted)}")
         stop.set()
         server_cpu_s = (
             sum(cpu_seconds(app.proc.pid) for app in self.apps if app.proc is not None) - cpu_started
         )
-        await asyncio.wait_for(asyncio.gather(*workers), 120)  # a stuck reconnect fails loudly
+        gc_end = self.gc_histograms()
+        await asyncio.wait_for(poster, 60)
         log("churn stopped; reconnecting everyone and letting the streams settle")
-        await asyncio.gather(*(self.connect(c) for c in self.clients if c.ws is None))
+        stopped = await self.command("stop")
         await asyncio.sleep(3)
-        held_end = self.server_connections()
+        held_end = self.server_connections() - held_before
+        reports = await self.command("report", sorted(self.posted))
+        await self.command("close")
 
-        lost = 0
-        for client in self.clients:
-            if client.kind == "news":
-                expected = {seq for seq in self.posted if seq > (client.first_since or 0)}
-                lost += len(expected - client.seqs)
+        news_latency = [v for r in reports for v in r["news_latency_ms"]]
+        price_latency = [v for r in reports for v in r["price_latency_ms"]]
+        lost = sum(r["lost"] for r in reports)
+        duplicates = sum(r["duplicates"] for r in reports)
+        closes: dict[str, int] = {}
+        for r in reports:
+            for code, count in r["closes_by_server"].items():
+                closes[str(code)] = closes.get(str(code), 0) + count
         steady = [(t, rss) for t, rss, _ in samples if t >= args.warmup]
         slope = _slope(steady)
-        result = {
+        window = [(t, rss) for t, rss, _ in samples if t >= max(args.warmup, args.duration - 120)]
+        window_slope = _slope(window)
+        window_growth_kb = window_slope * (window[-1][0] - window[0][0]) if window_slope is not None else None
+        flat = (
+            window_growth_kb is not None and window_growth_kb < FLAT_FRACTION * window[0][1]
+        )
+        loop_lag = [r["loop_lag_ms"] for r in reports]
+        news_p99 = percentile(news_latency, 0.99)
+        price_p99 = percentile(price_latency, 0.99)
+        return {
             "clients": args.clients,
             "processes": len(self.apps),
+            "shared_port": self.shared_port,
+            "server_env": dict(_pairs(args.server_env)),
             "duration_s": args.duration,
             "churn_connects_per_s": args.churn,
             "connections_held": {
@@ -369,27 +348,28 @@ class Soak:
                 "steady_mean": round(statistics.fmean(h for _, _, h in samples), 1),
                 "end": held_end,
             },
-            "connect_failures": self.connect_failures,
-            "reconnects": self.churned,
-            "messages_delivered": self.delivered,
+            "connect_failures": sum(r["connect_failures"] for r in reports),
+            "reconnects": sum(r["reconnects"] for r in reports),
+            "messages_delivered": sum(r["delivered"] for r in reports),
             "news": {
                 "posted": len(self.posted),
                 "clients": n_news,
                 "lost": lost,
-                "duplicates": sum(c.duplicates for c in self.clients),
-                "history_gap_errors": sum(c.gap_errors for c in self.clients),
+                "duplicates": duplicates,
+                "history_gap_errors": sum(r["history_gap_errors"] for r in reports),
                 "latency_ms": {
-                    "p50": percentile(self.news_latency_ms, 0.50),
-                    "p99": percentile(self.news_latency_ms, 0.99),
-                    "max": percentile(self.news_latency_ms, 1.0),
-                    "samples": len(self.news_latency_ms),
+                    "p50": percentile(news_latency, 0.50),
+                    "p99": news_p99,
+                    "max": percentile(news_latency, 1.0),
+                    "samples": len(news_latency),
                 },
             },
             "prices": {
                 "latency_ms": {
-                    "p50": percentile(self.price_latency_ms, 0.50),
-                    "p99": percentile(self.price_latency_ms, 0.99),
-                    "samples": len(self.price_latency_ms),
+                    "p50": percentile(price_latency, 0.50),
+                    "p99": price_p99,
+                    "max": percentile(price_latency, 1.0),
+                    "samples": len(price_latency),
                 }
             },
             "server_memory": {
@@ -399,31 +379,89 @@ class Soak:
                 "rss_steady_start_mb": round(steady[0][1] / 1024, 1) if steady else None,
                 "rss_end_mb": round(samples[-1][1] / 1024, 1),
                 "growth_kb_per_min": round(slope * 60, 1) if slope is not None else None,
+                "last_window_s": round(window[-1][0] - window[0][0]) if window else None,
+                "last_window_growth_kb_per_min": round(window_slope * 60, 1) if window_slope is not None else None,
+                "last_window_flat": flat,
+                "flat_rule": f"least-squares growth over the window < {FLAT_FRACTION:.0%} of the RSS",
+                "rss_mb_every_10s": [round(rss / 1024, 1) for _, rss, _ in samples[4::5]],
             },
             "server_cpu_percent": round(100 * server_cpu_s / args.duration, 1),
+            "server_gc": _gc_delta(gc_start, gc_end),
             "machine_load_avg_1m_end": round(os.getloadavg()[0], 2),
             "server_counters": {
                 "slow_consumer_closes": self.server_counter("hub_ws_slow_consumer_closes_total"),
                 "refused_connections": self.server_counter("hub_ws_refused_connections_total"),
                 "dropped_coalesced": self.server_counter("hub_ws_messages_dropped_total"),
             },
-            "closes_by_server": self.closes_by_server,
+            "closes_by_server": closes,
             "client_loop_lag_ms": {
-                "p99": percentile(self.loop_lag_ms, 0.99),
-                "max": percentile(self.loop_lag_ms, 1.0),
+                "p99": max((lag["p99"] or 0.0) for lag in loop_lag),
+                "max": max((lag["max"] or 0.0) for lag in loop_lag),
             },
+            "loadgen": [
+                {
+                    "pid": r["pid"],
+                    "clients": r["clients"],
+                    "loop_lag_ms": r["loop_lag_ms"],
+                    "cpu_percent": s["cpu_percent"],
+                }
+                for r, s in zip(reports, stopped, strict=True)
+            ],
             "goals": {
-                "held_1000": held_end >= 1000 and min(h for _, _, h in samples) >= 0.9 * args.clients,
-                "news_p99_under_100ms": (percentile(self.news_latency_ms, 0.99) or 1e9) < 100,
+                "held_all": held_end >= args.clients and min(h for _, _, h in samples) >= 0.9 * args.clients,
+                "news_p99_under_100ms": (news_p99 or 1e9) < 100,
+                "price_p99_under_100ms": (price_p99 or 1e9) < 100,
                 "news_lost_zero": lost == 0,
-                "under_50kb_per_idle_connection": per_idle_kb < 50,
+                "news_duplicates_zero": duplicates == 0,
+                "memory_flat_last_window": flat,
+                "loadgen_lag_p99_under_20ms": max((lag["p99"] or 0.0) for lag in loop_lag) < 20,
             },
         }
-        for client in self.clients:
-            if client.ws is not None:
-                await client.ws.close()
-        await asyncio.gather(*(c.task for c in self.clients if c.task is not None), return_exceptions=True)
-        return result
+
+
+def _pairs(items: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--server-env takes KEY=VALUE, got {item!r}")
+        pairs.append((key, value))
+    return pairs
+
+
+def _gc_delta(
+    start: list[dict[str, dict[str, float]]] | None, end: list[dict[str, dict[str, float]]] | None
+) -> dict[str, Any]:
+    """Pauses per generation during the steady phase: count, total, buckets; max is since start."""
+    if start is None or end is None:
+        return {"value": None, "reason": "processes share one port: /metrics reaches any one of them"}
+    out: dict[str, Any] = {}
+    for index, (before, after) in enumerate(zip(start, end, strict=True)):
+        per: dict[str, Any] = {}
+        for gen in sorted(after):
+            bounds = [le for le in after[gen] if le not in ("sum", "max", "cpu")]
+            count = after[gen].get("+Inf", 0) - before.get(gen, {}).get("+Inf", 0)
+            buckets = {le: after[gen][le] - before.get(gen, {}).get(le, 0) for le in bounds}
+            per[gen] = {
+                "collections": int(count),
+                "pause_total_ms": round(1000 * (after[gen].get("sum", 0) - before.get(gen, {}).get("sum", 0)), 1),
+                "p50_ms_at_most": _bucket_rank(buckets, count, 0.50),
+                "p99_ms_at_most": _bucket_rank(buckets, count, 0.99),
+                "cpu_total_ms": round(1000 * (after[gen].get("cpu", 0) - before.get(gen, {}).get("cpu", 0)), 1),
+                "max_ms_since_start": round(1000 * after[gen].get("max", 0), 1),
+                "cumulative_by_le_s": {le: int(v) for le, v in buckets.items()},
+            }
+        out[f"process_{index}"] = per
+    return out
+
+
+def _bucket_rank(buckets: dict[str, float], count: float, q: float) -> float | None:
+    if count <= 0:
+        return None
+    for le, cumulative in buckets.items():
+        if cumulative >= q * count:
+            return None if le == "+Inf" else round(float(le) * 1000, 2)
+    return None
 
 
 def _slope(points: list[tuple[float, int]]) -> float | None:
@@ -437,17 +475,21 @@ def _slope(points: list[tuple[float, int]]) -> float | None:
 
 
 @contextlib.contextmanager
-def _servers(count: int, base: Path):  # type: ignore[no-untyped-def]
+def _servers(count: int, base: Path, shared_port: bool, extra_env: dict[str, str]):  # type: ignore[no-untyped-def]
     redis = None
     apps: list[AppProcess] = []
     try:
-        env = dict(SERVER_ENV)
+        env = {**SERVER_ENV, **extra_env}
         if count > 1:
             from tests.services import RedisServer
 
             redis = RedisServer(base / "redis").start()
             env["REDIS_URL"] = redis.url
+        port = free_port()
         for i in range(count):
+            if shared_port:
+                apps.append(start_on_shared_port(base, f"app{i}", port, env))
+                continue
             data_dir = base / f"app{i}"
             data_dir.mkdir(parents=True)
             apps.append(AppProcess(port=free_port(), data_dir=data_dir, env=env).start())
@@ -476,11 +518,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--processes", type=int, default=1, help="app processes (more than 1 needs redis-server)"
     )
+    parser.add_argument(
+        "--shared-port", action="store_true", help="the app processes share one port (REUSE_PORT=1)"
+    )
+    parser.add_argument(
+        "--procs", type=int, default=procs_default(), help="load-generator processes (default: CPU count, 2-8)"
+    )
+    parser.add_argument(
+        "--idle-only", action="store_true", help="only hold --clients idle sockets and report RSS per connection"
+    )
+    parser.add_argument(
+        "--server-env", action="append", default=[], metavar="KEY=VALUE",
+        help="extra environment of the app processes, e.g. GC_FREEZE=1 or SERVER_LOOP=asyncio",
+    )
     args = parser.parse_args(argv)
+    # Both sides hold one descriptor per socket: raise the soft limit before the servers start, so
+    # they inherit it (5,000 idle sockets need more than the usual 1,024).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.clients * 2 + 1024)), hard))
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, _servers(args.processes, Path(tmp)) as apps:
-        result = asyncio.run(Soak(apps, args).run())
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, _servers(
+        args.processes, Path(tmp), args.shared_port, dict(_pairs(args.server_env))
+    ) as apps:
+        soak = Soak(apps, args, shared_port=args.shared_port)
+        try:
+            result = asyncio.run(soak.run())
+        finally:
+            soak.stop_loadgen()
     print(json.dumps(result, indent=2))
 
 

@@ -49,6 +49,25 @@ def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0)
     return value
 
 
+def _ints(env: dict[str, str], name: str) -> tuple[int, ...]:
+    parts = _csv(env, name)
+    try:
+        values = tuple(int(part) for part in parts)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be up to 3 comma-separated integers, got {env[name]!r}") from exc
+    # A first value of 0 would switch automatic collection off: garbage cycles would never be freed.
+    if len(values) > 3 or any(v < 1 for v in values):
+        raise ConfigError(f"{name} must be up to 3 integers >= 1, e.g. 2000,10,10, got {env[name]!r}")
+    return values
+
+
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, default).strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def _csv(env: dict[str, str], name: str, default: str = "") -> tuple[str, ...]:
     raw = env.get(name, default)
     return tuple(part.strip() for part in raw.split(",") if part.strip())
@@ -115,6 +134,11 @@ class Settings:
     price_retention_days: float = 7.0  # raw 10 s points
     price_1m_retention_days: float = 30.0  # 1m buckets; 1h and 1d buckets are kept
     price_prune_interval_s: float = 3600.0
+    # Server process (docs/scaling.md): event loop, one port shared by several processes, GC tuning.
+    server_loop: str = "auto"  # auto (uvloop when installed), asyncio, uvloop
+    reuse_port: bool = False  # SO_REUSEPORT: several processes (with REDIS_URL) listen on one PORT
+    gc_threshold: tuple[int, ...] = (2000, 10, 10)  # gc.set_threshold(); Python's is (700, 10, 10)
+    gc_freeze: bool = True  # gc.freeze() once the server has started (docs/scaling.md)
     enable_ui: bool = True
     enable_sources: bool = True
     enable_inference: bool = True
@@ -189,6 +213,10 @@ class Settings:
             price_retention_days=_float(env, "PRICE_RETENTION_DAYS", 7.0, minimum=0.01),
             price_1m_retention_days=_float(env, "PRICE_1M_RETENTION_DAYS", 30.0, minimum=0.01),
             price_prune_interval_s=_float(env, "PRICE_PRUNE_INTERVAL_S", 3600.0, minimum=1.0),
+            server_loop=_choice(env, "SERVER_LOOP", "auto", ("auto", "asyncio", "uvloop")),
+            reuse_port=env.get("REUSE_PORT", "").lower() in ("1", "true", "yes"),
+            gc_threshold=_ints(env, "GC_THRESHOLD") or (2000, 10, 10),
+            gc_freeze=env.get("GC_FREEZE", "1").lower() not in ("0", "false", "no"),
             enable_ui=env.get("ENABLE_UI", "1").lower() not in ("0", "false", "no"),
             enable_sources=env.get("ENABLE_SOURCES", "1").lower() not in ("0", "false", "no"),
             enable_inference=env.get("ENABLE_INFERENCE", "1").lower() not in ("0", "false", "no"),

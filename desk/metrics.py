@@ -2,19 +2,27 @@
 
 Nothing on a hot path touches a Prometheus object: the collector reads the socket hub's counters,
 the bus, the providers' bookkeeping (`runtime.sources`), the models' statistics
-(`runtime.inference.describe_models()`) and the cluster when a scrape arrives. Each app gets its
+(`runtime.inference.describe_models()`), the cluster and the GC pause histogram
+(`runtime.gc_watch`) when a scrape arrives. Each app gets its
 own registry, so several apps in one process (tests) do not collide.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -38,7 +46,7 @@ class MetricsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family (a failing section is logged and skipped, never fatal)."""
-        for section in (self._sockets, self._bus, self._providers, self._models, self._cluster):
+        for section in (self._sockets, self._bus, self._providers, self._models, self._cluster, self._gc):
             try:
                 yield from section()
             except Exception:
@@ -212,6 +220,39 @@ class MetricsCollector(Collector):
             ("reconnects", "Reconnections to Redis"),
         ):
             yield CounterMetricFamily(f"hub_backplane_{name}", help_text, value=info[name])
+
+    def _gc(self) -> Iterator[Metric]:
+        watch = self.runtime.gc_watch
+        pauses = HistogramMetricFamily(
+            "hub_gc_pause_seconds", "Pauses of the cyclic garbage collector (the event loop stands still)",
+            labels=["generation"],
+        )
+        longest = GaugeMetricFamily(
+            "hub_gc_pause_max_seconds", "Longest garbage-collector pause since start", labels=["generation"]
+        )
+        cpu = CounterMetricFamily(
+            "hub_gc_cpu_seconds", "CPU time spent collecting (below the pause when the machine is busy)",
+            labels=["generation"],
+        )
+        for generation, counts in enumerate(watch.counts):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*watch.buckets, float("inf")), counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            pauses.add_metric([str(generation)], buckets, sum_value=watch.total_s[generation])
+            longest.add_metric([str(generation)], watch.max_s[generation])
+            cpu.add_metric([str(generation)], watch.cpu_s[generation])
+        yield pauses
+        yield longest
+        yield cpu
+        if self.runtime.event_loop is not None:
+            loop = GaugeMetricFamily("hub_event_loop", "The event loop serving this process", labels=["loop"])
+            loop.add_metric([self.runtime.event_loop.split(".")[0]], 1.0)
+            yield loop
+        yield GaugeMetricFamily(
+            "hub_gc_frozen_objects", "Objects moved to the permanent generation by GC_FREEZE",
+            value=gc.get_freeze_count(),
+        )
 
 
 def _provider_state(sources: Any, category: str, name: str) -> Any:

@@ -19,6 +19,7 @@ from core.bus import Bus
 from core.clock import format_utc
 from core.config import Settings
 from core.counters import RequestCounter
+from core.gcwatch import GcWatch
 from core.periodic import TaskSupervisor
 from core.protocol import DatabaseSection, SystemStatusMessage
 from core.records import SIMULATOR_SOURCE, SourceHealth
@@ -60,6 +61,8 @@ class Runtime:
         self.store = Store(settings.database_url, settings.data_dir)
         self.bus = Bus(history_size=settings.history_size, journal=self.store if self.store.online else None)
         self.counter = RequestCounter()
+        self.gc_watch = GcWatch()  # pauses of the garbage collector, for /metrics (#13)
+        self.event_loop: str | None = None  # the running loop's module ("uvloop" or "asyncio...")
         # The transport's socket registry: `app.py` builds it on this bus and hands it down.
         self.sockets: OpenSockets | None = None
         overrides = MarketSimulator.parse_overrides(settings.extra.get("SIMULATOR_PRICES", ""))
@@ -106,6 +109,8 @@ class Runtime:
     async def start(self) -> None:
         """Start every producer (with REDIS_URL: once elected leader); returns at once."""
         self.running = True
+        self.event_loop = type(asyncio.get_running_loop()).__module__
+        self.gc_watch.install()
         if self.inference is not None:
             await self.inference.start()  # models load in the background; lexicon answers meanwhile
         if self.cluster is None:
@@ -154,6 +159,7 @@ class Runtime:
                     logger.exception("runtime: %s did not stop cleanly", type(service).__name__)
         self._rest_queries.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self.store.close)  # waits (bounded) for the journal thread
+        self.gc_watch.uninstall()
         logger.info("runtime: stopped")
 
     @property

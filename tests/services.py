@@ -39,7 +39,9 @@ __all__ = [
     "postgres_server",
     "redis_server",
     "run_cluster",
+    "sockets_of",
     "start_app",
+    "start_on_shared_port",
     "wait_for",
     "wait_for_async",
 ]
@@ -269,3 +271,57 @@ def leader_of(apps: list[AppProcess]) -> AppProcess | None:
         if app.proc is not None and app.proc.poll() is None and metric(app, "hub_leader") == 1.0
     ]
     return leaders[0] if len(leaders) == 1 else None
+
+
+# ---------------------------------------------------------------- one port, several processes
+
+
+def _tcp_inodes(port: int, state: str) -> set[str]:
+    # /proc/net/tcp{,6}: local address is field 1 (hex ip:port), state field 3 (0A listen, 01
+    # established), inode field 9.
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def sockets_of(pid: int, port: int, state: str = "01") -> int:
+    """Count `pid`'s TCP sockets on local `port` in `state` (01 established, 0A listening)."""
+    inodes = _tcp_inodes(port, state)
+    count = 0
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    count += 1
+    return count
+
+
+def start_on_shared_port(base: Path, name: str, port: int, env: dict[str, str]) -> AppProcess:
+    """Start an app process with REUSE_PORT=1 on `port`, returning once that process itself listens.
+
+    `AppProcess.start()` alone would return as soon as any process on the port answers /health.
+    """
+    data_dir = base / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app = AppProcess(port=port, data_dir=data_dir, env={**FAST_ENV, **env, "REUSE_PORT": "1"})
+    app.start()
+    proc = app.proc
+    assert proc is not None
+
+    def listening() -> int:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited with {proc.returncode}:\n{app.log()[-6000:]}")
+        return sockets_of(proc.pid, port, "0A")
+
+    try:
+        wait_for(listening, 180)
+    except TimeoutError:
+        app.stop()
+        raise
+    return app

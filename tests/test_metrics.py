@@ -14,7 +14,7 @@ from core.config import Settings
 from core.records import SourceHealth
 from desk.metrics import build_registry
 from desk.runtime import Runtime
-from tests.harness import recv_until
+from tests.harness import recv_until, running_app
 
 
 class FakeSources:
@@ -121,3 +121,20 @@ async def test_real_app_counts_connections_per_endpoint_and_messages_sent(app_se
         "hub_provider_status",
     ):
         assert name in text
+
+
+async def test_real_app_reports_gc_pauses_per_generation_and_its_event_loop(app_server):
+    text = httpx.get(f"{app_server.http}/metrics").text
+    for generation in ("0", "1", "2"):
+        assert f'hub_gc_pause_seconds_count{{generation="{generation}"}}' in text
+        assert f'hub_gc_pause_seconds_bucket{{generation="{generation}",le="+Inf"}}' in text
+    assert 'hub_event_loop{loop="uvloop"} 1.0' in text  # uvloop is pinned in requirements.txt
+    frozen = next(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                  if s.name == "hub_gc_frozen_objects")
+    assert frozen > 0  # GC_FREEZE is on by default
+
+
+def test_real_app_started_with_server_loop_asyncio_serves_on_asyncio(tmp_path):
+    with running_app(tmp_path, SERVER_LOOP="asyncio") as app:
+        text = httpx.get(f"{app.http}/metrics").text
+    assert 'hub_event_loop{loop="asyncio"} 1.0' in text

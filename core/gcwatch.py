@@ -1,0 +1,117 @@
+"""Time every pause of Python's cyclic garbage collector, per generation, and apply the GC tuning.
+
+A full collection walks every tracked object, so with a thousand sockets open it paused the event
+loop for 120-187 ms (#13): every message in flight waited that long. `GcWatch` makes those pauses
+visible (`/metrics`, `bench/soak.py`), `tune_gc()` applies `GC_THRESHOLD` and `GC_FREEZE`
+(docs/scaling.md has the measurements behind the defaults).
+
+The callback runs inside every collection, so it only bumps counters in lists made up front: a
+fixed histogram and a short ring of recent pauses per generation, never a growing structure.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import logging
+import time
+from collections import deque
+from typing import Any
+
+__all__ = ["PAUSE_BUCKETS_S", "GcWatch", "tune_gc"]
+
+logger = logging.getLogger(__name__)
+
+# Upper bounds of the pause histogram, in seconds (Prometheus `le`); the last bucket is +Inf.
+PAUSE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+RECENT_PAUSES = 256  # per generation: enough for a p99 over the last few minutes of full collections
+GENERATIONS = 3
+
+
+class GcWatch:
+    """Counts and times collections through `gc.callbacks` while installed.
+
+    Args:
+        buckets: upper bounds (seconds) of the histogram, ascending.
+
+    Trade-off: the histogram is cumulative since `install()` and cheap; percentiles come from the
+    ring of the last `RECENT_PAUSES` pauses, so they describe recent behaviour, not the whole run.
+    """
+
+    def __init__(self, buckets: tuple[float, ...] = PAUSE_BUCKETS_S) -> None:
+        self.buckets = buckets
+        self.counts = [[0] * (len(buckets) + 1) for _ in range(GENERATIONS)]
+        self.total_s = [0.0] * GENERATIONS
+        self.max_s = [0.0] * GENERATIONS
+        self.cpu_s = [0.0] * GENERATIONS  # this thread's CPU time: the pause minus time descheduled
+        self.collected = [0] * GENERATIONS
+        self.recent: list[deque[float]] = [deque(maxlen=RECENT_PAUSES) for _ in range(GENERATIONS)]
+        self._started_ns = 0
+        self._started_cpu_ns = 0
+        self.installed = False
+
+    def install(self) -> None:
+        """Start timing collections (idempotent)."""
+        if not self.installed:
+            gc.callbacks.append(self._on_gc)
+            self.installed = True
+
+    def uninstall(self) -> None:
+        """Stop timing collections (idempotent)."""
+        if self.installed:
+            gc.callbacks.remove(self._on_gc)
+            self.installed = False
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started_ns = time.perf_counter_ns()
+            self._started_cpu_ns = time.thread_time_ns()
+            return
+        elapsed = (time.perf_counter_ns() - self._started_ns) / 1e9
+        generation = info["generation"]
+        self.cpu_s[generation] += (time.thread_time_ns() - self._started_cpu_ns) / 1e9
+        self.counts[generation][bisect.bisect_left(self.buckets, elapsed)] += 1
+        self.total_s[generation] += elapsed
+        self.collected[generation] += info["collected"]
+        if elapsed > self.max_s[generation]:
+            self.max_s[generation] = elapsed
+        self.recent[generation].append(elapsed)
+
+    def describe(self) -> dict[str, Any]:
+        """Return per generation: collections, pause total/max and recent p50/p99 in ms."""
+        out: dict[str, Any] = {}
+        for generation in range(GENERATIONS):
+            recent = sorted(self.recent[generation])
+            out[str(generation)] = {
+                "collections": sum(self.counts[generation]),
+                "collected_objects": self.collected[generation],
+                "pause_total_ms": round(self.total_s[generation] * 1000, 1),
+                "cpu_total_ms": round(self.cpu_s[generation] * 1000, 1),
+                "pause_max_ms": round(self.max_s[generation] * 1000, 2),
+                "recent_p50_ms": _rank(recent, 0.50),
+                "recent_p99_ms": _rank(recent, 0.99),
+            }
+        out["frozen_objects"] = gc.get_freeze_count()
+        out["threshold"] = list(gc.get_threshold())
+        return out
+
+
+def _rank(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+def tune_gc(threshold: tuple[int, ...], freeze: bool) -> None:
+    """Apply GC_THRESHOLD (empty: Python's default) and, with GC_FREEZE, freeze what start-up made.
+
+    Freezing moves every object alive now (modules, the app, its settings and routes) into the
+    permanent generation, so a full collection later walks only what connections and messages
+    created. Call it once, after start-up: what is frozen is never collected.
+    """
+    if threshold:
+        gc.set_threshold(*threshold)
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    logger.info("gc: threshold %s, %s objects frozen", gc.get_threshold(), gc.get_freeze_count())

@@ -1,0 +1,93 @@
+"""`core/gcwatch.py`: collector pauses per generation through `gc.callbacks`, and the GC tuning."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from core.config import ConfigError, Settings
+from core.gcwatch import PAUSE_BUCKETS_S, GcWatch, tune_gc
+
+
+@pytest.fixture
+def watch() -> Iterator[GcWatch]:
+    """A watch with automatic collection off, so only the test's own `gc.collect()` calls count."""
+    watch = GcWatch()
+    gc.disable()
+    watch.install()
+    yield watch
+    watch.uninstall()
+    gc.enable()
+
+
+@pytest.fixture
+def restore_gc() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    yield
+    gc.set_threshold(*threshold)
+    gc.unfreeze()
+
+
+def test_full_collection_is_counted_in_generation_2(watch: GcWatch) -> None:
+    gc.collect(2)
+    assert sum(watch.counts[2]) == 1 and watch.describe()["2"]["collections"] == 1
+    assert watch.max_s[2] > 0 and watch.total_s[2] >= watch.max_s[2]
+
+
+def test_young_collection_leaves_older_generations_alone(watch: GcWatch) -> None:
+    gc.collect(0)
+    assert sum(watch.counts[0]) == 1 and sum(watch.counts[1]) == sum(watch.counts[2]) == 0
+
+
+def test_histogram_has_one_slot_per_bucket_plus_overflow(watch: GcWatch) -> None:
+    assert all(len(counts) == len(PAUSE_BUCKETS_S) + 1 for counts in watch.counts)
+
+
+def test_uninstalled_watch_counts_nothing(watch: GcWatch) -> None:
+    watch.uninstall()
+    gc.collect()
+    assert watch._on_gc not in gc.callbacks and sum(map(sum, watch.counts)) == 0
+
+
+def test_collected_cycles_are_counted(watch: GcWatch) -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    del cycle
+    gc.collect(2)
+    assert watch.describe()["2"]["collected_objects"] >= 1
+
+
+def test_tune_gc_sets_the_threshold(restore_gc: None) -> None:
+    tune_gc((12345, 20, 30), freeze=False)
+    assert gc.get_threshold() == (12345, 20, 30)
+
+
+def test_tune_gc_freezes_what_start_up_made(restore_gc: None) -> None:
+    gc.unfreeze()
+    tune_gc((), freeze=True)
+    assert gc.get_freeze_count() > 0
+
+
+def test_gc_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env({"GC_THRESHOLD": "50000, 20,100", "GC_FREEZE": "1", "SERVER_LOOP": "asyncio"})
+    assert settings.gc_threshold == (50000, 20, 100) and settings.gc_freeze
+    assert settings.server_loop == "asyncio"
+
+
+def test_gc_freeze_is_on_unless_switched_off() -> None:
+    assert Settings.from_env({}).gc_freeze and not Settings.from_env({"GC_FREEZE": "0"}).gc_freeze
+
+
+def test_gc_threshold_defaults_to_the_measured_one() -> None:
+    assert Settings.from_env({}).gc_threshold == Settings().gc_threshold == (2000, 10, 10)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"GC_THRESHOLD": "fast"}, {"GC_THRESHOLD": "1,2,3,4"}, {"GC_THRESHOLD": "0"}, {"SERVER_LOOP": "trio"}],
+)
+def test_bad_gc_or_loop_setting_fails_with_its_name(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(env))):
+        Settings.from_env(env)
