@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import RestGuard, inference_off_router, market_router, news_router
-from core.config import Settings
+from core.config import ConfigError, Settings
 from core.logs import configure_logging
 from core.protocol import CloseCode
 from desk.metrics import build_metrics_router
@@ -61,7 +62,7 @@ class CountRequests:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: REST and WebSocket routes, then the Gradio UI at `/`."""
-    settings = settings or Settings.from_env()
+    settings = settings or Settings.from_env(os.environ)
     runtime = Runtime(settings)
     sockets = SocketRegistry(
         bus=runtime.bus,
@@ -138,7 +139,7 @@ def _server(app: FastAPI, settings: Settings) -> Any:
 
     config = uvicorn.Config(
         app,
-        host=os.environ.get("HOST", "0.0.0.0"),
+        host=settings.host,
         port=settings.port,
         ws="websockets-sansio",
         ws_max_size=WS_HARD_MAX_BYTES,
@@ -153,9 +154,19 @@ def _server(app: FastAPI, settings: Settings) -> Any:
     return Server(config)
 
 
+def _load_settings() -> Settings:
+    """Read the settings from the environment, the one read of it; a bad value ends the process (exit 2)."""
+    try:
+        return Settings.from_env(os.environ)
+    except ConfigError as exc:
+        # A configuration mistake is the operator's to fix: say which variables, without a traceback.
+        print(f"app: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main() -> None:
-    """Run the app with uvicorn on 0.0.0.0:$PORT (7860)."""
-    settings = Settings.from_env()
+    """Run the app with uvicorn on $HOST:$PORT (0.0.0.0:7860)."""
+    settings = _load_settings()
     configure_logging(settings.log_level, settings.log_file, settings.log_json)
     app = create_app(settings)
     logger.info("app: serving on port %s (data mode %s)", settings.port, settings.data_mode)
@@ -165,7 +176,7 @@ def main() -> None:
 def __getattr__(name: str) -> Any:
     # `uvicorn app:app` imports this attribute; build it lazily so importing the module has no side effects.
     if name == "app":
-        settings = Settings.from_env()
+        settings = _load_settings()
         configure_logging(settings.log_level, settings.log_file, settings.log_json)
         built = create_app(settings)
         globals()["app"] = built
