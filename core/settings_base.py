@@ -95,10 +95,10 @@ class Section(BaseSettings):
         try:
             return cls(**values)
         except ValidationError as exc:
-            raise ConfigError(describe_errors(cls, exc)) from None
+            raise ConfigError(_describe_errors(cls, exc)) from None
 
 
-def describe_errors(section: type[Section], exc: ValidationError) -> str:
+def _describe_errors(section: type[Section], exc: ValidationError) -> str:
     """Turn pydantic's errors into `NAME must be <expected>, got <value>` lines, one per variable."""
     lines = []
     for error in exc.errors():
