@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import RestGuard, inference_off_router, market_router, news_router
-from core.config import Settings
+from core.config import ConfigError, Settings
 from core.gcwatch import tune_gc
 from core.logs import configure_logging
 from core.protocol import CloseCode
@@ -63,7 +64,7 @@ class CountRequests:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: REST and WebSocket routes, then the Gradio UI at `/`."""
-    settings = settings or Settings.from_env()
+    settings = settings or Settings.from_env(os.environ)
     runtime = Runtime(settings)
     sockets = SocketRegistry(
         bus=runtime.bus,
@@ -146,7 +147,7 @@ def _server(app: FastAPI, settings: Settings) -> Any:
 
     config = uvicorn.Config(
         app,
-        host=os.environ.get("HOST", "0.0.0.0"),
+        host=settings.host,
         port=settings.port,
         ws="websockets-sansio",
         ws_max_size=WS_HARD_MAX_BYTES,
@@ -181,9 +182,19 @@ def _shared_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _load_settings() -> Settings:
+    """Read the settings from the environment, the one read of it; a bad value ends the process (exit 2)."""
+    try:
+        return Settings.from_env(os.environ)
+    except ConfigError as exc:
+        # A configuration mistake is the operator's to fix: say which variables, without a traceback.
+        print(f"app: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main() -> None:
-    """Run the app with uvicorn on 0.0.0.0:$PORT (7860)."""
-    settings = Settings.from_env()
+    """Run the app with uvicorn on $HOST:$PORT (0.0.0.0:7860)."""
+    settings = _load_settings()
     configure_logging(settings.log_level, settings.log_file, settings.log_json)
     app = create_app(settings)
     server = _server(app, settings)
@@ -199,7 +210,7 @@ def main() -> None:
 def __getattr__(name: str) -> Any:
     # `uvicorn app:app` imports this attribute; build it lazily so importing the module has no side effects.
     if name == "app":
-        settings = Settings.from_env()
+        settings = _load_settings()
         configure_logging(settings.log_level, settings.log_file, settings.log_json)
         built = create_app(settings)
         globals()["app"] = built

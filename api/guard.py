@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pydantic import SecretStr
 from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.responses import JSONResponse
@@ -41,12 +42,12 @@ class AdminRefusal:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def admin_refusal(expected: str | None, authorization: str | None) -> AdminRefusal | None:
+def admin_refusal(expected: SecretStr | None, authorization: str | None) -> AdminRefusal | None:
     """Return why `authorization` does not carry the admin token, or None when it does."""
-    if not expected:
+    if expected is None or not expected.get_secret_value():
         return AdminRefusal(403, "News ingestion is disabled: set ADMIN_TOKEN on the server to enable it")
     offered = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else ""
-    if not hmac.compare_digest(offered.encode(), expected.encode()):
+    if not hmac.compare_digest(offered.encode(), expected.get_secret_value().encode()):
         return AdminRefusal(401, "Missing or wrong token: send Authorization: Bearer <ADMIN_TOKEN>",
                             {"WWW-Authenticate": "Bearer"})
     return None
@@ -71,7 +72,7 @@ class RestGuard:
         rate_per_s: float,
         burst: int,
         max_body_bytes: int,
-        admin_token: str | None,
+        admin_token: SecretStr | None,
         exempt_prefixes: tuple[str, ...] = (),
         max_clients: int = 10_000,
         clock: Callable[[], float] = time.monotonic,

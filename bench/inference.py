@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import socket
 import statistics
@@ -363,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer texts: minutes, not tens of minutes")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]: the same grid on that device")
     parser.add_argument("--exclude", default="", help="comma-separated variants to leave out, e.g. bf16")
-    parser.add_argument("--data-dir", type=Path, default=default_datasets_dir())
+    parser.add_argument("--data-dir", type=Path, default=default_datasets_dir(os.environ))
     parser.add_argument("--cache-dir", type=Path, default=None, help="keep ONNX graphs and choices here")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-batch", type=int, default=None, help="default: 32 on CPU, 256 on CUDA")

@@ -1,16 +1,35 @@
-"""One typed settings object, read from environment variables once at startup.
+"""One typed settings object, read from the environment once at start (`Settings.from_env(os.environ)`).
 
-Every variable is optional; the README lists them all with their defaults.
+Every variable is optional. Each section below is one layer's part; `Settings` joins them into the
+flat object the app passes down (`settings.port`, `settings.max_frame_bytes`, ...), so call sites read
+one attribute whatever section it sits in. The README's configuration table is generated from these
+fields (`python -m core.settings_doc`); a field's description is its row's text.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-__all__ = ["ConfigError", "DataMode", "Settings"]
+from pydantic import Field, SecretStr, field_validator
+
+from .settings_base import ConfigError, Csv, CsvInts, CsvSecrets, Section
+
+__all__ = [
+    "SECTIONS",
+    "AccessSection",
+    "ClusterSection",
+    "ConfigError",
+    "DataMode",
+    "InferenceSection",
+    "LimitsSection",
+    "LoggingSection",
+    "ProcessSection",
+    "ServerSection",
+    "Settings",
+    "SourcesSection",
+    "StorageSection",
+]
 
 DataMode = Literal["live", "demo", "auto"]
 
@@ -19,207 +38,307 @@ DEFAULT_SYMBOLS = (
 )
 
 
-class ConfigError(ValueError):
-    """An environment variable holds a value the app cannot use."""
+def _doc(description: str, default: str | None = None) -> Any:
+    # `default` is the README's wording where the value itself says little ("torch default").
+    return {"description": description, "json_schema_extra": {"doc_default": default} if default else None}
 
 
-def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
+class ServerSection(Section):
+    """What runs and where: the port, the data mode, the tracked symbols, the stream cadences."""
 
-
-def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _ints(env: dict[str, str], name: str) -> tuple[int, ...]:
-    parts = _csv(env, name)
-    try:
-        values = tuple(int(part) for part in parts)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be up to 3 comma-separated integers, got {env[name]!r}") from exc
-    # A first value of 0 would switch automatic collection off: garbage cycles would never be freed.
-    if len(values) > 3 or any(v < 1 for v in values):
-        raise ConfigError(f"{name} must be up to 3 integers >= 1, e.g. 2000,10,10, got {env[name]!r}")
-    return values
-
-
-def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name, default).strip().lower() or default
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _csv(env: dict[str, str], name: str, default: str = "") -> tuple[str, ...]:
-    raw = env.get(name, default)
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the app can be told from outside. Built by `from_env()`; tests build it directly."""
-
-    port: int = 7860
-    data_mode: DataMode = "auto"
-    symbols: tuple[str, ...] = tuple(DEFAULT_SYMBOLS.split(","))
-    data_dir: Path = Path("data")
-    database_url: str | None = None
-    redis_url: str | None = None
-    redis_prefix: str = "hub"  # key namespace, so several deployments can share one Redis
-    leader_lock_ttl_s: float = 5.0  # a dead leader is replaced within about 1.2x this (docs/scaling.md)
-    backplane_max_pending: int = 1000  # envelopes waiting for Redis; past it new ones are refused
-    backplane_publish_timeout_s: float = 3.0  # a leader that cannot publish this long steps down
-    models: tuple[str, ...] | None = None
-    device: str = "auto"
-    # auto (measured per model at load), fp32, bf16, fp16 (CUDA), int8, onnx-fp32, onnx-int8 (CPU)
-    inference_precision: str = "auto"
-    inference_exclude: tuple[str, ...] = ()  # variants `auto` never measures, e.g. ("bf16",)
-    inference_evalset: Path | None = None  # texts gating `auto`; None: inference/evalset/sample.jsonl
-    inference_threads: int | None = None
-    inference_max_batch: int | None = None  # None: 32 on CPU, 256 on CUDA
-    inference_max_wait_ms: float = 5.0
-    model_dir: Path | None = None
-    model_lock: Path | None = None  # None: the committed inference/models.lock.json
-    self_evaluate: bool = True  # score the shipped sample per model and fit the ensemble on it
-    admin_token: str | None = None
-    api_tokens: tuple[str, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
-    log_level: str = "INFO"
-    log_file: str | None = "logs/server.log"
-    log_json: bool = False
+    port: int = Field(7860, ge=0, **_doc("where `python app.py` listens"))
+    host: str = Field("0.0.0.0", **_doc("the address `python app.py` binds"))
+    data_mode: DataMode = Field("auto", **_doc(
+        "`live`: providers only; `demo`: the labelled simulator only; `auto`: live, with the labelled "
+        "simulator until a market provider answers (said in `system_status.data_sources.simulated` and a UI banner)"))
+    symbols: Csv = Field(tuple(DEFAULT_SYMBOLS.split(",")), **_doc(
+        "tracked symbols, e.g. `BTC,ETH,SOL` (each must be known to the provider id map in `sources/symbols.py`)",
+        "the top 20 by market cap"))
+    enable_ui: bool = Field(True, **_doc("switch the Gradio UI off"))
+    enable_sources: bool = Field(True, **_doc("switch the live providers off"))
+    enable_inference: bool = Field(True, **_doc("switch the models off"))
+    simulator_seed: int = Field(7, **_doc("the demo market's seed"))
+    simulator_prices: str = Field("", **_doc("the demo market's start prices, e.g. `BTC:90000,ETH:3000`", "built-in"))
     # Cadences, in seconds (SPEC.md). Tests shrink them.
-    price_interval_s: float = 1.0
-    status_interval_s: float = 5.0
-    sentiment_interval_s: float = 60.0
-    models_interval_s: float = 10.0
-    # Per-connection limits (docs/limits.md explains each default).
-    max_frame_bytes: int = 64 * 1024
-    outbox_size: int = 256
-    messages_per_second: float = 20.0
-    message_burst: int = 40
-    max_symbols_per_connection: int = 100
-    max_keywords: int = 50
-    max_sources: int = 50
-    max_news_backlog: int = 100  # `?backlog=N` on /ws/news: latest items sent on connect
-    idle_timeout_s: float = 300.0
-    ws_ping_interval_s: float = 20.0
-    # permessage-deflate costs tens of KB per connection (docs/limits.md); off keeps idle sockets small.
-    ws_per_message_deflate: bool = False
-    max_connections: int = 5000
-    max_connections_per_ip: int = 200
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
-    history_size: int = 1000
-    # REST limits and price retention (docs/limits.md, docs/retention.md).
-    rest_rate_per_s: float = 10.0  # per client IP; 0 turns REST rate limiting off
-    rest_burst: int = 40
-    max_body_bytes: int = 1024 * 1024
-    price_retention_days: float = 7.0  # raw 10 s points
-    price_1m_retention_days: float = 30.0  # 1m buckets; 1h and 1d buckets are kept
-    price_prune_interval_s: float = 3600.0
-    # Server process (docs/scaling.md): event loop, one port shared by several processes, GC tuning.
-    server_loop: str = "auto"  # auto (uvloop when installed), asyncio, uvloop
-    reuse_port: bool = False  # SO_REUSEPORT: several processes (with REDIS_URL) listen on one PORT
-    gc_threshold: tuple[int, ...] = (2000, 10, 10)  # gc.set_threshold(); Python's is (700, 10, 10)
-    gc_freeze: bool = True  # gc.freeze() once the server has started (docs/scaling.md)
-    enable_ui: bool = True
-    enable_sources: bool = True
-    enable_inference: bool = True
-    simulator_seed: int = 7
-    extra: dict[str, str] = field(default_factory=dict)
+    price_interval_s: float = Field(1.0, ge=0.01, **_doc("`price_update` cadence, seconds"))
+    status_interval_s: float = Field(5.0, ge=0.01, **_doc("`system_status` cadence, seconds"))
+    models_interval_s: float = Field(10.0, ge=0.01, **_doc("`model_status` cadence, seconds"))
+    sentiment_interval_s: float = Field(60.0, ge=0.01, **_doc("`sentiment_update` cadence at the latest, seconds"))
 
+    @field_validator("data_mode", mode="before")
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Read every setting from the environment, failing early with the variable's name."""
-        env = dict(os.environ if environ is None else environ)
-        mode = env.get("DATA_MODE", "auto").strip().lower() or "auto"
-        if mode not in ("live", "demo", "auto"):
-            raise ConfigError(f"DATA_MODE must be live, demo or auto, got {mode!r}")
-        symbols = tuple(s.upper() for s in _csv(env, "SYMBOLS", DEFAULT_SYMBOLS))
-        if not symbols:
-            raise ConfigError("SYMBOLS must name at least one symbol, e.g. SYMBOLS=BTC,ETH")
-        device = env.get("DEVICE", "auto").strip().lower() or "auto"
-        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-            raise ConfigError(f"DEVICE must be auto, cpu or cuda, got {device!r}")
-        models = _csv(env, "MODELS") or None
-        log_file = env.get("LOG_FILE", "logs/server.log").strip() or None
-        return cls(
-            port=_int(env, "PORT", 7860, minimum=0),
-            data_mode=mode,  # type: ignore[arg-type]
-            symbols=symbols,
-            data_dir=Path(env.get("DATA_DIR", "data")),
-            database_url=env.get("DATABASE_URL") or None,
-            redis_url=env.get("REDIS_URL") or None,
-            redis_prefix=env.get("REDIS_PREFIX", "hub").strip() or "hub",
-            leader_lock_ttl_s=_float(env, "LEADER_LOCK_TTL_S", 5.0, minimum=2.0),
-            backplane_max_pending=_int(env, "BACKPLANE_MAX_PENDING", 1000, minimum=1),
-            backplane_publish_timeout_s=_float(env, "BACKPLANE_PUBLISH_TIMEOUT_S", 3.0, minimum=0.5),
-            models=models,
-            device=device,
-            inference_precision=env.get("INFERENCE_PRECISION", "auto").strip().lower() or "auto",
-            inference_exclude=tuple(part.lower() for part in _csv(env, "INFERENCE_EXCLUDE")),
-            inference_evalset=Path(env["INFERENCE_EVALSET"]) if env.get("INFERENCE_EVALSET") else None,
-            inference_threads=_int(env, "INFERENCE_THREADS", 0, minimum=0) or None,
-            inference_max_batch=_int(env, "INFERENCE_MAX_BATCH", 0, minimum=0) or None,
-            inference_max_wait_ms=_float(env, "INFERENCE_MAX_WAIT_MS", 5.0, minimum=0.0),
-            model_dir=Path(env["MODEL_DIR"]) if env.get("MODEL_DIR") else None,
-            model_lock=Path(env["MODEL_LOCK"]) if env.get("MODEL_LOCK") else None,
-            self_evaluate=env.get("SELF_EVALUATE", "1").lower() not in ("0", "false", "no"),
-            admin_token=env.get("ADMIN_TOKEN") or None,
-            api_tokens=_csv(env, "API_TOKENS"),
-            allowed_origins=_csv(env, "ALLOWED_ORIGINS"),
-            log_level=env.get("LOG_LEVEL", "INFO").upper(),
-            log_file=None if log_file in ("-", "none") else log_file,
-            log_json=env.get("LOG_JSON", "").lower() in ("1", "true", "yes"),
-            price_interval_s=_float(env, "PRICE_INTERVAL_S", 1.0, minimum=0.01),
-            status_interval_s=_float(env, "STATUS_INTERVAL_S", 5.0, minimum=0.01),
-            sentiment_interval_s=_float(env, "SENTIMENT_INTERVAL_S", 60.0, minimum=0.01),
-            models_interval_s=_float(env, "MODELS_INTERVAL_S", 10.0, minimum=0.01),
-            max_frame_bytes=_int(env, "MAX_FRAME_BYTES", 64 * 1024, minimum=256),
-            outbox_size=_int(env, "OUTBOX_SIZE", 256, minimum=4),
-            messages_per_second=_float(env, "MESSAGES_PER_SECOND", 20.0, minimum=0.1),
-            message_burst=_int(env, "MESSAGE_BURST", 40, minimum=1),
-            max_symbols_per_connection=_int(env, "MAX_SYMBOLS_PER_CONNECTION", 100, minimum=1),
-            max_keywords=_int(env, "MAX_KEYWORDS", 50, minimum=1),
-            max_sources=_int(env, "MAX_SOURCES", 50, minimum=1),
-            max_news_backlog=_int(env, "MAX_NEWS_BACKLOG", 100, minimum=0),
-            idle_timeout_s=_float(env, "IDLE_TIMEOUT_S", 300.0, minimum=1.0),
-            ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", 20.0, minimum=0.5),
-            ws_per_message_deflate=env.get("WS_PER_MESSAGE_DEFLATE", "").lower() in ("1", "true", "yes"),
-            max_connections=_int(env, "MAX_CONNECTIONS", 5000, minimum=1),
-            max_connections_per_ip=_int(env, "MAX_CONNECTIONS_PER_IP", 200, minimum=1),
-            trusted_proxies=_csv(env, "TRUSTED_PROXIES", "127.0.0.1"),
-            history_size=_int(env, "HISTORY_SIZE", 1000, minimum=10),
-            rest_rate_per_s=_float(env, "REST_RATE_PER_S", 10.0, minimum=0.0),
-            rest_burst=_int(env, "REST_BURST", 40, minimum=1),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
-            price_retention_days=_float(env, "PRICE_RETENTION_DAYS", 7.0, minimum=0.01),
-            price_1m_retention_days=_float(env, "PRICE_1M_RETENTION_DAYS", 30.0, minimum=0.01),
-            price_prune_interval_s=_float(env, "PRICE_PRUNE_INTERVAL_S", 3600.0, minimum=1.0),
-            server_loop=_choice(env, "SERVER_LOOP", "auto", ("auto", "asyncio", "uvloop")),
-            reuse_port=env.get("REUSE_PORT", "").lower() in ("1", "true", "yes"),
-            gc_threshold=_ints(env, "GC_THRESHOLD") or (2000, 10, 10),
-            gc_freeze=env.get("GC_FREEZE", "1").lower() not in ("0", "false", "no"),
-            enable_ui=env.get("ENABLE_UI", "1").lower() not in ("0", "false", "no"),
-            enable_sources=env.get("ENABLE_SOURCES", "1").lower() not in ("0", "false", "no"),
-            enable_inference=env.get("ENABLE_INFERENCE", "1").lower() not in ("0", "false", "no"),
-            simulator_seed=_int(env, "SIMULATOR_SEED", 7),
-            extra=env,
-        )
+    def _lower_mode(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one symbol, e.g. SYMBOLS=BTC,ETH")
+        return tuple(symbol.upper() for symbol in value)
+
+
+class ProcessSection(Section):
+    """The server process (docs/scaling.md): its event loop, a port shared with others, the garbage collector."""
+
+    server_loop: Literal["auto", "asyncio", "uvloop"] = Field("auto", **_doc(
+        "`auto` (uvloop when installed, else asyncio), `asyncio`, `uvloop` (falls back to asyncio when missing)"))
+    reuse_port: bool = Field(False, **_doc(
+        "bind `PORT` with `SO_REUSEPORT`, so several processes (with `REDIS_URL`) listen on one port and the "
+        "kernel spreads connections over them (docs/scaling.md)"))
+    gc_threshold: CsvInts = Field(
+        (2000, 10, 10), **_doc("`gc.set_threshold()` values, up to 3 integers >= 1; Python's is `700,10,10`",
+                               "`2000,10,10`"))
+    gc_freeze: bool = Field(True, **_doc(
+        "freeze what start-up created, so full collections walk only later objects (docs/scaling.md)"))
+
+    @field_validator("server_loop", mode="before")
+    @classmethod
+    def _lower_loop(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("gc_threshold")
+    @classmethod
+    def _threshold(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        # A first value of 0 would switch automatic collection off: garbage cycles would never be freed.
+        if len(value) > 3 or any(part < 1 for part in value):
+            raise ValueError("up to 3 integers >= 1, e.g. 2000,10,10")
+        return value
+
+
+class AccessSection(Section):
+    """Who may do what: the admin token, WebSocket tokens and browser origins."""
+
+    admin_token: SecretStr | None = Field(None, **_doc(
+        "enables `POST /api/news` (Bearer token); unset answers 403"))
+    api_tokens: CsvSecrets = Field((), **_doc(
+        "WebSocket tokens, comma-separated; unset leaves the sockets open (see [docs/limits.md](docs/limits.md))"))
+    allowed_origins: Csv = Field((), **_doc(
+        "browser origins allowed on the sockets, comma-separated; unset allows any "
+        "(see [docs/limits.md](docs/limits.md))"))
+
+    def api_token_values(self) -> tuple[str, ...]:
+        """Return the WebSocket tokens in clear, for the constant-time comparison only."""
+        return tuple(token.get_secret_value() for token in self.api_tokens)
+
+
+class StorageSection(Section):
+    """Where data is kept, and for how long."""
+
+    data_dir: Path = Field(Path("data"), **_doc("SQLite database (`hub.sqlite3`, WAL) and runtime caches", "`./data`"))
+    database_url: SecretStr | None = Field(None, **_doc(
+        "any SQLAlchemy URL instead of SQLite, e.g. `postgresql+psycopg://user:pw@host/db`"))
+    price_retention_days: float = Field(7.0, ge=0.01, **_doc(
+        "how long raw price points are kept ([docs/retention.md](docs/retention.md))"))
+    price_1m_retention_days: float = Field(30.0, ge=0.01, **_doc(
+        "how long 1m price buckets are kept (1h and 1d buckets are kept)"))
+    price_prune_interval_s: float = Field(3600.0, ge=1.0, **_doc("how often price retention runs, seconds"))
+
+
+class ClusterSection(Section):
+    """Scale-out over Redis ([docs/scaling.md](docs/scaling.md))."""
+
+    redis_url: SecretStr | None = Field(None, **_doc(
+        "scale-out over Redis (see [docs/scaling.md](docs/scaling.md))"))
+    redis_prefix: str = Field("hub", **_doc("key namespace, so several deployments can share one Redis"))
+    leader_lock_ttl_s: float = Field(5.0, ge=2.0, **_doc("a dead leader is replaced within about 1.2x this, seconds"))
+    backplane_max_pending: int = Field(1000, ge=1, **_doc(
+        "envelopes a leader queues for Redis at most; past it new ones are refused (see [docs/bus.md](docs/bus.md))"))
+    backplane_publish_timeout_s: float = Field(3.0, ge=0.5, **_doc(
+        "a leader that cannot publish for this long steps down, seconds"))
+
+
+class InferenceSection(Section):
+    """The models ([docs/inference.md](docs/inference.md))."""
+
+    models: Csv | None = Field(None, **_doc(
+        "model ids in fallback order, e.g. `embedded/minilm-finhead,ProsusAI/finbert` "
+        "([docs/inference.md](docs/inference.md), \"Default models\")",
+        "all on CUDA; on CPU what the measured budget allows"))
+    device: str = Field("auto", **_doc("`auto`, `cpu`, `cuda`, `cuda:N` (fp16 on CUDA)"))
+    inference_precision: str = Field("auto", **_doc(
+        "`auto` (each model measures its variants at load and runs the fastest whose labels agree with fp32 "
+        "on >= 99 % of the evaluation texts; cached in `DATA_DIR`), `fp32`, `bf16`, `fp16` (CUDA), `int8`, "
+        "`onnx-fp32`, `onnx-int8` (CPU)"))
+    inference_exclude: Csv = Field((), **_doc("variants `auto` never measures, comma-separated, e.g. `bf16`"))
+    inference_evalset: Path | None = Field(None, **_doc(
+        "JSON lines whose `text` fields gate `auto`; without texts `auto` runs fp32 and says so",
+        "`inference/evalset/sample.jsonl`"))
+    inference_threads: int | None = Field(None, ge=0, **_doc("CPU threads for the models", "torch default"))
+    inference_max_batch: int | None = Field(None, ge=0, **_doc(
+        "texts per engine batch at most ([docs/inference.md](docs/inference.md))", "`32` on CPU / `256` on CUDA"))
+    inference_max_wait_ms: float = Field(5.0, ge=0.0, **_doc("how long a batch waits to fill, milliseconds"))
+    model_dir: Path | None = Field(None, **_doc("local models laid out as `<org>/<name>/` (besides the HF cache)"))
+    model_lock: Path | None = Field(None, **_doc(
+        "the model lock: locked commit and SHA-256 per file (`python -m inference.lock` writes it)",
+        "`inference/models.lock.json`"))
+    self_evaluate: bool = Field(True, **_doc(
+        "score the shipped sample with each model once loaded and fit the ensemble on the measurements"))
+    hf_hub_offline: bool = Field(False, **_doc("never contact the Hugging Face hub; models come from the cache"))
+    transformers_offline: bool = Field(False, **_doc("the same as `HF_HUB_OFFLINE` (its older name)"))
+    hf_hub_cache: Path | None = Field(None, **_doc("the Hugging Face hub cache", "`$HF_HOME/hub`"))
+    hf_home: Path | None = Field(None, **_doc("the Hugging Face home folder", "`~/.cache/huggingface`"))
+
+    @field_validator("device", "inference_precision", mode="before")
+    @classmethod
+    def _lower_device(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
+            raise ValueError("auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("inference_exclude")
+    @classmethod
+    def _variants(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(variant.lower() for variant in value)
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return value or None
+
+    @field_validator("inference_threads", "inference_max_batch")
+    @classmethod
+    def _zero_is_default(cls, value: int | None) -> int | None:
+        return value or None
+
+    @property
+    def hub_offline(self) -> bool:
+        """True when either offline switch is on."""
+        return self.hf_hub_offline or self.transformers_offline
+
+    @property
+    def hub_cache_dir(self) -> Path | None:
+        """The hub cache to use: HF_HUB_CACHE, else HF_HOME/hub, else None (huggingface_hub's default)."""
+        if self.hf_hub_cache is not None:
+            return self.hf_hub_cache
+        return self.hf_home / "hub" if self.hf_home is not None else None
+
+
+class LimitsSection(Section):
+    """Per-connection and REST limits ([docs/limits.md](docs/limits.md) explains each default)."""
+
+    BLANK_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"trusted_proxies"})
+
+    max_frame_bytes: int = Field(64 * 1024, ge=256, **_doc(
+        "larger frames get `MESSAGE_TOO_LARGE`; frames over 1 MiB close with 1009"))
+    outbox_size: int = Field(256, ge=4, **_doc("frames queued per socket before `SLOW_CONSUMER`"))
+    messages_per_second: float = Field(20.0, ge=0.1, **_doc("client messages per second per socket"))
+    message_burst: int = Field(40, ge=1, **_doc("client messages in a burst per socket"))
+    max_symbols_per_connection: int = Field(100, ge=1, **_doc("symbols one socket may subscribe to"))
+    max_keywords: int = Field(50, ge=1, **_doc("keywords in one news filter"))
+    max_sources: int = Field(50, ge=1, **_doc("sources in one news filter"))
+    max_news_backlog: int = Field(100, ge=0, **_doc("`?backlog=N` on /ws/news at most: latest items sent on connect"))
+    idle_timeout_s: float = Field(300.0, ge=1.0, **_doc("a socket silent both ways this long is closed, seconds"))
+    ws_ping_interval_s: float = Field(20.0, ge=0.5, **_doc(
+        "protocol ping interval; a peer not answering within it is dropped, seconds"))
+    # permessage-deflate costs tens of KB per connection (docs/limits.md); off keeps idle sockets small.
+    ws_per_message_deflate: bool = Field(False, **_doc("permessage-deflate on the sockets"))
+    max_connections: int = Field(5000, ge=1, **_doc("open sockets at most"))
+    max_connections_per_ip: int = Field(200, ge=1, **_doc("open sockets per client IP at most"))
+    trusted_proxies: Csv = Field(("127.0.0.1",), **_doc(
+        "peers whose `X-Forwarded-For` is believed, comma-separated; blank trusts none"))
+    history_size: int = Field(1000, ge=10, **_doc("messages kept per channel for replay"))
+    rest_rate_per_s: float = Field(10.0, ge=0.0, **_doc(
+        "REST requests per second per client IP ([docs/limits.md](docs/limits.md#rest)); `0` turns rate limiting off"))
+    rest_burst: int = Field(40, ge=1, **_doc("REST requests in a burst per client IP"))
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, **_doc("largest REST request body"))
+
+
+class LoggingSection(Section):
+    """Logs: stdout and a file; tokens are masked at every level."""
+
+    BLANK_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"log_file"})
+
+    log_level: str = Field("INFO", **_doc("the root log level"))
+    log_file: str | None = Field("logs/server.log", **_doc(
+        "logs go to stdout and this file (`LOG_FILE=-` for stdout only); tokens are masked at every level: "
+        "`?token=` values and the `Authorization`, `Sec-WebSocket-Protocol` and `Cookie` headers that uvicorn "
+        "logs at `DEBUG`"))
+    log_json: bool = Field(False, **_doc("one JSON object per log line"))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_file", mode="before")
+    @classmethod
+    def _no_file(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() in ("", "-", "none"):
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+
+class SourcesSection(Section):
+    """The live providers ([docs/sources.md](docs/sources.md)); `sources.SourceSettings` is built from it.
+
+    Each provider polls at its loop's interval and keeps its own rate budget besides.
+    """
+
+    market_poll_s: float = Field(10.0, gt=0, **_doc("market providers' polling interval, seconds"))
+    news_poll_s: float = Field(120.0, gt=0, **_doc("news providers' polling interval, seconds"))
+    fng_poll_s: float = Field(600.0, gt=0, **_doc("Fear & Greed polling interval, seconds"))
+    social_poll_s: float = Field(180.0, gt=0, **_doc("social providers' polling interval, seconds"))
+    coingecko_url: str = Field("https://api.coingecko.com/api/v3", **_doc("CoinGecko API base URL"))
+    binance_url: str = Field("https://api.binance.com", **_doc(
+        "Binance REST base URL (`https://data-api.binance.vision` avoids Binance's HTTP 451 from US-hosted Spaces)"))
+    binance_ws_url: str = Field("wss://stream.binance.com:9443/ws/!miniTicker@arr", **_doc(
+        "Binance price stream URL"))
+    binance_ws_enabled: bool = Field(True, **_doc("use the Binance price stream"))
+    kraken_url: str = Field("https://api.kraken.com", **_doc("Kraken API base URL"))
+    coinbase_url: str = Field("https://api.exchange.coinbase.com", **_doc("Coinbase Exchange API base URL"))
+    coinpaprika_url: str = Field("https://api.coinpaprika.com/v1", **_doc("CoinPaprika API base URL"))
+    coinlore_url: str = Field("https://api.coinlore.net/api", **_doc("CoinLore API base URL"))
+    fng_url: str = Field("https://api.alternative.me", **_doc("alternative.me Fear & Greed API base URL"))
+    reddit_url: str = Field("https://www.reddit.com", **_doc("Reddit base URL"))
+    reddit_subreddits: Csv = Field(("CryptoCurrency", "Bitcoin"), **_doc("subreddits read, comma-separated"))
+    news_feeds: Csv = Field((
+        "https://www.coindesk.com/arc/outboundfeeds/rss/",
+        "https://cointelegraph.com/rss",
+        "https://decrypt.co/feed",
+        "https://www.theblock.co/rss.xml",
+        "https://bitcoinmagazine.com/feed",
+        "https://cryptoslate.com/feed/",
+    ), **_doc("RSS/Atom feed URLs, comma-separated", "CoinDesk, Cointelegraph, Decrypt, The Block, "
+              "Bitcoin Magazine, CryptoSlate"))
+    cryptopanic_token: SecretStr | None = Field(None, **_doc("CryptoPanic API token; unset skips CryptoPanic"))
+    cryptopanic_url: str = Field("https://cryptopanic.com/api/developer/v2", **_doc("CryptoPanic API base URL"))
+    cryptocompare_key: SecretStr | None = Field(None, **_doc("CryptoCompare API key (optional)"))
+    cryptocompare_url: str = Field("https://min-api.cryptocompare.com", **_doc("CryptoCompare API base URL"))
+    twitter_bearer_token: SecretStr | None = Field(None, **_doc("X/Twitter API bearer token; unset skips Twitter"))
+    twitter_url: str = Field("https://api.twitter.com/2", **_doc("X/Twitter API base URL"))
+    sources_disabled: Csv = Field((), **_doc("provider names switched off, comma-separated, e.g. `coinbase,reddit`"))
+    sources_user_agent: str | None = Field(None, **_doc("User-Agent sent to providers", "the hub's own"))
+    sources_timeout_s: float | None = Field(None, gt=0, **_doc(
+        "overrides every provider's own total timeout, seconds", "per provider"))
+    sources_backoff_s: float = Field(15.0, ge=0, **_doc("first backoff after a provider fails, seconds"))
+    sources_max_backoff_s: float = Field(600.0, ge=0, **_doc("longest backoff of a failing provider, seconds"))
+    sources_budget_scale: float = Field(1.0, ge=0, **_doc(
+        "multiplies every provider's rate budget; `0` turns budgets off (local test servers only)"))
+    market_up_window_s: float = Field(60.0, ge=0, **_doc(
+        "the market feed is up while a market provider answered within max(3 x `MARKET_POLL_S`, this), seconds"))
+
+
+# In the order of the README's table.
+SECTIONS: tuple[type[Section], ...] = (
+    ServerSection, ProcessSection, AccessSection, StorageSection, ClusterSection, InferenceSection,
+    LimitsSection, LoggingSection, SourcesSection,
+)
+
+
+class Settings(
+    ServerSection, ProcessSection, AccessSection, StorageSection, ClusterSection, InferenceSection,
+    LimitsSection, LoggingSection, SourcesSection,
+):
+    """Everything the app can be told from outside, every section in one flat object.
+
+    `app.py` builds it once with `Settings.from_env(os.environ)` and passes it down; tests build it
+    directly with keyword arguments (`Settings(port=0, data_mode="demo")`), which reads no environment.
+    """
+
+    BLANK_MEANS_NONE: ClassVar[frozenset[str]] = LimitsSection.BLANK_MEANS_NONE | LoggingSection.BLANK_MEANS_NONE

@@ -33,7 +33,7 @@ class LiveFeeds:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.settings = SourceSettings.from_env(runtime.settings.extra)
+        self.settings = SourceSettings.from_settings(runtime.settings)
         self.hub: SourceService | None = None
         self._last_status: dict[str, str] = {}
         self._pending_events: deque[SourceHealth] = deque(maxlen=PENDING_HEALTH_EVENTS)

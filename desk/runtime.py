@@ -23,6 +23,7 @@ from core.gcwatch import GcWatch
 from core.periodic import TaskSupervisor
 from core.protocol import DatabaseSection, SystemStatusMessage
 from core.records import SIMULATOR_SOURCE, SourceHealth
+from core.settings_base import reveal
 from core.store import Store, StoreUnavailable
 from desk.market import MarketDesk
 from desk.news_relay import ClusterNewsDesk
@@ -58,14 +59,14 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.started_monotonic = time.monotonic()
-        self.store = Store(settings.database_url, settings.data_dir)
+        self.store = Store(reveal(settings.database_url), settings.data_dir)
         self.bus = Bus(history_size=settings.history_size, journal=self.store if self.store.online else None)
         self.counter = RequestCounter()
         self.gc_watch = GcWatch()  # pauses of the garbage collector, for /metrics (#13)
         self.event_loop: str | None = None  # the running loop's module ("uvloop" or "asyncio...")
         # The transport's socket registry: `app.py` builds it on this bus and hands it down.
         self.sockets: OpenSockets | None = None
-        overrides = MarketSimulator.parse_overrides(settings.extra.get("SIMULATOR_PRICES", ""))
+        overrides = MarketSimulator.parse_overrides(settings.simulator_prices)
         self.simulator = MarketSimulator(settings.symbols, seed=settings.simulator_seed, start_prices=overrides)
         self.market = MarketDesk(self.bus, settings.symbols, settings.data_mode, self.simulator)
         self.inference: InferenceService | None = None
@@ -96,7 +97,7 @@ class Runtime:
             from desk.cluster import Cluster
 
             self.cluster = Cluster(
-                settings.redis_url, self.bus, self.news,
+                settings.redis_url.get_secret_value(), self.bus, self.news,
                 start_producers=self.start_producers, stop_producers=self.stop_producers,
                 build_status=self.build_system_status, prefix=settings.redis_prefix,
                 history_size=settings.history_size, status_interval_s=settings.status_interval_s,
@@ -358,4 +359,7 @@ def _build_inference(settings: Settings, store: Store) -> InferenceService:
         stats_store=_ModelStatsInStore(store),
         lock_path=settings.model_lock or LOCK_PATH,
         self_evaluate=settings.self_evaluate,
+        cache_dir=settings.hub_cache_dir,
+        offline=settings.hub_offline,
     )
+

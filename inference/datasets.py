@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +36,9 @@ class LabelledTexts:
     labels: list[SentimentLabel]
 
 
-def default_datasets_dir() -> Path:
-    """Return DATASETS_DIR from the environment, else `../shared/datasets` beside the repo root."""
-    configured = os.environ.get("DATASETS_DIR")
+def default_datasets_dir(environ: Mapping[str, str]) -> Path:
+    """Return DATASETS_DIR from `environ` (a script's, read at its start), else `../shared/datasets`."""
+    configured = environ.get("DATASETS_DIR")
     return Path(configured) if configured else _REPO_ROOT.parent / "shared" / "datasets"
 
 

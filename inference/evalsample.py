@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import re
 import sys
@@ -119,7 +120,7 @@ def build_sample(
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the sample file from `../shared/datasets` (or --data-dir)."""
     parser = argparse.ArgumentParser(description="Build inference/evalset/sample.jsonl.")
-    parser.add_argument("--data-dir", type=Path, default=default_datasets_dir())
+    parser.add_argument("--data-dir", type=Path, default=default_datasets_dir(os.environ))
     parser.add_argument("--out", type=Path, default=SAMPLE_PATH)
     args = parser.parse_args(argv)
     rows = build_sample(args.data_dir)

@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.config import InferenceSection
+
 from .catalog import get_spec, resolve_model_ids
 from .errors import ModelLoadError
 from .loader import LoadOptions, resolve_model_source
@@ -57,9 +59,10 @@ def fetch_models(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Fetch the configured models; exit 1 when any failed (unless --allow-missing)."""
+    config = InferenceSection.from_env(os.environ)  # MODELS and MODEL_LOCK, read the way the app reads them
     parser = argparse.ArgumentParser(description="Fetch the served models into the HF cache.")
-    parser.add_argument("--models", default=os.environ.get("MODELS", ""), help="comma-separated ids")
-    parser.add_argument("--lock", type=Path, default=Path(os.environ.get("MODEL_LOCK") or LOCK_PATH))
+    parser.add_argument("--models", default=",".join(config.models or ()), help="comma-separated ids")
+    parser.add_argument("--lock", type=Path, default=config.model_lock or LOCK_PATH)
     parser.add_argument("--allow-missing", action="store_true", help="exit 0 even when a model failed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

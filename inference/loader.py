@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -62,7 +61,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NOT_CACHED_REASON = "not in local cache and HF hub offline"
-_TRUTHY = {"1", "true", "yes", "on"}
 # Tokenizer, config and safetensors weights; .bin is fetched in a second step, only as a fallback.
 HUB_FILE_PATTERNS = ["*.json", "*.txt", "*.model", "merges.txt", "vocab.*", "bpe.codes", "*.safetensors"]
 # Memory a load needs relative to the weights on disk (state dict + model while copying).
@@ -120,20 +118,23 @@ def resolve_device(device: str) -> str:
 
 
 def hub_offline() -> bool:
-    """Read HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE now (huggingface_hub reads them only at import)."""
-    return any(
-        os.environ.get(name, "").strip().lower() in _TRUTHY
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
+    """Return huggingface_hub's offline switch (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, read at its import).
+
+    The app passes `Settings.hub_offline` instead; this default serves scripts and tests.
+    """
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def hub_cache_dir() -> Path:
-    """Return the HF hub cache directory from the environment, read now."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]) / "hub"
-    return Path.home() / ".cache" / "huggingface" / "hub"
+    """Return huggingface_hub's cache directory (HF_HUB_CACHE / HF_HOME, read at its import).
+
+    The app passes `Settings.hub_cache_dir` instead; this default serves scripts and tests.
+    """
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
 
 
 def _local_candidates(model_id: str, model_dir: Path | None) -> list[Path]:

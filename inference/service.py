@@ -81,8 +81,8 @@ class InferenceService:
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N". fp16 on CUDA.
         data_dir: where `inference_stats.json` lives; None keeps statistics in memory.
         model_dir: optional directory of local models laid out as `<org>/<name>/`.
-        cache_dir: HF hub cache to read; None uses HF_HUB_CACHE / HF_HOME / the default.
-        offline: never contact the hub; None reads HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE.
+        cache_dir: HF hub cache to read; None uses huggingface_hub's (HF_HUB_CACHE / HF_HOME at its import).
+        offline: never contact the hub; None uses huggingface_hub's switch (HF_HUB_OFFLINE at its import).
         max_batch, max_wait_ms, max_queue: per-model batching limits (see `BatchEngine`);
             max_batch None means 32 on CPU and 256 on CUDA.
         micro_batch: texts per forward pass inside a batch (batches arrive sorted by length, so

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -312,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=default_datasets_dir(),
+        default=default_datasets_dir(os.environ),
         help="folder holding twitter_financial_news_sentiment/ (default: DATASETS_DIR or "
         "../shared/datasets beside the repo)",
     )

@@ -48,7 +48,7 @@ class SourceService:
     """Runs one loop per category and the Binance stream; calls back with fresh records.
 
     Args:
-        settings: defaults to `SourceSettings.from_env()`.
+        settings: defaults to `SourceSettings()` (public endpoints, default intervals).
         on_quotes: fused quotes of the symbols that changed, as each provider answers and per
             stream batch.
         on_news: only news not delivered before (canonical URL and near-identical titles),
@@ -75,7 +75,7 @@ class SourceService:
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings = settings if settings is not None else SourceSettings.from_env()
+        self.settings = settings if settings is not None else SourceSettings()
         self._on_quotes = on_quotes
         self._on_news = on_news
         self._on_fear_greed = on_fear_greed

@@ -172,7 +172,15 @@ def tiny_hub(tmp_path_factory: pytest.TempPathFactory) -> TinyHub:
 
 @pytest.fixture
 def offline_hub(tiny_hub: TinyHub, monkeypatch: pytest.MonkeyPatch) -> Iterator[TinyHub]:
-    """Point HF_HUB_CACHE at the tiny cache and switch the hub off for one test."""
+    """Point the hub cache at the tiny cache and switch the hub off for one test.
+
+    huggingface_hub reads HF_HUB_OFFLINE / HF_HUB_CACHE once, at import, and the loader's defaults
+    ask it; the environment is set too for app processes a test starts.
+    """
+    from huggingface_hub import constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tiny_hub.cache_dir))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tiny_hub.cache_dir))
     yield tiny_hub

@@ -30,10 +30,9 @@ def test_head_classifies_obvious_sentences(embedded):
     assert labels == ["bullish", "bearish", "neutral"]
 
 
-def test_find_minilm_wrong_digest_is_refused(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+def test_find_minilm_wrong_digest_is_refused(tmp_path):
     with pytest.raises(ModelFilesInvalid, match="SHA-256 mismatch"):
-        find_minilm(LoadOptions(offline=True), expected_sha256="0" * 64)
+        find_minilm(LoadOptions(offline=True, cache_dir=tmp_path), expected_sha256="0" * 64)
 
 
 def test_service_reports_stored_head_evaluation():

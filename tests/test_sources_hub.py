@@ -272,8 +272,8 @@ def test_settings_from_env_reads_every_documented_var() -> None:
     ("env", "message"),
     [
         ({"SYMBOLS": "BTC,PEPE"}, "unknown symbols"),
-        ({"MARKET_POLL_S": "fast"}, "MARKET_POLL_S must be a number"),
-        ({"NEWS_POLL_S": "0"}, "NEWS_POLL_S must be > 0"),
+        ({"MARKET_POLL_S": "fast"}, "MARKET_POLL_S must be a valid number"),
+        ({"NEWS_POLL_S": "0"}, "NEWS_POLL_S must be greater than 0"),
         ({"BINANCE_WS_ENABLED": "maybe"}, "BINANCE_WS_ENABLED"),
     ],
 )

@@ -243,7 +243,7 @@ class Session:
         subprotocol = None
         if hub.settings.api_tokens:
             token, subprotocol = _offered_token(ws)
-            if not _token_is_valid(token, hub.settings.api_tokens):
+            if not _token_is_valid(token, hub.settings.api_token_values()):
                 await self._refuse(ErrorCode.AUTH_ERROR, "Missing or invalid API token",
                                    "send ?token=, an Authorization: Bearer header or a Sec-WebSocket-Protocol value",
                                    subprotocol)

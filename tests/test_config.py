@@ -1,0 +1,137 @@
+"""The settings object: names, defaults and parsing of every variable, secrets, bad values."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from core.config import SECTIONS, ConfigError, Settings
+from core.settings_base import env_name
+from sources import SourceSettings
+from sources.fear_greed import DEFAULT_FNG_URL
+from sources.market.binance import DEFAULT_BINANCE_URL, DEFAULT_BINANCE_WS_URL
+from sources.market.coinbase import DEFAULT_COINBASE_URL
+from sources.market.coingecko import DEFAULT_COINGECKO_URL
+from sources.market.coinlore import DEFAULT_COINLORE_URL
+from sources.market.coinpaprika import DEFAULT_COINPAPRIKA_URL
+from sources.market.kraken import DEFAULT_KRAKEN_URL
+from sources.news import DEFAULT_CRYPTOCOMPARE_URL, DEFAULT_CRYPTOPANIC_URL
+from sources.rss import DEFAULT_FEEDS
+from sources.social import DEFAULT_REDDIT_URL, DEFAULT_SUBREDDITS, DEFAULT_TWITTER_URL
+from sources.symbols import SYMBOLS
+from tests.harness import FAST_ENV, AppProcess, free_port
+
+SECRET = "s3cret-value-that-must-not-print"
+
+
+def test_settings_from_empty_env_are_the_defaults() -> None:
+    assert Settings.from_env({}) == Settings()
+
+
+def test_settings_built_directly_ignore_the_process_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "1234")
+    assert Settings().port == 7860 and Settings.from_env({"PORT": "1234"}).port == 1234
+
+
+def test_settings_parse_numbers_lists_and_booleans_one_way() -> None:
+    settings = Settings.from_env({
+        "PORT": "8000", "SYMBOLS": "btc, eth,", "MAX_FRAME_BYTES": "4096", "IDLE_TIMEOUT_S": "2.5",
+        "ENABLE_UI": "off", "LOG_JSON": "Yes", "SELF_EVALUATE": "0", "BINANCE_WS_ENABLED": "FALSE",
+        "INFERENCE_EXCLUDE": "BF16,int8", "DATA_MODE": " Demo ",
+    })
+    assert (settings.port, settings.symbols, settings.max_frame_bytes, settings.idle_timeout_s) == (
+        8000, ("BTC", "ETH"), 4096, 2.5)
+    assert (settings.enable_ui, settings.log_json, settings.self_evaluate, settings.binance_ws_enabled) == (
+        False, True, False, False)
+    assert settings.inference_exclude == ("bf16", "int8") and settings.data_mode == "demo"
+
+
+def test_settings_blank_is_unset_except_where_blank_means_none() -> None:
+    settings = Settings.from_env({"PORT": "", "ENABLE_UI": " ", "MODELS": "", "TRUSTED_PROXIES": "", "LOG_FILE": ""})
+    assert (settings.port, settings.enable_ui, settings.models) == (7860, True, None)
+    assert settings.trusted_proxies == () and settings.log_file is None
+
+
+def test_settings_zero_threads_and_batch_mean_the_default() -> None:
+    settings = Settings.from_env({"INFERENCE_THREADS": "0", "INFERENCE_MAX_BATCH": "0", "LOG_FILE": "-"})
+    assert (settings.inference_threads, settings.inference_max_batch, settings.log_file) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "eighty"}, "PORT must be a valid integer"),
+        ({"MAX_FRAME_BYTES": "12"}, "MAX_FRAME_BYTES must be greater than or equal to 256, got '12'"),
+        ({"IDLE_TIMEOUT_S": "5m"}, "IDLE_TIMEOUT_S must be a valid number"),
+        ({"ENABLE_UI": "maybe"}, "ENABLE_UI must be a valid boolean"),
+        ({"DATA_MODE": "paper"}, "DATA_MODE must be 'live', 'demo' or 'auto', got 'paper'"),
+        ({"DEVICE": "tpu"}, "DEVICE must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+        ({"SYMBOLS": ","}, "SYMBOLS must be at least one symbol"),
+        ({"SOURCES_TIMEOUT_S": "0"}, "SOURCES_TIMEOUT_S must be greater than 0"),
+    ],
+)
+def test_settings_bad_value_names_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_settings_several_bad_values_are_named_together() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"PORT": "x", "OUTBOX_SIZE": "1", "LOG_JSON": "sometimes"})
+    assert all(name in str(caught.value) for name in ("PORT", "OUTBOX_SIZE", "LOG_JSON"))
+
+
+@pytest.mark.parametrize("name", ["ADMIN_TOKEN", "API_TOKENS", "DATABASE_URL", "REDIS_URL", "CRYPTOPANIC_TOKEN",
+                                  "CRYPTOCOMPARE_KEY", "TWITTER_BEARER_TOKEN"])
+def test_settings_secrets_never_print(name: str, caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings.from_env({name: SECRET})
+    logging.getLogger("test").warning("settings %s", settings)
+    assert SECRET not in repr(settings) and SECRET not in str(settings) and SECRET not in caplog.text
+    assert SECRET not in settings.model_dump_json()
+
+
+def test_settings_api_tokens_are_revealed_only_on_request() -> None:
+    settings = Settings.from_env({"API_TOKENS": "a, b"})
+    assert settings.api_token_values() == ("a", "b")
+
+
+def test_settings_every_field_is_documented_and_in_one_section() -> None:
+    fields = [name for section in SECTIONS for name in section.model_fields]
+    assert sorted(fields) == sorted(Settings.model_fields) and len(fields) == len(set(fields))
+    assert all(info.description for info in Settings.model_fields.values())
+
+
+def test_source_settings_come_from_the_settings() -> None:
+    settings = Settings.from_env({"REDDIT_SUBREDDITS": "Bitcoin", "SOURCES_DISABLED": "Kraken",
+                                  "TWITTER_BEARER_TOKEN": SECRET, "MARKET_UP_WINDOW_S": "90"})
+    sources = SourceSettings.from_settings(settings)
+    assert (sources.subreddits, sources.disabled, sources.market_up_min_window_s) == (
+        ("Bitcoin",), frozenset({"kraken"}), 90.0)
+    assert sources.twitter_bearer_token == SECRET and SECRET not in repr(sources)
+
+
+def test_source_settings_defaults_match_the_providers() -> None:
+    # The providers keep their own constants until they read every URL from SourceSettings.
+    defaults = SourceSettings.from_settings(Settings())
+    assert defaults == SourceSettings() and defaults.symbols == SYMBOLS
+    assert (defaults.coingecko_url, defaults.binance_url, defaults.binance_ws_url, defaults.kraken_url,
+            defaults.coinbase_url, defaults.coinpaprika_url, defaults.coinlore_url, defaults.fng_url,
+            defaults.reddit_url, defaults.cryptopanic_url, defaults.cryptocompare_url, defaults.twitter_url) == (
+        DEFAULT_COINGECKO_URL, DEFAULT_BINANCE_URL, DEFAULT_BINANCE_WS_URL, DEFAULT_KRAKEN_URL,
+        DEFAULT_COINBASE_URL, DEFAULT_COINPAPRIKA_URL, DEFAULT_COINLORE_URL, DEFAULT_FNG_URL,
+        DEFAULT_REDDIT_URL, DEFAULT_CRYPTOPANIC_URL, DEFAULT_CRYPTOCOMPARE_URL, DEFAULT_TWITTER_URL)
+    assert (defaults.subreddits, defaults.news_feeds) == (DEFAULT_SUBREDDITS, DEFAULT_FEEDS)
+
+
+def test_env_names_are_the_field_names() -> None:
+    assert env_name("max_frame_bytes") == "MAX_FRAME_BYTES"
+
+
+def test_app_start_with_bad_values_exits_naming_them(tmp_path) -> None:
+    app = AppProcess(port=free_port(), data_dir=tmp_path,
+                     env={**FAST_ENV, "MAX_FRAME_BYTES": "12", "ENABLE_UI": "maybe"})
+    with pytest.raises(RuntimeError, match="app exited with 2") as caught:
+        app.start(timeout=120)
+    assert "MAX_FRAME_BYTES" in str(caught.value) and "ENABLE_UI" in str(caught.value)
+    assert "Traceback" not in str(caught.value)
