@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import websockets
 
+from core.endpoints import NEWS_PATH
 from tests.harness import FAST_ENV, AppProcess, free_port
 
 
@@ -98,7 +99,7 @@ async def raw_socket(app: AppProcess, seen: Observed, stop: asyncio.Event, *, re
     while not stop.is_set():
         query = f"?since={last[0]}&epoch={last[1]}" if last else ""
         try:
-            async with websockets.connect(app.ws(f"/ws/news{query}"), open_timeout=2) as ws:
+            async with websockets.connect(app.ws(f"{NEWS_PATH}{query}"), open_timeout=2) as ws:
                 while not stop.is_set():
                     try:
                         message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
@@ -116,7 +117,7 @@ async def raw_socket(app: AppProcess, seen: Observed, stop: asyncio.Event, *, re
 async def late_joiner(app: AppProcess, seen: Observed, epoch: str) -> None:
     """Replay the whole retained history of `epoch` (what any resuming client could be sent)."""
     with contextlib.suppress(OSError, websockets.WebSocketException, TimeoutError):
-        async with websockets.connect(app.ws(f"/ws/news?since=0&epoch={epoch}"), open_timeout=2) as ws:
+        async with websockets.connect(app.ws(f"{NEWS_PATH}?since=0&epoch={epoch}"), open_timeout=2) as ws:
             while True:
                 seen.saw(json.loads(await asyncio.wait_for(ws.recv(), 1.0)))
 
@@ -125,7 +126,7 @@ async def shipped_client(app: AppProcess, seen: Observed, stop: asyncio.Event) -
     """The shipped Python client: it resumes on its own and drops what it thinks it has seen."""
     from ws.client import Backoff, HubClient
 
-    async with HubClient(app.ws("/ws/news"), backoff=Backoff(initial=0.2, cap=1.0)) as client:
+    async with HubClient(app.ws(NEWS_PATH), backoff=Backoff(initial=0.2, cap=1.0)) as client:
         while not stop.is_set():
             try:
                 message = await client.recv(timeout=0.5)

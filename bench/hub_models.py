@@ -31,6 +31,7 @@ import httpx
 import torch
 import websockets
 
+from core.endpoints import NEWS_PATH
 from inference.catalog import CATALOG, EMBEDDED_MODEL_ID
 from tests.harness import FAST_ENV, AppProcess, free_port
 from tests.hub_standin import StandinHub, build_catalog_checkpoint, lock_entry, running_hub
@@ -50,7 +51,7 @@ def _rss_mib(pid: int) -> float | None:
 
 
 async def _watch_news(app: AppProcess, seen: dict[str, float], launched: float, stop: asyncio.Event) -> None:
-    async with websockets.connect(app.ws("/ws/news"), max_size=2**22) as ws:
+    async with websockets.connect(app.ws(NEWS_PATH), max_size=2**22) as ws:
         while not stop.is_set():
             try:
                 message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))

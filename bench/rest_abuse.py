@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from core.endpoints import MARKET_PATH, NEWS_PATH  # noqa: E402
 from tests.harness import free_port  # noqa: E402
 
 __all__ = ["main"]
@@ -239,8 +240,8 @@ async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
     stop = asyncio.Event()
     market_ready, news_ready = asyncio.Event(), asyncio.Event()
     watchers = [
-        asyncio.create_task(m.watch_market(f"ws://127.0.0.1:{port}/ws/market_data", market_ready, stop)),
-        asyncio.create_task(m.watch_news(f"ws://127.0.0.1:{port}/ws/news", news_ready, stop)),
+        asyncio.create_task(m.watch_market(f"ws://127.0.0.1:{port}{MARKET_PATH}", market_ready, stop)),
+        asyncio.create_task(m.watch_news(f"ws://127.0.0.1:{port}{NEWS_PATH}", news_ready, stop)),
     ]
     await asyncio.wait_for(asyncio.gather(market_ready.wait(), news_ready.wait()), 60)
     await asyncio.sleep(2)  # the subscription's snapshot and first ticks are not part of the measurement

@@ -48,6 +48,8 @@ from typing import Any
 # Module level: FastAPI resolves the routes' string annotations (`WebSocket`) in this module's globals.
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
+from core.endpoints import MARKET_PATH, NEWS_PATH
+
 __all__ = ["build_baseline_app", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +140,7 @@ def build_baseline_app(symbols: list[str], price_interval_s: float) -> Any:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.websocket("/ws/market_data")
+    @app.websocket(MARKET_PATH)
     async def market_data(websocket: WebSocket) -> None:
         await websocket.accept()
         wanted: set[str] = set()
@@ -155,7 +157,7 @@ def build_baseline_app(symbols: list[str], price_interval_s: float) -> Any:
         finally:
             market.pop(websocket, None)
 
-    @app.websocket("/ws/news")
+    @app.websocket(NEWS_PATH)
     async def news_feed(websocket: WebSocket) -> None:
         await websocket.accept()
         news.append(websocket)
@@ -263,9 +265,9 @@ async def run_clients(base: str, clients: int, per_client: int, symbols: list[st
         for symbol in wanted:
             subscribers[symbol] = subscribers.get(symbol, 0) + 1
         async with gate:
-            market = await connect(base + "/ws/market_data", **options)
+            market = await connect(base + MARKET_PATH, **options)
             await market.send(json.dumps({"action": "subscribe", "symbols": wanted}))
-            news = await connect(base + "/ws/news", **options)
+            news = await connect(base + NEWS_PATH, **options)
         return market, news
 
     started = time.monotonic()
@@ -468,8 +470,8 @@ async def run_once(kind: str, clients: int, stalled: bool, args: argparse.Namesp
     try:
         if stalled:
             everything = {"action": "subscribe", "symbols": symbols}
-            stalled_socks = [open_stalled_socket(port, "/ws/market_data", everything),
-                             open_stalled_socket(port, "/ws/news", None)]
+            stalled_socks = [open_stalled_socket(port, MARKET_PATH, everything),
+                             open_stalled_socket(port, NEWS_PATH, None)]
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.ws_fanout", "--role", "clients", "--port", str(port),
             "--clients", str(clients), "--symbols-per-client", str(args.symbols_per_client),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.endpoints import MARKET_PATH, NEWS_PATH, STATUS_PATH
 from core.protocol import CloseCode, ErrorCode
 from space.asyncapi import CHANNELS, build_asyncapi
 from space.fmt import esc
@@ -39,7 +40,7 @@ element.querySelectorAll('button.copy').forEach((button) => {
 _JS_CLIENT = """import { HubSocket } from "__HTTP____STATIC__/hub-client.js";
 
 // Prices: auto-reconnect with backoff + jitter, re-subscribes and resumes from the last seq by itself.
-const market = new HubSocket("__WS__/ws/market_data", { symbols: ["BTC", "ETH", "SOL"] });
+const market = new HubSocket("__WS____MARKET__", { symbols: ["BTC", "ETH", "SOL"] });
 market.addEventListener("price_update", (e) => {
   const { symbol, price, change_24h } = e.detail.data;
   console.log(symbol, price, change_24h, "from", e.detail.source);
@@ -48,11 +49,11 @@ market.addEventListener("state", (e) => console.log("market socket:", e.detail.s
 market.connect();
 
 // News with a keyword filter; no item is lost across a reconnect.
-const news = new HubSocket("__WS__/ws/news", { keywords: ["bitcoin", "ethereum"] });
+const news = new HubSocket("__WS____NEWS__", { keywords: ["bitcoin", "ethereum"] });
 news.addEventListener("news", (e) => console.log(e.detail.data.title, e.detail.data.sentiment));
 news.connect();"""
 
-_JS_PLAIN = """const ws = new WebSocket("__WS__/api/monitoring/ws");
+_JS_PLAIN = """const ws = new WebSocket("__WS____STATUS__");
 ws.onmessage = (event) => {
   const message = JSON.parse(event.data);
   if (message.type === "system_status") console.log("sources:", message.stats.total_sources);
@@ -66,7 +67,7 @@ import websockets  # pip install websockets
 
 
 async def main() -> None:
-    async for ws in websockets.connect("__WS__/ws/market_data"):  # reconnects with backoff
+    async for ws in websockets.connect("__WS____MARKET__"):  # reconnects with backoff
         try:
             await ws.send(json.dumps({"action": "subscribe", "symbols": ["BTC", "ETH"]}))
             async for raw in ws:
@@ -98,10 +99,12 @@ asyncio.run(main())
 
 _CURL = """curl -i -N -H "Connection: Upgrade" -H "Upgrade: websocket" \\
   -H "Sec-WebSocket-Version: 13" -H "Sec-WebSocket-Key: SGVsbG8sIHdvcmxkIQ==" \\
-  __HTTP__/ws/news"""
+  __HTTP____NEWS__"""
 
 
 def _snippet(title: str, code: str, element_id: str) -> str:
+    for placeholder, path in (("__MARKET__", MARKET_PATH), ("__NEWS__", NEWS_PATH), ("__STATUS__", STATUS_PATH)):
+        code = code.replace(placeholder, path)
     code = esc(code).replace("__STATIC__", STATIC_PREFIX).replace("__WS__", WS).replace("__HTTP__", HTTP)
     return (
         f'<div class="snippet" id="{element_id}"><h4>{esc(title)}</h4>'

@@ -204,23 +204,24 @@ _QUERY = {
         },
         "symbols": {
             "type": "string",
-            "description": "/ws/market_data only: comma-separated symbols to subscribe "
+            "description": f"{MARKET_PATH} only: comma-separated symbols to subscribe "
             "(past MAX_SYMBOLS_PER_CONNECTION: an INVALID_SYMBOL error and nothing subscribed).",
         },
         "keywords": {
             "type": "string",
-            "description": "/ws/news only: comma-separated keywords, applied before any replay (at most MAX_KEYWORDS).",
+            "description": f"{NEWS_PATH} only: comma-separated keywords, applied before any replay "
+            "(at most MAX_KEYWORDS).",
         },
         "sources": {
             "type": "string",
-            "description": "/ws/news only: comma-separated source names, applied before any replay "
+            "description": f"{NEWS_PATH} only: comma-separated source names, applied before any replay "
             "(at most MAX_SOURCES).",
         },
         "backlog": {
             "type": "integer",
             "minimum": 0,
             "maximum": 100,
-            "description": "/ws/news only: send the latest N retained items that pass the filter, oldest first, "
+            "description": f"{NEWS_PATH} only: send the latest N retained items that pass the filter, oldest first, "
             "on connect (maximum MAX_NEWS_BACKLOG, default 100; ignored with since).",
         },
     },

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import pytest
@@ -27,18 +27,23 @@ from tests.harness import MS, free_port, recv_json
 from ws.admission import ConnectionLimiter
 from ws.routes import ENDPOINTS
 from ws.session import Session, SocketRegistry
+from ws.session_state import SessionState
 
 SPECS = {spec.path: spec for spec in ENDPOINTS}
 
 
 class _BrokenWriter(Session):
-    async def _write_loop(self) -> None:
+    def _write(self, text: str) -> Coroutine[Any, Any, None]:
         raise RuntimeError("writer bug")
 
 
-class _BrokenSubscribe(Session):
+class _BrokenSubscribeState(SessionState):
     def _subscribe(self, symbols: list[str], request_id: Any, ack: bool = True) -> None:
         raise KeyError("subscribe bug")
+
+
+class _BrokenSubscribe(Session):
+    state_class = _BrokenSubscribeState
 
 
 @contextlib.asynccontextmanager
@@ -69,10 +74,11 @@ async def test_a_failed_writer_is_logged_with_its_socket_and_closed_with_1011(
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="ws.session"):
         async with _serving(_BrokenWriter, "/ws/sentiment") as url, websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "ping", "id": 1}))  # its pong is the first frame written
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await recv_json(ws)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
-    assert "ws /ws/sentiment from 127.0.0.1: ws-writer /ws/sentiment failed" in caplog.text
+    assert "ws /ws/sentiment from 127.0.0.1: writing to the socket failed" in caplog.text
     assert "writer bug" in caplog.text
 
 

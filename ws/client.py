@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
@@ -37,6 +37,7 @@ from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from core.endpoints import STREAM_PATHS
+from ws.client_state import Backoff, ClientStats, ResumeState
 
 __all__ = [
     "STREAM_PATHS",
@@ -64,7 +65,6 @@ FATAL_CLOSE_CODES = frozenset({
     CloseCode.MESSAGE_TOO_BIG,
     CloseCode.MANDATORY_EXTENSION,
 })
-MAX_SYMBOLS_PER_REQUEST = 500  # core/protocol.py's SubscribeRequest bound
 
 
 class HubClientError(Exception):
@@ -102,52 +102,6 @@ class StateChange:
     delay: float | None = None  # BACKING_OFF: seconds until the next attempt
     close_code: int | None = None  # of the connection that just ended, if any
     reason: str = ""  # why the previous connection ended or the attempt failed
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, initial * factor**n)).
-
-    Full jitter spreads a crowd of clients that lost the same server over the whole window, so a
-    restart is not met by a synchronised stampede (AWS Architecture Blog, "Exponential Backoff And Jitter").
-    """
-
-    initial: float = 0.5
-    factor: float = 2.0
-    cap: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.initial <= 0 or self.cap < self.initial or self.factor < 1:
-            raise ValueError(
-                f"expected 0 < initial <= cap and factor >= 1, got initial={self.initial}, "
-                f"cap={self.cap}, factor={self.factor}"
-            )
-
-    def ceiling(self, attempt: int) -> float:
-        """Return the largest delay attempt `attempt` (0-based) may wait."""
-        try:
-            return min(self.cap, self.initial * self.factor ** max(0, attempt))
-        except OverflowError:
-            return self.cap
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Return a random delay for attempt `attempt`, between 0 and its ceiling."""
-        return rng.uniform(0.0, self.ceiling(attempt))
-
-
-@dataclass
-class ClientStats:
-    """Counters of one client's life."""
-
-    connects: int = 0
-    messages: int = 0
-    duplicates_dropped: int = 0  # replayed messages the client had already delivered
-    filtered_locally: int = 0  # news outside the filter that reached us before the server applied it
-    heartbeat_timeouts: int = 0
-
-    @property
-    def reconnects(self) -> int:
-        return max(0, self.connects - 1)
 
 
 def stream_url(stream: str, base_url: str = DEFAULT_BASE_URL) -> str:
@@ -216,18 +170,10 @@ class HubClient:
         on_state_change: Callable[[StateChange], None] | None = None,
         filter_locally: bool = True,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss"):
+        if urlsplit(url).scheme not in ("ws", "wss"):
             raise ValueError(f"expected a ws:// or wss:// URL, got {url!r}; hint: use HubClient.for_stream()")
-        path = parts.path.rstrip("/")
-        self._is_market = path.endswith(STREAM_PATHS["market"])
-        self._is_news = path.endswith(STREAM_PATHS["news"])
-        if symbols and not self._is_market:
-            raise ValueError(f"symbols need the {STREAM_PATHS['market']} endpoint, got path {parts.path!r}")
-        if (keywords or sources) and not self._is_news:
-            raise ValueError(
-                f"keywords and sources need the {STREAM_PATHS['news']} endpoint, got path {parts.path!r}"
-            )
+        self._resume = ResumeState(url, symbols=symbols, keywords=keywords, sources=sources, since=since,
+                                   epoch=epoch, backoff=backoff, rng=rng, filter_locally=filter_locally)
         if heartbeat_timeout is not None and ping_interval is not None and heartbeat_timeout <= ping_interval:
             raise ValueError(
                 f"heartbeat_timeout must exceed ping_interval ({ping_interval}s), got {heartbeat_timeout}s; "
@@ -236,11 +182,7 @@ class HubClient:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self.url = url
-        self.symbols: set[str] = {s.strip().upper() for s in symbols or () if s.strip()}
-        self.keywords: tuple[str, ...] = tuple(k.strip().lower() for k in keywords or () if k.strip())
-        self.sources: tuple[str, ...] | None = tuple(s.strip() for s in sources) if sources else None
         self.token = token
-        self.backoff = backoff or Backoff()
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.heartbeat_timeout = heartbeat_timeout
@@ -248,14 +190,8 @@ class HubClient:
         self.close_timeout = close_timeout
         self.stable_after_s = stable_after_s
         self.max_size = max_size
-        self.filter_locally = filter_locally
         self.on_state_change = on_state_change
-        self.stats = ClientStats()
-        self._rng = rng or random.Random()
         self._pending: asyncio.Queue[dict[str, Any]] = asyncio.Queue(max_pending)
-        self._epoch = epoch
-        self._last_seq = since or 0
-        self._last_by_key: dict[str | None, int] = {None: self._last_seq}
         self._state = ConnectionState.CLOSED
         self._connected = asyncio.Event()
         self._conn: _WatchedConnection | None = None
@@ -277,12 +213,42 @@ class HubClient:
     @property
     def last_seq(self) -> int:
         """Return the newest `seq` seen (0 before any); save it with `epoch` to resume in a later run."""
-        return self._last_seq
+        return self._resume.last_seq
 
     @property
     def epoch(self) -> str | None:
         """Return the epoch of the stream seen last."""
-        return self._epoch
+        return self._resume.epoch
+
+    @property
+    def symbols(self) -> set[str]:
+        """Return the market symbols sent on every connect."""
+        return self._resume.symbols
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        """Return the news keywords sent on every connect."""
+        return self._resume.keywords
+
+    @property
+    def sources(self) -> tuple[str, ...] | None:
+        """Return the news sources sent on every connect."""
+        return self._resume.sources
+
+    @property
+    def backoff(self) -> Backoff:
+        """Return the reconnect delays."""
+        return self._resume.backoff
+
+    @property
+    def stats(self) -> ClientStats:
+        """Return the counters of this client's life."""
+        return self._resume.stats
+
+    @property
+    def filter_locally(self) -> bool:
+        """Return whether news outside the filter is dropped here too."""
+        return self._resume.filter_locally
 
     # ------------------------------------------------------------ lifecycle
 
@@ -368,23 +334,17 @@ class HubClient:
 
     async def subscribe(self, symbols: Iterable[str]) -> None:
         """Add market symbols; they are sent now if connected and again after every reconnect."""
-        wanted = {s.strip().upper() for s in symbols if s.strip()}
-        self.symbols |= wanted
-        for chunk in _chunks(sorted(wanted), MAX_SYMBOLS_PER_REQUEST):
-            await self._send_now({"action": "subscribe", "symbols": chunk})
+        for request in self._resume.subscribe(symbols):
+            await self._send_now(request)
 
     async def unsubscribe(self, symbols: Iterable[str]) -> None:
         """Remove market symbols."""
-        unwanted = {s.strip().upper() for s in symbols if s.strip()}
-        self.symbols -= unwanted
-        for chunk in _chunks(sorted(unwanted), MAX_SYMBOLS_PER_REQUEST):
-            await self._send_now({"action": "unsubscribe", "symbols": chunk})
+        for request in self._resume.unsubscribe(symbols):
+            await self._send_now(request)
 
     async def set_filter(self, keywords: Iterable[str], sources: Iterable[str] | None = None) -> None:
         """Replace the news filter (empty keywords and no sources: every item)."""
-        self.keywords = tuple(k.strip().lower() for k in keywords if k.strip())
-        self.sources = tuple(s.strip() for s in sources) if sources else None
-        await self._send_now(self._filter_request())
+        await self._send_now(self._resume.set_filter(keywords, sources))
 
     async def get_all(self) -> bool:
         """Ask for the latest price of every symbol; return False (sending nothing) when disconnected."""
@@ -406,12 +366,6 @@ class HubClient:
             raise runner.exception()  # type: ignore[misc]
         raise ClientClosed("the client is closed")
 
-    def _filter_request(self) -> dict[str, Any]:
-        request: dict[str, Any] = {"action": "filter", "keywords": list(self.keywords)}
-        if self.sources:
-            request["sources"] = list(self.sources)
-        return request
-
     async def _send_now(self, request: dict[str, Any]) -> bool:
         conn = self._conn
         if conn is None:
@@ -421,16 +375,6 @@ class HubClient:
         except ConnectionClosed:
             return False  # state is kept; the next connection sends it again
         return True
-
-    def _resume_url(self) -> str:
-        parts = urlsplit(self.url)
-        kept = parse_qsl(parts.query, keep_blank_values=True)
-        query = [(k, v) for k, v in kept if k not in ("since", "epoch")]
-        if self._last_seq > 0 or self._epoch is not None:
-            query.append(("since", str(self._last_seq)))
-            if self._epoch is not None:
-                query.append(("epoch", self._epoch))
-        return urlunsplit(parts._replace(query=urlencode(query)))
 
     def _set_state(self, change: StateChange) -> None:
         self._state = change.state
@@ -447,13 +391,12 @@ class HubClient:
                 logger.exception("client %s: on_state_change callback failed", self.url)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        attempt = 0
+        loop, resume = asyncio.get_running_loop(), self._resume
         close_code: int | None = None
         reason = ""
         try:
             while True:
-                self._set_state(StateChange(ConnectionState.CONNECTING, attempt, None, close_code, reason))
+                self._set_state(StateChange(ConnectionState.CONNECTING, resume.attempt, None, close_code, reason))
                 try:
                     conn = await self._open()
                 except (OSError, TimeoutError, WebSocketException) as exc:
@@ -463,23 +406,21 @@ class HubClient:
                     close_code, reason = await self._serve(conn)
                     if self._closed_by_user:
                         return
-                    if loop.time() - opened_at >= self.stable_after_s:
-                        attempt = 0
-                delay = self.backoff.delay(attempt, self._rng)
-                attempt += 1
-                self._set_state(StateChange(ConnectionState.BACKING_OFF, attempt, delay, close_code, reason))
+                    resume.ended(loop.time() - opened_at, self.stable_after_s)
+                delay = resume.next_delay()
+                self._set_state(StateChange(ConnectionState.BACKING_OFF, resume.attempt, delay, close_code, reason))
                 await asyncio.sleep(delay)
         except ConnectionRejected as exc:
             close_code, reason = exc.close_code, str(exc)
             raise
         finally:
-            self._set_state(StateChange(ConnectionState.CLOSED, attempt, None, close_code, reason))
+            self._set_state(StateChange(ConnectionState.CLOSED, resume.attempt, None, close_code, reason))
 
     async def _open(self) -> _WatchedConnection:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         try:
             conn = await connect(
-                self._resume_url(),
+                self._resume.resume_url(),
                 additional_headers=headers,
                 open_timeout=self.open_timeout,
                 ping_interval=self.ping_interval,
@@ -505,14 +446,11 @@ class HubClient:
     async def _serve(self, conn: _WatchedConnection) -> tuple[int | None, str]:
         """Run one open connection until it ends; return its close code and why it ended."""
         self._conn = conn
-        self.stats.connects += 1
+        self._resume.connected()
         reason = ""
         try:
-            if self.symbols:
-                for chunk in _chunks(sorted(self.symbols), MAX_SYMBOLS_PER_REQUEST):
-                    await conn.send(json.dumps({"action": "subscribe", "symbols": chunk}))
-            if self.keywords or self.sources:
-                await conn.send(json.dumps(self._filter_request()))
+            for request in self._resume.connect_requests():
+                await conn.send(json.dumps(request))
             self._set_state(StateChange(ConnectionState.OPEN))
             reason = await self._pump(conn)
         except ConnectionClosed:
@@ -552,64 +490,10 @@ class HubClient:
                         raw = await conn.recv()  # cancellation-safe: a timed-out recv loses nothing
                 except TimeoutError:
                     continue  # re-check: pings and pongs count as activity too
-            message = self._accept(raw)
+            message = self._resume.accept(raw)
             if message is not None:
                 await self._pending.put(message)
                 conn.last_heard = max(conn.last_heard, loop.time())  # a slow reader is not a silent server
-
-    def _accept(self, raw: str | bytes) -> dict[str, Any] | None:
-        """Decode one frame; return None for frames already delivered or outside the filter."""
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            logger.warning("client %s: dropping a frame that is not JSON: %r", self.url, raw[:80])
-            return None
-        if not isinstance(message, dict):
-            return None
-        seq, epoch = message.get("seq"), message.get("epoch")
-        if isinstance(seq, int) and isinstance(epoch, str):
-            if epoch != self._epoch:
-                if self._epoch is not None:
-                    logger.info("client %s: epoch %s -> %s, the stream's history restarted",
-                                self.url, self._epoch, epoch)
-                self._epoch, self._last_seq = epoch, 0
-                self._last_by_key = {}
-            # Market frames coalesce per symbol in the server's outbox, so their seqs only grow per symbol.
-            key = _symbol_of(message) if self._is_market else None
-            if seq <= self._last_by_key.get(key, 0):
-                self.stats.duplicates_dropped += 1
-                return None
-            self._last_by_key[key] = seq
-            self._last_seq = max(self._last_seq, seq)
-        is_news = self._is_news and message.get("type") == "news"
-        if is_news and self.filter_locally and not self._wants(message):
-            self.stats.filtered_locally += 1
-            return None
-        self.stats.messages += 1
-        return message
-
-    def _wants(self, message: dict[str, Any]) -> bool:
-        # Mirrors ws/session.py's _wants_news: keywords in "title description", sources by name.
-        data = message.get("data") or {}
-        if self.keywords:
-            text = f"{data.get('title', '')} {data.get('description', '')}".lower()
-            if not any(word in text for word in self.keywords):
-                return False
-        if self.sources:
-            return str(data.get("source", "")).lower() in {s.lower() for s in self.sources}
-        return True
-
-
-def _symbol_of(message: dict[str, Any]) -> str | None:
-    data = message.get("data")
-    if message.get("type") == "price_update" and isinstance(data, dict):
-        symbol = data.get("symbol")
-        return symbol if isinstance(symbol, str) else None
-    return None
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 if __name__ == "__main__":

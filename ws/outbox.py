@@ -1,5 +1,8 @@
 """A bounded per-socket outbox: keyed frames coalesce (latest wins), unkeyed frames are never dropped.
 
+The session writes straight to the socket while it takes frames, so the outbox is empty in the common
+case; frames wait here only while a write is pending (the socket's buffer is full).
+
 Price updates are keyed by symbol, so a slow reader always gets the newest price of each symbol and
 never a backlog of stale ones. News and errors are unkeyed: when they would overflow the bound the
 outbox raises `OutboxFull`, and the session tells the client `SLOW_CONSUMER` and closes it, so the
@@ -26,7 +29,7 @@ class _KeySlot:
 
 
 class Outbox:
-    """Frames waiting for one socket's writer task.
+    """Frames waiting for one socket.
 
     Args:
         maxsize: frames that may wait at once; keyed frames count once per key.
@@ -38,7 +41,7 @@ class Outbox:
         self.maxsize = maxsize
         self._order: deque[str | _KeySlot] = deque()
         self._latest: dict[str, str] = {}
-        self._ready = asyncio.Event()
+        self._ready: asyncio.Event | None = None  # made by the first `get()`: the session reads with `pop()`
         self.coalesced = 0  # keyed frames replaced by a newer one before being sent
         self.high_water = 0
 
@@ -66,21 +69,33 @@ class Outbox:
                 raise OutboxFull(f"outbox holds {len(self._order)} frames (limit {self.maxsize})")
             self._order.append(text)
         self.high_water = max(self.high_water, len(self._order))
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
 
     def put_urgent(self, text: str) -> None:
         """Drop everything queued and queue only this frame (the last word before a close)."""
         self._order.clear()
         self._latest.clear()
         self._order.append(text)
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
 
-    async def get(self) -> str:
-        """Wait for and return the next frame, in arrival order."""
-        while not self._order:
-            self._ready.clear()
-            await self._ready.wait()
+    def pop(self) -> str | None:
+        """Return the next frame in arrival order, or None when none is waiting."""
+        if not self._order:
+            return None
         item = self._order.popleft()
         if isinstance(item, _KeySlot):
             return self._latest.pop(item.key)
         return item
+
+    async def get(self) -> str:
+        """Wait for and return the next frame, in arrival order."""
+        while not self._order:
+            if self._ready is None:
+                self._ready = asyncio.Event()
+            self._ready.clear()
+            await self._ready.wait()
+        frame = self.pop()
+        assert frame is not None
+        return frame

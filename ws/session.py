@@ -1,8 +1,12 @@
-"""One WebSocket connection: auth, limits, subscriptions and filters, a bounded outbox and its writer.
+"""One WebSocket connection's I/O: auth, accept, read, write, close, around its protocol state (#10, #13).
 
-The reader handles client messages; the bus calls `offer()` (never blocking) with every envelope of
-the endpoint's topic; a writer task drains the outbox to the socket. A reader that is too slow for
-a lossless stream (news) is told `SLOW_CONSUMER` and closed with 1013 so it can resume from `seq`.
+The decisions (subscriptions, filters, budgets, replay, slow readers, idle clock) are `SessionState`'s, in
+ws/session_state.py; this module is the thin Starlette adapter that performs them. The handler task reads
+client frames and is the only task a connection has in the common case: the bus calls `offer()` (never
+blocking) and the frame is written straight to the socket while the socket takes it. Only a write that
+finds the transport paused (the peer reads slower than we write) is finished by a drain task, which then
+empties the outbox that filled meanwhile; the outbox's bound and the slow-consumer rules (news lossless:
+`SLOW_CONSUMER` and close 1013; prices coalesced per symbol) are the same either way.
 """
 
 from __future__ import annotations
@@ -11,65 +15,26 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from core.bus import Bus, Envelope, HistoryGap
+from core.bus import Bus, Envelope
 from core.config import Settings
 from core.counters import RequestCounter
-from core.protocol import (
-    AckMessage,
-    CloseCode,
-    ErrorCode,
-    FilterRequest,
-    GetAllRequest,
-    PingRequest,
-    PongMessage,
-    ProtocolError,
-    SubscribeRequest,
-    UnsubscribeRequest,
-    error_frame,
-    parse_client_message,
-)
-from core.token_bucket import TokenBucket
+from core.protocol import CloseCode, ErrorCode, error_frame
 from ws.admission import ConnectionLimiter
-from ws.outbox import Outbox, OutboxFull
+from ws.eager import Pending, step
+from ws.outbox import Outbox
+from ws.session_state import ABUSE_LIMIT, EndpointSpec, SessionState, SocketStats
 
-__all__ = ["EndpointSpec", "Session", "SocketRegistry", "SocketStats"]
+__all__ = ["ABUSE_LIMIT", "EndpointSpec", "Session", "SocketRegistry", "SocketStats"]
 
 logger = logging.getLogger(__name__)
 
-# Refused messages in a row after which a client is considered abusive and closed with 1008.
-ABUSE_LIMIT = 100
 CLOSE_GRACE_S = 2.0
-
-
-@dataclass(frozen=True)
-class EndpointSpec:
-    """What distinguishes one of the five endpoints: its path, bus topic and the actions it takes."""
-
-    path: str
-    topic: str
-    actions: frozenset[str] = frozenset()
-    greet_with_snapshot: bool = True
-
-
-@dataclass
-class SocketStats:
-    """Counters the monitoring stream and /metrics read."""
-
-    connections: dict[str, int] = field(default_factory=dict)
-    messages_sent: int = 0
-    messages_received: int = 0
-    errors_sent: int = 0
-    slow_consumer_closes: int = 0
-    refused_connections: int = 0
-    idle_closes: int = 0
-    coalesced: int = 0  # price frames replaced by a newer one, summed over closed connections
-    dropped_on_close: int = 0  # frames discarded when a slow consumer was closed
 
 
 @dataclass
@@ -145,10 +110,6 @@ def _offered_token(websocket: WebSocket) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _split(csv: str | None) -> list[str]:
-    return [part for part in (csv or "").split(",") if part.strip()]
-
-
 def _token_is_valid(offered: str | None, tokens: Iterable[str]) -> bool:
     if offered is None:
         return False
@@ -160,86 +121,180 @@ def _token_is_valid(offered: str | None, tokens: Iterable[str]) -> bool:
 
 
 class Session:
-    """State and tasks of one open socket."""
+    """One open socket: accepts or refuses it, then performs what its `SessionState` decides.
+
+    Writes go straight to the socket from whatever called (`offer()` from the bus, the reader after a
+    client message) while the transport takes data; a write that has to wait is finished by a drain
+    task, and frames queued meanwhile follow it in order from the outbox.
+    """
+
+    # The protocol state's class: tests inject faults into a session by subclassing it.
+    state_class: type[SessionState] = SessionState
 
     def __init__(self, websocket: WebSocket, spec: EndpointSpec, hub: SocketRegistry) -> None:
         self.websocket = websocket
         self.spec = spec
         self.hub = hub
-        settings = hub.settings
-        self.outbox = Outbox(settings.outbox_size)
-        self.bucket = TokenBucket(1.0 / settings.messages_per_second, capacity=settings.message_burst)
-        self.symbols: set[str] = set()
-        self.keywords: tuple[str, ...] = ()
-        self.sources: frozenset[str] | None = None
-        self.refused_in_a_row = 0
-        self.told_rate_limited = False  # RATE_LIMITED was sent for the current flood
-        self.address = "unknown"
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self._closing = asyncio.Event()
-        self.last_activity = asyncio.get_running_loop().time()  # last frame in either direction (idle timeout)
+        self._loop = asyncio.get_running_loop()
+        self.state = self.state_class(spec, hub.settings, hub.bus, hub.symbols, hub.stats, self._loop.time,
+                                      self._index_symbols)
+        self._open = False  # accepted and not yet past its close frame (or a failed write): frames may go out
+        self._flushing = False
+        self._drain: asyncio.Task[None] | None = None  # only while a write waits for the transport
+        self._closer: asyncio.Task[None] | None = None  # only while a close frame waits for the transport
+        self._grace: asyncio.TimerHandle | None = None  # bounds a drain once a close was requested
+        self._wake: asyncio.Timeout | None = None  # the reader's receive deadline (idle clock, or now to stop)
+        self._done_reading = False
+
+    @property
+    def outbox(self) -> Outbox:
+        """Return the frames waiting for this socket (monitoring reads its depth)."""
+        return self.state.outbox
+
+    @property
+    def address(self) -> str:
+        """Return the client's address."""
+        return self.state.peer
+
+    def _index_symbols(self, added: Iterable[str], removed: Iterable[str]) -> None:
+        self.hub.index_symbols(self, added=added, removed=removed)
 
     # ------------------------------------------------------------ bus side (never blocks)
 
     def offer(self, envelope: Envelope) -> None:
-        """Queue an envelope from the bus if this connection wants it (the bus listener)."""
-        if self._closing.is_set():
-            return
-        if self.spec.topic == "market":
-            if envelope.key is None:  # a stream-wide message such as CONNECTION_ERROR
-                if self.symbols:
-                    self._queue(envelope.text)
-            elif envelope.key in self.symbols:
-                self.outbox.put(envelope.text, key=envelope.key)
-            return
-        if self.spec.topic == "news" and not self._wants_news(envelope):
-            return
-        self._queue(envelope.text)
-
-    def _wants_news(self, envelope: Envelope) -> bool:
-        if self.keywords and not any(word in envelope.match_text for word in self.keywords):
-            return False
-        return self.sources is None or envelope.source in self.sources
-
-    def _queue(self, text: str, key: str | None = None) -> None:
-        try:
-            self.outbox.put(text, key=key)
-        except OutboxFull:
-            self._fail_slow()
-
-    def _fail_slow(self) -> None:
-        self.hub.stats.slow_consumer_closes += 1
-        logger.warning(
-            "ws %s: slow consumer, %d frames waiting; closing with 1013", self.spec.path, len(self.outbox)
-        )
-        frame = error_frame(
-            ErrorCode.SLOW_CONSUMER,
-            "This connection fell too far behind the stream and is being closed",
-            f"outbox limit {self.outbox.maxsize} frames; reconnect with ?since=<last seq> to resume",
-        )
-        self.hub.stats.dropped_on_close += len(self.outbox)
-        self.outbox.put_urgent(frame)
-        self.request_close(CloseCode.WS_1013_TRY_AGAIN_LATER, "slow consumer")
+        """Send an envelope from the bus if this connection wants it (the bus listener)."""
+        if self.state.offer(envelope):
+            self._flush()
 
     def request_close(self, code: int, reason: str) -> None:
-        """Ask the session to close with `code` once queued frames (or the grace period) are done."""
-        if self.close_code is None:
-            self.close_code = code
-            self.close_reason = reason
-        self._closing.set()
+        """Close with `code` once queued frames (or the grace period) are done."""
+        self.state.request_close(code, reason)
+        self._flush()
 
-    def send_error(self, code: ErrorCode, message: str, details: str | None = None, request_id: Any = None) -> None:
-        """Queue an `error` message for this client."""
-        self.hub.stats.errors_sent += 1
-        self._queue(error_frame(code, message, details, request_id))
+    # ------------------------------------------------------------ writing
+
+    def _write(self, text: str) -> Coroutine[Any, Any, None]:
+        return self.websocket.send_text(text)
+
+    def _flush(self) -> None:
+        """Write queued frames straight to the socket; hand a write that must wait to a drain task."""
+        if not self._open or self._flushing:
+            return
+        state = self.state
+        if self._drain is not None:
+            if state.closing and self._grace is None:
+                self._grace = self._loop.call_later(CLOSE_GRACE_S, self._give_up_draining)
+            return
+        self._flushing = True  # one writer at a time, so frames leave in the outbox's order
+        try:
+            while (text := state.next_frame()) is not None:
+                try:
+                    pending = step(self._write(text))
+                except Exception as exc:
+                    self._write_failed(exc)
+                    return
+                if pending is not None:
+                    self._drain = self._loop.create_task(self._drain_outbox(pending),
+                                                         name=f"ws-drain {self.spec.path}")
+                    if state.closing:
+                        self._grace = self._loop.call_later(CLOSE_GRACE_S, self._give_up_draining)
+                    return
+                state.sent()
+            if state.closing:
+                self._close()
+        finally:
+            self._flushing = False
+
+    async def _drain_outbox(self, pending: Pending) -> None:
+        """Finish a write the transport made wait, then write what queued up meanwhile."""
+        state = self.state
+        failure: Exception | None = None
+        try:
+            await pending
+            state.sent()
+            while (text := state.next_frame()) is not None:
+                await self._write(text)
+                state.sent()
+        except Exception as exc:
+            failure = exc
+        finally:
+            self._drain = None
+        if failure is not None:
+            self._write_failed(failure)
+        else:
+            self._flush()  # the outbox is empty: this sends the close frame if one was requested
+
+    def _give_up_draining(self) -> None:
+        """The grace period after a close request ran out with a write still waiting: close anyway."""
+        self._grace = None
+        drain = self._drain
+        if drain is not None and self._closer is None:
+            drain.cancel()
+            self._closer = self._loop.create_task(self._close_after(drain), name=f"ws-close {self.spec.path}")
+
+    async def _close_after(self, drain: asyncio.Task[None]) -> None:
+        await asyncio.wait({drain})
+        pending = self._begin_close()
+        if pending is not None:
+            await self._finish_close(pending)
+
+    def _write_failed(self, exc: Exception) -> None:
+        if isinstance(exc, (WebSocketDisconnect, OSError)):
+            self._open = False  # the peer went away: nothing to report, nothing more to write
+            self._stop_reading()
+            return
+        logger.error("ws %s from %s: writing to the socket failed; closing with 1011", self.spec.path,
+                     self.address, exc_info=exc)
+        self.state.request_close(CloseCode.WS_1011_INTERNAL_ERROR, "internal error")
+        self._close()
+
+    # ------------------------------------------------------------ closing
+
+    def _close(self) -> None:
+        pending = self._begin_close()
+        if pending is not None:
+            self._closer = self._loop.create_task(self._finish_close(pending), name=f"ws-close {self.spec.path}")
+
+    def _begin_close(self) -> Pending | None:
+        """Send the close frame if the transport takes it now; return the rest of the send otherwise."""
+        if not self._open:
+            return None
+        self._open = False  # nothing may follow the close frame
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        state = self.state
+        code = state.close_code if state.close_code is not None else CloseCode.WS_1000_NORMAL_CLOSURE
+        try:
+            pending = step(self.websocket.close(code, state.close_reason))
+        except (RuntimeError, OSError, WebSocketDisconnect):
+            pending = None  # already closed, or the peer is gone
+        if pending is None:
+            self._stop_reading()
+        return pending
+
+    async def _finish_close(self, pending: Pending) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_GRACE_S):
+                await pending
+        except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
+            pass
+        finally:
+            self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        """End the reader: the socket is closed, or closing it was given up."""
+        self._done_reading = True
+        wake = self._wake
+        if wake is not None and not wake.expired():
+            wake.reschedule(self._loop.time())
 
     # ------------------------------------------------------------ lifecycle
 
     async def serve(self) -> None:
-        """Accept (or refuse) the socket, then run reader and writer until either ends."""
+        """Accept (or refuse) the socket, then read it until it ends."""
         ws, hub = self.websocket, self.hub
-        address = self.address = _client_address(ws, hub.settings.trusted_proxies)
+        address = self.state.peer = _client_address(ws, hub.settings.trusted_proxies)
         subprotocol = None
         if hub.settings.api_tokens:
             token, subprotocol = _offered_token(ws)
@@ -268,11 +323,12 @@ class Session:
         except Exception:
             # Logged here once, with the socket it belongs to; the client gets 1011, not a bare 1006.
             logger.exception("ws %s from %s: session failed; closing with 1011", self.spec.path, address)
+            self._open = False
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(CloseCode.WS_1011_INTERNAL_ERROR, "internal error"), CLOSE_GRACE_S)
         finally:
             hub.sessions.discard(self)
-            hub.stats.coalesced += self.outbox.coalesced
+            self.state.finish()
             hub.limiter.release(address)
             if self.spec.path in hub.stats.connections:
                 hub.stats.connections[self.spec.path] -= 1
@@ -284,251 +340,50 @@ class Session:
         await self.websocket.close(code=close, reason=message[:120])
 
     async def _run(self) -> None:
-        self._greet()
+        self._open = True
+        self.state.greet(self.websocket.query_params)
+        self._flush()
         # Market sessions are reached through the hub's symbol index; the others listen to their topic.
         listening = (contextlib.nullcontext() if self.spec.topic == "market"
                      else self.hub.bus.listen(self.spec.topic, self.offer))
         with listening:
-            writer = asyncio.create_task(self._write_loop(), name=f"ws-writer {self.spec.path}")
-            reader = asyncio.create_task(self._read_loop(), name=f"ws-reader {self.spec.path}")
-            closing = asyncio.create_task(self._closing.wait())
             try:
-                await self._wait_until_done_or_idle({writer, reader, closing})
-                self._report_failed(writer, reader)
-                if self.close_code is not None and not writer.done() and len(self.outbox):
-                    # Let the writer flush the last frames (the SLOW_CONSUMER error) within a bound;
-                    # it returns by itself once the outbox is empty.
-                    await asyncio.wait({writer}, timeout=CLOSE_GRACE_S)
+                await self._read_until_done()
             finally:
-                for task in (writer, reader, closing):
-                    task.cancel()
-                await asyncio.gather(writer, reader, closing, return_exceptions=True)
-        self.hub.index_symbols(self, removed=self.symbols)
-        if self.close_code is not None:
-            try:
-                await asyncio.wait_for(self.websocket.close(self.close_code, self.close_reason), CLOSE_GRACE_S)
-            except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
-                pass
+                await self._settle()
 
-    def _report_failed(self, *tasks: asyncio.Task[Any]) -> None:
-        """Log a reader or writer that died of an error (not a disconnect) and close with 1011."""
-        for task in tasks:
-            if not task.done() or task.cancelled():
+    async def _read_until_done(self) -> None:
+        """Hand client frames to the state until the peer leaves or the socket is closed; keep the idle clock."""
+        ws, state, counter = self.websocket, self.state, self.hub.counter
+        while not self._done_reading:
+            try:
+                async with asyncio.timeout_at(state.idle_deadline()) as self._wake:
+                    message = await ws.receive()  # cancellation-safe: a timed-out receive loses nothing
+            except TimeoutError:
+                if state.check_idle():
+                    self._flush()
                 continue
-            exc = task.exception()
-            if exc is None or isinstance(exc, (WebSocketDisconnect, OSError)):
-                continue  # the peer went away: nothing to report
-            logger.error("ws %s from %s: %s failed; closing with 1011", self.spec.path, self.address,
-                         task.get_name(), exc_info=exc)
-            self.request_close(CloseCode.WS_1011_INTERNAL_ERROR, "internal error")
-
-    async def _wait_until_done_or_idle(self, tasks: set[asyncio.Task[Any]]) -> None:
-        """Wait for the first task to end; close the socket once nothing travelled for IDLE_TIMEOUT_S."""
-        loop, idle_s = asyncio.get_running_loop(), self.hub.settings.idle_timeout_s
-        while True:
-            left = self.last_activity + idle_s - loop.time()
-            if left <= 0 and self.close_code is None:
-                self.hub.stats.idle_closes += 1
-                reason = f"idle timeout: nothing exchanged for {idle_s:g} s"
-                self.request_close(CloseCode.WS_1000_NORMAL_CLOSURE, reason)
-                left = idle_s
-            done, _ = await asyncio.wait(tasks, timeout=max(left, 0.05), return_when=asyncio.FIRST_COMPLETED)
-            if done:
+            finally:
+                self._wake = None
+            if message["type"] == "websocket.disconnect":
                 return
-
-    def _greet(self) -> None:
-        """Queue resume replay (`?since=`), initial symbols, or the topic's snapshot."""
-        params = self.websocket.query_params
-        symbols = params.get("symbols")
-        if symbols and self.spec.topic == "market":
-            try:
-                self._subscribe([s for s in symbols.split(",") if s], request_id=None, ack=False)
-            except ProtocolError as exc:
-                self.send_error(exc.code, f"?symbols=: {exc.message}", exc.details)
-        if self.spec.topic == "news":
-            # Filters from the URL apply before the replay (a reconnecting client's filter is not re-sent yet).
-            try:
-                self._set_filter(_split(params.get("keywords")), _split(params.get("sources")) or None)
-            except ProtocolError as exc:
-                self.send_error(exc.code, f"URL filter: {exc.message}", exc.details)
-        since_raw = params.get("since")
-        epoch = params.get("epoch") or None
-        bus = self.hub.bus
-        if since_raw is not None:
-            try:
-                since = int(since_raw)
-            except ValueError:
-                self.send_error(ErrorCode.INVALID_MESSAGE, f"since must be an integer seq, got {since_raw[:20]!r}")
-                return
-            if self.spec.topic == "news":
-                try:
-                    for env in bus.since("news", since, epoch):
-                        if self._wants_news(env):
-                            self.outbox.put(env.text, bounded=False)
-                except HistoryGap as gap:
-                    self.send_error(ErrorCode.HISTORY_GAP, "Some messages after your seq are no longer retained",
-                                    f"asked for seq > {gap.since}; retained history starts at {gap.oldest}; "
-                                    "live stream follows")
-                return
-            for env in bus.replay_snapshot_since(self.spec.topic, since, epoch):
-                self.offer(env)
-            return
-        if self.spec.topic == "news" and params.get("backlog") is not None:
-            self._send_backlog(params["backlog"])
-            return
-        if self.spec.greet_with_snapshot and self.spec.topic != "market":
-            latest = bus.latest(self.spec.topic)
-            if latest is not None:
-                self.offer(latest)
-
-    def _send_backlog(self, raw: str) -> None:
-        """Queue the latest N retained news items that pass the filter, oldest first (`?backlog=N`)."""
-        limit = self.hub.settings.max_news_backlog
-        try:
-            wanted = int(raw)
-        except ValueError:
-            wanted = -1
-        if not 0 <= wanted <= limit:
-            self.send_error(ErrorCode.INVALID_MESSAGE,
-                            f"backlog must be an integer from 0 to {limit}, got {raw[:20]!r}",
-                            "no backlog sent; the live stream follows")
-            return
-        picked: list[Envelope] = []
-        for env in reversed(self.hub.bus.history("news")):
-            if len(picked) >= wanted:
-                break
-            if self._wants_news(env):
-                picked.append(env)
-        for env in reversed(picked):
-            self.outbox.put(env.text, bounded=False)  # at most MAX_NEWS_BACKLOG frames
-
-    async def _write_loop(self) -> None:
-        stats, loop = self.hub.stats, asyncio.get_running_loop()
-        while True:
-            text = await self.outbox.get()
-            await self.websocket.send_text(text)
-            stats.messages_sent += 1
-            self.last_activity = loop.time()
-            if self._closing.is_set() and not len(self.outbox):
-                return
-
-    async def _read_loop(self) -> None:
-        ws, limit = self.websocket, self.hub.settings.max_frame_bytes
-        loop = asyncio.get_running_loop()
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect" or self._closing.is_set():
-                return  # a closing session acts on nothing more
-            self.last_activity = loop.time()
+            if state.closing:
+                continue  # a closing session acts on nothing more; its close frame is on its way
             raw = message.get("text")
             if raw is None:
                 raw = message.get("bytes") or b""
-            self.hub.counter.add()
-            self.hub.stats.messages_received += 1
-            if not self.bucket.try_acquire(loop.time()):
-                self._rate_limited()
-                continue
-            self.told_rate_limited = False  # the flood is over; the next one is told again
-            size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
-            if size > limit:
-                self._refused(ErrorCode.MESSAGE_TOO_LARGE, f"Message of {size} bytes exceeds the limit",
-                              f"frames may be at most {limit} bytes")
-                continue
-            try:
-                request = parse_client_message(raw)  # raises only ProtocolError, whatever the frame
-                self._handle(request)
-                self.refused_in_a_row = 0
-            except ProtocolError as exc:
-                self._refused(exc.code, exc.message, exc.details)
-            except Exception:
-                logger.exception("ws %s from %s: handling a client message failed", self.spec.path, self.address)
-                self._refused(ErrorCode.INTERNAL_ERROR, "The server failed to handle this message",
-                              "the failure is logged; the connection stays open")
+            counter.add()
+            state.receive(raw)
+            self._flush()
 
-    def _refused(self, code: ErrorCode, message: str, details: str | None) -> None:
-        """Count a refused message and answer it, unless the client is now closed as abusive."""
-        self.refused_in_a_row += 1
-        if self.refused_in_a_row > ABUSE_LIMIT:
-            self.request_close(CloseCode.WS_1008_POLICY_VIOLATION, "too many refused messages")
-            return
-        self.send_error(code, message, details)
-
-    def _rate_limited(self) -> None:
-        # One RATE_LIMITED per flood, however the flood began: the client must learn why it is ignored.
-        if self.told_rate_limited:
-            self.refused_in_a_row += 1
-            if self.refused_in_a_row > ABUSE_LIMIT:
-                self.request_close(CloseCode.WS_1008_POLICY_VIOLATION, "too many refused messages")
-            return
-        self.told_rate_limited = True
-        self._refused(ErrorCode.RATE_LIMITED, "Too many messages",
-                      f"limit {1 / self.bucket.interval_s:g} messages/s with bursts of {self.bucket.capacity}; "
-                      "messages past it are dropped until the rate falls")
-
-    # ------------------------------------------------------------ client actions
-
-    def _handle(self, request: object) -> None:
-        if isinstance(request, PingRequest):
-            self._queue(PongMessage(id=request.id).model_dump_json())
-            return
-        action = getattr(request, "action", "")
-        if action not in self.spec.actions:
-            owner = {"subscribe": "/ws/market_data", "unsubscribe": "/ws/market_data",
-                     "get_all": "/ws/market_data", "filter": "/ws/news"}.get(action, "no endpoint")
-            raise ProtocolError(ErrorCode.UNKNOWN_ACTION, f"Action {action!r} is not available on {self.spec.path}",
-                                f"{action!r} belongs to {owner}")
-        if isinstance(request, SubscribeRequest):
-            self._subscribe(request.symbols, request.id)
-        elif isinstance(request, UnsubscribeRequest):
-            wanted = {s.upper() for s in request.symbols}
-            self.hub.index_symbols(self, removed=wanted & self.symbols)
-            self.symbols -= wanted
-            self._ack("unsubscribe", {"symbols": sorted(self.symbols)}, request.id)
-        elif isinstance(request, GetAllRequest):
-            for env in self.hub.bus.snapshot("market"):
-                if env.key is not None:
-                    self.outbox.put(env.text, key=env.key)
-        elif isinstance(request, FilterRequest):
-            self._set_filter(request.keywords, request.sources)
-            self._ack("filter", {"keywords": list(self.keywords),
-                                 "sources": sorted(self.sources) if self.sources else None}, request.id)
-
-    def _set_filter(self, keywords: list[str], sources: list[str] | None) -> None:
-        """Apply a news filter; past MAX_KEYWORDS / MAX_SOURCES the filter is cleared and refused."""
-        settings = self.hub.settings
-        words = tuple(k.strip().lower() for k in keywords if k.strip())
-        names = frozenset(s.strip().lower() for s in sources if s.strip()) if sources else None
-        for kind, count, limit in (("keywords", len(words), settings.max_keywords),
-                                   ("sources", len(names or ()), settings.max_sources)):
-            if count > limit:
-                self.keywords, self.sources = (), None
-                raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"Too many {kind}",
-                                    f"at most {limit}, got {count}; the filter is cleared")
-        self.keywords, self.sources = words, names or None
-
-    def _subscribe(self, symbols: list[str], request_id: Any, ack: bool = True) -> None:
-        wanted = {s.strip().upper() for s in symbols}
-        unknown = sorted(wanted - self.hub.symbols)
-        known = wanted & self.hub.symbols
-        limit = self.hub.settings.max_symbols_per_connection
-        if len(self.symbols | known) > limit:
-            raise ProtocolError(ErrorCode.INVALID_SYMBOL, "Too many symbols for one connection",
-                                f"at most {limit}; unsubscribe some first")
-        new = known - self.symbols
-        self.symbols |= known
-        self.hub.index_symbols(self, added=new)
-        if unknown:
-            self.send_error(ErrorCode.INVALID_SYMBOL, f"Unknown symbol(s): {', '.join(unknown)[:200]}",
-                            f"tracked symbols: {', '.join(sorted(self.hub.symbols))}", request_id)
-        if ack:
-            self._ack("subscribe", {"symbols": sorted(self.symbols)}, request_id)
-        for symbol in sorted(new):
-            latest = self.hub.bus.latest("market", symbol)
-            if latest is not None:
-                self.outbox.put(latest.text, key=symbol)
-
-    def _ack(self, action: str, data: dict[str, Any], request_id: Any) -> None:
-        # The topic's position lets a client that has seen no message yet resume later.
-        bus = self.hub.bus
-        data = {**data, "seq": bus.last_seq(self.spec.topic), "epoch": bus.epoch(self.spec.topic)}
-        self._queue(AckMessage(action=action, data=data, id=request_id).model_dump_json())
+    async def _settle(self) -> None:
+        """Stop what is still writing once reading ended (the peer is gone or the socket closed)."""
+        self._open = False
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        helpers = [task for task in (self._drain, self._closer) if task is not None]
+        for task in helpers:
+            task.cancel()
+        if helpers:
+            await asyncio.gather(*helpers, return_exceptions=True)
