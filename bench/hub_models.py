@@ -8,8 +8,9 @@ since launch at which it became available, the app's resident memory added by it
 until a news item was first scored with it, and one text's latency through `/api/sentiment`.
 
 Baseline, in the same run: the app with the embedded MiniLM model alone (the offline default),
-measured the same way. Self-evaluation is switched off (SELF_EVALUATE=0) so the numbers are the
-load alone. Random weights cost the same time and memory as trained ones. Prints one JSON object.
+measured the same way. Self-evaluation is switched off (SELF_EVALUATE=0) and the precision is
+fixed (`--precision fp32` by default: `auto` would add its per-model runtime measurement, which is
+cached after the first start) so the numbers are the load alone. Random weights cost the same time and memory as trained ones. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -85,11 +86,20 @@ def _post_news_forever(app: AppProcess, stop: threading.Event) -> None:
         stop.wait(1.0)
 
 
-async def _measure(models: list[str], env: dict[str, str], data_dir: Path, timeout_s: float) -> dict[str, Any]:
+async def _measure(
+    models: list[str], env: dict[str, str], data_dir: Path, timeout_s: float, precision: str
+) -> dict[str, Any]:
     app = AppProcess(
         port=free_port(),
         data_dir=data_dir,
-        env={**FAST_ENV, "ENABLE_INFERENCE": "1", "SELF_EVALUATE": "0", "MODELS": ",".join(models), **env},
+        env={
+            **FAST_ENV,
+            "ENABLE_INFERENCE": "1",
+            "SELF_EVALUATE": "0",
+            "INFERENCE_PRECISION": precision,
+            "MODELS": ",".join(models),
+            **env,
+        },
     )
     launched = time.monotonic()
     try:
@@ -107,11 +117,13 @@ async def _measure(models: list[str], env: dict[str, str], data_dir: Path, timeo
     poster.start()
     per_model: dict[str, dict[str, Any]] = {}
     rss_before = rss_start
+    last_status: dict[str, str] = {}
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             body = httpx.get(f"{app.http}/api/models", timeout=30).json()
             for model in body["models"]:
+                last_status[model["id"]] = model["status"]
                 if (
                     model["id"] in models
                     and model["status"] in ("available", "failed")
@@ -132,7 +144,9 @@ async def _measure(models: list[str], env: dict[str, str], data_dir: Path, timeo
                 break
             await asyncio.sleep(0.25)
         for model_id in models:
-            entry = per_model.setdefault(model_id, {"status": "timeout"})
+            entry = per_model.setdefault(
+                model_id, {"status": "timeout", "last_status": last_status.get(model_id)}
+            )
             entry["first_news_scored_at_s"] = news_seen.get(model_id)
             if entry["status"] == "available":
                 latencies = []
@@ -159,7 +173,7 @@ async def _measure(models: list[str], env: dict[str, str], data_dir: Path, timeo
     }
 
 
-async def run(models: Sequence[str], *, tiny: bool, timeout_s: float) -> dict[str, Any]:
+async def run(models: Sequence[str], *, tiny: bool, timeout_s: float, precision: str) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-hub-"))
     hub = StandinHub()
     build_started = time.monotonic()
@@ -174,7 +188,7 @@ async def run(models: Sequence[str], *, tiny: bool, timeout_s: float) -> dict[st
     sizes = {m: round(sum(p.stat().st_size for p in hub.repos[m].files.values()) / 2**20, 1) for m in models}
     (root / "base").mkdir()
     (root / "hub").mkdir()
-    baseline = await _measure([EMBEDDED_MODEL_ID], {"HF_HUB_OFFLINE": "1"}, root / "base", timeout_s)
+    baseline = await _measure([EMBEDDED_MODEL_ID], {"HF_HUB_OFFLINE": "1"}, root / "base", timeout_s, precision)
     with running_hub(hub):
         env = {
             "HF_ENDPOINT": hub.endpoint,
@@ -183,7 +197,7 @@ async def run(models: Sequence[str], *, tiny: bool, timeout_s: float) -> dict[st
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "MODEL_LOCK": str(lock),
         }
-        candidate = await _measure(list(models), env, root / "hub", timeout_s)
+        candidate = await _measure(list(models), env, root / "hub", timeout_s, precision)
         downloads = len([r for r in hub.requests if "/resolve/" in r[1] and r[0] == "GET"])
     base = baseline["models"][EMBEDDED_MODEL_ID]
     ratios = {
@@ -204,6 +218,7 @@ async def run(models: Sequence[str], *, tiny: bool, timeout_s: float) -> dict[st
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "precision": precision,
         "load_average": os.getloadavg()[0],
         "checkpoint_mib": sizes,
         "build_seconds": built_s,
@@ -219,9 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny stand-ins: a quick check of the bench itself")
     parser.add_argument("--models", default=",".join(HUB_MODELS))
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--precision", default="fp32", help="INFERENCE_PRECISION of both apps (auto adds tuning)")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    print(json.dumps(asyncio.run(run(models, tiny=args.tiny, timeout_s=args.timeout))))
+    print(json.dumps(asyncio.run(run(models, tiny=args.tiny, timeout_s=args.timeout, precision=args.precision))))
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -36,7 +35,7 @@ class _Clock:
 def _state(path: str, bus: Bus | None = None, **limits: Any) -> tuple[SessionState, _Clock, list[Any]]:
     clock = _Clock()
     index: list[tuple[set[str], set[str]]] = []
-    settings = dataclasses.replace(Settings(log_file=None), **limits)
+    settings = Settings(log_file=None, **limits)
     state = SessionState(SPECS[path], settings, bus or Bus(), SYMBOLS, SocketStats(), clock,
                          lambda added, removed: index.append((set(added), set(removed))))
     return state, clock, index
@@ -236,6 +235,22 @@ def test_since_replays_the_news_after_that_seq() -> None:
     state, _, _ = _state(NEWS_PATH, bus)
     state.greet({"since": "1", "epoch": bus.epoch("news")})
     assert [f["seq"] for f in _frames(state)] == [2, 3]
+
+
+def test_resume_ahead_of_this_process_does_not_resend_what_the_client_has() -> None:
+    # Behind a shared port a client resumes on a process whose bus is behind the client's seq.
+    leader, behind = Bus(), Bus()
+    for i in range(3):
+        _publish_news(leader, f"item {i}")
+    for envelope in leader.history("news")[:1]:
+        behind.ingest(envelope)
+    state, _, _ = _state(NEWS_PATH, behind)
+    state.greet({"since": "3", "epoch": leader.epoch("news")})
+    _publish_news(leader, "item 3")
+    for envelope in leader.history("news")[1:]:
+        behind.ingest(envelope)
+        state.offer(envelope)
+    assert [f["seq"] for f in _frames(state)] == [4]
 
 
 def test_since_older_than_the_history_answers_history_gap() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,7 +40,7 @@ class _Item(BaseModel):
 
 @contextlib.asynccontextmanager
 async def _serving(**limits: Any) -> AsyncIterator[tuple[SocketRegistry, int]]:
-    settings = dataclasses.replace(Settings(log_file=None), **limits)
+    settings = Settings(log_file=None, **limits)
     hub = SocketRegistry(bus=Bus(), settings=settings, symbols=frozenset({"BTC"}), counter=RequestCounter(),
                          limiter=ConnectionLimiter(10, 10))
 

@@ -126,6 +126,10 @@ class SessionState:
         self.close_code: int | None = None
         self.close_reason = ""
         self.last_activity = clock()  # last frame in either direction (idle timeout)
+        # (epoch, seq) a resuming news client already has: live items at or below it are not resent.
+        # Behind a shared port the client may land on a process whose bus has not reached its seq yet;
+        # without this, those items would reach it twice once they arrive.
+        self.news_floor: tuple[str, int] | None = None
 
     @property
     def closing(self) -> bool:
@@ -186,9 +190,18 @@ class SessionState:
             else:
                 return False
             return True
-        if self.spec.topic == "news" and not self.wants_news(envelope):
+        if self.spec.topic == "news" and (not self.wants_news(envelope) or self._already_has(envelope)):
             return False
         self._queue(envelope.text)
+        return True
+
+    def _already_has(self, envelope: Envelope) -> bool:
+        floor = self.news_floor
+        if floor is None:
+            return False
+        if envelope.epoch != floor[0] or envelope.seq > floor[1]:
+            self.news_floor = None  # the stream has passed the client's position: stop checking
+            return False
         return True
 
     def wants_news(self, envelope: Envelope) -> bool:
@@ -246,6 +259,8 @@ class SessionState:
                 self.send_error(ErrorCode.INVALID_MESSAGE, f"since must be an integer seq, got {since_raw[:20]!r}")
                 return
             if self.spec.topic == "news":
+                if epoch is not None:
+                    self.news_floor = (epoch, since)
                 try:
                     for env in bus.since("news", since, epoch):
                         if self.wants_news(env):
