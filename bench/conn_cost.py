@@ -70,7 +70,7 @@ def serve(port: int) -> None:
         epoch: str = ""
         data: dict[str, Any]
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(os.environ)
     app: FastAPI = create_app(settings)
 
     async def probe() -> dict[str, Any]:

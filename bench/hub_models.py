@@ -10,7 +10,8 @@ until a news item was first scored with it, and one text's latency through `/api
 Baseline, in the same run: the app with the embedded MiniLM model alone (the offline default),
 measured the same way. Self-evaluation is switched off (SELF_EVALUATE=0) and the precision is
 fixed (`--precision fp32` by default: `auto` would add its per-model runtime measurement, which is
-cached after the first start) so the numbers are the load alone. Random weights cost the same time and memory as trained ones. Prints one JSON object.
+cached after the first start) so the numbers are the load alone. Random weights cost the same
+time and memory as trained ones. Prints one JSON object.
 """
 
 from __future__ import annotations
