@@ -13,7 +13,6 @@ as well: the backplane's publish script checks that the lock still holds this le
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -23,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import RedisError
+
+from core.periodic import run_every
 
 __all__ = ["LeaderElection", "new_process_id"]
 
@@ -126,24 +127,27 @@ class LeaderElection:
         return ":".join(parts[1:-1]) or self.holder
 
     async def run(self) -> None:
-        """Campaign and renew until cancelled; never raises on Redis errors."""
-        while not self._resigned:
-            started = time.monotonic()
-            try:
-                if self.token is None:
-                    await self._campaign(started)
-                else:
-                    await self._renew_lease(started)
-                if self.last_error is not None:
-                    logger.info("leader: redis reachable again")
-                self.redis_ok, self.last_error = True, None
-            except (RedisError, OSError) as exc:
-                if self.redis_ok or self.last_error is None:
-                    logger.warning("leader: redis unreachable (%s: %s)", type(exc).__name__, exc)
-                self.redis_ok, self.last_error = False, f"{type(exc).__name__}: {exc}"[:200]
-            if self.token is not None and time.monotonic() >= self._lease_until - self.margin_s:
-                await self._lose("lease about to expire without a renewal")
-            await asyncio.sleep(max(0.0, self.renew_interval_s - (time.monotonic() - started)))
+        """Campaign and renew every `renew_interval_s` until cancelled; never raises on Redis errors."""
+        await run_every(self.renew_interval_s, self._tick, name="leader: election tick", log=logger)
+
+    async def _tick(self) -> None:
+        if self._resigned:
+            return  # shutting down: the lock was released, the task is about to be cancelled
+        started = time.monotonic()
+        try:
+            if self.token is None:
+                await self._campaign(started)
+            else:
+                await self._renew_lease(started)
+            if self.last_error is not None:
+                logger.info("leader: redis reachable again")
+            self.redis_ok, self.last_error = True, None
+        except (RedisError, OSError) as exc:
+            if self.redis_ok or self.last_error is None:
+                logger.warning("leader: redis unreachable (%s: %s)", type(exc).__name__, exc)
+            self.redis_ok, self.last_error = False, f"{type(exc).__name__}: {exc}"[:200]
+        if self.token is not None and time.monotonic() >= self._lease_until - self.margin_s:
+            await self._lose("lease about to expire without a renewal")
 
     async def _campaign(self, started: float) -> None:
         won, value = await self._acquire(

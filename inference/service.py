@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from core.periodic import run_every
 from core.records import SentimentResult
 
 from .autotune import DEFAULT_EVALSET, AutotuneOptions
@@ -369,12 +370,14 @@ class InferenceService:
         return {domain: choice.as_dict() for domain, choice in self._choices.items()}
 
     async def _flush_stats_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.stats_flush_s)
-            try:
-                await asyncio.to_thread(self.stats.save)
-            except OSError as exc:
-                logger.warning("stats: save failed: %s", exc)
+        await asyncio.sleep(self.stats_flush_s)  # nothing to save yet at start
+        await run_every(self.stats_flush_s, self._flush_stats, name="stats: save", log=logger)
+
+    async def _flush_stats(self) -> None:
+        try:
+            await asyncio.to_thread(self.stats.save)
+        except OSError as exc:  # a full or read-only disk: say it in one line, keep serving
+            logger.warning("stats: save failed: %s", exc)
 
     async def stop(self) -> None:
         """Stop engines and background tasks, save statistics; re-raise a crashed loader's error."""

@@ -32,6 +32,9 @@ FAST_ENV = {
     "ENABLE_UI": "0",
     "ENABLE_INFERENCE": "0",
     "SELF_EVALUATE": "0",  # tests that measure models switch it on
+    # `auto` measures every variant of each model at load (minutes on 2 busy cores); the runtime
+    # choice is tested in-process (test_inference_autotune), so app tests load plain fp32.
+    "INFERENCE_PRECISION": "fp32",
     "ENABLE_SOURCES": "0",
     "DATA_MODE": "demo",
     "ADMIN_TOKEN": "test-admin-token",

@@ -189,6 +189,9 @@ async def test_a_process_that_joins_late_serves_the_snapshot_and_history(redis, 
         posted = first.post_news(title="before the late one").json()["seq"]
         late = start_app(tmp_path, "late", first.env)
         try:
+            # /health answers before the backplane has caught up with Redis; `get_all` answers with
+            # the snapshot this process holds, so wait until it holds the cluster's.
+            wait_for(lambda: metric(late, "hub_backplane_up") == 1.0, 10)
             # max_queue=None: 19 unread snapshots must not pause the client and stall its closing handshake.
             async with websockets.connect(late.ws("/ws/market_data"), max_queue=None) as ws:
                 await ws.send(json.dumps({"action": "get_all"}))
