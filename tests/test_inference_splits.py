@@ -11,7 +11,7 @@ import torch
 from inference import evaluate
 from inference.datasets import FIQA_FILE, TWITTER_FILE
 from inference.evalsample import build_sample
-from inference.head import HEAD_FORMAT
+from inference.head import HEAD_FORMAT, stored_evaluation
 from inference.splits import (
     NORMALISATION_VERSION,
     SplitMismatch,
@@ -156,3 +156,12 @@ def test_built_sample_comes_from_held_out_rows_only(tmp_path):
     rows = build_sample(data, news=10, headlines=4, social=8)
     assert len(rows) == 22 and {row.domain for row in rows} == {"news", "social"}
     assert not {key_hash(normalise_text(row.text)) for row in rows} & trained
+
+
+def test_stored_evaluation_shows_the_validation_report_per_domain(tmp_path):
+    numbers = {"n": 10, "accuracy": 0.8, "accuracy_ci95": [0.49, 0.94], "macro_f1": 0.7}
+    metrics = {"validation": {"overall": numbers, "domain:news": numbers, "domain:social": numbers}}
+    head = _write_head(tmp_path / "head.safetensors", metrics=json.dumps(metrics), eval_precision="fp32")
+    rows = stored_evaluation(head)
+    assert [row["dataset"].split(", ")[1].split(":")[0] for row in rows] == ["all domains", "news", "social"]
+    assert rows[0]["accuracy_ci95"] == "0.490-0.940" and rows[0]["precision"] == "fp32"
