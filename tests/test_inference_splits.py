@@ -10,8 +10,8 @@ import torch
 
 from inference import evaluate
 from inference.datasets import FIQA_FILE, TWITTER_FILE
-from inference.evalsample import build_sample
-from inference.head import HEAD_FORMAT, stored_evaluation
+from inference.evalsample import SAMPLE_PATH, build_sample, read_sample
+from inference.head import HEAD_FORMAT, HEAD_WEIGHTS_PATH, read_head_file, stored_evaluation
 from inference.splits import (
     NORMALISATION_VERSION,
     SplitMismatch,
@@ -165,3 +165,20 @@ def test_stored_evaluation_shows_the_validation_report_per_domain(tmp_path):
     rows = stored_evaluation(head)
     assert [row["dataset"].split(", ")[1].split(":")[0] for row in rows] == ["all domains", "news", "social"]
     assert rows[0]["accuracy_ci95"] == "0.490-0.940" and rows[0]["precision"] == "fp32"
+
+
+def test_committed_weights_store_split_and_precision():
+    _, metadata = read_head_file()
+    definition = json.loads(metadata["split"])
+    assert definition["normalisation"] == NORMALISATION_VERSION and len(definition["digests"]["test"]) == 64
+    assert metadata["train_precision"] == metadata["eval_precision"] == "fp32"
+    assert HEAD_WEIGHTS_PATH.stat().st_size < 2_000_000
+
+
+def test_shipped_sample_is_disjoint_from_the_training_split():
+    _, metadata = read_head_file()
+    trained = parse_key_hashes(metadata["train_keys"])
+    assert len(trained) > 5000
+    sample = read_sample(SAMPLE_PATH)
+    assert len(sample) == 700
+    assert not [row.text for row in sample if key_hash(normalise_text(row.text)) in trained]
