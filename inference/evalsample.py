@@ -2,33 +2,33 @@
 
 One JSON object per line: `{"text", "label": bearish|neutral|bullish, "domain": news|social, "source"}`.
 
-- news: 300 tweets of financial news headlines from the embedded head's held-out split of
-  zeroshot/twitter-financial-news-sentiment (`datasets.heldout_split`, seed 0, 15 %), minus any
-  whose normalised text also occurs in the training part, plus 100 FiQA headlines;
+Drawn only from the held-out parts (validation and test) of the embedded head's split
+(`inference/splits.py`, seed 0: normalised duplicates removed before splitting), so no text of
+the sample, after normalisation, is in the head's training split:
+
+- news: 300 tweets of financial news headlines (zeroshot/twitter-financial-news-sentiment) and
+  100 FiQA headlines;
 - social: 300 FiQA microblog posts (StockTwits-style). FiQA gives a score in [-1, 1]: > 0 is
   bullish, < 0 bearish, 0 is dropped, so FiQA rows carry no neutral class.
 
-The head never trained on FiQA, and never on these tweets, so scoring the head on the sample is
-a clean measurement. Draws are seeded: the same data gives the same file.
+Draws are seeded: the same data gives the same file.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import random
-import re
 import sys
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.records import SentimentLabel
 
-from .datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir, heldout_split, read_labelled_csv
+from .datasets import default_datasets_dir
+from .splits import build_split, normalise_text
 
 __all__ = [
     "SAMPLE_PATH",
@@ -55,14 +55,6 @@ class SampleRow:
     source: str
 
 
-def normalise_text(text: str) -> str:
-    """Fold case, accents, URLs, cashtags' `$` and whitespace, so near-copies compare equal."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"https?://\S+", " ", text)
-    text = re.sub(r"[^\w\s]", " ", text)
-    return " ".join(text.split())
-
-
 def read_sample(path: Path = SAMPLE_PATH) -> list[SampleRow]:
     """Read the sample; an absent file is an empty sample.
 
@@ -86,34 +78,33 @@ def read_sample(path: Path = SAMPLE_PATH) -> list[SampleRow]:
     return rows
 
 
-def _fiqa(path: Path, kind: str) -> list[tuple[str, SentimentLabel]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["type"] == kind and float(row["score"]) != 0]
-    return [(row["sentence"], "bullish" if float(row["score"]) > 0 else "bearish") for row in rows]
+_SOURCES = {"twitter_news": TWITTER_SOURCE, "fiqa_headline": FIQA_SOURCE, "fiqa_post": FIQA_SOURCE}
 
 
 def build_sample(
-    data_dir: Path, *, news: int = 300, headlines: int = 100, social: int = 300, seed: int = 0
+    data_dir: Path,
+    *,
+    news: int = 300,
+    headlines: int = 100,
+    social: int = 300,
+    seed: int = 0,
+    split_seed: int = 0,
 ) -> list[SampleRow]:
-    """Draw the sample from the licensed datasets (see the module docstring)."""
+    """Draw the sample from the held-out parts of the head's split (see the module docstring).
+
+    Raises:
+        ValueError: a part holds fewer rows than asked for.
+    """
     rng = random.Random(seed)
-    twitter = read_labelled_csv(data_dir / TWITTER_FILE)
-    train_idx, held_idx = heldout_split(twitter.labels, fraction=0.15, seed=0)  # the head's own split
-    trained = {normalise_text(twitter.texts[i]) for i in train_idx}
-    seen: set[str] = set()
-    clean = []
-    for i in held_idx:
-        key = normalise_text(twitter.texts[i])
-        if key in trained or key in seen:
-            continue
-        seen.add(key)
-        clean.append(i)
-    rows = [SampleRow(twitter.texts[i], twitter.labels[i], "news", TWITTER_SOURCE) for i in rng.sample(clean, news)]
-    for kind, count, domain in (("headline", headlines, "news"), ("post", social, "social")):
-        pool = [(text, label) for text, label in _fiqa(data_dir / FIQA_FILE, kind) if normalise_text(text) not in seen]
-        for text, label in rng.sample(pool, min(count, len(pool))):
-            seen.add(normalise_text(text))
-            rows.append(SampleRow(text, label, domain, FIQA_SOURCE))
+    split = build_split(data_dir, seed=split_seed)
+    trained = {row.key for row in split.train}
+    held = sorted(split.validation + split.test, key=lambda row: row.id)
+    rows: list[SampleRow] = []
+    for subset, count in (("twitter_news", news), ("fiqa_headline", headlines), ("fiqa_post", social)):
+        pool = [row for row in held if row.subset == subset and row.key not in trained]
+        if len(pool) < count:
+            raise ValueError(f"only {len(pool)} held-out {subset} rows, {count} asked for")
+        rows += [SampleRow(row.text, row.label, row.domain, _SOURCES[subset]) for row in rng.sample(pool, count)]
     return rows
 
 

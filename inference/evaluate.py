@@ -1,13 +1,18 @@
-"""Measure models on a labelled CSV: `python -m inference.evaluate --data FILE ...`.
+"""Measure the embedded head on its own test split, or any models on a labelled CSV.
 
-Prints accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted, order
-bearish/neutral/bullish) for every available model and for the ensemble. Models that are not
-available (offline and not cached) are listed with their reason instead of numbers.
+Without `--data`: `python -m inference.evaluate [--split test|validation] [--head FILE]` reads the
+split definition and precision stored with the head weights (`inference.train_head` writes them),
+rebuilds the split from `../shared/datasets` (or `--data-dir`), refuses weights whose split is
+missing or does not match the data, and reports accuracy with its Wilson 95 % interval, macro-F1,
+per-class recall, and the same per subset, per domain (news / social) and for crypto mentions.
+
+With `--data FILE`: accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted,
+order bearish/neutral/bullish) for every available model and for the ensemble. Models that are
+not available (offline and not cached) are listed with their reason instead of numbers.
 
 Examples::
 
-    python -m inference.evaluate --data ../shared/datasets/twitter_financial_news_sentiment/train.csv \\
-        --text-col text --label-col label --label-map 0=bearish,1=bullish,2=neutral --heldout
+    python -m inference.evaluate                      # the embedded head on its test split
     python -m inference.evaluate --data ../shared/datasets/fiqa_sentiment/fiqa.csv \\
         --text-col sentence --label-col score --signed
 """
@@ -25,11 +30,16 @@ from typing import Any
 
 from core.records import SentimentResult
 
-from .catalog import CANONICAL_LABELS, DEFAULT_MODELS
-from .datasets import LabelledTexts, heldout_split, parse_label_map, read_labelled_csv, read_signed_csv
+from .catalog import CANONICAL_LABELS, DEFAULT_MODELS, EMBEDDED_MODEL_ID
+from .datasets import LabelledTexts, default_datasets_dir, parse_label_map, read_labelled_csv, read_signed_csv
+from .errors import ModelLoadError
+from .head import HEAD_WEIGHTS_PATH, load_embedded_classifier, read_head_file, sha256_of
+from .headeval import report as split_report, score_rows
+from .loader import LoadOptions, resolve_device
 from .service import InferenceService
+from .splits import SPLITS, SplitMismatch, definition_summary, verify_split
 
-__all__ = ["main", "metrics_for", "run"]
+__all__ = ["check_head_split", "evaluate_head", "main", "metrics_for", "run"]
 
 
 def metrics_for(gold: Sequence[str], results: Sequence[SentimentResult], *, signed: bool) -> dict[str, Any]:
@@ -91,10 +101,99 @@ async def run(
         await service.stop()
 
 
+def check_head_split(head: Path, data_dir: Path) -> tuple[dict[str, str], Any]:
+    """Read the head's metadata and rebuild its stored split from `data_dir`.
+
+    Raises:
+        SplitMismatch: no split or precision stored, or a split that differs from the data's.
+        ModelLoadError: the weights file is missing or unreadable.
+        OSError, ValueError: the data cannot be read.
+    """
+    _, metadata = read_head_file(head)
+    split = verify_split(metadata.get("split"), data_dir)
+    if not metadata.get("eval_precision"):
+        raise SplitMismatch(f"{head}: no eval_precision stored with the weights; retrain with inference.train_head")
+    return metadata, split
+
+
+def evaluate_head(
+    head: Path, data_dir: Path, *, part: str = "test", device: str = "cpu", precision: str | None = None
+) -> dict[str, Any]:
+    """Score the head on one part of its verified split, in the stored precision unless told otherwise.
+
+    Raises:
+        SplitMismatch, ModelLoadError, OSError, ValueError: see `check_head_split`.
+    """
+    metadata, split = check_head_split(head, data_dir)
+    stored = metadata["eval_precision"]
+    used = precision or stored
+    rows = split.part(part)
+    classifier = load_embedded_classifier(
+        LoadOptions(device=resolve_device(device), precision=used, offline=True), head
+    )
+    groups = split_report(rows, score_rows(classifier, rows))
+    return {
+        EMBEDDED_MODEL_ID: {
+            **{key: groups["overall"][key] for key in ("n", "accuracy", "macro_f1")},
+            "split": part,
+            "precision": used,
+            "stored_precision": stored,
+            "weights_sha256": sha256_of(head),
+            "split_definition": definition_summary(split.definition),
+            "groups": groups,
+        }
+    }
+
+
+def _print_head_report(report: dict[str, Any]) -> None:
+    for model_id, numbers in report.items():
+        note = "" if numbers["precision"] == numbers["stored_precision"] else " (NOT the stored precision)"
+        definition = numbers["split_definition"]
+        print(
+            f"{model_id} on its {numbers['split']} split (seed {definition['seed']}, "
+            f"{definition['normalisation']}, test digest {definition['test_digest']}), "
+            f"precision {numbers['precision']}{note}"
+        )
+        print(f"  {'group':<22} {'n':>5} {'accuracy':>8} {'95% CI':>15} {'macro-F1':>8}  recall bear/neu/bull  sign")
+        for name, group in numbers["groups"].items():
+            low, high = group["accuracy_ci95"]
+            recall = "/".join("-" if value is None else f"{value:.2f}" for value in group["recall"].values())
+            sign = f"{group['sign_accuracy']:.4f}" if "sign_accuracy" in group else ""
+            print(
+                f"  {name:<22} {group['n']:>5} {group['accuracy']:>8.4f} [{low:.3f}, {high:.3f}] "
+                f"{group['macro_f1']:>8.4f}  {recall:<20} {sign}"
+            )
+
+
+def _main_head(args: argparse.Namespace) -> int:
+    try:
+        report = evaluate_head(
+            args.head, args.data_dir, part=args.split, device=args.device, precision=args.precision
+        )
+    except SplitMismatch as exc:
+        print(f"error: refusing to evaluate {args.head}: {exc}", file=sys.stderr)
+        return 2
+    except (ModelLoadError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_head_report(report)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description="Evaluate sentiment models on a labelled CSV.")
-    parser.add_argument("--data", type=Path, required=True)
+    parser = argparse.ArgumentParser(
+        description="Evaluate the embedded head on its stored split, or models on a labelled CSV (--data)."
+    )
+    parser.add_argument("--data", type=Path, default=None, help="a labelled CSV; without it: the head's split")
+    parser.add_argument("--split", choices=SPLITS[1:], default="test", help="without --data: which part")
+    parser.add_argument("--head", type=Path, default=HEAD_WEIGHTS_PATH, help="without --data: the head weights")
+    parser.add_argument(
+        "--data-dir", type=Path, default=default_datasets_dir(), help="without --data: the datasets folder"
+    )
     parser.add_argument("--text-col", default="text")
     parser.add_argument("--label-col", default="label")
     parser.add_argument(
@@ -105,16 +204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--signed", action="store_true", help="the label column is a score in [-1, 1]: compare signs (FiQA)"
     )
-    parser.add_argument(
-        "--heldout",
-        action="store_true",
-        help="only the 15%% held-out split used by inference.train_head (seed 0)",
-    )
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N texts only")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids")
     parser.add_argument("--domain", choices=["news", "social"], default="news")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 (CUDA) or int8 (CPU)")
+    parser.add_argument(
+        "--precision",
+        default=None,
+        help="auto, fp32, bf16, fp16 (CUDA) or int8 (CPU); default: the stored one for the head, else auto",
+    )
     parser.add_argument(
         "--weights",
         type=json.loads,
@@ -124,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.data is None:
+        return _main_head(args)
 
     try:
         if args.signed:
@@ -138,9 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.heldout:
-        _, held = heldout_split(data.labels)
-        data = LabelledTexts([data.texts[i] for i in held], [data.labels[i] for i in held])
     if args.limit:
         data = LabelledTexts(data.texts[: args.limit], data.labels[: args.limit])
     models = [model for model in args.models.split(",") if model.strip()]
@@ -151,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             domain=args.domain,
             signed=args.signed,
             device=args.device,
-            precision=args.precision,
+            precision=args.precision or "auto",
             weights=args.weights,
         )
     )

@@ -336,31 +336,63 @@ def embedded_digest(head_path: Path = HEAD_WEIGHTS_PATH) -> str:
     return hashlib.sha256(f"{MINILM_SHA256}:{sha256_of(head_path)}".encode()).hexdigest()[:32]
 
 
-def stored_evaluation(head_path: Path = HEAD_WEIGHTS_PATH) -> list[dict[str, Any]]:
-    """Return the held-out accuracies `train_head` measured and stored with the head weights.
+_STORED_GROUPS = {
+    "overall": "all domains",
+    "domain:news": "news: financial news tweets and FiQA headlines",
+    "domain:social": "social: FiQA microblog posts",
+}
 
-    Nothing is computed here: these are the numbers of the fp32 model on data it never saw
-    (docs/inference.md). An unreadable file gives an empty list.
+
+def stored_evaluation(head_path: Path = HEAD_WEIGHTS_PATH) -> list[dict[str, Any]]:
+    """Return the validation-split figures `train_head` measured and stored with the head weights.
+
+    Nothing is computed here: these are the numbers of the model in its stored precision on its
+    validation split (held out from training, used to choose the recipe; the untouched test split
+    is measured by `python -m inference.evaluate`, docs/inference.md). Weights trained before that
+    split give their old held-out rows, labelled as such; an unreadable file gives an empty list.
     """
     try:
         _, metadata = read_head_file(head_path)
         metrics = json.loads(metadata.get("metrics", "{}"))
     except (ModelLoadError, ValueError):
         return []
+    validation = metrics.get("validation") if isinstance(metrics, dict) else None
+    if not isinstance(validation, dict):
+        return _legacy_evaluation(metrics) if isinstance(metrics, dict) else []
     rows: list[dict[str, Any]] = []
-    heldout = metrics.get("heldout")
+    for group, label in _STORED_GROUPS.items():
+        numbers = validation.get(group)
+        if isinstance(numbers, dict):
+            interval = numbers.get("accuracy_ci95")
+            rows.append(
+                {
+                    "model": EMBEDDED_MODEL_ID,
+                    "dataset": f"head's validation split, {label}",
+                    "n": numbers.get("n"),
+                    "accuracy": numbers.get("accuracy"),
+                    "accuracy_ci95": f"{interval[0]:.3f}-{interval[1]:.3f}" if isinstance(interval, list) else None,
+                    "macro_f1": numbers.get("macro_f1"),
+                    "precision": metadata.get("eval_precision", "fp32"),
+                }
+            )
+    return rows
+
+
+def _legacy_evaluation(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of weights trained before the deduplicated split (held-out tweets, FiQA sign accuracy)."""
+    rows: list[dict[str, Any]] = []
+    heldout, fiqa = metrics.get("heldout"), metrics.get("fiqa")
     if isinstance(heldout, dict):
         rows.append(
             {
                 "model": EMBEDDED_MODEL_ID,
-                "dataset": "twitter-financial-news-sentiment, 15% held out",
+                "dataset": "twitter-financial-news-sentiment, 15% held out (old split, duplicates not removed)",
                 "n": heldout.get("n"),
                 "accuracy": heldout.get("accuracy"),
                 "macro_f1": heldout.get("macro_f1"),
                 "precision": "fp32",
             }
         )
-    fiqa = metrics.get("fiqa")
     if isinstance(fiqa, dict):
         rows.append(
             {

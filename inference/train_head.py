@@ -30,14 +30,7 @@ from torch import nn
 
 from .catalog import CANONICAL_LABELS
 from .classifier import TransformersClassifier
-from .datasets import (
-    FIQA_FILE,
-    TWITTER_FILE,
-    default_datasets_dir,
-    heldout_split,
-    read_labelled_csv,
-    read_signed_csv,
-)
+from .datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir
 from .head import (
     HEAD_FORMAT,
     HEAD_WEIGHTS_PATH,
@@ -48,11 +41,15 @@ from .head import (
     finhead_config,
     load_minilm_encoder,
 )
+from .headeval import report, score_rows
 from .loader import LoadOptions
+from .splits import SplitRow, build_split, train_key_hashes
 
-__all__ = ["LoRALinear", "main", "train"]
+__all__ = ["TRAIN_PRECISION", "LoRALinear", "main", "train"]
 
 logger = logging.getLogger("inference.train_head")
+
+TRAIN_PRECISION = "fp32"  # trained and evaluated in fp32 on CPU; stored with the weights
 
 _ADAPTED = (
     "attention.self.query",
@@ -101,39 +98,19 @@ def _batches(texts: Sequence[str], indices: Sequence[int], size: int) -> list[li
     return [ordered[start : start + size] for start in range(0, len(ordered), size)]
 
 
-def _evaluate(
-    classifier: TransformersClassifier, texts: Sequence[str], gold: Sequence[str]
-) -> dict[str, object]:
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+def _row_weights(rows: Sequence[SplitRow], balance: bool) -> torch.Tensor:
+    """Per-row loss weights: 1, or (balance) n^-1/2 of the row's (subset, label) group, mean 1.
 
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    predicted: list[str] = [""] * len(texts)
-    for start in range(0, len(order), 64):
-        chunk = order[start : start + 64]
-        for i, probs in zip(chunk, classifier.predict_probs([texts[i] for i in chunk]), strict=True):
-            predicted[i] = max(CANONICAL_LABELS, key=lambda name: probs[name])
-    labels = [label for label in CANONICAL_LABELS if label in set(gold)]
-    return {
-        "n": len(texts),
-        "accuracy": round(float(accuracy_score(gold, predicted)), 4),
-        "macro_f1": round(float(f1_score(gold, predicted, labels=labels, average="macro")), 4),
-        "labels": labels,
-        "confusion": confusion_matrix(gold, predicted, labels=list(CANONICAL_LABELS)).tolist(),
-    }
-
-
-def _evaluate_sign(
-    classifier: TransformersClassifier, texts: Sequence[str], gold: Sequence[str]
-) -> dict[str, object]:
-    """Binary check: the sign of P(bull) - P(bear) against the sign of the gold score."""
-    correct = 0
-    for start in range(0, len(texts), 64):
-        for probs, label in zip(
-            classifier.predict_probs(list(texts[start : start + 64])), gold[start : start + 64], strict=True
-        ):
-            predicted = "bullish" if probs["bullish"] - probs["bearish"] > 0 else "bearish"
-            correct += predicted == label
-    return {"n": len(texts), "sign_accuracy": round(correct / len(texts), 4)}
+    The square root moves part of the weight from the 6,500 news tweets to the few hundred FiQA
+    posts and to the rarer classes without letting a handful of posts dominate the loss.
+    """
+    if not balance:
+        return torch.ones(len(rows))
+    sizes: dict[tuple[str, str], int] = {}
+    for row in rows:
+        sizes[(row.subset, row.label)] = sizes.get((row.subset, row.label), 0) + 1
+    weights = torch.tensor([sizes[(row.subset, row.label)] ** -0.5 for row in rows], dtype=torch.float32)
+    return weights / weights.mean()
 
 
 def train(
@@ -147,11 +124,15 @@ def train(
     hidden: int = 256,
     batch_size: int = 32,
     max_length: int = 128,
-    holdout: float = 0.15,
     threads: int = 2,
     limit: int | None = None,
+    split_seed: int = 0,
+    balance: bool = False,
 ) -> dict[str, object]:
-    """Train, save the head to `out`, evaluate the saved file, and return the metrics."""
+    """Train on the train split, save the head to `out`, evaluate the saved file on validation.
+
+    The test split is never read here: `python -m inference.evaluate` measures it once.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -161,18 +142,20 @@ def train(
     torch.set_flush_denormal(True)
     started = time.monotonic()
 
-    data = read_labelled_csv(data_dir / TWITTER_FILE)
+    split = build_split(data_dir, seed=split_seed)
+    train_rows, validation_rows = split.train, split.validation
     if limit is not None:  # a quick reproducibility check, not a model to ship
-        data = type(data)(data.texts[:limit], data.labels[:limit])
-    train_idx, held_idx = heldout_split(data.labels, fraction=holdout, seed=seed)
-    target = torch.tensor([CANONICAL_LABELS.index(label) for label in data.labels])
+        train_rows, validation_rows = train_rows[:limit], validation_rows[:limit]
+    texts = [row.text for row in train_rows]
+    train_idx = list(range(len(texts)))
+    target = torch.tensor([CANONICAL_LABELS.index(row.label) for row in train_rows])
+    row_weights = _row_weights(train_rows, balance)
     # Offline on purpose: the pinned digest makes the cached/packaged copy the same bytes as the hub's.
     source = find_minilm(LoadOptions(offline=True))
     logger.info(
-        "train: %d texts (%d train, %d held out), MiniLM from %s",
-        len(data.texts),
-        len(train_idx),
-        len(held_idx),
+        "train: %d train texts, %d validation (test split untouched), MiniLM from %s",
+        len(train_rows),
+        len(validation_rows),
         source.origin,
     )
 
@@ -196,9 +179,9 @@ def train(
     cached = []
     model.eval()  # type: ignore[no-untyped-call]
     with torch.no_grad():  # not inference_mode: these tensors feed autograd later
-        for batch in _batches(data.texts, train_idx, batch_size):
+        for batch in _batches(texts, train_idx, batch_size):
             encoded = tokenizer(
-                [data.texts[i] for i in batch],
+                [texts[i] for i in batch],
                 padding=True,
                 truncation=True,
                 max_length=max_length,
@@ -225,7 +208,7 @@ def train(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=[group["lr"] for group in groups], total_steps=epochs * len(cached), pct_start=0.1
     )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05, reduction="none")
     order_gen = torch.Generator().manual_seed(seed)
     model.train()
     for epoch in range(epochs):
@@ -237,7 +220,8 @@ def train(
                 states.append(layers[index](states[-1], mask))
             by_index = dict(zip(range(bottom, n_layers + 1), states, strict=True))
             logits = model.head(model.pooled_features(by_index, attention))  # type: ignore[arg-type]
-            loss = loss_fn(logits, target[batch])
+            weights = row_weights[batch]
+            loss = (loss_fn(logits, target[batch]) * weights).sum() / weights.sum()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -265,10 +249,11 @@ def train(
         "hidden": hidden,
         "batch_size": batch_size,
         "max_length": max_length,
-        "holdout": holdout,
         "threads": threads,
+        "limit": limit,
+        "balance": balance,
         "torch": torch.__version__,
-        "data": TWITTER_FILE,
+        "data": [TWITTER_FILE, FIQA_FILE],
     }
     metadata = {
         "format": HEAD_FORMAT,
@@ -279,21 +264,19 @@ def train(
         "labels": ",".join(CANONICAL_LABELS),
         "base_sha256": MINILM_SHA256,
         "train_config": json.dumps(config),
+        # The split and precision travel with the weights: inference.evaluate rebuilds and checks them.
+        "split": split.definition.to_json(),
+        "train_keys": train_key_hashes(split.train),
+        "train_precision": TRAIN_PRECISION,
+        "eval_precision": TRAIN_PRECISION,
     }
     _save(tensors, metadata, out)
 
-    # Evaluate the file as saved, through the same loading path as the service (fp32 here).
+    # Evaluate the file as saved, through the same loading path as the service (fp32 here), on
+    # validation only: this is the number recipes are compared by.
     saved = build_finhead_model(source.path, out)
     classifier = TransformersClassifier("embedded", saved, tokenizer, CANONICAL_LABELS, max_length=max_length)
-    metrics: dict[str, object] = {
-        "heldout": _evaluate(
-            classifier, [data.texts[i] for i in held_idx], [data.labels[i] for i in held_idx]
-        ),
-    }
-    fiqa_path = data_dir / FIQA_FILE
-    if fiqa_path.is_file():
-        fiqa = read_signed_csv(fiqa_path)
-        metrics["fiqa"] = _evaluate_sign(classifier, fiqa.texts, fiqa.labels)
+    metrics: dict[str, object] = {"validation": report(validation_rows, score_rows(classifier, validation_rows))}
     metadata["metrics"] = json.dumps(metrics)  # no timings in the file: its contents must reproduce
     _save(tensors, metadata, out)
     return metrics | {"train_seconds": round(time.monotonic() - started, 1)}
@@ -324,14 +307,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top-layers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="first N rows only (reproducibility check)")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation/test split")
+    parser.add_argument(
+        "--balance", action="store_true", help="weight rows by n^-1/2 of their (subset, label) group"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not (args.data_dir / TWITTER_FILE).is_file():
-        print(
-            f"error: {args.data_dir / TWITTER_FILE} not found; pass --data-dir or set DATASETS_DIR",
-            file=sys.stderr,
-        )
-        return 2
+    for name in (TWITTER_FILE, FIQA_FILE):
+        if not (args.data_dir / name).is_file():
+            print(f"error: {args.data_dir / name} not found; pass --data-dir or set DATASETS_DIR", file=sys.stderr)
+            return 2
     metrics = train(
         args.data_dir,
         args.out,
@@ -341,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         top_layers=args.top_layers,
         threads=args.threads,
         limit=args.limit,
+        split_seed=args.split_seed,
+        balance=args.balance,
     )
     print(json.dumps(metrics))
     return 0
