@@ -20,6 +20,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import json
 import logging
@@ -192,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", choices=SPLITS[1:], default="test", help="without --data: which part")
     parser.add_argument("--head", type=Path, default=HEAD_WEIGHTS_PATH, help="without --data: the head weights")
     parser.add_argument(
-        "--data-dir", type=Path, default=default_datasets_dir(), help="without --data: the datasets folder"
+        "--data-dir", type=Path, default=default_datasets_dir(os.environ), help="without --data: the datasets folder"
     )
     parser.add_argument("--text-col", default="text")
     parser.add_argument("--label-col", default="label")
