@@ -20,10 +20,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
