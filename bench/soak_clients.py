@@ -22,6 +22,8 @@ from typing import Any
 
 import websockets
 
+from core.endpoints import MARKET_PATH, NEWS_PATH
+
 __all__ = ["ClientSpec", "WorkerPlan", "run_worker"]
 
 MARKET_SYMBOLS = ("BTC", "ETH", "SOL")
@@ -102,9 +104,9 @@ class Worker:
         if client.spec.kind == "news":
             since = max(client.last_seq, client.first_since)
             epoch = f"&epoch={client.epoch}" if client.epoch else ""
-            return f"{base}/ws/news?since={since}{epoch}"
+            return f"{base}{NEWS_PATH}?since={since}{epoch}"
         symbols = f"?symbols={','.join(MARKET_SYMBOLS)}" if client.subscribed else ""
-        return f"{base}/ws/market_data{symbols}"
+        return f"{base}{MARKET_PATH}{symbols}"
 
     async def connect(self, client: Client) -> None:
         ready = asyncio.get_running_loop().create_future()
