@@ -9,11 +9,11 @@ fields (`python -m core.settings_doc`); a field's description is its row's text.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from .settings_base import ConfigError, Csv, CsvInts, CsvSecrets, Section
+from .settings_base import ConfigError, Csv, CsvInts, CsvSecrets, Lowercase, Section
 
 __all__ = [
     "SECTIONS",
@@ -48,7 +48,7 @@ class ServerSection(Section):
 
     port: int = Field(7860, ge=0, **_doc("where `python app.py` listens"))
     host: str = Field("0.0.0.0", **_doc("the address `python app.py` binds"))
-    data_mode: DataMode = Field("auto", **_doc(
+    data_mode: Annotated[DataMode, Lowercase] = Field("auto", **_doc(
         "`live`: providers only; `demo`: the labelled simulator only; `auto`: live, with the labelled "
         "simulator until a market provider answers (said in `system_status.data_sources.simulated` and a UI banner)"))
     symbols: Csv = Field(tuple(DEFAULT_SYMBOLS.split(",")), **_doc(
@@ -65,10 +65,6 @@ class ServerSection(Section):
     models_interval_s: float = Field(10.0, ge=0.01, **_doc("`model_status` cadence, seconds"))
     sentiment_interval_s: float = Field(60.0, ge=0.01, **_doc("`sentiment_update` cadence at the latest, seconds"))
 
-    @field_validator("data_mode", mode="before")
-    @classmethod
-    def _lower_mode(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("symbols")
     @classmethod
@@ -81,7 +77,7 @@ class ServerSection(Section):
 class ProcessSection(Section):
     """The server process (docs/scaling.md): its event loop, a port shared with others, the garbage collector."""
 
-    server_loop: Literal["auto", "asyncio", "uvloop"] = Field("auto", **_doc(
+    server_loop: Annotated[Literal["auto", "asyncio", "uvloop"], Lowercase] = Field("auto", **_doc(
         "`auto` (uvloop when installed, else asyncio), `asyncio`, `uvloop` (falls back to asyncio when missing)"))
     reuse_port: bool = Field(False, **_doc(
         "bind `PORT` with `SO_REUSEPORT`, so several processes (with `REDIS_URL`) listen on one port and the "
@@ -92,10 +88,6 @@ class ProcessSection(Section):
     gc_freeze: bool = Field(True, **_doc(
         "freeze what start-up created, so full collections walk only later objects (docs/scaling.md)"))
 
-    @field_validator("server_loop", mode="before")
-    @classmethod
-    def _lower_loop(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("gc_threshold")
     @classmethod
@@ -155,8 +147,8 @@ class InferenceSection(Section):
         "model ids in fallback order, e.g. `embedded/minilm-finhead,ProsusAI/finbert` "
         "([docs/inference.md](docs/inference.md), \"Default models\")",
         "all on CUDA; on CPU what the measured budget allows"))
-    device: str = Field("auto", **_doc("`auto`, `cpu`, `cuda`, `cuda:N` (fp16 on CUDA)"))
-    inference_precision: str = Field("auto", **_doc(
+    device: Annotated[str, Lowercase] = Field("auto", **_doc("`auto`, `cpu`, `cuda`, `cuda:N` (fp16 on CUDA)"))
+    inference_precision: Annotated[str, Lowercase] = Field("auto", **_doc(
         "`auto` (each model measures its variants at load and runs the fastest whose labels agree with fp32 "
         "on >= 99 % of the evaluation texts; cached in `DATA_DIR`), `fp32`, `bf16`, `fp16` (CUDA), `int8`, "
         "`onnx-fp32`, `onnx-int8` (CPU)"))
@@ -179,10 +171,6 @@ class InferenceSection(Section):
     hf_hub_cache: Path | None = Field(None, **_doc("the Hugging Face hub cache", "`$HF_HOME/hub`"))
     hf_home: Path | None = Field(None, **_doc("the Hugging Face home folder", "`~/.cache/huggingface`"))
 
-    @field_validator("device", "inference_precision", mode="before")
-    @classmethod
-    def _lower_device(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("device")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import BeforeValidator, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["ConfigError", "Csv", "CsvInts", "CsvSecrets", "Section", "env_name", "reveal"]
+__all__ = ["ConfigError", "Csv", "CsvInts", "CsvSecrets", "Lowercase", "Section", "env_name", "reveal"]
 
 
 class ConfigError(ValueError):
@@ -32,6 +32,13 @@ def _split_csv(value: Any) -> Any:
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
 
+
+def _lowered(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+# Words compared case-blind (`DATA_MODE=Demo`, `DEVICE=CUDA`): `Annotated[str, Lowercase]`.
+Lowercase = BeforeValidator(_lowered)
 
 # Comma-separated lists; NoDecode keeps pydantic-settings from trying JSON first.
 Csv = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_csv)]
