@@ -77,7 +77,9 @@ async def post_sentiment(body: SentimentRequest, request: Request) -> dict[str, 
         raise HTTPException(
             status_code=503, detail={"code": "OVERLOADED", "message": f"{exc}"}, headers={"Retry-After": "1"}
         ) from exc
-    flags = await asyncio.to_thread(service.window_overflows, body.texts, results[0].model) if results else []
+    flags = [False] * len(results)
+    if results and service.could_overflow(body.texts, results[0].model):
+        flags = await asyncio.to_thread(service.window_overflows, body.texts, results[0].model)
     readiness = service.readiness()
     return {
         "ready": readiness["ready"],

@@ -7,7 +7,9 @@ module holds that protocol and the implementation for `AutoModelForSequenceClass
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -140,7 +142,23 @@ class TransformersClassifier:
         self.micro_batch = micro_batch
         self.batch_sizes_seen: list[int] = []
         self._tokenizer_thread: ThreadPoolExecutor | None = None
+        self._counter: Any = None  # a private tokenizer copy for count_tokens(), made on first use
+        self._counter_lock = threading.Lock()
         self.runtime_choice: Any = None  # an autotune.RuntimeChoice once prepared for serving
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Return each text's token count, special tokens included, untruncated. Blocking.
+
+        Safe beside the model's own batches: a transformers tokenizer rewrites its truncation and
+        padding settings on every call, so counting with it from another thread while a batch is
+        being encoded can leave that batch unpadded ("Unable to create tensor"). Counting uses a
+        private copy instead, one caller at a time.
+        """
+        with self._counter_lock:
+            if self._counter is None:
+                self._counter = copy.deepcopy(self.tokenizer)
+            ids = self._counter(list(texts), truncation=False, verbose=False)["input_ids"]
+        return [len(row) for row in ids]
 
     def predict_probs(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Run one batch and return one {bearish, neutral, bullish} dict per text, in order."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 
@@ -306,7 +306,7 @@ def load_transformers_classifier(
             tokenizer,
             labels,
             device=device,
-            max_length=spec.max_length,
+            max_length=token_window(spec.max_length, config),
             micro_batch=options.micro_batch,
         )
         return prepare_classifier(
@@ -314,6 +314,22 @@ def load_transformers_classifier(
         )
     except Exception as exc:
         raise translate_load_error(exc) from exc
+
+
+def token_window(catalog_window: int, config: Any) -> int:
+    """The catalog's window, or less where the checkpoint has fewer positions (longer inputs crash it).
+
+    RoBERTa-family models number positions from `pad_token_id + 1`, so they hold two fewer tokens
+    than `max_position_embeddings`.
+    """
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return catalog_window
+    offset = (getattr(config, "pad_token_id", 0) or 0) + 1 if config.model_type in _OFFSET_POSITIONS else 0
+    return max(1, min(catalog_window, positions - offset))
+
+
+_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "bertweet"})
 
 
 async def run_in_daemon_thread(fn: Callable[[], T], *, name: str) -> T:

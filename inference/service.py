@@ -63,6 +63,7 @@ __all__ = ["InferenceService"]
 logger = logging.getLogger(__name__)
 
 _DOMAINS: tuple[Domain, ...] = ("news", "social")
+_SPECIAL_TOKENS_MAX = 4  # [CLS]/[SEP] or <s>/</s>, with room to spare
 Probs = dict[str, float]
 
 
@@ -587,25 +588,40 @@ class InferenceService:
             "failed": {model_id: self._slots[model_id].reason for model_id in by_status[ModelStatus.FAILED.value]},
         }
 
+    def could_overflow(self, texts: Sequence[str], scored_by: str) -> bool:
+        """Return False when no text can exceed the window of a model that scored it (no tokenizing).
+
+        WordPiece and byte-level BPE make at most one token per UTF-8 byte, plus a few special
+        tokens, so a text with fewer bytes than the window needs no `window_overflows()` call.
+        """
+        windows = [window for _, window in self._windows(scored_by)]
+        if not windows:
+            return False
+        limit = min(windows) - _SPECIAL_TOKENS_MAX
+        return any(len(text.encode("utf-8")) > limit for text in texts)
+
     def window_overflows(self, texts: Sequence[str], scored_by: str) -> list[bool]:
         """Return, per text, whether it exceeded the token window of a model that scored it.
 
         Blocking (tokenizes): call it in a thread. Models without a tokenizer (the lexicon)
         read the whole text, so they never truncate.
         """
+        flags = [False] * len(texts)
+        for model, window in self._windows(scored_by):
+            counts = model.count_tokens(texts)
+            flags = [flag or count > window for flag, count in zip(flags, counts, strict=True)]
+        return flags
+
+    def _windows(self, scored_by: str) -> list[tuple[Any, int]]:
+        """(model, token window) of each tokenizing model in `scored_by` (a model or an ensemble)."""
         members = scored_by[len("ensemble(") : -1].split("+") if scored_by.startswith("ensemble(") else [scored_by]
         windows = []
         for model_id in members:
             slot = self._slots.get(model_id)
-            tokenizer = getattr(slot.model, "tokenizer", None) if slot is not None else None
             window = getattr(slot.model, "max_length", None) if slot is not None else None
-            if tokenizer is not None and isinstance(window, int):
-                windows.append((tokenizer, window))
-        flags = [False] * len(texts)
-        for tokenizer, window in windows:
-            counts = [len(ids) for ids in tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]]
-            flags = [flag or count > window for flag, count in zip(flags, counts, strict=True)]
-        return flags
+            if slot is not None and hasattr(slot.model, "count_tokens") and isinstance(window, int):
+                windows.append((slot.model, window))
+        return windows
 
     def count_statuses(self) -> dict[str, int]:
         """Return total / available / loading / failed / not_loaded counts."""

@@ -91,3 +91,15 @@ def test_resolve_device_cuda_without_gpu_raises():
     assert resolve_device("auto") == "cpu"
     with pytest.raises(ValueError, match="no CUDA device"):
         resolve_device("cuda")
+
+
+def test_token_window_never_exceeds_the_checkpoints_positions():
+    from transformers import BertConfig, RobertaConfig
+
+    from inference.loader import token_window
+
+    assert token_window(128, BertConfig(max_position_embeddings=512)) == 128
+    assert token_window(128, BertConfig(max_position_embeddings=64)) == 64
+    # RoBERTa numbers positions from pad_token_id + 1: 130 positions hold 128 tokens.
+    assert token_window(128, RobertaConfig(max_position_embeddings=130, pad_token_id=1)) == 128
+    assert token_window(128, RobertaConfig(max_position_embeddings=66, pad_token_id=1)) == 64

@@ -142,3 +142,49 @@ async def test_service_stop_reraises_crashed_loader(offline_hub, tmp_path):
     await asyncio.sleep(0)
     with pytest.raises(RuntimeError, match="loader bug"):
         await service.stop()
+
+
+async def test_service_skips_tokenizing_only_texts_too_short_to_overflow(offline_hub, tmp_path):
+    service = await running([BERT_POSNEG, ROBERTA_NEGPOS], tmp_path)
+    texts = [
+        "btc up",
+        "🚀" * 30,  # 120 UTF-8 bytes, each emoji several byte-level tokens
+        "比特币" * 40,
+        "bitcoin rallies " * 7,
+        "x" * 123,
+        "bitcoin rallies " * 80,  # 160 words: past any 128-token window
+    ]
+    for model in (BERT_POSNEG, ROBERTA_NEGPOS):
+        for text in texts:
+            overflows = service.window_overflows([text], model)
+            if not service.could_overflow([text], model):
+                assert overflows == [False], (model, text)
+        assert service.could_overflow([texts[-1]], model) and service.window_overflows([texts[-1]], model) == [True]
+        assert not service.could_overflow(["btc up"], model)
+    assert not service.could_overflow([texts[-1]], "lexicon")  # reads the whole text
+    await service.stop()
+
+
+async def test_counting_tokens_beside_a_running_batch_never_breaks_the_batch(offline_hub, tmp_path):
+    # The transformers tokenizer rewrites its padding settings on each call: counting with the
+    # model's own tokenizer from another thread left batches unpadded, and they fell to the lexicon.
+    service = await running([BERT_POSNEG], tmp_path)
+    texts = [("bitcoin rallies " * n).strip() for n in range(1, 90, 3)]
+    stop = asyncio.Event()
+
+    async def count_forever() -> int:
+        rounds = 0
+        while not stop.is_set():
+            await asyncio.to_thread(service.window_overflows, texts, BERT_POSNEG)
+            rounds += 1
+        return rounds
+
+    counters = [asyncio.create_task(count_forever()) for _ in range(2)]
+    scorers = []
+    for _ in range(60):
+        scorers.append(await service.score(texts, model=BERT_POSNEG))
+    stop.set()
+    rounds = sum(await asyncio.gather(*counters))
+    await service.stop()
+    assert rounds > 0
+    assert {result.model for results in scorers for result in results} == {BERT_POSNEG}
