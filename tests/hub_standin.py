@@ -53,7 +53,7 @@ REAL_LABELS: dict[str, tuple[Family, tuple[str, ...]]] = {
     "cardiffnlp/twitter-roberta-base-sentiment-latest": ("roberta", ("negative", "neutral", "positive")),
     "yiyanghkust/finbert-tone": ("bert", ("Neutral", "Positive", "Negative")),
 }
-# Hidden sizes of the real checkpoints (BERT-base / RoBERTa-base; distilroberta has 6 layers).
+# Sizes of the real checkpoints' families (BERT-base / RoBERTa-base).
 FULL_SIZE: dict[str, dict[str, int]] = {
     "bert": {
         "hidden_size": 768,
@@ -71,6 +71,11 @@ FULL_SIZE: dict[str, dict[str, int]] = {
         "vocab_size": 50265,
         "max_position_embeddings": 514,
     },
+}
+# Where a real checkpoint departs from its family's base size (from each model's config.json).
+FULL_SIZE_OVERRIDES: dict[str, dict[str, int]] = {
+    "ElKulako/cryptobert": {"vocab_size": 64001, "max_position_embeddings": 130},  # BERTweet-base
+    "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis": {"num_hidden_layers": 6},
 }
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".h5", ".msgpack", ".onnx")
 
@@ -326,7 +331,9 @@ def build_catalog_checkpoint(
     family, names = REAL_LABELS[repo_id]
     id2label = dict(enumerate(names))
     dims: Mapping[str, int] = (
-        FULL_SIZE[family] if full_size else {"max_position_embeddings": 128 if family == "bert" else 130}
+        {**FULL_SIZE[family], **FULL_SIZE_OVERRIDES.get(repo_id, {})}
+        if full_size
+        else {"max_position_embeddings": 128 if family == "bert" else 130}
     )
     if family == "bert":
         return build_tiny_bert(out, id2label, seed=seed, dims=dims, favour=favour)
