@@ -31,6 +31,7 @@ from desk.news import NewsUnavailable
 from desk.runtime import VERSION, Runtime
 from space.routes import build_space_router
 from ws.admission import ConnectionLimiter
+from ws.direct import KeepRawSend
 from ws.routes import build_ws_router
 from ws.session import SocketRegistry
 
@@ -102,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exempt_prefixes=UI_INTERNAL_PREFIXES,
     )
     app.add_middleware(CountRequests, runtime=runtime)
+    if settings.ws_direct_writes:
+        app.add_middleware(KeepRawSend)  # outermost: lets sockets write frames without the ASGI layers (ws/direct.py)
     app.include_router(market_router)
     app.include_router(news_router)
     if runtime.inference is not None:

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import websockets
-
+from bench.lean_ws import HandshakeFailed, LeanSocket
 from core.endpoints import MARKET_PATH, NEWS_PATH
 
 __all__ = ["ClientSpec", "WorkerPlan", "run_worker"]
@@ -57,7 +56,7 @@ class Client:
     seqs: set[int] = field(default_factory=set)
     duplicates: int = 0
     connected_at: float = 0.0
-    ws: Any = None
+    ws: LeanSocket | None = None
     task: asyncio.Task[None] | None = None
     subscribed: bool = False
     gap_errors: int = 0
@@ -115,8 +114,8 @@ class Worker:
 
     async def session(self, client: Client, ready: asyncio.Future[None]) -> None:
         try:
-            ws = await websockets.connect(self.url(client), open_timeout=60, max_size=None, max_queue=None)
-        except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+            ws = await LeanSocket.connect(self.url(client), lambda raw: self.on_message(client, raw), timeout=60)
+        except (OSError, HandshakeFailed, TimeoutError) as exc:
             self.connect_failures += 1
             log(self.plan.index, f"client {client.spec.index}: connect failed: {exc!r}")
             ready.set_result(None)
@@ -125,14 +124,11 @@ class Worker:
         self.held += 1
         ready.set_result(None)
         try:
-            async for raw in ws:
-                self.on_message(client, raw)
-        except websockets.ConnectionClosed:
-            pass
+            await ws.closed
         finally:
             self.held -= 1
             client.ws = None
-            if ws.close_code not in (None, 1000) and ws.protocol.close_rcvd is not None:
+            if ws.close_code not in (None, 1000) and ws.close_received:
                 self.closes_by_server[ws.close_code] = self.closes_by_server.get(ws.close_code, 0) + 1
 
     def on_message(self, client: Client, raw: str | bytes) -> None:
@@ -216,7 +212,7 @@ class Worker:
             if client.spec.kind == "market":
                 client.subscribed = True
                 if client.ws is not None:
-                    await client.ws.send(json.dumps({"action": "subscribe", "symbols": list(MARKET_SYMBOLS)}))
+                    client.ws.send(json.dumps({"action": "subscribe", "symbols": list(MARKET_SYMBOLS)}))
         self.cpu_started, self.steady_started = _cpu_seconds(), time.monotonic()
         self.background = [asyncio.create_task(self.churn()), asyncio.create_task(self.watch_loop_lag())]
         return {"held": self.held}

@@ -226,6 +226,9 @@ class LimitsSection(Section):
         "protocol ping interval; a peer not answering within it is dropped, seconds"))
     # permessage-deflate costs tens of KB per connection (docs/limits.md); off keeps idle sockets small.
     ws_per_message_deflate: bool = Field(False, **_doc("permessage-deflate on the sockets"))
+    ws_direct_writes: bool = Field(True, **_doc(
+        "frames built once per message and written straight to uvicorn's transport (ws/direct.py); "
+        "0 sends each through ASGI"))
     max_connections: int = Field(5000, ge=1, **_doc("open sockets at most"))
     max_connections_per_ip: int = Field(200, ge=1, **_doc("open sockets per client IP at most"))
     trusted_proxies: Csv = Field(("127.0.0.1",), **_doc(

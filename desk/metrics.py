@@ -81,6 +81,11 @@ class MetricsCollector(Collector):
             "hub_ws_messages_sent", "Frames written to sockets", value=stats.messages_sent
         )
         yield CounterMetricFamily(
+            "hub_ws_messages_sent_direct",
+            "Of the frames written, those built once and written straight to the transport (ws/direct.py)",
+            value=stats.messages_sent_direct,
+        )
+        yield CounterMetricFamily(
             "hub_ws_messages_received", "Frames received from clients", value=stats.messages_received
         )
         dropped = CounterMetricFamily(

@@ -22,6 +22,9 @@ class SocketStatsView(Protocol):
     def messages_sent(self) -> int: ...
 
     @property
+    def messages_sent_direct(self) -> int: ...
+
+    @property
     def messages_received(self) -> int: ...
 
     @property

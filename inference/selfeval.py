@@ -31,6 +31,7 @@ __all__ = [
     "macro_f1",
     "measure",
     "split_halves",
+    "win_probability",
     "wilson_interval",
 ]
 
@@ -172,6 +173,7 @@ class EnsembleChoice:
     reason: str
     n_fit: int = 0
     n_check: int = 0
+    win_probability: float | None = None  # paired bootstrap: P(ensemble beats the best model) on the checked half
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -184,8 +186,28 @@ class EnsembleChoice:
             "best_check_macro_f1": self.best_check_f1,
             "n_fit": self.n_fit,
             "n_check": self.n_check,
+            "ensemble_win_probability": self.win_probability,
             "reason": self.reason,
         }
+
+
+# The ensemble must beat the best model on the checked half by more than chance: a few hundred texts
+# leave macro-F1 differences of a point or two within noise, and on a domain whose gold has no
+# neutral class (FiQA posts) even a random two-class model "helps" by pulling answers off neutral.
+WIN_PROBABILITY_FLOOR = 0.95
+BOOTSTRAP_ROUNDS = 1000
+
+
+def win_probability(gold: np.ndarray, first: np.ndarray, second: np.ndarray, rounds: int = BOOTSTRAP_ROUNDS) -> float:
+    """Return the share of paired bootstrap resamples (fixed seed) on which `first` has the higher macro-F1."""
+    if len(gold) == 0:
+        return 0.0
+    rng = np.random.default_rng(0)
+    wins = 0
+    for _ in range(rounds):
+        rows = rng.integers(0, len(gold), len(gold))
+        wins += macro_f1(gold[rows], first[rows]) > macro_f1(gold[rows], second[rows])
+    return round(wins / rounds, 3)
 
 
 def choose_ensemble(
@@ -205,7 +227,9 @@ def choose_ensemble(
     best_check = round(macro_f1(gold[check], calibrated[best][check].argmax(axis=1)), 4)
     weights = fit_weights([matrix[fit] for matrix in calibrated], gold[fit])
     mixture = sum(w * matrix for w, matrix in zip(weights, calibrated, strict=True))
-    ensemble_check = round(macro_f1(gold[check], np.asarray(mixture)[check].argmax(axis=1)), 4)
+    ensemble_predicted = np.asarray(mixture)[check].argmax(axis=1)
+    ensemble_check = round(macro_f1(gold[check], ensemble_predicted), 4)
+    wins = win_probability(gold[check], ensemble_predicted, calibrated[best][check].argmax(axis=1))
     temps = dict(zip(ids, temperatures, strict=True))
     common: dict[str, Any] = {
         "temperatures": temps,
@@ -214,12 +238,14 @@ def choose_ensemble(
         "ensemble_check_f1": ensemble_check,
         "n_fit": len(fit),
         "n_check": len(check),
+        "win_probability": wins if len(ids) > 1 else None,
     }
-    if len(ids) > 1 and ensemble_check > best_check:
+    if len(ids) > 1 and ensemble_check > best_check and wins >= WIN_PROBABILITY_FLOOR:
         return EnsembleChoice(
             mode="ensemble",
             weights={m: float(w) for m, w in zip(ids, weights, strict=True)},
-            reason=f"ensemble macro-F1 {ensemble_check} beats the best single model's {best_check} on the checked half",
+            reason=f"ensemble macro-F1 {ensemble_check} beats the best single model's {best_check} on the checked half "
+            f"(in {wins:.0%} of bootstrap resamples)",
             **common,
         )
     return EnsembleChoice(
@@ -227,7 +253,8 @@ def choose_ensemble(
         weights={m: 1.0 if m == ids[best] else 0.0 for m in ids},
         reason=(
             f"the ensemble (macro-F1 {ensemble_check}) does not beat {ids[best]} ({best_check}) on the "
-            "checked half: that model alone serves this domain"
+            f"checked half in at least {WIN_PROBABILITY_FLOOR:.0%} of bootstrap resamples ({wins:.0%}): "
+            "that model alone serves this domain"
         )
         if len(ids) > 1
         else f"{ids[best]} is the only measured model",

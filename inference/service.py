@@ -354,14 +354,15 @@ class InferenceService:
             "domains": by_domain,
         }
         logger.info("self-evaluation %s: %s", model_id, {d: m["accuracy"] for d, m in by_domain.items()})
-        self._refit_ensemble()
+        await self._refit_ensemble()
 
-    def _refit_ensemble(self) -> None:
+    async def _refit_ensemble(self) -> None:
         measured = [model_id for model_id in self._eval_answers if model_id != LEXICON_MODEL_ID]
         for domain in _DOMAINS:
             rows = [i for i, row in enumerate(self._sample) if row.domain == domain]
             answers = {model_id: [self._eval_answers[model_id][i] for i in rows] for model_id in measured}
-            choice = choose_ensemble(answers, [self._sample[i].label for i in rows])
+            # Fitting and its bootstrap take a few hundred milliseconds of numpy: off the loop.
+            choice = await asyncio.to_thread(choose_ensemble, answers, [self._sample[i].label for i in rows])
             if choice is not None:
                 self._choices[domain] = choice
                 logger.info("ensemble %s: %s", domain, choice.reason)

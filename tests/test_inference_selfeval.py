@@ -62,6 +62,24 @@ def test_ensemble_falls_back_to_a_better_single_model():
     assert choice.best_model == "good"
 
 
+def test_ensemble_serves_only_when_it_beats_the_best_model_beyond_chance():
+    rng = random.Random(1)
+    gold = [rng.choice(LABELS) for _ in range(400)]
+    # Each model knows one half of the texts and shrugs on the other: together they know both.
+    first = [_onehot(label, 0.9) if i % 2 else _onehot(rng.choice(LABELS), 0.34) for i, label in enumerate(gold)]
+    second = [_onehot(label, 0.9) if not i % 2 else _onehot(rng.choice(LABELS), 0.34) for i, label in enumerate(gold)]
+    complementary = choose_ensemble({"first": first, "second": second}, gold)
+    assert complementary is not None and complementary.mode == "ensemble"
+    assert complementary.win_probability is not None and complementary.win_probability >= 0.95
+    # A copy of the best model plus a little noise: any gain is chance, so the best model serves alone.
+    nudged = [dict(p) for p in first]
+    for i in rng.sample(range(400), 4):
+        nudged[i] = _onehot(gold[i], 0.34)
+    copy = choose_ensemble({"first": first, "nudged": nudged}, gold)
+    assert copy is not None and copy.mode == "single"
+    assert "bootstrap" in copy.reason and copy.as_dict()["ensemble_win_probability"] < 0.95
+
+
 async def test_service_weights_the_embedded_head_over_a_random_model(offline_hub, tmp_path):
     rows = read_sample()
     picked = [rows[i] for i in range(0, len(rows), 8)]  # both domains, about 90 texts

@@ -106,13 +106,10 @@ async def test_real_app_counts_connections_per_endpoint_and_messages_sent(app_se
     text = reply.text
     assert 'hub_ws_connections{endpoint="/ws/news"} 1.0' in text
     assert 'hub_ws_outbox_depth{endpoint="/ws/news"}' in text
-    sent = next(
-        s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == "hub_ws_messages_sent_total"
-    )
-    assert sent >= 1
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert values["hub_ws_messages_sent_total"] >= 1
+    # The news frame this client parsed went out on the direct path (uvicorn's websockets-sansio).
+    assert 1 <= values["hub_ws_messages_sent_direct_total"] <= values["hub_ws_messages_sent_total"]
     for name in (
         "hub_ws_messages_dropped_total",
         "hub_ws_slow_consumer_closes_total",
@@ -138,3 +135,14 @@ def test_real_app_started_with_server_loop_asyncio_serves_on_asyncio(tmp_path):
     with running_app(tmp_path, SERVER_LOOP="asyncio") as app:
         text = httpx.get(f"{app.http}/metrics").text
     assert 'hub_event_loop{loop="asyncio"} 1.0' in text
+
+
+async def test_direct_writes_switched_off_send_every_frame_through_asgi(tmp_path):
+    with running_app(tmp_path, WS_DIRECT_WRITES="0") as app:
+        async with websockets.connect(app.ws("/ws/news")) as ws:
+            app.post_news(title="through asgi")
+            message = await recv_until(ws, lambda m: m["type"] == "news")
+            text = httpx.get(f"{app.http}/metrics").text
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert message["data"]["title"] == "through asgi"
+    assert values["hub_ws_messages_sent_total"] >= 1 and values["hub_ws_messages_sent_direct_total"] == 0

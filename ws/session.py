@@ -26,6 +26,7 @@ from core.config import Settings
 from core.counters import RequestCounter
 from core.protocol import CloseCode, ErrorCode, error_frame
 from ws.admission import ConnectionLimiter
+from ws.direct import DirectWriter
 from ws.eager import Pending, step
 from ws.outbox import Outbox
 from ws.session_state import ABUSE_LIMIT, EndpointSpec, SessionState, SocketStats
@@ -145,6 +146,7 @@ class Session:
         self._grace: asyncio.TimerHandle | None = None  # bounds a drain once a close was requested
         self._wake: asyncio.Timeout | None = None  # the reader's receive deadline (idle clock, or now to stop)
         self._done_reading = False
+        self._direct: DirectWriter | None = None  # set once accepted, where frames may skip ASGI
 
     @property
     def outbox(self) -> Outbox:
@@ -186,8 +188,22 @@ class Session:
                 self._grace = self._loop.call_later(CLOSE_GRACE_S, self._give_up_draining)
             return
         self._flushing = True  # one writer at a time, so frames leave in the outbox's order
+        direct = self._direct
         try:
             while (text := state.next_frame()) is not None:
+                if direct is not None and direct.ready():
+                    batch = [text]
+                    while (more := state.next_frame()) is not None:
+                        batch.append(more)
+                    try:
+                        direct.write(batch)
+                    except Exception as exc:
+                        self._write_failed(exc)
+                        return
+                    for _ in batch:
+                        state.sent()
+                    self.hub.stats.messages_sent_direct += len(batch)
+                    continue
                 try:
                     pending = step(self._write(text))
                 except Exception as exc:
@@ -341,6 +357,7 @@ class Session:
 
     async def _run(self) -> None:
         self._open = True
+        self._direct = DirectWriter.for_scope(self.websocket.scope)
         self.state.greet(self.websocket.query_params)
         self._flush()
         # Market sessions are reached through the hub's symbol index; the others listen to their topic.

@@ -63,6 +63,7 @@ class SocketStats:
 
     connections: dict[str, int] = field(default_factory=dict)
     messages_sent: int = 0
+    messages_sent_direct: int = 0  # of messages_sent, those written without the ASGI layers (ws/direct.py)
     messages_received: int = 0
     errors_sent: int = 0
     slow_consumer_closes: int = 0
