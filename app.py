@@ -31,7 +31,8 @@ from desk.news import NewsUnavailable
 from desk.runtime import VERSION, Runtime
 from space.routes import build_space_router
 from ws.admission import ConnectionLimiter
-from ws.routes import SocketLane
+from ws.direct import KeepRawSend
+from ws.routes import build_ws_router
 from ws.session import SocketRegistry
 
 __all__ = ["app", "create_app", "main"]
@@ -102,8 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exempt_prefixes=UI_INTERNAL_PREFIXES,
     )
     app.add_middleware(CountRequests, runtime=runtime)
-    # Outermost: the five endpoints' sockets skip the HTTP layers (ws/routes.py).
-    app.add_middleware(SocketLane, hub=sockets, direct_writes=settings.ws_direct_writes)
+    if settings.ws_direct_writes:
+        app.add_middleware(KeepRawSend)  # outermost: lets sockets write frames without the ASGI layers (ws/direct.py)
     app.include_router(market_router)
     app.include_router(news_router)
     if runtime.inference is not None:
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(inference_router)
     else:
         app.include_router(inference_off_router)
+    app.include_router(build_ws_router(sockets))
     app.include_router(build_metrics_router(runtime))
     app.add_exception_handler(NewsUnavailable, _news_unavailable)
     app.include_router(build_space_router(runtime))

@@ -8,9 +8,9 @@ on its text, so `text_frame()` builds them once per message and `DirectWriter` h
 transport, every frame queued for one socket in a single write.
 
 It is taken only where it is the same as what uvicorn would do: uvicorn's websockets-sansio
-protocol (`ws.routes.SocketLane` leaves its `send` in the scope), no extension (permessage-deflate
-off), the connection open, the transport not paused and no close sent. Anything else, and any
-socket whose transport pushes back, takes the ASGI path with its drain task and slow-consumer rules.
+protocol (`KeepRawSend` leaves its `send` in the scope), no extension (permessage-deflate off), the
+connection open, the transport not paused and no close sent. Anything else, and any socket whose
+transport pushes back, takes the ASGI path with its drain task and slow-consumer rules.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from websockets.protocol import State
 
-__all__ = ["RAW_SEND_KEY", "DirectWriter", "text_frame"]
+__all__ = ["RAW_SEND_KEY", "DirectWriter", "KeepRawSend", "text_frame"]
 
 RAW_SEND_KEY = "hub.raw_send"
 _FIN_TEXT = 0x81
@@ -78,3 +78,15 @@ class DirectWriter:
         """Write the frames of `texts`, in order, in one transport write."""
         frames = [text_frame(text) for text in texts]
         self._protocol.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+
+class KeepRawSend:
+    """ASGI middleware, outermost: leaves the server's own `send` of a WebSocket in its scope."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope[RAW_SEND_KEY] = send
+        await self.app(scope, receive, send)
