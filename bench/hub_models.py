@@ -5,7 +5,8 @@ random weights, each model's real label order), serves them from the stand-in Hu
 (`tests/hub_standin.py`) with a lock, and starts the real app on them with an empty cache. It
 measures, per model: load time (download + digest check + load, from `/api/models`), the time
 since launch at which it became available, the app's resident memory added by it, the time
-until a news item was first scored with it, and one text's latency through `/api/sentiment`.
+until a news item was first scored with it, and, once news posting has stopped, the latency
+through `/api/sentiment` of one news item (a text filling the 128-token window) and of a headline.
 
 Baseline, in the same run: the app with the embedded MiniLM model alone (the offline default),
 measured the same way. Self-evaluation is switched off (SELF_EVALUATE=0; `--self-evaluate` turns it

@@ -301,6 +301,9 @@ def _serve(port: int, options: dict[str, Any], texts: Sequence[str], report: Any
     uvicorn.Server(config).run()
 
 
+_JSON = {"Content-Type": "application/json"}
+
+
 def _post_one(connection: http.client.HTTPConnection, text: str) -> str:
     connection.request("POST", "/api/sentiment", body=json.dumps({"texts": [text]}), headers=_JSON)
     response = connection.getresponse()
@@ -308,9 +311,6 @@ def _post_one(connection: http.client.HTTPConnection, text: str) -> str:
     if response.status != 200:
         raise RuntimeError(f"POST /api/sentiment answered {response.status}: {body[:200]!r}")
     return str(json.loads(body)["results"][0]["label"])
-
-
-_JSON = {"Content-Type": "application/json"}
 
 
 def measure_service(

@@ -229,7 +229,9 @@ def choose_ensemble(
     mixture = sum(w * matrix for w, matrix in zip(weights, calibrated, strict=True))
     ensemble_predicted = np.asarray(mixture)[check].argmax(axis=1)
     ensemble_check = round(macro_f1(gold[check], ensemble_predicted), 4)
-    wins = win_probability(gold[check], ensemble_predicted, calibrated[best][check].argmax(axis=1))
+    wins = None  # with one model there is nothing to compare: no bootstrap
+    if len(ids) > 1:
+        wins = win_probability(gold[check], ensemble_predicted, calibrated[best][check].argmax(axis=1))
     temps = dict(zip(ids, temperatures, strict=True))
     common: dict[str, Any] = {
         "temperatures": temps,
@@ -238,9 +240,9 @@ def choose_ensemble(
         "ensemble_check_f1": ensemble_check,
         "n_fit": len(fit),
         "n_check": len(check),
-        "win_probability": wins if len(ids) > 1 else None,
+        "win_probability": wins,
     }
-    if len(ids) > 1 and ensemble_check > best_check and wins >= WIN_PROBABILITY_FLOOR:
+    if wins is not None and ensemble_check > best_check and wins >= WIN_PROBABILITY_FLOOR:
         return EnsembleChoice(
             mode="ensemble",
             weights={m: float(w) for m, w in zip(ids, weights, strict=True)},
