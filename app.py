@@ -6,6 +6,7 @@ route registered after it.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import os
@@ -23,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import RestGuard, inference_off_router, market_router, news_router
 from core.config import ConfigError, Settings
-from core.gcwatch import tune_gc
+from core.gcwatch import GcPacer, tune_gc
 from core.logs import configure_logging
 from core.protocol import CloseCode
 from desk.metrics import build_metrics_router
@@ -34,6 +35,7 @@ from ws.admission import ConnectionLimiter
 from ws.direct import KeepRawSend
 from ws.routes import build_ws_router
 from ws.session import SocketRegistry
+from ws.upgrade import http_protocol
 
 __all__ = ["app", "create_app", "main"]
 
@@ -135,8 +137,12 @@ async def _news_unavailable(_request: Request, exc: Exception) -> JSONResponse:
 def _server(app: FastAPI, settings: Settings) -> Any:
     import uvicorn
 
+    pacer = GcPacer(settings.gc_pace_ms / 1000, full_every_s=settings.gc_full_every_s) if settings.gc_pace_ms else None
+
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
+            if pacer is not None:
+                pacer.stop()
             # Close our sockets with 1001 (going away) before uvicorn closes the rest with 1012.
             registry: SocketRegistry = app.state.sockets
             await registry.close_all(CloseCode.WS_1001_GOING_AWAY)
@@ -147,12 +153,15 @@ def _server(app: FastAPI, settings: Settings) -> Any:
             # Start-up is done (lifespan ran, the port listens) and no client is served yet: what
             # lives now lives for the whole process, so GC_FREEZE takes it out of full collections.
             tune_gc(settings.gc_threshold, settings.gc_freeze)
+            if pacer is not None:
+                pacer.start(asyncio.get_running_loop())
 
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         ws="websockets-sansio",
+        http=http_protocol(),
         ws_max_size=WS_HARD_MAX_BYTES,
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_interval_s,

@@ -252,6 +252,7 @@ class Soak:
                 ("sum", "hub_gc_pause_seconds_sum"),
                 ("max", "hub_gc_pause_max_seconds"),
                 ("cpu", "hub_gc_cpu_seconds_total"),
+                ("collected", "hub_gc_collected_objects_total"),
             ):
                 for gen, value in re.findall(rf'^{pattern}\{{generation="(\d)"\}} (\S+)$', text, re.M):
                     per.setdefault(gen, {})[key] = float(value)
@@ -441,7 +442,7 @@ def _gc_delta(
     for index, (before, after) in enumerate(zip(start, end, strict=True)):
         per: dict[str, Any] = {}
         for gen in sorted(after):
-            bounds = [le for le in after[gen] if le not in ("sum", "max", "cpu")]
+            bounds = [le for le in after[gen] if le not in ("sum", "max", "cpu", "collected")]
             count = after[gen].get("+Inf", 0) - before.get(gen, {}).get("+Inf", 0)
             buckets = {le: after[gen][le] - before.get(gen, {}).get(le, 0) for le in bounds}
             per[gen] = {
@@ -451,6 +452,7 @@ def _gc_delta(
                 "p99_ms_at_most": _bucket_rank(buckets, count, 0.99),
                 "cpu_total_ms": round(1000 * (after[gen].get("cpu", 0) - before.get(gen, {}).get("cpu", 0)), 1),
                 "max_ms_since_start": round(1000 * after[gen].get("max", 0), 1),
+                "collected_objects": int(after[gen].get("collected", 0) - before.get(gen, {}).get("collected", 0)),
                 "cumulative_by_le_s": {le: int(v) for le, v in buckets.items()},
             }
         out[f"process_{index}"] = per

@@ -87,6 +87,11 @@ class ProcessSection(Section):
                                "`2000,10,10`"))
     gc_freeze: bool = Field(True, **_doc(
         "freeze what start-up created, so full collections walk only later objects (docs/scaling.md)"))
+    gc_pace_ms: int = Field(100, ge=0, **_doc(
+        "a young garbage collection this often, the middle generation every 10th, instead of by allocation "
+        "counts; `0`: counts only (docs/scaling.md)"))
+    gc_full_every_s: float = Field(60.0, gt=0, **_doc(
+        "with `GC_PACE_MS`, a full collection this often (the garbage cycles the younger collections miss)"))
 
 
     @field_validator("gc_threshold")

@@ -11,6 +11,7 @@ fixed histogram and a short ring of recent pauses per generation, never a growin
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import gc
 import logging
@@ -18,7 +19,7 @@ import time
 from collections import deque
 from typing import Any
 
-__all__ = ["PAUSE_BUCKETS_S", "GcWatch", "tune_gc"]
+__all__ = ["PAUSE_BUCKETS_S", "GcPacer", "GcWatch", "tune_gc"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,3 +116,55 @@ def tune_gc(threshold: tuple[int, ...], freeze: bool) -> None:
         gc.collect()
         gc.freeze()
     logger.info("gc: threshold %s, %s objects frozen", gc.get_threshold(), gc.get_freeze_count())
+
+
+class GcPacer:
+    """Runs the collector on a clock instead of on allocation counts (GC_PACE_MS, docs/scaling.md).
+
+    Python starts a young collection when allocations minus frees pass the first threshold, and
+    every free counts, also of an object long promoted. Once closed connections are freed at once
+    (no reference cycles left), churn frees old objects as fast as new ones arrive: the count
+    stays low, young collections come seconds apart, and each walks everything that arrived
+    meanwhile (33 ms on average under the 1,000-client churn run, with 200-ms middle ones). On a
+    clock each collection walks only what the last interval left.
+
+    Args:
+        interval_s: a young collection this often.
+        middle_every: every this many ticks the middle generation is collected with it.
+        full_every_s: a full collection this often: the cycles that the first two miss.
+    """
+
+    def __init__(self, interval_s: float, middle_every: int = 10, full_every_s: float = 60.0) -> None:
+        if interval_s <= 0 or middle_every < 1 or full_every_s <= 0:
+            raise ValueError("interval_s and full_every_s must be > 0, middle_every >= 1")
+        self.interval_s = interval_s
+        self.middle_every = middle_every
+        self.full_every_s = full_every_s
+        self.ticks = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._next_full = 0.0
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start collecting on `loop`'s clock (idempotent)."""
+        if self._handle is None:
+            self._loop = loop
+            self._next_full = loop.time() + self.full_every_s
+            self._handle = loop.call_later(self.interval_s, self._tick)
+
+    def stop(self) -> None:
+        """Stop; automatic collection by counts goes on as before."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _tick(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        self.ticks += 1
+        if loop.time() >= self._next_full:
+            gc.collect(2)
+            self._next_full = loop.time() + self.full_every_s
+        else:
+            gc.collect(1 if self.ticks % self.middle_every == 0 else 0)
+        self._handle = loop.call_later(self.interval_s, self._tick)

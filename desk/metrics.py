@@ -239,6 +239,10 @@ class MetricsCollector(Collector):
             "hub_gc_cpu_seconds", "CPU time spent collecting (below the pause when the machine is busy)",
             labels=["generation"],
         )
+        collected = CounterMetricFamily(
+            "hub_gc_collected_objects", "Unreachable objects freed by the collector (garbage cycles)",
+            labels=["generation"],
+        )
         for generation, counts in enumerate(watch.counts):
             cumulative, buckets = 0, []
             for bound, count in zip((*watch.buckets, float("inf")), counts, strict=True):
@@ -247,9 +251,11 @@ class MetricsCollector(Collector):
             pauses.add_metric([str(generation)], buckets, sum_value=watch.total_s[generation])
             longest.add_metric([str(generation)], watch.max_s[generation])
             cpu.add_metric([str(generation)], watch.cpu_s[generation])
+            collected.add_metric([str(generation)], watch.collected[generation])
         yield pauses
         yield longest
         yield cpu
+        yield collected
         if self.runtime.event_loop is not None:
             loop = GaugeMetricFamily("hub_event_loop", "The event loop serving this process", labels=["loop"])
             loop.add_metric([self.runtime.event_loop.split(".")[0]], 1.0)

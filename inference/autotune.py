@@ -28,7 +28,7 @@ import torch
 
 from .catalog import CANONICAL_LABELS
 from .classifier import TransformersClassifier
-from .runtimes import build_variant, onnx_runtime_version, variants_for
+from .runtimes import RUNTIMES_REVISION, build_variant, onnx_runtime_version, variants_for
 
 __all__ = [
     "AGREEMENT_FLOOR",
@@ -292,6 +292,7 @@ def _cache_key(base: TransformersClassifier, digest: str, texts: Sequence[str], 
         "floor": options.floor,
         "batch": options.batch,
         "micro_batch": base.micro_batch,
+        "runtimes": RUNTIMES_REVISION,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 
 import pytest
 
 from core.config import ConfigError, Settings
-from core.gcwatch import PAUSE_BUCKETS_S, GcWatch, tune_gc
+from core.gcwatch import PAUSE_BUCKETS_S, GcPacer, GcWatch, tune_gc
 
 
 @pytest.fixture
@@ -91,3 +92,37 @@ def test_gc_threshold_defaults_to_the_measured_one() -> None:
 def test_bad_gc_or_loop_setting_fails_with_its_name(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+async def _run_ticks(pacer: GcPacer, ticks: int) -> None:
+    pacer.start(asyncio.get_running_loop())
+    while pacer.ticks < ticks:
+        await asyncio.sleep(0.005)
+    pacer.stop()
+
+
+async def test_pacer_collects_young_each_tick_and_the_middle_generation_every_nth(watch: GcWatch) -> None:
+    pacer = GcPacer(0.005, middle_every=3, full_every_s=1000)
+    await _run_ticks(pacer, 9)
+    # Automatic collection is off here: every collection counted is the pacer's.
+    ticks = pacer.ticks  # 9, or one more if two ticks fell within one sleep
+    assert [sum(watch.counts[g]) for g in range(3)] == [ticks - ticks // 3, ticks // 3, 0]
+
+
+async def test_pacer_collects_everything_once_its_full_interval_has_passed(watch: GcWatch) -> None:
+    pacer = GcPacer(0.005, middle_every=3, full_every_s=0.001)
+    await _run_ticks(pacer, 4)
+    assert [sum(watch.counts[g]) for g in range(3)] == [0, 0, pacer.ticks]
+
+
+async def test_stopped_pacer_collects_nothing_more(watch: GcWatch) -> None:
+    pacer = GcPacer(0.01)
+    pacer.start(asyncio.get_running_loop())
+    pacer.stop()
+    await asyncio.sleep(0.05)
+    assert pacer.ticks == 0 and sum(map(sum, watch.counts)) == 0
+
+
+def test_pacer_refuses_a_zero_interval() -> None:
+    with pytest.raises(ValueError):
+        GcPacer(0)

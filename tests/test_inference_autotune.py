@@ -121,6 +121,30 @@ def test_onnx_variants_match_torch_fp32_probabilities(offline_hub, tmp_path):
     assert sorted(p.name for p in (tmp_path / "onnx" / "d1").glob("*.onnx")) == ["model.fp32.onnx", "model.int8.onnx"]
 
 
+class RecordingSession:
+    """Stands between an ONNX classifier and its session to see the shapes it is fed."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.shapes: list[tuple[int, ...]] = []
+
+    def run(self, outputs, feeds):
+        self.shapes.append(tuple(feeds["input_ids"].shape))
+        return self.session.run(outputs, feeds)
+
+
+def test_onnx_variants_run_sixteen_texts_padded_to_the_longest(offline_hub, tmp_path):
+    base = base_model()
+    base.micro_batch, base.pad_to_multiple_of = 8, 8
+    onnx = build_variant("onnx-fp32", base, cache_dir=tmp_path, digest="d1")
+    onnx.session = recorder = RecordingSession(onnx.session)
+    texts = sorted((CORPUS * 5)[:20], key=len)
+    onnx.predict_probs(texts)
+    lengths = [len(ids) for ids in base.tokenizer(texts, truncation=True, max_length=128)["input_ids"]]
+    assert recorder.shapes == [(16, max(lengths[:16])), (4, max(lengths[16:]))]
+    assert base.micro_batch == 8 and base.pad_to_multiple_of == 8  # the torch fp32 base keeps its own
+
+
 def test_choice_cache_survives_a_broken_file(tmp_path):
     cache = ChoiceCache(tmp_path / "runtime.json")
     (tmp_path / "runtime.json").write_text("{not json")

@@ -125,6 +125,7 @@ async def test_real_app_reports_gc_pauses_per_generation_and_its_event_loop(app_
     for generation in ("0", "1", "2"):
         assert f'hub_gc_pause_seconds_count{{generation="{generation}"}}' in text
         assert f'hub_gc_pause_seconds_bucket{{generation="{generation}",le="+Inf"}}' in text
+        assert f'hub_gc_collected_objects_total{{generation="{generation}"}}' in text
     assert 'hub_event_loop{loop="uvloop"} 1.0' in text  # uvloop is pinned in requirements.txt
     frozen = next(s.value for f in text_string_to_metric_families(text) for s in f.samples
                   if s.name == "hub_gc_frozen_objects")

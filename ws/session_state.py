@@ -173,6 +173,10 @@ class SessionState:
     def finish(self) -> None:
         """Forget the subscriptions and add this connection's counters to the totals (after the socket ended)."""
         self.on_symbols((), self.symbols)
+        # The callback is a bound method of the session that holds this state: dropping it breaks
+        # that cycle, so a closed connection's session and state are freed at once rather than
+        # left for the collector (#13: the pauses under churn were mostly freeing closed sockets).
+        self.on_symbols = _no_index
         self.stats.coalesced += self.outbox.coalesced
 
     # ------------------------------------------------------------ bus side (never blocks)
