@@ -137,14 +137,19 @@ async def _news_unavailable(_request: Request, exc: Exception) -> JSONResponse:
 def _server(app: FastAPI, settings: Settings) -> Any:
     import uvicorn
 
-    pacer = GcPacer(settings.gc_pace_ms / 1000, full_every_s=settings.gc_full_every_s) if settings.gc_pace_ms else None
+    registry: SocketRegistry = app.state.sockets
+    pacer = GcPacer(
+        settings.gc_pace_ms / 1000,
+        full_every_s=settings.gc_full_every_s,
+        turnover=lambda: registry.stats.sessions_ended,
+        full_after=settings.gc_full_after_closes,
+    ) if settings.gc_pace_ms else None
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
             if pacer is not None:
                 pacer.stop()
             # Close our sockets with 1001 (going away) before uvicorn closes the rest with 1012.
-            registry: SocketRegistry = app.state.sockets
             await registry.close_all(CloseCode.WS_1001_GOING_AWAY)
             await super().shutdown(sockets)
 

@@ -90,8 +90,11 @@ class ProcessSection(Section):
     gc_pace_ms: int = Field(100, ge=0, **_doc(
         "a young garbage collection this often, the middle generation every 10th, instead of by allocation "
         "counts; `0`: counts only (docs/scaling.md)"))
-    gc_full_every_s: float = Field(60.0, gt=0, **_doc(
-        "with `GC_PACE_MS`, a full collection this often (the garbage cycles the younger collections miss)"))
+    gc_full_every_s: float = Field(600.0, gt=0, **_doc(
+        "with `GC_PACE_MS`, a full collection at least this often (the garbage cycles the younger ones miss)"))
+    gc_full_after_closes: int = Field(3000, ge=1, **_doc(
+        "with `GC_PACE_MS`, a full collection also once this many WebSocket connections have ended since the "
+        "last one (docs/scaling.md)"))
 
 
     @field_validator("gc_threshold")

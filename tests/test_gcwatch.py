@@ -115,6 +115,21 @@ async def test_pacer_collects_everything_once_its_full_interval_has_passed(watch
     assert [sum(watch.counts[g]) for g in range(3)] == [0, 0, pacer.ticks]
 
 
+async def test_pacer_collects_everything_once_enough_connections_have_ended(watch: GcWatch) -> None:
+    ended = [0]
+    pacer = GcPacer(0.005, middle_every=1000, full_every_s=1000, turnover=lambda: ended[0], full_after=5)
+    pacer.start(asyncio.get_running_loop())
+    while pacer.ticks < 3:
+        await asyncio.sleep(0.005)
+    assert sum(watch.counts[2]) == 0
+    ended[0] = 5
+    seen = pacer.ticks
+    while pacer.ticks < seen + 3:
+        await asyncio.sleep(0.005)
+    pacer.stop()
+    assert sum(watch.counts[2]) == 1  # once: the count starts again from 5
+
+
 async def test_stopped_pacer_collects_nothing_more(watch: GcWatch) -> None:
     pacer = GcPacer(0.01)
     pacer.start(asyncio.get_running_loop())

@@ -348,6 +348,7 @@ class Session:
             hub.limiter.release(address)
             if self.spec.path in hub.stats.connections:
                 hub.stats.connections[self.spec.path] -= 1
+                hub.stats.sessions_ended += 1
 
     async def _refuse(self, code: ErrorCode, message: str, details: str | None, subprotocol: str | None,
                       close: int = CloseCode.WS_1008_POLICY_VIOLATION) -> None:

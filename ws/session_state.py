@@ -71,6 +71,7 @@ class SocketStats:
     idle_closes: int = 0
     coalesced: int = 0  # price frames replaced by a newer one, summed over closed connections
     dropped_on_close: int = 0  # frames discarded when a slow consumer was closed
+    sessions_ended: int = 0  # accepted connections that have ended (the GC pacer's measure of turnover)
 
 
 def _split(csv: str | None) -> list[str]:
