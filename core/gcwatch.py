@@ -129,7 +129,7 @@ class GcPacer:
     meanwhile (33 ms on average under the 1,000-client churn run, with 200-ms middle ones). On a
     clock each collection walks only what the last interval left.
 
-    A full collection walks every live object (320-340 ms with 1,000 sockets open), so it comes
+    A full collection walks every live object (320-370 ms with 1,000 sockets open), so it comes
     after `full_after` connections have ended (turnover, under which the RSS grew 4 MB/min without
     full collections) or after `full_every_s`, whichever is first; steady clients see few.
 
