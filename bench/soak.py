@@ -91,6 +91,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# Per-generation figures read from /metrics beside the pause histogram's buckets, by their key.
+GC_SCALARS = {
+    "sum": "hub_gc_pause_seconds_sum",
+    "max": "hub_gc_pause_max_seconds",
+    "cpu": "hub_gc_cpu_seconds_total",
+    "collected": "hub_gc_collected_objects_total",
+}
+
+
 def _rank(ordered: list[float], q: float) -> float | None:
     if not ordered:
         return None
@@ -237,7 +246,7 @@ class Soak:
         )
 
     def gc_histograms(self) -> list[dict[str, dict[str, float]]] | None:
-        """Per process: generation -> {le: cumulative count, "sum": seconds, "max": seconds}."""
+        """Per process: generation -> {le: cumulative count} and the `GC_SCALARS` by their keys."""
         texts = self.metrics_texts()
         if texts is None:
             return None
@@ -248,12 +257,7 @@ class Soak:
                 r'^hub_gc_pause_seconds_bucket\{generation="(\d)",le="([^"]+)"\} (\S+)$', text, re.M
             ):
                 per.setdefault(gen, {})[le] = float(value)
-            for key, pattern in (
-                ("sum", "hub_gc_pause_seconds_sum"),
-                ("max", "hub_gc_pause_max_seconds"),
-                ("cpu", "hub_gc_cpu_seconds_total"),
-                ("collected", "hub_gc_collected_objects_total"),
-            ):
+            for key, pattern in GC_SCALARS.items():
                 for gen, value in re.findall(rf'^{pattern}\{{generation="(\d)"\}} (\S+)$', text, re.M):
                     per.setdefault(gen, {})[key] = float(value)
             out.append(per)
@@ -442,7 +446,7 @@ def _gc_delta(
     for index, (before, after) in enumerate(zip(start, end, strict=True)):
         per: dict[str, Any] = {}
         for gen in sorted(after):
-            bounds = [le for le in after[gen] if le not in ("sum", "max", "cpu", "collected")]
+            bounds = [le for le in after[gen] if le not in GC_SCALARS]
             count = after[gen].get("+Inf", 0) - before.get(gen, {}).get("+Inf", 0)
             buckets = {le: after[gen][le] - before.get(gen, {}).get(le, 0) for le in bounds}
             per[gen] = {

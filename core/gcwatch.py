@@ -137,7 +137,7 @@ class GcPacer:
         interval_s: a young collection this often.
         middle_every: every this many ticks the middle generation is collected with it.
         full_every_s: a full collection at least this often: the cycles the first two miss.
-        turnover: returns a count that only grows (connections ended); None: time alone.
+        turnover: returns a count that only grows (connections ended); by default none: time alone.
         full_after: a full collection once `turnover` has grown this much since the last one.
     """
 
@@ -146,7 +146,7 @@ class GcPacer:
         interval_s: float,
         middle_every: int = 10,
         full_every_s: float = 600.0,
-        turnover: Callable[[], int] | None = None,
+        turnover: Callable[[], int] = lambda: 0,
         full_after: int = 3000,
     ) -> None:
         if interval_s <= 0 or middle_every < 1 or full_every_s <= 0 or full_after < 1:
@@ -167,7 +167,7 @@ class GcPacer:
         if self._handle is None:
             self._loop = loop
             self._next_full = loop.time() + self.full_every_s
-            self._turnover_at_full = self.turnover() if self.turnover is not None else 0
+            self._turnover_at_full = self.turnover()
             self._handle = loop.call_later(self.interval_s, self._tick)
 
     def stop(self) -> None:
@@ -180,7 +180,7 @@ class GcPacer:
         loop = self._loop
         assert loop is not None
         self.ticks += 1
-        turnover = self.turnover() if self.turnover is not None else 0
+        turnover = self.turnover()
         if loop.time() >= self._next_full or turnover - self._turnover_at_full >= self.full_after:
             gc.collect(2)
             self._next_full = loop.time() + self.full_every_s
