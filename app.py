@@ -35,7 +35,7 @@ from ws.admission import ConnectionLimiter
 from ws.direct import KeepRawSend
 from ws.routes import build_ws_router
 from ws.session import SocketRegistry
-from ws.upgrade import http_protocol
+from ws.upgrade import http_protocol, websocket_protocol
 
 __all__ = ["app", "create_app", "main"]
 
@@ -143,6 +143,7 @@ def _server(app: FastAPI, settings: Settings) -> Any:
         full_every_s=settings.gc_full_every_s,
         turnover=lambda: registry.stats.sessions_ended,
         full_after=settings.gc_full_after_closes,
+        freeze_survivors=settings.gc_freeze_survivors,
     ) if settings.gc_pace_ms else None
 
     class Server(uvicorn.Server):
@@ -165,7 +166,7 @@ def _server(app: FastAPI, settings: Settings) -> Any:
         app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        ws=websocket_protocol(),
         http=http_protocol(),
         ws_max_size=WS_HARD_MAX_BYTES,
         ws_ping_interval=settings.ws_ping_interval_s,

@@ -91,10 +91,14 @@ class ProcessSection(Section):
         "a young garbage collection this often, the middle generation every 10th, instead of by allocation "
         "counts; `0`: counts only (docs/scaling.md)"))
     gc_full_every_s: float = Field(600.0, gt=0, **_doc(
-        "with `GC_PACE_MS`, a full collection at least this often (the garbage cycles the younger ones miss)"))
+        "with `GC_PACE_MS`, a full collection at least this often, frozen objects included (the garbage cycles "
+        "the younger ones miss)"))
     gc_full_after_closes: int = Field(3000, ge=1, **_doc(
-        "with `GC_PACE_MS`, a full collection also once this many WebSocket connections have ended since the "
-        "last one (docs/scaling.md)"))
+        "with `GC_PACE_MS`, a full collection of what is not frozen also once this many WebSocket connections "
+        "have ended since the last one (docs/scaling.md)"))
+    gc_freeze_survivors: bool = Field(True, **_doc(
+        "with `GC_PACE_MS`, freeze what survives each middle collection, so that only the collection every "
+        "`GC_FULL_EVERY_S` walks the objects of live sockets (docs/scaling.md)"))
 
 
     @field_validator("gc_threshold")

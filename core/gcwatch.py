@@ -133,12 +133,20 @@ class GcPacer:
     after `full_after` connections have ended (turnover, under which the RSS grew 4 MB/min without
     full collections) or after `full_every_s`, whichever is first; steady clients see few.
 
+    With `freeze_survivors`, what survives each middle collection is frozen (`gc.freeze()`): a live
+    socket's objects are freed by their reference counts when it closes (it leaves no cycles,
+    tests/test_connection_garbage.py), so no collection needs to walk them while it lives. The
+    collection after `full_after` ended connections then walks only the last second's survivors,
+    and only the one after `full_every_s` unfreezes and walks everything, for the garbage cycles
+    that formed among frozen objects.
+
     Args:
         interval_s: a young collection this often.
         middle_every: every this many ticks the middle generation is collected with it.
         full_every_s: a full collection at least this often: the cycles the first two miss.
         turnover: returns a count that only grows (connections ended); by default none: time alone.
         full_after: a full collection once `turnover` has grown this much since the last one.
+        freeze_survivors: freeze what each middle collection leaves (above).
     """
 
     def __init__(
@@ -148,6 +156,7 @@ class GcPacer:
         full_every_s: float = 600.0,
         turnover: Callable[[], int] = lambda: 0,
         full_after: int = 3000,
+        freeze_survivors: bool = False,
     ) -> None:
         if interval_s <= 0 or middle_every < 1 or full_every_s <= 0 or full_after < 1:
             raise ValueError("interval_s and full_every_s must be > 0, middle_every and full_after >= 1")
@@ -156,6 +165,7 @@ class GcPacer:
         self.full_every_s = full_every_s
         self.turnover = turnover
         self.full_after = full_after
+        self.freeze_survivors = freeze_survivors
         self._turnover_at_full = 0
         self.ticks = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -181,10 +191,25 @@ class GcPacer:
         assert loop is not None
         self.ticks += 1
         turnover = self.turnover()
-        if loop.time() >= self._next_full or turnover - self._turnover_at_full >= self.full_after:
-            gc.collect(2)
+        if loop.time() >= self._next_full:
+            self._collect_everything()
             self._next_full = loop.time() + self.full_every_s
             self._turnover_at_full = turnover
+        elif turnover - self._turnover_at_full >= self.full_after:
+            gc.collect(2)
+            self._turnover_at_full = turnover
+        elif self.ticks % self.middle_every == 0:
+            gc.collect(1)
+            if self.freeze_survivors:
+                gc.freeze()
         else:
-            gc.collect(1 if self.ticks % self.middle_every == 0 else 0)
+            gc.collect(0)
         self._handle = loop.call_later(self.interval_s, self._tick)
+
+    def _collect_everything(self) -> None:
+        if not self.freeze_survivors:
+            gc.collect(2)
+            return
+        gc.unfreeze()
+        gc.collect(2)
+        gc.freeze()

@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -117,6 +118,10 @@ source_events = Table(
     Column("latency_ms", Float),
 )
 model_stats = Table("model_stats", metadata, Column("model_id", String(200), primary_key=True), Column("data", Text))
+
+# Built once: `in_(urls)` built per call made about ten objects in reference cycles each time (an
+# expanding BindParameter and its clone sets), garbage only the collector could free (#13).
+STORED_NEWS_SEQS = select(news.c.url, news.c.seq).where(news.c.url.in_(bindparam("urls", expanding=True)))
 
 JOURNAL_KEEP = 5000  # journal rows kept per topic (the resume window)
 JOURNAL_QUEUE = 10_000  # envelopes waiting for the journal thread; past it they are refused, loudly
@@ -441,7 +446,7 @@ class Store:
         if not urls:
             return {}
         with self.engine.connect() as conn:
-            rows = conn.execute(select(news.c.url, news.c.seq).where(news.c.url.in_(urls))).all()
+            rows = conn.execute(STORED_NEWS_SEQS, {"urls": urls}).all()
         return {row.url: row.seq for row in rows}
 
     def save_news(self, item: NewsItem, seq: int | None = None) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -136,6 +138,57 @@ async def test_stopped_pacer_collects_nothing_more(watch: GcWatch) -> None:
     pacer.stop()
     await asyncio.sleep(0.05)
     assert pacer.ticks == 0 and sum(map(sum, watch.counts)) == 0
+
+
+class _Node:
+    """An object in a reference cycle: only the collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def _frozen_cycle() -> weakref.ref[_Node]:
+    node = _Node()
+    gc.freeze()
+    return weakref.ref(node)
+
+
+async def _run_until(pacer: GcPacer, done: object) -> None:
+    pacer.start(asyncio.get_running_loop())
+    while not done():  # type: ignore[operator]
+        await asyncio.sleep(0.005)
+    pacer.stop()
+
+
+async def test_pacer_freezes_what_survives_a_middle_collection(watch: GcWatch, restore_gc: None) -> None:
+    survivor = _Node()
+    pacer = GcPacer(0.005, middle_every=1, full_every_s=1000, freeze_survivors=True)
+    await _run_ticks(pacer, 1)
+    assert not any(obj is survivor for obj in gc.get_objects())  # in the permanent generation now
+
+
+async def test_pacer_without_freezing_leaves_survivors_to_the_collector(watch: GcWatch, restore_gc: None) -> None:
+    survivor = _Node()
+    await _run_ticks(GcPacer(0.005, middle_every=1, full_every_s=1000), 1)
+    assert any(obj is survivor for obj in gc.get_objects(2))
+
+
+async def test_pacer_turnover_collection_does_not_walk_frozen_objects(watch: GcWatch, restore_gc: None) -> None:
+    cycle = _frozen_cycle()
+    ended = itertools.count()  # one more connection ended at every look
+    pacer = GcPacer(0.005, middle_every=1000, full_every_s=1000, turnover=ended.__next__, full_after=1,
+                    freeze_survivors=True)
+    await _run_until(pacer, lambda: sum(watch.counts[2]) >= 1)
+    assert cycle() is not None
+
+
+async def test_pacer_full_interval_unfreezes_and_frees_cycles_among_frozen_objects(
+    watch: GcWatch, restore_gc: None
+) -> None:
+    cycle = _frozen_cycle()
+    pacer = GcPacer(0.005, middle_every=1000, full_every_s=0.001, freeze_survivors=True)
+    await _run_until(pacer, lambda: sum(watch.counts[2]) >= 1)
+    assert cycle() is None and gc.get_freeze_count() > 0  # freed, and the rest frozen again
 
 
 def test_pacer_refuses_a_zero_interval() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from sqlalchemy import event
 
 import core.store
 from core.bus import Envelope
-from core.records import NewsItem
+from core.records import NewsItem, PriceQuote
 from core.store import Store, StoreUnavailable
 from tests.harness import MS
 
@@ -106,4 +107,32 @@ async def test_journal_queue_is_bounded_and_overflow_is_reported(tmp_path, monke
         assert "queue full" in (store.journal_error or "")
     finally:
         release.set()
+        store.close()
+
+
+def _cyclic_garbage_of(work: Callable[[int], object], times: int = 20) -> list[str]:
+    """Run `work` `times` times and return the type names of what only the collector could free."""
+    work(-1)  # first use: SQLAlchemy compiles and caches the statement
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for i in range(times):
+            work(i)
+        gc.collect()
+        return sorted({type(o).__qualname__ for o in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+def test_saving_prices_and_looking_up_news_leave_no_reference_cycles(tmp_path: Path) -> None:
+    # Every price tick and every news post does these; cyclic garbage from them piles up in the
+    # old generation until a full collection stops the event loop to free it (#13).
+    store = Store(data_dir=tmp_path)
+    now = datetime.now(UTC)
+    try:
+        assert _cyclic_garbage_of(lambda i: store.save_quotes(
+            [PriceQuote("BTC", 100.0 + i, "test", now), PriceQuote("ETH", 10.0 + i, "test", now)])) == []
+        assert _cyclic_garbage_of(lambda i: store.stored_news_seqs([f"https://news.example/{i}", "x"])) == []
+    finally:
         store.close()

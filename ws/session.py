@@ -330,8 +330,14 @@ class Session:
             await self._refuse(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections", refusal, subprotocol,
                                CloseCode.WS_1013_TRY_AGAIN_LATER)
             return
+        accepted = False
         try:
-            await ws.accept(subprotocol=subprotocol)
+            try:
+                await ws.accept(subprotocol=subprotocol)
+            except Exception as exc:  # the client hung up before its handshake was answered: no one to tell
+                logger.info("ws %s from %s: gone before accept (%s)", self.spec.path, address, type(exc).__name__)
+                return
+            accepted = True
             hub.counter.add()
             hub.sessions.add(self)
             hub.stats.connections[self.spec.path] = hub.stats.connections.get(self.spec.path, 0) + 1
@@ -346,7 +352,7 @@ class Session:
             hub.sessions.discard(self)
             self.state.finish()
             hub.limiter.release(address)
-            if self.spec.path in hub.stats.connections:
+            if accepted:  # a client gone before its accept was never counted in
                 hub.stats.connections[self.spec.path] -= 1
                 hub.stats.sessions_ended += 1
 

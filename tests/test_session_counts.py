@@ -1,0 +1,79 @@
+"""The connection gauge and the ended-sessions count (the GC pacer's turnover) count accepted sockets only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+import uvicorn
+import websockets
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from core.bus import Bus
+from core.config import Settings
+from core.counters import RequestCounter
+from core.endpoints import NEWS_PATH
+from tests.harness import MS, free_port
+from ws.admission import ConnectionLimiter
+from ws.routes import ENDPOINTS
+from ws.session import Session, SocketRegistry
+
+NEWS_SPEC = next(spec for spec in ENDPOINTS if spec.path == NEWS_PATH)
+HANDSHAKE = (
+    "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+@contextlib.asynccontextmanager
+async def _serving(client_gone: asyncio.Event) -> AsyncIterator[tuple[SocketRegistry, int]]:
+    hub = SocketRegistry(bus=Bus(), settings=Settings(log_file=None), symbols=frozenset({"BTC"}),
+                         counter=RequestCounter(), limiter=ConnectionLimiter(10, 10))
+
+    async def endpoint(websocket: WebSocket) -> None:
+        if websocket.query_params.get("late"):
+            await client_gone.wait()  # the client hangs up before the server accepts
+            await asyncio.sleep(100 * MS)  # and the server has seen it go
+        await Session(websocket, NEWS_SPEC, hub).serve()
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[WebSocketRoute(NEWS_PATH, endpoint)]),
+                                           host="127.0.0.1", port=port, ws="websockets-sansio", lifespan="off",
+                                           log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "uvicorn did not start"
+        await asyncio.sleep(10 * MS)
+    try:
+        yield hub, port
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_a_client_gone_before_its_accept_is_neither_counted_nor_ended(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ws.session")
+    client_gone = asyncio.Event()
+    async with _serving(client_gone) as (hub, port):
+        async with websockets.connect(f"ws://127.0.0.1:{port}{NEWS_PATH}"):
+            pass  # one accepted session, ended: the gauge has an entry for the path, back at 0
+        async with asyncio.timeout(5):
+            while hub.stats.sessions_ended < 1:
+                await asyncio.sleep(10 * MS)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        writer.write(HANDSHAKE.format(path=f"{NEWS_PATH}?late=1").encode())
+        await writer.drain()
+        await asyncio.sleep(100 * MS)
+        writer.close()  # SO_LINGER 0: a reset, as from a client that went away
+        client_gone.set()
+        await asyncio.sleep(500 * MS)
+        assert hub.stats.connections[NEWS_PATH] == 0
+        assert hub.stats.sessions_ended == 1
+    assert "gone before accept" in caplog.text and "session failed" not in caplog.text  # no 1011, no trace
