@@ -5,6 +5,7 @@ Time in tests is a scaled constant (`MS`), never a bare literal: set TEST_TIME_S
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_in_this_loop(app: Any) -> AsyncIterator[int]:
+    """Serve the ASGI `app` with a real uvicorn (websockets-sansio) on a free loopback port, inside
+    the test's own event loop; yield the port."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, ws="websockets-sansio",
+                                           lifespan="off", log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "uvicorn did not start"
+        await asyncio.sleep(10 * MS)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
 
 
 @dataclass

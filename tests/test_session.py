@@ -6,7 +6,6 @@ hub are real, served by uvicorn on a free loopback port inside the test's event 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -14,7 +13,6 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -23,7 +21,7 @@ from starlette.websockets import WebSocket
 from core.bus import Bus
 from core.config import Settings
 from core.counters import RequestCounter
-from tests.harness import MS, free_port, recv_json
+from tests.harness import recv_json, uvicorn_in_this_loop
 from ws.admission import ConnectionLimiter
 from ws.routes import ENDPOINTS
 from ws.session import Session, SocketRegistry
@@ -55,18 +53,8 @@ async def _serving(session_type: type[Session], path: str) -> AsyncIterator[str]
     async def endpoint(websocket: WebSocket) -> None:
         await session_type(websocket, SPECS[path], hub).serve()
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[WebSocketRoute(path, endpoint)]), host="127.0.0.1",
-                                           port=port, ws="websockets-sansio", lifespan="off", log_config=None))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn did not start"
-        await asyncio.sleep(10 * MS)
-    try:
+    async with uvicorn_in_this_loop(Starlette(routes=[WebSocketRoute(path, endpoint)])) as port:
         yield f"ws://127.0.0.1:{port}{path}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_a_failed_writer_is_logged_with_its_socket_and_closed_with_1011(

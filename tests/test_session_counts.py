@@ -9,7 +9,6 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 import websockets
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -19,7 +18,7 @@ from core.bus import Bus
 from core.config import Settings
 from core.counters import RequestCounter
 from core.endpoints import NEWS_PATH
-from tests.harness import MS, free_port
+from tests.harness import MS, uvicorn_in_this_loop
 from ws.admission import ConnectionLimiter
 from ws.routes import ENDPOINTS
 from ws.session import Session, SocketRegistry
@@ -42,19 +41,8 @@ async def _serving(client_gone: asyncio.Event) -> AsyncIterator[tuple[SocketRegi
             await asyncio.sleep(100 * MS)  # and the server has seen it go
         await Session(websocket, NEWS_SPEC, hub).serve()
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[WebSocketRoute(NEWS_PATH, endpoint)]),
-                                           host="127.0.0.1", port=port, ws="websockets-sansio", lifespan="off",
-                                           log_config=None))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn did not start"
-        await asyncio.sleep(10 * MS)
-    try:
+    async with uvicorn_in_this_loop(Starlette(routes=[WebSocketRoute(NEWS_PATH, endpoint)])) as port:
         yield hub, port
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_a_client_gone_before_its_accept_is_neither_counted_nor_ended(caplog: pytest.LogCaptureFixture) -> None:

@@ -12,7 +12,6 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-import uvicorn
 import websockets
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -23,7 +22,7 @@ from core.bus import Bus
 from core.config import Settings
 from core.counters import RequestCounter
 from core.endpoints import NEWS_PATH
-from tests.harness import MS, free_port, recv_json
+from tests.harness import MS, recv_json, uvicorn_in_this_loop
 from ws.admission import ConnectionLimiter
 from ws.routes import ENDPOINTS
 from ws.session import Session, SocketRegistry
@@ -47,19 +46,8 @@ async def _serving(**limits: Any) -> AsyncIterator[tuple[SocketRegistry, int]]:
     async def endpoint(websocket: WebSocket) -> None:
         await Session(websocket, SPECS[NEWS_PATH], hub).serve()
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[WebSocketRoute(NEWS_PATH, endpoint)]),
-                                           host="127.0.0.1", port=port, ws="websockets-sansio", lifespan="off",
-                                           log_config=None))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn did not start"
-        await asyncio.sleep(10 * MS)
-    try:
+    async with uvicorn_in_this_loop(Starlette(routes=[WebSocketRoute(NEWS_PATH, endpoint)])) as port:
         yield hub, port
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _until(predicate: Any, timeout: float = 10_000 * MS) -> None:
