@@ -9,7 +9,6 @@ own registry, so several apps in one process (tests) do not collide.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+
+from core.gcwatch import frozen_objects
 
 if TYPE_CHECKING:
     from desk.runtime import Runtime
@@ -261,8 +262,9 @@ class MetricsCollector(Collector):
             loop.add_metric([self.runtime.event_loop.split(".")[0]], 1.0)
             yield loop
         yield GaugeMetricFamily(
-            "hub_gc_frozen_objects", "Objects moved to the permanent generation by GC_FREEZE",
-            value=gc.get_freeze_count(),
+            "hub_gc_frozen_objects",
+            "Objects in the permanent generation when last counted (start-up, each collection of everything)",
+            value=frozen_objects(),
         )
 
 

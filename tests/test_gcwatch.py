@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+import core.gcwatch
 from core.config import ConfigError, Settings
-from core.gcwatch import PAUSE_BUCKETS_S, GcPacer, GcWatch, tune_gc
+from core.gcwatch import PAUSE_BUCKETS_S, GcPacer, GcWatch, frozen_objects, tune_gc
 
 
 @pytest.fixture
@@ -183,12 +184,26 @@ async def test_pacer_turnover_collection_does_not_walk_frozen_objects(watch: GcW
 
 
 async def test_pacer_full_interval_unfreezes_and_frees_cycles_among_frozen_objects(
-    watch: GcWatch, restore_gc: None
+    watch: GcWatch, restore_gc: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cycle = _frozen_cycle()
+    monkeypatch.setattr(core.gcwatch, "_frozen_counted", 0)
     pacer = GcPacer(0.005, middle_every=1000, full_every_s=0.001, freeze_survivors=True)
     await _run_until(pacer, lambda: sum(watch.counts[2]) >= 1)
     assert cycle() is None and gc.get_freeze_count() > 0  # freed, and the rest frozen again
+    assert frozen_objects() > 0  # counted there: it walked everything anyway
+
+
+def test_reading_the_frozen_count_does_not_walk_the_permanent_generation(
+    restore_gc: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Counting walks every frozen object with the loop standing still (21 ms per 114,000): a
+    # /metrics scrape reads the count taken at the last freeze of everything instead.
+    tune_gc((), freeze=True)
+    counted = frozen_objects()
+    assert counted == gc.get_freeze_count() > 0
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: pytest.fail("counted on read"))
+    assert GcWatch().describe()["frozen_objects"] == frozen_objects() == counted
 
 
 def test_pacer_refuses_a_zero_interval() -> None:
