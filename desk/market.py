@@ -7,6 +7,7 @@ subscribers get one `CONNECTION_ERROR` and the last known values go on with thei
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -85,16 +86,37 @@ class MarketDesk:
 
     def tick(self) -> list[PriceQuote]:
         """Publish one `price_update` per symbol with a current value; report outages once."""
+        quotes = self._advance()
+        now = utc_now()
+        for quote in quotes:
+            self._publish(quote, now)
+        return quotes
+
+    async def tick_in_turns(self) -> list[PriceQuote]:
+        """`tick()`, handing the event loop back after each symbol's fan-out.
+
+        A whole tick fanned out in one step held the loop 30 ms (p50) every second with 200
+        market sockets, and a news item committed meanwhile waited for all of it (#13); now it
+        waits for one symbol's fan-out at most.
+        """
+        quotes = self._advance()
+        now = utc_now()
+        for i, quote in enumerate(quotes):
+            if i:
+                await asyncio.sleep(0)
+            self._publish(quote, now)
+        return quotes
+
+    def _advance(self) -> list[PriceQuote]:
         if self.simulated:
             for quote in self.simulator.step():
                 self.sim_quotes[quote.symbol] = quote
         elif self.live_seen:
             self._report_outage_once()
-        now = utc_now()
-        quotes = self.current_quotes()
-        for quote in quotes:
-            self.bus.publish("market", price_message(quote, now), key=quote.symbol, source=quote.source)
-        return quotes
+        return self.current_quotes()
+
+    def _publish(self, quote: PriceQuote, now: datetime) -> None:
+        self.bus.publish("market", price_message(quote, now), key=quote.symbol, source=quote.source)
 
     def _report_outage_once(self) -> None:
         up = self.live_is_up()

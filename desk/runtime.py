@@ -171,7 +171,7 @@ class Runtime:
     # ------------------------------------------------------------ producers
 
     async def _tick_market(self) -> None:
-        quotes = self.market.tick()
+        quotes = await self.market.tick_in_turns()
         now = time.monotonic()
         if (quotes and now - self._last_price_persist >= PRICE_PERSIST_S and self.store.online
                 and self._persisting is None):
