@@ -116,6 +116,9 @@ def aggregate(points: Iterable[RawPoint]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+UPSERT_DIALECTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+
+
 def add_points(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Merge aggregated rows into the stored buckets (an upsert on SQLite and PostgreSQL)."""
     if not rows:
@@ -124,9 +127,6 @@ def add_points(conn: Connection, rows: list[dict[str, Any]]) -> None:
         _merge_by_reading(conn, rows)
         return
     conn.execute(_upsert(conn.dialect.name), rows)
-
-
-UPSERT_DIALECTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
 @functools.cache

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import itertools
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -154,9 +154,9 @@ def _frozen_cycle() -> weakref.ref[_Node]:
     return weakref.ref(node)
 
 
-async def _run_until(pacer: GcPacer, done: object) -> None:
+async def _run_until(pacer: GcPacer, done: Callable[[], bool]) -> None:
     pacer.start(asyncio.get_running_loop())
-    while not done():  # type: ignore[operator]
+    while not done():
         await asyncio.sleep(0.005)
     pacer.stop()
 
