@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import RestGuard, inference_off_router, market_router, news_router
+from core.client_address import PRIVATE_NETWORKS, ClientAddress, TrustedProxies
 from core.config import ConfigError, Settings
 from core.gcwatch import GcPacer, tune_gc
 from core.logs import configure_logging
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         counter=runtime.counter,
         limiter=ConnectionLimiter(settings.max_connections, settings.max_connections_per_ip),
     )
+    sockets.fresh_greetings["system"] = runtime.fresh_status.envelope
     runtime.sockets = sockets
 
     @asynccontextmanager
@@ -106,7 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(CountRequests, runtime=runtime)
     if settings.ws_direct_writes:
-        app.add_middleware(KeepRawSend)  # outermost: lets sockets write frames without the ASGI layers (ws/direct.py)
+        app.add_middleware(KeepRawSend)  # lets sockets write frames without the ASGI layers (ws/direct.py)
+    # Outermost: every layer inside (the REST guard, the socket quota) reads the same client address.
+    app.add_middleware(ClientAddress, trusted=TrustedProxies(settings.trusted_proxies), watch=runtime.client_watch)
     app.include_router(market_router)
     app.include_router(news_router)
     if runtime.inference is not None:
@@ -175,8 +179,9 @@ def _server(app: FastAPI, settings: Settings) -> Any:
         loop=_event_loop(settings.server_loop),
         timeout_graceful_shutdown=5,
         log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=",".join(settings.trusted_proxies),
+        # X-Forwarded-For is read once, by ClientAddress (core/client_address.py), which also watches for
+        # the case where every client arrives from one address.
+        proxy_headers=False,
     )
     return Server(config)
 
@@ -210,10 +215,22 @@ def _load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def _check_trusted_proxies(settings: Settings) -> None:
+    """Say whose X-Forwarded-For is believed; warn when a Space's proxy would not be (docs/limits.md)."""
+    logger.info("app: X-Forwarded-For believed from %s", ",".join(settings.trusted_proxies) or "no one")
+    trusted = TrustedProxies(settings.trusted_proxies)
+    if settings.space_id and not all(network.split("/")[0] in trusted for network in PRIVATE_NETWORKS):
+        logger.warning(
+            "app: on a Space, but TRUSTED_PROXIES (%s) leaves out the private networks the Space's proxy "
+            "connects from: every visitor may count as one client. Unset TRUSTED_PROXIES for the Space "
+            "default, or watch system_status.clients", ",".join(settings.trusted_proxies) or "empty")
+
+
 def main() -> None:
     """Run the app with uvicorn on $HOST:$PORT (0.0.0.0:7860)."""
     settings = _load_settings()
     configure_logging(settings.log_level, settings.log_file, settings.log_json)
+    _check_trusted_proxies(settings)
     app = create_app(settings)
     server = _server(app, settings)
     logger.info(

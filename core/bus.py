@@ -271,6 +271,11 @@ class Bus:
         self._relay = relay
         self._confirm = confirm
 
+    @property
+    def relayed(self) -> bool:
+        """Return whether messages travel through a relay (a cluster), so this bus may lag another's."""
+        return self._relay is not None
+
     def discard_unconfirmed(self) -> None:
         """Forget seqs handed out but never confirmed by the relay (a leader stepping down)."""
         for state in self._topics.values():

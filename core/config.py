@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from .client_address import TrustedProxies, default_trusted_proxies
+from .data_place import SPACE_STORAGE_DIR, default_data_dir
 from .settings_base import ConfigError, Csv, CsvInts, CsvSecrets, Lowercase, Section
 
 __all__ = [
@@ -54,6 +56,9 @@ class ServerSection(Section):
     symbols: Csv = Field(tuple(DEFAULT_SYMBOLS.split(",")), **_doc(
         "tracked symbols, e.g. `BTC,ETH,SOL` (each must be known to the provider id map in `sources/symbols.py`)",
         "the top 20 by market cap"))
+    space_id: str | None = Field(None, **_doc(
+        "set by Hugging Face in every Space (`owner/name`); switches on the Space defaults of `TRUSTED_PROXIES` "
+        "and `DATA_DIR`", "set by the Space"))
     enable_ui: bool = Field(True, **_doc("switch the Gradio UI off"))
     enable_sources: bool = Field(True, **_doc("switch the live providers off"))
     enable_inference: bool = Field(True, **_doc("switch the models off"))
@@ -129,7 +134,13 @@ class AccessSection(Section):
 class StorageSection(Section):
     """Where data is kept, and for how long."""
 
-    data_dir: Path = Field(Path("data"), **_doc("SQLite database (`hub.sqlite3`, WAL) and runtime caches", "`./data`"))
+    data_dir: Path = Field(Path("data"), **_doc(
+        "SQLite database (`hub.sqlite3`, WAL) and runtime caches; `system_status.database.storage` says whether "
+        "it survives a restart ([docs/retention.md](docs/retention.md))",
+        "`SPACE_STORAGE_DIR` when it exists and is writable, else `./data`"))
+    space_storage_dir: Path = Field(SPACE_STORAGE_DIR, **_doc(
+        "the Space's persistent storage, where Hugging Face mounts it; the default `DATA_DIR` when it exists and "
+        "is writable"))
     database_url: SecretStr | None = Field(None, **_doc(
         "any SQLAlchemy URL instead of SQLite, e.g. `postgresql+psycopg://user:pw@host/db`"))
     price_retention_days: float = Field(7.0, ge=0.01, **_doc(
@@ -243,13 +254,24 @@ class LimitsSection(Section):
         "0 sends each through ASGI"))
     max_connections: int = Field(5000, ge=1, **_doc("open sockets at most"))
     max_connections_per_ip: int = Field(200, ge=1, **_doc("open sockets per client IP at most"))
-    trusted_proxies: Csv = Field(("127.0.0.1",), **_doc(
-        "peers whose `X-Forwarded-For` is believed, comma-separated; blank trusts none"))
+    trusted_proxies: Csv = Field(default_trusted_proxies(None), **_doc(
+        "peers (addresses or networks) whose `X-Forwarded-For` is believed, comma-separated; blank trusts none, "
+        "`*` any ([docs/limits.md](docs/limits.md#client-addresses))",
+        "`127.0.0.1,::1`; on a Space also `10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7`"))
     history_size: int = Field(1000, ge=10, **_doc("messages kept per channel for replay"))
     rest_rate_per_s: float = Field(10.0, ge=0.0, **_doc(
         "REST requests per second per client IP ([docs/limits.md](docs/limits.md#rest)); `0` turns rate limiting off"))
     rest_burst: int = Field(40, ge=1, **_doc("REST requests in a burst per client IP"))
     max_body_bytes: int = Field(1024 * 1024, ge=1024, **_doc("largest REST request body"))
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            TrustedProxies(value)
+        except ValueError:
+            raise ValueError("IP addresses or networks such as 10.0.0.0/8, comma-separated, or *") from None
+        return value
 
 
 class LoggingSection(Section):
@@ -345,3 +367,26 @@ class Settings(
     """
 
     BLANK_MEANS_NONE: ClassVar[frozenset[str]] = LimitsSection.BLANK_MEANS_NONE | LoggingSection.BLANK_MEANS_NONE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _space_defaults(cls, values: Any) -> Any:
+        # Defaults that depend on where the app runs: on a Space (SPACE_ID), the proxy connects from a
+        # private address, and only the persistent storage folder survives a restart (core/data_place.py).
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        if values.get("trusted_proxies") is None:
+            values["trusted_proxies"] = default_trusted_proxies(values.get("space_id"))
+        if values.get("data_dir") is None:
+            values["data_dir"] = default_data_dir(Path(values.get("space_storage_dir") or SPACE_STORAGE_DIR))
+        return values
+
+    @model_validator(mode="after")
+    def _one_journal(self) -> Settings:
+        if self.reuse_port and self.redis_url is None:
+            # Processes sharing a port without Redis each keep a journal and a bus of their own over one
+            # database: they fight over the news seq and answer 503 to every news POST.
+            raise ValueError("REUSE_PORT=1 needs REDIS_URL: processes sharing a port must share one bus; "
+                             "set REDIS_URL or REUSE_PORT=0")
+        return self

@@ -20,6 +20,7 @@ __all__ = [
     "AckMessage",
     "AiModelsSection",
     "ClientMessage",
+    "ClientsSection",
     "CloseCode",
     "DataSourcesSection",
     "DatabaseSection",
@@ -79,6 +80,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
     HISTORY_GAP = "HISTORY_GAP"
+    SEQ_AHEAD = "SEQ_AHEAD"  # `?since=` beyond the newest seq of the same epoch
     SLOW_CONSUMER = "SLOW_CONSUMER"
     TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
 
@@ -273,6 +275,22 @@ class DatabaseSection(_Wire):
     ai_models_db: bool
     main_db: bool
     error: str | None = None
+    # Whether what is stored survives a restart: `persistent` (a Space's persistent storage),
+    # `ephemeral` (a Space's own disk, wiped on restart), `local` (not a Space), `external` (DATABASE_URL).
+    storage: Literal["persistent", "ephemeral", "local", "external"] | None = None
+    data_dir: str | None = None
+    storage_reason: str | None = None
+
+
+class ClientsSection(_Wire):
+    """How clients are told apart (docs/limits.md): the trusted proxies and what arrived so far."""
+
+    trusted_proxies: list[str]
+    arrivals: int  # HTTP requests and WebSocket handshakes from addresses other than loopback
+    distinct_addresses: int  # counted up to 1024
+    forwarded_ignored: int  # arrivals whose X-Forwarded-For came from a peer not in TRUSTED_PROXIES
+    single_address: str | None = None  # the one address all came from (never a public one)
+    warning: str | None = None  # set when every arrival came from one address, with the fix
 
 
 class StatsSection(_Wire):
@@ -294,6 +312,7 @@ class SystemStatusMessage(_Envelope):
     stats: StatsSection
     agent_running: bool
     version: str | None = None
+    clients: ClientsSection | None = None
 
 
 class ErrorDetail(_Wire):

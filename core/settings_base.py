@@ -115,7 +115,10 @@ def _describe_errors(section: type[Section], exc: ValidationError) -> str:
         secret = info is not None and "Secret" in str(info.annotation)
         expected = str(error["msg"]).removeprefix("Value error, ").removeprefix("Input should be ")
         got = "a value that is not shown (secret)" if secret else repr(error.get("input"))
-        lines.append(f"{env_name(field) if field else 'settings'} must be {expected}, got {got}")
+        if not field:  # a rule across variables: its message names them, and no value is echoed
+            lines.append(expected)
+            continue
+        lines.append(f"{env_name(field)} must be {expected}, got {got}")
     return "invalid configuration: " + "; ".join(_unique(lines))
 
 

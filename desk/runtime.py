@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.bus import Bus
+from core.client_watch import ClientWatch
 from core.clock import format_utc
 from core.config import Settings
 from core.counters import RequestCounter
+from core.data_place import locate_data
 from core.gcwatch import GcWatch
 from core.periodic import TaskSupervisor
 from core.protocol import DatabaseSection, SystemStatusMessage
@@ -29,7 +31,13 @@ from desk.market import MarketDesk
 from desk.news_relay import ClusterNewsDesk
 from desk.ports import OpenSockets
 from desk.sentiment import SentimentBoard
-from desk.status import build_models_status, build_system_status, data_sources_section
+from desk.status import (
+    FreshStatus,
+    build_models_status,
+    build_system_status,
+    clients_section,
+    data_sources_section,
+)
 from sources.simulator import MarketSimulator
 
 if TYPE_CHECKING:
@@ -60,6 +68,13 @@ class Runtime:
         self.settings = settings
         self.started_monotonic = time.monotonic()
         self.store = Store(reveal(settings.database_url), settings.data_dir)
+        self.data_place = locate_data(settings.data_dir, space_id=settings.space_id,
+                                      database_url_set=settings.database_url is not None,
+                                      space_storage_dir=settings.space_storage_dir)
+        if self.data_place.storage == "ephemeral":
+            logger.warning("runtime: data is ephemeral: %s", self.data_place.reason)
+        # Fed by the client-address middleware (core/client_address.py) that app.py puts in front.
+        self.client_watch = ClientWatch(settings.trusted_proxies)
         self.bus = Bus(history_size=settings.history_size, journal=self.store if self.store.online else None)
         self.counter = RequestCounter()
         self.gc_watch = GcWatch()  # pauses of the garbage collector, for /metrics (#13)
@@ -86,6 +101,8 @@ class Runtime:
             from desk.live_feeds import LiveFeeds
 
             self.sources = LiveFeeds(self)
+        # What a monitoring client gets on connect: built then, not the last periodic one (desk/status.py).
+        self.fresh_status = FreshStatus(self.build_system_status, self.bus)
         self._producers = TaskSupervisor("runtime", logger)
         self._rest_queries = ThreadPoolExecutor(max_workers=REST_QUERY_THREADS, thread_name_prefix="rest-query")
         self._last_price_persist = 0.0
@@ -150,6 +167,7 @@ class Runtime:
         if self.cluster is not None:
             await self.cluster.stop()  # hands leadership over at once instead of after the lock's TTL
         await self.stop_producers()
+        await self.fresh_status.close()
         if self._persisting is not None:
             await asyncio.gather(self._persisting, return_exceptions=True)
         for service in (self.inference,):
@@ -245,6 +263,9 @@ class Runtime:
             ai_models_db=reachable,  # model statistics live in the same database
             main_db=online,
             error=self.store.last_error or journal_error,
+            storage=self.data_place.storage,
+            data_dir=str(self.data_place.path),
+            storage_reason=self.data_place.reason,
         )
 
     async def publish_system_status(self) -> None:
@@ -265,6 +286,7 @@ class Runtime:
             uptime_s=time.monotonic() - self.started_monotonic,
             agent_running=self.agent_running,
             version=VERSION,
+            clients=clients_section(self.client_watch.view()),
         )
 
     async def publish_models_status(self) -> None:

@@ -11,7 +11,7 @@ from core.bus import Bus
 from core.config import Settings
 from core.endpoints import MARKET_PATH, NEWS_PATH, SENTIMENT_PATH
 from ws.routes import ENDPOINTS
-from ws.session_state import ABUSE_LIMIT, SessionState, SocketStats
+from ws.session_state import ABUSE_LIMIT, SINCE_AHEAD_GRACE_S, SessionState, SocketStats
 
 SPECS = {spec.path: spec for spec in ENDPOINTS}
 SYMBOLS = frozenset({"BTC", "ETH"})
@@ -240,6 +240,7 @@ def test_since_replays_the_news_after_that_seq() -> None:
 def test_resume_ahead_of_this_process_does_not_resend_what_the_client_has() -> None:
     # Behind a shared port a client resumes on a process whose bus is behind the client's seq.
     leader, behind = Bus(), Bus()
+    behind.set_relay(behind.deliver)  # a cluster's process: its bus is fed through a relay
     for i in range(3):
         _publish_news(leader, f"item {i}")
     for envelope in leader.history("news")[:1]:
@@ -251,6 +252,40 @@ def test_resume_ahead_of_this_process_does_not_resend_what_the_client_has() -> N
         behind.ingest(envelope)
         state.offer(envelope)
     assert [f["seq"] for f in _frames(state)] == [4]
+
+
+def test_since_ahead_of_the_stream_answers_seq_ahead_then_streams_live() -> None:
+    bus = Bus()
+    _publish_news(bus, "item 0")
+    state, _, _ = _state(NEWS_PATH, bus)
+    state.greet({"since": "50", "epoch": bus.epoch("news")})
+    _publish_news(bus, "item 1")
+    state.offer(bus.history("news")[-1])
+    error, item = _frames(state)
+    assert error["error"]["code"] == "SEQ_AHEAD" and "newest seq is 1" in error["error"]["message"]
+    assert item["seq"] == 2
+
+
+def test_since_ahead_of_a_snapshot_topic_answers_seq_ahead_and_the_snapshot() -> None:
+    bus = Bus()
+    bus.publish("sentiment", _Item(type="sentiment_update"))
+    state, _, _ = _state(SENTIMENT_PATH, bus)
+    state.greet({"since": "9", "epoch": bus.epoch("sentiment")})
+    assert [f["type"] for f in _frames(state)] == ["error", "sentiment_update"]
+
+
+def test_since_ahead_in_a_cluster_answers_seq_ahead_once_the_grace_passes() -> None:
+    bus = Bus()
+    bus.set_relay(bus.deliver)
+    _publish_news(bus, "item 0")
+    state, clock, _ = _state(NEWS_PATH, bus)
+    state.greet({"since": "50", "epoch": bus.epoch("news")})
+    assert _frames(state) == [] and state.idle_deadline() == clock.now + SINCE_AHEAD_GRACE_S
+    clock.now += SINCE_AHEAD_GRACE_S
+    assert state.check_idle() and state.close_code is None
+    _publish_news(bus, "item 1")
+    state.offer(bus.history("news")[-1])
+    assert [f.get("seq") or f["error"]["code"] for f in _frames(state)] == ["SEQ_AHEAD", 2]
 
 
 def test_since_older_than_the_history_answers_history_gap() -> None:

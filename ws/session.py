@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,9 @@ class SocketRegistry:
     # Market sessions by subscribed symbol: a price reaches only its subscribers, so a tick costs
     # O(subscribers) and not O(sessions x symbols).
     market_index: dict[str, set[Session]] = field(default_factory=dict)
+    # Per topic, a greeting built when a client connects, preferred to the topic's last message when
+    # it is as new (the monitoring socket's `system_status`); None falls back to the last message.
+    fresh_greetings: dict[str, Callable[[], Awaitable[Envelope | None]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bus.add_listener("market", self.route_market)
@@ -85,13 +88,9 @@ class SocketRegistry:
             await asyncio.sleep(0.02)
 
 
-def _client_address(websocket: WebSocket, trusted: tuple[str, ...]) -> str:
-    """Return the client's address, believing X-Forwarded-For only from a trusted proxy."""
-    peer = websocket.client.host if websocket.client else "unknown"
-    forwarded = websocket.headers.get("x-forwarded-for")
-    if forwarded and (peer in trusted or "*" in trusted):
-        return forwarded.split(",")[0].strip() or peer
-    return peer
+def _client_address(websocket: WebSocket) -> str:
+    """Return the client's address (app.py's ClientAddress middleware already read a trusted proxy's headers)."""
+    return websocket.client.host if websocket.client else "unknown"
 
 
 def _offered_token(websocket: WebSocket) -> tuple[str | None, str | None]:
@@ -310,7 +309,7 @@ class Session:
     async def serve(self) -> None:
         """Accept (or refuse) the socket, then read it until it ends."""
         ws, hub = self.websocket, self.hub
-        address = self.state.peer = _client_address(ws, hub.settings.trusted_proxies)
+        address = self.state.peer = _client_address(ws)
         subprotocol = None
         if hub.settings.api_tokens:
             token, subprotocol = _offered_token(ws)
@@ -365,7 +364,10 @@ class Session:
     async def _run(self) -> None:
         self._open = True
         self._direct = DirectWriter.for_scope(self.websocket.scope)
-        self.state.greet(self.websocket.query_params)
+        params = self.websocket.query_params
+        build_greeting = self.hub.fresh_greetings.get(self.spec.topic)
+        fresh = await build_greeting() if build_greeting is not None and "since" not in params else None
+        self.state.greet(params, fresh=fresh)
         self._flush()
         # Market sessions are reached through the hub's symbol index; the others listen to their topic.
         listening = (contextlib.nullcontext() if self.spec.topic == "market"

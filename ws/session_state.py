@@ -36,13 +36,16 @@ from core.protocol import (
 from core.token_bucket import TokenBucket
 from ws.outbox import Outbox, OutboxFull
 
-__all__ = ["ABUSE_LIMIT", "EndpointSpec", "SessionState", "SocketStats"]
+__all__ = ["ABUSE_LIMIT", "SINCE_AHEAD_GRACE_S", "EndpointSpec", "SessionState", "SocketStats"]
 
 # The socket's whole story (accept, refusals, failures, close) is told under one logger name.
 logger = logging.getLogger("ws.session")
 
 # Refused messages in a row after which a client is considered abusive and closed with 1008.
 ABUSE_LIMIT = 100
+# In a cluster, how long a resume position ahead of this process's stream is believed (the process
+# may lag the one the client came from) before SEQ_AHEAD is sent and the live stream is unmuted.
+SINCE_AHEAD_GRACE_S = 5.0
 # Which endpoint owns each action, for the UNKNOWN_ACTION hint.
 ACTION_OWNERS = {"subscribe": MARKET_PATH, "unsubscribe": MARKET_PATH, "get_all": MARKET_PATH, "filter": NEWS_PATH}
 
@@ -132,6 +135,7 @@ class SessionState:
         # Behind a shared port the client may land on a process whose bus has not reached its seq yet;
         # without this, those items would reach it twice once they arrive.
         self.news_floor: tuple[str, int] | None = None
+        self.floor_deadline: float | None = None  # when a floor ahead of this process's stream expires
 
     @property
     def closing(self) -> bool:
@@ -156,15 +160,23 @@ class SessionState:
             self.close_reason = reason
 
     def idle_deadline(self) -> float | None:
-        """Return the clock time at which the connection becomes idle (None once closing)."""
+        """Return the clock time of the next check: idleness, or a resume position expiring (None once closing)."""
         if self.closing:
             return None
-        return self.last_activity + self.settings.idle_timeout_s
+        idle_at = self.last_activity + self.settings.idle_timeout_s
+        return idle_at if self.floor_deadline is None else min(idle_at, self.floor_deadline)
 
     def check_idle(self) -> bool:
-        """Request a 1000 close when nothing travelled for IDLE_TIMEOUT_S; return whether it did."""
-        deadline = self.idle_deadline()
-        if deadline is None or self.clock() < deadline:
+        """Act on a deadline that passed: an expired resume position gets SEQ_AHEAD, a socket silent for
+        IDLE_TIMEOUT_S a 1000 close; return whether a frame was queued or a close requested."""
+        if self.floor_deadline is not None and self.clock() >= self.floor_deadline:
+            self.floor_deadline = None
+            floor, self.news_floor = self.news_floor, None
+            if floor is not None:  # the stream never reached the client's seq: stop muting it
+                self._tell_seq_ahead(floor[1])
+                return True
+        deadline = self.last_activity + self.settings.idle_timeout_s
+        if self.closing or self.clock() < deadline:
             return False
         self.stats.idle_closes += 1
         idle_s = self.settings.idle_timeout_s
@@ -206,7 +218,7 @@ class SessionState:
         if floor is None:
             return False
         if envelope.epoch != floor[0] or envelope.seq > floor[1]:
-            self.news_floor = None  # the stream has passed the client's position: stop checking
+            self.news_floor = self.floor_deadline = None  # the stream passed the client's position
             return False
         return True
 
@@ -241,8 +253,12 @@ class SessionState:
 
     # ------------------------------------------------------------ connect
 
-    def greet(self, params: Mapping[str, str]) -> None:
-        """Queue resume replay (`?since=`), initial symbols, or the topic's snapshot, from the URL's query."""
+    def greet(self, params: Mapping[str, str], fresh: Envelope | None = None) -> None:
+        """Queue resume replay (`?since=`), initial symbols, or the topic's snapshot, from the URL's query.
+
+        `fresh`: a greeting built for this connect, sent instead of the topic's last message unless the
+        bus has a newer one.
+        """
         symbols = params.get("symbols")
         if symbols and self.spec.topic == "market":
             try:
@@ -263,6 +279,8 @@ class SessionState:
                 since = int(since_raw)
             except ValueError:
                 self.send_error(ErrorCode.INVALID_MESSAGE, f"since must be an integer seq, got {since_raw[:20]!r}")
+                return
+            if self._since_is_ahead(since, epoch):
                 return
             if self.spec.topic == "news":
                 if epoch is not None:
@@ -285,8 +303,37 @@ class SessionState:
             return
         if self.spec.greet_with_snapshot and self.spec.topic != "market":
             latest = bus.latest(self.spec.topic)
+            if fresh is not None and (latest is None or fresh.seq >= latest.seq):
+                latest = fresh
             if latest is not None:
                 self.offer(latest)
+
+    def _since_is_ahead(self, since: int, epoch: str | None) -> bool:
+        """Answer a `since` beyond the newest seq of this epoch; return True when it was refused outright.
+
+        Believing it would mute every message up to `since` (a position kept from a lost write, or a
+        made-up one). A single process refuses it with SEQ_AHEAD at once and serves a fresh connect.
+        In a cluster this process may lag the one the client came from, so news keeps the position
+        for SINCE_AHEAD_GRACE_S and sends SEQ_AHEAD only if the stream has not reached it by then.
+        """
+        topic, bus = self.spec.topic, self.bus
+        if since <= bus.last_seq(topic) or (epoch is not None and epoch != bus.epoch(topic)):
+            return False
+        if topic == "news" and bus.relayed:
+            self.floor_deadline = self.clock() + SINCE_AHEAD_GRACE_S
+            return False
+        self._tell_seq_ahead(since)
+        if topic != "news":
+            for env in bus.snapshot(topic):
+                self.offer(env)
+        return True
+
+    def _tell_seq_ahead(self, since: int) -> None:
+        topic = self.spec.topic
+        newest = self.bus.last_seq(topic)
+        self.send_error(ErrorCode.SEQ_AHEAD, f"since={since} is ahead of the stream: its newest seq is {newest}",
+                        f"epoch {self.bus.epoch(topic)}; the live stream follows from seq {newest + 1}, so "
+                        f"reset your position to {newest}")
 
     def _send_backlog(self, raw: str) -> None:
         """Queue the latest N retained news items that pass the filter, oldest first (`?backlog=N`)."""
