@@ -7,17 +7,22 @@ not one usable record raises `UpstreamGarbage` too (so the fault counts against 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import math
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from core.clock import parse_utc
 
 from .errors import UpstreamGarbage
 
 __all__ = [
+    "PARSE_OFF_LOOP_BYTES",
     "ItemRejected",
     "collect_items",
     "collect_records",
@@ -28,6 +33,7 @@ __all__ = [
     "optional_nonnegative",
     "optional_text",
     "parse_epoch",
+    "parse_off_loop",
     "parse_timestamp",
     "positive_number",
     "require_http_url",
@@ -40,6 +46,17 @@ __all__ = [
 
 ItemT = TypeVar("ItemT")
 RecordT = TypeVar("RecordT")
+ParsedT = TypeVar("ParsedT")
+P = ParamSpec("P")
+
+# Bodies at least this large are parsed in a worker thread: `json.loads` and the checks after it
+# hold the event loop for tens of milliseconds per MB (CoinPaprika's tickers run to 16 MB), during
+# which no socket is served. Below it, a thread hand-off would cost more than the parse.
+PARSE_OFF_LOOP_BYTES = 256 * 1024
+# One thread: providers' polls are minutes apart, and a second big parse waits rather than taking a
+# second core from the sockets. Its own pool, so a parse never queues behind news commits.
+_parse_pool: ThreadPoolExecutor | None = None
+_parse_pool_lock = threading.Lock()
 
 # How a rejected item is named in `rejects`: the value of this key on an object item ("?" when
 # the item is not an object or lacks it), or a function of the item.
@@ -47,6 +64,24 @@ Label = str | Callable[[Any], object]
 
 # A percent change below -100 % is impossible; above this it is a data error, not a pump.
 MAX_ABS_CHANGE_PCT = 100_000.0
+
+
+async def parse_off_loop(
+    parse: Callable[Concatenate[bytes, P], ParsedT], raw: bytes, /, *args: P.args, **kwargs: P.kwargs
+) -> ParsedT:
+    """Return `parse(raw, ...)`, run here for a small body and in the parse thread for a large one."""
+    if len(raw) < PARSE_OFF_LOOP_BYTES:
+        return parse(raw, *args, **kwargs)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_parse_executor(), functools.partial(parse, raw, *args, **kwargs))
+
+
+def _parse_executor() -> ThreadPoolExecutor:
+    global _parse_pool
+    with _parse_pool_lock:
+        if _parse_pool is None:
+            _parse_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="provider-parse")
+        return _parse_pool
 
 
 class ItemRejected(ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any, cast
@@ -30,7 +31,18 @@ from sources import (
 )
 from sources.market import MARKET_PROVIDERS
 from sources.market.coingecko import DEFAULT_COINGECKO_URL
-from tests.upstream import PATHS, UpstreamServer, fixture_reply, install_happy_routes, server_error, upstream
+from sources.market import coinpaprika
+from sources.parsing import PARSE_OFF_LOOP_BYTES
+from tests.upstream import (
+    PATHS,
+    UpstreamServer,
+    fixture_reply,
+    install_happy_routes,
+    json_reply,
+    load_fixture,
+    server_error,
+    upstream,
+)
 
 __all__ = ["upstream"]
 
@@ -140,6 +152,25 @@ async def test_coinpaprika_adapter_filters_to_tracked(
     result, _ = await fetch_once(CoinPaprikaProvider(base_url=f"{upstream.url}/coinpaprika/v1"), client)
     assert result is not None and [q.symbol for q in result.records] == ["BTC", "ETH", "DOGE"]
     assert upstream.last_request(PATHS["coinpaprika"]).query["quotes"] == ["USD"]
+
+
+async def test_coinpaprika_adapter_parses_a_large_body_off_the_event_loop(
+    upstream: UpstreamServer, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tickers = json.loads(load_fixture("coinpaprika_tickers.json", now=None))
+    filler = [{**tickers[0], "id": f"filler-{i}", "symbol": f"F{i}"} for i in range(PARSE_OFF_LOOP_BYTES // 300)]
+    upstream.route(PATHS["coinpaprika"], json_reply(tickers + filler))
+    threads: list[str] = []
+
+    def parse_and_record(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return parse(*args, **kwargs)
+
+    parse = coinpaprika.parse_coinpaprika_tickers
+    monkeypatch.setattr(coinpaprika, "parse_coinpaprika_tickers", parse_and_record)
+    result, _ = await fetch_once(CoinPaprikaProvider(base_url=f"{upstream.url}/coinpaprika/v1"), client)
+    assert result is not None and [q.symbol for q in result.records] == ["BTC", "ETH", "DOGE"]
+    assert len(threads) == 1 and threads[0].startswith("provider-parse")
 
 
 async def test_coinlore_adapter_pages_top_100(upstream: UpstreamServer, client: httpx.AsyncClient) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -31,6 +33,7 @@ from sources import (
     parse_twitter_search,
     provider_ids,
 )
+from sources.parsing import PARSE_OFF_LOOP_BYTES, parse_off_loop
 from tests.upstream import FIXED_NOW, load_fixture
 
 NOW_MS = int(FIXED_NOW.timestamp() * 1000)
@@ -305,3 +308,24 @@ def test_feed_parser_arbitrary_bytes_raises_only_source_errors(raw: bytes) -> No
         parse_feed(raw, source="Fuzz")
     except SourceError:
         pass
+
+
+async def test_parse_off_loop_keeps_the_loop_running_while_a_large_body_parses() -> None:
+    ticked = threading.Event()
+
+    def parse(raw: bytes) -> bool:
+        # Returns True only if the loop ran a callback meanwhile, which it cannot while running this.
+        return ticked.wait(timeout=5)
+
+    asyncio.get_running_loop().call_soon(ticked.set)
+    assert await parse_off_loop(parse, b" " * PARSE_OFF_LOOP_BYTES) is True
+
+
+async def test_parse_off_loop_parses_a_small_body_on_the_loop_thread() -> None:
+    threads: list[threading.Thread] = []
+
+    def parse(raw: bytes) -> int:
+        threads.append(threading.current_thread())
+        return len(raw)
+
+    assert await parse_off_loop(parse, b"[]") == 2 and threads == [threading.current_thread()]

@@ -26,6 +26,7 @@ from ..parsing import (
     optional_change,
     optional_nonnegative,
     parse_epoch,
+    parse_off_loop,
     positive_number,
     require_list,
     require_object,
@@ -123,4 +124,4 @@ class BinanceProvider(MarketProvider):
         # `symbols` is a JSON array in the query string, as the endpoint documents.
         params = {"symbols": json.dumps(sorted(self.ids), separators=(",", ":"))}
         reply = await http.get(f"{self.base_url}/api/v3/ticker/24hr", params=params)
-        return parse_binance_ticker_24hr(reply.body, self.ids, rejects=self.fresh_rejects())
+        return await parse_off_loop(parse_binance_ticker_24hr, reply.body, self.ids, rejects=self.fresh_rejects())

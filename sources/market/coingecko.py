@@ -14,7 +14,7 @@ from typing import Any, Unpack
 from core.records import PriceQuote
 
 from ..http import UpstreamHttp
-from ..parsing import load_json_list, parse_timestamp
+from ..parsing import load_json_list, parse_off_loop, parse_timestamp
 from ..pool import ProviderSpec
 from .base import MarketProvider, ParseOptions, QuoteFields, collect_quotes, read_quote
 
@@ -67,4 +67,4 @@ class CoinGeckoProvider(MarketProvider):
         reply = await http.get(
             f"{self.base_url}/coins/markets", params=params, headers={"Accept": "application/json"}
         )
-        return parse_coingecko_markets(reply.body, self.ids, rejects=self.fresh_rejects())
+        return await parse_off_loop(parse_coingecko_markets, reply.body, self.ids, rejects=self.fresh_rejects())

@@ -14,7 +14,7 @@ from core.clock import utc_now
 from core.records import PriceQuote
 
 from ..http import UpstreamHttp
-from ..parsing import ItemRejected, collect_records, load_json_object, parse_epoch, require_list
+from ..parsing import ItemRejected, collect_records, load_json_object, parse_epoch, parse_off_loop, require_list
 from ..pool import ProviderSpec
 from ..symbols import asset_for, provider_ids
 from .base import MarketProvider, QuoteFields, read_quote
@@ -90,4 +90,4 @@ class CoinLoreProvider(MarketProvider):
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         reply = await http.get(f"{self.base_url}/tickers/", params={"start": "0", "limit": "100"})
-        return parse_coinlore_tickers(reply.body, self.symbols, rejects=self.fresh_rejects())
+        return await parse_off_loop(parse_coinlore_tickers, reply.body, self.symbols, rejects=self.fresh_rejects())

@@ -14,7 +14,7 @@ from typing import Any, Unpack
 from core.records import PriceQuote
 
 from ..http import UpstreamHttp
-from ..parsing import ItemRejected, load_json_list, parse_timestamp
+from ..parsing import ItemRejected, load_json_list, parse_off_loop, parse_timestamp
 from ..pool import ProviderSpec
 from .base import MarketProvider, ParseOptions, QuoteFields, collect_quotes, read_quote
 
@@ -57,4 +57,5 @@ class CoinPaprikaProvider(MarketProvider):
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         reply = await http.get(f"{self.base_url}/tickers", params={"quotes": "USD"})
-        return parse_coinpaprika_tickers(reply.body, self.ids, rejects=self.fresh_rejects())
+        # Up to 16 MB: parsed in the parse thread, not on the loop that serves the sockets.
+        return await parse_off_loop(parse_coinpaprika_tickers, reply.body, self.ids, rejects=self.fresh_rejects())
