@@ -29,9 +29,8 @@ from sources import (
     SourceSettings,
     TwitterProvider,
 )
-from sources.market import MARKET_PROVIDERS
+from sources.market import MARKET_PROVIDERS, coinpaprika
 from sources.market.coingecko import DEFAULT_COINGECKO_URL
-from sources.market import coinpaprika
 from sources.parsing import PARSE_OFF_LOOP_BYTES
 from tests.upstream import (
     PATHS,
