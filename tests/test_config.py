@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,7 @@ def test_settings_zero_threads_and_batch_mean_the_default() -> None:
         ({"DEVICE": "tpu"}, "DEVICE must be auto, cpu, cuda or cuda:N, got 'tpu'"),
         ({"SYMBOLS": ","}, "SYMBOLS must be at least one symbol"),
         ({"SOURCES_TIMEOUT_S": "0"}, "SOURCES_TIMEOUT_S must be greater than 0"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "TRUSTED_PROXIES must be IP addresses or networks"),
     ],
 )
 def test_settings_bad_value_names_the_variable(env: dict[str, str], message: str) -> None:
@@ -135,3 +137,33 @@ def test_app_start_with_bad_values_exits_naming_them(tmp_path) -> None:
         app.start(timeout=120)
     assert "MAX_FRAME_BYTES" in str(caught.value) and "ENABLE_UI" in str(caught.value)
     assert "Traceback" not in str(caught.value)
+
+
+def test_reuse_port_without_redis_is_refused_in_one_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"REUSE_PORT": "1", "ADMIN_TOKEN": SECRET})
+    assert str(caught.value) == ("invalid configuration: REUSE_PORT=1 needs REDIS_URL: processes sharing a port "
+                                 "must share one bus; set REDIS_URL or REUSE_PORT=0")
+
+
+def test_app_start_with_reuse_port_and_no_redis_exits_with_2(tmp_path) -> None:
+    app = AppProcess(port=free_port(), data_dir=tmp_path, env={**FAST_ENV, "REUSE_PORT": "1"})
+    with pytest.raises(RuntimeError, match="app exited with 2") as caught:
+        app.start(timeout=120)
+    assert "REUSE_PORT=1 needs REDIS_URL" in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_trusted_proxies_default_to_loopback_off_a_space() -> None:
+    assert Settings.from_env({}).trusted_proxies == ("127.0.0.1", "::1")
+
+
+def test_trusted_proxies_default_on_a_space_takes_in_the_private_networks() -> None:
+    trusted = Settings.from_env({"SPACE_ID": "owner/hub"}).trusted_proxies
+    assert "10.0.0.0/8" in trusted and "127.0.0.1" in trusted
+    assert Settings.from_env({"SPACE_ID": "owner/hub", "TRUSTED_PROXIES": "10.1.2.3"}).trusted_proxies == ("10.1.2.3",)
+
+
+def test_data_dir_defaults_to_the_space_storage_when_it_is_writable(tmp_path: Path) -> None:
+    assert Settings.from_env({"SPACE_STORAGE_DIR": str(tmp_path)}).data_dir == tmp_path
+    assert Settings.from_env({"SPACE_STORAGE_DIR": str(tmp_path / "absent")}).data_dir == Path("data")
+    assert Settings.from_env({"SPACE_STORAGE_DIR": str(tmp_path), "DATA_DIR": "/srv/hub"}).data_dir == Path("/srv/hub")

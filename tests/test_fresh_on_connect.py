@@ -6,9 +6,11 @@ import asyncio
 import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import websockets
 
+from core.endpoints import STATUS_PATH
 from tests.harness import MS, AppProcess, recv_json, recv_until, running_app
 from tests.test_live_sources import live_env
 from tests.upstream import UpstreamServer, install_happy_routes
@@ -90,3 +92,31 @@ async def test_a_new_sentiment_client_gets_the_fetched_fear_greed_on_connect(liv
     async with websockets.connect(live_app.ws("/ws/sentiment")) as ws:
         first = json.loads(await asyncio.wait_for(ws.recv(), 5000 * MS))
     assert _has_fear_greed(first)
+
+
+async def test_news_since_ahead_of_the_stream_gets_seq_ahead_then_live_news(app):
+    newest = app.post_news(title="the newest item").json()["seq"]
+    (latest,) = await _news_on_connect(app, "backlog=1")
+    epoch = latest["epoch"]
+    async with websockets.connect(app.ws(f"/ws/news?since={newest + 100}&epoch={epoch}")) as ws:
+        error = await recv_json(ws)
+        posted = app.post_news(title="after a position ahead").json()["seq"]
+        item = await recv_until(ws, lambda m: m["type"] == "news")
+    assert error["error"]["code"] == "SEQ_AHEAD" and f"newest seq is {newest}" in error["error"]["message"]
+    assert item["seq"] == posted == newest + 1
+
+
+@pytest.fixture(scope="module")
+def quiet_status_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    # One periodic system_status at start, none after it for the length of the test.
+    with running_app(tmp_path_factory.mktemp("fresh-status"), STATUS_INTERVAL_S="600") as proc:
+        yield proc
+
+
+async def test_system_status_on_connect_is_built_then_not_the_last_periodic_one(quiet_status_app):
+    app = quiet_status_app
+    periodic = httpx.get(f"{app.http}/api/status", timeout=10).json()
+    async with websockets.connect(app.ws("/ws/news")), websockets.connect(app.ws(STATUS_PATH)) as monitor:
+        greeting = await recv_json(monitor)
+    assert periodic["stats"]["connections"] == 0 and greeting["stats"]["connections"] == 2
+    assert greeting["seq"] == periodic["seq"] and greeting["timestamp"] > periodic["timestamp"]
