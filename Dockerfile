@@ -7,7 +7,9 @@ FROM python:3.11-slim
 ARG TORCH_VARIANT=cpu
 
 WORKDIR /app
-ENV PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False PORT=7860 DATA_DIR=/app/data LOG_FILE=/app/logs/server.log \
+# No DATA_DIR: it defaults to the Space's persistent storage (/data) when the Space has it, else /app/data
+# (core/data_place.py), and system_status.database.storage says which.
+ENV PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False PORT=7860 LOG_FILE=/app/logs/server.log \
     HF_HOME=/app/.cache/huggingface
 
 COPY requirements.txt .

@@ -107,10 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exempt_prefixes=UI_INTERNAL_PREFIXES,
     )
     app.add_middleware(CountRequests, runtime=runtime)
-    if settings.ws_direct_writes:
-        app.add_middleware(KeepRawSend)  # lets sockets write frames without the ASGI layers (ws/direct.py)
-    # Outermost: every layer inside (the REST guard, the socket quota) reads the same client address.
+    # Outside the guard and the sockets: every layer inside reads the same client address.
     app.add_middleware(ClientAddress, trusted=TrustedProxies(settings.trusted_proxies), watch=runtime.client_watch)
+    if settings.ws_direct_writes:
+        app.add_middleware(KeepRawSend)  # outermost: lets sockets write frames without the ASGI layers (ws/direct.py)
     app.include_router(market_router)
     app.include_router(news_router)
     if runtime.inference is not None:

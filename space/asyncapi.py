@@ -165,7 +165,8 @@ CHANNELS = (
         NEWS_PATH,
         "News",
         "Every news item as soon as it is published. Resume with ?since=<seq>&epoch=<epoch>: items after "
-        "that seq are replayed, or a HISTORY_GAP error says some were lost. A new client can ask for the "
+        "that seq are replayed, or a HISTORY_GAP error says some were lost (SEQ_AHEAD: the seq is ahead of "
+        "the stream). A new client can ask for the "
         "latest items first with ?backlog=N (0 to MAX_NEWS_BACKLOG, default 100; since wins over backlog).",
         ("news", "ack", *_COMMON_SENDS),
         ("filter", "ping"),

@@ -153,7 +153,8 @@ SYSTEM_STATUS = p.SystemStatusMessage(
         simulated=False,
     ),
     database=p.DatabaseSection(
-        online=True, last_check="2025-12-08T10:29:58Z", ai_models_db=True, main_db=True
+        online=True, last_check="2025-12-08T10:29:58Z", ai_models_db=True, main_db=True, storage="persistent",
+        data_dir="/data", storage_reason="in the Space's persistent storage (/data)",
     ),
     stats=p.StatsSection(
         total_sources=2,
@@ -167,6 +168,10 @@ SYSTEM_STATUS = p.SystemStatusMessage(
     ),
     agent_running=True,
     version="0.1.0",
+    clients=p.ClientsSection(
+        trusted_proxies=["127.0.0.1", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+        arrivals=4210, distinct_addresses=57, forwarded_ignored=0,
+    ),
 )
 ERROR = p.ErrorMessage(
     timestamp=T,

@@ -14,6 +14,7 @@ from space.fmt import age_of, badge, esc, fmt_age, fmt_ms
 __all__ = ["overview_html", "requests_figure", "sources_html"]
 
 _SOURCE_KIND = {"active": "good", "degraded": "warn", "inactive": "bad"}
+_STORAGE_KIND = {"persistent": "good", "external": "good", "local": "muted", "ephemeral": "warn"}
 _CATEGORY_TITLES = {
     "market_data": "Market data",
     "news": "News",
@@ -40,6 +41,11 @@ def overview_html(runtime: Runtime) -> str:
     db_sub = f"{esc(engine)} · checked {fmt_age(age_of(db.get('last_check')))} ago"
     if db.get("error"):
         db_sub += f'<div class="reason">{esc(db["error"])}</div>'
+    storage = db.get("storage")
+    if storage:
+        db_sub += f' · {badge(storage, _STORAGE_KIND.get(storage, "muted"))}'
+        if storage == "ephemeral":
+            db_sub += f'<div class="reason" id="storage-reason">{esc(db.get("storage_reason"))}</div>'
     cards = [
         _card("Uptime", fmt_age(stats.get("uptime_s")), f"version {esc(system.get('version'))}"),
         _card(
@@ -56,6 +62,7 @@ def overview_html(runtime: Runtime) -> str:
             db_sub,
         ),
         _card("Live sockets", f"{stats.get('connections', 0):,}", "open WebSocket connections"),
+        *_clients_card(system.get("clients")),
         _card(
             "Requests",
             f"{stats['requests_last_minute']:,}/min",
@@ -76,6 +83,18 @@ def overview_html(runtime: Runtime) -> str:
         f"<th>History</th><th>Sockets</th><th>Epoch</th></tr></thead><tbody>{bus_rows}</tbody></table>"
     )
     return f'<div class="hub-cards stats">{"".join(cards)}</div>{bus}'
+
+
+def _clients_card(clients: dict[str, Any] | None) -> list[str]:
+    """Return the card telling clients apart: distinct addresses, and the single-address warning."""
+    if not clients:
+        return []
+    warning = clients.get("warning")
+    sub = f'trusting X-Forwarded-For from {esc(",".join(clients["trusted_proxies"]) or "no one")}'
+    if warning:
+        sub += f'<div class="reason" id="clients-warning">{esc(warning)}</div>'
+    value = badge("one address", "warn") if warning else f"{clients['distinct_addresses']:,}"
+    return [_card("Client addresses", value, sub, "warn" if warning else "")]
 
 
 def sources_html(runtime: Runtime) -> str:

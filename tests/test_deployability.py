@@ -105,3 +105,8 @@ def test_dockerfile_installs_cpu_torch_unless_told_otherwise():
     assert install < dockerfile.index("-r requirements.txt")  # torch comes from that index, not PyPI's CUDA build
     assert "python -m inference.fetch" in dockerfile
     assert "TORCH_VARIANT" in (ROOT / "README.md").read_text()
+
+
+def test_dockerfile_leaves_data_dir_to_the_persistent_storage_default():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert not re.search(r"\bDATA_DIR=", dockerfile)  # a fixed DATA_DIR would hide the Space's /data

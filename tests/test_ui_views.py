@@ -263,3 +263,18 @@ async def test_playground_asks_named_models_not_to_fall_back(runtime: Any) -> No
     runtime.inference = NoFallback([model("a")])
     await score_text(runtime, "ETH gas fees fall", "news")
     assert {"model": "a", "fallback": False} in seen and {"model": None, "fallback": True} in seen
+
+
+async def test_system_view_shows_ephemeral_storage_and_the_single_address_warning(tmp_path: Path) -> None:
+    runtime = Runtime(Settings(data_dir=tmp_path, space_id="owner/hub", space_storage_dir=tmp_path / "absent",
+                               enable_inference=False, enable_sources=False, data_mode="demo", log_file=None))
+    runtime.client_watch.check_after = 2
+    for _ in range(2):
+        runtime.client_watch.observe("10.16.3.80", forwarded_ignored=False)
+    try:
+        await runtime.publish_system_status()
+        html = system_view.overview_html(runtime)
+    finally:
+        runtime.store.close()
+    assert 'id="storage-reason"' in html and "wiped when the Space restarts" in html
+    assert 'id="clients-warning"' in html and "all 2 requests and sockets so far came from 10.16.3.80" in html
