@@ -48,6 +48,14 @@ def test_a_new_epoch_restarts_the_position() -> None:
     assert (state.epoch, state.last_seq) == ("new", 1)
 
 
+def test_seq_ahead_forgets_the_position_so_the_live_stream_is_delivered() -> None:
+    state = ResumeState(NEWS_URL + "?since=50&epoch=e1")
+    state.accept(_news(50))
+    error = {"type": "error", "error": {"code": "SEQ_AHEAD", "message": "since=50 is ahead of the stream"}}
+    assert state.accept(json.dumps(error)) is not None
+    assert state.resume_url() == NEWS_URL and _seqs(state, [_news(11), _news(12)]) == [11, 12]
+
+
 def test_market_seqs_are_tracked_per_symbol() -> None:
     state = ResumeState(MARKET_URL, symbols=["btc"])
     assert _seqs(state, [_price(5, "BTC"), _price(3, "ETH"), _price(4, "BTC")]) == [5, 3]

@@ -148,6 +148,12 @@ class ResumeState:
             return None
         if not isinstance(message, dict):
             return None
+        error = message.get("error")
+        if message.get("type") == "error" and isinstance(error, dict) and error.get("code") == "SEQ_AHEAD":
+            # Our position is ahead of the server's stream (a write it lost, or another server): forget
+            # it, or the items it now sends under those seqs would be dropped as already seen.
+            logger.warning("client %s: %s; resuming from the live stream", self.url, error.get("message"))
+            self.epoch, self.last_seq, self._last_by_key = None, 0, {}
         seq, epoch = message.get("seq"), message.get("epoch")
         if isinstance(seq, int) and isinstance(epoch, str):
             if epoch != self.epoch:

@@ -202,6 +202,12 @@ export class HubSocket extends EventTarget {
     if (message.type === "error" && message.error && message.error.code === "HISTORY_GAP") {
       this._emit("gap", message.error);
     }
+    if (message.type === "error" && message.error && message.error.code === "SEQ_AHEAD") {
+      // Our position is ahead of the server's stream: forget it, or the items it now sends under
+      // those seqs would be dropped as already seen.
+      this.epoch = null;
+      this.lastSeq = null;
+    }
     this._emit("message", message);
     if (message.type) this._emit(message.type, message);
   }
