@@ -128,5 +128,6 @@ class ClientAddress:
             if scheme in ("http", "https"):
                 scope["scheme"] = scheme.replace("http", "ws") if scope["type"] == "websocket" else scheme
         if self.watch is not None:
-            self.watch.observe(host, forwarded_ignored=passed_over)
+            self.watch.observe(host, forwarded_ignored=passed_over,
+                               forwarded_believed=believed and bool(forwarded) and not passed_over)
         await self.app(scope, receive, send)

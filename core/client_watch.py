@@ -4,8 +4,9 @@ Behind a proxy that is not in `TRUSTED_PROXIES`, every visitor arrives from the 
 they all share one REST bucket and one per-address socket quota. Nothing else would tell: the app
 works, only its limits are wrong. So the watch counts arrivals (HTTP requests and WebSocket
 handshakes) from addresses other than loopback, and once `check_after` of them came from one address
-it raises a warning with the fix (logged once, and shown in `system_status.clients`). A second
-address clears it: there are distinct clients after all.
+it raises a warning with the fix (logged once, and shown in `system_status.clients`), unless trusted
+proxies forwarded that address every time (then it is one visitor, not a proxy). A second address
+clears it: there are distinct clients after all.
 """
 
 from __future__ import annotations
@@ -44,18 +45,26 @@ class ClientWatch:
         self.trusted_proxies = trusted_proxies
         self.check_after = check_after
         self.arrivals = 0
-        self.forwarded_ignored = 0  # arrivals whose X-Forwarded-For came from a peer not trusted
+        self.forwarded_ignored = 0  # arrivals whose X-Forwarded-For came through a hop not trusted
+        self.forwarded_believed = 0  # arrivals whose address trusted proxies forwarded
         self._addresses: set[str] = set()
         self.warning: str | None = None
 
-    def observe(self, client: str, *, forwarded_ignored: bool) -> None:
-        """Count one arrival from `client`; `forwarded_ignored`: it carried X-Forwarded-For entries that an
-        untrusted hop (the peer itself, or a proxy between) forwarded, so they were not believed."""
+    def observe(self, client: str, *, forwarded_ignored: bool, forwarded_believed: bool = False) -> None:
+        """Count one arrival from `client`.
+
+        Args:
+            forwarded_ignored: it carried X-Forwarded-For entries that an untrusted hop (the peer itself,
+                or a proxy between) forwarded, so they were not believed.
+            forwarded_believed: `client` came from X-Forwarded-For through trusted proxies only.
+        """
         if _is_loopback(client):
             return  # health checks and local tools, not visitors
         self.arrivals += 1
         if forwarded_ignored:
             self.forwarded_ignored += 1
+        elif forwarded_believed:
+            self.forwarded_believed += 1
         if len(self._addresses) < MAX_TRACKED:
             self._addresses.add(client)
         if len(self._addresses) > 1:
@@ -63,7 +72,9 @@ class ClientWatch:
                 logger.info("clients: a second address arrived; the single-address warning is cleared")
                 self.warning = None
             return
-        if self.warning is None and self.arrivals >= self.check_after:
+        # Addresses that trusted proxies forwarded, all alike, are one visitor so far: nothing to fix.
+        suspicious = self.forwarded_ignored > 0 or self.forwarded_believed == 0
+        if self.warning is None and self.arrivals >= self.check_after and suspicious:
             logger.warning("clients: %s", self._explain(client))
             # A visitor's public address is not published in the status; a proxy's private one is.
             self.warning = self._explain("<the address in the server log>" if _is_global(client) else client)

@@ -96,3 +96,16 @@ def test_a_second_address_clears_the_warning():
     for address in ("10.0.0.5", "10.0.0.5", "10.0.0.6"):
         watch.observe(address, forwarded_ignored=True)
     assert watch.view().warning is None and watch.view().distinct_addresses == 2
+
+
+def test_one_visitor_forwarded_by_trusted_proxies_raises_no_warning():
+    watch = ClientWatch(("127.0.0.1",), check_after=2)
+    for _ in range(3):
+        watch.observe("203.0.113.4", forwarded_ignored=False, forwarded_believed=True)
+    assert watch.view().warning is None and watch.view().distinct_addresses == 1
+
+
+def test_start_on_a_space_warns_when_the_private_networks_are_not_trusted(tmp_path):
+    with running_app(tmp_path, SPACE_ID="owner/hub", TRUSTED_PROXIES="127.0.0.1") as app:
+        log = wait_for(lambda: "leaves out the private networks" in app.log() and app.log(), 10)
+    assert "X-Forwarded-For believed from 127.0.0.1" in log
