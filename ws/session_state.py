@@ -172,8 +172,9 @@ class SessionState:
         if self.floor_deadline is not None and self.clock() >= self.floor_deadline:
             self.floor_deadline = None
             floor, self.news_floor = self.news_floor, None
-            if floor is not None:  # the stream never reached the client's seq: stop muting it
-                self._tell_seq_ahead(floor[1])
+            topic = self.spec.topic
+            if floor is not None and floor[0] == self.bus.epoch(topic) and self.bus.last_seq(topic) < floor[1]:
+                self._tell_seq_ahead(floor[1])  # the stream never reached the client's seq: stop muting it
                 return True
         deadline = self.last_activity + self.settings.idle_timeout_s
         if self.closing or self.clock() < deadline:
