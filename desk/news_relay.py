@@ -8,6 +8,11 @@ leader's scoring models are the only ones that need to be loaded.
 
 A request whose deadline passed before a leader picked it up is skipped, so a client that was
 told 503 (no leader, e.g. during a failover) can safely retry: nothing was published behind its back.
+
+Every process keeps the news it receives from the backplane (`keep_received`): it remembers each
+URL's seq at once, for dedupe, and stores the item under that seq in its own database soon after,
+so a follower that takes over answers a repost as a duplicate, serves the history on `/api/news`,
+and does not publish the feeds' items again. With a shared database the second store is skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -24,12 +30,17 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from core.bus import Envelope
 from core.records import NewsItem
-from desk.news import Ingested, NewsDesk, NewsUnavailable
+from core.store import StoreUnavailable
+from desk.news import Ingested, NewsDesk, NewsUnavailable, news_item
 
 __all__ = ["ClusterNewsDesk", "LeaderUnavailable"]
 
 logger = logging.getLogger(__name__)
+
+KEEP_QUEUE = 10_000  # received items waiting for the database; past it the oldest wait in Redis only
+KEEP_BATCH = 200  # received items stored per transaction (one fsync each)
 
 
 class LeaderUnavailable(NewsUnavailable):
@@ -55,18 +66,69 @@ class ClusterNewsDesk(NewsDesk):
     redis: Any = None
     is_leader: Callable[[], bool] = staticmethod(lambda: True)
     prefix = "hub"
-    reply_timeout_s = 10.0
+    # Longer than the leader's bound on one publication (the backplane's confirmation and, after a
+    # lost answer, its settling: about 7 x BACKPLANE_PUBLISH_TIMEOUT_S), so a follower never answers
+    # 503 for an item that its leader is still publishing.
+    reply_timeout_s = 30.0
     forwarded = 0
     served = 0
+    kept = 0  # received items stored here
+    keep_failures = 0
+    _to_keep: deque[tuple[NewsItem, Envelope]] | None = None
+    _keep_wake: asyncio.Event | None = None
 
     def attach(
-        self, redis: Any, is_leader: Callable[[], bool], *, prefix: str = "hub", reply_timeout_s: float = 10.0
+        self, redis: Any, is_leader: Callable[[], bool], *, prefix: str = "hub", reply_timeout_s: float = 30.0
     ) -> None:
         """Forward through `redis` whenever `is_leader()` is false."""
         self.redis = redis
         self.is_leader = is_leader
         self.prefix = prefix
         self.reply_timeout_s = reply_timeout_s
+        self._to_keep = deque()
+        self._keep_wake = asyncio.Event()
+
+    def keep_received(self, envelope: Envelope) -> None:
+        """Remember a news envelope another process published, and queue it for the database (never blocks)."""
+        if envelope.topic != "news" or self._to_keep is None or self._keep_wake is None:
+            return
+        try:
+            item = news_item(envelope)
+        except ValueError as exc:
+            logger.error("news relay: seq %s is not a news message, not kept: %s", envelope.seq, exc)
+            return
+        self._remember(item.url, envelope.seq)
+        if len(self._to_keep) >= KEEP_QUEUE:
+            dropped, _ = self._to_keep.popleft()
+            self.keep_failures += 1
+            logger.error("news relay: %d received items wait for the database; %s not stored here",
+                         KEEP_QUEUE, dropped.url)
+        self._to_keep.append((item, envelope))
+        self._keep_wake.set()
+
+    async def keep_loop(self) -> None:
+        """Store received items in order, in batches, in a thread, until cancelled; retry on failures."""
+        assert self._to_keep is not None and self._keep_wake is not None, "attach() first"
+        pending, wake = self._to_keep, self._keep_wake
+        while True:
+            while not pending:
+                wake.clear()
+                await wake.wait()
+            batch = [pending[i] for i in range(min(KEEP_BATCH, len(pending)))]
+            try:
+                if self.store is not None:
+                    self.kept += await asyncio.to_thread(self.store.keep_news, batch)
+            except StoreUnavailable as exc:
+                # Still remembered for dedupe, and in Redis's history: retry when the database is back.
+                self.keep_failures += 1
+                logger.error("news relay: %d received items not stored yet: %s", len(batch), exc)
+                await asyncio.sleep(1.0)
+                continue
+            except Exception:
+                self.keep_failures += 1
+                logger.exception("news relay: storing %d received items failed; skipped", len(batch))
+            for _ in batch:
+                pending.popleft()
 
     @property
     def inbox(self) -> str:
@@ -84,7 +146,9 @@ class ClusterNewsDesk(NewsDesk):
         request = {
             "id": request_id,
             "reply": reply_key,
-            "deadline": time.time() + self.reply_timeout_s,
+            # A leader picks it up within a third of the wait, or not at all: the rest is the bound
+            # on publishing it, so this process never stops waiting for an item still going out.
+            "deadline": time.time() + self.reply_timeout_s / 3,
             "items": [_item_to_json(item) for item in items],
         }
         try:
