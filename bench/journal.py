@@ -2,6 +2,7 @@
 
     python -m bench.journal              # 300 items each way, SQLite in a temp dir
     python -m bench.journal --items 1000
+    python -m bench.journal --http       # POST /api/news with synchronous=NORMAL vs FULL
 
 Both ways run in this process against the same kind of store, one after the other:
 
@@ -15,6 +16,13 @@ Both ways run in this process against the same kind of store, one after the othe
 The ratio `journal_first_to_socket_p50 / stream_first_to_socket_p50` is the price of never naming
 two items with one seq; `journal_first_ack_p50 / stream_first_ack_p50` says whether acknowledging
 got slower.
+
+`--http` measures what fsyncing every commit costs an operator: the whole `POST /api/news` (a real
+uvicorn on a loopback port in this process, the app without UI, inference or producers), timed by
+the client from request to `201`, SQLite with `synchronous=NORMAL` (the WAL reaches the disk at
+checkpoints: power loss rolls back the last commits) against `synchronous=FULL` (every commit
+fsyncs it). The two alternate in `--rounds` rounds on fresh databases in `--dir` (a temp dir on
+the disk the app would use: tmpfs would make fsync free), so drift of a busy machine hits both.
 """
 
 from __future__ import annotations
@@ -100,11 +108,65 @@ async def run(items: int) -> dict[str, Any]:
     }
 
 
+async def post_round(directory: Path, synchronous: str, items: int) -> list[float]:
+    """Serve a fresh app with `synchronous` and time `items` POSTs of new news, one after another."""
+    import httpx
+
+    from app import create_app
+    from core.config import Settings
+    from tests.harness import FAST_ENV, uvicorn_in_this_loop
+
+    settings = Settings.from_env({**FAST_ENV, "DATA_DIR": str(directory), "LOG_LEVEL": "WARNING"})
+    app = create_app(settings)
+    store = app.state.runtime.store
+    store.synchronous = synchronous
+    store.engine.dispose()  # the pool's connections were opened with the default: reopen with this one
+    headers = {"Authorization": f"Bearer {FAST_ENV['ADMIN_TOKEN']}"}
+    latencies = []
+    async with uvicorn_in_this_loop(app) as port, httpx.AsyncClient(timeout=30) as http:
+        for i in range(items):
+            body = {"title": f"fsync {synchronous} {i}", "source": "Bench",
+                    "url": f"https://bench.example/{directory.name}/{i}"}
+            started = time.perf_counter()
+            reply = await http.post(f"http://127.0.0.1:{port}/api/news", json=body, headers=headers)
+            latencies.append(time.perf_counter() - started)
+            if reply.status_code != 201:
+                raise RuntimeError(f"POST answered {reply.status_code}: {reply.text[:200]}")
+    await asyncio.to_thread(store.close)
+    return latencies
+
+
+async def run_http(items: int, rounds: int, directory: Path | None) -> dict[str, Any]:
+    """Alternate NORMAL and FULL rounds of POST /api/news; return p50/p99 per setting and their ratio."""
+    base = Path(tempfile.mkdtemp(prefix="hub-fsync-", dir=directory))
+    timings: dict[str, list[float]] = {"NORMAL": [], "FULL": []}
+    try:
+        for r in range(rounds):
+            for mode in ("NORMAL", "FULL"):
+                timings[mode] += await post_round(base / f"{mode.lower()}-{r}", mode, items)
+    finally:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+    report: dict[str, Any] = {"items": items * rounds, "rounds": rounds, "method": "POST /api/news, SQLite WAL"}
+    for mode, key in (("NORMAL", "before_synchronous_normal"), ("FULL", "after_synchronous_full")):
+        report[key] = {"p50_ms": _pct(timings[mode], 0.5), "p99_ms": _pct(timings[mode], 0.99)}
+    before, after = report["before_synchronous_normal"], report["after_synchronous_full"]
+    report["ratio_p50"] = round(after["p50_ms"] / max(before["p50_ms"], 1e-3), 2)
+    report["ratio_p99"] = round(after["p99_ms"] / max(before["p99_ms"], 1e-3), 2)
+    report["baseline"] = "before_synchronous_normal"
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=300)
+    parser.add_argument("--http", action="store_true", help="time POST /api/news with synchronous NORMAL vs FULL")
+    parser.add_argument("--rounds", type=int, default=3, help="--http: alternating rounds of --items posts each")
+    parser.add_argument("--dir", type=Path, default=None, help="--http: where the databases go (default: the temp dir)")
     args = parser.parse_args()
-    json.dump(asyncio.run(run(args.items)), sys.stdout, separators=(",", ":"))
+    report = asyncio.run(run_http(args.items, args.rounds, args.dir) if args.http else run(args.items))
+    json.dump(report, sys.stdout, separators=(",", ":"))
     print()
     return 0
 
