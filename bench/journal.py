@@ -3,6 +3,7 @@
     python -m bench.journal              # 300 items each way, SQLite in a temp dir
     python -m bench.journal --items 1000
     python -m bench.journal --http       # POST /api/news with synchronous=NORMAL vs FULL
+    python -m bench.journal --keep       # what a follower pays to store the news it receives
 
 Both ways run in this process against the same kind of store, one after the other:
 
@@ -23,6 +24,11 @@ the client from request to `201`, SQLite with `synchronous=NORMAL` (the WAL reac
 checkpoints: power loss rolls back the last commits) against `synchronous=FULL` (every commit
 fsyncs it). The two alternate in `--rounds` rounds on fresh databases in `--dir` (a temp dir on
 the disk the app would use: tmpfs would make fsync free), so drift of a busy machine hits both.
+
+`--keep` measures what "every process persists what it receives" costs a follower (SQLite, FULL):
+`Store.keep_news` per item when items arrive one at a time (live) and in batches of 200 (catching
+up after a reconnect), against the leader's own `commit_news` per item in the same run (baseline).
+It runs in the follower's keep task, off its event loop and off the leader's acknowledgement path.
 """
 
 from __future__ import annotations
@@ -158,14 +164,52 @@ async def run_http(items: int, rounds: int, directory: Path | None) -> dict[str,
     return report
 
 
+def run_keep(items: int) -> dict[str, Any]:
+    """Time commit_news (the leader), keep_news one by one and keep_news in batches, per item."""
+    from desk.news_relay import KEEP_BATCH
+
+    bus = Bus()
+    envelopes = [(_item("keep", i), bus.stamp("news", news_message(_item("keep", i)))) for i in range(items)]
+    report: dict[str, Any] = {"items": items, "synchronous": "FULL"}
+    with tempfile.TemporaryDirectory(prefix="hub-keep-") as tmp:
+        for name in ("leader_commit_news", "follower_keep_live", "follower_keep_batched"):
+            store = Store(data_dir=Path(tmp) / name)
+            per_item: list[float] = []
+            if name == "follower_keep_batched":
+                for start in range(0, items, KEEP_BATCH):
+                    batch = envelopes[start:start + KEEP_BATCH]
+                    began = time.perf_counter()
+                    store.keep_news(batch)
+                    per_item += [(time.perf_counter() - began) / len(batch)] * len(batch)
+            else:
+                for item, envelope in envelopes:
+                    began = time.perf_counter()
+                    if name == "leader_commit_news":
+                        store.commit_news(item, envelope)
+                    else:
+                        store.keep_news([(item, envelope)])
+                    per_item.append(time.perf_counter() - began)
+            store.close()
+            report[name] = {"per_item_p50_ms": _pct(per_item, 0.5), "per_item_p99_ms": _pct(per_item, 0.99)}
+    base = report["leader_commit_news"]["per_item_p50_ms"]
+    report["keep_live_ratio_p50"] = round(report["follower_keep_live"]["per_item_p50_ms"] / max(base, 1e-3), 2)
+    report["keep_batched_ratio_p50"] = round(report["follower_keep_batched"]["per_item_p50_ms"] / max(base, 1e-3), 3)
+    report["baseline"] = "leader_commit_news"
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--http", action="store_true", help="time POST /api/news with synchronous NORMAL vs FULL")
+    parser.add_argument("--keep", action="store_true", help="time a follower storing the news it receives")
     parser.add_argument("--rounds", type=int, default=3, help="--http: alternating rounds of --items posts each")
     parser.add_argument("--dir", type=Path, default=None, help="--http: where the databases go (default: the temp dir)")
     args = parser.parse_args()
-    report = asyncio.run(run_http(args.items, args.rounds, args.dir) if args.http else run(args.items))
+    if args.keep:
+        report = run_keep(args.items)
+    else:
+        report = asyncio.run(run_http(args.items, args.rounds, args.dir) if args.http else run(args.items))
     json.dump(report, sys.stdout, separators=(",", ":"))
     print()
     return 0

@@ -66,10 +66,12 @@ class ClusterNewsDesk(NewsDesk):
     redis: Any = None
     is_leader: Callable[[], bool] = staticmethod(lambda: True)
     prefix = "hub"
-    # Longer than the leader's bound on one publication (the backplane's confirmation and, after a
-    # lost answer, its settling: about 7 x BACKPLANE_PUBLISH_TIMEOUT_S), so a follower never answers
-    # 503 for an item that its leader is still publishing.
-    reply_timeout_s = 30.0
+    # A leader takes a request within `pickup_timeout_s` or the follower takes it back (503, nothing
+    # published). One it took is waited for up to `reply_timeout_s`: longer than the leader's bound
+    # on one publication (the backplane's confirmation and, after a lost answer, its settling: about
+    # 7 x BACKPLANE_PUBLISH_TIMEOUT_S), so a follower never answers 503 for an item still going out.
+    pickup_timeout_s = 10.0
+    reply_timeout_s = 40.0
     forwarded = 0
     served = 0
     kept = 0  # received items stored here
@@ -78,12 +80,19 @@ class ClusterNewsDesk(NewsDesk):
     _keep_wake: asyncio.Event | None = None
 
     def attach(
-        self, redis: Any, is_leader: Callable[[], bool], *, prefix: str = "hub", reply_timeout_s: float = 30.0
+        self,
+        redis: Any,
+        is_leader: Callable[[], bool],
+        *,
+        prefix: str = "hub",
+        pickup_timeout_s: float = 10.0,
+        reply_timeout_s: float = 40.0,
     ) -> None:
         """Forward through `redis` whenever `is_leader()` is false."""
         self.redis = redis
         self.is_leader = is_leader
         self.prefix = prefix
+        self.pickup_timeout_s = pickup_timeout_s
         self.reply_timeout_s = reply_timeout_s
         self._to_keep = deque()
         self._keep_wake = asyncio.Event()
@@ -146,25 +155,16 @@ class ClusterNewsDesk(NewsDesk):
         request = {
             "id": request_id,
             "reply": reply_key,
-            # A leader picks it up within a third of the wait, or not at all: the rest is the bound
-            # on publishing it, so this process never stops waiting for an item still going out.
-            "deadline": time.time() + self.reply_timeout_s / 3,
+            "deadline": time.time() + self.pickup_timeout_s,
             "items": [_item_to_json(item) for item in items],
         }
+        raw = json.dumps(request)
         try:
-            await self.redis.rpush(self.inbox, json.dumps(request))
-            self.forwarded += 1
-            deadline = time.monotonic() + self.reply_timeout_s
-            while time.monotonic() < deadline:
-                reply = await self.redis.blpop([reply_key], timeout=1)
-                if reply is not None:
-                    break
-            else:
-                raise LeaderUnavailable(
-                    f"no leader answered within {self.reply_timeout_s:g} s; retry shortly"
-                )
+            await self.redis.rpush(self.inbox, raw)
         except (RedisError, OSError) as exc:
             raise LeaderUnavailable(f"cannot reach the leader through Redis: {type(exc).__name__}") from exc
+        self.forwarded += 1
+        reply = await self._await_reply(raw, reply_key)
         answer = json.loads(reply[1])
         if "error" in answer:
             raise LeaderUnavailable(f"the leader could not publish: {answer['error']}")
@@ -178,6 +178,36 @@ class ClusterNewsDesk(NewsDesk):
             )
             results.append(Ingested(scored, result.get("seq"), bool(result.get("duplicate"))))
         return results
+
+    async def _await_reply(self, raw: str, reply_key: str) -> Any:
+        """Wait for the leader's answer; take the request back if no leader picked it up in time.
+
+        Raises:
+            LeaderUnavailable: no leader picked it up (nothing was published), or no answer came
+                within `reply_timeout_s` of a request a leader took (the outcome is unknown).
+        """
+        started = time.monotonic()
+        taken = False
+        while time.monotonic() - started < self.reply_timeout_s:
+            try:
+                if not taken and time.monotonic() - started >= self.pickup_timeout_s:
+                    if await self.redis.lrem(self.inbox, 1, raw):
+                        raise LeaderUnavailable(
+                            f"no leader took the item within {self.pickup_timeout_s:g} s; nothing was "
+                            "published, retry shortly"
+                        )
+                    taken = True  # a leader has it: wait for its answer, however slow
+                reply = await self.redis.blpop([reply_key], timeout=1)
+            except (RedisError, OSError) as exc:
+                logger.warning("news relay: waiting for the leader's answer: %s; still waiting", type(exc).__name__)
+                await asyncio.sleep(0.2)
+                continue
+            if reply is not None:
+                return reply
+        raise LeaderUnavailable(
+            f"the leader took the item but did not answer within {self.reply_timeout_s:g} s; the outcome is "
+            "unknown: retry with the same URL (if it went out, the retry answers with its seq)"
+        )
 
     async def serve_forwarded(self) -> None:
         """Answer forwarded requests until cancelled (the leader runs this while in office)."""
@@ -196,14 +226,15 @@ class ClusterNewsDesk(NewsDesk):
         try:
             request = json.loads(raw)
             reply_key = request["reply"]
-            if time.time() > float(request["deadline"]):
-                logger.warning(
-                    "news relay: skipping request %s, its sender stopped waiting", request.get("id")
-                )
-                return
+            expired = time.time() > float(request["deadline"])
             items = [_item_from_json(data) for data in request["items"]]
         except (ValueError, KeyError, TypeError) as exc:
             logger.error("news relay: malformed request dropped: %s", exc)
+            return
+        if expired:
+            # Its sender is about to take it back: say at once that nothing was published.
+            logger.warning("news relay: skipping request %s, taken too late", request.get("id"))
+            await self._answer(reply_key, {"error": "no leader took the item in time; nothing was published"})
             return
         try:
             done = await super().ingest(items)
@@ -225,6 +256,9 @@ class ClusterNewsDesk(NewsDesk):
             logger.exception("news relay: publishing a forwarded request failed")
             answer = {"error": f"{type(exc).__name__}"}
         self.served += 1
+        await self._answer(reply_key, answer)
+
+    async def _answer(self, reply_key: str, answer: dict[str, Any]) -> None:
         try:
             await self.redis.rpush(reply_key, json.dumps(answer))
             await self.redis.expire(reply_key, int(self.reply_timeout_s) + 5)

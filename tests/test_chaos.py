@@ -227,15 +227,14 @@ def listed(app: AppProcess, url: str) -> list[dict]:
 
 async def post_until_acknowledged(app: AppProcess, url: str) -> httpx.Response:
     """Post one item to `app` until it answers 201 (a busy leader may refuse for a moment)."""
-    async def acknowledged() -> httpx.Response | None:
-        reply = await asyncio.to_thread(app.post_news, title="acknowledged, then the leader died", url=url)
-        return reply if reply.status_code == 201 else None
-
+    answers = []
     for _ in range(50):
-        if (reply := await acknowledged()) is not None:
+        reply = await asyncio.to_thread(app.post_news, title="acknowledged, then the leader died", url=url)
+        if reply.status_code == 201:
             return reply
+        answers.append(f"{reply.status_code} {reply.text[:200]}")
         await asyncio.sleep(200 * MS)
-    raise AssertionError(f"{app.http} never acknowledged {url}")
+    raise AssertionError(f"{app.http} never acknowledged {url}: {answers[-3:]}\n{app.log()[-3000:]}")
 
 
 def database_error(app: AppProcess) -> str | None:
@@ -370,6 +369,10 @@ async def test_chaos_keeps_every_promise(tmp_path: Path) -> None:
                       "false_503_all_run": len(falsely_refused(ledger, 0.0)),
                       "late_reply_chunks": proxy.delayed, "killed_after_ack": acknowledged,
                       "reposted_to_survivor": reposted,
+                      "answers_since_late": [(round(at - late_from, 1), status) for attempts in
+                                             ledger.attempts.values() for at, status, _ in attempts
+                                             if at >= late_from],
+                      "after_faults_s": round(after_faults - late_from, 1),
                       "epochs": len({epoch for epoch, _ in ledger.pairs}), "rss_peak_mb": round(max(ledger.rss_mb))}))
     assert len(ledger.acked) > 10, "too few acknowledgements to judge anything"
     assert lost == {} and unstreamed == []
