@@ -3,6 +3,7 @@
     python -m bench.journal              # 300 items each way, SQLite in a temp dir
     python -m bench.journal --items 1000
     python -m bench.journal --http       # POST /api/news with synchronous=NORMAL vs FULL
+    python -m bench.journal --http --postgres  # ... and on a shared PostgreSQL (fsync on)
     python -m bench.journal --keep       # what a follower pays to store the news it receives
 
 Both ways run in this process against the same kind of store, one after the other:
@@ -114,15 +115,20 @@ async def run(items: int) -> dict[str, Any]:
     }
 
 
-async def post_round(directory: Path, synchronous: str, items: int) -> list[float]:
-    """Serve a fresh app with `synchronous` and time `items` POSTs of new news, one after another."""
+async def post_round(
+    directory: Path, synchronous: str, items: int, database_url: str | None = None
+) -> list[float]:
+    """Serve a fresh app with `synchronous` (or on `database_url`); time `items` POSTs of new news, one by one."""
     import httpx
 
     from app import create_app
     from core.config import Settings
     from tests.harness import FAST_ENV, uvicorn_in_this_loop
 
-    settings = Settings.from_env({**FAST_ENV, "DATA_DIR": str(directory), "LOG_LEVEL": "WARNING"})
+    env = {**FAST_ENV, "DATA_DIR": str(directory), "LOG_LEVEL": "WARNING"}
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    settings = Settings.from_env(env)
     app = create_app(settings)
     store = app.state.runtime.store
     store.synchronous = synchronous
@@ -142,24 +148,41 @@ async def post_round(directory: Path, synchronous: str, items: int) -> list[floa
     return latencies
 
 
-async def run_http(items: int, rounds: int, directory: Path | None) -> dict[str, Any]:
-    """Alternate NORMAL and FULL rounds of POST /api/news; return p50/p99 per setting and their ratio."""
-    base = Path(tempfile.mkdtemp(prefix="hub-fsync-", dir=directory))
-    timings: dict[str, list[float]] = {"NORMAL": [], "FULL": []}
-    try:
-        for r in range(rounds):
-            for mode in ("NORMAL", "FULL"):
-                timings[mode] += await post_round(base / f"{mode.lower()}-{r}", mode, items)
-    finally:
-        import shutil
+async def run_http(items: int, rounds: int, directory: Path | None, postgres: bool = False) -> dict[str, Any]:
+    """Alternate NORMAL and FULL rounds of POST /api/news; return p50/p99 per setting and their ratio.
 
-        shutil.rmtree(base, ignore_errors=True)
+    With `postgres`, a third kind of round posts to an app on a local PostgreSQL with fsync on (the
+    shared database a cluster would otherwise have to require).
+    """
+    import shutil
+    from contextlib import ExitStack
+
+    base = Path(tempfile.mkdtemp(prefix="hub-fsync-", dir=directory))
+    modes = ("NORMAL", "FULL", "POSTGRES") if postgres else ("NORMAL", "FULL")
+    timings: dict[str, list[float]] = {mode: [] for mode in modes}
+    with ExitStack() as stack:
+        url = None
+        if postgres:
+            from tests.services import postgres_server
+
+            url = stack.enter_context(postgres_server(fsync=True)).url
+        try:
+            for r in range(rounds):
+                for mode in modes:
+                    on_postgres = mode == "POSTGRES"
+                    timings[mode] += await post_round(base / f"{mode.lower()}-{r}", "FULL" if on_postgres else mode,
+                                                      items, url if on_postgres else None)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
     report: dict[str, Any] = {"items": items * rounds, "rounds": rounds, "method": "POST /api/news, SQLite WAL"}
     for mode, key in (("NORMAL", "before_synchronous_normal"), ("FULL", "after_synchronous_full")):
         report[key] = {"p50_ms": _pct(timings[mode], 0.5), "p99_ms": _pct(timings[mode], 0.99)}
     before, after = report["before_synchronous_normal"], report["after_synchronous_full"]
     report["ratio_p50"] = round(after["p50_ms"] / max(before["p50_ms"], 1e-3), 2)
     report["ratio_p99"] = round(after["p99_ms"] / max(before["p99_ms"], 1e-3), 2)
+    if postgres:
+        report["shared_postgresql_fsync_on"] = {"p50_ms": _pct(timings["POSTGRES"], 0.5),
+                                                "p99_ms": _pct(timings["POSTGRES"], 0.99)}
     report["baseline"] = "before_synchronous_normal"
     return report
 
@@ -203,13 +226,15 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--http", action="store_true", help="time POST /api/news with synchronous NORMAL vs FULL")
     parser.add_argument("--keep", action="store_true", help="time a follower storing the news it receives")
+    parser.add_argument("--postgres", action="store_true", help="--http: add rounds on a local PostgreSQL, fsync on")
     parser.add_argument("--rounds", type=int, default=3, help="--http: alternating rounds of --items posts each")
     parser.add_argument("--dir", type=Path, default=None, help="--http: where the databases go (default: the temp dir)")
     args = parser.parse_args()
     if args.keep:
         report = run_keep(args.items)
     else:
-        report = asyncio.run(run_http(args.items, args.rounds, args.dir) if args.http else run(args.items))
+        measure = run_http(args.items, args.rounds, args.dir, args.postgres) if args.http else run(args.items)
+        report = asyncio.run(measure)
     json.dump(report, sys.stdout, separators=(",", ":"))
     print()
     return 0
