@@ -60,19 +60,10 @@ def news_item(envelope: Envelope) -> NewsItem:
 
     Raises:
         ValueError: the envelope's text is not a news message.
+        TypeError: its data has fields a NewsItem lacks (the wire format moved on).
     """
-    data = NewsMessage.model_validate_json(envelope.text).data
-    return NewsItem(
-        title=data.title,
-        description=data.description,
-        url=data.url,
-        source=data.source,
-        published_at=parse_utc(data.published_at),
-        image_url=data.image_url,
-        sentiment=data.sentiment,
-        sentiment_score=data.sentiment_score,
-        sentiment_model=data.sentiment_model,
-    )
+    data = NewsMessage.model_validate_json(envelope.text).data.model_dump()
+    return NewsItem(**{**data, "published_at": parse_utc(data["published_at"])})
 
 
 class NewsUnavailable(Exception):

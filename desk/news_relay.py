@@ -103,7 +103,7 @@ class ClusterNewsDesk(NewsDesk):
             return
         try:
             item = news_item(envelope)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             logger.error("news relay: seq %s is not a news message, not kept: %s", envelope.seq, exc)
             return
         self._remember(item.url, envelope.seq)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 
@@ -45,20 +46,29 @@ class _Office:
         self.token = None
 
 
+@contextlib.asynccontextmanager
+async def _writing_leader(redis, prefix: str, **options) -> AsyncIterator[tuple]:
+    """A backplane holding the lock as TOKEN, its write loop running; yields (bus, backplane, office, writer)."""
+    office, bus = _Office(), Bus()
+    backplane = RedisBackplane(redis, bus, process_id="test-process", current_token=lambda: office.token,
+                               on_fenced=office.step_down, prefix=prefix, lock_key=f"{prefix}:leader",
+                               publish_timeout_s=500 * MS, **options)
+    bus.set_relay(backplane.relay, backplane.confirm)
+    writer = asyncio.create_task(backplane.write_loop())
+    try:
+        yield bus, backplane, office, writer
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+
 @pytest.fixture
 async def leader(redis_server: RedisServer, request: pytest.FixtureRequest) -> AsyncIterator[tuple]:
     redis = connect_redis(redis_server.url)
     prefix = f"bp{abs(hash(request.node.name)) % 10**8}"
     await redis.set(f"{prefix}:leader", TOKEN)
-    office, bus = _Office(), Bus()
-    backplane = RedisBackplane(redis, bus, process_id="test-process", current_token=lambda: office.token,
-                               on_fenced=office.step_down, prefix=prefix, lock_key=f"{prefix}:leader",
-                               max_pending=3, publish_timeout_s=500 * MS)
-    bus.set_relay(backplane.relay, backplane.confirm)
-    writer = asyncio.create_task(backplane.write_loop())
-    yield bus, backplane, office, redis, writer
-    writer.cancel()
-    await asyncio.gather(writer, return_exceptions=True)
+    async with _writing_leader(redis, prefix, max_pending=3) as (bus, backplane, office, writer):
+        yield bus, backplane, office, redis, writer
     await redis.aclose()
 
 
@@ -104,15 +114,8 @@ async def proxied_leader(redis_server: RedisServer, request: pytest.FixtureReque
     prefix = f"px{abs(hash(request.node.name)) % 10**8}"
     await patient.set(f"{prefix}:leader", TOKEN)
     await redis.ping()  # connected before any delay: a first try goes out, only its answer is late
-    office, bus = _Office(), Bus()
-    backplane = RedisBackplane(redis, bus, process_id="test-process", current_token=lambda: office.token,
-                               on_fenced=office.step_down, prefix=prefix, lock_key=f"{prefix}:leader",
-                               publish_timeout_s=500 * MS, patient_redis=patient)
-    bus.set_relay(backplane.relay, backplane.confirm)
-    writer = asyncio.create_task(backplane.write_loop())
-    yield bus, backplane, office, patient, proxy
-    writer.cancel()
-    await asyncio.gather(writer, return_exceptions=True)
+    async with _writing_leader(redis, prefix, patient_redis=patient) as (bus, backplane, office, _writer):
+        yield bus, backplane, office, patient, proxy
     await proxy.stop()
     await asyncio.gather(redis.aclose(), patient.aclose())
 

@@ -71,6 +71,7 @@ class Ledger:
     last_price: dict[str, float] = field(default_factory=dict)
     rss_mb: list[float] = field(default_factory=list)
     refused: int = 0  # 503s and connection errors, each retried
+    refusals: dict[str, str] = field(default_factory=dict)  # url -> the text of its last 503
 
     def saw_news(self, name: str, message: dict) -> tuple[int, str] | None:
         if message.get("type") != "news":
@@ -139,7 +140,10 @@ async def post_news(
                 ledger.acked[url] = reply.json()["seq"]
                 i += 1
                 url = f"https://chaos.example/{name}/{i}"
-            elif reply is not None and reply.status_code not in (201, 503):
+            elif reply is not None and reply.status_code == 503:
+                ledger.refusals[url] = reply.text[:160]
+                ledger.refused += 1
+            elif reply is not None and reply.status_code != 201:
                 raise AssertionError(f"POST /api/news answered {reply.status_code}: {reply.text[:200]}")
             else:
                 ledger.refused += 1
@@ -375,7 +379,7 @@ async def test_chaos_keeps_every_promise(tmp_path: Path) -> None:
     print(json.dumps({"acknowledged": len(ledger.acked), "refused": ledger.refused, "lost": len(lost),
                       "unstreamed": len(unstreamed), "reused_pairs": len(reused),
                       "streamed_under_two_seqs": len(twice), "false_503_while_redis_late": len(false_while_late),
-                      "false_503_all_run": falsely_refused(ledger, 0.0),
+                      "false_503_all_run": {url: ledger.refusals.get(url) for url in falsely_refused(ledger, 0.0)},
                       "late_reply_chunks": proxy.delayed, "killed_after_ack": acknowledged,
                       "reposted_to_survivor": reposted,
                       "answers_since_late": sorted((round(at - late_from, 1), status) for attempts in
