@@ -6,6 +6,7 @@ question that a timeout leaves open. It runs in the test's event loop.
 
     proxy = await TcpProxy("127.0.0.1", redis.port).start()
     proxy.reply_delay_s = 4.0      # every reply from now on arrives 4 s late (in order)
+    proxy.late_for = b"EVALSHA"    # ... only the replies to requests that contain these bytes
     proxy.drop_requests = True     # what clients send from now on never reaches the server
     await proxy.stop()
 """
@@ -28,6 +29,7 @@ class TcpProxy:
         self.target = (host, port)
         self.port = 0
         self.reply_delay_s = 0.0
+        self.late_for: bytes | None = None
         self.drop_replies = False
         self.drop_requests = False
         self.delayed = 0  # reply chunks held back
@@ -68,18 +70,24 @@ class TcpProxy:
             client_w.close()
             return
         self._writers.update((client_w, server_w))
-        self._spawn(self._pipe(client_r, server_w, replies=False))
-        self._spawn(self._pipe(server_r, client_w, replies=True))
+        last_request = [b""]  # this connection's latest request chunk, to match `late_for` against
+        self._spawn(self._pipe(client_r, server_w, last_request, replies=False))
+        self._spawn(self._pipe(server_r, client_w, last_request, replies=True))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, replies: bool) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, last_request: list[bytes], *, replies: bool
+    ) -> None:
         # Replies go through a queue with a due time each, so a delay keeps their order.
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
         sender = asyncio.ensure_future(self._send_when_due(queue, writer))
         try:
             while data := await reader.read(65536):
+                if not replies:
+                    last_request[0] = data
                 if replies and self.drop_replies or not replies and self.drop_requests:
                     continue
-                delay = self.reply_delay_s if replies else 0.0
+                late = replies and (self.late_for is None or self.late_for in last_request[0])
+                delay = self.reply_delay_s if late else 0.0
                 if delay:
                     self.delayed += 1
                 queue.put_nowait((time.monotonic() + delay, data))

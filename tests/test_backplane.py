@@ -132,7 +132,7 @@ async def _lift_after(proxy: TcpProxy, seconds: float) -> None:
 async def test_publish_whose_answer_was_late_is_confirmed_under_its_one_seq(proxied_leader):
     """The writer's retry after a socket timeout learns that its first try went out."""
     bus, backplane, office, redis, proxy = proxied_leader
-    proxy.reply_delay_s = 400 * MS  # past the 300 ms socket timeout; Redis executes at once
+    proxy.reply_delay_s, proxy.late_for = 400 * MS, b"EVALSHA"  # past the 300 ms socket timeout
     lift = asyncio.create_task(_lift_after(proxy, 350 * MS))
     envelope = await bus.publish_durable("news", _Msg(), lambda env: None, dedupe_key="https://a.example/1")
     await lift
