@@ -20,7 +20,17 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-__all__ = ["TOPICS", "Bus", "Envelope", "HistoryGap", "Journal", "Listener", "NotPublished", "PublishedNotStored"]
+__all__ = [
+    "TOPICS",
+    "AlreadyPublished",
+    "Bus",
+    "Envelope",
+    "HistoryGap",
+    "Journal",
+    "Listener",
+    "NotPublished",
+    "PublishedNotStored",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +48,9 @@ class Envelope:
     key: str | None = None
     match_text: str = ""  # lower-case text that keyword filters look at (news: title + description)
     source: str = ""  # lower-case name of the message's provider, for source filters
+    # What makes two publications the same message (news: its URL). A backplane publishes one
+    # dedupe key once, so a retried publication whose first try went out returns that try's seq.
+    dedupe_key: str | None = None
 
 
 class HistoryGap(Exception):
@@ -52,6 +65,15 @@ class HistoryGap(Exception):
 
 class NotPublished(Exception):
     """A relay refused an envelope before storing it anywhere: its seq is free again."""
+
+
+class AlreadyPublished(NotPublished):
+    """The envelope's dedupe key went out earlier under another seq; this envelope was not published."""
+
+    def __init__(self, envelope: Envelope, seq: int) -> None:
+        super().__init__(f"{envelope.topic} {envelope.dedupe_key!r} was published already as seq {seq}")
+        self.envelope = envelope
+        self.seq = seq
 
 
 class PublishedNotStored(Exception):
@@ -158,7 +180,14 @@ class Bus:
         return envelope
 
     def stamp(
-        self, topic: str, message: BaseModel, *, key: str | None = None, match_text: str = "", source: str = ""
+        self,
+        topic: str,
+        message: BaseModel,
+        *,
+        key: str | None = None,
+        match_text: str = "",
+        source: str = "",
+        dedupe_key: str | None = None,
     ) -> Envelope:
         """Assign the topic's next `seq` and encode the message, delivering nothing yet."""
         state = self._topic(topic)
@@ -173,6 +202,7 @@ class Bus:
             key=key,
             match_text=match_text.lower(),
             source=source.lower(),
+            dedupe_key=dedupe_key,
         )
 
     async def publish_durable(
@@ -184,6 +214,7 @@ class Bus:
         key: str | None = None,
         match_text: str = "",
         source: str = "",
+        dedupe_key: str | None = None,
     ) -> Envelope:
         """Publish so that no socket ever sees a `seq` that a crash could hand out again.
 
@@ -194,9 +225,11 @@ class Bus:
 
         Args:
             commit: persists the item and the envelope atomically; raises when it cannot.
+            dedupe_key: what makes two publications the same message (news: its URL).
 
         Raises:
             NotPublished: the relay refused it; nothing was published and the seq is free again.
+            AlreadyPublished: (a NotPublished) the relay holds `dedupe_key` under an earlier seq.
             Exception: whatever else the relay's confirmation raised (the envelope may be on the
                 backplane; the relay steps down) or `commit` raised (nothing was published).
             PublishedNotStored: the backplane published it (other processes stream it) but the
@@ -206,7 +239,7 @@ class Bus:
         with `publish()`; in exchange a journal that lags or a SIGKILL can never make a seq name
         two messages, and a locked database stops acknowledgements instead of losing them.
         """
-        envelope = self.stamp(topic, message, key=key, match_text=match_text, source=source)
+        envelope = self.stamp(topic, message, key=key, match_text=match_text, source=source, dedupe_key=dedupe_key)
         if self._confirm is not None:
             try:
                 await self._confirm(envelope)
@@ -242,8 +275,11 @@ class Bus:
         if not journaled and self._journal is not None and envelope.topic in self._journaled:
             self._journal.append(envelope)
 
-    def ingest(self, envelope: Envelope) -> None:
-        """Record an already-stamped envelope and fan it out (used by publish and by a backplane)."""
+    def ingest(self, envelope: Envelope) -> bool:
+        """Record an already-stamped envelope and fan it out (used by publish and by a backplane).
+
+        Returns False (and does nothing) for an envelope the topic holds already.
+        """
         state = self._topic(envelope.topic)
         if envelope.epoch != state.epoch:
             logger.info("bus %s: epoch %s -> %s, history reset", envelope.topic, state.epoch, envelope.epoch)
@@ -251,7 +287,7 @@ class Bus:
             state.history.clear()
             state.snapshot.clear()
         elif envelope.seq <= state.seq and envelope.seq != 0:
-            return  # a duplicate delivered twice by a backplane
+            return False  # a duplicate delivered twice by a backplane
         state.seq = envelope.seq
         state.history.append(envelope)
         state.snapshot[envelope.key] = envelope
@@ -260,6 +296,7 @@ class Bus:
                 listener(envelope)
             except Exception:
                 logger.exception("bus %s: listener %r failed; it stays registered", envelope.topic, listener)
+        return True
 
     def set_relay(self, relay: Callable[[Envelope], None] | None, confirm: Confirm | None = None) -> None:
         """Hand every published envelope to `relay`, which calls `deliver()` once it is durable.

@@ -123,6 +123,7 @@ model_stats = Table("model_stats", metadata, Column("model_id", String(200), pri
 # expanding BindParameter and its clone sets), garbage only the collector could free (#13).
 STORED_NEWS_SEQS = select(news.c.url, news.c.seq).where(news.c.url.in_(bindparam("urls", expanding=True)))
 
+SQLITE_SYNCHRONOUS = ("FULL", "NORMAL")
 JOURNAL_KEEP = 5000  # journal rows kept per topic (the resume window)
 JOURNAL_QUEUE = 10_000  # envelopes waiting for the journal thread; past it they are refused, loudly
 BACKFILL_CHUNK = 5_000  # raw ids folded into rollups per transaction: write locks of ~0.1 s
@@ -143,9 +144,20 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 class Store:
-    """The app's database. `url=None` means SQLite at `<data_dir>/hub.sqlite3` in WAL mode."""
+    """The app's database. `url=None` means SQLite at `<data_dir>/hub.sqlite3` in WAL mode.
 
-    def __init__(self, url: str | None = None, data_dir: Path = Path("data")) -> None:
+    Args:
+        synchronous: SQLite's `PRAGMA synchronous`. `FULL` (the default) fsyncs the WAL at every
+            commit, so an acknowledged item survives power loss; `NORMAL` fsyncs only at
+            checkpoints: a crash of the process loses nothing, power loss the last commits (and
+            their seqs would be handed out again). `bench/journal.py --http` measures the difference.
+            PostgreSQL commits durably by default (`fsync` and `synchronous_commit` on).
+    """
+
+    def __init__(self, url: str | None = None, data_dir: Path = Path("data"), *, synchronous: str = "FULL") -> None:
+        if synchronous not in SQLITE_SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}, got {synchronous!r}")
+        self.synchronous = synchronous
         if url is None:
             data_dir.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{data_dir / 'hub.sqlite3'}"
@@ -158,7 +170,7 @@ class Store:
             kwargs["connect_args"] = {"connect_timeout": 5}  # an unreachable server must not hang startup
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", self._sqlite_pragmas)
         self._lock = threading.Lock()  # SQLite allows one writer; serialise ours instead of retrying
         self._journal_queue: queue.Queue[Envelope | None] = queue.Queue(JOURNAL_QUEUE)
         self._journal_thread: threading.Thread | None = None
@@ -190,6 +202,14 @@ class Store:
                 upto = conn.execute(select(func.max(prices.c.id))).scalar() or 0
                 conn.execute(insert(meta_table).values(key=rollups.BACKFILL_KEY,
                                                        value=json.dumps({"upto": upto, "done": 0})))
+
+    def _sqlite_pragmas(self, dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # Checked against SQLITE_SYNCHRONOUS in the constructor, so never anything but a keyword.
+        cursor.execute(f"PRAGMA synchronous={self.synchronous}")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
 
     @property
     def safe_url(self) -> str:
@@ -314,13 +334,55 @@ class Store:
             conn.execute(delete(bus_log).where(
                 (bus_log.c.topic == envelope.topic) & (bus_log.c.seq == envelope.seq)
                 & (bus_log.c.epoch != envelope.epoch)))
-            conn.execute(insert(bus_log).values(**_journal_row(envelope)))  # same epoch and seq: raises
+            journaled = conn.execute(select(bus_log.c.text).where(
+                (bus_log.c.topic == envelope.topic) & (bus_log.c.seq == envelope.seq))).first()
+            if journaled is None or journaled.text != envelope.text:
+                # Absent: insert it. Another message under this epoch and seq: raises.
+                conn.execute(insert(bus_log).values(**_journal_row(envelope)))
+            # else this very envelope is kept already (received from the backplane): nothing to add.
             stored = conn.execute(select(news.c.seq).where(news.c.url == item.url)).first()
             if stored is None:
                 conn.execute(insert(news).values(**_news_row(item, envelope.seq)))
             elif stored.seq != envelope.seq:
                 raise StoreUnavailable(f"{item.url} is stored already under seq {stored.seq}")
             self._trim_journal(conn, envelope)
+
+    def keep_news(self, received: list[tuple[NewsItem, Envelope]]) -> int:
+        """Store news items another process published, under their seq, and journal their envelopes.
+
+        Idempotent: what is stored already (a shared database, a second delivery) is skipped. So a
+        follower that takes over answers a repost as a duplicate and serves the history. Returns
+        how many items were new here.
+
+        Raises:
+            StoreUnavailable: nothing was written.
+        """
+        if not received:
+            return 0
+        try:
+            return self._keep_news(received)
+        except IntegrityError:
+            return self._keep_news(received)  # another writer stored some of them meanwhile: read again
+
+    def _keep_news(self, received: list[tuple[NewsItem, Envelope]]) -> int:
+        added = 0
+        with self._writing() as conn:
+            stored = {row.url: row.seq for row in conn.execute(
+                STORED_NEWS_SEQS, {"urls": [item.url for item, _ in received]})}
+            for item, envelope in received:
+                where = (bus_log.c.topic == envelope.topic) & (bus_log.c.seq == envelope.seq)
+                conn.execute(delete(bus_log).where(where & (bus_log.c.epoch != envelope.epoch)))
+                if conn.execute(select(bus_log.c.seq).where(where)).first() is None:
+                    conn.execute(insert(bus_log).values(**_journal_row(envelope)))
+                if item.url not in stored:
+                    conn.execute(insert(news).values(**_news_row(item, envelope.seq)))
+                    stored[item.url] = envelope.seq
+                    added += 1
+                elif stored[item.url] != envelope.seq:
+                    logger.warning("store: %s is stored under seq %s, received as seq %s; kept as stored",
+                                   item.url, stored[item.url], envelope.seq)
+                self._trim_journal(conn, envelope)
+        return added
 
     @staticmethod
     def _trim_journal(conn: Any, envelope: Envelope) -> None:
@@ -543,9 +605,4 @@ def _news_row(item: NewsItem, seq: int | None) -> dict[str, Any]:
             "ingested_at": utc_now()}
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+

@@ -16,11 +16,19 @@ Redis layout (`<p>` is the prefix):
     <p>:t:<topic>:meta        hash: epoch, seq
     <p>:t:<topic>:history     list of the newest `history_size` envelopes
     <p>:t:<topic>:latest      hash: key ("" when unkeyed) -> newest envelope of that key
+    <p>:t:<topic>:ids         hash: dedupe key (news: URL) -> "seq:epoch" it went out as
+    <p>:t:<topic>:idorder     list of those keys, oldest first, capped at DEDUPE_WINDOW
+
+A publish whose answer was lost (a socket timeout) is retried; the dedupe key makes the retry
+answer "went out as seq N" instead of publishing twice or reporting a failure that did not happen.
+When the leader gives up (it steps down), a waiter settles its envelope's fate with one script that
+releases the lock and reads the dedupe key: after it, no earlier try can still land.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -28,22 +36,32 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
-from core.bus import TOPICS, Bus, Envelope, NotPublished
+from core.bus import TOPICS, AlreadyPublished, Bus, Envelope, NotPublished
 
 __all__ = ["BackplaneRefused", "BackplaneUnconfirmed", "RedisBackplane", "decode_envelope", "encode_envelope"]
 
 logger = logging.getLogger(__name__)
 
-# KEYS: lock, meta, history, latest. ARGV: token, seq, epoch, key, payload, history size, channel.
-# Returns 1 (stored and published), -1 (fenced: not the leader's token), -2 (seq not newer).
+# KEYS: lock, meta, history, latest, ids, id order. ARGV: token, seq, epoch, key, payload, history
+# size, channel, dedupe key ("" for none), dedupe window. Returns {code, seq, epoch}: {1, seq} stored
+# and published; {2, seq, epoch} the dedupe key went out already (as that seq and epoch); {-1}
+# fenced (not the leader's token); {-2, seq} seq not newer than Redis's. The dedupe key is looked
+# up first, without the fence: a retry whose first try went out learns so even after losing office.
 _PUBLISH = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if ARGV[8] ~= '' then
+  local seen = redis.call('HGET', KEYS[5], ARGV[8])
+  if seen then
+    local at = string.find(seen, ':', 1, true)
+    return {2, tonumber(string.sub(seen, 1, at - 1)), string.sub(seen, at + 1)}
+  end
+end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, 0} end
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 local seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
 if epoch == ARGV[3] then
-  if tonumber(ARGV[2]) <= seq then return -2 end
+  if tonumber(ARGV[2]) <= seq then return {-2, seq} end
 else
   redis.call('DEL', KEYS[3], KEYS[4])
 end
@@ -51,11 +69,24 @@ redis.call('HSET', KEYS[2], 'epoch', ARGV[3], 'seq', ARGV[2])
 redis.call('RPUSH', KEYS[3], ARGV[5])
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)
 redis.call('HSET', KEYS[4], ARGV[4], ARGV[5])
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[8], ARGV[2] .. ':' .. ARGV[3])
+  redis.call('RPUSH', KEYS[6], ARGV[8])
+  if redis.call('LLEN', KEYS[6]) > tonumber(ARGV[9]) then redis.call('HDEL', KEYS[5], redis.call('LPOP', KEYS[6])) end
+end
 redis.call('PUBLISH', ARGV[7], ARGV[5])
-return 1
+return {1, tonumber(ARGV[2])}
+"""
+# KEYS: lock, ids. ARGV: token, dedupe key. Settles the fate of a publication whose answer was lost:
+# once the lock no longer holds this token, no earlier try of it can still be stored (each one
+# checks the token), so the dedupe key's entry is the final word. Returns "seq:epoch" or nil.
+_SETTLE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return redis.call('HGET', KEYS[2], ARGV[2])
 """
 
-PUBLISHED, FENCED, STALE = 1, -1, -2
+PUBLISHED, ALREADY, FENCED, STALE = 1, 2, -1, -2
+DEDUPE_WINDOW = 5000  # dedupe keys Redis remembers per topic (the journal keeps as many news items)
 
 
 class BackplaneRefused(NotPublished):
@@ -64,6 +95,13 @@ class BackplaneRefused(NotPublished):
 
 class BackplaneUnconfirmed(Exception):
     """Redis did not answer for the envelope in time: it may or may not be stored (the leader steps down)."""
+
+
+def _parse_seen(seen: bytes | str) -> tuple[int, str]:
+    """Split a dedupe entry "seq:epoch" (as the publish script writes it)."""
+    text = seen.decode() if isinstance(seen, bytes) else seen
+    seq, _, epoch = text.partition(":")
+    return int(seq), epoch
 
 
 def encode_envelope(envelope: Envelope, origin: str) -> str:
@@ -119,12 +157,17 @@ class RedisBackplane:
         prefix: namespace of every key, so several deployments can share one Redis.
         history_size: envelopes kept per topic in Redis.
         lossless: topics whose every seq must reach every process (gaps are filled from history).
+        on_received: called with each envelope of a lossless topic that another process published
+            and this one recorded (live or caught up from history), so it can keep it as well.
         max_batch: envelopes written in one pipelined round trip.
         reconnect_max_s: longest pause between reconnect attempts.
         max_pending: envelopes waiting for Redis; past it new ones are refused (counted in `dropped`,
             and `confirm()` raises), so a leader cut off from Redis cannot grow without bound.
         publish_timeout_s: a leader whose oldest pending envelope could not be stored for this
             long steps down (`on_fenced`) and drops what is pending: another process may publish.
+        patient_redis: a client with a longer socket timeout (default `redis`); a waiter whose
+            envelope's fate is unknown settles it through this one, for up to `settle_timeout_s`
+            (default 4 x `publish_timeout_s`), since a late answer still decides 201 against 503.
 
     Trade-off: the leader's own sockets see a message one Redis round trip later than they would
     without a backplane; in exchange a leader that loses Redis never shows messages the others lack.
@@ -146,6 +189,9 @@ class RedisBackplane:
         reconnect_max_s: float = 2.0,
         max_pending: int = 1000,
         publish_timeout_s: float = 3.0,
+        patient_redis: Any = None,
+        settle_timeout_s: float | None = None,
+        on_received: Callable[[Envelope], None] | None = None,
     ) -> None:
         self._redis = redis
         self.bus = bus
@@ -161,7 +207,10 @@ class RedisBackplane:
         self.reconnect_max_s = reconnect_max_s
         self.max_pending = max_pending
         self.publish_timeout_s = publish_timeout_s
-        self._publish = redis.register_script(_PUBLISH)
+        self.settle_timeout_s = settle_timeout_s if settle_timeout_s is not None else publish_timeout_s * 4
+        self._on_received = on_received
+        self._publish_sha = hashlib.sha1(_PUBLISH.encode()).hexdigest()
+        self._settle_fate = (patient_redis or redis).register_script(_SETTLE)
         self._pending: deque[Envelope] = deque()
         self._waiters: dict[int, asyncio.Future[None]] = {}  # id(envelope) -> its confirm() future
         self._failing_since: float | None = None  # monotonic; the head of the queue could not be stored
@@ -171,6 +220,7 @@ class RedisBackplane:
         self.offline_since: float | None = time.time()
         self.last_error: str | None = None
         self.reconnects = 0
+        self.settled = 0  # publications whose lost answer was settled from the dedupe key
         self.relayed = 0
         self.received = 0
         self.resyncs = 0
@@ -207,13 +257,18 @@ class RedisBackplane:
         """Store an envelope in Redis and return once it is there, without delivering it locally.
 
         The bus's `publish_durable()` awaits this, commits, then delivers. Bounded: the write loop
-        resolves every waiter within about `publish_timeout_s` (stored, refused, or stepped down).
+        resolves every waiter within about `publish_timeout_s` (stored, refused, or stepped down);
+        when the leader gave up without an answer, an envelope with a dedupe key is settled from
+        Redis (`settle_timeout_s` more at most), so it is reported as stored exactly when it went out.
 
         Raises:
             BackplaneRefused: it was not stored (queue full, not the leader, fenced, stale).
-            BackplaneUnconfirmed: Redis did not answer in time; the leader steps down.
+            AlreadyPublished: its dedupe key went out earlier under another seq.
+            BackplaneUnconfirmed: Redis did not answer in time and could not be asked since: it may
+                or may not be stored (the leader steps down).
         """
-        if self._current_token() is None:
+        token = self._current_token()
+        if token is None:
             raise BackplaneRefused("this process is not the leader")
         if not self._admit(envelope):
             raise BackplaneRefused(f"{len(self._pending)} envelopes already wait for Redis")
@@ -224,11 +279,41 @@ class RedisBackplane:
         try:
             await asyncio.wait_for(asyncio.shield(future), self.publish_timeout_s * 3)
         except TimeoutError:
+            self._waiters.pop(id(envelope), None)  # nobody reads the future any more
             await self._on_fenced(f"Redis did not confirm {envelope.topic} seq {envelope.seq} in time")
             self.drop_pending("confirmation timed out")
-            raise BackplaneUnconfirmed(f"Redis did not confirm {envelope.topic} seq {envelope.seq}") from None
+            await self._settle_unknown(envelope, token)
+        except BackplaneUnconfirmed:
+            await self._settle_unknown(envelope, token)
         finally:
             self._waiters.pop(id(envelope), None)
+
+    async def _settle_unknown(self, envelope: Envelope, token: str) -> None:
+        """Decide whether an envelope whose answer was lost went out; raise unless it did as itself."""
+        if envelope.dedupe_key is None:
+            raise BackplaneUnconfirmed(f"Redis did not confirm {envelope.topic} seq {envelope.seq}")
+        ids = self._key(envelope.topic, "ids")
+        deadline = time.monotonic() + self.settle_timeout_s
+        while True:
+            try:
+                seen = await self._settle_fate(keys=[self.lock_key, ids], args=[token, envelope.dedupe_key])
+                break
+            except (RedisError, OSError) as exc:
+                if time.monotonic() >= deadline:
+                    raise BackplaneUnconfirmed(
+                        f"Redis did not confirm {envelope.topic} seq {envelope.seq}, and could not be asked "
+                        f"since ({type(exc).__name__}); retry with the same URL: if it went out, the retry "
+                        "answers with its seq"
+                    ) from exc
+                await asyncio.sleep(0.2)
+        self.settled += 1
+        if seen is None:
+            raise BackplaneRefused(f"{envelope.topic} seq {envelope.seq} did not reach Redis")
+        seq, epoch = _parse_seen(seen)
+        logger.warning("backplane: a lost answer settled: %s seq %s went out as seq %s",
+                       envelope.topic, envelope.seq, seq)
+        if (seq, epoch) != (envelope.seq, envelope.epoch):
+            raise AlreadyPublished(envelope, seq)
 
     def _settle(self, envelope: Envelope, error: BaseException | None) -> bool:
         """Resolve the envelope's waiter; return False when nobody waits (deliver it here instead)."""
@@ -294,20 +379,26 @@ class RedisBackplane:
                     self._settle(envelope, BackplaneUnconfirmed(f"storing failed: {type(exc).__name__}"))
                 continue
             self._failing_since = None
-            for envelope, result in zip(batch, results, strict=True):
+            for envelope, (code, seq, epoch) in zip(batch, results, strict=True):
                 if self._pending and self._pending[0] is envelope:
                     self._pending.popleft()
-                if result == PUBLISHED:
+                if code == ALREADY and (seq, epoch) == (envelope.seq, envelope.epoch):
+                    code = PUBLISHED  # a retry: the first try went out, its answer was lost
+                if code == PUBLISHED:
                     self.relayed += 1
                     if self._settle(envelope, None):
                         continue  # its publisher commits it, then delivers it
+                    if envelope.dedupe_key is not None:
+                        continue  # its publisher gave up waiting and settles its fate itself
                     try:
                         self.bus.deliver(envelope)
                     except Exception:
                         logger.exception(
                             "backplane: delivering %s seq %s locally failed", envelope.topic, envelope.seq
                         )
-                elif result == STALE:
+                elif code == ALREADY:
+                    self._settle(envelope, AlreadyPublished(envelope, seq))
+                elif code == STALE:
                     stale = BackplaneRefused(f"Redis already has {envelope.topic} seq >= {envelope.seq}")
                     self._settle(envelope, stale)
                     self.dropped += 1
@@ -326,24 +417,43 @@ class RedisBackplane:
                     self.drop_pending("fenced")
                     break
 
-    async def _store(self, batch: list[Envelope], token: str) -> list[int]:
+    async def _store(self, batch: list[Envelope], token: str) -> list[tuple[int, int, str]]:
+        """Run the publish script for each envelope; return (code, seq, epoch) per envelope.
+
+        EVALSHA straight away: a registered script in a pipeline asks `SCRIPT EXISTS` first, one more
+        round trip per batch. A Redis that lost its script cache answers NOSCRIPT without running
+        anything; the script is loaded and the batch sent again.
+        """
+        try:
+            replies = await self._evalsha(batch, token)
+        except NoScriptError:
+            await self._redis.script_load(_PUBLISH)
+            replies = await self._evalsha(batch, token)
+        out = []
+        for reply in replies:
+            epoch = reply[2].decode() if len(reply) > 2 and isinstance(reply[2], bytes) else ""
+            out.append((int(reply[0]), int(reply[1]), epoch))
+        return out
+
+    async def _evalsha(self, batch: list[Envelope], token: str) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for envelope in batch:
-                meta, history, latest = (self._key(envelope.topic, p) for p in ("meta", "history", "latest"))
-                await self._publish(
-                    keys=[self.lock_key, meta, history, latest],
-                    args=[
-                        token,
-                        envelope.seq,
-                        envelope.epoch,
-                        envelope.key or "",
-                        encode_envelope(envelope, self.process_id),
-                        self.history_size,
-                        self.channel,
-                    ],
-                    client=pipe,
+                meta, history, latest, ids, order = (
+                    self._key(envelope.topic, p) for p in ("meta", "history", "latest", "ids", "idorder")
                 )
-            return [int(r) for r in await pipe.execute()]
+                pipe.evalsha(
+                    self._publish_sha, 6, self.lock_key, meta, history, latest, ids, order,
+                    token,
+                    envelope.seq,
+                    envelope.epoch,
+                    envelope.key or "",
+                    encode_envelope(envelope, self.process_id),
+                    self.history_size,
+                    self.channel,
+                    envelope.dedupe_key or "",
+                    DEDUPE_WINDOW,
+                )
+            return list(await pipe.execute())
 
     async def prepare_leadership(self) -> None:
         """Catch up with Redis before producing; start a new epoch for topics Redis has lost."""
@@ -399,7 +509,7 @@ class RedisBackplane:
         if same_epoch and envelope.seq <= last:
             return
         if topic not in self.lossless or (same_epoch and envelope.seq == last + 1):
-            self.bus.ingest(envelope)
+            self._record(envelope)
             return
         await self.resync(topic)  # a gap or a new epoch: fill from the retained history
 
@@ -433,7 +543,15 @@ class RedisBackplane:
         if envelopes:
             self.resyncs += 1
             for envelope in envelopes:
-                self.bus.ingest(envelope)
+                self._record(envelope)
+
+    def _record(self, envelope: Envelope) -> None:
+        """Ingest an envelope another process published; hand a new lossless one to `on_received`."""
+        if self.bus.ingest(envelope) and self._on_received is not None and envelope.topic in self.lossless:
+            try:
+                self._on_received(envelope)
+            except Exception:
+                logger.exception("backplane: keeping %s seq %s failed", envelope.topic, envelope.seq)
 
     def _set_online(self) -> None:
         if not self.online:

@@ -90,6 +90,9 @@ class Cluster:
         self.process_id = new_process_id()
         self.prefix = prefix
         self.redis = connect_redis(redis_url)
+        # Settling a publication whose answer was lost waits longer than other calls: a late answer
+        # still tells 201 from 503 (see RedisBackplane.confirm).
+        self.patient_redis = connect_redis(redis_url, socket_timeout_s=publish_timeout_s * 3)
         self.bus = bus
         self.news = news
         self._start_producers = start_producers
@@ -118,6 +121,8 @@ class Cluster:
             history_size=history_size,
             max_pending=max_pending,
             publish_timeout_s=publish_timeout_s,
+            patient_redis=self.patient_redis,
+            on_received=news.keep_received,
         )
         bus.set_relay(self.backplane.relay, self.backplane.confirm)
         news.attach(self.redis, lambda: self.election.is_leader, prefix=prefix)
@@ -138,6 +143,7 @@ class Cluster:
         """Start listening, campaigning and relaying; returns at once."""
         self._tasks.spawn("backplane-listen", self.backplane.listen_loop())
         self._tasks.spawn("backplane-write", self.backplane.write_loop())
+        self._tasks.spawn("news-keep", self.news.keep_loop())
         self._tasks.spawn("leader-election", self.election.run())
         self._tasks.every(min(1.0, self.status_interval_s), self._watch_once, "watch")
         logger.info("cluster: process %s joined (prefix %s)", self.process_id, self.prefix)
@@ -153,8 +159,9 @@ class Cluster:
         await self._tasks.cancel_all()
         with suppress(RedisError, OSError):
             await self.redis.zrem(f"{self.prefix}:members", self.process_id)
-        with suppress(RedisError, OSError):
-            await self.redis.aclose()
+        for client in (self.redis, self.patient_redis):
+            with suppress(RedisError, OSError):
+                await client.aclose()
         logger.info("cluster: process %s left", self.process_id)
 
     # ------------------------------------------------------------ office
@@ -254,4 +261,7 @@ class Cluster:
             "reconnects": bp.reconnects,
             "forwarded": self.news.forwarded,
             "served": self.news.served,
+            "settled": bp.settled,
+            "kept": self.news.kept,
+            "keep_failures": self.news.keep_failures,
         }

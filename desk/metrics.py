@@ -224,8 +224,17 @@ class MetricsCollector(Collector):
             ("dropped", "Envelopes discarded unconfirmed (leadership lost, queue full)"),
             ("refused", "Envelopes refused because BACKPLANE_MAX_PENDING wait already"),
             ("reconnects", "Reconnections to Redis"),
+            ("settled", "Publications whose lost answer was settled from Redis's dedupe key"),
         ):
             yield CounterMetricFamily(f"hub_backplane_{name}", help_text, value=info[name])
+        yield CounterMetricFamily(
+            "hub_news_kept", "News items received from the leader and stored in this process's database",
+            value=info["kept"],
+        )
+        yield CounterMetricFamily(
+            "hub_news_keep_failures", "Batches of received news that could not be stored here (retried)",
+            value=info["keep_failures"],
+        )
 
     def _gc(self) -> Iterator[Metric]:
         watch = self.runtime.gc_watch

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
-from core.bus import Bus, Envelope, PublishedNotStored
-from core.clock import format_utc
+from core.bus import AlreadyPublished, Bus, Envelope, PublishedNotStored
+from core.clock import format_utc, parse_utc
 from core.protocol import NewsData, NewsMessage
 from core.records import NewsItem, SentimentResult
 from core.store import Store, StoreUnavailable
 
-__all__ = ["Ingested", "NewsDesk", "NewsUnavailable", "Scorer", "news_message", "news_sentiment"]
+__all__ = ["Ingested", "NewsDesk", "NewsUnavailable", "Scorer", "news_item", "news_message", "news_sentiment"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,17 @@ def news_message(item: NewsItem) -> NewsMessage:
             sentiment_model=item.sentiment_model,
         )
     )
+
+
+def news_item(envelope: Envelope) -> NewsItem:
+    """Rebuild the item a `news` envelope carries (what another process published).
+
+    Raises:
+        ValueError: the envelope's text is not a news message.
+        TypeError: its data has fields a NewsItem lacks (the wire format moved on).
+    """
+    data = NewsMessage.model_validate_json(envelope.text).data.model_dump()
+    return NewsItem(**{**data, "published_at": parse_utc(data["published_at"])})
 
 
 class NewsUnavailable(Exception):
@@ -138,7 +149,9 @@ class NewsDesk:
                     known[url] = await self._store_published(url)
                     del fresh[url]
                 for item in await self._score(list(fresh.values())):
-                    known[item.url] = await self._publish(item)
+                    known[item.url], went_out_now = await self._publish(item)
+                    if not went_out_now:
+                        continue  # the backplane had it already, under its original seq
                     published[item.url] = item
                     if item.sentiment_score is not None:
                         self.recent_scores.append(item.sentiment_score)
@@ -169,15 +182,20 @@ class NewsDesk:
 
         return commit
 
-    async def _publish(self, item: NewsItem) -> int:
+    async def _publish(self, item: NewsItem) -> tuple[int, bool]:
+        """Publish one item once durable; return its seq and False when it had gone out before."""
         self._check_not_refusing()
         publishing = self.bus.publish_durable(
             "news", news_message(item), self._commit(item),
-            match_text=f"{item.title} {item.description}", source=item.source,
+            match_text=f"{item.title} {item.description}", source=item.source, dedupe_key=item.url,
         )
         try:
             # Shielded: a client hanging up must not stop an item between its commit and its fan-out.
             envelope = await asyncio.shield(publishing)
+        except AlreadyPublished as exc:
+            # A retry whose first try went out (its answer was lost): the seq it went out as.
+            self._remember(item.url, exc.seq)
+            return exc.seq, False
         except PublishedNotStored as exc:
             # The backplane has it (other processes stream it): a retry stores it under the same seq.
             self._unstored[item.url] = (item, exc.envelope)
@@ -193,7 +211,7 @@ class NewsDesk:
             logger.warning("news: not published, the backplane did not confirm it: %s (%s)", exc, item.url)
             raise NewsUnavailable(f"the backplane did not confirm the item ({exc}); retry shortly") from exc
         self._remember(item.url, envelope.seq)
-        return envelope.seq
+        return envelope.seq, True
 
     async def _store_published(self, url: str) -> int:
         """Store an item the backplane published while the database was failing (a client's retry)."""

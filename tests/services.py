@@ -129,10 +129,11 @@ def pg_bin(name: str) -> str | None:
 
 @dataclass
 class PostgresServer:
-    """A throwaway PostgreSQL cluster (trust auth on loopback) in `directory`."""
+    """A throwaway PostgreSQL cluster (trust auth on loopback) in `directory`; `fsync=False` for speed."""
 
     directory: Path
     port: int = 0
+    fsync: bool = False
 
     @property
     def url(self) -> str:
@@ -164,7 +165,8 @@ class PostgresServer:
             "-t",
             "60",
             "-o",
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off",
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            f"-c fsync={'on' if self.fsync else 'off'}",
             "start",
         )
         _wait_for_port(self.port, 30)
@@ -188,10 +190,10 @@ def redis_server(directory: Path) -> Iterator[RedisServer]:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(*, fsync: bool = False) -> Iterator[PostgresServer]:
     """Run a PostgreSQL server in a fresh temp dir (reachable by the `postgres` user) for the block."""
     directory = Path(tempfile.mkdtemp(prefix="hub-pg-"))
-    server = PostgresServer(directory)
+    server = PostgresServer(directory, fsync=fsync)
     try:
         yield server.start()
     finally:

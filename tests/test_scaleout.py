@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import websockets
 
@@ -202,3 +203,23 @@ async def test_a_process_that_joins_late_serves_the_snapshot_and_history(redis, 
             late.stop()
     assert price["seq"] > 0 and price["source"] == "simulator"
     assert news["seq"] == posted and news["data"]["title"] == "before the late one"
+
+
+def _listed(app: AppProcess, url: str) -> list[dict]:
+    items = httpx.get(f"{app.http}/api/news", params={"limit": 500}, timeout=10).json()["items"]
+    return [item for item in items if item["url"] == url]
+
+
+async def test_repost_to_the_survivor_after_the_leader_died_is_a_duplicate_with_its_seq(redis, tmp_path: Path):
+    """Each process keeps its own SQLite: the survivor stored what it received, under its seq."""
+    with run_cluster(tmp_path, redis.url, 2) as apps:
+        leader = wait_for(lambda: leader_of(apps), 10)
+        survivor = next(app for app in apps if app is not leader)
+        first = leader.post_news(title="acknowledged, then the leader died", url="https://kill.example/1")
+        leader.stop(signal.SIGKILL)
+        listed = await wait_for_async(lambda: _listed(survivor, "https://kill.example/1"), 10)
+        await wait_for_async(lambda: metric(survivor, "hub_leader") == 1.0, TAKEOVER_LIMIT_S)
+        again = survivor.post_news(title="acknowledged, then the leader died", url="https://kill.example/1")
+    assert first.status_code == 201 and first.json()["duplicate"] is False
+    assert again.status_code == 201 and again.json() == {**again.json(), "duplicate": True, "seq": first.json()["seq"]}
+    assert listed[0]["seq"] == first.json()["seq"]

@@ -136,3 +136,25 @@ def test_saving_prices_and_looking_up_news_leave_no_reference_cycles(tmp_path: P
         assert _cyclic_garbage_of(lambda i: store.stored_news_seqs([f"https://news.example/{i}", "x"])) == []
     finally:
         store.close()
+
+
+def test_sqlite_fsyncs_every_commit_by_default(store):
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_keep_news_stores_received_items_once_under_their_seq(store):
+    received = [(_item(1), _envelope(1)), (_item(2), _envelope(2))]
+    assert store.keep_news(received) == 2
+    assert store.keep_news(received) == 0  # delivered twice: nothing more
+    assert store.stored_news_seqs([_item(1).url, _item(2).url]) == {_item(1).url: 1, _item(2).url: 2}
+    assert [env.seq for env in store.load_topic("news", 10)[2]] == [1, 2]
+
+
+def test_commit_news_of_an_envelope_kept_already_succeeds(store):
+    """A shared database: a follower kept the item before its leader committed it."""
+    store.keep_news([(_item(1), _envelope(1))])
+    store.commit_news(_item(1), _envelope(1))
+    assert store.stored_news_seqs([_item(1).url]) == {_item(1).url: 1}
+    with pytest.raises(StoreUnavailable):
+        store.commit_news(_item(2), Envelope(topic="news", seq=1, epoch="e1", text='{"another":1}'))
