@@ -23,10 +23,13 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import RestGuard, inference_off_router, market_router, news_router
+from api.guard import UI_ASSET_PREFIXES
 from core.config import ConfigError, Settings
 from core.gcwatch import GcPacer, tune_gc
+from core.lane import ScoringLane
 from core.logs import configure_logging
 from core.protocol import CloseCode
+from core.token_bucket import ClientBudgets
 from desk.metrics import build_metrics_router
 from desk.news import NewsUnavailable
 from desk.runtime import VERSION, Runtime
@@ -77,6 +80,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter=ConnectionLimiter(settings.max_connections, settings.max_connections_per_ip),
     )
     runtime.sockets = sockets
+    # One budget per client for every door (REST, the UI's API, the texts of /api/sentiment), and
+    # one lane for anonymous scoring (the playground and /api/sentiment): docs/limits.md.
+    budgets = ClientBudgets(settings.rest_rate_per_s, settings.rest_burst)
+    lane = ScoringLane(concurrency=settings.scoring_threads, waiting=settings.scoring_queue,
+                       threads=settings.scoring_threads)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await sockets.close_all(CloseCode.WS_1001_GOING_AWAY)
             await runtime.stop()
+            lane.shutdown()
 
     app = FastAPI(
         title="Crypto Market Hub",
@@ -98,11 +107,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sockets = sockets
     app.state.settings = settings
     app.state.inference = runtime.inference
+    app.state.budgets = budgets
+    app.state.scoring_lane = lane
     # Added first so it runs inside CountRequests: refused requests are still counted.
     app.add_middleware(
-        RestGuard, rate_per_s=settings.rest_rate_per_s, burst=settings.rest_burst,
-        max_body_bytes=settings.max_body_bytes, admin_token=settings.admin_token,
-        exempt_prefixes=UI_INTERNAL_PREFIXES,
+        RestGuard, budgets=budgets, max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes, admin_token=settings.admin_token,
+        exempt_prefixes=UI_ASSET_PREFIXES,
     )
     app.add_middleware(CountRequests, runtime=runtime)
     if settings.ws_direct_writes:
@@ -124,7 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         from space.ui import build_ui
 
-        app = gr.mount_gradio_app(app, build_ui(runtime), path="/")
+        ui = build_ui(runtime, budgets=budgets, lane=lane)
+        app = gr.mount_gradio_app(app, ui, path="/", max_file_size=settings.max_upload_bytes)
     return app
 
 
