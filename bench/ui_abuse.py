@@ -24,7 +24,6 @@ import asyncio
 import collections
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,17 +38,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.rest_abuse import (  # noqa: E402
-    GAP_GOAL_S,
-    NEWS_P99_GOAL_MS,
     SERVER_ENV,
-    Measurement,
-    _ratio,
     _wait_healthy,
-    percentile,
+    measure_during,
+    print_compared,
+    serving,
+    stream_figures,
     tree_commit,
 )
-from core.endpoints import MARKET_PATH, NEWS_PATH  # noqa: E402
-from tests.harness import free_port  # noqa: E402
 
 __all__ = ["main"]
 
@@ -122,79 +118,28 @@ async def _abuse(base: str, duration: float, callers: int) -> dict[str, Any]:
 
 
 async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
-    base = f"http://127.0.0.1:{port}"
-    m = Measurement()
-    stop = asyncio.Event()
-    market_ready, news_ready = asyncio.Event(), asyncio.Event()
-    watchers = [
-        asyncio.create_task(m.watch_market(f"ws://127.0.0.1:{port}{MARKET_PATH}", market_ready, stop)),
-        asyncio.create_task(m.watch_news(f"ws://127.0.0.1:{port}{NEWS_PATH}", news_ready, stop)),
-    ]
-    await asyncio.wait_for(asyncio.gather(market_ready.wait(), news_ready.wait()), 60)
-    await asyncio.sleep(2)  # the subscription's snapshot and first ticks are not part of the measurement
-    callers = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.ui_abuse", "--caller", base, "--duration", str(args.duration),
-        "--callers", str(args.callers), cwd=str(ROOT), stdout=asyncio.subprocess.PIPE,
-    )
-    start = time.monotonic()
-    await m.post_news(base, args.news, args.duration)
-    out, _ = await callers.communicate()
-    end = time.monotonic()
-    deadline = end + args.drain
-    while len(m.latency_ms) < len(m.posted) and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    stop.set()
-    await asyncio.gather(*watchers, return_exceptions=True)
-    latencies = list(m.latency_ms.values())
-    gap = m.worst_gap_s(start, end)
-    p99 = percentile(latencies, 0.99)
-    lost = len(m.posted) - len(latencies)
+    m, start, end, out = await measure_during(port, args, [
+        "bench.ui_abuse", "--caller", f"http://127.0.0.1:{port}", "--duration", str(args.duration),
+        "--callers", str(args.callers),
+    ])
     scoring = json.loads(out.decode() or "{}")
-    return {
-        "measured_s": round(end - start, 1),
-        "score_text": scoring,
-        "btc_updates": sum(1 for t in m.btc_arrivals if start <= t <= end),
-        "btc_worst_gap_s": gap,
-        "news_posted": len(m.posted),
-        "news_post_status": dict(m.post_status),
-        "news_received": len(latencies),
-        "news_lost": lost,
-        "news_p50_ms": percentile(latencies, 0.5),
-        "news_p99_ms": p99,
-        "news_max_ms": round(max(latencies), 1) if latencies else None,
-        "goals_met": {
-            "some_calls_refused": scoring.get("refused", 0) > 0,
-            "btc_worst_gap_lt_2s": gap < GAP_GOAL_S,
-            "news_p99_lt_250ms": p99 is not None and p99 < NEWS_P99_GOAL_MS and lost == 0,
-        },
-    }
+    figures = stream_figures(m, start, end)
+    goals = {"some_calls_refused": scoring.get("refused", 0) > 0, **figures.pop("goals_met")}
+    return {"score_text": scoring, **figures, "goals_met": goals}
 
 
 def run_tree(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Start the app of `tree` with the UI and inference, wait until its models settled, measure, stop it."""
     with tempfile.TemporaryDirectory(prefix="ui-abuse-") as tmp:
         data_dir = Path(tmp)
-        port = free_port()
         extra = dict(kv.split("=", 1) for kv in args.server_env)
-        env = {**os.environ, **UI_ENV, **extra, "PORT": str(port), "HOST": "127.0.0.1", "DATA_DIR": str(data_dir),
-               "LOG_FILE": str(data_dir / "server.log"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tree)}
-        with (data_dir / "stdout.log").open("wb") as out:
-            proc = subprocess.Popen([sys.executable, str(tree / "app.py")], cwd=str(tree), env=env, stdout=out,
-                                    stderr=subprocess.STDOUT)
-        try:
+        with serving(tree, {**UI_ENV, **extra}, data_dir) as (port, proc):
             _wait_healthy(port, proc, data_dir, timeout=300)
             models = _wait_ready(port)
             log(f"{tree}: app up on port {port}, models {models}; {args.callers} callers for {args.duration:.0f} s")
             load_before = load_average()
             result = {"models": models, **asyncio.run(measure(port, args)), "load_average_before": load_before,
                       "load_average_after": load_average()}
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
         result = {"tree": str(tree), "commit": tree_commit(tree), **result}
         log(f"{tree}: {result['score_text'].get('scored')} scored, {result['score_text'].get('refused')} refused; "
             f"worst BTC gap {result['btc_worst_gap_s']} s, news p99 {result['news_p99_ms']} ms")
@@ -229,16 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     result: dict[str, Any] = {"scenario": {k: getattr(args, k) for k in (
         "duration", "callers", "news", "server_env")}, "text_chars": len(TEXT)}
-    if args.baseline_tree is not None:
-        result["baseline"] = run_tree(args.baseline_tree.resolve(), args)
-    result["candidate"] = run_tree(args.tree.resolve(), args)
-    if args.baseline_tree is not None:
-        base, cand = result["baseline"], result["candidate"]
-        result["improvement"] = {
-            "btc_worst_gap_x": _ratio(cand["btc_worst_gap_s"], base["btc_worst_gap_s"]),
-            "news_p99_x": _ratio(cand["news_p99_ms"], base["news_p99_ms"]),
-        }
-    print(json.dumps(result, indent=2, default=str))
+    print_compared(result, args, run_tree)
 
 
 if __name__ == "__main__":
