@@ -6,7 +6,9 @@ refused at once (`LaneFull`, a readable "busy, retry in N s") instead of growing
 delays everyone. Their blocking work (token counting) runs on the lane's own `threads`, never on
 the loop's default pool, and the news desk commits on a thread of its own (`desk/news.py`): an
 anonymous flood cannot delay a durable write. The news desk's scoring does not enter the lane, so
-a news item waits in the model batchers behind at most `concurrency` anonymous requests.
+a news item waits in the model batchers behind at most `concurrency` anonymous requests; and
+while a turn runs, `scoring_for_anyone()` is true in its context, so the batchers serve the app's
+own texts first and never pad them into a batch of anonymous ones (`inference/engine.py`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,21 @@ import functools
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import ParamSpec, TypeVar
 
-__all__ = ["LaneFull", "ScoringLane"]
+__all__ = ["LaneFull", "ScoringLane", "scoring_for_anyone"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+_FOR_ANYONE: ContextVar[bool] = ContextVar("scoring_for_anyone", default=False)
+
+
+def scoring_for_anyone() -> bool:
+    """Whether the running code scores for an anonymous caller (inside `ScoringLane.admit()`)."""
+    return _FOR_ANYONE.get()
+
 
 # A turn takes one scoring call (tens to hundreds of milliseconds on a CPU): a second is a fair hint.
 RETRY_AFTER_S = 1.0
@@ -76,7 +87,11 @@ class ScoringLane:
         self._admitted += 1
         try:
             async with self._turns:
-                yield
+                marked = _FOR_ANYONE.set(True)  # seen by the tasks the block starts, too
+                try:
+                    yield
+                finally:
+                    _FOR_ANYONE.reset(marked)
         finally:
             self._admitted -= 1
 

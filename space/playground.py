@@ -91,15 +91,20 @@ async def score_text(
         reason = account.budgets.refusal(wait_s) + f" (a playground call counts as {PLAYGROUND_COST:g})"
         raise gr.Error(reason, title="Too many requests", print_exception=False)
     if lane is None:
-        return await _score_all(runtime, text, domain)
+        rows, table = await _score_all(runtime, text, domain)
+        return charts.playground_bars(rows), table
     try:
         async with lane.admit():
-            return await _score_all(runtime, text, domain)
+            rows, table = await _score_all(runtime, text, domain)
+            # Building a plotly figure takes tens of milliseconds of pure Python: on the lane's
+            # threads, not on the event loop that streams prices and news.
+            return await lane.run(charts.playground_bars, rows), table
     except LaneFull as exc:
         raise gr.Error(str(exc), title="Busy", print_exception=False) from exc
 
 
-async def _score_all(runtime: Runtime, text: str, domain: str) -> tuple[go.Figure, str]:
+async def _score_all(runtime: Runtime, text: str, domain: str) -> tuple[list[tuple[str, dict[str, float]]], str]:
+    """Score with the ensemble and each model; return the chart's rows and the results table."""
     inference = runtime.inference
     assert inference is not None
     models = list(inference.describe_models())
@@ -144,4 +149,4 @@ async def _score_all(runtime: Runtime, text: str, domain: str) -> tuple[go.Figur
         "<th>Score (bull − bear)</th><th>Confidence</th><th>Time</th></tr></thead>"
         f"<tbody>{''.join(lines)}</tbody></table>"
     )
-    return charts.playground_bars(rows), note + table
+    return rows, note + table
