@@ -26,7 +26,7 @@ from api import RestGuard, inference_off_router, market_router, news_router
 from api.guard import UI_ASSET_PREFIXES
 from core.config import ConfigError, Settings
 from core.gcwatch import GcPacer, tune_gc
-from core.lane import ScoringLane
+from core.lane import RETRY_AFTER_S, ScoringLane
 from core.logs import configure_logging
 from core.protocol import CloseCode
 from core.token_bucket import ClientBudgets
@@ -110,10 +110,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.budgets = budgets
     app.state.scoring_lane = lane
     # Added first so it runs inside CountRequests: refused requests are still counted.
+    scoring_ids: set[int] = set()  # the UI's scoring events (fn_index, api_name), known once it is built below
+    scoring_names: set[str] = set()
+
+    def scoring_busy(fn_index: int | None, api_name: str | None) -> float | None:
+        named = fn_index in scoring_ids or api_name in scoring_names
+        return RETRY_AFTER_S if named and lane.is_full else None
+
     app.add_middleware(
         RestGuard, budgets=budgets, max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes, admin_token=settings.admin_token,
-        exempt_prefixes=UI_ASSET_PREFIXES,
+        exempt_prefixes=UI_ASSET_PREFIXES, scoring_busy=scoring_busy,
     )
     app.add_middleware(CountRequests, runtime=runtime)
     if settings.ws_direct_writes:
@@ -133,9 +140,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.enable_ui:
         import gradio as gr
 
-        from space.ui import build_ui
+        from space.ui import build_ui, scoring_events as events_of
 
         ui = build_ui(runtime, budgets=budgets, lane=lane)
+        ids, names = events_of(ui)
+        scoring_ids.update(ids)
+        scoring_names.update(names)
         app = gr.mount_gradio_app(app, ui, path="/", max_file_size=settings.max_upload_bytes)
     return app
 

@@ -14,7 +14,11 @@ An ASGI middleware in front of every route but the UI's static assets, in this o
    - the UI's other API requests (the event stream, heartbeats, file reads): nothing.
 2. `POST /api/news` without the valid admin token answers 401 (403 when ingestion is disabled)
    from the headers alone, so an anonymous client cannot make the server read or parse its body.
-3. Bodies are limited while they are read (`MAX_BODY_BYTES`, `MAX_UPLOAD_BYTES` for uploads,
+3. A scoring event of the UI's API (`score_text`) while the anonymous scoring lane is full answers
+   503 with `Retry-After` and a JSON `detail` at once (gradio_client: "Queue is full! Please try
+   again."): a refusal then costs one small exchange instead of a whole Gradio event. The event is
+   named by the path (`/call/<name>`) or by the join's small JSON body, read for it (and replayed).
+4. Bodies are limited while they are read (`MAX_BODY_BYTES`, `MAX_UPLOAD_BYTES` for uploads,
    Starlette's limiter): a declared `Content-Length` above it answers 413 before the body is read,
    a longer chunked body is cut off at the limit with 413. Nothing larger is ever buffered.
 """
@@ -22,13 +26,15 @@ An ASGI middleware in front of every route but the UI's static assets, in this o
 from __future__ import annotations
 
 import hmac
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.token_bucket import ClientAccount, ClientBudgets, retry_after_s
 
@@ -44,6 +50,12 @@ UI_EVENT_PREFIXES = ("/gradio_api/queue/join", "/gradio_api/call/", "/gradio_api
 # A visitor's page sends about two events a second (the 1 s pulse and its tab's timer) and six at
 # load: at a tenth of a token each, even ten visitors behind one address stay far inside the budget.
 UI_EVENT_COST = 0.1
+UI_JOIN_PATH = "/gradio_api/queue/join"
+UI_CALL_PREFIX = "/gradio_api/call/"
+
+# Given a UI event (its fn_index, or the api_name of a `/call/` path), the wait before a scoring
+# event has a chance, or None when it may go on.
+ScoringBusy = Callable[[int | None, str | None], float | None]
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,7 @@ class RestGuard:
         max_upload_bytes: the largest upload to the UI's API read.
         admin_token: the operator's token (`ADMIN_TOKEN`); None disables ingestion.
         exempt_prefixes: paths the guard leaves alone (the UI's static assets).
+        scoring_busy: says when a UI event is a scoring event that the full lane would refuse.
     """
 
     def __init__(
@@ -86,8 +99,11 @@ class RestGuard:
         max_upload_bytes: int,
         admin_token: SecretStr | None,
         exempt_prefixes: tuple[str, ...] = (),
+        scoring_busy: ScoringBusy | None = None,
     ) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.scoring_busy = scoring_busy
         self.limited = RequestBodyLimitMiddleware(app, max_body_size=max_body_bytes)
         self.upload_limited = RequestBodyLimitMiddleware(app, max_body_size=max_upload_bytes)
         self.budgets = budgets
@@ -120,7 +136,68 @@ class RestGuard:
         if path.rstrip("/") == UI_UPLOAD_PATH:
             await self.upload_limited(scope, receive, send)
             return
+        if self.scoring_busy is not None and scope["method"] == "POST":
+            replay = await self._refuse_busy_scoring(scope, receive, send)
+            if replay is None:
+                return
+            receive = replay
         await self.limited(scope, receive, send)
+
+    async def _refuse_busy_scoring(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Answer 503 to a scoring event the full lane would refuse and return None; else return the
+        `receive` to go on with (replaying a join's body, read here to name the event)."""
+        assert self.scoring_busy is not None
+        path: str = scope["path"]
+        if path.startswith(UI_CALL_PREFIX):
+            wait_s = self.scoring_busy(None, path[len(UI_CALL_PREFIX):].strip("/").removeprefix("v2/"))
+        elif path.rstrip("/") == UI_JOIN_PATH:
+            messages, body = await _read_body(receive, self.max_body_bytes)
+            if body is None:  # over the limit: the limiter answers 413 from the replayed messages
+                wait_s = None
+            else:
+                wait_s = self.scoring_busy(_fn_index(body), None)
+            receive = _replaying(messages, receive)
+        else:
+            return receive
+        if wait_s is None:
+            return receive
+        await JSONResponse(
+            {"detail": f"Scoring is busy: every turn is taken; retry after {retry_after_s(wait_s)} s"},
+            status_code=503, headers={"Retry-After": str(retry_after_s(wait_s))},
+        )(scope, receive, send)
+        return None
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
+    """Read a request's body messages; return them and the body, or None past `limit` (stops reading there)."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        size += len(message.get("body", b""))
+        if size > limit:
+            return messages, None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def _replaying(messages: list[Message], receive: Receive) -> Receive:
+    """A `receive` that hands out `messages` again, then the rest of the request."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+def _fn_index(body: bytes) -> int | None:
+    try:
+        value = json.loads(body).get("fn_index")
+    except (ValueError, AttributeError):
+        return None  # Gradio answers a malformed join itself
+    return value if isinstance(value, int) else None
 
 
 def request_cost(method: str, path: str) -> float:

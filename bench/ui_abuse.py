@@ -4,8 +4,9 @@
     python -m bench.ui_abuse --duration 10 --callers 4         # a quick look at this tree alone
 
 The app runs with the UI and its default inference (the embedded model and the lexicon, offline,
-in the variant `auto` chooses on a CPU: onnx-fp32) and waits until `/ready`. Then, for `--duration` seconds, `--callers` anonymous loops
-(each from its own loopback address, 127.0.0.2 and up, so each is its own client) call
+in the variant `auto` chooses on a CPU: onnx-fp32) and waits until `/ready`. Then, for
+`--duration` seconds, `--callers` anonymous loops (each from its own loopback address, 127.0.0.2
+and up, so each is its own client) call
 `score_text` with a 2,000-character text the way gradio_client does: `POST /gradio_api/queue/join`,
 then read `GET /gradio_api/queue/data` until the event's `process_completed`. A refusal (a 429 or
 503 on join, or an event that completes with an error) is counted by its kind, and its loop waits

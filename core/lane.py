@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import ParamSpec, TypeVar
 
-__all__ = ["LaneFull", "ScoringLane", "scoring_for_anyone"]
+__all__ = ["RETRY_AFTER_S", "LaneFull", "ScoringLane", "scoring_for_anyone"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -71,6 +71,11 @@ class ScoringLane:
         """Requests scoring or waiting now."""
         return self._admitted
 
+    @property
+    def is_full(self) -> bool:
+        """Whether `admit()` would refuse now."""
+        return self._admitted >= self.concurrency + self.waiting
+
     @asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
         """Wait for a turn and hold it for the block.
@@ -78,7 +83,7 @@ class ScoringLane:
         Raises:
             LaneFull: `concurrency + waiting` requests are already in; nothing was queued.
         """
-        if self._admitted >= self.concurrency + self.waiting:
+        if self.is_full:
             self.refused += 1
             raise LaneFull(f"Scoring is busy: {self.concurrency} requests are scoring and {self.waiting} "
                            f"waiting, the most this server takes; retry in {RETRY_AFTER_S:g} s")

@@ -28,7 +28,9 @@ from space.cache import Memo
 from space.playground import playground_status, score_text
 from space.routes import STATIC_PREFIX
 
-__all__ = ["build_ui"]
+__all__ = ["SCORE_API_NAME", "build_ui", "scoring_events"]
+
+SCORE_API_NAME = "score_text"
 
 PULSE_S = 1.0  # price table, banner and header
 TAB_REFRESH_S = {"market": 5.0, "news": 2.0, "sentiment": 5.0, "models": 3.0, "system": 3.0}
@@ -230,7 +232,7 @@ def build_ui(
             playground,
             inputs=[text, domain],
             outputs=[bars, results],
-            api_name="score_text",
+            api_name=SCORE_API_NAME,
             concurrency_limit=None,
             show_progress="minimal",
         )
@@ -247,6 +249,13 @@ def build_ui(
     # `api_open=False` closes the routes that would run an event without the queue.
     demo.queue(default_concurrency_limit=None, max_size=runtime.settings.ui_queue_max, api_open=False)
     return demo
+
+
+def scoring_events(demo: gr.Blocks) -> tuple[frozenset[int], frozenset[str]]:
+    """The ids (`fn_index`) and API names of the events that score text: the playground's button and box."""
+    scoring = {fn_id: block_fn.api_name for fn_id, block_fn in demo.fns.items()
+               if getattr(block_fn.fn, "__name__", "") == "playground"}
+    return frozenset(scoring), frozenset(name for name in scoring.values() if name)
 
 
 def _client_of(request: gr.Request | None) -> str:

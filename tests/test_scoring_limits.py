@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from gradio_client import Client
-from gradio_client.exceptions import AppError
+from gradio_client.utils import QueueError
 
 from core.config import Settings
 from tests.harness import FAST_ENV, MS, free_port, uvicorn_in_this_loop
@@ -127,13 +127,16 @@ def test_score_text_past_the_client_budget_is_refused_with_a_reason(served: Serv
 
 
 def test_score_text_is_refused_readably_when_the_scoring_lane_is_full(served: Served) -> None:
-    with served.client("127.0.0.3") as first:
+    """Refused at the join, before Gradio makes an event of it: a 503 with a reason and a wait."""
+    with served.client("127.0.0.3") as first, served.client("127.0.10.3") as second:
         with scoring_held(served):
             waiting = in_thread(lambda: call_score_text(first))
             wait_until_admitted(served)
-            with pytest.raises(AppError, match="Scoring is busy"):  # what gradio_client shows its caller
+            status, body = call_score_text(second)
+            with pytest.raises(QueueError, match="Queue is full"):  # what gradio_client shows its caller
                 Client(served.url + "/", verbose=False).predict(TEXT, "news", api_name="/score_text")
         assert waiting.result(WAIT_S)[0] == "complete"
+    assert status == "503" and body["detail"].startswith("Scoring is busy")
 
 
 def test_upload_over_the_limit_is_refused_with_413(served: Served) -> None:
