@@ -24,10 +24,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import RestGuard, inference_off_router, market_router, news_router
 from core.client_address import PRIVATE_NETWORKS, ClientAddress, TrustedProxies
+from api.guard import UI_ASSET_PREFIXES
 from core.config import ConfigError, Settings
 from core.gcwatch import GcPacer, tune_gc
+from core.lane import RETRY_AFTER_S, ScoringLane
 from core.logs import configure_logging
 from core.protocol import CloseCode
+from core.token_bucket import ClientBudgets
 from desk.metrics import build_metrics_router
 from desk.news import NewsUnavailable
 from desk.runtime import VERSION, Runtime
@@ -79,6 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     sockets.fresh_greetings["system"] = runtime.fresh_status.envelope
     runtime.sockets = sockets
+    # One budget per client for every door (REST, the UI's API, the texts of /api/sentiment), and
+    # one lane for anonymous scoring (the playground and /api/sentiment): docs/limits.md.
+    budgets = ClientBudgets(settings.rest_rate_per_s, settings.rest_burst)
+    lane = ScoringLane(concurrency=settings.scoring_threads, waiting=settings.scoring_queue,
+                       threads=settings.scoring_threads)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -88,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await sockets.close_all(CloseCode.WS_1001_GOING_AWAY)
             await runtime.stop()
+            lane.shutdown()
 
     app = FastAPI(
         title="Crypto Market Hub",
@@ -100,11 +109,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sockets = sockets
     app.state.settings = settings
     app.state.inference = runtime.inference
+    app.state.budgets = budgets
+    app.state.scoring_lane = lane
     # Added first so it runs inside CountRequests: refused requests are still counted.
+    scoring_ids: set[int] = set()  # the UI's scoring events (fn_index, api_name), known once it is built below
+    scoring_names: set[str] = set()
+
+    def scoring_busy(fn_index: int | None, api_name: str | None) -> float | None:
+        named = fn_index in scoring_ids or api_name in scoring_names
+        return RETRY_AFTER_S if named and lane.is_full else None
+
     app.add_middleware(
-        RestGuard, rate_per_s=settings.rest_rate_per_s, burst=settings.rest_burst,
-        max_body_bytes=settings.max_body_bytes, admin_token=settings.admin_token,
-        exempt_prefixes=UI_INTERNAL_PREFIXES,
+        RestGuard, budgets=budgets, max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes, admin_token=settings.admin_token,
+        exempt_prefixes=UI_ASSET_PREFIXES, scoring_busy=scoring_busy,
     )
     app.add_middleware(CountRequests, runtime=runtime)
     # Outside the guard and the sockets: every layer inside reads the same client address.
@@ -126,9 +144,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.enable_ui:
         import gradio as gr
 
-        from space.ui import build_ui
+        from space.ui import build_ui, scoring_events as events_of
 
-        app = gr.mount_gradio_app(app, build_ui(runtime), path="/")
+        ui = build_ui(runtime, budgets=budgets, lane=lane)
+        ids, names = events_of(ui)
+        scoring_ids.update(ids)
+        scoring_names.update(names)
+        app = gr.mount_gradio_app(app, ui, path="/", max_file_size=settings.max_upload_bytes)
     return app
 
 

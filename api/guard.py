@@ -1,22 +1,32 @@
 """The REST guard: per-client rate limits, the admin check and the body limit, before any body byte is read.
 
-An ASGI middleware in front of every REST route (the UI's own traffic is exempt), in this order:
+An ASGI middleware in front of every route but the UI's static assets, in this order:
 
-1. A token bucket per client IP (`REST_RATE_PER_S`, `REST_BURST`); an empty bucket answers 429 with
-   `Retry-After`. Requests that carry the valid admin token are not counted: they are the operator.
+1. A token bucket per client IP (`REST_RATE_PER_S`, `REST_BURST`, `core.token_bucket.ClientBudgets`);
+   an empty bucket answers 429 with `Retry-After` and a JSON `detail`. Requests that carry the
+   valid admin token are not counted: they are the operator. What a request costs:
+   - a REST request, a page load: one token (a route whose cost is in its body charges the rest
+     itself through `scope["state"]["rate_account"]`: `POST /api/sentiment` pays one per text);
+   - an event of the UI's API (`/gradio_api/queue/join`, `/call/`, `/run/`, `/api/`):
+     `UI_EVENT_COST`, a tenth of a token, since a visitor's own page polls about twice a second;
+     a scoring event pays its real cost in its handler (`space/playground.py`);
+   - an upload (`/gradio_api/upload`): one token;
+   - the UI's other API requests (the event stream, heartbeats, file reads): nothing.
 2. `POST /api/news` without the valid admin token answers 401 (403 when ingestion is disabled)
    from the headers alone, so an anonymous client cannot make the server read or parse its body.
-3. Bodies are limited while they are read (`MAX_BODY_BYTES`, Starlette's limiter): a declared
-   `Content-Length` above it answers 413 before the body is read, a longer chunked body is cut off
-   at the limit with 413. Nothing larger than the limit is ever buffered.
+3. A scoring event of the UI's API (`score_text`) while the anonymous scoring lane is full answers
+   503 with `Retry-After` and a JSON `detail` at once (gradio_client: "Queue is full! Please try
+   again."): a refusal then costs one small exchange instead of a whole Gradio event. The event is
+   named by the path (`/call/<name>`) or by the join's small JSON body, read for it (and replayed).
+4. Bodies are limited while they are read (`MAX_BODY_BYTES`, `MAX_UPLOAD_BYTES` for uploads,
+   Starlette's limiter): a declared `Content-Length` above it answers 413 before the body is read,
+   a longer chunked body is cut off at the limit with 413. Nothing larger is ever buffered.
 """
 
 from __future__ import annotations
 
 import hmac
-import math
-import time
-from collections import OrderedDict
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,13 +34,28 @@ from pydantic import SecretStr
 from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.token_bucket import TokenBucket
+from core.token_bucket import ClientAccount, ClientBudgets, retry_after_s
 
-__all__ = ["AdminRefusal", "RestGuard", "admin_refusal"]
+__all__ = ["UI_API_PREFIX", "UI_ASSET_PREFIXES", "UI_EVENT_COST", "AdminRefusal", "RestGuard", "admin_refusal"]
 
 INGEST_PATH = "/api/news"
+UI_API_PREFIX = "/gradio_api/"
+# The UI's static files: the same for every visitor, served without reading a body.
+UI_ASSET_PREFIXES = ("/assets/", "/static/", "/theme.css", "/favicon")
+UI_UPLOAD_PATH = "/gradio_api/upload"
+# Routes that start an event (a queued function call); `/call/` also covers `/call/v2/`.
+UI_EVENT_PREFIXES = ("/gradio_api/queue/join", "/gradio_api/call/", "/gradio_api/run/", "/gradio_api/api/")
+# A visitor's page sends about two events a second (the 1 s pulse and its tab's timer) and six at
+# load: at a tenth of a token each, even ten visitors behind one address stay far inside the budget.
+UI_EVENT_COST = 0.1
+UI_JOIN_PATH = "/gradio_api/queue/join"
+UI_CALL_PREFIX = "/gradio_api/call/"
+
+# Given a UI event (its fn_index, or the api_name of a `/call/` path), the wait before a scoring
+# event has a chance, or None when it may go on.
+ScoringBusy = Callable[[int | None, str | None], float | None]
 
 
 @dataclass(frozen=True)
@@ -54,74 +79,133 @@ def admin_refusal(expected: SecretStr | None, authorization: str | None) -> Admi
 
 
 class RestGuard:
-    """ASGI middleware: rate limit per client, admin check of ingestion, body limit (see the module doc).
+    """ASGI middleware: rate limit per client, admin check of ingestion, body limits (see the module doc).
 
     Args:
-        rate_per_s: tokens per second per client IP; 0 turns rate limiting off.
-        burst: requests a client may make at once.
+        budgets: the per-client token buckets (shared with the routes that charge more).
         max_body_bytes: the largest request body read.
+        max_upload_bytes: the largest upload to the UI's API read.
         admin_token: the operator's token (`ADMIN_TOKEN`); None disables ingestion.
-        exempt_prefixes: paths the guard leaves alone (the UI's own assets and polling).
-        max_clients: client buckets kept; the least recently seen is forgotten beyond it (memory is bounded).
+        exempt_prefixes: paths the guard leaves alone (the UI's static assets).
+        scoring_busy: says when a UI event is a scoring event that the full lane would refuse.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        rate_per_s: float,
-        burst: int,
+        budgets: ClientBudgets,
         max_body_bytes: int,
+        max_upload_bytes: int,
         admin_token: SecretStr | None,
         exempt_prefixes: tuple[str, ...] = (),
-        max_clients: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
+        scoring_busy: ScoringBusy | None = None,
     ) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.scoring_busy = scoring_busy
         self.limited = RequestBodyLimitMiddleware(app, max_body_size=max_body_bytes)
-        self.interval_s = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
-        self.burst = burst
+        self.upload_limited = RequestBodyLimitMiddleware(app, max_body_size=max_upload_bytes)
+        self.budgets = budgets
         self.admin_token = admin_token
         self.exempt_prefixes = exempt_prefixes
-        self.max_clients = max_clients
-        self.clock = clock
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-        self.refused = 0  # 429s answered, for tests and logs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
             await self.app(scope, receive, send)
             return
+        path: str = scope["path"]
         authorization = Headers(scope=scope).get("authorization")
         refusal = admin_refusal(self.admin_token, authorization)
         if refusal is not None:  # not the operator: the client's bucket pays for it
-            wait_s = self._take(scope)
+            client = scope.get("client")
+            cost = request_cost(scope["method"], path)
+            wait_s = self.budgets.charge(client[0] if client else "unknown", cost)
             if wait_s is not None:
-                self.refused += 1
-                retry = max(1, math.ceil(wait_s))
                 await JSONResponse(
-                    {"detail": f"Too many requests: at most {self.burst} at once and "
-                               f"{1 / self.interval_s:g} per second per client; retry after {retry} s"},
-                    status_code=429, headers={"Retry-After": str(retry)},
+                    {"detail": self.budgets.refusal(wait_s)}, status_code=429,
+                    headers={"Retry-After": str(retry_after_s(wait_s))},
                 )(scope, receive, send)
                 return
-            if scope["method"] == "POST" and scope["path"].rstrip("/") == INGEST_PATH:
+            scope.setdefault("state", {})["rate_account"] = ClientAccount(
+                self.budgets, client[0] if client else "unknown", paid=cost)
+            if scope["method"] == "POST" and path.rstrip("/") == INGEST_PATH:
                 await JSONResponse({"detail": refusal.detail}, status_code=refusal.status,
                                    headers=refusal.headers)(scope, receive, send)
                 return
+        if path.rstrip("/") == UI_UPLOAD_PATH:
+            await self.upload_limited(scope, receive, send)
+            return
+        if self.scoring_busy is not None and scope["method"] == "POST":
+            replay = await self._refuse_busy_scoring(scope, receive, send)
+            if replay is None:
+                return
+            receive = replay
         await self.limited(scope, receive, send)
 
-    def _take(self, scope: Scope) -> float | None:
-        """Take a token from the client's bucket; return the wait when it is empty, else None."""
-        if self.interval_s == 0:
-            return None
-        client = scope.get("client")
-        key = client[0] if client else "unknown"
-        bucket = self._buckets.pop(key, None) or TokenBucket(self.interval_s, self.burst)
-        self._buckets[key] = bucket  # most recently seen last
-        while len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
-        now = self.clock()
-        if bucket.try_acquire(now):
-            return None
-        return bucket.seconds_until_token(now)
+    async def _refuse_busy_scoring(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Answer 503 to a scoring event the full lane would refuse and return None; else return the
+        `receive` to go on with (replaying a join's body, read here to name the event)."""
+        assert self.scoring_busy is not None
+        path: str = scope["path"]
+        if path.startswith(UI_CALL_PREFIX):
+            wait_s = self.scoring_busy(None, path[len(UI_CALL_PREFIX):].strip("/").removeprefix("v2/"))
+        elif path.rstrip("/") == UI_JOIN_PATH:
+            messages, body = await _read_body(receive, self.max_body_bytes)
+            if body is None:  # over the limit: the limiter answers 413 from the replayed messages
+                wait_s = None
+            else:
+                wait_s = self.scoring_busy(_fn_index(body), None)
+            receive = _replaying(messages, receive)
+        else:
+            return receive
+        if wait_s is None:
+            return receive
+        await JSONResponse(
+            {"detail": f"Scoring is busy: every turn is taken; retry after {retry_after_s(wait_s)} s"},
+            status_code=503, headers={"Retry-After": str(retry_after_s(wait_s))},
+        )(scope, receive, send)
+        return None
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
+    """Read a request's body messages; return them and the body, or None past `limit` (stops reading there)."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        size += len(message.get("body", b""))
+        if size > limit:
+            return messages, None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def _replaying(messages: list[Message], receive: Receive) -> Receive:
+    """A `receive` that hands out `messages` again, then the rest of the request."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+def _fn_index(body: bytes) -> int | None:
+    try:
+        value = json.loads(body).get("fn_index")
+    except (ValueError, AttributeError):
+        return None  # Gradio answers a malformed join itself
+    return value if isinstance(value, int) else None
+
+
+def request_cost(method: str, path: str) -> float:
+    """Return the tokens a request costs at the door (see the module doc)."""
+    if not path.startswith(UI_API_PREFIX):
+        return 1.0
+    if path.rstrip("/") == UI_UPLOAD_PATH:
+        return 1.0
+    if method == "POST" and path.startswith(UI_EVENT_PREFIXES):
+        return UI_EVENT_COST
+    return 0.0

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import sqlite3
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +236,12 @@ class Measurement:
         return round(max(b - a for a, b in zip(stamps, stamps[1:], strict=False)), 2)
 
 
-async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
+async def measure_during(
+    port: int, args: argparse.Namespace, abuser: list[str]
+) -> tuple[Measurement, float, float, bytes]:
+    """Watch BTC and /ws/news while the child process `abuser` (its arguments after `python -m`) runs
+    and `args.news` items are posted over `args.duration`; return the measurement, its start and end,
+    and the child's stdout."""
     base = f"http://127.0.0.1:{port}"
     m = Measurement()
     stop = asyncio.Event()
@@ -245,20 +252,22 @@ async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
     ]
     await asyncio.wait_for(asyncio.gather(market_ready.wait(), news_ready.wait()), 60)
     await asyncio.sleep(2)  # the subscription's snapshot and first ticks are not part of the measurement
-    abuser = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.rest_abuse", "--abuser", base, "--duration", str(args.duration),
-        "--query-clients", str(args.query_clients), "--upload-clients", str(args.upload_clients),
-        "--body-mb", str(args.body_mb), cwd=str(ROOT), stdout=asyncio.subprocess.PIPE,
-    )
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", *abuser, cwd=str(ROOT),
+                                                 stdout=asyncio.subprocess.PIPE)
     start = time.monotonic()
     await m.post_news(base, args.news, args.duration)
-    out, _ = await abuser.communicate()
+    out, _ = await child.communicate()
     end = time.monotonic()
     deadline = end + args.drain
     while len(m.latency_ms) < len(m.posted) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     stop.set()
     await asyncio.gather(*watchers, return_exceptions=True)
+    return m, start, end, out
+
+
+def stream_figures(m: Measurement, start: float, end: float) -> dict[str, Any]:
+    """The BTC subscriber's and the news items' figures between `start` and `end`, with the goals."""
     latencies = list(m.latency_ms.values())
     gap = m.worst_gap_s(start, end)
     p99 = percentile(latencies, 0.99)
@@ -274,12 +283,42 @@ async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
         "news_p50_ms": percentile(latencies, 0.5),
         "news_p99_ms": p99,
         "news_max_ms": round(max(latencies), 1) if latencies else None,
-        "abuse_requests": json.loads(out.decode() or "{}"),
         "goals_met": {
             "btc_worst_gap_lt_2s": gap < GAP_GOAL_S,
             "news_p99_lt_250ms": p99 is not None and p99 < NEWS_P99_GOAL_MS and lost == 0,
         },
     }
+
+
+async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
+    m, start, end, out = await measure_during(port, args, [
+        "bench.rest_abuse", "--abuser", f"http://127.0.0.1:{port}", "--duration", str(args.duration),
+        "--query-clients", str(args.query_clients), "--upload-clients", str(args.upload_clients),
+        "--body-mb", str(args.body_mb),
+    ])
+    figures = stream_figures(m, start, end)
+    goals = figures.pop("goals_met")
+    return {**figures, "abuse_requests": json.loads(out.decode() or "{}"), "goals_met": goals}
+
+
+@contextlib.contextmanager
+def serving(tree: Path, env: dict[str, str], data_dir: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Run `tree`'s app.py on a free port with `env` over this environment; yield the port and process."""
+    port = free_port()
+    env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1", "DATA_DIR": str(data_dir),
+           "LOG_FILE": str(data_dir / "server.log"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tree)}
+    with (data_dir / "stdout.log").open("wb") as out:
+        proc = subprocess.Popen([sys.executable, str(tree / "app.py")], cwd=str(tree), env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        yield port, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def run_tree(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -294,25 +333,12 @@ def run_tree(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
         )
         prefill_s = time.monotonic() - started
         log(f"{tree}: prefilled {args.points} prices and {args.news_rows} news in {prefill_s:.1f} s")
-        port = free_port()
         extra = dict(kv.split("=", 1) for kv in args.server_env)
-        env = {**os.environ, **SERVER_ENV, **extra, "PORT": str(port), "HOST": "127.0.0.1", "DATA_DIR": str(data_dir),
-               "LOG_FILE": str(data_dir / "server.log"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tree)}
-        with (data_dir / "stdout.log").open("wb") as out:
-            proc = subprocess.Popen([sys.executable, str(tree / "app.py")], cwd=str(tree), env=env, stdout=out,
-                                    stderr=subprocess.STDOUT)
-        try:
+        with serving(tree, {**SERVER_ENV, **extra}, data_dir) as (port, proc):
             _wait_healthy(port, proc, data_dir)
             backfill_s = _wait_for_backfill(data_dir / "hub.sqlite3")
             log(f"{tree}: app up on port {port} (rollup backfill {backfill_s} s); abusing for {args.duration:.0f} s")
             result = {"upgrade_backfill_s": backfill_s, **asyncio.run(measure(port, args))}
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
         result = {"tree": str(tree), "commit": tree_commit(tree), "prefill_s": round(prefill_s, 1), **result}
         log(f"{tree}: worst BTC gap {result['btc_worst_gap_s']} s, news p99 {result['news_p99_ms']} ms, "
             f"lost {result['news_lost']}")
@@ -380,6 +406,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     result: dict[str, Any] = {"scenario": {k: getattr(args, k) for k in (
         "points", "news_rows", "duration", "query_clients", "upload_clients", "body_mb", "news", "server_env")}}
+    print_compared(result, args, run_tree)
+
+
+def print_compared(result: dict[str, Any], args: argparse.Namespace,
+                   run_tree: Callable[[Path, argparse.Namespace], dict[str, Any]]) -> None:
+    """Measure the baseline tree (when given), then the candidate; print both and their ratios as JSON."""
     if args.baseline_tree is not None:
         result["baseline"] = run_tree(args.baseline_tree.resolve(), args)
     result["candidate"] = run_tree(args.tree.resolve(), args)

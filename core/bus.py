@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -215,6 +216,7 @@ class Bus:
         match_text: str = "",
         source: str = "",
         dedupe_key: str | None = None,
+        executor: Executor | None = None,
     ) -> Envelope:
         """Publish so that no socket ever sees a `seq` that a crash could hand out again.
 
@@ -226,6 +228,8 @@ class Bus:
         Args:
             commit: persists the item and the envelope atomically; raises when it cannot.
             dedupe_key: what makes two publications the same message (news: its URL).
+            executor: the thread `commit` runs on; None: the loop's default pool. Give it one of
+                its own so that no other work queued there delays an acknowledgement.
 
         Raises:
             NotPublished: the relay refused it; nothing was published and the seq is free again.
@@ -249,7 +253,7 @@ class Bus:
             # Any other failure leaves the envelope's fate unknown: the relay steps down, and the
             # next leader continues from what the backplane really holds.
         try:
-            await asyncio.to_thread(commit, envelope)
+            await asyncio.get_running_loop().run_in_executor(executor, commit, envelope)
         except Exception as exc:
             if self._confirm is None:
                 self.release(envelope)

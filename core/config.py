@@ -263,6 +263,17 @@ class LimitsSection(Section):
         "REST requests per second per client IP ([docs/limits.md](docs/limits.md#rest)); `0` turns rate limiting off"))
     rest_burst: int = Field(40, ge=1, **_doc("REST requests in a burst per client IP"))
     max_body_bytes: int = Field(1024 * 1024, ge=1024, **_doc("largest REST request body"))
+    max_upload_bytes: int = Field(1024 * 1024, ge=1024, **_doc(
+        "largest upload to the UI's API (`/gradio_api/upload`); larger ones get 413 before they are stored"))
+    ui_queue_max: int = Field(256, ge=1, **_doc(
+        "UI events waiting to start at most (Gradio's queue `max_size`); past it a new event gets "
+        "Gradio's \"queue is full\" (503)"))
+    scoring_threads: int = Field(2, ge=1, **_doc(
+        "anonymous scoring requests (the playground's `score_text`, `POST /api/sentiment`) running at once, "
+        "and the threads of their own that tokenize for them ([docs/limits.md](docs/limits.md#scoring))"))
+    scoring_queue: int = Field(8, ge=0, **_doc(
+        "anonymous scoring requests waiting for a turn at most; one more is refused at once (503 `BUSY`, "
+        "or the playground's \"busy\" message)"))
 
     @field_validator("trusted_proxies")
     @classmethod

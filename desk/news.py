@@ -11,8 +11,9 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from core.bus import AlreadyPublished, Bus, Envelope, PublishedNotStored
 from core.clock import format_utc, parse_utc
@@ -25,6 +26,9 @@ __all__ = ["Ingested", "NewsDesk", "NewsUnavailable", "Scorer", "news_item", "ne
 logger = logging.getLogger(__name__)
 
 RECENT_SCORES = 200  # news scores the market mood averages over
+
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 
 class Scorer(Protocol):
@@ -109,6 +113,10 @@ class NewsDesk:
         self._refuse_until = 0.0
         self.refused = 0
         self.recent_scores: deque[float] = deque(maxlen=RECENT_SCORES)  # for the market mood
+        # The dedupe lookup and the commit run on a thread of their own: on the loop's default pool
+        # they would queue behind whatever else runs there (the UI's reads, anyone's requests).
+        # One thread is enough: they run under the lock, one at a time.
+        self._commit_thread = ThreadPoolExecutor(1, thread_name_prefix="news-commit")
 
     def _stored_seqs(self, urls: list[str]) -> dict[str, int | None]:
         """Return url -> seq of the stored ones among `urls` (runs in a thread: the database may be slow)."""
@@ -137,7 +145,7 @@ class NewsDesk:
         """
         async with self._lock:  # one item at a time keeps seq order equal to arrival order
             unseen = [item.url for item in items if item.url not in self._seen]
-            stored = await asyncio.to_thread(self._stored_seqs, unseen) if unseen else {}
+            stored = await self._on_commit_thread(self._stored_seqs, unseen) if unseen else {}
             known = {item.url: self._seen[item.url] for item in items if item.url in self._seen} | stored
             fresh: dict[str, NewsItem] = {}
             for item in items:
@@ -166,6 +174,9 @@ class NewsDesk:
                 out.append(Ingested(item, known.get(item.url), duplicate=True))
         return out
 
+    async def _on_commit_thread(self, fn: Callable[[_A], _R], arg: _A) -> _R:
+        return await asyncio.get_running_loop().run_in_executor(self._commit_thread, fn, arg)
+
     def _check_not_refusing(self) -> None:
         left = self._refuse_until - time.monotonic()
         if left > 0:
@@ -188,6 +199,7 @@ class NewsDesk:
         publishing = self.bus.publish_durable(
             "news", news_message(item), self._commit(item),
             match_text=f"{item.title} {item.description}", source=item.source, dedupe_key=item.url,
+            executor=self._commit_thread,
         )
         try:
             # Shielded: a client hanging up must not stop an item between its commit and its fan-out.
@@ -218,7 +230,7 @@ class NewsDesk:
         self._check_not_refusing()
         item, envelope = self._unstored[url]
         try:
-            await asyncio.to_thread(self._commit(item), envelope)
+            await self._on_commit_thread(self._commit(item), envelope)
         except StoreUnavailable as exc:
             self._refuse_until = time.monotonic() + self.retry_after_s
             raise NewsUnavailable(f"news published but still not stored ({exc}); retry shortly") from exc

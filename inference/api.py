@@ -3,17 +3,23 @@
 The router finds the service at `request.app.state.inference` (set by the app's lifespan).
 Limits are checked here, before any model work, so an oversized request costs nothing. Texts
 longer than a model's token window are scored on their beginning and flagged `truncated`; only
-texts past `MAX_TEXT_CHARS` (far beyond any window) are refused.
+texts past `MAX_TEXT_CHARS` (far beyond any window) are refused. Texts are the cost: the guard
+took one token at the door, this route takes one more per further text (429 when the client's
+budget cannot pay), and the scoring goes through the anonymous lane (`core/lane.py`, 503 when full).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+from core.lane import LaneFull, ScoringLane
+from core.token_bucket import ClientAccount, retry_after_s
 
 from .errors import EngineOverloaded, UnknownModel
 from .service import InferenceService
@@ -26,6 +32,9 @@ MAX_TEXT_CHARS = 20_000
 HTTP_413_CONTENT_TOO_LARGE = 413
 
 router = APIRouter(tags=["inference"])
+
+# Runs blocking work somewhere off the loop: the anonymous lane's threads, or a plain worker thread.
+Runner = Callable[[Callable[[Sequence[str], str], list[bool]], Sequence[str], str], Awaitable[list[bool]]]
 
 
 class SentimentRequest(BaseModel):
@@ -69,6 +78,37 @@ async def post_sentiment(body: SentimentRequest, request: Request) -> dict[str, 
                 },
             )
     service = _service(request)
+    _charge_texts(request, len(body.texts))
+    lane: ScoringLane | None = getattr(request.app.state, "scoring_lane", None)
+    if lane is None:  # the router alone, without the app's lane (its tests)
+        return await _score_and_flag(service, body, asyncio.to_thread)
+    try:
+        async with lane.admit():
+            return await _score_and_flag(service, body, lane.run)
+    except LaneFull as exc:
+        raise HTTPException(
+            status_code=503, detail={"code": "BUSY", "message": str(exc)},
+            headers={"Retry-After": str(retry_after_s(exc.retry_after_s))},
+        ) from exc
+
+
+def _charge_texts(request: Request, texts: int) -> None:
+    """Charge the client one token per text beyond the one the guard took; 429 when it cannot pay."""
+    account: ClientAccount | None = getattr(request.state, "rate_account", None)
+    if account is None or texts <= 1:  # the operator, or no guard in front
+        return
+    wait_s = account.charge(texts - 1)
+    if wait_s is not None:
+        raise HTTPException(
+            status_code=429,
+            detail={"code": "RATE_LIMITED", "message": account.budgets.refusal(wait_s, unit="texts")
+                    + f"; this request carries {texts}"},
+            headers={"Retry-After": str(retry_after_s(wait_s))},
+        )
+
+
+async def _score_and_flag(service: InferenceService, body: SentimentRequest, run: Runner) -> dict[str, Any]:
+    """Score the texts, flag the ones past a model's window (tokenizing on `run`'s threads), answer."""
     try:
         results = await service.score(body.texts, domain=body.domain, model=body.model)
     except UnknownModel as exc:
@@ -79,7 +119,7 @@ async def post_sentiment(body: SentimentRequest, request: Request) -> dict[str, 
         ) from exc
     flags = [False] * len(results)
     if results and service.could_overflow(body.texts, results[0].model):
-        flags = await asyncio.to_thread(service.window_overflows, body.texts, results[0].model)
+        flags = await run(service.window_overflows, body.texts, results[0].model)
     readiness = service.readiness()
     return {
         "ready": readiness["ready"],

@@ -7,6 +7,11 @@ output. The worker never idles the model while texts wait, except in one case: r
 batch, the callers it answered tend to come back, so the next batch may stay open up to
 `max_wait_ms` for as many texts as the last one held. A lone caller after a quiet spell leaves at
 once (#12: waiting for company that is not coming cost every sequential caller `max_wait_ms`).
+
+Texts scored for anyone (inside `core.lane.ScoringLane.admit()`) wait in a queue of their own,
+served only when none of the app's own texts (news, evaluation) wait: a news item then waits for
+the batch running now, never for anonymous texts queued before it, and is never padded to their
+length in one batch.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from core.lane import scoring_for_anyone
 
 from .errors import BatchSizeMismatch, EngineOverloaded, EngineStopped
 
@@ -85,7 +92,8 @@ class BatchEngine(Generic[T]):
         self.max_queue = max_queue
         self._executor = executor
         self._sort_by_length = sort_by_length
-        self._pending: deque[_Request[T]] = deque()
+        self._pending: deque[_Request[T]] = deque()  # the app's own texts: served first
+        self._deferred: deque[_Request[T]] = deque()  # texts scored for anyone
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
@@ -99,7 +107,7 @@ class BatchEngine(Generic[T]):
     @property
     def queued(self) -> int:
         """Number of texts waiting for a batch."""
-        return len(self._pending)
+        return len(self._pending) + len(self._deferred)
 
     @property
     def busy_s(self) -> float:
@@ -124,12 +132,9 @@ class BatchEngine(Generic[T]):
         # A bug in the worker must not leave callers waiting forever, nor go unnoticed.
         if task.cancelled() or task.exception() is None:
             return
-        logger.error("engine %s: worker task died; failing %d waiting requests", self.name, len(self._pending),
+        logger.error("engine %s: worker task died; failing %d waiting requests", self.name, self.queued,
                      exc_info=task.exception())
-        while self._pending:
-            request = self._pending.popleft()
-            if not request.future.done():
-                request.future.set_exception(EngineStopped(f"{self.name}: worker died"))
+        self._fail_waiting(f"{self.name}: worker died")
 
     async def stop(self) -> None:
         """Stop the worker and fail every waiting request with `EngineStopped`.
@@ -145,10 +150,14 @@ class BatchEngine(Generic[T]):
                 await worker
             except asyncio.CancelledError:
                 pass
-        while self._pending:
-            request = self._pending.popleft()
-            if not request.future.done():
-                request.future.set_exception(EngineStopped(f"{self.name}: engine stopped"))
+        self._fail_waiting(f"{self.name}: engine stopped")
+
+    def _fail_waiting(self, reason: str) -> None:
+        for queue in (self._pending, self._deferred):
+            while queue:
+                request = queue.popleft()
+                if not request.future.done():
+                    request.future.set_exception(EngineStopped(reason))
 
     async def submit(self, texts: Sequence[str]) -> list[T]:
         """Queue texts and wait for their outputs, in the same order.
@@ -163,14 +172,14 @@ class BatchEngine(Generic[T]):
             return []
         if self._stopping or not self.is_running or self._wakeup is None:
             raise EngineStopped(f"{self.name}: engine is not running; call start() first")
-        if len(self._pending) + len(texts) > self.max_queue:
+        if self.queued + len(texts) > self.max_queue:
             raise EngineOverloaded(
-                f"{self.name}: queue full ({len(self._pending)} queued + {len(texts)} new > "
+                f"{self.name}: queue full ({self.queued} queued + {len(texts)} new > "
                 f"max_queue={self.max_queue}); retry later or raise max_queue"
             )
         loop = asyncio.get_running_loop()
         requests = [_Request[T](text=text, future=loop.create_future()) for text in texts]
-        self._pending.extend(requests)
+        (self._deferred if scoring_for_anyone() else self._pending).extend(requests)
         self._wakeup.set()
         try:
             outcomes = await asyncio.gather(*(request.future for request in requests), return_exceptions=True)
@@ -193,14 +202,16 @@ class BatchEngine(Generic[T]):
 
     async def _next_batch(self) -> list[_Request[T]]:
         assert self._wakeup is not None
-        while not self._pending:
+        while not self._pending and not self._deferred:
             self._wakeup.clear()
             await self._wakeup.wait()
         await asyncio.sleep(0)  # let callers woken in the same loop turn queue their texts too
+        queue = self._pending or self._deferred
         # The deadline counts from when the oldest request was queued, so a batch that waited
         # behind a running one leaves at once.
-        deadline = self._pending[0].queued_at + self.max_wait_s
-        while len(self._pending) < self._expected_company(time.monotonic()):
+        deadline = queue[0].queued_at + self.max_wait_s
+        while len(queue) < self._expected_company(time.monotonic()) and not (queue is self._deferred
+                                                                               and self._pending):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -210,9 +221,10 @@ class BatchEngine(Generic[T]):
                     await self._wakeup.wait()
             except TimeoutError:
                 break
+        queue = self._pending or self._deferred  # the app's own texts may have come meanwhile
         batch: list[_Request[T]] = []
-        while self._pending and len(batch) < self.max_batch:
-            request = self._pending.popleft()
+        while queue and len(batch) < self.max_batch:
+            request = queue.popleft()
             if not request.future.done():
                 batch.append(request)
         return batch

@@ -296,14 +296,12 @@ class InferenceService:
 
     def _start_engine(self, slot: ModelSlot) -> None:
         assert slot.model is not None
-        # Each torch model on its own thread (#12): a slow or hung model delays only its own
-        # callers. The lexicon uses the loop's default pool.
-        executor = None
-        if slot.spec.kind != "lexicon":
-            previous = self._executors.pop(slot.model_id, None)
-            if previous is not None:
-                previous.shutdown(wait=False, cancel_futures=True)
-            executor = self._executors[slot.model_id] = ModelExecutor(f"model:{slot.model_id}")
+        # Each model on its own thread (#12): a slow or hung model delays only its own callers. The
+        # lexicon too: on the loop's default pool it would compete with the news desk's commits.
+        previous = self._executors.pop(slot.model_id, None)
+        if previous is not None:
+            previous.shutdown(wait=False, cancel_futures=True)
+        executor = self._executors[slot.model_id] = ModelExecutor(f"model:{slot.model_id}")
         kwargs = dict(self._engine_kwargs)
         if slot.spec.kind == "lexicon":
             kwargs["max_batch"] = max(kwargs["max_batch"], 256)  # VADER is per text: batch size is free

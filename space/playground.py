@@ -1,7 +1,11 @@
 """The Models tab's playground: score a visitor's text with every available model and the ensemble.
 
 It goes through `runtime.inference` (the app's own batched service), never a model directly, so
-visitors share the batcher with the news pipeline instead of queueing behind each other.
+visitors share the batcher with the news pipeline instead of queueing behind each other. It is a
+public API (`score_text`), so each call pays like REST: `PLAYGROUND_COST` tokens from the
+caller's budget, then a turn in the anonymous scoring lane shared with `POST /api/sentiment`
+(`core/lane.py`). A refusal is a `gr.Error` with a readable reason (gradio_client raises it as
+`AppError`; the page shows it as a toast).
 """
 
 from __future__ import annotations
@@ -11,17 +15,23 @@ import inspect
 import time
 from typing import Any, Literal
 
+import gradio as gr
 import plotly.graph_objects as go
 
+from core.lane import LaneFull, ScoringLane
+from core.token_bucket import ClientAccount
 from desk.runtime import Runtime
 from space import charts
 from space.fmt import badge, esc
 
-__all__ = ["ENSEMBLE", "MAX_TEXT_CHARS", "INFERENCE_OFF", "playground_status", "score_text"]
+__all__ = ["ENSEMBLE", "INFERENCE_OFF", "MAX_TEXT_CHARS", "PLAYGROUND_COST", "playground_status", "score_text"]
 
 ENSEMBLE = "ensemble"
 MAX_TEXT_CHARS = 2000
 CALL_TIMEOUT_S = 30.0
+# One text through the ensemble and again through every model on its own: the work of two texts
+# of `POST /api/sentiment`, which pays one token per text.
+PLAYGROUND_COST = 2.0
 _LABEL_KIND = {"bullish": "good", "bearish": "bad", "neutral": "muted"}
 
 
@@ -58,19 +68,45 @@ async def _timed(coroutine: Any) -> tuple[Any, float]:
     return result, (time.perf_counter() - started) * 1000
 
 
-async def score_text(runtime: Runtime, text: str, domain: str) -> tuple[go.Figure, str]:
-    """Return (bar chart of probabilities per model, table of labels and scores) for one text."""
+async def score_text(
+    runtime: Runtime, text: str, domain: str, *, account: ClientAccount | None = None,
+    lane: ScoringLane | None = None,
+) -> tuple[go.Figure, str]:
+    """Return (bar chart of probabilities per model, table of labels and scores) for one text.
+
+    Raises:
+        gr.Error: the caller's budget (`account`) cannot pay, or the scoring `lane` is full.
+    """
     text = (text or "").strip()[:MAX_TEXT_CHARS]
     if not text:
         return charts.playground_bars([]), _notice(
             "Type a sentence first, e.g. “Bitcoin ETF inflows hit a record”."
         )
-    inference = runtime.inference
-    if inference is None:
+    if runtime.inference is None:
         return (
             charts.empty_figure("Inference is off on this server", height=300),
             _notice(INFERENCE_OFF, "playground-off"),
         )
+    if account is not None and (wait_s := account.charge(PLAYGROUND_COST)) is not None:
+        reason = account.budgets.refusal(wait_s) + f" (a playground call counts as {PLAYGROUND_COST:g})"
+        raise gr.Error(reason, title="Too many requests", print_exception=False)
+    if lane is None:
+        rows, table = await _score_all(runtime, text, domain)
+        return charts.playground_bars(rows), table
+    try:
+        async with lane.admit():
+            rows, table = await _score_all(runtime, text, domain)
+            # Building a plotly figure takes tens of milliseconds of pure Python: on the lane's
+            # threads, not on the event loop that streams prices and news.
+            return await lane.run(charts.playground_bars, rows), table
+    except LaneFull as exc:
+        raise gr.Error(str(exc), title="Busy", print_exception=False) from exc
+
+
+async def _score_all(runtime: Runtime, text: str, domain: str) -> tuple[list[tuple[str, dict[str, float]]], str]:
+    """Score with the ensemble and each model; return the chart's rows and the results table."""
+    inference = runtime.inference
+    assert inference is not None
     models = list(inference.describe_models())
     available = [m["id"] for m in models if m.get("status") == "available"]
     scored_as: Literal["news", "social"] = "social" if domain == "social" else "news"
@@ -113,4 +149,4 @@ async def score_text(runtime: Runtime, text: str, domain: str) -> tuple[go.Figur
         "<th>Score (bull − bear)</th><th>Confidence</th><th>Time</th></tr></thead>"
         f"<tbody>{''.join(lines)}</tbody></table>"
     )
-    return charts.playground_bars(rows), note + table
+    return rows, note + table

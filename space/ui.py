@@ -4,6 +4,11 @@ Nothing here calls an upstream or a model: the views read `runtime.bus` and `run
 playground goes through `runtime.inference`. Every handler runs with `concurrency_limit=None` so
 visitors never queue behind each other, and timers stay out of the public API. Each tab has its own
 timer that runs only while the tab is open; renders are shared between visitors (space/cache.py).
+
+The one public endpoint, the playground's `score_text`, is bounded where it costs: the caller's
+budget (`ClientBudgets`, shared with REST) and the anonymous scoring lane (`ScoringLane`, shared
+with `POST /api/sentiment`), so Gradio's own queue only holds events about to start; it is bounded
+too (`UI_QUEUE_MAX`), and its direct-call routes (`/gradio_api/run/...`) are closed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Any
 
 import gradio as gr
 
+from core.lane import ScoringLane
+from core.token_bucket import ClientAccount, ClientBudgets
 from desk.runtime import Runtime
 from space import charts, feeds, market_view, models_view, news_view, sentiment_view, system_view
 from space.api_view import API_JS, api_html
@@ -21,7 +28,9 @@ from space.cache import Memo
 from space.playground import playground_status, score_text
 from space.routes import STATIC_PREFIX
 
-__all__ = ["build_ui"]
+__all__ = ["SCORE_API_NAME", "build_ui", "scoring_events"]
+
+SCORE_API_NAME = "score_text"
 
 PULSE_S = 1.0  # price table, banner and header
 TAB_REFRESH_S = {"market": 5.0, "news": 2.0, "sentiment": 5.0, "models": 3.0, "system": 3.0}
@@ -38,8 +47,10 @@ def _html(value: str = "", js_on_load: str | None = None, **kwargs: Any) -> gr.H
     return gr.HTML(value, js_on_load=js_on_load, elem_classes=["hub"], **kwargs)
 
 
-def build_ui(runtime: Runtime) -> gr.Blocks:
-    """Build the Blocks app bound to one runtime."""
+def build_ui(
+    runtime: Runtime, *, budgets: ClientBudgets | None = None, lane: ScoringLane | None = None
+) -> gr.Blocks:
+    """Build the Blocks app bound to one runtime; the playground pays from `budgets` and waits in `lane`."""
     symbols = list(runtime.settings.symbols)
     table = market_view.MarketTable()
 
@@ -171,8 +182,9 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
                 ),
             )
 
-        async def playground(body: str, kind: str) -> tuple[Any, str]:
-            return await score_text(runtime, body, kind)
+        async def playground(body: str, kind: str, request: gr.Request) -> tuple[Any, str]:
+            account = ClientAccount(budgets, _client_of(request)) if budgets is not None else None
+            return await score_text(runtime, body, kind, account=account, lane=lane)
 
         known_sources = gr.State([news_view.ALL_SOURCES])
         refreshers: dict[str, tuple[Callable[..., Any], list[Any], list[Any]]] = {
@@ -220,7 +232,7 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
             playground,
             inputs=[text, domain],
             outputs=[bars, results],
-            api_name="score_text",
+            api_name=SCORE_API_NAME,
             concurrency_limit=None,
             show_progress="minimal",
         )
@@ -232,8 +244,24 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
             concurrency_limit=None,
             show_progress="minimal",
         )
-    demo.queue(default_concurrency_limit=None)
+    # The lane, not Gradio, bounds the playground (it refuses at once where Gradio would queue), so
+    # events only wait here for the loop to start them; `max_size` caps a flood of joins, and
+    # `api_open=False` closes the routes that would run an event without the queue.
+    demo.queue(default_concurrency_limit=None, max_size=runtime.settings.ui_queue_max, api_open=False)
     return demo
+
+
+def scoring_events(demo: gr.Blocks) -> tuple[frozenset[int], frozenset[str]]:
+    """The ids (`fn_index`) and API names of the events that score text: the playground's button and box."""
+    scoring = {fn_id: block_fn.api_name for fn_id, block_fn in demo.fns.items()
+               if getattr(block_fn.fn, "__name__", "") == "playground"}
+    return frozenset(scoring), frozenset(name for name in scoring.values() if name)
+
+
+def _client_of(request: gr.Request | None) -> str:
+    """The caller's address, as the REST guard keys it (uvicorn's proxy headers applied)."""
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", None) or "unknown")
 
 
 def _wire_tab(

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from core.lane import ScoringLane
 from inference.engine import BatchEngine
 from inference.errors import BatchSizeMismatch, EngineOverloaded, EngineStopped
 
@@ -189,3 +190,33 @@ async def test_engine_worker_crash_is_logged_and_fails_waiting_callers(caplog):
     with pytest.raises(RuntimeError, match="worker bug"):  # and stop() raises it again, for the lifespan
         await engine.stop()
     assert "worker task died" in caplog.text and "worker bug" in caplog.text
+
+
+async def test_engine_serves_the_apps_own_texts_before_anonymous_ones_queued_earlier():
+    """A news text waits for the batch running now, never for lane texts, and is not batched with them."""
+    release = threading.Event()
+    seen: list[list[str]] = []
+
+    def predict(texts: list[str]) -> list[int]:
+        seen.append(list(texts))
+        release.wait(5.0)
+        return [len(text) for text in texts]
+
+    engine = await started(BatchEngine(predict, max_wait_ms=0))
+    lane = ScoringLane(concurrency=2, waiting=0)
+
+    async def anonymous(text: str) -> list[int]:
+        async with lane.admit():
+            return await engine.submit([text])
+
+    running = asyncio.ensure_future(engine.submit(["running"]))
+    await asyncio.sleep(20 * MS)  # its batch holds the model now
+    anonymous_calls = [asyncio.ensure_future(anonymous(f"anonymous {i}")) for i in range(2)]
+    await asyncio.sleep(20 * MS)
+    news = asyncio.ensure_future(engine.submit(["news"]))
+    await asyncio.sleep(20 * MS)
+    release.set()
+    await asyncio.gather(running, news, *anonymous_calls)
+    await engine.stop()
+    lane.shutdown()
+    assert seen == [["running"], ["news"], ["anonymous 0", "anonymous 1"]]

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.guard import RestGuard
+from core.token_bucket import ClientBudgets
 from tests.harness import MS, AppProcess, running_app
 
 TOKEN = "test-admin-token"
@@ -96,10 +96,7 @@ def test_body_within_the_limit_is_ingested(guarded: AppProcess):
 
 
 def test_forgotten_clients_keep_memory_bounded():
-    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
-        pass
-
-    guard = RestGuard(app, rate_per_s=1, burst=1, max_body_bytes=1024, admin_token=None, max_clients=3)
+    budgets = ClientBudgets(rate_per_s=1, burst=1, max_clients=3)
     for i in range(10):
-        guard._take({"client": (f"10.0.0.{i}", 1)})
-    assert len(guard._buckets) == 3
+        budgets.charge(f"10.0.0.{i}")
+    assert len(budgets._buckets) == 3
