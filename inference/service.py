@@ -560,8 +560,8 @@ class InferenceService:
             return {
                 "state": "unlocked",
                 "revision": None,
-                "warning": "not in the model lock: loads whatever the hub's main is, files unchecked "
-                "(run python -m inference.lock where the hub is reachable)",
+                "warning": "unpinned: not in the model lock, so it loads whatever the hub's main is, files "
+                "unchecked (run python -m inference.lock where the hub is reachable)",
             }
         return {"state": "locked", "revision": entry.revision, "files": len(entry.files), "warning": None}
 

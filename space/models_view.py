@@ -52,6 +52,16 @@ def _lock_warning(lock: Any) -> str:
     return str(lock.get("warning") or "") if isinstance(lock, dict) else ""
 
 
+def _pin_label(lock: Any) -> str:
+    """`pinned <commit>` or `unpinned` for a hub model (from `models_status.lock`); nothing for the others."""
+    if not isinstance(lock, dict):
+        return ""
+    if lock.get("state") == "locked":
+        revision = str(lock.get("revision") or "")
+        return f' · <span class="pin" title="{esc(revision)}">pinned {esc(revision[:12])}</span>'
+    return f' · <span class="pin unpinned" title="{esc(_lock_warning(lock))}">unpinned</span>'
+
+
 def _runtime_html(choice: dict[str, Any] | None) -> str:
     """The variant a model runs as, how it was chosen, and each measured candidate (#12)."""
     if not choice:
@@ -112,7 +122,7 @@ def models_html(runtime: Runtime) -> str:
         calls = model.get("calls")
         rows.append(
             f'<tr data-model="{esc(model["id"])}"><td><b>{esc(model["id"])}</b>'
-            f'<div class="sub">{esc(model.get("type", ""))}</div></td>'
+            f'<div class="sub">{esc(model.get("type", ""))}{_pin_label(model.get("lock"))}</div></td>'
             f"<td>{badge(model['status'], status_kind(model['status']))}</td>"
             f'<td class="num">{_rate(model.get("success_rate"))}</td>'
             f'<td class="num">{fmt_ms(model.get("avg_response_time"))}</td>'

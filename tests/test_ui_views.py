@@ -175,6 +175,16 @@ async def test_models_view_shows_measured_accuracy_and_lock_warning(runtime: Any
     assert "news 0.71 (0.66-0.76)" in html and "not in the model lock" in html
 
 
+async def test_models_view_labels_hub_models_pinned_or_unpinned(runtime: Any) -> None:
+    unlocked = {"state": "unlocked", "revision": None, "warning": "unpinned: loads the hub's main"}
+    locked = {"state": "locked", "revision": "ab" * 20, "files": 4, "warning": None}
+    runtime.inference = Scorer([model("a", lock=unlocked), model("b", lock=locked), model("c")])
+    await runtime.publish_models_status()
+    rows = models_view.models_html(runtime).split("<tr data-model=")[1:]
+    assert ">unpinned<" in rows[0] and f">pinned {'ab' * 6}<" in rows[1]
+    assert "pinned" not in rows[2]
+
+
 async def test_playground_refuses_clearly_without_inference(runtime: Any) -> None:
     figure, html = await score_text(runtime, "BTC to the moon", "news")
     assert "Inference is off" in html and not figure.data
