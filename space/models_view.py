@@ -45,6 +45,15 @@ def _measured(evaluation: Any) -> str:
             f'<span title="macro-F1 {numbers.get("macro_f1")}, ECE {numbers.get("ece")}, n {numbers.get("n")}">'
             f"{esc(domain)} {numbers.get('accuracy'):.2f} ({low:.2f}-{high:.2f})</span>"
         )
+    # Rows the model was trained on are not in its score; say so, and say when nobody knows.
+    excluded = evaluation.get("excluded") or {}
+    if excluded.get("rows"):
+        parts.append(
+            f'<span class="muted" title="{esc(excluded.get("reason"))}">'
+            f"{excluded['rows']} of {excluded.get('of')} rows left out</span>"
+        )
+    elif excluded.get("training_data_known") is False:
+        parts.append(f'<span class="muted" title="{esc(excluded.get("reason"))}">training data unknown</span>')
     return " · ".join(parts)
 
 
