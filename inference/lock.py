@@ -1,11 +1,13 @@
 """The model lock: per hub model, the commit to download and the SHA-256 of every file it uses.
 
 `python -m inference.lock [--models a,b] [--out PATH]` resolves each model's `main` on the hub
-(HF_ENDPOINT is honoured), downloads its files at that commit into the hub cache, hashes them and
-writes the lock. Loading then passes the locked commit as the revision and checks every digest,
-so a changed or corrupted file fails that model with a reason instead of serving different weights.
+(HF_ENDPOINT is honoured), downloads the files loading reads at that commit (`hubfiles.py`: config,
+tokenizer, one set of weights) into the hub cache, hashes them and writes the lock. Loading then
+passes the locked commit as the revision and checks every digest, so a changed or corrupted file
+fails that model with a reason instead of serving different weights.
 
-A model without an entry loads from `main` with a visible "unlocked" warning in `models_status`.
+A model without an entry is unpinned: it loads from `main` with a visible "unpinned" warning in
+`models_status`.
 The committed lock holds no entries while it was written where the hub is unreachable: it cannot
 know real commits, and says so in its `note` (docs/inference.md).
 """
