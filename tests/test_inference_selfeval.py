@@ -111,8 +111,8 @@ def test_model_that_memorised_the_rows_gets_no_weight_from_them():
     assert fair.as_dict()["left_out"]["memoriser"].startswith("trained on 200 of the 200 rows")
 
 
-async def test_self_evaluation_leaves_out_the_rows_a_model_was_trained_on(offline_hub, tmp_path, monkeypatch):
-    monkeypatch.setitem(TRAINING_DATA, BERT_RANDOM, TrainingData((FIQA_2018,), "trained on FiQA (test)"))
+async def _self_evaluated(tmp_path, ready):
+    """Self-evaluate the embedded head and a random model on every 8th sample row (both domains, ~90)."""
     rows = read_sample()
     picked = [rows[i] for i in range(0, len(rows), 8)]
     sample = tmp_path / "sample.jsonl"
@@ -124,13 +124,29 @@ async def test_self_evaluation_leaves_out_the_rows_a_model_was_trained_on(offlin
     await service.start()
     await service.wait_until_loaded(120)
     for _ in range(600):
-        choices = service.ensemble_choices()
-        if len(choices) == 2 and all(BERT_RANDOM in choice["weights"] for choice in choices.values()):
-            break  # refitted after both models' evaluations
+        if ready(service):
+            break
         await asyncio.sleep(0.5)
     described = {model["id"]: model for model in service.describe_models()}
     choices = service.ensemble_choices()
+    rows_shown = service.evaluation_results()
     await service.stop()
+    return picked, described, choices, rows_shown
+
+
+def _both_evaluated(service):
+    evaluations = [model["evaluation"] or {} for model in service.describe_models()]
+    return [evaluation.get("status") for evaluation in evaluations[:2]] == ["done", "done"]
+
+
+def _refitted_with_both(service):
+    choices = service.ensemble_choices()
+    return len(choices) == 2 and all(BERT_RANDOM in choice["weights"] for choice in choices.values())
+
+
+async def test_self_evaluation_leaves_out_the_rows_a_model_was_trained_on(offline_hub, tmp_path, monkeypatch):
+    monkeypatch.setitem(TRAINING_DATA, BERT_RANDOM, TrainingData((FIQA_2018,), "trained on FiQA (test)"))
+    picked, described, choices, _ = await _self_evaluated(tmp_path, _refitted_with_both)
     fiqa = sum(row.source == FIQA_2018 for row in picked)
     evaluation = described[BERT_RANDOM]["evaluation"]
     assert evaluation["excluded"]["rows"] == fiqa and "FiQA" in evaluation["excluded"]["reason"]
@@ -141,25 +157,7 @@ async def test_self_evaluation_leaves_out_the_rows_a_model_was_trained_on(offlin
 
 
 async def test_service_weights_the_embedded_head_over_a_random_model(offline_hub, tmp_path):
-    rows = read_sample()
-    picked = [rows[i] for i in range(0, len(rows), 8)]  # both domains, about 90 texts
-    sample = tmp_path / "sample.jsonl"
-    sample.write_text("".join(json.dumps(row.__dict__) + "\n" for row in picked))
-    service = InferenceService(
-        [EMBEDDED_MODEL_ID, BERT_RANDOM], device="cpu", data_dir=None, precision="fp32",
-        self_evaluate=True, sample_path=sample,
-    )
-    await service.start()
-    await service.wait_until_loaded(120)
-    for _ in range(600):
-        evaluations = [model["evaluation"] or {} for model in service.describe_models()]
-        if [evaluation.get("status") for evaluation in evaluations[:2]] == ["done", "done"]:
-            break
-        await asyncio.sleep(0.5)
-    described = {model["id"]: model for model in service.describe_models()}
-    choices = service.ensemble_choices()
-    rows_shown = service.evaluation_results()
-    await service.stop()
+    _, described, choices, rows_shown = await _self_evaluated(tmp_path, _both_evaluated)
     for domain in ("news", "social"):
         assert described[EMBEDDED_MODEL_ID]["weights"][domain] > described[BERT_RANDOM]["weights"][domain]
         assert described[EMBEDDED_MODEL_ID]["weight_source"][domain] == "measured"
