@@ -75,8 +75,9 @@ def preload_lines(model_ids: Sequence[str], locks: Mapping[str, LockEntry]) -> l
 def _fetch_embedded(options: LoadOptions) -> dict[str, object]:
     from .head import MINILM_REVISION, find_minilm
 
-    source = find_minilm(options)  # cache, else the hub at the pinned revision, else the wheel
-    return {"ok": True, "origin": source.origin, "path": str(source.path), "pinned": True, "revision": MINILM_REVISION}
+    source = find_minilm(options)  # cache, else the hub at the pinned revision, else the wheel; SHA-256 checked
+    revision = None if source.origin == "package" else MINILM_REVISION  # the wheel's copy has no hub commit
+    return {"ok": True, "origin": source.origin, "path": str(source.path), "pinned": True, "revision": revision}
 
 
 def _fetch_unpinned(model_id: str, cache_dir: Path | None) -> Path:
