@@ -351,6 +351,8 @@ class InferenceService:
                 "excluded": overlap.as_dict(),
             }
             logger.info("self-evaluation %s: every row excluded: %s", model_id, overlap.reason)
+            if self._eval_answers:
+                await self._refit_ensemble()  # so the choice lists it as left out, with weight 0
             return
         chunk = int(self._engine_kwargs["max_batch"])
         answers: list[Probs] = []

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from inference import EMBEDDED_MODEL_ID, InferenceService
-from inference.catalog import FIQA_2018, TRAINING_DATA, TrainingData
+from inference.catalog import FIQA_2018, TRAINING_DATA, TWITTER_FINANCIAL_NEWS, TrainingData
 from inference.evalsample import SAMPLE_PATH, read_sample
 from inference.selfeval import (
     choose_ensemble,
@@ -154,6 +154,17 @@ async def test_self_evaluation_leaves_out_the_rows_a_model_was_trained_on(offlin
     assert "social" not in evaluation["domains"]  # every social row is a FiQA post
     assert described[EMBEDDED_MODEL_ID]["evaluation"]["excluded"]["rows"] == 0
     assert choices["social"]["weights"][BERT_RANDOM] == 0.0 and BERT_RANDOM in choices["social"]["left_out"]
+
+
+async def test_model_trained_on_every_sample_row_is_not_measured_and_gets_no_weight(offline_hub, tmp_path, monkeypatch):
+    both = (FIQA_2018, TWITTER_FINANCIAL_NEWS)  # as FinTwitBERT-sentiment's card says of itself
+    monkeypatch.setitem(TRAINING_DATA, BERT_RANDOM, TrainingData(both, "trained on both (test)"))
+    picked, described, choices, _ = await _self_evaluated(tmp_path, _refitted_with_both)
+    evaluation = described[BERT_RANDOM]["evaluation"]
+    assert evaluation["status"] == "excluded" and f"all {len(picked)} rows" in evaluation["error"]
+    for domain in ("news", "social"):
+        assert choices[domain]["weights"][BERT_RANDOM] == 0.0
+        assert choices[domain]["left_out"][BERT_RANDOM].startswith("not measured")
 
 
 async def test_service_weights_the_embedded_head_over_a_random_model(offline_hub, tmp_path):
