@@ -18,8 +18,12 @@ RUN TORCH_PIN="$(grep -E '^torch==' requirements.txt)" \
     && pip install --no-cache-dir -r requirements.txt
 
 COPY . .
-# Models are fetched now, at their locked commits and checked digests, so a start downloads nothing.
-RUN python -m inference.fetch
+# The default models' files are fetched now, only those loading reads, so a start downloads nothing:
+# on a CPU image the embedded model's encoder (pinned commit, checked digest), on a CUDA image every
+# catalog model; `--build-arg MODELS=a,b` names others. inference/models.lock.json has no entries yet,
+# so hub models are unpinned: fetched at the hub's main, files unchecked (docs/inference.md, "The model lock").
+ARG MODELS=
+RUN MODELS="${MODELS}" python -m inference.fetch --device "$([ "${TORCH_VARIANT}" = cpu ] && echo cpu || echo cuda)"
 RUN useradd --create-home hub && mkdir -p /app/data /app/logs && chown -R hub /app
 USER hub
 

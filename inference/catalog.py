@@ -23,14 +23,19 @@ __all__ = [
     "CATALOG",
     "DEFAULT_MODELS",
     "EMBEDDED_MODEL_ID",
+    "FIQA_2018",
     "LEXICON_MODEL_ID",
+    "TRAINING_DATA",
+    "TWITTER_FINANCIAL_NEWS",
     "Domain",
     "ModelKind",
     "ModelSpec",
+    "TrainingData",
     "get_spec",
     "map_labels",
     "resolve_model_ids",
     "to_canonical_probs",
+    "training_data",
 ]
 
 Domain = Literal["news", "social"]
@@ -161,6 +166,72 @@ _CATALOG_SPECS = [
 
 CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in _CATALOG_SPECS}
 DEFAULT_MODELS: tuple[str, ...] = tuple(CATALOG)
+
+
+# The public labelled datasets the shipped evaluation sample draws from, named as its rows' `source`.
+TWITTER_FINANCIAL_NEWS = "zeroshot/twitter-financial-news-sentiment"
+FIQA_2018 = "FiQA-2018 task 1 (ChanceFocus/fiqa-sentiment-classification)"
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Which of the sample's datasets a model saw with labels while it was fine-tuned.
+
+    `datasets` None means the model's card does not say: its score on the sample may be inflated
+    and is reported as such, never silently trusted. Pre-training on unlabelled text is not counted.
+    """
+
+    datasets: tuple[str, ...] | None
+    evidence: str
+
+
+# From each model card (and the repository a card points to for its training setup); quoted where
+# the wording decides. A model absent from this table is unknown.
+TRAINING_DATA: Mapping[str, TrainingData] = {
+    # Card: "CryptoBERT's sentiment classification head was fine-tuned on a balanced dataset of 2M
+    # labelled StockTwits posts, sampled from ElKulako/stocktwits-crypto" (crypto posts, Nov 2021 -
+    # Jun 2022). Neither of the sample's datasets.
+    "ElKulako/cryptobert": TrainingData(
+        (), "fine-tuned on 2M labelled StockTwits crypto posts (ElKulako/stocktwits-crypto)"
+    ),
+    # Card: "fine-tuned version of ProsusAI/finbert on the Custom Crypto Market Sentiment dataset",
+    # a dataset it does not publish or describe further.
+    "kk08/CryptoBERT": TrainingData(None, "fine-tuned on an unpublished 'Custom Crypto Market Sentiment dataset'"),
+    # Card: "Financial PhraseBank by Malo et al. (2014) is used for fine-tuning."
+    "ProsusAI/finbert": TrainingData((), "fine-tuned on Financial PhraseBank (Malo et al. 2014)"),
+    # Card: `datasets: TimKoornstra/financial-tweets-sentiment` (whose sources start with "FIQA
+    # Sentiment Classification"), and "For a comprehensive overview, including the training setup
+    # ..., visit the FinTwitBERT GitHub repository", whose "Finetuning Datasets" table lists
+    # ChanceFocus_fiqa.csv and zeroshot_twitter-financial-news-sentiment.csv (11,931 rows: both
+    # splits). Every row of the sample comes from one of the two.
+    "StephanAkkerman/FinTwitBERT-sentiment": TrainingData(
+        (FIQA_2018, TWITTER_FINANCIAL_NEWS),
+        "fine-tuned on TimKoornstra/financial-tweets-sentiment, which includes FiQA and "
+        "twitter-financial-news-sentiment (the FinTwitBERT repository's fine-tuning table)",
+    ),
+    # Card: "fine-tuned version of distilroberta-base on the financial_phrasebank dataset".
+    "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis": TrainingData(
+        (), "fine-tuned on Financial PhraseBank"
+    ),
+    # Card: "trained on ~124M tweets from January 2018 to December 2021, and finetuned for sentiment
+    # analysis with the TweetEval benchmark" (the tweets are unlabelled pre-training).
+    "cardiffnlp/twitter-roberta-base-sentiment-latest": TrainingData((), "fine-tuned on TweetEval sentiment"),
+    # Card: "fine-tuned on 10,000 manually annotated (positive, negative, neutral) sentences from
+    # analyst reports".
+    "yiyanghkust/finbert-tone": TrainingData((), "fine-tuned on 10,000 analyst-report sentences"),
+    # Trained here on parts of both datasets; which rows is known exactly: the weights store a hash
+    # of every training text (`train_keys`), and only those rows are left out (trainingrows.py).
+    EMBEDDED_MODEL_ID: TrainingData(
+        (TWITTER_FINANCIAL_NEWS, FIQA_2018),
+        "its own training split, matched row by row by the train_keys stored in its weights",
+    ),
+    LEXICON_MODEL_ID: TrainingData((), "a word list, not trained on labelled text"),
+}
+
+
+def training_data(model_id: str) -> TrainingData:
+    """Return what a model was fine-tuned on, as far as the shipped sample goes (unknown when uncatalogued)."""
+    return TRAINING_DATA.get(model_id) or TrainingData(None, "not in the catalog: its training data is unknown")
 
 
 def get_spec(model_id: str) -> ModelSpec:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from core.records import SentimentLabel
 
+from .catalog import FIQA_2018, TWITTER_FINANCIAL_NEWS
 from .datasets import default_datasets_dir
 from .splits import build_split, normalise_text
 
@@ -40,8 +41,8 @@ __all__ = [
 ]
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "evalset" / "sample.jsonl"
-TWITTER_SOURCE = "zeroshot/twitter-financial-news-sentiment"
-FIQA_SOURCE = "FiQA-2018 task 1 (ChanceFocus/fiqa-sentiment-classification)"
+TWITTER_SOURCE = TWITTER_FINANCIAL_NEWS  # the catalog records which models were trained on each source
+FIQA_SOURCE = FIQA_2018
 _LABELS = ("bearish", "neutral", "bullish")
 
 

@@ -10,11 +10,17 @@ With `--data FILE`: accuracy, macro-F1 and the confusion matrix (rows gold, colu
 order bearish/neutral/bullish) for every available model and for the ensemble. Models that are
 not available (offline and not cached) are listed with their reason instead of numbers.
 
+Neither mode scores a text the embedded head was trained on unless `--allow-training-rows` says
+so: the head's split is checked against the `train_keys` stored with its weights (whichever weights
+ship), and with `--data` those rows are left out for every model, so all are compared on the same
+rows. `--dataset fiqa|twitter-financial-news` names the file's public dataset: a hub model whose
+card says it was fine-tuned on it (`catalog.TRAINING_DATA`) is then listed as not scored.
+
 Examples::
 
     python -m inference.evaluate                      # the embedded head on its test split
     python -m inference.evaluate --data ../shared/datasets/fiqa_sentiment/fiqa.csv \\
-        --text-col sentence --label-col score --signed
+        --text-col sentence --label-col score --signed --dataset fiqa
 """
 
 from __future__ import annotations
@@ -31,16 +37,27 @@ from typing import Any
 
 from core.records import SentimentResult
 
-from .catalog import CANONICAL_LABELS, DEFAULT_MODELS, EMBEDDED_MODEL_ID
+from .catalog import (
+    CANONICAL_LABELS,
+    DEFAULT_MODELS,
+    EMBEDDED_MODEL_ID,
+    FIQA_2018,
+    TWITTER_FINANCIAL_NEWS,
+    training_data,
+)
 from .datasets import LabelledTexts, default_datasets_dir, parse_label_map, read_labelled_csv, read_signed_csv
 from .errors import ModelLoadError
 from .head import HEAD_WEIGHTS_PATH, load_embedded_classifier, read_head_file, sha256_of
 from .headeval import report as split_report, score_rows
 from .loader import LoadOptions, resolve_device
 from .service import InferenceService
-from .splits import SPLITS, SplitMismatch, definition_summary, verify_split
+from .splits import SPLITS, SplitMismatch, definition_summary, key_hash, verify_split
+from .trainingrows import head_train_keys, training_overlap
 
-__all__ = ["check_head_split", "evaluate_head", "main", "metrics_for", "run"]
+__all__ = ["DATASETS", "check_head_split", "evaluate_head", "leave_out_training_rows", "main", "metrics_for", "run"]
+
+# `--dataset` names, as the catalog records what each model was fine-tuned on.
+DATASETS = {"fiqa": FIQA_2018, "twitter-financial-news": TWITTER_FINANCIAL_NEWS}
 
 
 def metrics_for(gold: Sequence[str], results: Sequence[SentimentResult], *, signed: bool) -> dict[str, Any]:
@@ -118,7 +135,13 @@ def check_head_split(head: Path, data_dir: Path) -> tuple[dict[str, str], Any]:
 
 
 def evaluate_head(
-    head: Path, data_dir: Path, *, part: str = "test", device: str = "cpu", precision: str | None = None
+    head: Path,
+    data_dir: Path,
+    *,
+    part: str = "test",
+    device: str = "cpu",
+    precision: str | None = None,
+    allow_training_rows: bool = False,
 ) -> dict[str, Any]:
     """Score the head on one part of its verified split, in the stored precision unless told otherwise.
 
@@ -129,6 +152,13 @@ def evaluate_head(
     stored = metadata["eval_precision"]
     used = precision or stored
     rows = split.part(part)
+    trained = head_train_keys(head) or set()
+    seen = sum(key_hash(row.key) in trained for row in rows)
+    if seen and not allow_training_rows:
+        raise SplitMismatch(
+            f"{seen} of the {len(rows)} {part} texts are among the texts these weights were trained on "
+            "(train_keys stored with them); pass --allow-training-rows to score them anyway"
+        )
     classifier = load_embedded_classifier(
         LoadOptions(device=resolve_device(device), precision=used, offline=True), head
     )
@@ -144,6 +174,38 @@ def evaluate_head(
             "groups": groups,
         }
     }
+
+
+def leave_out_training_rows(
+    data: LabelledTexts, models: Sequence[str], head: Path, dataset: str | None
+) -> tuple[LabelledTexts, list[str], dict[str, dict[str, Any]], str | None]:
+    """Drop the rows the embedded head was trained on (for every model), and the models trained on `dataset`.
+
+    Returns:
+        (the rows to score, the models to score, {model left out: its report entry}, a note on the
+        rows left out or None).
+    """
+    source = DATASETS[dataset] if dataset else None
+    kept_models: list[str] = []
+    left_out: dict[str, dict[str, Any]] = {}
+    for model_id in models:
+        seen = training_data(model_id).datasets or ()
+        if source in seen and model_id != EMBEDDED_MODEL_ID:  # the head's own rows are matched one by one below
+            evidence = training_data(model_id).evidence
+            left_out[model_id] = {"status": "excluded", "error": f"not scored: fine-tuned on {source} ({evidence})"}
+        else:
+            kept_models.append(model_id)
+    if EMBEDDED_MODEL_ID not in kept_models:
+        return data, kept_models, left_out, None
+    overlap = training_overlap(EMBEDDED_MODEL_ID, data.texts, None, train_keys=head_train_keys(head))
+    if not overlap.excluded:
+        return data, kept_models, left_out, None
+    keep = [i for i in range(len(data.texts)) if i not in overlap.excluded]
+    note = (
+        f"left out {len(overlap.excluded)} of {len(data.texts)} rows for every model: {EMBEDDED_MODEL_ID} "
+        f"was trained on them (train_keys stored in {head.name}); --allow-training-rows keeps them"
+    )
+    return LabelledTexts([data.texts[i] for i in keep], [data.labels[i] for i in keep]), kept_models, left_out, note
 
 
 def _print_head_report(report: dict[str, Any]) -> None:
@@ -169,7 +231,12 @@ def _print_head_report(report: dict[str, Any]) -> None:
 def _main_head(args: argparse.Namespace) -> int:
     try:
         report = evaluate_head(
-            args.head, args.data_dir, part=args.split, device=args.device, precision=args.precision
+            args.head,
+            args.data_dir,
+            part=args.split,
+            device=args.device,
+            precision=args.precision,
+            allow_training_rows=args.allow_training_rows,
         )
     except SplitMismatch as exc:
         print(f"error: refusing to evaluate {args.head}: {exc}", file=sys.stderr)
@@ -221,6 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help='ensemble weight overrides as JSON, e.g. \'{"lexicon": {"social": 0.2}}\'',
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument(
+        "--allow-training-rows",
+        action="store_true",
+        help="score texts the embedded head was trained on (and models trained on --dataset) anyway",
+    )
+    parser.add_argument(
+        "--dataset", choices=sorted(DATASETS), default=None, help="with --data: the public dataset the file is from"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.data is None:
@@ -242,7 +317,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.limit:
         data = LabelledTexts(data.texts[: args.limit], data.labels[: args.limit])
     models = [model for model in args.models.split(",") if model.strip()]
-    report = asyncio.run(
+    left_out: dict[str, dict[str, Any]] = {}
+    if not args.allow_training_rows:
+        data, models, left_out, note = leave_out_training_rows(data, models, args.head, args.dataset)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+        if not data.texts:
+            print("error: no row left to score once the training rows are out", file=sys.stderr)
+            return 2
+    report = left_out | asyncio.run(
         run(
             data,
             models=models,

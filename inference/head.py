@@ -35,6 +35,7 @@ from .loader import LoadOptions, ModelSource, hub_cache_dir, translate_load_erro
 __all__ = [
     "HEAD_FORMAT",
     "HEAD_WEIGHTS_PATH",
+    "MINILM_FILES",
     "MINILM_HUB_ID",
     "MINILM_REVISION",
     "MINILM_SHA256",
@@ -63,6 +64,7 @@ _MINILM_FILES = [
     "vocab.txt",
     "special_tokens_map.json",
 ]
+MINILM_FILES: tuple[str, ...] = tuple(_MINILM_FILES)  # what the encoder loads: fetch and preload take these
 
 
 def sha256_of(path: Path) -> str:

@@ -171,11 +171,19 @@ def resolve_model_source(model_id: str, options: LoadOptions, lock: LockEntry | 
     revision = lock.revision if lock is not None else options.revision
     patterns = sorted(lock.files) if lock is not None else None
     try:
+        # The patterns matter: with the repository's listing cached, a lookup without them demands
+        # every file of the repository (README, other exports), which fetching never downloads.
         path = Path(
-            snapshot_download(model_id, cache_dir=cache_dir, revision=revision, local_files_only=True)
+            snapshot_download(
+                model_id,
+                cache_dir=cache_dir,
+                revision=revision,
+                local_files_only=True,
+                allow_patterns=patterns or ["config.json"],
+            )
         )
         if (path / "config.json").is_file() and (
-            lock is None or all((path / name).is_file() for name in lock.files)
+            all((path / name).is_file() for name in lock.files) if lock is not None else weights_present(path)
         ):
             if lock is not None:
                 verify_files(path, lock)

@@ -1,11 +1,13 @@
 """The model lock: per hub model, the commit to download and the SHA-256 of every file it uses.
 
 `python -m inference.lock [--models a,b] [--out PATH]` resolves each model's `main` on the hub
-(HF_ENDPOINT is honoured), downloads its files at that commit into the hub cache, hashes them and
-writes the lock. Loading then passes the locked commit as the revision and checks every digest,
-so a changed or corrupted file fails that model with a reason instead of serving different weights.
+(HF_ENDPOINT is honoured), downloads the files loading reads at that commit (`hubfiles.py`: config,
+tokenizer, one set of weights) into the hub cache, hashes them and writes the lock. Loading then
+passes the locked commit as the revision and checks every digest, so a changed or corrupted file
+fails that model with a reason instead of serving different weights.
 
-A model without an entry loads from `main` with a visible "unlocked" warning in `models_status`.
+A model without an entry is unpinned: it loads from `main` with a visible "unpinned" warning in
+`models_status`.
 The committed lock holds no entries while it was written where the hub is unreachable: it cannot
 know real commits, and says so in its `note` (docs/inference.md).
 """
@@ -99,21 +101,25 @@ def verify_files(directory: Path, entry: LockEntry) -> None:
 
 
 def lock_model(model_id: str, cache_dir: Path | None = None) -> LockEntry:
-    """Resolve `main` of one model on the hub, download its files at that commit and hash them."""
+    """Resolve `main` of one model on the hub, download the files loading reads at that commit, hash them.
+
+    Only the files `hubfiles.loaded_files` names are fetched and locked: the config, the
+    tokenizer's files and one set of weights, never the README or other exports.
+    """
     from huggingface_hub import HfApi, snapshot_download
 
-    from .loader import HUB_FILE_PATTERNS, weights_present
+    from .hubfiles import loaded_files
 
-    commit = HfApi().model_info(model_id, revision="main").sha
+    info = HfApi().model_info(model_id, revision="main")
+    commit = info.sha
     if not commit:
         raise ValueError(f"{model_id}: the hub returned no commit for main")
-    path = Path(snapshot_download(model_id, revision=commit, cache_dir=cache_dir, allow_patterns=HUB_FILE_PATTERNS))
-    if not weights_present(path):  # older repos only ship pytorch_model.bin
-        path = Path(
-            snapshot_download(model_id, revision=commit, cache_dir=cache_dir, allow_patterns=["pytorch_model.bin"])
-        )
-    files = {file.relative_to(path).as_posix(): hash_file(file) for file in sorted(path.rglob("*")) if file.is_file()}
-    return LockEntry(commit, files)
+    names = loaded_files(sibling.rfilename for sibling in info.siblings or ())
+    path = Path(snapshot_download(model_id, revision=commit, cache_dir=cache_dir, allow_patterns=names))
+    missing = [name for name in names if not (path / name).is_file()]
+    if missing:
+        raise ValueError(f"{model_id}: {', '.join(missing)} listed at {commit[:12]} but not downloaded")
+    return LockEntry(commit, {name: hash_file(path / name) for name in names})
 
 
 def write_lock(entries: Mapping[str, LockEntry], path: Path = LOCK_PATH, *, endpoint: str = "") -> None:

@@ -9,13 +9,18 @@ raised to 1/T and renormalised, T from a grid minimising the log loss), then non
 that minimise the log loss of the weighted mixture (exponentiated gradient on the simplex). On the
 check half the ensemble's macro-F1 is compared with the best single model's (chosen on the fit
 half); if the ensemble does not beat it, that model alone serves the domain, and the decision says so.
+
+A model is never graded on rows it was trained on (`trainingrows.py`): `choose_fair_ensemble`
+compares the models only on the rows none of them saw (`fair_rows`), leaving out of the fit, with
+weight 0 and a reason, a model whose training rows would shrink that common set below a quarter of
+the domain's rows (a model fine-tuned on the whole sample cannot be measured on it at all).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +30,9 @@ from .catalog import CANONICAL_LABELS
 __all__ = [
     "EnsembleChoice",
     "choose_ensemble",
+    "choose_fair_ensemble",
     "expected_calibration_error",
+    "fair_rows",
     "fit_temperature",
     "fit_weights",
     "macro_f1",
@@ -188,6 +195,7 @@ class EnsembleChoice:
             "n_check": self.n_check,
             "ensemble_win_probability": self.win_probability,
             "reason": self.reason,
+            **self.extra,
         }
 
 
@@ -262,3 +270,50 @@ def choose_ensemble(
         else f"{ids[best]} is the only measured model",
         **common,
     )
+
+
+def fair_rows(
+    total: int, excluded: Mapping[str, frozenset[int]], *, minimum_share: float = 0.25
+) -> tuple[list[str], list[int], dict[str, str]]:
+    """Pick the models to compare and the rows (0..total-1) that none of them was trained on.
+
+    While the common rows number fewer than `minimum_share` of `total` (and at least 4), the model
+    trained on the most rows is left out of the comparison, so one model cannot shrink everyone's.
+
+    Returns:
+        (the models compared, the rows fair to all of them, {left-out model: reason}).
+    """
+    members = list(excluded)
+    left_out: dict[str, str] = {}
+    floor = max(4, math.ceil(minimum_share * total))
+    while True:
+        rows = [row for row in range(total) if not any(row in excluded[model_id] for model_id in members)]
+        if len(rows) >= floor or not members:
+            return members, rows, left_out
+        worst = max(members, key=lambda model_id: len(excluded[model_id]))
+        if not excluded[worst]:
+            return members, rows, left_out  # too few rows, and nobody's training data is the cause
+        members.remove(worst)
+        left_out[worst] = f"trained on {len(excluded[worst])} of the {total} rows: not compared on them"
+
+
+def choose_fair_ensemble(
+    answers: Mapping[str, Sequence[Mapping[str, float]]],
+    labels: Sequence[str],
+    excluded: Mapping[str, frozenset[int]],
+    unmeasured: Mapping[str, str] | None = None,
+) -> EnsembleChoice | None:
+    """`choose_ensemble` on the rows fair to every compared model; left-out models get weight 0, with the reason.
+
+    `unmeasured` names models that could not be scored on any row (trained on all of them), with why.
+    """
+    by_model = {model_id: excluded.get(model_id, frozenset()) for model_id in answers}
+    members, rows, left_out = fair_rows(len(labels), by_model)
+    choice = choose_ensemble(
+        {model_id: [answers[model_id][row] for row in rows] for model_id in members}, [labels[row] for row in rows]
+    )
+    if choice is None:
+        return None
+    left_out = {**(unmeasured or {}), **left_out}
+    extra = {"rows_compared": len(rows), "rows_in_domain": len(labels), "left_out": left_out}
+    return replace(choice, weights={**choice.weights, **dict.fromkeys(left_out, 0.0)}, extra=extra)

@@ -55,8 +55,9 @@ from .loader import (
 )
 from .lock import LOCK_PATH, read_lock
 from .runtimes import VARIANTS
-from .selfeval import EnsembleChoice, apply_temperature, choose_ensemble, measure
+from .selfeval import EnsembleChoice, apply_temperature, choose_fair_ensemble, measure
 from .stats import JsonStatsStore, StatsRegistry, StatsStore
+from .trainingrows import TrainingOverlap, head_train_keys, training_overlap
 
 __all__ = ["InferenceService"]
 
@@ -190,6 +191,7 @@ class InferenceService:
         self._sample = read_sample(Path(sample_path)) if self_evaluate else []
         self._eval_queue: asyncio.Queue[str] = asyncio.Queue()
         self._eval_answers: dict[str, list[Probs]] = {}
+        self._overlaps: dict[str, TrainingOverlap] = {}  # sample rows each model was trained on
         self._evaluations: dict[str, dict[str, Any]] = {}
         self._choices: dict[Domain, EnsembleChoice] = {}
         if stats_store is None and data_dir is not None:
@@ -336,20 +338,36 @@ class InferenceService:
         self._evaluations[model_id] = {"status": "running"}
         started = time.monotonic()
         texts = [row.text for row in self._sample]
+        # Rows the model was trained on are left out of its score (trainingrows.py).
+        keys = await asyncio.to_thread(head_train_keys) if model_id == EMBEDDED_MODEL_ID else None
+        overlap = training_overlap(model_id, texts, [row.source for row in self._sample], train_keys=keys)
+        self._overlaps[model_id] = overlap
+        if len(overlap.excluded) == len(texts):
+            self._evaluations[model_id] = {
+                "status": "excluded",
+                "error": f"not measured: all {len(texts)} rows of the sample are excluded ({overlap.reason})",
+                "excluded": overlap.as_dict(),
+            }
+            logger.info("self-evaluation %s: every row excluded: %s", model_id, overlap.reason)
+            if self._eval_answers:
+                await self._refit_ensemble()  # so the choice lists it as left out, with weight 0
+            return
         chunk = int(self._engine_kwargs["max_batch"])
         answers: list[Probs] = []
         for first in range(0, len(texts), chunk):
             answers += await engine.submit(texts[first : first + chunk])
         by_domain: dict[str, Any] = {}
         for domain in sorted({row.domain for row in self._sample}):
-            rows = [i for i, row in enumerate(self._sample) if row.domain == domain]
-            by_domain[domain] = measure([answers[i] for i in rows], [self._sample[i].label for i in rows])
+            rows = [i for i, row in enumerate(self._sample) if row.domain == domain and i not in overlap.excluded]
+            if rows:
+                by_domain[domain] = measure([answers[i] for i in rows], [self._sample[i].label for i in rows])
         self._eval_answers[model_id] = answers
         self._evaluations[model_id] = {
             "status": "done",
             "sample": "inference/evalset/sample.jsonl",
             "seconds": round(time.monotonic() - started, 1),
             "domains": by_domain,
+            "excluded": overlap.as_dict(),
         }
         logger.info("self-evaluation %s: %s", model_id, {d: m["accuracy"] for d, m in by_domain.items()})
         await self._refit_ensemble()
@@ -359,8 +377,18 @@ class InferenceService:
         for domain in _DOMAINS:
             rows = [i for i, row in enumerate(self._sample) if row.domain == domain]
             answers = {model_id: [self._eval_answers[model_id][i] for i in rows] for model_id in measured}
+            excluded = {
+                model_id: frozenset(j for j, i in enumerate(rows) if i in self._overlaps[model_id].excluded)
+                for model_id in measured
+            }
+            labels = [self._sample[i].label for i in rows]
+            unmeasured = {
+                model_id: f"not measured: {overlap.reason}"
+                for model_id, overlap in self._overlaps.items()
+                if model_id not in self._eval_answers and model_id != LEXICON_MODEL_ID
+            }
             # Fitting and its bootstrap take a few hundred milliseconds of numpy: off the loop.
-            choice = await asyncio.to_thread(choose_ensemble, answers, [self._sample[i].label for i in rows])
+            choice = await asyncio.to_thread(choose_fair_ensemble, answers, labels, excluded, unmeasured)
             if choice is not None:
                 self._choices[domain] = choice
                 logger.info("ensemble %s: %s", domain, choice.reason)
@@ -558,8 +586,8 @@ class InferenceService:
             return {
                 "state": "unlocked",
                 "revision": None,
-                "warning": "not in the model lock: loads whatever the hub's main is, files unchecked "
-                "(run python -m inference.lock where the hub is reachable)",
+                "warning": "unpinned: not in the model lock, so it loads whatever the hub's main is, files "
+                "unchecked (run python -m inference.lock where the hub is reachable)",
             }
         return {"state": "locked", "revision": entry.revision, "files": len(entry.files), "warning": None}
 
@@ -568,7 +596,8 @@ class InferenceService:
         rows: list[dict[str, Any]] = []
         for model_id, evaluation in self._evaluations.items():
             for domain, numbers in (evaluation.get("domains") or {}).items():
-                rows.append({"model": model_id, "dataset": f"shipped sample, {domain}", **_shown(numbers)})
+                row = {"model": model_id, "dataset": f"shipped sample, {domain}", **_shown(numbers)}
+                rows.append(row | _excluded_note(evaluation.get("excluded")))
         for domain, choice in self._choices.items():
             rows.append({"model": f"ensemble ({domain})", "dataset": f"checked half, {domain}",
                          "n": choice.n_check, "macro_f1": choice.ensemble_check_f1, "note": choice.reason})
@@ -628,6 +657,15 @@ class InferenceService:
         for slot in self._slots.values():
             counts[slot.status.value] += 1
         return counts
+
+
+def _excluded_note(excluded: dict[str, Any] | None) -> dict[str, str]:
+    """A `note` for a self-evaluation row: the rows left out of the score and why, or unknown training data."""
+    if not excluded:
+        return {}
+    if excluded.get("rows"):
+        return {"note": f"{excluded['rows']} of {excluded['of']} rows left out: {excluded['reason']}"}
+    return {} if excluded.get("training_data_known", True) else {"note": str(excluded["reason"])}
 
 
 def _shown(numbers: dict[str, Any]) -> dict[str, Any]:

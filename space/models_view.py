@@ -45,11 +45,30 @@ def _measured(evaluation: Any) -> str:
             f'<span title="macro-F1 {numbers.get("macro_f1")}, ECE {numbers.get("ece")}, n {numbers.get("n")}">'
             f"{esc(domain)} {numbers.get('accuracy'):.2f} ({low:.2f}-{high:.2f})</span>"
         )
+    # Rows the model was trained on are not in its score; say so, and say when nobody knows.
+    excluded = evaluation.get("excluded") or {}
+    if excluded.get("rows"):
+        parts.append(
+            f'<span class="muted" title="{esc(excluded.get("reason"))}">'
+            f"{excluded['rows']} of {excluded.get('of')} rows left out</span>"
+        )
+    elif excluded.get("training_data_known") is False:
+        parts.append(f'<span class="muted" title="{esc(excluded.get("reason"))}">training data unknown</span>')
     return " · ".join(parts)
 
 
 def _lock_warning(lock: Any) -> str:
     return str(lock.get("warning") or "") if isinstance(lock, dict) else ""
+
+
+def _pin_label(lock: Any) -> str:
+    """`pinned <commit>` or `unpinned` for a hub model (from `models_status.lock`); nothing for the others."""
+    if not isinstance(lock, dict):
+        return ""
+    if lock.get("state") == "locked":
+        revision = str(lock.get("revision") or "")
+        return f' · <span class="pin" title="{esc(revision)}">pinned {esc(revision[:12])}</span>'
+    return f' · <span class="pin unpinned" title="{esc(_lock_warning(lock))}">unpinned</span>'
 
 
 def _runtime_html(choice: dict[str, Any] | None) -> str:
@@ -112,7 +131,7 @@ def models_html(runtime: Runtime) -> str:
         calls = model.get("calls")
         rows.append(
             f'<tr data-model="{esc(model["id"])}"><td><b>{esc(model["id"])}</b>'
-            f'<div class="sub">{esc(model.get("type", ""))}</div></td>'
+            f'<div class="sub">{esc(model.get("type", ""))}{_pin_label(model.get("lock"))}</div></td>'
             f"<td>{badge(model['status'], status_kind(model['status']))}</td>"
             f'<td class="num">{_rate(model.get("success_rate"))}</td>'
             f'<td class="num">{fmt_ms(model.get("avg_response_time"))}</td>'

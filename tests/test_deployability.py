@@ -8,12 +8,14 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from inference.catalog import CATALOG
-from inference.lock import read_lock
+from inference.catalog import LEXICON_MODEL_ID
+from inference.fetch import default_fetch_ids, preload_lines
+from inference.lock import LockEntry, read_lock
 from tests.harness import ROOT
 
 
@@ -48,14 +50,32 @@ def test_space_app_file_exists():
     assert (ROOT / _front_matter()["app_file"]).is_file()
 
 
-def test_space_preloads_every_catalog_hub_model_at_its_locked_commit():
-    entries = [str(line).split() for line in _front_matter()["preload_from_hub"]]
-    hub_models = [spec.id for spec in CATALOG.values() if spec.kind == "transformers"]
-    assert [entry[0] for entry in entries] == hub_models
-    lock = read_lock()
-    for entry in entries:
-        if entry[0] in lock:  # locked: the Space must fetch that commit, not whatever main is
-            assert entry[-1] == lock[entry[0]].revision, entry
+def test_space_preloads_only_the_files_the_default_models_load():
+    entries = [str(line).split() for line in _front_matter().get("preload_from_hub") or ()]
+    expected = [line.split() for line in preload_lines(default_fetch_ids("cpu"), read_lock())]
+    assert entries == expected
+    assert all(len(entry) == 3 for entry in entries)  # never a whole repository, never whatever main is
+
+
+def test_preload_line_of_a_locked_model_names_its_locked_files_and_commit():
+    files = {"model.safetensors": "1" * 64, "config.json": "2" * 64}
+    lock = {"ProsusAI/finbert": LockEntry("c0ffee" * 6 + "abcd", files)}
+    line = preload_lines(["ProsusAI/finbert", LEXICON_MODEL_ID], lock)
+    assert line == [f"ProsusAI/finbert config.json,model.safetensors {'c0ffee' * 6}abcd"]
+
+
+def test_preload_line_of_an_unlocked_hub_model_is_refused():
+    with pytest.raises(ValueError, match="unpinned"):
+        preload_lines(["ProsusAI/finbert"], {})
+
+
+def test_readme_dockerfile_and_lock_agree_on_pinning():
+    readme, dockerfile = (ROOT / "README.md").read_text(), (ROOT / "Dockerfile").read_text()
+    if not read_lock():  # nothing is locked: nothing may claim a locked commit
+        assert "unpinned" in readme and "unpinned" in dockerfile
+        assert "at their locked commits" not in readme + dockerfile
+    else:
+        assert "unpinned" not in dockerfile
 
 
 def _repository_files() -> list[str]:

@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 
 from inference import EMBEDDED_MODEL_ID, InferenceService
+from inference.catalog import FIQA_2018, TRAINING_DATA, TWITTER_FINANCIAL_NEWS, TrainingData
 from inference.evalsample import SAMPLE_PATH, read_sample
-from inference.selfeval import choose_ensemble, expected_calibration_error, measure, wilson_interval
+from inference.selfeval import (
+    choose_ensemble,
+    choose_fair_ensemble,
+    expected_calibration_error,
+    fair_rows,
+    measure,
+    wilson_interval,
+)
 from tests import inference_fixtures
 from tests.inference_fixtures import BERT_RANDOM
 
@@ -80,9 +88,33 @@ def test_ensemble_serves_only_when_it_beats_the_best_model_beyond_chance():
     assert "bootstrap" in copy.reason and copy.as_dict()["ensemble_win_probability"] < 0.95
 
 
-async def test_service_weights_the_embedded_head_over_a_random_model(offline_hub, tmp_path):
+def test_fair_rows_compare_models_only_on_rows_none_was_trained_on():
+    members, rows, left_out = fair_rows(10, {"a": frozenset({0, 1}), "b": frozenset({2}), "c": frozenset()})
+    assert members == ["a", "b", "c"] and rows == list(range(3, 10)) and left_out == {}
+
+
+def test_fair_rows_leave_out_a_model_trained_on_most_rows():
+    members, rows, left_out = fair_rows(100, {"memoriser": frozenset(range(90)), "other": frozenset({5})})
+    assert members == ["other"] and len(rows) == 99
+    assert "trained on 90 of the 100 rows" in left_out["memoriser"]
+
+
+def test_model_that_memorised_the_rows_gets_no_weight_from_them():
+    rng = random.Random(2)
+    gold = [rng.choice(LABELS) for _ in range(200)]
+    memorised = [_onehot(label, 0.99) for label in gold]  # perfect, because it was trained on them
+    honest = [_onehot(label) if rng.random() < 0.8 else _onehot(rng.choice(LABELS)) for label in gold]
+    naive = choose_ensemble({"memoriser": memorised, "honest": honest}, gold)
+    assert naive is not None and naive.best_model == "memoriser"
+    fair = choose_fair_ensemble({"memoriser": memorised, "honest": honest}, gold, {"memoriser": frozenset(range(200))})
+    assert fair is not None and fair.weights["memoriser"] == 0.0 and fair.best_model == "honest"
+    assert fair.as_dict()["left_out"]["memoriser"].startswith("trained on 200 of the 200 rows")
+
+
+async def _self_evaluated(tmp_path, ready):
+    """Self-evaluate the embedded head and a random model on every 8th sample row (both domains, ~90)."""
     rows = read_sample()
-    picked = [rows[i] for i in range(0, len(rows), 8)]  # both domains, about 90 texts
+    picked = [rows[i] for i in range(0, len(rows), 8)]
     sample = tmp_path / "sample.jsonl"
     sample.write_text("".join(json.dumps(row.__dict__) + "\n" for row in picked))
     service = InferenceService(
@@ -92,14 +124,51 @@ async def test_service_weights_the_embedded_head_over_a_random_model(offline_hub
     await service.start()
     await service.wait_until_loaded(120)
     for _ in range(600):
-        evaluations = [model["evaluation"] or {} for model in service.describe_models()]
-        if [evaluation.get("status") for evaluation in evaluations[:2]] == ["done", "done"]:
+        if ready(service):
             break
         await asyncio.sleep(0.5)
     described = {model["id"]: model for model in service.describe_models()}
     choices = service.ensemble_choices()
     rows_shown = service.evaluation_results()
     await service.stop()
+    return picked, described, choices, rows_shown
+
+
+def _both_evaluated(service):
+    evaluations = [model["evaluation"] or {} for model in service.describe_models()]
+    return [evaluation.get("status") for evaluation in evaluations[:2]] == ["done", "done"]
+
+
+def _refitted_with_both(service):
+    choices = service.ensemble_choices()
+    return len(choices) == 2 and all(BERT_RANDOM in choice["weights"] for choice in choices.values())
+
+
+async def test_self_evaluation_leaves_out_the_rows_a_model_was_trained_on(offline_hub, tmp_path, monkeypatch):
+    monkeypatch.setitem(TRAINING_DATA, BERT_RANDOM, TrainingData((FIQA_2018,), "trained on FiQA (test)"))
+    picked, described, choices, _ = await _self_evaluated(tmp_path, _refitted_with_both)
+    fiqa = sum(row.source == FIQA_2018 for row in picked)
+    evaluation = described[BERT_RANDOM]["evaluation"]
+    assert evaluation["excluded"]["rows"] == fiqa and "FiQA" in evaluation["excluded"]["reason"]
+    assert evaluation["domains"]["news"]["n"] == sum(row.domain == "news" and row.source != FIQA_2018 for row in picked)
+    assert "social" not in evaluation["domains"]  # every social row is a FiQA post
+    assert described[EMBEDDED_MODEL_ID]["evaluation"]["excluded"]["rows"] == 0
+    assert choices["social"]["weights"][BERT_RANDOM] == 0.0 and BERT_RANDOM in choices["social"]["left_out"]
+
+
+async def test_model_trained_on_every_sample_row_is_not_measured_and_gets_no_weight(offline_hub, tmp_path, monkeypatch):
+    both = (FIQA_2018, TWITTER_FINANCIAL_NEWS)  # as FinTwitBERT-sentiment's card says of itself
+    monkeypatch.setitem(TRAINING_DATA, BERT_RANDOM, TrainingData(both, "trained on both (test)"))
+    picked, described, choices, _ = await _self_evaluated(tmp_path, _refitted_with_both)
+    evaluation = described[BERT_RANDOM]["evaluation"]
+    assert evaluation["status"] == "excluded" and f"all {len(picked)} rows" in evaluation["error"]
+    for domain in ("news", "social"):
+        assert choices[domain]["weights"][BERT_RANDOM] == 0.0
+        assert choices[domain]["left_out"][BERT_RANDOM].startswith("not measured")
+
+
+async def test_service_weights_the_embedded_head_over_a_random_model(offline_hub, tmp_path):
+    _, described, choices, rows_shown = await _self_evaluated(tmp_path, _both_evaluated)
     for domain in ("news", "social"):
         assert described[EMBEDDED_MODEL_ID]["weights"][domain] > described[BERT_RANDOM]["weights"][domain]
         assert described[EMBEDDED_MODEL_ID]["weight_source"][domain] == "measured"

@@ -175,6 +175,34 @@ async def test_models_view_shows_measured_accuracy_and_lock_warning(runtime: Any
     assert "news 0.71 (0.66-0.76)" in html and "not in the model lock" in html
 
 
+async def test_models_view_labels_hub_models_pinned_or_unpinned(runtime: Any) -> None:
+    unlocked = {"state": "unlocked", "revision": None, "warning": "unpinned: loads the hub's main"}
+    locked = {"state": "locked", "revision": "ab" * 20, "files": 4, "warning": None}
+    runtime.inference = Scorer([model("a", lock=unlocked), model("b", lock=locked), model("c")])
+    await runtime.publish_models_status()
+    rows = models_view.models_html(runtime).split("<tr data-model=")[1:]
+    assert ">unpinned<" in rows[0] and f">pinned {'ab' * 6}<" in rows[1]
+    assert "pinned" not in rows[2]
+
+
+async def test_models_view_says_which_sample_rows_a_model_was_not_scored_on(runtime: Any) -> None:
+    numbers = {"n": 300, "accuracy": 0.71, "accuracy_ci95": [0.66, 0.76], "macro_f1": 0.64, "ece": 0.05}
+    partly = {"rows": 100, "of": 700, "reason": "fine-tuned on FiQA", "training_data_known": True}
+    unknown = {"rows": 0, "of": 700, "reason": "training data unknown: unpublished", "training_data_known": False}
+    every = {"status": "excluded", "error": "not measured: all 700 rows of the sample are excluded"}
+    runtime.inference = Scorer(
+        [
+            model("a", evaluation={"status": "done", "domains": {"news": numbers}, "excluded": partly}),
+            model("b", evaluation={"status": "done", "domains": {"news": numbers}, "excluded": unknown}),
+            model("c", evaluation=every),
+        ]
+    )
+    await runtime.publish_models_status()
+    rows = models_view.models_html(runtime).split("<tr data-model=")[1:]
+    assert "100 of 700 rows left out" in rows[0] and "fine-tuned on FiQA" in rows[0]
+    assert "training data unknown" in rows[1] and "all 700 rows of the sample are excluded" in rows[2]
+
+
 async def test_playground_refuses_clearly_without_inference(runtime: Any) -> None:
     figure, html = await score_text(runtime, "BTC to the moon", "news")
     assert "Inference is off" in html and not figure.data
