@@ -2,14 +2,14 @@
 
 One JSON object per line: `{"text", "label": bearish|neutral|bullish, "domain": news|social, "source"}`.
 
-Drawn only from the held-out parts (validation and test) of the embedded head's split
-(`inference/splits.py`, seed 0: normalised duplicates removed before splitting), so no text of
-the sample, after normalisation, is in the head's training split:
+Drawn only from the test part of the embedded model's split (`inference/splits.py`, seed 0:
+normalised duplicates removed before splitting). The shipped model was refit on train +
+validation, so the test part is the only one whose texts, after normalisation, it never saw:
 
 - news: 300 tweets of financial news headlines (zeroshot/twitter-financial-news-sentiment) and
   100 FiQA headlines;
-- social: 300 FiQA microblog posts (StockTwits-style). FiQA gives a score in [-1, 1]: > 0 is
-  bullish, < 0 bearish, 0 is dropped, so FiQA rows carry no neutral class.
+- social: the 168 FiQA microblog posts (StockTwits-style) of the test part. FiQA gives a score in
+  [-1, 1]: > 0 is bullish, < 0 bearish, 0 is dropped, so FiQA rows carry no neutral class.
 
 Draws are seeded: the same data gives the same file.
 """
@@ -87,24 +87,24 @@ def build_sample(
     *,
     news: int = 300,
     headlines: int = 100,
-    social: int = 300,
+    social: int = 168,
     seed: int = 0,
     split_seed: int = 0,
 ) -> list[SampleRow]:
-    """Draw the sample from the held-out parts of the head's split (see the module docstring).
+    """Draw the sample from the test part of the head's split (see the module docstring).
 
     Raises:
         ValueError: a part holds fewer rows than asked for.
     """
     rng = random.Random(seed)
     split = build_split(data_dir, seed=split_seed)
-    trained = {row.key for row in split.train}
-    held = sorted(split.validation + split.test, key=lambda row: row.id)
+    trained = {row.key for row in split.train + split.validation}
+    held = sorted(split.test, key=lambda row: row.id)
     rows: list[SampleRow] = []
     for subset, count in (("twitter_news", news), ("fiqa_headline", headlines), ("fiqa_post", social)):
         pool = [row for row in held if row.subset == subset and row.key not in trained]
         if len(pool) < count:
-            raise ValueError(f"only {len(pool)} held-out {subset} rows, {count} asked for")
+            raise ValueError(f"only {len(pool)} test {subset} rows, {count} asked for")
         rows += [SampleRow(row.text, row.label, row.domain, _SOURCES[subset]) for row in rng.sample(pool, count)]
     return rows
 

@@ -149,6 +149,11 @@ def evaluate_head(
         SplitMismatch, ModelLoadError, OSError, ValueError: see `check_head_split`.
     """
     metadata, split = check_head_split(head, data_dir)
+    trained_on = metadata.get("trained_on", "train").split(",")
+    if part in trained_on:
+        raise SplitMismatch(
+            f"{head} was trained on the {part} part ({'+'.join(trained_on)}); only the others measure it"
+        )
     stored = metadata["eval_precision"]
     used = precision or stored
     rows = split.part(part)
@@ -170,6 +175,8 @@ def evaluate_head(
             "precision": used,
             "stored_precision": stored,
             "weights_sha256": sha256_of(head),
+            "trained_on": trained_on,
+            "temperature": float(metadata.get("temperature", "1.0")),
             "split_definition": definition_summary(split.definition),
             "groups": groups,
         }
@@ -217,14 +224,18 @@ def _print_head_report(report: dict[str, Any]) -> None:
             f"{definition['normalisation']}, test digest {definition['test_digest']}), "
             f"precision {numbers['precision']}{note}"
         )
-        print(f"  {'group':<22} {'n':>5} {'accuracy':>8} {'95% CI':>15} {'macro-F1':>8}  recall bear/neu/bull  sign")
+        print(
+            f"  {'group':<22} {'n':>5} {'accuracy':>8} {'95% CI':>15} {'macro-F1':>8} {'95% CI':>15} {'ECE':>6}"
+            "  recall bear/neu/bull  sign"
+        )
         for name, group in numbers["groups"].items():
             low, high = group["accuracy_ci95"]
+            f1_low, f1_high = group["macro_f1_ci95"]
             recall = "/".join("-" if value is None else f"{value:.2f}" for value in group["recall"].values())
             sign = f"{group['sign_accuracy']:.4f}" if "sign_accuracy" in group else ""
             print(
                 f"  {name:<22} {group['n']:>5} {group['accuracy']:>8.4f} [{low:.3f}, {high:.3f}] "
-                f"{group['macro_f1']:>8.4f}  {recall:<20} {sign}"
+                f"{group['macro_f1']:>8.4f} [{f1_low:.3f}, {f1_high:.3f}] {group['ece']:>6.4f}  {recall:<20} {sign}"
             )
 
 

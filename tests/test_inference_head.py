@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from inference.errors import ModelFilesInvalid
-from inference.head import HEAD_WEIGHTS_PATH, find_minilm, load_embedded_classifier, read_head_file
+from inference.head import (
+    HEAD_WEIGHTS_PATH,
+    build_finhead_model,
+    find_minilm,
+    load_embedded_classifier,
+    read_head_file,
+)
 from inference.loader import LoadOptions
+from inference.train_head import fit_temperature
 
 
 @pytest.fixture(scope="module")
@@ -16,11 +24,58 @@ def embedded():
     return load_embedded_classifier(LoadOptions(offline=True, precision="fp32"))
 
 
-def test_head_weights_are_small_and_carry_validation_metrics():
+def test_head_weights_carry_validation_metrics_but_no_test_figures():
     _, metadata = read_head_file()
-    assert HEAD_WEIGHTS_PATH.stat().st_size < 2_000_000
     assert "test" not in json.loads(metadata["metrics"])  # the test split is measured by inference.evaluate
     assert json.loads(metadata["metrics"])["validation"]["domain:social"]["n"] > 100
+
+
+def test_head_file_holds_all_six_encoder_layers_in_fp16():
+    tensors, _ = read_head_file()
+    layers = {key.split(".")[2] for key in tensors if key.startswith("encoder.layer.")}
+    assert layers == {str(index) for index in range(6)}
+    assert {tensors[key].dtype for key in tensors if key.startswith("encoder.")} == {torch.float16}
+    assert not [key for key in tensors if "embeddings" in key]  # the verified base's embeddings are used
+    assert HEAD_WEIGHTS_PATH.stat().st_size < 25_000_000
+
+
+def test_head_file_carries_per_domain_temperatures_fitted_on_validation():
+    _, metadata = read_head_file()
+    calibration = json.loads(metadata["calibration"])
+    assert {"news", "social", "all"} <= set(calibration)
+    applied = metadata["temperature_domain"]
+    assert float(metadata["temperature"]) == calibration[applied]["temperature"]
+
+
+def test_build_finhead_model_divides_logits_by_the_stored_temperature(tmp_path):
+    from safetensors.torch import save_file
+
+    source = find_minilm(LoadOptions(offline=True))
+    tensors, metadata = read_head_file()
+    plain, hot = tmp_path / "plain.safetensors", tmp_path / "hot.safetensors"
+    save_file(tensors, str(plain), metadata={**metadata, "temperature": "1.0"})
+    save_file(tensors, str(hot), metadata={**metadata, "temperature": "2.5"})
+    ids = torch.tensor([[101, 7045, 12058, 2044, 16565, 102]])
+    with torch.no_grad():
+        base = build_finhead_model(source.path, plain)(input_ids=ids).logits
+        scaled = build_finhead_model(source.path, hot)(input_ids=ids).logits
+    torch.testing.assert_close(scaled, base / 2.5)
+
+
+def test_fit_temperature_cools_an_overconfident_model():
+    # 70 % right but always 97 % sure: a temperature above 1 must lower the calibration error.
+    probs = [{"bearish": 0.015, "neutral": 0.015, "bullish": 0.97}] * 100
+    labels = ["bullish"] * 70 + ["bearish"] * 30
+    fitted = fit_temperature(probs, labels)
+    assert fitted["temperature"] > 1.5 and fitted["ece_after"] < fitted["ece_before"] / 2
+
+
+def test_refit_weights_carry_the_train_and_validation_keys():
+    _, metadata = read_head_file()
+    assert metadata["trained_on"] == "train,validation"
+    definition = json.loads(metadata["split"])
+    trained = sum(counts["train"] + counts["validation"] for counts in definition["counts"].values())
+    assert len(metadata["train_keys"]) // 16 == trained
 
 
 def test_head_classifies_obvious_sentences(embedded):
