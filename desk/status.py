@@ -23,13 +23,14 @@ __all__ = ["build_models_status", "build_system_status", "count_models", "data_s
 
 
 def count_models(models: list[dict[str, Any]]) -> dict[str, int]:
-    """Count models by status: total, available, loading, failed."""
+    """Count models by status: total, available, loading, failed, skipped (total is their sum)."""
     statuses = [m.get("status") for m in models]
     return {
         "total": len(models),
         "available": statuses.count("available"),
         "loading": statuses.count("loading"),
         "failed": statuses.count("failed"),
+        "skipped": statuses.count("skipped"),
     }
 
 
@@ -90,8 +91,8 @@ def build_system_status(
     return SystemStatusMessage(
         ai_models=AiModelsSection(
             **counts,
-            models=[{"id": m["id"], "status": m["status"], "success_rate": m.get("success_rate"),
-                     "error": m.get("error")} for m in models],
+            models=[{"id": m["id"], "status": m["status"], "reason": m.get("reason"),
+                     "success_rate": m.get("success_rate"), "error": m.get("error")} for m in models],
         ),
         data_sources=sources,
         database=database,
