@@ -229,7 +229,8 @@ def resolve_model_source(
         path = Path(
             snapshot_download(model_id, cache_dir=cache_dir, revision=revision, local_files_only=True)
         )
-        if (path / "config.json").is_file() and (
+        # Weights too: the budget may have fetched a model's config.json alone into the cache.
+        if (path / "config.json").is_file() and weights_present(path) and (
             lock is None or all((path / name).is_file() for name in lock.files)
         ):
             if lock is not None:

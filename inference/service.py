@@ -440,7 +440,7 @@ class InferenceService:
         cost = await self._price(slot)
         if cost is None:
             if slot.model_id not in self._shapes:
-                return "its config.json is neither in the local cache nor on a reachable hub, so its cost is unknown"
+                return "its config.json could not be read from the local cache or the hub, so its cost is unknown"
             return "no model was measured on this machine to estimate its cost from"
         weight = self._shapes[slot.model_id].weight_mib
         refusal = self._ledger.refusal(cost, weight)
