@@ -767,29 +767,29 @@ class InferenceService:
         numbers = self.stats.get(model_id).snapshot()
         loaded = slot.model
         return {
-                    "id": model_id,
-                    "type": "sentiment",
-                    "kind": slot.spec.kind,
-                    "domain": slot.spec.domain,
-                    # Before start() a model is not_loaded; clients count it as loading.
-                    "status": _shown_status(slot.status),
-                    "reason": self._reason(slot),
-                    "error": slot.reason if slot.status is ModelStatus.FAILED else None,
-                    "download": slot.download.as_dict() if slot.download is not None else None,
-                    "budget": self._budget_figures(model_id),
-                    "news_deadline_misses": self.deadline_misses.get(model_id, 0),
-                    "device": loaded.device if loaded is not None else self.device,
-                    "precision": getattr(loaded, "precision", None)
-                    if loaded is not None
-                    else self.options.precision,
-                    "runtime": _runtime_of(loaded),
-                    "weights": {domain: round(self.weight(model_id, domain), 4) for domain in _DOMAINS},
-                    "weight_source": {domain: self._weight_source(domain, model_id) for domain in _DOMAINS},
-                    "evaluation": self._evaluations.get(model_id),
-                    "load_seconds": round(slot.load_seconds, 2) if slot.load_seconds is not None else None,
-                    "lock": self.describe_lock(model_id),
-                    **numbers,
-                }
+            "id": model_id,
+            "type": "sentiment",
+            "kind": slot.spec.kind,
+            "domain": slot.spec.domain,
+            # Before start() a model is not_loaded; clients count it as loading.
+            "status": _shown_status(slot.status),
+            "reason": self._reason(slot),
+            "error": slot.reason if slot.status is ModelStatus.FAILED else None,
+            "download": slot.download.as_dict() if slot.download is not None else None,
+            "budget": self._budget_figures(model_id),
+            "news_deadline_misses": self.deadline_misses.get(model_id, 0),
+            "device": loaded.device if loaded is not None else self.device,
+            "precision": getattr(loaded, "precision", None)
+            if loaded is not None
+            else self.options.precision,
+            "runtime": _runtime_of(loaded),
+            "weights": {domain: round(self.weight(model_id, domain), 4) for domain in _DOMAINS},
+            "weight_source": {domain: self._weight_source(domain, model_id) for domain in _DOMAINS},
+            "evaluation": self._evaluations.get(model_id),
+            "load_seconds": round(slot.load_seconds, 2) if slot.load_seconds is not None else None,
+            "lock": self.describe_lock(model_id),
+            **numbers,
+        }
 
     def _reason(self, slot: ModelSlot) -> str:
         status = slot.status

@@ -84,8 +84,11 @@ def operated(hub: StandinHub, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield app
 
 
-def test_default_start_lists_every_catalog_model_and_loads_what_the_budget_fits(hub, tmp_path):
-    with _app(tmp_path, hub) as app:
+def test_default_start_lists_every_catalog_model_and_loads_what_the_budget_fits(tmp_path):
+    served = StandinHub()
+    served.add_dir("ElKulako/cryptobert", build_catalog_checkpoint(tmp_path / "src", "ElKulako/cryptobert"))
+    (tmp_path / "app").mkdir()
+    with running_hub(served), _app(tmp_path / "app", served) as app:
         body = _wait(app, lambda body: body["loading"] == 0)
     models = _by_id(body)
     assert set(CATALOG) <= set(models)
