@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Header, HTTPException, Request
 
 from api.guard import admin_refusal
+from api.inference_off import INFERENCE_OFF
 
 __all__ = ["router"]
 
@@ -28,19 +29,11 @@ def _check_admin(request: Request, authorization: str | None) -> None:
     raise HTTPException(refusal.status, detail, headers=refusal.headers or None)
 
 
-def _service(request: Request) -> Any:
-    service = getattr(request.app.state, "inference", None)
-    if service is None:
-        raise HTTPException(
-            status_code=503,
-            detail={"code": "MODELS_UNAVAILABLE", "message": "the inference service is off (ENABLE_INFERENCE=0)"},
-        )
-    return service
-
-
 async def _change(request: Request, model_id: str, authorization: str | None, *, load: bool) -> dict[str, Any]:
     _check_admin(request, authorization)
-    service = _service(request)
+    service = getattr(request.app.state, "inference", None)
+    if service is None:
+        raise HTTPException(status_code=503, detail=INFERENCE_OFF)
     # Imported here: the inference package pulls in torch, which ENABLE_INFERENCE=0 never imports.
     from inference.errors import ModelNotReady, UnknownModel
 
