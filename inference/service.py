@@ -510,7 +510,8 @@ class InferenceService:
             previous = self._executors.pop(slot.model_id, None)
             if previous is not None:
                 previous.shutdown(wait=False, cancel_futures=True)
-            executor = self._executors[slot.model_id] = ModelExecutor(f"model:{slot.model_id}")
+            nice = EMBEDDED_NICE if slot.spec.kind == "embedded" else HUB_NICE
+            executor = self._executors[slot.model_id] = ModelExecutor(f"model:{slot.model_id}", nice=nice)
         kwargs = dict(self._engine_kwargs)
         if slot.spec.kind == "lexicon":
             kwargs["max_batch"] = max(kwargs["max_batch"], 256)  # VADER is per text: batch size is free
