@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,7 @@ from core.periodic import run_every
 from core.records import SentimentResult
 
 from .autotune import DEFAULT_EVALSET, AutotuneOptions
-from .budget import (
-    CPU_PRIORITY,
-    BudgetLedger,
-    BudgetRules,
-    EncoderShape,
-    ItemCost,
-    available_mib,
-    estimate_cost,
-    measure_item_cost,
-    model_threads,
-)
+from .budget import CPU_PRIORITY, BudgetRules, available_mib, measure_item_cost, model_threads
 from .catalog import (
     DEFAULT_MODELS,
     EMBEDDED_MODEL_ID,
@@ -64,13 +53,13 @@ from .loader import (
     LoadOptions,
     ModelSlot,
     ModelStatus,
-    find_config,
     hub_offline,
     load_transformers_classifier,
     resolve_device,
     resolve_model_source,
 )
 from .lock import LOCK_PATH, read_lock
+from .pricing import ModelPricer
 from .runtimes import VARIANTS
 from .selfeval import EnsembleChoice, apply_temperature, choose_ensemble, measure
 from .stats import JsonStatsStore, StatsRegistry, StatsStore
@@ -87,15 +76,6 @@ EMBEDDED_NICE = 2
 HUB_NICE = 10
 _SET_MODELS_HINT = "set MODELS to load it at start, or load it with the admin token"
 Probs = dict[str, float]
-
-
-def _encoder_shape(model: SentimentModel) -> EncoderShape | None:
-    """The encoder's dimensions: from the torch model's config, else the config.json beside its tokenizer."""
-    config = getattr(getattr(model, "model", None), "config", None)
-    if config is not None and hasattr(config, "to_dict"):
-        return EncoderShape.from_config(config.to_dict())
-    folder = getattr(getattr(model, "tokenizer", None), "name_or_path", None)
-    return EncoderShape.from_file(Path(folder) / "config.json") if folder else None
 
 
 def _runtime_of(model: SentimentModel | None) -> dict[str, Any] | None:
@@ -233,10 +213,7 @@ class InferenceService:
         self.cpu_share = cpu_share
         self.news_per_min = news_per_min
         self.news_deadline_s = news_deadline_ms / 1000
-        self._ledger: BudgetLedger | None = None  # made at start, from the memory available then
-        self._costs: dict[str, ItemCost] = {}
-        self._shapes: dict[str, EncoderShape] = {}
-        self._loaded_by: dict[str, str] = {}  # why each loaded model is loaded: MODELS, budget, admin
+        self.pricer = ModelPricer(self.options, self._locks, ask_hub=self.auto_budget)
         self._admin_loads: dict[str, asyncio.Task[None]] = {}
         self.deadline_misses: dict[str, int] = {}
         self.call_timeout_s = call_timeout_s
@@ -322,7 +299,7 @@ class InferenceService:
         await lexicon.load()
         self._start_engine(lexicon)
         memory = await asyncio.to_thread(available_mib)
-        self._ledger = BudgetLedger(
+        self.pricer.start(
             BudgetRules(
                 cpu_share=self.cpu_share,
                 news_per_min=self.news_per_min,
@@ -369,10 +346,10 @@ class InferenceService:
         )
         for slot in order:
             if slot.status is not ModelStatus.LOADING:
-                await self._price(slot)  # skipped: its estimated cost still goes in its status
+                await self.pricer.price(slot.spec)  # skipped: its estimated cost still goes in its status
                 continue
             if self.auto_budget and slot.spec.kind == "transformers":
-                refusal = await self._budget_refusal(slot)
+                refusal = await self.pricer.refusal(slot.spec)
                 if refusal is not None:
                     slot.skip(f"skipped: {refusal}; {_SET_MODELS_HINT}")
                     logger.info("load %s: %s", slot.model_id, slot.reason)
@@ -385,68 +362,17 @@ class InferenceService:
         if not slot.is_available:
             return
         self._start_engine(slot)
-        self._loaded_by[slot.model_id] = why
-        assert slot.model is not None and self._ledger is not None
-        shape = _encoder_shape(slot.model)
-        if shape is not None:
-            self._shapes[slot.model_id] = shape
-        if slot.spec.kind != "lexicon":
-            cost = await asyncio.get_running_loop().run_in_executor(
-                self._executors[slot.model_id], measure_item_cost, slot.model.predict_probs, self.cpu_threads or 1
-            )
-            estimate = self._costs.get(slot.model_id)
-            self._costs[slot.model_id] = cost
-            logger.info("load %s: one news item costs %.0f core-ms here", slot.model_id, cost.core_ms)
-            weight = shape.weight_mib if shape is not None else 0.0
-            if why == "budget" and estimate is not None:
-                self._ledger.release(estimate, weight)  # charged on the estimate; the measurement replaces it
-                refusal = self._ledger.refusal(cost, weight)
-                if refusal is not None:
-                    del self._loaded_by[slot.model_id]  # nothing of it is charged any more
-                    await self._unload(slot, f"skipped: measured after loading: {refusal}; {_SET_MODELS_HINT}")
-                    return
-            self._ledger.charge(cost, weight)
+        assert slot.model is not None
+        cost = await asyncio.get_running_loop().run_in_executor(
+            self._executors[slot.model_id], measure_item_cost, slot.model.predict_probs, self.cpu_threads or 1
+        )
+        logger.info("load %s: one news item costs %.0f core-ms here", slot.model_id, cost.core_ms)
+        refusal = self.pricer.measured(slot.model_id, slot.model, cost, why)
+        if refusal is not None:
+            await self._unload(slot, f"skipped: measured after loading: {refusal}; {_SET_MODELS_HINT}")
+            return
         if self.self_evaluate:
             self._eval_queue.put_nowait(slot.model_id)
-
-    async def _price(self, slot: ModelSlot) -> ItemCost | None:
-        """Estimate a hub model's cost from its config.json and the embedded model's measurement."""
-        if slot.spec.kind != "transformers":
-            return self._costs.get(slot.model_id)
-        if slot.model_id not in self._shapes:
-            shape = await asyncio.to_thread(self._read_shape, slot.model_id)
-            if shape is None:
-                return None
-            self._shapes[slot.model_id] = shape
-        reference = self._costs.get(EMBEDDED_MODEL_ID)
-        reference_shape = self._shapes.get(EMBEDDED_MODEL_ID)
-        if slot.model_id not in self._costs and reference is not None and reference_shape is not None:
-            self._costs[slot.model_id] = estimate_cost(
-                self._shapes[slot.model_id], reference, reference_shape, "the embedded model"
-            )
-        return self._costs.get(slot.model_id)
-
-    def _read_shape(self, model_id: str) -> EncoderShape | None:
-        """Read a hub model's config.json (local dir, cache, else a few kB from the hub); None if nowhere."""
-        lock = self._locks.get(model_id)
-        # Only the budget asks the hub: with MODELS set, a start makes no request for models it skips.
-        options = self.options if self.auto_budget else replace(self.options, offline=True)
-        path = find_config(model_id, options, lock.revision if lock is not None else None)
-        return EncoderShape.from_file(path) if path is not None else None
-
-    async def _budget_refusal(self, slot: ModelSlot) -> str | None:
-        """Return why the budget does not load a model by default, or None (and charge it) when it fits."""
-        assert self._ledger is not None
-        cost = await self._price(slot)
-        if cost is None:
-            if slot.model_id not in self._shapes:
-                return "its config.json could not be read from the local cache or the hub, so its cost is unknown"
-            return "no model was measured on this machine to estimate its cost from"
-        weight = self._shapes[slot.model_id].weight_mib
-        refusal = self._ledger.refusal(cost, weight)
-        if refusal is None:
-            self._ledger.charge(cost, weight)
-        return refusal
 
     async def load_model(self, model_id: str) -> dict[str, Any]:
         """Start loading a listed model in the background (an admin's request); return its status.
@@ -487,11 +413,7 @@ class InferenceService:
         executor = self._executors.pop(slot.model_id, None)
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-        why = self._loaded_by.pop(slot.model_id, None)
-        cost = self._costs.get(slot.model_id)
-        shape = self._shapes.get(slot.model_id)
-        if why is not None and cost is not None and self._ledger is not None:
-            self._ledger.release(cost, shape.weight_mib if shape is not None else 0.0)
+        self.pricer.release(slot.model_id)
         slot.skip(reason)
         logger.info("unload %s: %s", slot.model_id, reason)
 
@@ -777,7 +699,7 @@ class InferenceService:
             "reason": self._reason(slot),
             "error": slot.reason if slot.status is ModelStatus.FAILED else None,
             "download": slot.download.as_dict() if slot.download is not None else None,
-            "budget": self._budget_figures(model_id),
+            "budget": self.pricer.figures(model_id) if slot.spec.kind != "lexicon" else None,
             "news_deadline_misses": self.deadline_misses.get(model_id, 0),
             "device": loaded.device if loaded is not None else self.device,
             "precision": getattr(loaded, "precision", None)
@@ -797,7 +719,7 @@ class InferenceService:
         if status in (ModelStatus.FAILED, ModelStatus.SKIPPED):
             return slot.reason or status.value
         if status is ModelStatus.AVAILABLE:
-            why = self._loaded_by.get(slot.model_id)
+            why = self.pricer.loaded_by.get(slot.model_id)
             if slot.spec.kind == "lexicon":
                 return "available: always loaded, the last resort"
             return {
@@ -811,22 +733,6 @@ class InferenceService:
             of = f" of {total / 2**20:.1f} MB" if total else ""
             return f"loading: downloaded {int(figures['bytes_done'] or 0) / 2**20:.1f} MB{of} from the hub"
         return "loading"
-
-    def _budget_figures(self, model_id: str) -> dict[str, Any] | None:
-        """The model's cost per news item (measured or estimated) against the budget's rules."""
-        cost = self._costs.get(model_id)
-        if self._ledger is None or get_spec(model_id).kind == "lexicon":
-            return None
-        rules = self._ledger.rules
-        shape = self._shapes.get(model_id)
-        return {
-            **(cost.as_dict() if cost is not None else {"core_ms_per_item": None, "source": None,
-                                                         "basis": "not measured and no estimate yet"}),
-            "cpu_share_at_news_rate": round(rules.share_of(cost.core_ms), 4) if cost is not None else None,
-            "weight_mib": round(shape.weight_mib) if shape is not None else None,
-            "loaded_by": self._loaded_by.get(model_id),
-            "rules": rules.as_dict(),
-        }
 
     def describe_lock(self, model_id: str) -> dict[str, Any] | None:
         """Return the lock state of a hub model: locked (commit) or unlocked (with a warning)."""
