@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import RestGuard, inference_off_router, market_router, news_router
+from api import RestGuard, inference_off_router, market_router, models_admin_router, news_router
 from core.client_address import PRIVATE_NETWORKS, ClientAddress, TrustedProxies
 from api.guard import UI_ASSET_PREFIXES
 from core.config import ConfigError, Settings
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(KeepRawSend)  # outermost: lets sockets write frames without the ASGI layers (ws/direct.py)
     app.include_router(market_router)
     app.include_router(news_router)
+    app.include_router(models_admin_router)
     if runtime.inference is not None:
         from inference import router as inference_router
 

@@ -3,6 +3,7 @@
 from api.guard import RestGuard
 from api.inference_off import router as inference_off_router
 from api.market import router as market_router
+from api.models_admin import router as models_admin_router
 from api.news import router as news_router
 
-__all__ = ["RestGuard", "inference_off_router", "market_router", "news_router"]
+__all__ = ["RestGuard", "inference_off_router", "market_router", "models_admin_router", "news_router"]

@@ -6,17 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-__all__ = ["router"]
+__all__ = ["INFERENCE_OFF", "router"]
 
 router = APIRouter(tags=["inference"])
 
-_DETAIL = {"code": "MODELS_UNAVAILABLE", "message": "the inference service is off (ENABLE_INFERENCE=0)"}
+INFERENCE_OFF = {"code": "MODELS_UNAVAILABLE", "message": "the inference service is off (ENABLE_INFERENCE=0)"}
 
 
 @router.post("/api/sentiment")
 async def post_sentiment() -> Any:
     """Answer 503: inference is disabled on this server."""
-    raise HTTPException(status_code=503, detail=_DETAIL)
+    raise HTTPException(status_code=503, detail=INFERENCE_OFF)
 
 
 @router.get("/ready", tags=["system"])
@@ -28,4 +28,4 @@ async def get_ready() -> dict[str, Any]:
 @router.get("/api/models")
 async def get_models() -> Any:
     """Answer 503: inference is disabled on this server."""
-    raise HTTPException(status_code=503, detail=_DETAIL)
+    raise HTTPException(status_code=503, detail=INFERENCE_OFF)

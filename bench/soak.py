@@ -6,6 +6,15 @@
     python -m bench.soak --processes 2 --shared-port    # ... both listening on one port (REUSE_PORT=1)
     python -m bench.soak --clients 5000 --idle-only     # RSS per idle connection, nothing else
     python -m bench.soak --server-env GC_FREEZE=1       # any setting of the app processes
+    python -m bench.soak --inference --probe-rate 2     # the models on (MODELS unset: the budget picks)
+    python -m bench.soak --hub-model ElKulako/cryptobert --probe-rate 2   # ... with a full-size stand-in
+
+`--inference` runs the app with its models and MODELS unset, so the measured budget picks them;
+`--hub-model ID` (repeatable, implies it) also builds a full-size stand-in of that catalog model
+(random weights, its real architecture and dimensions, `tests/hub_standin.py`) and serves it from a
+local stand-in Hub. The load phase starts once no model is loading. `--probe-rate` asks the
+embedded model for one short text per 1/rate s through `POST /api/sentiment` during the steady
+phase (what a visitor feels while the hub models score news); `probe_ms` reports its latency.
 
 Phases: (0) `--prefill` news items fill the server's history ring, so its memory is at its bound
 before anything is measured; (1) every client connects and stays idle (news clients with no new
@@ -54,6 +63,9 @@ if str(ROOT) not in sys.path:
 from bench.soak_clients import ClientSpec, WorkerPlan, run_worker  # noqa: E402
 from tests.harness import AppProcess, free_port  # noqa: E402
 from tests.services import sockets_of, start_on_shared_port  # noqa: E402
+
+EMBEDDED_MODEL_ID = "embedded/minilm-finhead"
+PROBE_TEXT = "Bitcoin holds above its 50-day average as ETF inflows stay positive"
 
 __all__ = ["main"]
 
@@ -128,6 +140,8 @@ class Soak:
     workers: list[Any] = field(default_factory=list)  # (process, pipe) per load-generator process
     posted: dict[int, float] = field(default_factory=dict)  # seq -> send time
     ack_ms: list[float] = field(default_factory=list)  # POST -> 201, per posted item
+    probe_ms: list[float] = field(default_factory=list)  # one text asked of the embedded model
+    probe_errors: int = 0
 
     # ------------------------------------------------------------ load generators
 
@@ -216,6 +230,42 @@ class Soak:
                     log(f"news post failed: {exc!r}")
                 n += 1
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    async def probe_sentiment(self, stop: asyncio.Event) -> None:
+        """Ask the embedded model for one short text every 1/--probe-rate s; keep each latency."""
+        interval = 1 / self.args.probe_rate
+        body = {"texts": [PROBE_TEXT], "model": EMBEDDED_MODEL_ID}
+        # With the admin token: the operator's requests are not rate limited (REST_RATE_PER_S).
+        async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    reply = await http.post(f"{self.apps[0].http}/api/sentiment", json=body)
+                    if reply.status_code == 200 and reply.json()["results"][0]["model"] == EMBEDDED_MODEL_ID:
+                        self.probe_ms.append(round((time.monotonic() - started) * 1000, 2))
+                    else:
+                        self.probe_errors += 1
+                except httpx.HTTPError:
+                    self.probe_errors += 1
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    def models_summary(self) -> list[dict[str, Any]] | None:
+        """Each model's state, reason, cost per news item and calls, from `/api/models` (None: inference off)."""
+        reply = httpx.get(f"{self.apps[0].http}/api/models", timeout=30)
+        if reply.status_code != 200:
+            return None
+        return [
+            {
+                "id": m["id"],
+                "status": m["status"],
+                "reason": m.get("reason"),
+                "cost": {k: v for k, v in (m.get("budget") or {}).items() if k != "rules"} or None,
+                "calls": m.get("calls"),
+                "avg_ms": m.get("avg_response_time"),
+                "news_deadline_misses": m.get("news_deadline_misses"),
+            }
+            for m in reply.json()["models"]
+        ]
 
     # ------------------------------------------------------------ the server's side
 
@@ -306,9 +356,11 @@ class Soak:
             }
 
         gc_start = self.gc_histograms()
+        models_start = self.models_summary() if args.inference else None
         await self.command("steady")
         stop = asyncio.Event()
         poster = asyncio.create_task(self.post_news(stop))
+        prober = asyncio.create_task(self.probe_sentiment(stop)) if args.probe_rate > 0 else None
         log(f"steady phase: {args.duration} s, churn {args.churn}/s, news {args.news_rate}/s")
         samples: list[tuple[float, int, int]] = []  # (t, server rss KB, client-side held)
         phase_started = time.monotonic()
@@ -325,6 +377,9 @@ class Soak:
         )
         gc_end = self.gc_histograms()
         await asyncio.wait_for(poster, 60)
+        if prober is not None:
+            await asyncio.wait_for(prober, 60)
+        models_end = self.models_summary() if args.inference else None
         log("churn stopped; reconnecting everyone and letting the streams settle")
         stopped = await self.command("stop")
         await asyncio.sleep(3)
@@ -379,6 +434,8 @@ class Soak:
                 "ack_ms": _distribution(self.ack_ms),
             },
             "prices": {"latency_ms": price_ms},
+            "probe_ms": {**_distribution(self.probe_ms), "errors": self.probe_errors} if prober else None,
+            "models": {"steady_start": models_start, "end": models_end} if args.inference else None,
             "server_memory": {
                 "rss_before_clients_mb": round(rss_before / 1024, 1),
                 "rss_idle_clients_mb": round(rss_idle / 1024, 1),
@@ -422,6 +479,8 @@ class Soak:
                 "news_duplicates_zero": duplicates == 0,
                 "memory_flat_last_window": flat,
                 "loadgen_lag_p99_under_20ms": max((lag["p99"] or 0.0) for lag in loop_lag) < 20,
+                "news_p99_under_1s": (news_p99 or 1e9) < 1000,
+                **({"probe_p50_under_50ms": (_distribution(self.probe_ms)["p50"] or 1e9) < 50} if prober else {}),
             },
         }
 
@@ -500,13 +559,52 @@ def _servers(count: int, base: Path, shared_port: bool, extra_env: dict[str, str
                 continue
             data_dir = base / f"app{i}"
             data_dir.mkdir(parents=True)
-            apps.append(AppProcess(port=free_port(), data_dir=data_dir, env=env).start())
+            # With models on, the app imports torch and transformers before it answers.
+            apps.append(AppProcess(port=free_port(), data_dir=data_dir, env=env).start(timeout=600))
+        if env.get("ENABLE_INFERENCE") == "1":
+            for app in apps:
+                _wait_for_models(app)
         yield apps
     finally:
         for app in apps:
             app.stop()
         if redis is not None:
             redis.stop()
+
+
+def _wait_for_models(app: AppProcess, timeout_s: float = 900.0) -> None:
+    """Wait until no model of the app is loading (the budget measured, the chosen ones loaded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{app.http}/api/models", timeout=30).json()
+        if body["loading"] == 0:
+            log("models settled: " + ", ".join(f"{m['id']}={m['status']}" for m in body["models"]))
+            return
+        time.sleep(2)
+    raise TimeoutError(f"models still loading after {timeout_s:.0f} s")
+
+
+@contextlib.contextmanager
+def _stand_in_hub(models: list[str], base: Path):  # type: ignore[no-untyped-def]
+    """Serve full-size stand-ins of `models` from a local Hub; yield the app's environment for it."""
+    if not models:
+        yield {}
+        return
+    from tests.hub_standin import StandinHub, build_catalog_checkpoint, running_hub
+
+    hub = StandinHub()
+    for index, model_id in enumerate(models):
+        log(f"building a full-size stand-in of {model_id}")
+        folder = base / "src" / model_id.replace("/", "--")
+        path = build_catalog_checkpoint(folder, model_id, full_size=True, seed=index)
+        hub.add_dir(model_id, path)
+    with running_hub(hub):
+        yield {
+            "HF_ENDPOINT": hub.endpoint,
+            "HF_HUB_OFFLINE": "0",
+            "HF_HUB_CACHE": str(base / "hub-cache"),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+        }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -539,14 +637,34 @@ def main(argv: list[str] | None = None) -> None:
         "--server-env", action="append", default=[], metavar="KEY=VALUE",
         help="extra environment of the app processes, e.g. GC_FREEZE=1 or SERVER_LOOP=asyncio",
     )
+    parser.add_argument(
+        "--inference", action="store_true",
+        help="run the models (ENABLE_INFERENCE=1, MODELS unset: the measured budget picks them)",
+    )
+    parser.add_argument(
+        "--hub-model", action="append", default=[], metavar="ID",
+        help="serve a full-size stand-in of this catalog model from a local stand-in Hub (implies --inference)",
+    )
+    parser.add_argument(
+        "--probe-rate", type=float, default=0.0,
+        help="single texts per second asked of the embedded model through POST /api/sentiment (needs --inference)",
+    )
     args = parser.parse_args(argv)
+    args.inference = args.inference or bool(args.hub_model)
     # Both sides hold one descriptor per socket: raise the soft limit before the servers start, so
     # they inherit it (5,000 idle sockets need more than the usual 1,024).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.clients * 2 + 1024)), hard))
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, _servers(
-        args.processes, Path(tmp), args.shared_port, dict(_pairs(args.server_env))
-    ) as apps:
+    with (
+        tempfile.TemporaryDirectory(prefix="soak-") as tmp,
+        _stand_in_hub(args.hub_model, Path(tmp)) as hub_env,
+        _servers(
+            args.processes,
+            Path(tmp),
+            args.shared_port,
+            {**({"ENABLE_INFERENCE": "1"} if args.inference else {}), **hub_env, **dict(_pairs(args.server_env))},
+        ) as apps,
+    ):
         soak = Soak(apps, args, shared_port=args.shared_port)
         try:
             result = asyncio.run(soak.run())

@@ -169,7 +169,7 @@ class InferenceSection(Section):
     models: Csv | None = Field(None, **_doc(
         "model ids in fallback order, e.g. `embedded/minilm-finhead,ProsusAI/finbert` "
         "([docs/inference.md](docs/inference.md), \"Default models\")",
-        "all on CUDA; on CPU what the measured budget allows"))
+        "all on CUDA; on CPU what the measured budget allows (every catalog model is listed either way)"))
     device: Annotated[str, Lowercase] = Field("auto", **_doc("`auto`, `cpu`, `cuda`, `cuda:N` (fp16 on CUDA)"))
     inference_precision: Annotated[str, Lowercase] = Field("auto", **_doc(
         "`auto` (each model measures its variants at load and runs the fastest whose labels agree with fp32 "
@@ -179,7 +179,15 @@ class InferenceSection(Section):
     inference_evalset: Path | None = Field(None, **_doc(
         "JSON lines whose `text` fields gate `auto`; without texts `auto` runs fp32 and says so",
         "`inference/evalset/sample.jsonl`"))
-    inference_threads: int | None = Field(None, ge=0, **_doc("CPU threads for the models", "torch default"))
+    inference_threads: int | None = Field(None, ge=0, **_doc(
+        "CPU threads for the models", "every core but one, so the event loop keeps a core"))
+    inference_cpu_share: float = Field(0.5, gt=0.0, le=1.0, **_doc(
+        "share of the model cores news scoring may take at `NEWS_RATE_PER_MIN`: a catalog model loads by default "
+        "on CPU while the measured cost fits ([docs/inference.md](docs/inference.md), \"Default models\")"))
+    news_rate_per_min: float = Field(6.0, gt=0.0, **_doc("the news rate the CPU budget plans for, items per minute"))
+    news_score_deadline_ms: float = Field(500.0, gt=0.0, **_doc(
+        "news is published with the scores of the models done within this bound, milliseconds; the default "
+        "model set on CPU must score one item within it"))
     inference_max_batch: int | None = Field(None, ge=0, **_doc(
         "texts per engine batch at most ([docs/inference.md](docs/inference.md))", "`32` on CPU / `256` on CUDA"))
     inference_max_wait_ms: float = Field(5.0, ge=0.0, **_doc("how long a batch waits to fill, milliseconds"))

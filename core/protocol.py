@@ -31,8 +31,10 @@ __all__ = [
     "FilterRequest",
     "GetAllRequest",
     "MarketMood",
+    "ModelDownload",
     "ModelEntry",
     "ModelRuntime",
+    "ModelState",
     "ModelsStatusData",
     "ModelsStatusMessage",
     "NewsData",
@@ -146,6 +148,8 @@ class NewsData(_Wire):
     sentiment_score: float | None
     image_url: str | None
     sentiment_model: str | None = None
+    # The models whose answers made the score: those done within the news deadline (empty: unscored).
+    scored_by: list[str] = Field(default_factory=list)
 
 
 class NewsMessage(_Envelope):
@@ -209,12 +213,23 @@ class ModelRuntime(BaseModel):
     machine: dict[str, Any] = {}
 
 
+ModelState = Literal["available", "loading", "failed", "skipped"]
+
+
+class ModelDownload(BaseModel):
+    """A hub download in progress: bytes on disk of the files' total (null when the hub did not say)."""
+
+    bytes_done: int
+    bytes_total: int | None
+
+
 class ModelEntry(BaseModel):
-    # Open to extra fields: the inference layer adds p95, calls, failures...
+    # Open to extra fields: the inference layer adds p95, calls, failures, budget figures...
     model_config = ConfigDict(extra="allow")
     id: str
     type: str = "sentiment"
-    status: str
+    status: ModelState
+    reason: str | None = None  # the state in words: why skipped, what failed, what loads it
     success_rate: float | None
     avg_response_time: float | None
     last_used: str | None
@@ -222,13 +237,17 @@ class ModelEntry(BaseModel):
     device: str | None = None
     precision: str | None = None
     runtime: ModelRuntime | None = None
+    download: ModelDownload | None = None
 
 
 class ModelsStatusData(_Wire):
+    """Every catalog model, loaded or not; `total == available + loading + failed + skipped`."""
+
     total: int
     available: int
     loading: int
     failed: int
+    skipped: int
     models: list[ModelEntry]
 
 
@@ -238,10 +257,13 @@ class ModelsStatusMessage(_Envelope):
 
 
 class AiModelsSection(_Wire):
+    """`total == available + loading + failed + skipped`."""
+
     total: int
     available: int
     failed: int
     loading: int
+    skipped: int
     models: list[dict[str, Any]]
 
 

@@ -21,7 +21,8 @@ from core.protocol import NewsData, NewsMessage
 from core.records import NewsItem, SentimentResult
 from core.store import Store, StoreUnavailable
 
-__all__ = ["Ingested", "NewsDesk", "NewsUnavailable", "Scorer", "news_item", "news_message", "news_sentiment"]
+__all__ = ["Ingested", "NewsDesk", "NewsUnavailable", "Scorer", "news_item", "news_message", "news_sentiment",
+           "scored_by"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,24 @@ _R = TypeVar("_R")
 
 
 class Scorer(Protocol):
-    """What the desk needs from the inference layer."""
+    """What the desk needs from the inference layer.
 
-    async def score(self, texts: list[str], domain: Literal["news", "social"] = "news") -> list[SentimentResult]: ...
+    With `deadline=True` it answers within its news deadline, from the models that were done by
+    then: news never waits long for a slow model.
+    """
+
+    async def score(
+        self, texts: list[str], domain: Literal["news", "social"] = "news", *, deadline: bool = False
+    ) -> list[SentimentResult]: ...
+
+
+def scored_by(sentiment_model: str | None) -> list[str]:
+    """Return the models behind a score: `ensemble(a+b)` -> [a, b], a model id -> [it], none -> []."""
+    if not sentiment_model:
+        return []
+    if sentiment_model.startswith("ensemble(") and sentiment_model.endswith(")"):
+        return sentiment_model[len("ensemble(") : -1].split("+")
+    return [sentiment_model]
 
 
 def news_sentiment(result: SentimentResult) -> Literal["positive", "negative", "neutral"]:
@@ -55,6 +71,7 @@ def news_message(item: NewsItem) -> NewsMessage:
             sentiment_score=item.sentiment_score,
             image_url=item.image_url,
             sentiment_model=item.sentiment_model,
+            scored_by=scored_by(item.sentiment_model),
         )
     )
 
@@ -243,7 +260,7 @@ class NewsDesk:
             return items
         texts = [f"{item.title}. {item.description}".strip()[:2000] for item in items]
         try:
-            results = await self.scorer.score(texts, "news")
+            results = await self.scorer.score(texts, "news", deadline=True)
         except Exception:
             logger.exception("news: scoring failed; publishing %d items unscored", len(items))
             return items

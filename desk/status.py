@@ -38,13 +38,14 @@ logger = logging.getLogger(__name__)
 
 
 def count_models(models: list[dict[str, Any]]) -> dict[str, int]:
-    """Count models by status: total, available, loading, failed."""
+    """Count models by status: total, available, loading, failed, skipped (total is their sum)."""
     statuses = [m.get("status") for m in models]
     return {
         "total": len(models),
         "available": statuses.count("available"),
         "loading": statuses.count("loading"),
         "failed": statuses.count("failed"),
+        "skipped": statuses.count("skipped"),
     }
 
 
@@ -118,8 +119,8 @@ def build_system_status(
     return SystemStatusMessage(
         ai_models=AiModelsSection(
             **counts,
-            models=[{"id": m["id"], "status": m["status"], "success_rate": m.get("success_rate"),
-                     "error": m.get("error")} for m in models],
+            models=[{"id": m["id"], "status": m["status"], "reason": m.get("reason"),
+                     "success_rate": m.get("success_rate"), "error": m.get("error")} for m in models],
         ),
         data_sources=sources,
         database=database,

@@ -5,17 +5,25 @@ the tokenizer are not meant to be shared between threads). A model that hangs bl
 thread: the other models keep answering, and the hung one's callers time out against it (#12).
 The thread is a daemon, so a call that never returns cannot hold up interpreter exit either;
 `concurrent.futures.ThreadPoolExecutor` joins its threads at exit and would wait forever.
+
+A model thread may run at a lower priority (`nice`): the event loop and the other models'
+threads then get a core first whenever they are ready to run, and a slow hub model uses
+whatever is left. Linux gives each thread its own nice value.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["ModelExecutor"]
+__all__ = ["ModelExecutor", "lower_thread_priority"]
+
+logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -23,18 +31,31 @@ T = TypeVar("T")
 _Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by `nice` (no-op where the OS cannot do it per thread)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except OSError as exc:  # a sandbox that forbids it: the thread runs at normal priority
+        logger.debug("thread %s: priority unchanged: %s", threading.current_thread().name, exc)
+
+
 class ModelExecutor(Executor):
     """A single daemon thread running submitted calls in order.
 
     Args:
         name: thread name, e.g. `model:ProsusAI/finbert`.
+        nice: how much lower than the process the thread's priority is (0: the same).
 
     `shutdown(wait=False)` returns at once even while a call runs; that call's thread finishes (or
     stays hung) on its own and ends with the process.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, nice: int = 0) -> None:
         self.name = name
+        self.nice = nice
         self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
@@ -71,6 +92,7 @@ class ModelExecutor(Executor):
             self._thread.join()
 
     def _serve(self) -> None:
+        lower_thread_priority(self.nice)
         while True:
             work = self._work.get()
             if work is None:

@@ -14,6 +14,7 @@ Loading runs in a daemon thread: a slow download never blocks the event loop or 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import threading
 import time
@@ -41,11 +42,13 @@ from .lock import LockEntry, verify_files
 __all__ = [
     "HUB_FILE_PATTERNS",
     "NOT_CACHED_REASON",
+    "DownloadProgress",
     "LoadOptions",
     "ModelSlot",
     "ModelSource",
     "ModelStatus",
     "check_memory",
+    "find_config",
     "hub_cache_dir",
     "hub_offline",
     "load_transformers_classifier",
@@ -74,6 +77,7 @@ class ModelStatus(StrEnum):
     LOADING = "loading"
     AVAILABLE = "available"
     FAILED = "failed"
+    SKIPPED = "skipped"  # listed, deliberately not loaded (budget, MODELS, an admin's unload)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,50 @@ class LoadOptions:
     offline: bool = False
     revision: str | None = None
     autotune: AutotuneOptions = AutotuneOptions()  # how "auto" measures and caches its choice (#12)
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    """A hub download's progress: bytes in the model's cache folder against the files' total.
+
+    Read from the disk when asked (huggingface_hub writes each file as `<blob>.incomplete`
+    and renames it when done), so the download itself needs no callback.
+    """
+
+    blobs: Path
+    total_bytes: int | None
+
+    def done_bytes(self) -> int:
+        """Return the bytes on disk so far, at most the total."""
+        try:
+            done = sum(entry.stat().st_size for entry in self.blobs.iterdir() if entry.is_file())
+        except OSError:  # the folder is not there yet, or a file was renamed while listed
+            done = 0
+        return min(done, self.total_bytes) if self.total_bytes is not None else done
+
+    def as_dict(self) -> dict[str, int | None]:
+        """Return the figures for a model's status."""
+        return {"bytes_done": self.done_bytes(), "bytes_total": self.total_bytes}
+
+
+def _download_total(model_id: str, revision: str | None, patterns: list[str]) -> int | None:
+    """Return the bytes of the files a download will fetch, from the hub's file list (None if unknown)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoFile
+
+    try:
+        sizes = {
+            entry.path: int(entry.size)
+            for entry in HfApi().list_repo_tree(model_id, revision=revision, recursive=True)
+            if isinstance(entry, RepoFile)
+        }
+    except Exception as exc:  # the download that follows reports the hub's failure properly
+        logger.debug("load %s: no file list for the progress total: %r", model_id, exc)
+        return None
+    wanted = {name for name in sizes if any(fnmatch.fnmatch(name, pattern) for pattern in patterns)}
+    if not any(name.endswith(".safetensors") for name in wanted) and "pytorch_model.bin" in sizes:
+        wanted.add("pytorch_model.bin")  # the fallback download below
+    return sum(sizes[name] for name in wanted)
 
 
 def resolve_device(device: str) -> str:
@@ -149,8 +197,15 @@ def weights_present(path: Path) -> bool:
     return any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").exists()
 
 
-def resolve_model_source(model_id: str, options: LoadOptions, lock: LockEntry | None = None) -> ModelSource:
+def resolve_model_source(
+    model_id: str,
+    options: LoadOptions,
+    lock: LockEntry | None = None,
+    on_download: Callable[[DownloadProgress], None] | None = None,
+) -> ModelSource:
     """Find a model's files without loading them (may download when the hub is online).
+
+    `on_download` receives the progress of a hub download before it starts.
 
     With a lock entry the locked commit is the revision, only the locked files are fetched, and
     every file is checked against its SHA-256, whether it came from the cache or the hub.
@@ -182,8 +237,9 @@ def resolve_model_source(model_id: str, options: LoadOptions, lock: LockEntry | 
                 allow_patterns=patterns or ["config.json"],
             )
         )
-        if (path / "config.json").is_file() and (
-            all((path / name).is_file() for name in lock.files) if lock is not None else weights_present(path)
+        # Weights too: the budget may have fetched a model's config.json alone into the cache.
+        if (path / "config.json").is_file() and weights_present(path) and (
+            lock is None or all((path / name).is_file() for name in lock.files)
         ):
             if lock is not None:
                 verify_files(path, lock)
@@ -193,6 +249,9 @@ def resolve_model_source(model_id: str, options: LoadOptions, lock: LockEntry | 
     if options.offline:
         raise ModelNotCached(NOT_CACHED_REASON)
     logger.info("load %s: downloading %s from the hub into %s", model_id, revision or "main", cache_dir)
+    if on_download is not None:
+        folder = Path(cache_dir) / f"models--{model_id.replace('/', '--')}" / "blobs"
+        on_download(DownloadProgress(folder, _download_total(model_id, revision, patterns or HUB_FILE_PATTERNS)))
     try:
         path = Path(
             snapshot_download(
@@ -216,6 +275,31 @@ def resolve_model_source(model_id: str, options: LoadOptions, lock: LockEntry | 
     if lock is not None:
         verify_files(path, lock)
     return ModelSource(model_id, path, "hub")
+
+
+def find_config(model_id: str, options: LoadOptions, revision: str | None = None) -> Path | None:
+    """Return a model's config.json: local dir, HF cache, else downloaded alone from the hub; None if nowhere."""
+    for candidate in _local_candidates(model_id, options.model_dir):
+        if (candidate / "config.json").is_file():
+            return candidate / "config.json"
+    from huggingface_hub import hf_hub_download
+
+    for local_only in (True, False):
+        if not local_only and options.offline:
+            return None
+        try:
+            return Path(
+                hf_hub_download(
+                    model_id,
+                    "config.json",
+                    revision=revision,
+                    cache_dir=options.cache_dir or hub_cache_dir(),
+                    local_files_only=local_only,
+                )
+            )
+        except Exception as exc:  # not cached; then the hub's answer: the caller says "unknown"
+            logger.debug("config %s: not found (%s): %r", model_id, "cache" if local_only else "hub", exc)
+    return None
 
 
 def _short_hub_error(exc: BaseException) -> str:
@@ -374,7 +458,10 @@ async def run_in_daemon_thread(fn: Callable[[], T], *, name: str) -> T:
 
 
 class ModelSlot:
-    """One configured model and its load state: not_loaded -> loading -> available | failed.
+    """One catalog model and its load state: not_loaded -> loading -> available | failed, or skipped.
+
+    `skipped` is a model listed but deliberately not loaded (the budget, MODELS, an admin's
+    unload); `load()` may still be called on it later.
 
     Args:
         spec: the catalog entry.
@@ -389,6 +476,7 @@ class ModelSlot:
         self.reason: str | None = None
         self.model: SentimentModel | None = None
         self.load_seconds: float | None = None
+        self.download: DownloadProgress | None = None  # set while a hub download runs
 
     @property
     def model_id(self) -> str:
@@ -400,6 +488,16 @@ class ModelSlot:
         """True once the model is loaded and usable."""
         return self.status is ModelStatus.AVAILABLE and self.model is not None
 
+    def skip(self, reason: str) -> None:
+        """Say the model is listed but not loaded, and why (`reason` starts with what to do about it)."""
+        self.status = ModelStatus.SKIPPED
+        self.reason = reason
+        self.model = None
+
+    def track_download(self, progress: DownloadProgress) -> None:
+        """Keep the progress of this model's hub download, for its status."""
+        self.download = progress
+
     def mark_loading(self) -> None:
         """Say the load is scheduled, so clients see `loading` rather than `not_loaded`."""
         if self.status is ModelStatus.NOT_LOADED:
@@ -409,6 +507,7 @@ class ModelSlot:
         """Load in a daemon thread; record `available` or `failed` with a reason, never raise."""
         self.status = ModelStatus.LOADING
         self.reason = None
+        self.download = None
         started = time.monotonic()
         logger.info("load %s: started", self.model_id)
         try:

@@ -3,7 +3,11 @@
 Life cycle: `InferenceService(...)` checks the configuration; `await start()` makes the lexicon
 available at once and loads the other models one by one in a daemon thread; `await stop()`
 stops the engines and saves the statistics. `score()` always answers: models that are still
-loading or failed are skipped, and the lexicon is the last resort.
+loading, failed or skipped are left out, and the lexicon is the last resort.
+
+Every catalog model is listed, loaded or not: MODELS names what to load; unset, the measured
+budget decides on CPU (`budget.py`) and everything loads on CUDA. `load_model()` and
+`unload_model()` change that while the app runs (the admin routes).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from core.periodic import run_every
 from core.records import SentimentResult
 
 from .autotune import DEFAULT_EVALSET, AutotuneOptions
-from .budget import default_model_ids
+from .budget import CPU_PRIORITY, BudgetRules, available_mib, measure_item_cost, model_threads
 from .catalog import (
+    DEFAULT_MODELS,
     EMBEDDED_MODEL_ID,
     LEXICON_MODEL_ID,
     Domain,
@@ -41,7 +46,7 @@ from .errors import (
     UnknownModel,
 )
 from .evalsample import SAMPLE_PATH, read_sample
-from .executors import ModelExecutor
+from .executors import ModelExecutor, lower_thread_priority
 from .head import load_embedded_classifier, stored_evaluation
 from .lexicon import CryptoLexicon
 from .loader import (
@@ -54,6 +59,7 @@ from .loader import (
     resolve_model_source,
 )
 from .lock import LOCK_PATH, read_lock
+from .pricing import ModelPricer
 from .runtimes import VARIANTS
 from .selfeval import EnsembleChoice, apply_temperature, choose_fair_ensemble, measure
 from .stats import JsonStatsStore, StatsRegistry, StatsStore
@@ -65,6 +71,11 @@ logger = logging.getLogger(__name__)
 
 _DOMAINS: tuple[Domain, ...] = ("news", "social")
 _SPECIAL_TOKENS_MAX = 4  # [CLS]/[SEP] or <s>/</s>, with room to spare
+# Model threads run below the event loop's priority; hub models (a BERT-base is ~10x the embedded
+# model's work) lowest, so a single text asked of the embedded model is not queued behind them.
+EMBEDDED_NICE = 2
+HUB_NICE = 10
+_SET_MODELS_HINT = "set MODELS to load it at start, or load it with the admin token"
 Probs = dict[str, float]
 
 
@@ -78,9 +89,9 @@ class InferenceService:
     """Sentiment models behind per-model batchers, combined into one answer per text.
 
     Args:
-        models: model ids to serve, in fallback order; None lets the hardware choose
-            (`budget.default_model_ids`: the whole catalog on CUDA, what the measured CPU
-            budget allows on CPU). The lexicon is always added last.
+        models: model ids to load, in fallback order; None lets the hardware choose (the
+            whole catalog on CUDA; on CPU what fits the measured budget, see `budget.py`). The
+            lexicon is always added last; catalog models not named are listed as skipped.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N". fp16 on CUDA.
         data_dir: where `inference_stats.json` lives; None keeps statistics in memory.
         model_dir: optional directory of local models laid out as `<org>/<name>/`.
@@ -101,7 +112,8 @@ class InferenceService:
         exclude_variants: variants `auto` never measures, e.g. ("bf16",).
         quantize: shorthand for precision="int8" on CPU (fastest, but flips ~4 % of labels on the
             embedded model; see docs/inference.md). Ignored on CUDA.
-        cpu_threads: `torch.set_num_threads` at start; None leaves torch's default.
+        cpu_threads: `torch.set_num_threads` at start (and ONNX Runtime's threads); None: every
+            core but one on CPU (`budget.model_threads`), so the event loop keeps a core.
         weights: per-model ensemble weight overrides, e.g. {"ProsusAI/finbert": {"news": 1.2}}.
         call_timeout_s: a model call slower than this counts as a failure and falls back.
         stats_store: persistence for statistics; overrides the JSON file in `data_dir`.
@@ -113,6 +125,10 @@ class InferenceService:
             model once it loads, in the background, and derive the ensemble from the results
             (`selfeval.py`); off, the catalog's prior weights serve.
         sample_path: the labelled sample to self-evaluate on.
+        cpu_share, news_per_min: the CPU budget of the default on CPU: news scoring may take
+            this fraction of the model cores at this news rate (`budget.BudgetRules`).
+        news_deadline_ms: how long `score(..., deadline=True)` waits for the ensemble's
+            members before answering with those that are done; also bounds the default set.
 
     Raises:
         ValueError: a malformed model list, an unknown device or precision, a bad weight.
@@ -144,13 +160,25 @@ class InferenceService:
         lock_path: Path | str | None = LOCK_PATH,
         self_evaluate: bool = False,
         sample_path: Path | str = SAMPLE_PATH,
+        cpu_share: float = 0.5,
+        news_per_min: float = 6.0,
+        news_deadline_ms: float = 500.0,
     ) -> None:
         self.device = resolve_device(device)
-        # MODELS unset: the hardware decides (budget.py): every model on a GPU, a measured few on CPU.
-        ids = resolve_model_ids(models if models is not None else default_model_ids(self.device))
+        configured = resolve_model_ids(models)
+        # MODELS unset on CPU: the measured budget picks among the catalog (budget.py); on a GPU all load.
+        self.auto_budget = models is None and self.device == "cpu"
+        self._requested = set() if self.auto_budget else set(configured)
+        # Every catalog model is listed, configured or not, after the configured ones (fallback order).
+        ids = resolve_model_ids([*configured, *(m for m in DEFAULT_MODELS if m not in configured)])
         self._locks = read_lock(Path(lock_path)) if lock_path is not None else {}
         if cpu_threads is not None and cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
+        if not 0 < cpu_share <= 1 or news_per_min <= 0 or news_deadline_ms <= 0:
+            raise ValueError(
+                f"expected 0 < cpu_share <= 1, news_per_min > 0 and news_deadline_ms > 0, got "
+                f"{cpu_share}, {news_per_min}, {news_deadline_ms}"
+            )
         if micro_batch is not None and micro_batch < 1:
             raise ValueError(f"micro_batch must be >= 1 or None, got {micro_batch}")
         if call_timeout_s <= 0:
@@ -182,7 +210,13 @@ class InferenceService:
             "max_queue": max_queue,
         }
         BatchEngine(lambda texts: texts, **self._engine_kwargs)  # validate the limits now
-        self.cpu_threads = cpu_threads
+        self.cpu_threads = cpu_threads if cpu_threads is not None or not on_cpu else model_threads()
+        self.cpu_share = cpu_share
+        self.news_per_min = news_per_min
+        self.news_deadline_s = news_deadline_ms / 1000
+        self.pricer = ModelPricer(self.options, self._locks, ask_hub=self.auto_budget)
+        self._admin_loads: dict[str, asyncio.Task[None]] = {}
+        self.deadline_misses: dict[str, int] = {}
         self.call_timeout_s = call_timeout_s
         self.stats_flush_s = stats_flush_s
         self._weights = resolve_weights(ids, weights or {})
@@ -214,18 +248,25 @@ class InferenceService:
         if spec.kind == "lexicon":
             return ModelSlot(spec, CryptoLexicon)
         if spec.kind == "embedded":
-            return ModelSlot(spec, lambda: load_embedded_classifier(options))
+
+            def load_embedded() -> SentimentModel:
+                lower_thread_priority(EMBEDDED_NICE)  # loading and autotune never outrank the loop
+                return load_embedded_classifier(options)
+
+            return ModelSlot(spec, load_embedded)
 
         lock = self._locks.get(spec.id)
-        if lock is None:
-            logger.warning("load %s: unlocked: no entry in the model lock, loading the hub's main", spec.id)
 
         def load_hub_model() -> SentimentModel:
-            source = resolve_model_source(spec.id, options, lock)
+            lower_thread_priority(HUB_NICE)
+            if lock is None:
+                logger.warning("load %s: unlocked: no entry in the model lock, loading the hub's main", spec.id)
+            source = resolve_model_source(spec.id, options, lock, on_download=slot.track_download)
             logger.info("load %s: files from %s (%s)", spec.id, source.path, source.origin)
             return load_transformers_classifier(spec, source, options)
 
-        return ModelSlot(spec, load_hub_model)
+        slot = ModelSlot(spec, load_hub_model)
+        return slot
 
     @property
     def model_ids(self) -> list[str]:
@@ -259,8 +300,21 @@ class InferenceService:
         lexicon = self._slots[LEXICON_MODEL_ID]
         await lexicon.load()
         self._start_engine(lexicon)
+        memory = await asyncio.to_thread(available_mib)
+        self.pricer.start(
+            BudgetRules(
+                cpu_share=self.cpu_share,
+                news_per_min=self.news_per_min,
+                deadline_ms=self.news_deadline_s * 1000,
+                model_cores=self.cpu_threads or model_threads(),
+                memory_mib=(memory if memory is not None else 4096.0) / 2,
+            )
+        )
         for slot in self._slots.values():
-            slot.mark_loading()
+            if self.auto_budget or slot.model_id in self._requested:
+                slot.mark_loading()
+            elif slot.status is ModelStatus.NOT_LOADED:
+                slot.skip(f"skipped: not in MODELS; {_SET_MODELS_HINT}")
         self._loader = self._spawn(self._load_all(), name="inference-loader")
         if self.self_evaluate and self._sample:
             self._spawn(self._evaluate_forever(), name="inference-self-evaluation")
@@ -284,26 +338,102 @@ class InferenceService:
 
     async def _load_all(self) -> None:
         # The embedded model first: it is the one that works offline, so the ensemble has a real
-        # model quickly; hub models follow in the configured order.
+        # model quickly, and its measured cost prices the others; hub models follow in the
+        # configured order (the budget's priority when it chooses).
+        rank = {model_id: index for index, model_id in enumerate(CPU_PRIORITY)}
         order = sorted(
             (slot for slot in self._slots.values() if slot.model_id != LEXICON_MODEL_ID),
-            key=lambda slot: slot.model_id != EMBEDDED_MODEL_ID,
+            key=lambda slot: (slot.model_id != EMBEDDED_MODEL_ID, rank.get(slot.model_id, len(rank))
+                              if self.auto_budget else 0),
         )
         for slot in order:
-            await slot.load()
-            if slot.is_available:
-                self._start_engine(slot)
-                if self.self_evaluate:
-                    self._eval_queue.put_nowait(slot.model_id)
+            if slot.status is not ModelStatus.LOADING:
+                await self.pricer.price(slot.spec)  # skipped: its estimated cost still goes in its status
+                continue
+            if self.auto_budget and slot.spec.kind == "transformers":
+                refusal = await self.pricer.refusal(slot.spec)
+                if refusal is not None:
+                    slot.skip(f"skipped: {refusal}; {_SET_MODELS_HINT}")
+                    logger.info("load %s: %s", slot.model_id, slot.reason)
+                    continue
+            await self._load_slot(slot, "budget" if self.auto_budget else "MODELS")
+
+    async def _load_slot(self, slot: ModelSlot, why: str) -> None:
+        """Load one model, start its engine, measure one news item's cost; budget picks must still fit."""
+        await slot.load()
+        if not slot.is_available:
+            return
+        self._start_engine(slot)
+        assert slot.model is not None
+        cost = await asyncio.get_running_loop().run_in_executor(
+            self._executors[slot.model_id], measure_item_cost, slot.model.predict_probs, self.cpu_threads or 1
+        )
+        logger.info("load %s: one news item costs %.0f core-ms here", slot.model_id, cost.core_ms)
+        refusal = self.pricer.measured(slot.model_id, slot.model, cost, why)
+        if refusal is not None:
+            await self._unload(slot, f"skipped: measured after loading: {refusal}; {_SET_MODELS_HINT}")
+            return
+        if self.self_evaluate:
+            self._eval_queue.put_nowait(slot.model_id)
+
+    async def load_model(self, model_id: str) -> dict[str, Any]:
+        """Start loading a listed model in the background (an admin's request); return its status.
+
+        Raises:
+            UnknownModel: not a listed model.
+        """
+        slot = self._slot(model_id)
+        if not (slot.is_available or slot.status is ModelStatus.LOADING):
+            self._requested.add(model_id)
+            slot.status = ModelStatus.LOADING  # at once: the load task starts on the next loop turn
+            task = self._spawn(self._load_slot(slot, "admin"), name=f"inference-load:{model_id}")
+            self._admin_loads[model_id] = task
+            task.add_done_callback(lambda _task: self._admin_loads.pop(model_id, None))
+        return self.describe_model(model_id)
+
+    async def unload_model(self, model_id: str) -> dict[str, Any]:
+        """Unload a model (an admin's request): it stays listed as skipped; return its status.
+
+        Raises:
+            UnknownModel: not a listed model.
+            ModelNotReady: the lexicon (the last resort never unloads) or a model still loading.
+        """
+        slot = self._slot(model_id)
+        if slot.spec.kind == "lexicon":
+            raise ModelNotReady("the lexicon is the last resort and cannot be unloaded")
+        if slot.status is ModelStatus.LOADING:
+            raise ModelNotReady(f"{model_id} is still loading; unload it once it is available")
+        if slot.is_available:
+            self._requested.discard(model_id)
+            await self._unload(slot, f"skipped: unloaded by an admin; {_SET_MODELS_HINT}")
+        return self.describe_model(model_id)
+
+    async def _unload(self, slot: ModelSlot, reason: str) -> None:
+        engine = self._engines.pop(slot.model_id, None)
+        if engine is not None:
+            await engine.stop()
+        executor = self._executors.pop(slot.model_id, None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        self.pricer.release(slot.model_id)
+        slot.skip(reason)
+        logger.info("unload %s: %s", slot.model_id, reason)
+
+    def _slot(self, model_id: str) -> ModelSlot:
+        slot = self._slots.get(model_id)
+        if slot is None:
+            raise UnknownModel(model_id, self.model_ids)
+        return slot
 
     def _start_engine(self, slot: ModelSlot) -> None:
         assert slot.model is not None
-        # Each model on its own thread (#12): a slow or hung model delays only its own callers. The
-        # lexicon too: on the loop's default pool it would compete with the news desk's commits.
+        # Each model on its own thread: a slow or hung model delays only its own callers. The lexicon
+        # too: on the loop's default pool it would compete with the news desk's commits.
         previous = self._executors.pop(slot.model_id, None)
         if previous is not None:
             previous.shutdown(wait=False, cancel_futures=True)
-        executor = self._executors[slot.model_id] = ModelExecutor(f"model:{slot.model_id}")
+        nice = EMBEDDED_NICE if slot.spec.kind in ("embedded", "lexicon") else HUB_NICE
+        executor = self._executors[slot.model_id] = ModelExecutor(f"model:{slot.model_id}", nice=nice)
         kwargs = dict(self._engine_kwargs)
         if slot.spec.kind == "lexicon":
             kwargs["max_batch"] = max(kwargs["max_batch"], 256)  # VADER is per text: batch size is free
@@ -470,11 +600,14 @@ class InferenceService:
         model: str | None = None,
         *,
         fallback: bool = True,
+        deadline: bool = False,
     ) -> list[SentimentResult]:
         """Score texts: one model when `model` is given, else the weighted ensemble.
 
         A model that raises, times out or is overloaded is counted and skipped; its texts go to
         the next available model, the lexicon last. `fallback=False` (evaluation) disables that.
+        `deadline=True` (the news desk) combines the members that answered within
+        `news_deadline_ms` and cancels the rest; the result's `model` names those that did.
 
         Raises:
             UnknownModel: `model` is not configured.
@@ -496,7 +629,7 @@ class InferenceService:
             return [result_from_probs(probs, model) for probs in await self._call(model, batch)]
         if model is None:
             members = self._ensemble_members(domain)
-            answers = await self._ensemble_answers(batch, domain, members)
+            answers = await self._ensemble_answers(batch, domain, members, deadline)
             if answers:
                 return combine_answers(answers, len(batch))
             # Every member failed (or none was available): the other models, the lexicon last.
@@ -525,15 +658,20 @@ class InferenceService:
         ]
 
     async def _ensemble_answers(
-        self, texts: list[str], domain: Domain, members: list[str]
+        self, texts: list[str], domain: Domain, members: list[str], deadline: bool = False
     ) -> list[ModelAnswer]:
         if not members:
             return []
-        outcomes = await asyncio.gather(
-            *(self._call(model_id, texts) for model_id in members), return_exceptions=True
-        )
+        if deadline:
+            outcomes = await self._answers_within_deadline(texts, members)
+        else:
+            outcomes = await asyncio.gather(
+                *(self._call(model_id, texts) for model_id in members), return_exceptions=True
+            )
         answers = []
         for model_id, outcome in zip(members, outcomes, strict=True):
+            if outcome is None:
+                continue  # missed the deadline: counted in deadline_misses
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, Exception):
                     raise outcome  # cancellation and friends are not model failures
@@ -546,36 +684,81 @@ class InferenceService:
             answers.append(ModelAnswer(model_id, self.weight(model_id, domain), outcome))
         return answers
 
+    async def _answers_within_deadline(
+        self, texts: list[str], members: list[str]
+    ) -> list[list[Probs] | BaseException | None]:
+        """Each member's answer, its error, or None when it was not done within the news deadline."""
+        calls = [asyncio.ensure_future(self._call(model_id, texts)) for model_id in members]
+        done, pending = await asyncio.wait(calls, timeout=self.news_deadline_s)
+        for call in pending:
+            # Cancelled: texts still queued are dropped by the engine, so a slow model's backlog
+            # cannot grow; a batch already running finishes on its thread.
+            call.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        outcomes: list[list[Probs] | BaseException | None] = []
+        for model_id, call in zip(members, calls, strict=True):
+            if call in pending:
+                self.deadline_misses[model_id] = self.deadline_misses.get(model_id, 0) + 1
+                outcomes.append(None)
+            else:
+                outcomes.append(call.exception() or call.result())
+        return outcomes
+
     # ----------------------------------------------------------------- monitoring
 
     def describe_models(self) -> list[dict[str, Any]]:
         """Return one dict per model for `models_status` and `system_status.ai_models`."""
-        described = []
-        for model_id, slot in self._slots.items():
-            numbers = self.stats.get(model_id).snapshot()
-            loaded = slot.model
-            described.append(
-                {
-                    "id": model_id,
-                    "type": "sentiment",
-                    "kind": slot.spec.kind,
-                    "domain": slot.spec.domain,
-                    "status": slot.status.value,
-                    "error": slot.reason if slot.status is ModelStatus.FAILED else None,
-                    "device": loaded.device if loaded is not None else self.device,
-                    "precision": getattr(loaded, "precision", None)
-                    if loaded is not None
-                    else self.options.precision,
-                    "runtime": _runtime_of(loaded),
-                    "weights": {domain: round(self.weight(model_id, domain), 4) for domain in _DOMAINS},
-                    "weight_source": {domain: self._weight_source(domain, model_id) for domain in _DOMAINS},
-                    "evaluation": self._evaluations.get(model_id),
-                    "load_seconds": round(slot.load_seconds, 2) if slot.load_seconds is not None else None,
-                    "lock": self.describe_lock(model_id),
-                    **numbers,
-                }
-            )
-        return described
+        return [self.describe_model(model_id) for model_id in self._slots]
+
+    def describe_model(self, model_id: str) -> dict[str, Any]:
+        """Return one model's state, the reason for it in words, its measured figures and statistics."""
+        slot = self._slots[model_id]
+        numbers = self.stats.get(model_id).snapshot()
+        loaded = slot.model
+        return {
+            "id": model_id,
+            "type": "sentiment",
+            "kind": slot.spec.kind,
+            "domain": slot.spec.domain,
+            # Before start() a model is not_loaded; clients count it as loading.
+            "status": _shown_status(slot.status),
+            "reason": self._reason(slot),
+            "error": slot.reason if slot.status is ModelStatus.FAILED else None,
+            "download": slot.download.as_dict() if slot.download is not None else None,
+            "budget": self.pricer.figures(model_id) if slot.spec.kind != "lexicon" else None,
+            "news_deadline_misses": self.deadline_misses.get(model_id, 0),
+            "device": loaded.device if loaded is not None else self.device,
+            "precision": getattr(loaded, "precision", None)
+            if loaded is not None
+            else self.options.precision,
+            "runtime": _runtime_of(loaded),
+            "weights": {domain: round(self.weight(model_id, domain), 4) for domain in _DOMAINS},
+            "weight_source": {domain: self._weight_source(domain, model_id) for domain in _DOMAINS},
+            "evaluation": self._evaluations.get(model_id),
+            "load_seconds": round(slot.load_seconds, 2) if slot.load_seconds is not None else None,
+            "lock": self.describe_lock(model_id),
+            **numbers,
+        }
+
+    def _reason(self, slot: ModelSlot) -> str:
+        status = slot.status
+        if status in (ModelStatus.FAILED, ModelStatus.SKIPPED):
+            return slot.reason or status.value
+        if status is ModelStatus.AVAILABLE:
+            why = self.pricer.loaded_by.get(slot.model_id)
+            if slot.spec.kind == "lexicon":
+                return "available: always loaded, the last resort"
+            return {
+                "budget": "available: its measured cost fits the CPU budget",
+                "MODELS": "available: MODELS names it" if self._requested else "available: every model loads on CUDA",
+                "admin": "available: loaded by an admin",
+            }.get(why or "", "available")
+        if slot.download is not None:
+            figures = slot.download.as_dict()
+            total = figures["bytes_total"]
+            of = f" of {total / 2**20:.1f} MB" if total else ""
+            return f"loading: downloaded {int(figures['bytes_done'] or 0) / 2**20:.1f} MB{of} from the hub"
+        return "loading"
 
     def describe_lock(self, model_id: str) -> dict[str, Any] | None:
         """Return the lock state of a hub model: locked (commit) or unlocked (with a warning)."""
@@ -610,10 +793,12 @@ class InferenceService:
             by_status[slot.status.value].append(model_id)
         waiting = by_status[ModelStatus.LOADING.value] + by_status[ModelStatus.NOT_LOADED.value]
         return {
+            # Skipped models are settled: they are not coming unless someone asks for them.
             "ready": self._started and not waiting,
             "loading": waiting,
             "available": by_status[ModelStatus.AVAILABLE.value],
             "failed": {model_id: self._slots[model_id].reason for model_id in by_status[ModelStatus.FAILED.value]},
+            "skipped": {model_id: self._slots[model_id].reason for model_id in by_status[ModelStatus.SKIPPED.value]},
         }
 
     def could_overflow(self, texts: Sequence[str], scored_by: str) -> bool:
@@ -652,10 +837,10 @@ class InferenceService:
         return windows
 
     def count_statuses(self) -> dict[str, int]:
-        """Return total / available / loading / failed / not_loaded counts."""
-        counts = {"total": len(self._slots)} | {status.value: 0 for status in ModelStatus}
+        """Return total / available / loading / failed / skipped counts; total is their sum."""
+        counts = {"total": len(self._slots), "available": 0, "loading": 0, "failed": 0, "skipped": 0}
         for slot in self._slots.values():
-            counts[slot.status.value] += 1
+            counts[_shown_status(slot.status)] += 1
         return counts
 
 
@@ -666,6 +851,11 @@ def _excluded_note(excluded: dict[str, Any] | None) -> dict[str, str]:
     if excluded.get("rows"):
         return {"note": f"{excluded['rows']} of {excluded['of']} rows left out: {excluded['reason']}"}
     return {} if excluded.get("training_data_known", True) else {"note": str(excluded["reason"])}
+
+
+def _shown_status(status: ModelStatus) -> str:
+    """The four states clients see: a model not yet scheduled counts as loading."""
+    return ModelStatus.LOADING.value if status is ModelStatus.NOT_LOADED else status.value
 
 
 def _shown(numbers: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ __all__ = ["evaluation_html", "models_html", "status_kind"]
 EVALUATION_FILE = "evaluation.json"
 EVALUATION_COLUMNS = ("n", "accuracy", "macro_f1", "status", "error")
 _report_memo: Memo[list[dict[str, Any]]] = Memo(size=2, ttl_s=30.0)
-_STATUS_KIND = {"available": "good", "loading": "warn", "failed": "bad", "disabled": "muted"}
+_STATUS_KIND = {"available": "good", "loading": "warn", "failed": "bad", "skipped": "muted"}
 
 
 def status_kind(status: str | None) -> str:
@@ -71,6 +71,28 @@ def _pin_label(lock: Any) -> str:
     return f' · <span class="pin unpinned" title="{esc(_lock_warning(lock))}">unpinned</span>'
 
 
+def _reason_html(model: dict[str, Any]) -> str:
+    """The state in words, the download's bytes while loading, the cost per news item, the lock's warning."""
+    parts = [f"<div>{esc(model.get('reason') or model.get('error') or '')}</div>"]
+    download = model.get("download")
+    if model.get("status") == "loading" and isinstance(download, dict):
+        total = download.get("bytes_total")
+        done = download.get("bytes_done") or 0
+        shown = f"{done / 2**20:.1f} of {total / 2**20:.1f} MB" if total else f"{done / 2**20:.1f} MB"
+        value = f' value="{done}" max="{total}"' if total else ""
+        parts.append(f'<div class="sub download"><progress{value}></progress> {esc(shown)}</div>')
+    budget = model.get("budget")
+    if isinstance(budget, dict) and budget.get("core_ms_per_item") is not None:
+        parts.append(
+            f'<div class="sub budget" title="{esc(budget.get("basis"))}">{budget["core_ms_per_item"]:.0f} core-ms '
+            f"per news item ({esc(budget.get('source'))})</div>"
+        )
+    warning = _lock_warning(model.get("lock"))
+    if warning:
+        parts.append(f'<div class="sub">{esc(warning)}</div>')
+    return "".join(parts)
+
+
 def _runtime_html(choice: dict[str, Any] | None) -> str:
     """The variant a model runs as, how it was chosen, and each measured candidate (#12)."""
     if not choice:
@@ -107,7 +129,10 @@ def models_html(runtime: Runtime) -> str:
         )
     summary = "".join(
         badge(f"{data[k]} {k}", kind)
-        for k, kind in (("total", "info"), ("available", "good"), ("loading", "warn"), ("failed", "bad"))
+        for k, kind in (
+            ("total", "info"), ("available", "good"), ("loading", "warn"), ("failed", "bad"), ("skipped", "muted")
+        )
+        if k in data
     )
     head = "".join(
         f"<th>{h}</th>"
@@ -121,7 +146,7 @@ def models_html(runtime: Runtime) -> str:
             "Last used",
             "Device",
             "Measured on the sample",
-            "Reason / last error",
+            "Why / progress",
         )
     )
     rows = []
@@ -139,7 +164,7 @@ def models_html(runtime: Runtime) -> str:
             f'<td class="num">{esc(calls if calls is not None else "—")}</td>'
             f"<td>{esc(last_used)}</td><td>{esc(model.get('device'))}{_runtime_html(model.get('runtime'))}</td>"
             f"<td>{_measured(model.get('evaluation'))}</td>"
-            f'<td class="reason">{esc(model.get("error") or _lock_warning(model.get("lock")))}</td></tr>'
+            f'<td class="reason">{_reason_html(model)}</td></tr>'
         )
     return (
         f'<div class="hub-pills">{summary}</div><table class="hub-table" id="models-table">'

@@ -22,7 +22,7 @@ import gradio as gr
 from core.lane import ScoringLane
 from core.token_bucket import ClientAccount, ClientBudgets
 from desk.runtime import Runtime
-from space import charts, feeds, market_view, models_view, news_view, sentiment_view, system_view
+from space import charts, feeds, market_view, models_admin, models_view, news_view, sentiment_view, system_view
 from space.api_view import API_JS, api_html
 from space.cache import Memo
 from space.playground import playground_status, score_text
@@ -91,6 +91,21 @@ def build_ui(
                     trend = gr.Plot(label="Sentiment trend", elem_id="sentiment-trend")
             with gr.Tab("Models", id="models", elem_id="tab-models") as tab_models:
                 models = _html(elem_id="models-status")
+                with gr.Accordion("Operator: load or unload a model", open=False, elem_id="models-operator"):
+                    with gr.Row():
+                        admin_token = gr.Textbox(
+                            label="Admin token", type="password", scale=3, elem_id="models-admin-token"
+                        )
+                        unlock = gr.Button("Unlock", scale=1, elem_id="models-admin-unlock")
+                    admin_note = _html(elem_id="models-admin-note")
+                    # Shown only once the server accepted the token; each action checks it again.
+                    with gr.Row(visible=False, elem_id="models-admin") as admin_row:
+                        admin_model = gr.Dropdown(
+                            runtime.inference.model_ids if runtime.inference is not None else [],
+                            label="Model", scale=3, elem_id="models-admin-model",
+                        )
+                        load_button = gr.Button("Load", scale=1, elem_id="models-admin-load")
+                        unload_button = gr.Button("Unload", scale=1, elem_id="models-admin-unload")
                 gr.Markdown(
                     "### Playground\nType a headline or a post: every loaded model scores it, "
                     "next to the ensemble the news pipeline uses."
@@ -244,6 +259,21 @@ def build_ui(
             concurrency_limit=None,
             show_progress="minimal",
         )
+
+        async def unlock_admin(token: str) -> tuple[Any, str]:
+            shown, note = models_admin.unlock(runtime, token)
+            return gr.Row(visible=shown), note
+
+        async def load_model(token: str, model_id: str | None) -> str:
+            return await models_admin.change_model(runtime, token, model_id, load=True)
+
+        async def unload_model(token: str, model_id: str | None) -> str:
+            return await models_admin.change_model(runtime, token, model_id, load=False)
+
+        unlock.click(unlock_admin, inputs=[admin_token], outputs=[admin_row, admin_note], **QUIET)
+        admin_token.submit(unlock_admin, inputs=[admin_token], outputs=[admin_row, admin_note], **QUIET)
+        load_button.click(load_model, inputs=[admin_token, admin_model], outputs=[admin_note], **QUIET)
+        unload_button.click(unload_model, inputs=[admin_token, admin_model], outputs=[admin_note], **QUIET)
     # The lane, not Gradio, bounds the playground (it refuses at once where Gradio would queue), so
     # events only wait here for the loop to start them; `max_size` caps a flood of joins, and
     # `api_open=False` closes the routes that would run an event without the queue.

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from inference import InferenceService, router
+from inference import CATALOG, InferenceService, router
 from inference.api import MAX_TEXT_CHARS, MAX_TEXTS
 
 
@@ -69,8 +69,9 @@ async def test_api_texts_not_a_list_is_422(client):
 async def test_api_models_lists_statuses_and_numbers(client):
     await client.post("/api/sentiment", json={"texts": ["hodl"], "model": "lexicon"})
     body = (await client.get("/api/models")).json()
-    [lexicon] = body["models"]
-    assert (body["total"], body["available"]) == (1, 1)
+    [lexicon] = [model for model in body["models"] if model["id"] == "lexicon"]
+    assert body["available"] == 1 and body["total"] == len(CATALOG)
+    assert body["total"] == body["available"] + body["loading"] + body["failed"] + body["skipped"]
     assert (lexicon["id"], lexicon["type"], lexicon["status"], lexicon["calls"]) == (
         "lexicon",
         "sentiment",

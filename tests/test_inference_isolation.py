@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 
@@ -117,3 +118,26 @@ async def test_service_stalled_model_fails_fast_after_its_timeout(offline_hub, t
     await service.stop()
     assert (first.model, second.model) == ("lexicon", "lexicon")
     assert last_error.startswith("stalled")
+
+
+def test_model_executor_runs_below_the_callers_priority():
+    def own_nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    executor = ModelExecutor("model:nice-test", nice=5)
+    try:
+        assert executor.submit(own_nice).result(timeout=10) == own_nice() + 5
+    finally:
+        executor.shutdown()
+
+
+async def test_service_model_threads_run_below_the_event_loop(offline_hub):
+    service = InferenceService([BERT_POSNEG], device="cpu", data_dir=None, precision="fp32")
+    await service.start()
+    await service.wait_until_loaded(60)
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    model_nice = await asyncio.get_running_loop().run_in_executor(
+        service._executors[BERT_POSNEG], os.getpriority, os.PRIO_PROCESS, 0
+    )
+    await service.stop()
+    assert model_nice > loop_nice

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from inference import InferenceService, UnknownModel
+from inference import CATALOG, InferenceService, ModelNotReady, UnknownModel
 from inference.loader import NOT_CACHED_REASON
 from tests import inference_fixtures
 from tests.inference_fixtures import BERT_GENERIC, BERT_POSNEG, BERT_RANDOM, CORPUS, ROBERTA_NEGPOS
@@ -119,7 +119,7 @@ async def test_service_concurrent_callers_are_batched(offline_hub, tmp_path):
 
 async def test_service_unknown_model_raises(offline_hub, tmp_path):
     service = await running([], tmp_path)
-    with pytest.raises(UnknownModel, match="expected one of: lexicon"):
+    with pytest.raises(UnknownModel, match="expected one of: .*lexicon"):
         await service.score(["x"], model="nope/nope")
     await service.stop()
 
@@ -188,3 +188,62 @@ async def test_counting_tokens_beside_a_running_batch_never_breaks_the_batch(off
     await service.stop()
     assert rounds > 0
     assert {result.model for results in scorers for result in results} == {BERT_POSNEG}
+
+
+async def test_service_lists_every_catalog_model_with_a_state_and_a_reason(offline_hub, tmp_path):
+    service = await running([BERT_POSNEG], tmp_path)
+    models, counts, ready = by_id(service), service.count_statuses(), service.readiness()["ready"]
+    await service.stop()
+    assert set(CATALOG) <= set(models) and all(model["reason"] for model in models.values())
+    assert models["ProsusAI/finbert"]["status"] == "skipped"
+    assert "not in MODELS" in models["ProsusAI/finbert"]["reason"]
+    assert counts["total"] == counts["available"] + counts["loading"] + counts["failed"] + counts["skipped"]
+    assert ready  # skipped models are settled: /ready does not wait for them
+
+
+async def test_service_measures_the_cost_of_a_news_item_once_loaded(offline_hub, tmp_path):
+    service = await running([BERT_POSNEG], tmp_path)
+    budget = by_id(service)[BERT_POSNEG]["budget"]
+    await service.stop()
+    assert budget["source"] == "measured" and budget["core_ms_per_item"] > 0
+    assert budget["rules"]["model_cores"] >= 1 and budget["cpu_share_at_news_rate"] is not None
+
+
+async def test_service_news_deadline_leaves_out_models_not_done_in_time(offline_hub, tmp_path):
+    service = await running([BERT_POSNEG], tmp_path, news_deadline_ms=0.001)
+    [result] = await service.score(["bitcoin price rallies"], deadline=True)
+    misses = by_id(service)[BERT_POSNEG]["news_deadline_misses"]
+    await service.stop()
+    assert result.model == "lexicon" and misses == 1
+
+
+async def test_service_news_deadline_keeps_models_done_in_time(offline_hub, tmp_path):
+    service = await running([BERT_POSNEG], tmp_path, news_deadline_ms=60_000)
+    [result] = await service.score(["bitcoin price rallies"], deadline=True)
+    await service.stop()
+    assert result.model == BERT_POSNEG and service.deadline_misses == {}
+
+
+async def test_service_unloaded_model_is_skipped_and_loads_again(offline_hub, tmp_path):
+    service = await running([BERT_POSNEG], tmp_path)
+    unloaded = await service.unload_model(BERT_POSNEG)
+    [result] = await service.score(["bitcoin price rallies"])
+    loading = await service.load_model(BERT_POSNEG)
+    for _ in range(int(LOAD_TIMEOUT_S / 0.05)):
+        if by_id(service)[BERT_POSNEG]["status"] != "loading":
+            break
+        await asyncio.sleep(0.05)
+    reloaded = by_id(service)[BERT_POSNEG]
+    await service.stop()
+    assert unloaded["status"] == "skipped" and "unloaded by an admin" in unloaded["reason"]
+    assert result.model == "lexicon" and loading["status"] == "loading"
+    assert reloaded["status"] == "available" and "admin" in reloaded["reason"]
+
+
+async def test_service_refuses_to_unload_the_lexicon_or_an_unknown_model(offline_hub, tmp_path):
+    service = await running([], tmp_path)
+    with pytest.raises(ModelNotReady, match="last resort"):
+        await service.unload_model("lexicon")
+    with pytest.raises(UnknownModel):
+        await service.load_model("nobody/nothing")
+    await service.stop()

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from core.bus import Bus, Envelope
 from core.records import NewsItem
 from core.store import Store
-from desk.news import NewsDesk, NewsUnavailable
+from desk.news import NewsDesk, NewsUnavailable, scored_by
 
 
 def _item(i: int) -> NewsItem:
@@ -78,3 +78,11 @@ async def test_ingest_published_on_the_backplane_but_not_stored_is_stored_by_the
     [retried] = await desk.ingest([_item(1)])
     assert [seq for seq, _ in desk.streamed] == [1] and retried.seq == 1
     assert desk.store.stored_news_seqs([_item(1).url]) == {_item(1).url: 1}
+
+
+def test_scored_by_names_each_model_behind_a_score():
+    assert scored_by("ensemble(embedded/minilm-finhead+ElKulako/cryptobert)") == [
+        "embedded/minilm-finhead",
+        "ElKulako/cryptobert",
+    ]
+    assert scored_by("lexicon") == ["lexicon"] and scored_by(None) == []

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import websockets
 
+from inference.catalog import CATALOG
 from tests.harness import MS, AppProcess, recv_until, running_app
 
 EMBEDDED = "embedded/minilm-finhead"
@@ -35,7 +36,7 @@ async def test_news_arrives_scored_by_the_embedded_model(app):
         msg = await recv_until(ws, lambda m: m["type"] == "news", timeout=30_000 * MS)
     data = msg["data"]
     assert data["sentiment"] == "positive" and 0 < data["sentiment_score"] <= 1
-    assert data["sentiment_model"]
+    assert data["sentiment_model"] and EMBEDDED in data["scored_by"]
 
 
 async def test_missing_hub_model_is_failed_with_reason_and_calls_are_counted(app):
@@ -50,7 +51,9 @@ async def test_missing_hub_model_is_failed_with_reason_and_calls_are_counted(app
     assert msg["data"]["failed"] >= 1 and msg["data"]["available"] >= 2  # the embedded model and the lexicon
     async with websockets.connect(app.ws("/api/monitoring/ws")) as ws:
         status = await recv_until(ws, lambda m: m["type"] == "system_status" and m["ai_models"]["available"] >= 2)
-    assert status["stats"]["total_models"] == 3
+    ai = status["ai_models"]
+    assert status["stats"]["total_models"] == ai["total"] == len(CATALOG)  # every catalog model is listed
+    assert ai["total"] == ai["available"] + ai["loading"] + ai["failed"] + ai["skipped"]
 
 
 def test_rest_sentiment_limits(app):
