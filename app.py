@@ -23,8 +23,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import RestGuard, inference_off_router, market_router, models_admin_router, news_router
-from core.client_address import PRIVATE_NETWORKS, ClientAddress, TrustedProxies
 from api.guard import UI_ASSET_PREFIXES
+from core.client_address import PRIVATE_NETWORKS, ClientAddress, TrustedProxies
 from core.config import ConfigError, Settings
 from core.gcwatch import GcPacer, tune_gc
 from core.lane import RETRY_AFTER_S, ScoringLane
