@@ -84,6 +84,7 @@ def news_item(envelope: Envelope) -> NewsItem:
         TypeError: its data has fields a NewsItem lacks (the wire format moved on).
     """
     data = NewsMessage.model_validate_json(envelope.text).data.model_dump()
+    data.pop("scored_by", None)  # derived from sentiment_model, not kept on the item
     return NewsItem(**{**data, "published_at": parse_utc(data["published_at"])})
 
 

@@ -137,7 +137,9 @@ async def test_sentiment_sends_update_on_connect_with_nulls_and_reasons(app):
 async def test_huggingface_sends_models_status_on_connect(app):
     async with websockets.connect(app.ws("/ws/huggingface")) as ws:
         msg = await recv_until(ws, _is("models_status"))
-    assert set(msg["data"]) == {"total", "available", "loading", "failed", "models"}
+    data = msg["data"]
+    assert set(data) == {"total", "available", "loading", "failed", "skipped", "models"}
+    assert data["total"] == data["available"] + data["loading"] + data["failed"] + data["skipped"]
 
 
 async def test_news_is_published_to_subscribers_with_seq(app):
