@@ -64,10 +64,10 @@ class ServerSection(Section):
     enable_inference: bool = Field(True, **_doc("switch the models off"))
     simulator_seed: int = Field(7, **_doc("the demo market's seed"))
     simulator_prices: str = Field("", **_doc("the demo market's start prices, e.g. `BTC:90000,ETH:3000`", "built-in"))
-    # Cadences, in seconds (SPEC.md). Tests shrink them.
+    # Cadences, in seconds (the protocol table in README.md). Tests shrink them.
     price_interval_s: float = Field(1.0, ge=0.01, **_doc("`price_update` cadence, seconds"))
     status_interval_s: float = Field(5.0, ge=0.01, **_doc("`system_status` cadence, seconds"))
-    models_interval_s: float = Field(10.0, ge=0.01, **_doc("`model_status` cadence, seconds"))
+    models_interval_s: float = Field(10.0, ge=0.01, **_doc("`models_status` cadence, seconds"))
     sentiment_interval_s: float = Field(60.0, ge=0.01, **_doc("`sentiment_update` cadence at the latest, seconds"))
 
 
@@ -268,7 +268,8 @@ class LimitsSection(Section):
         "`127.0.0.1,::1`; on a Space also `10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7`"))
     history_size: int = Field(1000, ge=10, **_doc("messages kept per channel for replay"))
     rest_rate_per_s: float = Field(10.0, ge=0.0, **_doc(
-        "REST requests per second per client IP ([docs/limits.md](docs/limits.md#rest)); `0` turns rate limiting off"))
+        "REST requests per second per client IP ([docs/limits.md](docs/limits.md#rest-and-the-uis-api)); "
+        "`0` turns rate limiting off"))
     rest_burst: int = Field(40, ge=1, **_doc("REST requests in a burst per client IP"))
     max_body_bytes: int = Field(1024 * 1024, ge=1024, **_doc("largest REST request body"))
     max_upload_bytes: int = Field(1024 * 1024, ge=1024, **_doc(
