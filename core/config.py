@@ -180,7 +180,8 @@ class InferenceSection(Section):
         "JSON lines whose `text` fields gate `auto`; without texts `auto` runs fp32 and says so",
         "`inference/evalset/sample.jsonl`"))
     inference_threads: int | None = Field(None, ge=0, **_doc(
-        "CPU threads for the models", "every core but one, so the event loop keeps a core"))
+        "CPU threads for the models",
+        "every usable core but one (the container's CPU quota, not the host's), so the event loop keeps a core"))
     inference_cpu_share: float = Field(0.5, gt=0.0, le=1.0, **_doc(
         "share of the model cores news scoring may take at `NEWS_RATE_PER_MIN`: a catalog model loads by default "
         "on CPU while the measured cost fits ([docs/inference.md](docs/inference.md), \"Default models\")"))
