@@ -304,7 +304,10 @@ class LoggingSection(Section):
         "logs go to stdout and this file (`LOG_FILE=-` for stdout only); tokens are masked at every level: "
         "`?token=` values and the `Authorization`, `Sec-WebSocket-Protocol` and `Cookie` headers that uvicorn "
         "logs at `DEBUG`"))
-    log_json: bool = Field(False, **_doc("one JSON object per log line"))
+    log_json: bool = Field(False, **_doc(
+        "one JSON object per log line: `time` (ISO-8601 UTC, `2026-12-07T11:02:03.123Z`), `level`, `logger`, "
+        "`message`; while serving a request or socket its `request_id` (also the response's `X-Request-ID`) "
+        "or `connection_id`, `path` and `client` (the address `TRUSTED_PROXIES` resolves); a traceback in `exc`"))
 
     @field_validator("log_level", mode="before")
     @classmethod
