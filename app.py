@@ -28,6 +28,7 @@ from core.client_address import PRIVATE_NETWORKS, ClientAddress, TrustedProxies
 from core.config import ConfigError, Settings
 from core.gcwatch import GcPacer, tune_gc
 from core.lane import RETRY_AFTER_S, ScoringLane
+from core.log_context import LogContext
 from core.logs import configure_logging
 from core.protocol import CloseCode
 from core.token_bucket import ClientBudgets
@@ -125,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exempt_prefixes=UI_ASSET_PREFIXES, scoring_busy=scoring_busy,
     )
     app.add_middleware(CountRequests, runtime=runtime)
+    # Inside ClientAddress: the id, path and resolved client that every line logged meanwhile carries.
+    app.add_middleware(LogContext)
     # Outside the guard and the sockets: every layer inside reads the same client address.
     app.add_middleware(ClientAddress, trusted=TrustedProxies(settings.trusted_proxies), watch=runtime.client_watch)
     if settings.ws_direct_writes:

@@ -180,7 +180,8 @@ class InferenceSection(Section):
         "JSON lines whose `text` fields gate `auto`; without texts `auto` runs fp32 and says so",
         "`inference/evalset/sample.jsonl`"))
     inference_threads: int | None = Field(None, ge=0, **_doc(
-        "CPU threads for the models", "every core but one, so the event loop keeps a core"))
+        "CPU threads for the models",
+        "every usable core but one (the container's CPU quota, not the host's), so the event loop keeps a core"))
     inference_cpu_share: float = Field(0.5, gt=0.0, le=1.0, **_doc(
         "share of the model cores news scoring may take at `NEWS_RATE_PER_MIN`: a catalog model loads by default "
         "on CPU while the measured cost fits ([docs/inference.md](docs/inference.md), \"Default models\")"))
@@ -304,7 +305,10 @@ class LoggingSection(Section):
         "logs go to stdout and this file (`LOG_FILE=-` for stdout only); tokens are masked at every level: "
         "`?token=` values and the `Authorization`, `Sec-WebSocket-Protocol` and `Cookie` headers that uvicorn "
         "logs at `DEBUG`"))
-    log_json: bool = Field(False, **_doc("one JSON object per log line"))
+    log_json: bool = Field(False, **_doc(
+        "one JSON object per log line: `time` (ISO-8601 UTC, `2026-12-07T11:02:03.123Z`), `level`, `logger`, "
+        "`message`; while serving a request or socket its `request_id` (also the response's `X-Request-ID`) "
+        "or `connection_id`, `path` and `client` (the address `TRUSTED_PROXIES` resolves); a traceback in `exc`"))
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import torch
 
+from core.host_limits import usable_cpus
+
 from .catalog import CANONICAL_LABELS
 from .classifier import TransformersClassifier
 from .runtimes import RUNTIMES_REVISION, build_variant, onnx_runtime_version, variants_for
@@ -163,7 +165,7 @@ def machine_fingerprint(device: str) -> dict[str, Any]:
     fingerprint: dict[str, Any] = {
         "machine": platform.machine(),
         "cpu": _cpu_model(),
-        "cpus": os.cpu_count(),
+        "cpus": usable_cpus().count,  # the container's, not the host's: a quota changes the timings
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,

@@ -21,13 +21,14 @@ estimate whose measurement does not fit is unloaded again. `MODELS` overrides al
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from core.host_limits import memory_limit, usable_cpus
 
 from .catalog import EMBEDDED_MODEL_ID
 
@@ -68,21 +69,20 @@ _WINDOW_TOKENS = 128
 
 
 def model_threads(cores: int | None = None) -> int:
-    """Return the threads a model call may use: every core but one, which the event loop keeps."""
-    count = cores if cores is not None else os.cpu_count() or 1
+    """Return the threads a model call may use: every usable core but one, which the event loop keeps.
+
+    The usable cores are the container's (`core.host_limits.usable_cpus`: affinity and cgroup quota),
+    not the host's.
+    """
+    count = cores if cores is not None else usable_cpus().count
     return max(1, count - 1)
 
 
 def available_mib() -> float | None:
-    """Return the memory available now (MemAvailable), or None where /proc/meminfo cannot say."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    """Return the memory available now (the cgroup's limit less its use, or MemAvailable if lower);
+    None where neither says."""
+    memory = memory_limit()
+    return memory.available_mib if memory is not None else None
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,8 @@ class BudgetRules:
         deadline_ms: the news desk's scoring bound.
         model_cores: the cores models may use (`model_threads()`).
         memory_mib: memory the models' weights may take.
+        cores_from, memory_from: where the machine's figures came from, in words
+            (`core.host_limits`: e.g. "2 CPUs (cgroup cpu.max 200000/100000)").
     """
 
     cpu_share: float
@@ -199,6 +201,8 @@ class BudgetRules:
     deadline_ms: float
     model_cores: int
     memory_mib: float
+    cores_from: str = ""
+    memory_from: str = ""
 
     def share_of(self, core_ms: float) -> float:
         """Return the fraction of the model cores that `core_ms` per item takes at the expected rate."""
@@ -212,6 +216,8 @@ class BudgetRules:
             "deadline_ms": self.deadline_ms,
             "model_cores": self.model_cores,
             "memory_mib": round(self.memory_mib),
+            "cores_from": self.cores_from,
+            "memory_from": self.memory_from,
         }
 
 

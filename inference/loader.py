@@ -26,6 +26,8 @@ from typing import Any, Literal, TypeVar
 
 import torch
 
+from core.host_limits import memory_limit
+
 from .autotune import AutotuneOptions, directory_digest, prepare_classifier
 from .catalog import ModelSpec, map_labels
 from .classifier import SentimentModel, TransformersClassifier
@@ -325,14 +327,8 @@ def _short_hub_error(exc: BaseException) -> str:
 
 
 def _available_host_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    memory = memory_limit()  # the container's limit where there is one, not the host's MemAvailable
+    return memory.available_bytes if memory is not None else None
 
 
 def check_memory(path: Path, device: str, *, available_bytes: int | None = None) -> None:

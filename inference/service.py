@@ -21,11 +21,12 @@ from typing import Any
 
 import torch
 
+from core.host_limits import memory_limit, usable_cpus
 from core.periodic import run_every
 from core.records import SentimentResult
 
 from .autotune import DEFAULT_EVALSET, AutotuneOptions
-from .budget import CPU_PRIORITY, BudgetRules, available_mib, measure_item_cost, model_threads
+from .budget import CPU_PRIORITY, BudgetRules, measure_item_cost, model_threads
 from .catalog import (
     DEFAULT_MODELS,
     EMBEDDED_MODEL_ID,
@@ -300,16 +301,20 @@ class InferenceService:
         lexicon = self._slots[LEXICON_MODEL_ID]
         await lexicon.load()
         self._start_engine(lexicon)
-        memory = await asyncio.to_thread(available_mib)
-        self.pricer.start(
-            BudgetRules(
-                cpu_share=self.cpu_share,
-                news_per_min=self.news_per_min,
-                deadline_ms=self.news_deadline_s * 1000,
-                model_cores=self.cpu_threads or model_threads(),
-                memory_mib=(memory if memory is not None else 4096.0) / 2,
-            )
+        cpus, memory = await asyncio.to_thread(lambda: (usable_cpus(), memory_limit()))
+        model_cores = self.cpu_threads or model_threads(cpus.count)
+        rules = BudgetRules(
+            cpu_share=self.cpu_share,
+            news_per_min=self.news_per_min,
+            deadline_ms=self.news_deadline_s * 1000,
+            model_cores=model_cores,
+            memory_mib=(memory.available_mib if memory is not None else 4096.0) / 2,
+            cores_from=cpus.describe(),
+            memory_from=memory.describe() if memory is not None else "unknown: 4096 MiB assumed",
         )
+        logger.info("budget: %d model core(s) of %s; weights within half of %s", model_cores, rules.cores_from,
+                    rules.memory_from)
+        self.pricer.start(rules)
         for slot in self._slots.values():
             if self.auto_budget or slot.model_id in self._requested:
                 slot.mark_loading()

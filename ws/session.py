@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from core.bus import Bus, Envelope
 from core.config import Settings
 from core.counters import RequestCounter
+from core.log_context import current_served
 from core.protocol import CloseCode, ErrorCode, error_frame
 from ws.admission import ConnectionLimiter
 from ws.direct import DirectWriter
@@ -36,6 +37,10 @@ __all__ = ["ABUSE_LIMIT", "EndpointSpec", "Session", "SocketRegistry", "SocketSt
 logger = logging.getLogger(__name__)
 
 CLOSE_GRACE_S = 2.0
+# Close codes no frame carries (RFC 6455 7.4.1), for the close log line: not in `CloseCode`, which the
+# server sends. 1005: the client's close frame had no code; 1006: it left without a close frame.
+WS_1005_NO_STATUS_RECEIVED = 1005
+WS_1006_ABNORMAL_CLOSURE = 1006
 
 
 @dataclass
@@ -146,6 +151,11 @@ class Session:
         self._wake: asyncio.Timeout | None = None  # the reader's receive deadline (idle clock, or now to stop)
         self._done_reading = False
         self._direct: DirectWriter | None = None  # set once accepted, where frames may skip ASGI
+        # Who closed first and with which code, for the close line; None until a close frame went or came.
+        self._close_code: int | None = None
+        self._closed_by = ""
+        # The connection's id, path and client, for lines logged from another task's context (the bus's `offer`).
+        self._served = current_served()
 
     @property
     def outbox(self) -> Outbox:
@@ -259,7 +269,8 @@ class Session:
             self._stop_reading()
             return
         logger.error("ws %s from %s: writing to the socket failed; closing with 1011", self.spec.path,
-                     self.address, exc_info=exc)
+                     self.address, exc_info=exc,
+                     extra=self._served.fields() if self._served is not None else None)
         self.state.request_close(CloseCode.WS_1011_INTERNAL_ERROR, "internal error")
         self._close()
 
@@ -280,6 +291,7 @@ class Session:
             self._grace = None
         state = self.state
         code = state.close_code if state.close_code is not None else CloseCode.WS_1000_NORMAL_CLOSURE
+        self._note_close(code, "server")
         try:
             pending = step(self.websocket.close(code, state.close_reason))
         except (RuntimeError, OSError, WebSocketDisconnect):
@@ -329,7 +341,7 @@ class Session:
             await self._refuse(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections", refusal, subprotocol,
                                CloseCode.WS_1013_TRY_AGAIN_LATER)
             return
-        accepted = False
+        accepted, opened_at = False, 0.0
         try:
             try:
                 await ws.accept(subprotocol=subprotocol)
@@ -337,6 +349,8 @@ class Session:
                 logger.info("ws %s from %s: gone before accept (%s)", self.spec.path, address, type(exc).__name__)
                 return
             accepted = True
+            opened_at = self._loop.time()
+            logger.info("ws open %s from %s", self.spec.path, address)
             hub.counter.add()
             hub.sessions.add(self)
             hub.stats.connections[self.spec.path] = hub.stats.connections.get(self.spec.path, 0) + 1
@@ -344,6 +358,7 @@ class Session:
         except Exception:
             # Logged here once, with the socket it belongs to; the client gets 1011, not a bare 1006.
             logger.exception("ws %s from %s: session failed; closing with 1011", self.spec.path, address)
+            self._note_close(CloseCode.WS_1011_INTERNAL_ERROR, "server")
             self._open = False
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(CloseCode.WS_1011_INTERNAL_ERROR, "internal error"), CLOSE_GRACE_S)
@@ -354,6 +369,19 @@ class Session:
             if accepted:  # a client gone before its accept was never counted in
                 hub.stats.connections[self.spec.path] -= 1
                 hub.stats.sessions_ended += 1
+                self._log_close(self._loop.time() - opened_at)
+
+    def _note_close(self, code: int, by: str) -> None:
+        """Remember the first close: the server's frame, or the client's (1006: it left without one)."""
+        if self._close_code is None:
+            self._close_code, self._closed_by = code, by
+
+    def _log_close(self, duration_s: float) -> None:
+        self._note_close(WS_1006_ABNORMAL_CLOSURE, "client")  # gone without a close frame
+        logger.info("ws close %s from %s: %s by the %s after %.2f s", self.spec.path, self.address,
+                    self._close_code, self._closed_by, duration_s,
+                    extra={"close_code": self._close_code, "closed_by": self._closed_by,
+                           "duration_s": round(duration_s, 3)})
 
     async def _refuse(self, code: ErrorCode, message: str, details: str | None, subprotocol: str | None,
                       close: int = CloseCode.WS_1008_POLICY_VIOLATION) -> None:
@@ -392,6 +420,7 @@ class Session:
             finally:
                 self._wake = None
             if message["type"] == "websocket.disconnect":
+                self._note_close(message.get("code", WS_1005_NO_STATUS_RECEIVED), "client")
                 return
             if state.closing:
                 continue  # a closing session acts on nothing more; its close frame is on its way
