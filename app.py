@@ -18,6 +18,23 @@ from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from core.config import ConfigError, Settings
+
+
+def _load_settings() -> Settings:
+    """Read the settings from the environment, the one read of it; a bad value ends the process (exit 2)."""
+    try:
+        return Settings.from_env(os.environ)
+    except ConfigError as exc:
+        # A configuration mistake is the operator's to fix: say which variables, without a traceback.
+        print(f"app: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+# `python app.py` reads its settings before the app's own imports (a second and more of CPU on a small
+# Space), so a bad value ends the start at once; the imports below come after it on purpose (E402).
+_settings_at_start = _load_settings() if __name__ == "__main__" else None
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,7 +42,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api import RestGuard, inference_off_router, market_router, models_admin_router, news_router
 from api.guard import UI_ASSET_PREFIXES
 from core.client_address import PRIVATE_NETWORKS, ClientAddress, TrustedProxies
-from core.config import ConfigError, Settings
 from core.gcwatch import GcPacer, tune_gc
 from core.lane import RETRY_AFTER_S, ScoringLane
 from core.log_context import LogContext
@@ -231,16 +247,6 @@ def _shared_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _load_settings() -> Settings:
-    """Read the settings from the environment, the one read of it; a bad value ends the process (exit 2)."""
-    try:
-        return Settings.from_env(os.environ)
-    except ConfigError as exc:
-        # A configuration mistake is the operator's to fix: say which variables, without a traceback.
-        print(f"app: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def _check_trusted_proxies(settings: Settings) -> None:
     """Say whose X-Forwarded-For is believed; warn when a Space's proxy would not be (docs/limits.md)."""
     logger.info("app: X-Forwarded-For believed from %s", ",".join(settings.trusted_proxies) or "no one")
@@ -252,9 +258,9 @@ def _check_trusted_proxies(settings: Settings) -> None:
             "default, or watch system_status.clients", ",".join(settings.trusted_proxies) or "empty")
 
 
-def main() -> None:
-    """Run the app with uvicorn on $HOST:$PORT (0.0.0.0:7860)."""
-    settings = _load_settings()
+def main(settings: Settings | None = None) -> None:
+    """Run the app with uvicorn on $HOST:$PORT (0.0.0.0:7860), with `settings` or those of the environment."""
+    settings = settings or _load_settings()
     configure_logging(settings.log_level, settings.log_file, settings.log_json)
     _check_trusted_proxies(settings)
     app = create_app(settings)
@@ -280,4 +286,4 @@ def __getattr__(name: str) -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    main(_settings_at_start)

@@ -8,6 +8,7 @@ fields (`python -m core.settings_doc`); a field's description is its row's text.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -16,6 +17,33 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from .client_address import TrustedProxies, default_trusted_proxies
 from .data_place import SPACE_STORAGE_DIR, default_data_dir
 from .settings_base import ConfigError, Csv, CsvInts, CsvSecrets, Lowercase, Section
+from .settings_values import (
+    DatabaseUrl,
+    ExistingFile,
+    ExistingFolder,
+    FileName,
+    FilePath,
+    Folder,
+    Host,
+    HttpUrl,
+    HttpUrls,
+    Names,
+    Origins,
+    PlainText,
+    RedisUrl,
+    SpaceId,
+    StartPrices,
+    Subreddits,
+    WsUrl,
+)
+from .vocabulary import (
+    CPU_ONLY_PRECISIONS,
+    CUDA_ONLY_PRECISIONS,
+    LEXICON_MODEL_ID,
+    PRECISIONS,
+    TRACKABLE_SYMBOLS,
+    Precision,
+)
 
 __all__ = [
     "SECTIONS",
@@ -35,9 +63,8 @@ __all__ = [
 
 DataMode = Literal["live", "demo", "auto"]
 
-DEFAULT_SYMBOLS = (
-    "BTC,ETH,USDT,XRP,BNB,SOL,USDC,DOGE,TRX,ADA,LINK,AVAX,XLM,SUI,BCH,HBAR,TON,LTC,SHIB,DOT"
-)
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+_SYMBOL = re.compile(r"^[A-Z0-9]{1,15}$")
 
 
 def _doc(description: str, default: str | None = None) -> Any:
@@ -48,22 +75,25 @@ def _doc(description: str, default: str | None = None) -> Any:
 class ServerSection(Section):
     """What runs and where: the port, the data mode, the tracked symbols, the stream cadences."""
 
-    port: int = Field(7860, ge=0, **_doc("where `python app.py` listens"))
-    host: str = Field("0.0.0.0", **_doc("the address `python app.py` binds"))
+    port: int = Field(7860, ge=0, le=65535, **_doc("where `python app.py` listens"))
+    host: Host = Field("0.0.0.0", **_doc("the address `python app.py` binds"))
     data_mode: Annotated[DataMode, Lowercase] = Field("auto", **_doc(
         "`live`: providers only; `demo`: the labelled simulator only; `auto`: live, with the labelled "
         "simulator until a market provider answers (said in `system_status.data_sources.simulated` and a UI banner)"))
-    symbols: Csv = Field(tuple(DEFAULT_SYMBOLS.split(",")), **_doc(
-        "tracked symbols, e.g. `BTC,ETH,SOL` (each must be known to the provider id map in `sources/symbols.py`)",
+    symbols: Csv = Field(TRACKABLE_SYMBOLS, **_doc(
+        "tracked symbols, e.g. `BTC,ETH,SOL`; with live providers each must be known to the provider id map in "
+        "`sources/symbols.py` (`DATA_MODE=demo` or `ENABLE_SOURCES=0` simulates any symbol of letters and digits)",
         "the top 20 by market cap"))
-    space_id: str | None = Field(None, **_doc(
+    space_id: SpaceId | None = Field(None, **_doc(
         "set by Hugging Face in every Space (`owner/name`); switches on the Space defaults of `TRUSTED_PROXIES` "
         "and `DATA_DIR`", "set by the Space"))
     enable_ui: bool = Field(True, **_doc("switch the Gradio UI off"))
     enable_sources: bool = Field(True, **_doc("switch the live providers off"))
     enable_inference: bool = Field(True, **_doc("switch the models off"))
     simulator_seed: int = Field(7, **_doc("the demo market's seed"))
-    simulator_prices: str = Field("", **_doc("the demo market's start prices, e.g. `BTC:90000,ETH:3000`", "built-in"))
+    simulator_prices: StartPrices = Field((), **_doc(
+        "the demo market's start prices as `SYMBOL:price` entries, e.g. `BTC:90000,ETH:3000`; each symbol must be "
+        "in `SYMBOLS`", "built-in"))
     # Cadences, in seconds (the protocol table in README.md). Tests shrink them.
     price_interval_s: float = Field(1.0, ge=0.01, **_doc("`price_update` cadence, seconds"))
     status_interval_s: float = Field(5.0, ge=0.01, **_doc("`system_status` cadence, seconds"))
@@ -76,7 +106,10 @@ class ServerSection(Section):
     def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
             raise ValueError("at least one symbol, e.g. SYMBOLS=BTC,ETH")
-        return tuple(symbol.upper() for symbol in value)
+        symbols = tuple(symbol.upper() for symbol in value)
+        if not all(_SYMBOL.match(symbol) for symbol in symbols):
+            raise ValueError("symbols of letters and digits, comma-separated, e.g. BTC,ETH")
+        return symbols
 
 
 class ProcessSection(Section):
@@ -122,7 +155,7 @@ class AccessSection(Section):
         "enables `POST /api/news` (Bearer token); unset answers 403"))
     api_tokens: CsvSecrets = Field((), **_doc(
         "WebSocket tokens, comma-separated; unset leaves the sockets open (see [docs/limits.md](docs/limits.md))"))
-    allowed_origins: Csv = Field((), **_doc(
+    allowed_origins: Origins = Field((), **_doc(
         "browser origins allowed on the sockets, comma-separated; unset allows any "
         "(see [docs/limits.md](docs/limits.md))"))
 
@@ -134,14 +167,14 @@ class AccessSection(Section):
 class StorageSection(Section):
     """Where data is kept, and for how long."""
 
-    data_dir: Path = Field(Path("data"), **_doc(
+    data_dir: Folder = Field(Path("data"), **_doc(
         "SQLite database (`hub.sqlite3`, WAL) and runtime caches; `system_status.database.storage` says whether "
         "it survives a restart ([docs/retention.md](docs/retention.md))",
         "`SPACE_STORAGE_DIR` when it exists and is writable, else `./data`"))
-    space_storage_dir: Path = Field(SPACE_STORAGE_DIR, **_doc(
+    space_storage_dir: Folder = Field(SPACE_STORAGE_DIR, **_doc(
         "the Space's persistent storage, where Hugging Face mounts it; the default `DATA_DIR` when it exists and "
         "is writable"))
-    database_url: SecretStr | None = Field(None, **_doc(
+    database_url: DatabaseUrl | None = Field(None, **_doc(
         "any SQLAlchemy URL instead of SQLite, e.g. `postgresql+psycopg://user:pw@host/db`"))
     price_retention_days: float = Field(7.0, ge=0.01, **_doc(
         "how long raw price points are kept ([docs/retention.md](docs/retention.md))"))
@@ -153,7 +186,7 @@ class StorageSection(Section):
 class ClusterSection(Section):
     """Scale-out over Redis ([docs/scaling.md](docs/scaling.md))."""
 
-    redis_url: SecretStr | None = Field(None, **_doc(
+    redis_url: RedisUrl | None = Field(None, **_doc(
         "scale-out over Redis (see [docs/scaling.md](docs/scaling.md))"))
     redis_prefix: str = Field("hub", **_doc("key namespace, so several deployments can share one Redis"))
     leader_lock_ttl_s: float = Field(5.0, ge=2.0, **_doc("a dead leader is replaced within about 1.2x this, seconds"))
@@ -171,12 +204,12 @@ class InferenceSection(Section):
         "([docs/inference.md](docs/inference.md), \"Default models\")",
         "all on CUDA; on CPU what the measured budget allows (every catalog model is listed either way)"))
     device: Annotated[str, Lowercase] = Field("auto", **_doc("`auto`, `cpu`, `cuda`, `cuda:N` (fp16 on CUDA)"))
-    inference_precision: Annotated[str, Lowercase] = Field("auto", **_doc(
+    inference_precision: Annotated[Precision, Lowercase] = Field("auto", **_doc(
         "`auto` (each model measures its variants at load and runs the fastest whose labels agree with fp32 "
         "on >= 99 % of the evaluation texts; cached in `DATA_DIR`), `fp32`, `bf16`, `fp16` (CUDA), `int8`, "
         "`onnx-fp32`, `onnx-int8` (CPU)"))
     inference_exclude: Csv = Field((), **_doc("variants `auto` never measures, comma-separated, e.g. `bf16`"))
-    inference_evalset: Path | None = Field(None, **_doc(
+    inference_evalset: ExistingFile | None = Field(None, **_doc(
         "JSON lines whose `text` fields gate `auto`; without texts `auto` runs fp32 and says so",
         "`inference/evalset/sample.jsonl`"))
     inference_threads: int | None = Field(None, ge=0, **_doc(
@@ -192,34 +225,56 @@ class InferenceSection(Section):
     inference_max_batch: int | None = Field(None, ge=0, **_doc(
         "texts per engine batch at most ([docs/inference.md](docs/inference.md))", "`32` on CPU / `256` on CUDA"))
     inference_max_wait_ms: float = Field(5.0, ge=0.0, **_doc("how long a batch waits to fill, milliseconds"))
-    model_dir: Path | None = Field(None, **_doc("local models laid out as `<org>/<name>/` (besides the HF cache)"))
-    model_lock: Path | None = Field(None, **_doc(
+    model_dir: ExistingFolder | None = Field(None, **_doc(
+        "local models laid out as `<org>/<name>/` (besides the HF cache)"))
+    model_lock: FilePath | None = Field(None, **_doc(
         "the model lock: locked commit and SHA-256 per file (`python -m inference.lock` writes it)",
         "`inference/models.lock.json`"))
     self_evaluate: bool = Field(True, **_doc(
         "score the shipped sample with each model once loaded and fit the ensemble on the measurements"))
     hf_hub_offline: bool = Field(False, **_doc("never contact the Hugging Face hub; models come from the cache"))
     transformers_offline: bool = Field(False, **_doc("the same as `HF_HUB_OFFLINE` (its older name)"))
-    hf_hub_cache: Path | None = Field(None, **_doc("the Hugging Face hub cache", "`$HF_HOME/hub`"))
-    hf_home: Path | None = Field(None, **_doc("the Hugging Face home folder", "`~/.cache/huggingface`"))
+    hf_hub_cache: Folder | None = Field(None, **_doc("the Hugging Face hub cache", "`$HF_HOME/hub`"))
+    hf_home: Folder | None = Field(None, **_doc("the Hugging Face home folder", "`~/.cache/huggingface`"))
 
 
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
+        if value not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", value):
             raise ValueError("auto, cpu, cuda or cuda:N")
         return value
 
     @field_validator("inference_exclude")
     @classmethod
     def _variants(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(variant.lower() for variant in value)
+        variants = tuple(variant.lower() for variant in value)
+        if not set(variants) <= set(PRECISIONS) - {"auto"}:
+            raise ValueError(f"variants among {', '.join(PRECISIONS[1:])}, comma-separated, e.g. bf16")
+        return variants
 
     @field_validator("models")
     @classmethod
     def _models(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        # The rule of inference/catalog.py's resolve_model_ids: a hub id `org/name` (catalogued or not),
+        # a local path, or the lexicon; checked here so a typo stops the start naming MODELS.
+        for model_id in value or ():
+            if "/" not in model_id and model_id != LEXICON_MODEL_ID:
+                raise ValueError(f"model ids `org/name` (or {LEXICON_MODEL_ID}), comma-separated, "
+                                 "e.g. embedded/minilm-finhead,ProsusAI/finbert")
+        if value and len(set(value)) != len(value):
+            raise ValueError("model ids without duplicates")
         return value or None
+
+    @model_validator(mode="after")
+    def _precision_fits_device(self) -> InferenceSection:
+        # Only an explicit device can be checked here; with DEVICE=auto the inference layer decides.
+        on_cuda = self.device.startswith("cuda")
+        elsewhere_only = CPU_ONLY_PRECISIONS if on_cuda else CUDA_ONLY_PRECISIONS
+        if self.device != "auto" and self.inference_precision in elsewhere_only:
+            raise ValueError(f"INFERENCE_PRECISION={self.inference_precision} does not run on DEVICE={self.device}: "
+                             f"use {'fp16, bf16' if on_cuda else 'bf16, int8'}, fp32 or auto")
+        return self
 
     @field_validator("inference_threads", "inference_max_batch")
     @classmethod
@@ -300,8 +355,8 @@ class LoggingSection(Section):
 
     BLANK_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"log_file"})
 
-    log_level: str = Field("INFO", **_doc("the root log level"))
-    log_file: str | None = Field("logs/server.log", **_doc(
+    log_level: LogLevel = Field("INFO", **_doc("the root log level: `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`"))
+    log_file: FileName | None = Field("logs/server.log", **_doc(
         "logs go to stdout and this file (`LOG_FILE=-` for stdout only); tokens are masked at every level: "
         "`?token=` values and the `Authorization`, `Sec-WebSocket-Protocol` and `Cookie` headers that uvicorn "
         "logs at `DEBUG`"))
@@ -333,20 +388,20 @@ class SourcesSection(Section):
     news_poll_s: float = Field(120.0, gt=0, **_doc("news providers' polling interval, seconds"))
     fng_poll_s: float = Field(600.0, gt=0, **_doc("Fear & Greed polling interval, seconds"))
     social_poll_s: float = Field(180.0, gt=0, **_doc("social providers' polling interval, seconds"))
-    coingecko_url: str = Field("https://api.coingecko.com/api/v3", **_doc("CoinGecko API base URL"))
-    binance_url: str = Field("https://api.binance.com", **_doc(
+    coingecko_url: HttpUrl = Field("https://api.coingecko.com/api/v3", **_doc("CoinGecko API base URL"))
+    binance_url: HttpUrl = Field("https://api.binance.com", **_doc(
         "Binance REST base URL (`https://data-api.binance.vision` avoids Binance's HTTP 451 from US-hosted Spaces)"))
-    binance_ws_url: str = Field("wss://stream.binance.com:9443/ws/!miniTicker@arr", **_doc(
+    binance_ws_url: WsUrl = Field("wss://stream.binance.com:9443/ws/!miniTicker@arr", **_doc(
         "Binance price stream URL"))
     binance_ws_enabled: bool = Field(True, **_doc("use the Binance price stream"))
-    kraken_url: str = Field("https://api.kraken.com", **_doc("Kraken API base URL"))
-    coinbase_url: str = Field("https://api.exchange.coinbase.com", **_doc("Coinbase Exchange API base URL"))
-    coinpaprika_url: str = Field("https://api.coinpaprika.com/v1", **_doc("CoinPaprika API base URL"))
-    coinlore_url: str = Field("https://api.coinlore.net/api", **_doc("CoinLore API base URL"))
-    fng_url: str = Field("https://api.alternative.me", **_doc("alternative.me Fear & Greed API base URL"))
-    reddit_url: str = Field("https://www.reddit.com", **_doc("Reddit base URL"))
-    reddit_subreddits: Csv = Field(("CryptoCurrency", "Bitcoin"), **_doc("subreddits read, comma-separated"))
-    news_feeds: Csv = Field((
+    kraken_url: HttpUrl = Field("https://api.kraken.com", **_doc("Kraken API base URL"))
+    coinbase_url: HttpUrl = Field("https://api.exchange.coinbase.com", **_doc("Coinbase Exchange API base URL"))
+    coinpaprika_url: HttpUrl = Field("https://api.coinpaprika.com/v1", **_doc("CoinPaprika API base URL"))
+    coinlore_url: HttpUrl = Field("https://api.coinlore.net/api", **_doc("CoinLore API base URL"))
+    fng_url: HttpUrl = Field("https://api.alternative.me", **_doc("alternative.me Fear & Greed API base URL"))
+    reddit_url: HttpUrl = Field("https://www.reddit.com", **_doc("Reddit base URL"))
+    reddit_subreddits: Subreddits = Field(("CryptoCurrency", "Bitcoin"), **_doc("subreddits read, comma-separated"))
+    news_feeds: HttpUrls = Field((
         "https://www.coindesk.com/arc/outboundfeeds/rss/",
         "https://cointelegraph.com/rss",
         "https://decrypt.co/feed",
@@ -356,13 +411,13 @@ class SourcesSection(Section):
     ), **_doc("RSS/Atom feed URLs, comma-separated", "CoinDesk, Cointelegraph, Decrypt, The Block, "
               "Bitcoin Magazine, CryptoSlate"))
     cryptopanic_token: SecretStr | None = Field(None, **_doc("CryptoPanic API token; unset skips CryptoPanic"))
-    cryptopanic_url: str = Field("https://cryptopanic.com/api/developer/v2", **_doc("CryptoPanic API base URL"))
+    cryptopanic_url: HttpUrl = Field("https://cryptopanic.com/api/developer/v2", **_doc("CryptoPanic API base URL"))
     cryptocompare_key: SecretStr | None = Field(None, **_doc("CryptoCompare API key (optional)"))
-    cryptocompare_url: str = Field("https://min-api.cryptocompare.com", **_doc("CryptoCompare API base URL"))
+    cryptocompare_url: HttpUrl = Field("https://min-api.cryptocompare.com", **_doc("CryptoCompare API base URL"))
     twitter_bearer_token: SecretStr | None = Field(None, **_doc("X/Twitter API bearer token; unset skips Twitter"))
-    twitter_url: str = Field("https://api.twitter.com/2", **_doc("X/Twitter API base URL"))
-    sources_disabled: Csv = Field((), **_doc("provider names switched off, comma-separated, e.g. `coinbase,reddit`"))
-    sources_user_agent: str | None = Field(None, **_doc("User-Agent sent to providers", "the hub's own"))
+    twitter_url: HttpUrl = Field("https://api.twitter.com/2", **_doc("X/Twitter API base URL"))
+    sources_disabled: Names = Field((), **_doc("provider names switched off, comma-separated, e.g. `coinbase,reddit`"))
+    sources_user_agent: PlainText | None = Field(None, **_doc("User-Agent sent to providers", "the hub's own"))
     sources_timeout_s: float | None = Field(None, gt=0, **_doc(
         "overrides every provider's own total timeout, seconds", "per provider"))
     sources_backoff_s: float = Field(15.0, ge=0, **_doc("first backoff after a provider fails, seconds"))
@@ -405,6 +460,21 @@ class Settings(
         if values.get("data_dir") is None:
             values["data_dir"] = default_data_dir(Path(values.get("space_storage_dir") or SPACE_STORAGE_DIR))
         return values
+
+    @model_validator(mode="after")
+    def _symbols_known_where_needed(self) -> Settings:
+        # The live providers need each symbol's id at every provider (sources/symbols.py); the
+        # simulator walks any symbol, so demo runs and benches may track more than the providers know.
+        if self.enable_sources and self.data_mode != "demo":
+            unknown = [symbol for symbol in self.symbols if symbol not in TRACKABLE_SYMBOLS]
+            if unknown:
+                raise ValueError(f"SYMBOLS has {','.join(unknown)}, which the live providers do not know: use "
+                                 f"{','.join(TRACKABLE_SYMBOLS)}, or DATA_MODE=demo to simulate any symbol")
+        untracked = [symbol for symbol, _ in self.simulator_prices if symbol not in self.symbols]
+        if untracked:
+            raise ValueError(f"SIMULATOR_PRICES names {','.join(untracked)}, which SYMBOLS does not track: "
+                             "give start prices only for tracked symbols")
+        return self
 
     @model_validator(mode="after")
     def _one_journal(self) -> Settings:

@@ -20,14 +20,15 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import BeforeValidator, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["ConfigError", "Csv", "CsvInts", "CsvSecrets", "Lowercase", "Section", "env_name", "reveal"]
+__all__ = ["ConfigError", "Csv", "CsvInts", "CsvSecrets", "Lowercase", "Section", "env_name", "reveal", "split_csv"]
 
 
 class ConfigError(ValueError):
     """An environment variable holds a value the app cannot use; the message names every such variable."""
 
 
-def _split_csv(value: Any) -> Any:
+def split_csv(value: Any) -> Any:
+    """Split a comma-separated string into its non-blank parts; leave any other value as it is."""
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
@@ -41,9 +42,9 @@ def _lowered(value: Any) -> Any:
 Lowercase = BeforeValidator(_lowered)
 
 # Comma-separated lists; NoDecode keeps pydantic-settings from trying JSON first.
-Csv = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_csv)]
-CsvSecrets = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_split_csv)]
-CsvInts = Annotated[tuple[int, ...], NoDecode, BeforeValidator(_split_csv)]
+Csv = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_csv)]
+CsvSecrets = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(split_csv)]
+CsvInts = Annotated[tuple[int, ...], NoDecode, BeforeValidator(split_csv)]
 
 
 def env_name(field: str) -> str:
@@ -73,7 +74,8 @@ class _EnvironSource(EnvSettingsSource):
 class Section(BaseSettings):
     """Base of every settings section: immutable, built directly (tests) or by `from_env` (the app)."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=False)
+    # `inf` and `nan` parse as floats but make no sense as a duration, a bound or a share.
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=False, allow_inf_nan=False)
 
     # Fields for which a blank variable is a value (an empty list, no file), not "unset".
     BLANK_MEANS_NONE: ClassVar[frozenset[str]] = frozenset()

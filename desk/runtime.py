@@ -81,8 +81,8 @@ class Runtime:
         self.event_loop: str | None = None  # the running loop's module ("uvloop" or "asyncio...")
         # The transport's socket registry: `app.py` builds it on this bus and hands it down.
         self.sockets: OpenSockets | None = None
-        overrides = MarketSimulator.parse_overrides(settings.simulator_prices)
-        self.simulator = MarketSimulator(settings.symbols, seed=settings.simulator_seed, start_prices=overrides)
+        self.simulator = MarketSimulator(settings.symbols, seed=settings.simulator_seed,
+                                         start_prices=dict(settings.simulator_prices))
         self.market = MarketDesk(self.bus, settings.symbols, settings.data_mode, self.simulator)
         self.inference: InferenceService | None = None
         if settings.enable_inference:

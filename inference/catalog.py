@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from core.records import SentimentLabel
+from core.vocabulary import LEXICON_MODEL_ID
 
 from .errors import LabelMappingError
 
@@ -43,7 +44,6 @@ ModelKind = Literal["transformers", "embedded", "lexicon"]
 
 CANONICAL_LABELS: tuple[SentimentLabel, ...] = ("bearish", "neutral", "bullish")
 EMBEDDED_MODEL_ID = "embedded/minilm-finhead"
-LEXICON_MODEL_ID = "lexicon"
 
 
 @dataclass(frozen=True)

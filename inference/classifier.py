@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import torch
 
 from core.records import SentimentLabel
+from core.vocabulary import PRECISIONS  # in core, so the settings can check INFERENCE_PRECISION
 
 from .catalog import to_canonical_probs
 
@@ -29,8 +30,6 @@ __all__ = [
     "quantize_int8",
     "resolve_precision",
 ]
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "onnx-fp32", "onnx-int8")
 
 logger = logging.getLogger(__name__)
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from core.vocabulary import PRECISIONS
+
 from .classifier import TransformersClassifier, apply_precision
 
 __all__ = [
@@ -39,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 CPU_VARIANTS = ("fp32", "bf16", "int8", "onnx-fp32", "onnx-int8")
 CUDA_VARIANTS = ("fp32", "fp16", "bf16")
-VARIANTS = ("fp32", "bf16", "fp16", "int8", "onnx-fp32", "onnx-int8")
+VARIANTS = tuple(name for name in PRECISIONS if name != "auto")  # fp32 first: the reference
 # Head modules keep fp32 in ONNX int8: FinHeadModel's `head`, the HF `classifier`/`pre_classifier`.
 _HEAD_NAME_PARTS = ("/head/", "/classifier/", "/pre_classifier/", "/score/")
 _ONNX_OPSET = 18

@@ -18,7 +18,7 @@ __all__ = ["SIMULATOR_SOURCE", "START_PRICES", "MarketSimulator"]
 
 
 # Start points of the walk (USD price, circulating supply, 24h volume). Round figures of the order of
-# late 2025; override with SIMULATOR_PRICES=BTC:90000,ETH:3000 to start elsewhere.
+# late 2025; override with SIMULATOR_PRICES=BTC:90000,ETH:3000 to start elsewhere (parsed by the settings).
 START_PRICES: dict[str, tuple[float, float, float]] = {
     "BTC": (90_000.0, 19_950_000, 40e9),
     "ETH": (3_000.0, 120_700_000, 20e9),
@@ -74,16 +74,6 @@ class MarketSimulator:
             price = overrides.get(symbol, price)
             week_drift = 0.0 if symbol in STABLECOINS else self._rng.gauss(0, 0.05)
             self._walks[symbol] = _Walk(price, price, supply, volume, price / math.exp(week_drift))
-
-    @staticmethod
-    def parse_overrides(raw: str) -> dict[str, float]:
-        """Parse `BTC:90000,ETH:3000` into start prices."""
-        out: dict[str, float] = {}
-        for part in raw.split(","):
-            if ":" in part:
-                symbol, value = part.split(":", 1)
-                out[symbol.strip().upper()] = float(value)
-        return out
 
     def step(self) -> list[PriceQuote]:
         """Advance every walk one tick and return the new quotes."""

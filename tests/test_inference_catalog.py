@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.config import Settings
 from inference.catalog import (
     CATALOG,
     DEFAULT_MODELS,
@@ -85,3 +86,8 @@ def test_catalog_known_orders_match_published_configs():
     }
     for model_id, id2label in published.items():
         assert map_labels(id2label) == CATALOG[model_id].known_order, model_id
+
+
+def test_every_catalog_model_passes_the_models_setting() -> None:
+    """MODELS is checked in core (no `org/` part only for the lexicon); the catalog must stay within it."""
+    assert Settings.from_env({"MODELS": ",".join(CATALOG)}).models == tuple(CATALOG)

@@ -271,7 +271,7 @@ def test_settings_from_env_reads_every_documented_var() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"SYMBOLS": "BTC,PEPE"}, "unknown symbols"),
+        ({"SYMBOLS": "BTC,PEPE"}, "SYMBOLS has PEPE, which the live providers do not know"),
         ({"MARKET_POLL_S": "fast"}, "MARKET_POLL_S must be a valid number"),
         ({"NEWS_POLL_S": "0"}, "NEWS_POLL_S must be greater than 0"),
         ({"BINANCE_WS_ENABLED": "maybe"}, "BINANCE_WS_ENABLED"),

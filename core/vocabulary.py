@@ -1,0 +1,30 @@
+"""Names some settings must be drawn from, kept in core so the settings can check them.
+
+Core is the bottom layer: `core/config.py` cannot import `sources/` or `inference/`, so the few lists
+a setting is checked against live here, and the layer that gives them meaning imports them (or a test
+pins that its own table agrees).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "CPU_ONLY_PRECISIONS", "CUDA_ONLY_PRECISIONS", "LEXICON_MODEL_ID", "PRECISIONS", "TRACKABLE_SYMBOLS", "Precision",
+]
+
+# The assets the live providers can be asked for; `sources/symbols.py` maps each to every provider's id
+# (tests/test_config.py pins that the two agree). The simulator walks any symbol.
+TRACKABLE_SYMBOLS: tuple[str, ...] = (
+    "BTC", "ETH", "USDT", "XRP", "BNB", "SOL", "USDC", "DOGE", "TRX", "ADA",
+    "LINK", "AVAX", "XLM", "SUI", "BCH", "HBAR", "TON", "LTC", "SHIB", "DOT",
+)
+
+# How a model runs (`INFERENCE_PRECISION`); `auto` measures the others at load (inference/autotune.py).
+Precision = Literal["auto", "fp32", "bf16", "fp16", "int8", "onnx-fp32", "onnx-int8"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+CUDA_ONLY_PRECISIONS: frozenset[str] = frozenset({"fp16"})  # fp16 matmuls on CPU are slow
+CPU_ONLY_PRECISIONS: frozenset[str] = frozenset({"int8", "onnx-fp32", "onnx-int8"})
+
+# The one catalog model id without an `org/` part; every other id in `MODELS` is `org/name` or a path.
+LEXICON_MODEL_ID = "lexicon"
