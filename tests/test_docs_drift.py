@@ -75,6 +75,9 @@ CITED_ELSEWHERE = {"spaces-sdks-docker.md": "a page of Hugging Face's hub-docs"}
 NOT_OURS = {
     "DEBUG": "a log level",
     "INFO": "a log level",
+    "WARNING": "a log level",
+    "ERROR": "a log level",
+    "CRITICAL": "a log level",
     "NORMAL": "SQLite's synchronous mode",
     "OR": "a full-text query operator, taken as plain text",
     "INCR": "a Redis command",
