@@ -36,10 +36,20 @@ def _load_settings() -> Settings:
 _settings_at_start = _load_settings() if __name__ == "__main__" else None
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import RestGuard, inference_off_router, market_router, models_admin_router, news_router
+from api import (
+    RestGuard,
+    http_error,
+    inference_off_router,
+    market_router,
+    models_admin_router,
+    news_router,
+    validation_error,
+)
 from api.guard import UI_ASSET_PREFIXES
 from core.client_address import PRIVATE_NETWORKS, ClientAddress, TrustedProxies
 from core.gcwatch import GcPacer, tune_gc
@@ -47,6 +57,7 @@ from core.lane import RETRY_AFTER_S, ScoringLane
 from core.log_context import LogContext
 from core.logs import configure_logging
 from core.protocol import CloseCode
+from core.rest import RestErrorCode, error_detail
 from core.token_bucket import ClientBudgets
 from desk.metrics import build_metrics_router
 from desk.news import NewsUnavailable
@@ -160,6 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_ws_router(sockets))
     app.include_router(build_metrics_router(runtime))
     app.add_exception_handler(NewsUnavailable, _news_unavailable)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(build_space_router(runtime))
     if settings.enable_ui:
         import gradio as gr
@@ -177,7 +190,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _news_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     # Not durable (journal or backplane down, no leader): nothing was published, the client retries.
     retry_after = getattr(exc, "retry_after_s", 2.0)
-    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(max(1, round(retry_after)))})
+    return JSONResponse({"detail": error_detail(RestErrorCode.NEWS_UNAVAILABLE, str(exc))}, status_code=503,
+                        headers={"Retry-After": str(max(1, round(retry_after)))})
 
 
 def _server(app: FastAPI, settings: Settings) -> Any:

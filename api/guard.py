@@ -3,7 +3,8 @@
 An ASGI middleware in front of every route but the UI's static assets, in this order:
 
 1. A token bucket per client IP (`REST_RATE_PER_S`, `REST_BURST`, `core.token_bucket.ClientBudgets`);
-   an empty bucket answers 429 with `Retry-After` and a JSON `detail`. Requests that carry the
+   an empty bucket answers 429 with `Retry-After` and the REST error shape (`core/rest.py`; the
+   UI's API gets Gradio's own, a `detail` string). Requests that carry the
    valid admin token are not counted: they are the operator. What a request costs:
    - a REST request, a page load: one token (a route whose cost is in its body charges the rest
      itself through `scope["state"]["rate_account"]`: `POST /api/sentiment` pays one per text);
@@ -20,7 +21,8 @@ An ASGI middleware in front of every route but the UI's static assets, in this o
    named by the path (`/call/<name>`) or by the join's small JSON body, read for it (and replayed).
 4. Bodies are limited while they are read (`MAX_BODY_BYTES`, `MAX_UPLOAD_BYTES` for uploads,
    Starlette's limiter): a declared `Content-Length` above it answers 413 before the body is read,
-   a longer chunked body is cut off at the limit with 413. Nothing larger is ever buffered.
+   a longer chunked body is cut off at the limit with 413 (`BODY_TOO_LARGE`; the UI's API gets
+   Starlette's plain-text one). Nothing larger is ever buffered.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.rest import RestErrorCode, error_detail
 from core.token_bucket import ClientAccount, ClientBudgets, retry_after_s
 
 __all__ = ["UI_API_PREFIX", "UI_ASSET_PREFIXES", "UI_EVENT_COST", "AdminRefusal", "RestGuard", "admin_refusal"]
@@ -63,6 +66,7 @@ class AdminRefusal:
     """Why a request is not the operator's: its status, message and headers."""
 
     status: int
+    code: RestErrorCode
     detail: str
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -70,10 +74,12 @@ class AdminRefusal:
 def admin_refusal(expected: SecretStr | None, authorization: str | None) -> AdminRefusal | None:
     """Return why `authorization` does not carry the admin token, or None when it does."""
     if expected is None or not expected.get_secret_value():
-        return AdminRefusal(403, "News ingestion is disabled: set ADMIN_TOKEN on the server to enable it")
+        return AdminRefusal(403, RestErrorCode.ADMIN_DISABLED,
+                            "News ingestion is disabled: set ADMIN_TOKEN on the server to enable it")
     offered = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else ""
     if not hmac.compare_digest(offered.encode(), expected.get_secret_value().encode()):
-        return AdminRefusal(401, "Missing or wrong token: send Authorization: Bearer <ADMIN_TOKEN>",
+        return AdminRefusal(401, RestErrorCode.AUTH_REQUIRED,
+                            "Missing or wrong token: send Authorization: Bearer <ADMIN_TOKEN>",
                             {"WWW-Authenticate": "Bearer"})
     return None
 
@@ -122,16 +128,18 @@ class RestGuard:
             cost = request_cost(scope["method"], path)
             wait_s = self.budgets.charge(client[0] if client else "unknown", cost)
             if wait_s is not None:
+                message = self.budgets.refusal(wait_s)
                 await JSONResponse(
-                    {"detail": self.budgets.refusal(wait_s)}, status_code=429,
-                    headers={"Retry-After": str(retry_after_s(wait_s))},
+                    {"detail": message if path.startswith(UI_API_PREFIX)
+                     else error_detail(RestErrorCode.RATE_LIMITED, message)},
+                    status_code=429, headers={"Retry-After": str(retry_after_s(wait_s))},
                 )(scope, receive, send)
                 return
             scope.setdefault("state", {})["rate_account"] = ClientAccount(
                 self.budgets, client[0] if client else "unknown", paid=cost)
             if scope["method"] == "POST" and path.rstrip("/") == INGEST_PATH:
-                await JSONResponse({"detail": refusal.detail}, status_code=refusal.status,
-                                   headers=refusal.headers)(scope, receive, send)
+                await JSONResponse({"detail": error_detail(refusal.code, refusal.detail)},
+                                   status_code=refusal.status, headers=refusal.headers)(scope, receive, send)
                 return
         if path.rstrip("/") == UI_UPLOAD_PATH:
             await self.upload_limited(scope, receive, send)
@@ -141,6 +149,13 @@ class RestGuard:
             if replay is None:
                 return
             receive = replay
+        if not path.startswith(UI_API_PREFIX) and _declared_length(scope) > self.max_body_bytes:
+            await JSONResponse(
+                {"detail": error_detail(RestErrorCode.BODY_TOO_LARGE, f"the body declares {_declared_length(scope)}"
+                                        f" bytes, expected at most {self.max_body_bytes} (MAX_BODY_BYTES)")},
+                status_code=413,
+            )(scope, receive, send)
+            return
         await self.limited(scope, receive, send)
 
     async def _refuse_busy_scoring(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
@@ -190,6 +205,13 @@ def _replaying(messages: list[Message], receive: Receive) -> Receive:
         return pending.pop(0) if pending else await receive()
 
     return replay
+
+
+def _declared_length(scope: Scope) -> int:
+    try:
+        return int(Headers(scope=scope).get("content-length", "0"))
+    except ValueError:
+        return 0  # not a number: the server (h11, httptools) refuses it before it gets here
 
 
 def _fn_index(body: bytes) -> int | None:

@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import NoReturn
 
 from fastapi import APIRouter, HTTPException
+
+from core.rest import ModelsList, Readiness, RestErrorCode, SentimentScores, error_detail, error_responses
 
 __all__ = ["INFERENCE_OFF", "router"]
 
 router = APIRouter(tags=["inference"])
 
-INFERENCE_OFF = {"code": "MODELS_UNAVAILABLE", "message": "the inference service is off (ENABLE_INFERENCE=0)"}
+INFERENCE_OFF = error_detail(RestErrorCode.MODELS_UNAVAILABLE, "the inference service is off (ENABLE_INFERENCE=0)")
 
 
-@router.post("/api/sentiment")
-async def post_sentiment() -> Any:
+# The same answer models as the inference routes, so clients get one type whichever way the server runs.
+@router.post("/api/sentiment", response_model=SentimentScores, responses=error_responses(413, 429, 503))
+async def post_sentiment() -> NoReturn:
     """Answer 503: inference is disabled on this server."""
     raise HTTPException(status_code=503, detail=INFERENCE_OFF)
 
 
-@router.get("/ready", tags=["system"])
-async def get_ready() -> dict[str, Any]:
+@router.get("/ready", tags=["system"], response_model=Readiness, response_model_exclude_unset=True,
+            responses=error_responses(429))
+async def get_ready() -> Readiness:
     """Answer ready: with inference off there is no model to wait for."""
-    return {"ready": True, "loading": [], "available": [], "failed": {}, "inference": "off"}
+    return Readiness(ready=True, loading=[], available=[], failed={}, inference="off")
 
 
-@router.get("/api/models")
-async def get_models() -> Any:
+@router.get("/api/models", response_model=ModelsList, responses=error_responses(429, 503))
+async def get_models() -> NoReturn:
     """Answer 503: inference is disabled on this server."""
     raise HTTPException(status_code=503, detail=INFERENCE_OFF)

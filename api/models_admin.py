@@ -7,16 +7,17 @@ answers 202 at once with the model's status; the download's bytes and the load's
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Header, HTTPException, Request
 
 from api.guard import admin_refusal
 from api.inference_off import INFERENCE_OFF
+from core.rest import ModelChange, RestErrorCode, error_detail, error_responses
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["inference"])
+
+_ERRORS = error_responses(401, 403, 404, 409, 413, 422, 429, 503)
 
 
 def _check_admin(request: Request, authorization: str | None) -> None:
@@ -26,10 +27,10 @@ def _check_admin(request: Request, authorization: str | None) -> None:
     detail = refusal.detail
     if refusal.status == 403:
         detail = "Model administration is disabled: set ADMIN_TOKEN on the server to enable it"
-    raise HTTPException(refusal.status, detail, headers=refusal.headers or None)
+    raise HTTPException(refusal.status, error_detail(refusal.code, detail), headers=refusal.headers or None)
 
 
-async def _change(request: Request, model_id: str, authorization: str | None, *, load: bool) -> dict[str, Any]:
+async def _change(request: Request, model_id: str, authorization: str | None, *, load: bool) -> ModelChange:
     _check_admin(request, authorization)
     service = getattr(request.app.state, "inference", None)
     if service is None:
@@ -40,23 +41,23 @@ async def _change(request: Request, model_id: str, authorization: str | None, *,
     try:
         entry = await (service.load_model(model_id) if load else service.unload_model(model_id))
     except UnknownModel as exc:
-        raise HTTPException(status_code=404, detail={"code": "UNKNOWN_MODEL", "message": str(exc)}) from exc
+        raise HTTPException(status_code=404, detail=error_detail(RestErrorCode.UNKNOWN_MODEL, str(exc))) from exc
     except ModelNotReady as exc:
-        raise HTTPException(status_code=409, detail={"code": "MODEL_BUSY", "message": str(exc)}) from exc
-    return {"model": entry}
+        raise HTTPException(status_code=409, detail=error_detail(RestErrorCode.MODEL_BUSY, str(exc))) from exc
+    return ModelChange.model_validate({"model": entry})
 
 
-@router.post("/api/models/{model_id:path}/load", status_code=202)
+@router.post("/api/models/{model_id:path}/load", status_code=202, response_model=ModelChange, responses=_ERRORS)
 async def load_model(
     model_id: str, request: Request, authorization: str | None = Header(default=None)
-) -> dict[str, Any]:
+) -> ModelChange:
     """Start loading a catalog model (admin token); its status shows the download's bytes."""
     return await _change(request, model_id, authorization, load=True)
 
 
-@router.post("/api/models/{model_id:path}/unload")
+@router.post("/api/models/{model_id:path}/unload", response_model=ModelChange, responses=_ERRORS)
 async def unload_model(
     model_id: str, request: Request, authorization: str | None = Header(default=None)
-) -> dict[str, Any]:
+) -> ModelChange:
     """Unload a loaded model (admin token); it stays listed as skipped."""
     return await _change(request, model_id, authorization, load=False)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, HttpUrl
 from api.guard import admin_refusal
 from core.clock import utc_now
 from core.records import NewsItem
+from core.rest import IngestResult, NewsList, RestErrorCode, error_detail, error_responses
 from core.store import SearchUnavailable
 
 __all__ = ["IngestNews", "router"]
@@ -28,22 +29,17 @@ class IngestNews(BaseModel):
     image_url: HttpUrl | None = None
 
 
-class IngestResult(BaseModel):
-    seq: int | None
-    duplicate: bool
-    sentiment: str | None
-    sentiment_score: float | None
-
-
 def _check_admin(request: Request, authorization: str | None) -> None:
     # RestGuard refused anonymous requests before their body was read; this keeps the route safe
     # when the app is built without it (in-process test clients).
     refusal = admin_refusal(request.app.state.runtime.settings.admin_token, authorization)
     if refusal is not None:
-        raise HTTPException(refusal.status, refusal.detail, headers=refusal.headers or None)
+        raise HTTPException(refusal.status, error_detail(refusal.code, refusal.detail),
+                            headers=refusal.headers or None)
 
 
-@router.post("/api/news", status_code=201, response_model=IngestResult)
+@router.post("/api/news", status_code=201, response_model=IngestResult,
+             responses=error_responses(401, 403, 413, 422, 429, 503))
 async def ingest_news(
     body: IngestNews, request: Request, authorization: str | None = Header(default=None)
 ) -> IngestResult:
@@ -68,20 +64,22 @@ async def ingest_news(
                         sentiment_score=result.item.sentiment_score)
 
 
-@router.get("/api/news")
+@router.get("/api/news", response_model=NewsList, responses=error_responses(422, 429, 503))
 async def list_news(
     request: Request,
     q: str | None = Query(default=None, max_length=100,
                           description="words in title or description, as a phrase; the last word may be a prefix"),
     source: str | None = Query(default=None, max_length=100),
     limit: int = Query(default=50, ge=1, le=500),
-) -> dict[str, object]:
+) -> NewsList:
     """Return stored news, newest first."""
     runtime = request.app.state.runtime
     try:
         items = await runtime.query_store(runtime.store.recent_news, q, limit, source)
     except SearchUnavailable as exc:
-        raise HTTPException(503, f"news search unavailable: {exc}") from exc
+        raise HTTPException(503, error_detail(
+            RestErrorCode.SEARCH_UNAVAILABLE, f"news search unavailable: {exc}")) from exc
     except Exception as exc:
-        raise HTTPException(503, f"database unavailable: {type(exc).__name__}") from exc
-    return {"count": len(items), "items": items}
+        raise HTTPException(503, error_detail(
+            RestErrorCode.DATABASE_UNAVAILABLE, f"database unavailable: {type(exc).__name__}")) from exc
+    return NewsList.model_validate({"count": len(items), "items": items})

@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from core.gcwatch import frozen_objects
+from core.rest import error_responses
 
 if TYPE_CHECKING:
     from desk.runtime import Runtime
@@ -301,7 +302,12 @@ def build_metrics_router(runtime: Runtime) -> APIRouter:
     registry = build_registry(runtime)
     router = APIRouter()
 
-    @router.get("/metrics", tags=["system"], include_in_schema=False)
+    @router.get(
+        "/metrics", tags=["system"], response_class=Response, summary="Prometheus metrics (text exposition format)",
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+                         "description": "The hub's counters plus process and platform metrics"},
+                   **error_responses(429)},
+    )
     async def metrics() -> Response:
         # On the event loop, so the collector reads the counters between two of its steps.
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from core.lane import LaneFull, ScoringLane
+from core.rest import (
+    ModelsList,
+    Readiness,
+    RestErrorCode,
+    SentimentResult,
+    SentimentScores,
+    error_detail,
+    error_responses,
+)
 from core.token_bucket import ClientAccount, retry_after_s
 
 from .errors import EngineOverloaded, UnknownModel
@@ -50,32 +59,31 @@ def _service(request: Request) -> InferenceService:
     if service is None:
         raise HTTPException(
             status_code=503,
-            detail={"code": "MODELS_UNAVAILABLE", "message": "the inference service is not running"},
+            detail=error_detail(RestErrorCode.MODELS_UNAVAILABLE, "the inference service is not running"),
         )
     return service  # type: ignore[no-any-return]
 
 
-@router.post("/api/sentiment")
-async def post_sentiment(body: SentimentRequest, request: Request) -> dict[str, Any]:
+@router.post("/api/sentiment", response_model=SentimentScores,
+             responses=error_responses(404, 413, 422, 429, 503))
+async def post_sentiment(body: SentimentRequest, request: Request) -> SentimentScores:
     """Score up to 256 texts with one model or the ensemble."""
     if len(body.texts) > MAX_TEXTS:
         raise HTTPException(
             status_code=HTTP_413_CONTENT_TOO_LARGE,
-            detail={
-                "code": "TOO_MANY_TEXTS",
-                "message": f"expected at most {MAX_TEXTS} texts per request, got {len(body.texts)}; "
-                "split the batch",
-            },
+            detail=error_detail(
+                RestErrorCode.TOO_MANY_TEXTS,
+                f"expected at most {MAX_TEXTS} texts per request, got {len(body.texts)}; split the batch",
+            ),
         )
     for index, text in enumerate(body.texts):
         if len(text) > MAX_TEXT_CHARS:
             raise HTTPException(
                 status_code=HTTP_413_CONTENT_TOO_LARGE,
-                detail={
-                    "code": "TEXT_TOO_LONG",
-                    "message": f"texts[{index}] has {len(text)} characters, expected at most "
-                    f"{MAX_TEXT_CHARS}; shorten it",
-                },
+                detail=error_detail(
+                    RestErrorCode.TEXT_TOO_LONG,
+                    f"texts[{index}] has {len(text)} characters, expected at most {MAX_TEXT_CHARS}; shorten it",
+                ),
             )
     service = _service(request)
     _charge_texts(request, len(body.texts))
@@ -87,7 +95,7 @@ async def post_sentiment(body: SentimentRequest, request: Request) -> dict[str, 
             return await _score_and_flag(service, body, lane.run)
     except LaneFull as exc:
         raise HTTPException(
-            status_code=503, detail={"code": "BUSY", "message": str(exc)},
+            status_code=503, detail=error_detail(RestErrorCode.BUSY, str(exc)),
             headers={"Retry-After": str(retry_after_s(exc.retry_after_s))},
         ) from exc
 
@@ -101,52 +109,55 @@ def _charge_texts(request: Request, texts: int) -> None:
     if wait_s is not None:
         raise HTTPException(
             status_code=429,
-            detail={"code": "RATE_LIMITED", "message": account.budgets.refusal(wait_s, unit="texts")
-                    + f"; this request carries {texts}"},
+            detail=error_detail(RestErrorCode.RATE_LIMITED, account.budgets.refusal(wait_s, unit="texts")
+                                + f"; this request carries {texts}"),
             headers={"Retry-After": str(retry_after_s(wait_s))},
         )
 
 
-async def _score_and_flag(service: InferenceService, body: SentimentRequest, run: Runner) -> dict[str, Any]:
+async def _score_and_flag(service: InferenceService, body: SentimentRequest, run: Runner) -> SentimentScores:
     """Score the texts, flag the ones past a model's window (tokenizing on `run`'s threads), answer."""
     try:
         results = await service.score(body.texts, domain=body.domain, model=body.model)
     except UnknownModel as exc:
-        raise HTTPException(status_code=404, detail={"code": "UNKNOWN_MODEL", "message": str(exc)}) from exc
+        raise HTTPException(status_code=404, detail=error_detail(RestErrorCode.UNKNOWN_MODEL, str(exc))) from exc
     except EngineOverloaded as exc:
         raise HTTPException(
-            status_code=503, detail={"code": "OVERLOADED", "message": f"{exc}"}, headers={"Retry-After": "1"}
+            status_code=503, detail=error_detail(RestErrorCode.OVERLOADED, f"{exc}"), headers={"Retry-After": "1"}
         ) from exc
     flags = [False] * len(results)
     if results and service.could_overflow(body.texts, results[0].model):
         flags = await run(service.window_overflows, body.texts, results[0].model)
     readiness = service.readiness()
-    return {
-        "ready": readiness["ready"],
-        "loading": readiness["loading"],
-        "results": [
-            {
-                "label": result.label,
-                "score": round(result.score, 6),
-                "confidence": round(result.confidence, 6),
-                "probs": {name: round(value, 6) for name, value in result.probs.items()},
-                "model": result.model,
-                "truncated": truncated,
-            }
+    return SentimentScores(
+        ready=readiness["ready"],
+        loading=readiness["loading"],
+        results=[
+            SentimentResult(
+                label=result.label,
+                score=round(result.score, 6),
+                confidence=round(result.confidence, 6),
+                probs={name: round(value, 6) for name, value in result.probs.items()},
+                model=result.model,
+                truncated=truncated,
+            )
             for result, truncated in zip(results, flags, strict=True)
-        ]
-    }
+        ],
+    )
 
 
-@router.get("/ready", tags=["system"])
+@router.get("/ready", tags=["system"], response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "Some model is still loading (`loading` names them)"},
+                       **error_responses(429)})
 async def get_ready(request: Request) -> JSONResponse:
     """Answer 200 once every configured model is available or failed, 503 while any is loading."""
     readiness = _service(request).readiness()
     return JSONResponse(readiness, status_code=200 if readiness["ready"] else 503)
 
 
-@router.get("/api/models")
-async def get_models(request: Request) -> dict[str, Any]:
+@router.get("/api/models", response_model=ModelsList, responses=error_responses(429, 503))
+async def get_models(request: Request) -> ModelsList:
     """List every configured model with its status and measured statistics."""
     service = _service(request)
-    return {**service.count_statuses(), "ensemble": service.ensemble_choices(), "models": service.describe_models()}
+    return ModelsList.model_validate(
+        {**service.count_statuses(), "ensemble": service.ensemble_choices(), "models": service.describe_models()})

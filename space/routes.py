@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from core.rest import AsyncApiDocument, error_responses
 from desk.runtime import Runtime
 from space.asyncapi import build_asyncapi
 
@@ -23,12 +24,17 @@ def build_space_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(tags=["space"])
     shipped = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA_TYPES}
 
-    @router.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the WebSocket API")
+    @router.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the WebSocket API",
+                response_model=AsyncApiDocument, responses=error_responses(429))
     async def asyncapi() -> JSONResponse:
         return JSONResponse(build_asyncapi(), headers={"Access-Control-Allow-Origin": "*"})
 
     @router.get(
-        "/live", response_class=HTMLResponse, summary="Prices and news straight from the WebSocket API"
+        "/live", response_class=HTMLResponse, summary="Prices and news straight from the WebSocket API",
+        # Spelled out: a `model` here would be filed under the route's text/html. The other routes
+        # declare ErrorResponse, so the reference resolves.
+        responses={429: {"description": "Rate limited (`RATE_LIMITED`); retry after `Retry-After` seconds",
+                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}},
     )
     async def live() -> HTMLResponse:
         page = shipped["live.html"].read_text(encoding="utf-8")

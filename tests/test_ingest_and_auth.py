@@ -16,7 +16,8 @@ from tests.harness import MS, recv_json, recv_until, running_app
 def test_ingest_without_admin_token_configured_is_403(tmp_path):
     with running_app(tmp_path, ADMIN_TOKEN="") as app:
         r = httpx.post(f"{app.http}/api/news", json={"title": "t", "url": "https://a.example/1", "source": "s"})
-    assert r.status_code == 403 and "ADMIN_TOKEN" in r.json()["detail"]
+    assert r.status_code == 403 and r.json()["detail"]["code"] == "ADMIN_DISABLED"
+    assert "ADMIN_TOKEN" in r.json()["detail"]["message"]
 
 
 def test_ingest_with_wrong_token_is_401_and_right_token_201(app_server):
