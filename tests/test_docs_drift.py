@@ -51,6 +51,7 @@ from pydantic import BaseModel
 import core.protocol
 from core.config import Settings
 from core.protocol import ErrorCode
+from core.rest import RestErrorCode
 from core.settings_base import env_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,8 +187,10 @@ def _constants() -> frozenset[str]:
 
 @cache
 def _rest_error_codes() -> frozenset[str]:
+    """The REST error codes: `core.rest.RestErrorCode`, and any `"code": "X"` written in the code."""
     pattern = re.compile(r"""["']code["']\s*:\s*["']([A-Z][A-Z0-9_]*)["']""")
-    return frozenset(m for text in _sources().values() for m in pattern.findall(text))
+    written = {m for text in _sources().values() for m in pattern.findall(text)}
+    return frozenset(written | {code.value for code in RestErrorCode})
 
 
 @cache
