@@ -12,20 +12,27 @@ WORKDIR /app
 ENV PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False PORT=7860 LOG_FILE=/app/logs/server.log \
     HF_HOME=/app/.cache/huggingface
 
+# The app runs as `hub`, which owns only what it writes: the data, the logs and the HF cache.
+RUN useradd --create-home hub && mkdir -p /app/data /app/logs /app/.cache \
+    && chown hub /app /app/data /app/logs /app/.cache
+
 COPY requirements.txt .
+# Torch first, from the variant's index; requirements.txt's `torch==2.13.0` then keeps that build
+# (a CPU image gets the same build from requirements.txt's own CPU index line anyway).
 RUN TORCH_PIN="$(grep -E '^torch==' requirements.txt)" \
     && pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" "${TORCH_PIN}" \
     && pip install --no-cache-dir -r requirements.txt
 
-COPY . .
+# Owned by `hub` as copied: a recursive chown afterwards would add a layer holding every file, models
+# included, a second time.
+COPY --chown=hub . .
+USER hub
 # The default models' files are fetched now, only those loading reads, so a start downloads nothing:
 # on a CPU image the embedded model's encoder (pinned commit, checked digest), on a CUDA image every
 # catalog model; `--build-arg MODELS=a,b` names others. inference/models.lock.json has no entries yet,
 # so hub models are unpinned: fetched at the hub's main, files unchecked (docs/inference.md, "The model lock").
 ARG MODELS=
 RUN MODELS="${MODELS}" python -m inference.fetch --device "$([ "${TORCH_VARIANT}" = cpu ] && echo cpu || echo cuda)"
-RUN useradd --create-home hub && mkdir -p /app/data /app/logs && chown -R hub /app
-USER hub
 
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\",\"7860\")}/health')"

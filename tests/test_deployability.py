@@ -130,3 +130,18 @@ def test_dockerfile_installs_cpu_torch_unless_told_otherwise():
 def test_dockerfile_leaves_data_dir_to_the_persistent_storage_default():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert not re.search(r"\bDATA_DIR=", dockerfile)  # a fixed DATA_DIR would hide the Space's /data
+
+
+def test_dockerfile_sets_ownership_as_it_copies():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "chown -R" not in dockerfile  # a recursive chown layer stores every file, models included, again
+    assert re.search(r"^COPY --chown=hub \. \.$", dockerfile, re.M)
+    # The model fetch runs as `hub`, so its files land owned by the user that serves them.
+    assert dockerfile.index("USER hub") < dockerfile.index("python -m inference.fetch")
+
+
+def test_dockerignore_leaves_local_state_out_of_the_build_context():
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    expected = {".git", ".venv", "venv", "**/__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "data",
+                "logs", "*.db"}
+    assert expected <= ignored
