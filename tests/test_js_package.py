@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import tarfile
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from space.routes import JS_CLIENT, STATIC_DIR, build_space_router
 from tests.harness import ROOT
+from tests.npm import PACKAGE, npm_pack, unpack
 
-PACKAGE = ROOT / "clients" / "js"
 MANIFEST = json.loads((PACKAGE / "package.json").read_text(encoding="utf-8"))
 SHIPPED = {"package.json", "hub-client.js", "hub-client.d.ts", "messages.d.ts", "README.md", "LICENSE"}
-# Quiet, offline npm: packing a package without dependencies needs no registry.
-NPM_ENV = {"npm_config_update_notifier": "false", "npm_config_fund": "false", "npm_config_audit": "false",
-           "npm_config_offline": "true"}
-
-
-def npm_pack(destination: Path, *extra: str) -> list[dict[str, Any]]:
-    """Run `npm pack --json` in clients/js (skip without npm); return its report."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("no `npm` on PATH: apt-get install npm (or install Node.js) to pack the JS client")
-    env = {**os.environ, **NPM_ENV, "npm_config_cache": str(destination / ".npm-cache")}
-    result = subprocess.run([npm, "pack", "--json", "--pack-destination", str(destination), *extra],
-                            cwd=PACKAGE, capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    report: list[dict[str, Any]] = json.loads(result.stdout)
-    return report
 
 
 def test_package_version_is_the_app_version() -> None:
@@ -67,15 +45,14 @@ def test_app_serves_the_package_module_at_the_old_url() -> None:
 
 
 def test_dry_run_lists_the_module_types_readme_and_license(tmp_path: Path) -> None:
-    (report,) = npm_pack(tmp_path, "--dry-run")
+    report = npm_pack(tmp_path, "--dry-run")
     assert {f["path"] for f in report["files"]} == SHIPPED
     assert report["filename"] == f"{MANIFEST['name']}-{MANIFEST['version']}.tgz"
 
 
 def test_tarball_holds_the_files_as_committed(tmp_path: Path) -> None:
-    (report,) = npm_pack(tmp_path)
-    with tarfile.open(tmp_path / report["filename"]) as tarball:
-        names = {name.removeprefix("package/") for name in tarball.getnames()}
-        packed = tarball.extractfile("package/hub-client.js")
-        assert packed is not None and packed.read() == (PACKAGE / "hub-client.js").read_bytes()
-    assert names == SHIPPED
+    report = npm_pack(tmp_path)
+    unpacked = unpack(tmp_path / report["filename"], tmp_path / "unpacked")
+    assert {p.name for p in unpacked.iterdir()} == SHIPPED
+    for name in SHIPPED - {"package.json"}:  # npm may normalise the manifest
+        assert (unpacked / name).read_bytes() == (PACKAGE / name).read_bytes(), name
