@@ -56,3 +56,11 @@ def test_tarball_holds_the_files_as_committed(tmp_path: Path) -> None:
     assert {p.name for p in unpacked.iterdir()} == SHIPPED
     for name in SHIPPED - {"package.json"}:  # npm may normalise the manifest
         assert (unpacked / name).read_bytes() == (PACKAGE / name).read_bytes(), name
+
+
+def test_image_ships_the_served_client() -> None:
+    """The app serves clients/js/hub-client.js, so the Docker image must copy clients/ too."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    assert "COPY . ." in dockerfile.splitlines()
+    assert not [p for p in ignored if p.strip("/*") in ("clients", "clients/js", "clients/js/hub-client.js")]
