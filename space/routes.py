@@ -1,4 +1,8 @@
-"""Routes the Space adds next to the API: the /live page, the static JS client and /asyncapi.json."""
+"""Routes the Space adds next to the API: the /live page, the static JS client and /asyncapi.json.
+
+The JS client is served from the npm package's own source, clients/js/hub-client.js, so the file a page
+imports from the app and the file `npm pack` ships are one file.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ from core.rest import AsyncApiDocument, error_responses
 from desk.runtime import Runtime
 from space.asyncapi import build_asyncapi
 
-__all__ = ["STATIC_DIR", "STATIC_PREFIX", "build_space_router"]
+__all__ = ["JS_CLIENT", "STATIC_DIR", "STATIC_PREFIX", "build_space_router"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+JS_CLIENT = STATIC_DIR.parent.parent / "clients" / "js" / "hub-client.js"
 STATIC_PREFIX = "/space/static"
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
@@ -23,6 +28,7 @@ def build_space_router(runtime: Runtime) -> APIRouter:
     """Return the router of the Space's own pages (registered before Gradio's mount at `/`)."""
     router = APIRouter(tags=["space"])
     shipped = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA_TYPES}
+    shipped[JS_CLIENT.name] = JS_CLIENT
 
     @router.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the WebSocket API",
                 response_model=AsyncApiDocument, responses=error_responses(429))
@@ -43,7 +49,7 @@ def build_space_router(runtime: Runtime) -> APIRouter:
 
     @router.get(STATIC_PREFIX + "/{name}", include_in_schema=False)
     async def static(name: str) -> FileResponse:
-        path = shipped.get(name)  # only files shipped in space/static, so no path ever escapes it
+        path = shipped.get(name)  # only the files listed above, so no path ever escapes them
         if path is None:
             raise HTTPException(404, f"no static file {name!r}; shipped: {', '.join(sorted(shipped))}")
         return FileResponse(

@@ -5,7 +5,7 @@ Each kind of name has its own test, so a failure says which kind drifted. The ru
 - File paths: a relative path in backticks with a known extension or a trailing slash, and anywhere in
   the text (code blocks too) a path that starts at one of the project's folders (`core/store.py`,
   `scripts/check`, `tests/test_sources_*.py` as a glob), exists from the repository root or from a
-  package folder (the README's package table names `static/hub-client.js` from `space/`). URLs, URL
+  package folder (the README's package table names `static/live.js` from `space/`). URLs, URL
   paths (`/ws/news`), `../shared`, paths under a setting's folder (`DATA_DIR/x.json`) and the names
   in `NOT_IN_THE_TREE` are left out. A bare backticked `name.py` is some file of the tree.
 - Links between the docs (`docs/limits.md#scoring`) resolve from the linking file, anchors included
@@ -56,7 +56,7 @@ from core.settings_base import env_name
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
-PACKAGES = ("api", "ws", "space", "desk", "sources", "inference", "core", "bench")
+PACKAGES = ("api", "ws", "space", "desk", "sources", "inference", "core", "bench", "clients")
 FOLDERS = (*PACKAGES, "tests", "docs", "scripts", "fuzz", ".ci")  # a path starting here is one of ours
 EXTENSIONS = ("py", "md", "js", "json", "jsonl", "toml", "txt", "css", "html", "sh", "cfg", "lock.json")
 

@@ -1,6 +1,9 @@
 // Crypto Market Hub: a WebSocket client for browsers (ES module, no dependencies).
 //
-//   import { HubSocket, endpointUrl } from "/space/static/hub-client.js";
+// The npm package crypto-market-hub-client (clients/js/ in the hub's repository) and the file the
+// app serves at /space/static/hub-client.js are this one file. Types: hub-client.d.ts, messages.d.ts.
+//
+//   import { HubSocket, endpointUrl } from "crypto-market-hub-client";  // or "/space/static/hub-client.js"
 //   const market = new HubSocket(endpointUrl("/ws/market_data"), { symbols: ["BTC", "ETH"] });
 //   market.addEventListener("price_update", (e) => console.log(e.detail.data.price));
 //   market.addEventListener("state", (e) => console.log(e.detail.state));
@@ -10,7 +13,10 @@
 // - reconnects with exponential backoff and full jitter (delay = random(0, min(max, base * 2^attempt)));
 // - re-sends its subscriptions and news filter on every (re)connect;
 // - resumes from the last seq it saw: it reconnects with ?since=<seq>&epoch=<epoch>, and drops
-//   messages it already delivered, so a restart of the server loses no news;
+//   messages it already delivered, so a restart of the server loses no news; `since`/`epoch`
+//   options resume from a position saved earlier; on SEQ_AHEAD it forgets its position;
+// - market prices are deduplicated per symbol (the server coalesces them per symbol, so their seqs
+//   only grow per symbol);
 // - a heartbeat watchdog: it pings every `heartbeatMs` and, when nothing at all arrives within
 //   `pongTimeoutMs` after a ping, drops the connection and reconnects (a dead TCP link can take
 //   minutes to raise `close` on its own);
@@ -32,8 +38,12 @@ export const DEFAULTS = Object.freeze({
   maxAttempts: Infinity,
 });
 
-// Close codes after which reconnecting cannot help: the server refused us (auth, origin, abuse).
-const FINAL_CLOSE_CODES = new Set([1008]);
+// Close codes after which reconnecting cannot help: the server judged what we send, not its own state
+// (protocol error, unsupported or invalid data, policy: bad token, refused origin, abuse; too big;
+// extension). The same set as the Python client's (ws/client.py).
+export const FINAL_CLOSE_CODES = Object.freeze([1002, 1003, 1007, 1008, 1009, 1010]);
+// core/protocol.py's SubscribeRequest bound: larger subscriptions go in several requests.
+const MAX_SYMBOLS_PER_REQUEST = 500;
 const CLIENT_CLOSE = 1000;
 const WATCHDOG_CLOSE = 4000;
 
@@ -60,25 +70,42 @@ export function withQuery(url, params) {
   return parsed.toString();
 }
 
+function chunks(items, size = MAX_SYMBOLS_PER_REQUEST) {
+  const out = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 export class HubSocket extends EventTarget {
   /**
    * @param {string} url  ws:// or wss:// URL of one endpoint, e.g. endpointUrl("/ws/news").
-   * @param {object} options  symbols, keywords, sources, token, backlog (/ws/news), plus any key of DEFAULTS;
-   *   `WebSocket` to inject an implementation (tests, Node).
+   * @param {object} options  symbols, keywords, sources, token, backlog (/ws/news), since and epoch (a
+   *   position saved earlier), plus any key of DEFAULTS; `WebSocket` to inject an implementation (tests, Node).
    */
   constructor(url, options = {}) {
     super();
     this.url = url;
     this.options = { ...DEFAULTS, ...options };
+    const { baseDelayMs, maxDelayMs } = this.options;
+    if (!(baseDelayMs > 0 && maxDelayMs >= baseDelayMs)) {
+      throw new RangeError(`expected 0 < baseDelayMs <= maxDelayMs, got baseDelayMs=${baseDelayMs}, `
+        + `maxDelayMs=${maxDelayMs}`);
+    }
+    if (options.since !== undefined && options.since !== null && !Number.isInteger(options.since)) {
+      throw new TypeError(`expected an integer since (a message's seq), got ${options.since}`);
+    }
     this.symbols = new Set((options.symbols || []).map((s) => s.toUpperCase()));
     this.filter = options.keywords || options.sources
       ? { keywords: options.keywords || [], sources: options.sources || null } : null;
     this.state = "idle";
-    this.lastSeq = null;
-    this.epoch = null;
+    this.lastSeq = options.since ?? null;
+    this.epoch = options.epoch ?? null;
+    // Newest seq delivered per key: the symbol for prices, "" for everything else.
+    this._lastByKey = new Map(this.lastSeq === null ? [] : [["", this.lastSeq]]);
     this.attempt = 0;
     this.reconnects = 0;
     this.received = 0;
+    this.stats = { connects: 0, messages: 0, duplicatesDropped: 0, filteredLocally: 0, heartbeatTimeouts: 0 };
     this.ws = null;
     this._timers = {};
     this._awaitingPong = false;
@@ -116,14 +143,14 @@ export class HubSocket extends EventTarget {
   subscribe(symbols) {
     const wanted = symbols.map((s) => s.toUpperCase());
     wanted.forEach((s) => this.symbols.add(s));
-    return this.send({ action: "subscribe", symbols: wanted });
+    return this._sendSymbols("subscribe", wanted);
   }
 
   /** Remove symbols from the price stream. */
   unsubscribe(symbols) {
     const unwanted = symbols.map((s) => s.toUpperCase());
     unwanted.forEach((s) => this.symbols.delete(s));
-    return this.send({ action: "unsubscribe", symbols: unwanted });
+    return this._sendSymbols("unsubscribe", unwanted);
   }
 
   /** Ask for the latest update of every tracked symbol at once. */
@@ -144,6 +171,10 @@ export class HubSocket extends EventTarget {
 
   // ---------------------------------------------------------------- connection life
 
+  _sendSymbols(action, symbols) {
+    return chunks(symbols).map((part) => this.send({ action, symbols: part })).every(Boolean);
+  }
+
   // The URL carries the subscription and filter too, so the server applies them before it replays
   // what we missed; they are also re-sent as messages once open (for servers that ignore the URL).
   _connectUrl() {
@@ -151,8 +182,8 @@ export class HubSocket extends EventTarget {
     if (this.symbols.size) params.symbols = [...this.symbols].join(",");
     if (this.filter && this.filter.keywords.length) params.keywords = this.filter.keywords.join(",");
     if (this.filter && this.filter.sources && this.filter.sources.length) params.sources = this.filter.sources.join(",");
-    if (this.options.resume && this.lastSeq !== null) {
-      params.since = this.lastSeq;
+    if (this.options.resume && (this.lastSeq !== null || this.epoch !== null)) {
+      params.since = this.lastSeq ?? 0;
       params.epoch = this.epoch;
     } else if (this.options.backlog) {
       params.backlog = this.options.backlog;
@@ -179,8 +210,9 @@ export class HubSocket extends EventTarget {
 
   _onOpen(ws) {
     if (ws !== this.ws) return;
+    this.stats.connects += 1;
     this._setState("open", { attempt: this.attempt, resumedFrom: this.lastSeq });
-    if (this.symbols.size) this.send({ action: "subscribe", symbols: [...this.symbols] });
+    if (this.symbols.size) this._sendSymbols("subscribe", [...this.symbols]);
     if (this.filter) this.send({ action: "filter", keywords: this.filter.keywords, sources: this.filter.sources });
     this._startHeartbeat();
     this._timers.stable = setTimeout(() => { this.attempt = 0; }, this.options.stableAfterMs);
@@ -196,33 +228,46 @@ export class HubSocket extends EventTarget {
     } catch (_) {
       return; // not ours to interpret
     }
-    if (!this._isNew(message)) return;
-    if (message.type === "news" && !this._wantsNews(message.data || {})) return;
-    this.received += 1;
-    if (message.type === "error" && message.error && message.error.code === "HISTORY_GAP") {
-      this._emit("gap", message.error);
-    }
-    if (message.type === "error" && message.error && message.error.code === "SEQ_AHEAD") {
-      // Our position is ahead of the server's stream: forget it, or the items it now sends under
-      // those seqs would be dropped as already seen.
+    if (message === null || typeof message !== "object") return;
+    const code = message.type === "error" && message.error ? message.error.code : null;
+    if (code === "SEQ_AHEAD") {
+      // Our position is ahead of the server's stream (a write it lost, or another server): forget it,
+      // or the items it now sends under those seqs would be dropped as already seen.
       this.epoch = null;
       this.lastSeq = null;
+      this._lastByKey.clear();
     }
+    if (!this._isNew(message)) {
+      this.stats.duplicatesDropped += 1;
+      return;
+    }
+    if (message.type === "news" && !this._wantsNews(message.data || {})) {
+      this.stats.filteredLocally += 1;
+      return;
+    }
+    this.received += 1;
+    this.stats.messages += 1;
+    if (code === "HISTORY_GAP") this._emit("gap", message.error);
     this._emit("message", message);
     if (message.type) this._emit(message.type, message);
   }
 
-  // Track seq/epoch; return false for a message already delivered before a reconnect.
+  // Track seq/epoch; return false for a message already delivered before a reconnect. Prices are
+  // tracked per symbol: the server's outbox coalesces them per symbol, so a symbol's next price can
+  // carry a lower seq than another symbol's last one.
   _isNew(message) {
-    if (typeof message.seq !== "number" || !message.epoch) return true;
+    if (typeof message.seq !== "number" || typeof message.epoch !== "string" || !message.epoch) return true;
     if (message.epoch !== this.epoch) {
       if (this.epoch !== null) this._emit("epoch", { previous: this.epoch, current: message.epoch });
       this.epoch = message.epoch;
-      this.lastSeq = message.seq;
-      return true;
+      this.lastSeq = null;
+      this._lastByKey.clear();
     }
-    if (this.lastSeq !== null && message.seq <= this.lastSeq) return false;
-    this.lastSeq = message.seq;
+    const key = message.type === "price_update" && message.data ? String(message.data.symbol) : "";
+    const last = this._lastByKey.get(key);
+    if (last !== undefined && message.seq <= last) return false;
+    this._lastByKey.set(key, message.seq);
+    this.lastSeq = this.lastSeq === null ? message.seq : Math.max(this.lastSeq, message.seq);
     return true;
   }
 
@@ -242,7 +287,7 @@ export class HubSocket extends EventTarget {
     this.ws = null;
     this._clearTimers();
     const detail = { code: event.code, reason: event.reason };
-    if (!this.options.reconnect || FINAL_CLOSE_CODES.has(event.code)) {
+    if (!this.options.reconnect || FINAL_CLOSE_CODES.includes(event.code)) {
       this._setState("closed", detail);
       return;
     }
@@ -266,7 +311,9 @@ export class HubSocket extends EventTarget {
       if (!this.ping() || this._awaitingPong) return; // the first unanswered ping's deadline stands
       this._awaitingPong = true;
       this._timers.pong = setTimeout(() => {
-        if (this._awaitingPong) this._drop(WATCHDOG_CLOSE, "heartbeat timeout");
+        if (!this._awaitingPong) return;
+        this.stats.heartbeatTimeouts += 1;
+        this._drop(WATCHDOG_CLOSE, "heartbeat timeout");
       }, this.options.pongTimeoutMs);
     }, this.options.heartbeatMs);
   }
@@ -299,6 +346,9 @@ export class HubSocket extends EventTarget {
   }
 
   _emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
+    // Node 18 has Event and EventTarget but no global CustomEvent.
+    const event = typeof CustomEvent === "function"
+      ? new CustomEvent(type, { detail }) : Object.assign(new Event(type), { detail });
+    this.dispatchEvent(event);
   }
 }

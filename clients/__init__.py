@@ -1,0 +1,1 @@
+"""Tools for the clients published outside the app: the JavaScript package in `clients/js/`."""
