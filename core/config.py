@@ -389,10 +389,12 @@ class SourcesSection(Section):
     fng_poll_s: float = Field(600.0, gt=0, **_doc("Fear & Greed polling interval, seconds"))
     social_poll_s: float = Field(180.0, gt=0, **_doc("social providers' polling interval, seconds"))
     coingecko_url: HttpUrl = Field("https://api.coingecko.com/api/v3", **_doc("CoinGecko API base URL"))
-    binance_url: HttpUrl = Field("https://api.binance.com", **_doc(
-        "Binance REST base URL (`https://data-api.binance.vision` avoids Binance's HTTP 451 from US-hosted Spaces)"))
-    binance_ws_url: WsUrl = Field("wss://stream.binance.com:9443/ws/!miniTicker@arr", **_doc(
-        "Binance price stream URL"))
+    binance_url: HttpUrl = Field("https://data-api.binance.vision", **_doc(
+        "Binance REST base URL; the default is Binance's market-data-only mirror, since "
+        "`https://api.binance.com` answers HTTP 451 to US-hosted Spaces"))
+    binance_ws_url: WsUrl = Field("wss://data-stream.binance.vision/ws/!miniTicker@arr", **_doc(
+        "Binance price stream URL; the default is Binance's market-data-only mirror, since "
+        "`wss://stream.binance.com:9443` refuses US-hosted Spaces with HTTP 451"))
     binance_ws_enabled: bool = Field(True, **_doc("use the Binance price stream"))
     kraken_url: HttpUrl = Field("https://api.kraken.com", **_doc("Kraken API base URL"))
     coinbase_url: HttpUrl = Field("https://api.exchange.coinbase.com", **_doc("Coinbase Exchange API base URL"))

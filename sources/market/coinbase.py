@@ -70,7 +70,7 @@ class CoinbaseProvider(MarketProvider):
         concurrency: requests in flight; the public limit is 10 per second per IP.
     """
 
-    spec = ProviderSpec(NAME, "market_data", 4, timeout_s=12.0, min_interval_s=60.0, max_bytes=64_000,
+    spec = ProviderSpec(NAME, "market_data", 3, timeout_s=12.0, min_interval_s=60.0, max_bytes=64_000,
                         url_setting="coinbase_url", default_url=DEFAULT_COINBASE_URL)
 
     def __init__(
