@@ -424,6 +424,9 @@ class SourcesSection(Section):
         "overrides every provider's own total timeout, seconds", "per provider"))
     sources_backoff_s: float = Field(15.0, ge=0, **_doc("first backoff after a provider fails, seconds"))
     sources_max_backoff_s: float = Field(600.0, ge=0, **_doc("longest backoff of a failing provider, seconds"))
+    sources_blocked_recheck_s: float = Field(3600.0, gt=0, **_doc(
+        "how long a provider that answered HTTP 451 (blocked where the hub runs) is left alone before "
+        "one re-check, seconds"))
     sources_budget_scale: float = Field(1.0, ge=0, **_doc(
         "multiplies every provider's rate budget; `0` turns budgets off (local test servers only)"))
     market_up_window_s: float = Field(60.0, ge=0, **_doc(

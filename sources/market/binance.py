@@ -7,7 +7,7 @@ and .../web-socket-streams (All Market Mini Tickers Stream).
 The defaults are Binance's market-data-only mirrors `https://data-api.binance.vision` and
 `wss://data-stream.binance.vision` (same formats; docs: .../faqs/market_data_only), because
 api.binance.com and stream.binance.com answer HTTP 451 to US-hosted machines such as most
-HuggingFace Spaces.
+HuggingFace Spaces. A 451 is a geo-block (`sources/geoblock.py`): the health reason names the mirror.
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ class BinanceProvider(MarketProvider):
     # After Kraken and Coinbase: whether Binance answers depends on where the hub runs and on
     # BINANCE_URL (api.binance.com answers 451 to US hosts); theirs does not (docs/sources.md).
     spec = ProviderSpec(NAME, "market_data", 4, timeout_s=8.0, min_interval_s=10.0,
-                        url_setting="binance_url", default_url=DEFAULT_BINANCE_URL)
+                        url_setting="binance_url", default_url=DEFAULT_BINANCE_URL,
+                        unblocked_url=DEFAULT_BINANCE_URL)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         # `symbols` is a JSON array in the query string, as the endpoint documents.
