@@ -389,10 +389,12 @@ class SourcesSection(Section):
     fng_poll_s: float = Field(600.0, gt=0, **_doc("Fear & Greed polling interval, seconds"))
     social_poll_s: float = Field(180.0, gt=0, **_doc("social providers' polling interval, seconds"))
     coingecko_url: HttpUrl = Field("https://api.coingecko.com/api/v3", **_doc("CoinGecko API base URL"))
-    binance_url: HttpUrl = Field("https://api.binance.com", **_doc(
-        "Binance REST base URL (`https://data-api.binance.vision` avoids Binance's HTTP 451 from US-hosted Spaces)"))
-    binance_ws_url: WsUrl = Field("wss://stream.binance.com:9443/ws/!miniTicker@arr", **_doc(
-        "Binance price stream URL"))
+    binance_url: HttpUrl = Field("https://data-api.binance.vision", **_doc(
+        "Binance REST base URL; the default is Binance's market-data-only mirror, since "
+        "`https://api.binance.com` answers HTTP 451 to US-hosted Spaces"))
+    binance_ws_url: WsUrl = Field("wss://data-stream.binance.vision/ws/!miniTicker@arr", **_doc(
+        "Binance price stream URL; the default is Binance's market-data-only mirror, since "
+        "`wss://stream.binance.com:9443` refuses US-hosted Spaces with HTTP 451"))
     binance_ws_enabled: bool = Field(True, **_doc("use the Binance price stream"))
     kraken_url: HttpUrl = Field("https://api.kraken.com", **_doc("Kraken API base URL"))
     coinbase_url: HttpUrl = Field("https://api.exchange.coinbase.com", **_doc("Coinbase Exchange API base URL"))
@@ -422,6 +424,9 @@ class SourcesSection(Section):
         "overrides every provider's own total timeout, seconds", "per provider"))
     sources_backoff_s: float = Field(15.0, ge=0, **_doc("first backoff after a provider fails, seconds"))
     sources_max_backoff_s: float = Field(600.0, ge=0, **_doc("longest backoff of a failing provider, seconds"))
+    sources_blocked_recheck_s: float = Field(3600.0, gt=0, **_doc(
+        "how long a provider that answered HTTP 451 (blocked where the hub runs) is left alone before "
+        "one re-check, seconds"))
     sources_budget_scale: float = Field(1.0, ge=0, **_doc(
         "multiplies every provider's rate budget; `0` turns budgets off (local test servers only)"))
     market_up_window_s: float = Field(60.0, ge=0, **_doc(

@@ -13,6 +13,7 @@ from .errors import (
     ResponseTooLarge,
     SourceError,
     SourceUnavailable,
+    UpstreamBlocked,
     UpstreamConnectionError,
     UpstreamGarbage,
     UpstreamHTTPError,
@@ -21,6 +22,7 @@ from .errors import (
 )
 from .fear_greed import FearGreedProvider, parse_fear_greed
 from .fusion import QuoteBook, fuse_quote
+from .geoblock import is_geo_block
 from .http import HttpReply, UpstreamHttp, parse_retry_after
 from .market import (
     AGGREGATORS,
@@ -104,6 +106,7 @@ __all__ = [
     "SourceUnavailable",
     "TokenBucket",
     "TwitterProvider",
+    "UpstreamBlocked",
     "UpstreamConnectionError",
     "UpstreamGarbage",
     "UpstreamHTTPError",
@@ -116,6 +119,7 @@ __all__ = [
     "count_mentions",
     "feeds_from_urls",
     "fuse_quote",
+    "is_geo_block",
     "is_known_symbol",
     "momentum_from_quotes",
     "normalize_title",

@@ -26,6 +26,8 @@ class CircuitBreaker:
 
     closed --N failures--> open --backoff elapsed--> half_open (one probe allowed)
     half_open --success--> closed (backoff reset); half_open --failure--> open (backoff doubled).
+    any state --trip(hold)--> open for `hold` at once (a geo-block: no streak, no ladder); a probe
+    that then fails for another reason re-opens on the ladder from `base_backoff_s`.
 
     Args:
         failure_threshold: consecutive failures that open the breaker.
@@ -90,6 +92,16 @@ class CircuitBreaker:
             self._open(now, backoff)
         elif self._state == "closed" and self.consecutive_failures >= self.failure_threshold:
             self._open(now, self.base_backoff_s)
+
+    def trip(self, now: float, hold_s: float) -> None:
+        """Open at once for `hold_s`, whatever the streak: the upstream refused us for good."""
+        if hold_s <= 0:
+            raise ValueError(f"hold_s must be > 0, got {hold_s!r}")
+        self._probe_in_flight = False
+        self._state = "open"
+        # The doubling after a failed probe starts over from the base: a later timeout or 5xx is
+        # an ordinary fault again, not a reason to wait hours times two.
+        self._trip = _Trip(until=now + hold_s, backoff_s=self.base_backoff_s / 2.0)
 
     def release_probe(self) -> None:
         """Give back a half-open probe slot that was granted but not used (e.g. no rate budget)."""

@@ -8,7 +8,8 @@
      │    ├── UpstreamConnectionError   refused, reset, DNS, TLS
      │    ├── ResponseTooLarge      the body passed the provider's size cap
      │    └── UpstreamHTTPError     a non-2xx status
-     │         └── UpstreamRateLimited   429 (carries Retry-After)
+     │         ├── UpstreamRateLimited   429 (carries Retry-After)
+     │         └── UpstreamBlocked       451, or 403 with a geo-block body: not served from here
      └── MissingCredentials         the provider needs a key that is not configured
 
 Third-party exceptions (httpx, json, websockets) are translated into this tree at the boundary
@@ -22,6 +23,7 @@ __all__ = [
     "ResponseTooLarge",
     "SourceError",
     "SourceUnavailable",
+    "UpstreamBlocked",
     "UpstreamConnectionError",
     "UpstreamGarbage",
     "UpstreamHTTPError",
@@ -76,6 +78,22 @@ class UpstreamRateLimited(UpstreamHTTPError):
         hint = f"retry after {retry_after:g} s" if retry_after is not None else "no Retry-After given"
         super().__init__(429, f"rate limited, {hint}")
         self.retry_after = retry_after
+
+
+class UpstreamBlocked(UpstreamHTTPError):
+    """The upstream refuses this machine's location: HTTP 451, or a 403 whose body says so.
+
+    A legal block, not a transient fault: retrying soon cannot help, a different endpoint (or
+    host region) can. `host` names who refused; `phrase` is the status in words.
+    """
+
+    def __init__(self, status: int, host: str, detail: str = "") -> None:
+        self.host = host
+        self.phrase = "Unavailable For Legal Reasons" if status == 451 else "Forbidden (geo-blocked)"
+        summary = f"{self.phrase} from {host}"
+        super().__init__(status, f"{summary}: {detail}" if detail else summary)
+        # The short form the health reason shows; `str(error)` keeps the upstream's own words too.
+        self.summary = f"HTTP {status} {summary}"
 
 
 class MissingCredentials(SourceError):

@@ -25,6 +25,7 @@ from .errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
+from .geoblock import blocked_error, is_geo_block
 
 __all__ = ["DEFAULT_USER_AGENT", "HttpReply", "UpstreamHttp", "parse_retry_after"]
 
@@ -110,7 +111,7 @@ class UpstreamHttp:
 
         Raises:
             UpstreamTimeout, UpstreamConnectionError, ResponseTooLarge, UpstreamRateLimited (429),
-            UpstreamHTTPError (other non-2xx).
+            UpstreamBlocked (451, or 403 naming a location rule), UpstreamHTTPError (other non-2xx).
         """
         request_headers = {"User-Agent": self._user_agent, "Accept-Encoding": "gzip, deflate"}
         request_headers.update(headers or {})
@@ -124,8 +125,10 @@ class UpstreamHttp:
                 if response.status_code == 304:
                     return HttpReply(304, b"", reply_headers)
                 if not 200 <= response.status_code < 300:
-                    snippet = await self._read_capped(response, limit=300, strict=False)
-                    raise UpstreamHTTPError(response.status_code, _printable(snippet))
+                    text = _printable(await self._read_capped(response, limit=300, strict=False))
+                    if is_geo_block(response.status_code, text):
+                        raise blocked_error(response.status_code, str(response.request.url), text)
+                    raise UpstreamHTTPError(response.status_code, text)
                 body = await self._read_capped(response, limit=self._max_bytes, strict=True)
                 return HttpReply(response.status_code, body, reply_headers)
         except httpx.TimeoutException as exc:

@@ -1,4 +1,4 @@
-"""Providers in pools: priority, rate budget, circuit breaker, Retry-After and honest health.
+"""Providers in pools: priority, rate budget, circuit breaker, Retry-After, geo-blocks and honest health.
 
 A `SourcePool` holds the providers of one category. Every fetch goes through the same gate
 (credentials -> Retry-After hold -> breaker -> token bucket) and the same bookkeeping, so a
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
@@ -23,7 +24,7 @@ from core.clock import utc_now
 from core.records import SourceHealth
 
 from .breaker import CircuitBreaker, TokenBucket
-from .errors import SourceError, UpstreamRateLimited, UpstreamTimeout
+from .errors import SourceError, UpstreamBlocked, UpstreamRateLimited, UpstreamTimeout
 from .http import DEFAULT_USER_AGENT, UpstreamHttp
 
 if TYPE_CHECKING:  # settings.py imports the providers' default URLs, which import this module
@@ -46,6 +47,10 @@ T = TypeVar("T")
 
 Clock = Callable[[], float]
 
+# How long a geo-blocked provider (HTTP 451) is left alone before one re-check; the settings'
+# SOURCES_BLOCKED_RECHECK_S overrides it.
+BLOCKED_RECHECK_S = 3600.0
+
 
 @dataclass(frozen=True)
 class ProviderSpec:
@@ -63,6 +68,8 @@ class ProviderSpec:
         secret_setting: the `SourceSettings` attribute holding the key or token of a provider
             that cannot run without one; `secret_env` is that variable's name, the reason shown
             while it is `inactive` ("TWITTER_BEARER_TOKEN not set").
+        unblocked_url: an API root that serves the same API where others answer HTTP 451; a
+            geo-blocked provider on another root names it as the fix in its health reason.
     """
 
     name: str
@@ -75,6 +82,7 @@ class ProviderSpec:
     max_bytes: int = 2_000_000
     secret_setting: str | None = None
     secret_env: str = ""
+    unblocked_url: str = ""
 
 
 class ProviderOptions(TypedDict, total=False):
@@ -135,6 +143,14 @@ class Provider(ABC, Generic[T]):
             options["secret"] = reveal() if callable(reveal) else secret
         return options
 
+    def blocked_fix(self) -> str | None:
+        """Return what to set when this provider is geo-blocked here, or None if nothing known helps."""
+        spec = self.spec
+        unblocked = spec.unblocked_url.rstrip("/")
+        if not unblocked or spec.url_setting is None or self.base_url == unblocked:
+            return None
+        return f"set {spec.url_setting.upper()}={unblocked}"
+
     def fresh_rejects(self) -> list[str]:
         """Start this fetch's `last_rejects` empty and return it, for the parser to fill."""
         self.last_rejects = []
@@ -174,6 +190,9 @@ class ProviderState:
     breaker: CircuitBreaker
     stale_after_s: float
     unavailable_reason: str | None = None
+    blocked_recheck_s: float = BLOCKED_RECHECK_S
+    # Set while the upstream refuses this machine's location (HTTP 451): the words and the fix.
+    blocked_reason: str | None = field(default=None, init=False)
     last_success: datetime | None = field(default=None, init=False)
     last_success_at: float | None = field(default=None, init=False)  # monotonic
     last_error: str | None = field(default=None, init=False)
@@ -190,7 +209,7 @@ class ProviderState:
         if self.hold_until is not None and now < self.hold_until:
             return f"holding for Retry-After, {self.hold_until - now:.0f} s left"
         if not self.breaker.allow(now):
-            return "circuit open"
+            return f"blocked here: {self.blocked_reason}" if self.blocked_reason else "circuit open"
         if not self.bucket.try_acquire(now):
             self.breaker.release_probe()
             return f"rate budget: next call in {self.bucket.seconds_until_token(now):.1f} s"
@@ -200,6 +219,7 @@ class ProviderState:
         self.successes += 1
         self.breaker.record_success()
         self.hold_until = None
+        self.blocked_reason = None
         self.last_success = utc_now()
         self.last_success_at = now
         self.latency_ms = round(latency_ms, 1)
@@ -211,6 +231,15 @@ class ProviderState:
         self.last_error = f"{type(error).__name__}: {error}"
         if latency_ms is not None:
             self.latency_ms = round(latency_ms, 1)
+
+    def record_blocked(self, now: float, error: UpstreamBlocked, fix: str | None = None) -> None:
+        """Stop calling a provider that refuses this location; one re-check per `blocked_recheck_s`.
+
+        Call it after `record_failure` with the same error: the breaker opens at once, without
+        the failure streak and backoff ladder of a transient fault.
+        """
+        self.blocked_reason = f"{error.summary}; {fix}" if fix else error.summary
+        self.breaker.trip(now, self.blocked_recheck_s)
 
     def hold(self, now: float, seconds: float) -> None:
         """Send nothing to this provider for `seconds` (the upstream's Retry-After)."""
@@ -237,6 +266,10 @@ class ProviderState:
         if self.unavailable_reason is not None:
             return "inactive", self.unavailable_reason
         breaker = self.breaker
+        if breaker.state != "closed" and self.blocked_reason is not None:
+            reopens = breaker.reopens_at
+            when = f"re-check in {_duration(reopens - now)}" if reopens is not None else "re-checking now"
+            return "inactive", f"blocked here: {self.blocked_reason}; {when}"
         if breaker.state != "closed":
             reopens = breaker.reopens_at
             when = f"next probe in {max(0.0, reopens - now):.0f} s" if reopens is not None else "probing"
@@ -266,6 +299,15 @@ class ProviderState:
         return "active", None
 
 
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds >= 7200.0:
+        return f"{seconds / 3600.0:.1f} h"
+    if seconds >= 120.0:
+        return f"{math.ceil(seconds / 60.0):.0f} min"
+    return f"{seconds:.0f} s"
+
+
 class SourcePool(Generic[T]):
     """The providers of one category, fetched under one policy.
 
@@ -275,6 +317,8 @@ class SourcePool(Generic[T]):
         client: shared httpx client; the pool never closes it.
         clock: monotonic seconds (injectable for tests).
         failure_threshold, base_backoff_s, max_backoff_s: circuit breaker settings.
+        blocked_recheck_s: how long a geo-blocked provider (HTTP 451) is not called; then one
+            fetch re-checks.
         poll_interval_s: how often the owner polls; a provider with no success for 3 intervals
             (or 3 of its own budget intervals, whichever is longer) is reported stale.
         budget_scale: multiplies every provider's `min_interval_s` (0 disables budgets, for tests).
@@ -294,6 +338,7 @@ class SourcePool(Generic[T]):
         failure_threshold: int = 3,
         base_backoff_s: float = 15.0,
         max_backoff_s: float = 600.0,
+        blocked_recheck_s: float = BLOCKED_RECHECK_S,
         poll_interval_s: float = 30.0,
         budget_scale: float = 1.0,
         user_agent: str = DEFAULT_USER_AGENT,
@@ -306,6 +351,8 @@ class SourcePool(Generic[T]):
             raise ValueError(f"providers {wrong} do not belong to category {category!r}")
         if budget_scale < 0:
             raise ValueError(f"budget_scale must be >= 0, got {budget_scale!r}")
+        if blocked_recheck_s <= 0:
+            raise ValueError(f"blocked_recheck_s must be > 0, got {blocked_recheck_s!r}")
         self.category: Category = category
         self._client = client
         self._clock = clock
@@ -313,6 +360,7 @@ class SourcePool(Generic[T]):
         self._failure_threshold = failure_threshold
         self._base_backoff_s = base_backoff_s
         self._max_backoff_s = max_backoff_s
+        self._blocked_recheck_s = blocked_recheck_s
         self._poll_interval_s = poll_interval_s
         self._budget_scale = budget_scale
         self._providers: dict[str, Provider[T]] = {}
@@ -346,6 +394,7 @@ class SourcePool(Generic[T]):
             bucket=TokenBucket(0),
             breaker=self._new_breaker(),
             stale_after_s=stale_after_s,
+            blocked_recheck_s=self._blocked_recheck_s,
         )
         self._states[name] = state
         return state
@@ -460,6 +509,17 @@ class SourcePool(Generic[T]):
         now = self._clock()
         latency_ms = (time.perf_counter() - started) * 1000.0
         state.record_failure(now, error, latency_ms)
+        if isinstance(error, UpstreamBlocked):
+            # A legal block: retrying on the ladder cannot help, so the breaker opens now for
+            # hours; the other providers of this round are already in flight (no lost tick).
+            state.record_blocked(now, error, provider.blocked_fix())
+            logger.warning(
+                "! %s blocked here: %s; re-check in %.0f s",
+                provider.name,
+                state.blocked_reason,
+                state.blocked_recheck_s,
+            )
+            return
         if isinstance(error, UpstreamRateLimited):
             # Without a Retry-After, wait at least one budget interval before asking again.
             wait = error.retry_after if error.retry_after is not None else max(provider.min_interval_s, 30.0)
@@ -492,4 +552,5 @@ class SourcePool(Generic[T]):
             breaker=self._new_breaker(),
             stale_after_s=stale_after,
             unavailable_reason=provider.unavailable_reason,
+            blocked_recheck_s=self._blocked_recheck_s,
         )

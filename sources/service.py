@@ -324,6 +324,7 @@ class SourceService:
             failure_threshold=s.failure_threshold,
             base_backoff_s=s.base_backoff_s,
             max_backoff_s=s.max_backoff_s,
+            blocked_recheck_s=s.blocked_recheck_s,
             poll_interval_s=poll_s,
             budget_scale=s.budget_scale,
             user_agent=s.user_agent or DEFAULT_USER_AGENT,

@@ -63,6 +63,7 @@ class SourceSettings:
     failure_threshold: int = 3
     base_backoff_s: float = _DEFAULTS.sources_backoff_s
     max_backoff_s: float = _DEFAULTS.sources_max_backoff_s
+    blocked_recheck_s: float = _DEFAULTS.sources_blocked_recheck_s
     budget_scale: float = _DEFAULTS.sources_budget_scale
     quote_max_age_s: float = 120.0
     aggregate_max_age_s: float = 900.0
@@ -85,6 +86,8 @@ class SourceSettings:
                 raise ValueError(f"{name.upper()} must be > 0 seconds, got {value!r}")
         if self.provider_timeout_s is not None and not self.provider_timeout_s > 0:
             raise ValueError(f"SOURCES_TIMEOUT_S must be > 0 seconds, got {self.provider_timeout_s!r}")
+        if not self.blocked_recheck_s > 0:
+            raise ValueError(f"SOURCES_BLOCKED_RECHECK_S must be > 0 seconds, got {self.blocked_recheck_s!r}")
         if self.budget_scale < 0:
             raise ValueError(f"budget_scale must be >= 0, got {self.budget_scale!r}")
 
@@ -125,6 +128,7 @@ class SourceSettings:
             provider_timeout_s=settings.sources_timeout_s,
             base_backoff_s=settings.sources_backoff_s,
             max_backoff_s=settings.sources_max_backoff_s,
+            blocked_recheck_s=settings.sources_blocked_recheck_s,
             budget_scale=settings.sources_budget_scale,
             market_up_min_window_s=settings.market_up_window_s,
         )

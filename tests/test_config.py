@@ -129,6 +129,13 @@ def test_source_settings_defaults_match_the_providers() -> None:
     assert (defaults.subreddits, defaults.news_feeds) == (DEFAULT_SUBREDDITS, DEFAULT_FEEDS)
 
 
+def test_binance_defaults_are_the_market_data_mirrors() -> None:
+    """api.binance.com and stream.binance.com answer HTTP 451 to US-hosted Spaces; the mirrors do not."""
+    defaults = Settings.from_env({})
+    assert defaults.binance_url == "https://data-api.binance.vision"
+    assert defaults.binance_ws_url == "wss://data-stream.binance.vision/ws/!miniTicker@arr"
+
+
 def test_env_names_are_the_field_names() -> None:
     assert env_name("max_frame_bytes") == "MAX_FRAME_BYTES"
 

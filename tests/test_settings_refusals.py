@@ -85,7 +85,8 @@ BAD_VALUES = {
     "REDDIT_SUBREDDITS": "r/Bitcoin", "NEWS_FEEDS": "https://decrypt.co/feed,ftp://feeds.example/rss",
     "CRYPTOPANIC_URL": NOT_A_URL, "CRYPTOCOMPARE_URL": NOT_A_URL, "TWITTER_URL": NOT_A_URL,
     "SOURCES_DISABLED": "coinbase;reddit", "SOURCES_USER_AGENT": "hub\r\nX-Injected: 1", "SOURCES_TIMEOUT_S": "0",
-    "SOURCES_BACKOFF_S": "-1", "SOURCES_MAX_BACKOFF_S": "-1", "SOURCES_BUDGET_SCALE": "-1",
+    "SOURCES_BACKOFF_S": "-1", "SOURCES_MAX_BACKOFF_S": "-1", "SOURCES_BLOCKED_RECHECK_S": "0",
+    "SOURCES_BUDGET_SCALE": "-1",
     "MARKET_UP_WINDOW_S": "-1",
 }
 

@@ -36,9 +36,9 @@ AGGREGATORS: tuple[str, ...] = ("coingecko", "coinpaprika", "coinlore")
 
 # The REST price providers the app polls, one per upstream (failover order is each one's priority).
 MARKET_PROVIDERS: tuple[type[MarketProvider], ...] = (
-    BinanceProvider,
     KrakenProvider,
     CoinbaseProvider,
+    BinanceProvider,
     CoinGeckoProvider,
     CoinPaprikaProvider,
     CoinLoreProvider,

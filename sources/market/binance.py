@@ -4,9 +4,10 @@ Symbols are USDT pairs (`BTCUSDT`); `quoteVolume` (in USDT) is our USD volume.
 Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints
 and .../web-socket-streams (All Market Mini Tickers Stream).
 
-From US-hosted machines api.binance.com answers HTTP 451; the market-data-only mirrors
-`https://data-api.binance.vision` and `wss://data-stream.binance.vision` serve the same
-formats (set BINANCE_URL / BINANCE_WS_URL).
+The defaults are Binance's market-data-only mirrors `https://data-api.binance.vision` and
+`wss://data-stream.binance.vision` (same formats; docs: .../faqs/market_data_only), because
+api.binance.com and stream.binance.com answer HTTP 451 to US-hosted machines such as most
+HuggingFace Spaces. A 451 is a geo-block (`sources/geoblock.py`): the health reason names the mirror.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ __all__ = [
     "parse_binance_ticker_24hr",
 ]
 
-DEFAULT_BINANCE_URL = "https://api.binance.com"
-DEFAULT_BINANCE_WS_URL = "wss://stream.binance.com:9443/ws/!miniTicker@arr"
+DEFAULT_BINANCE_URL = "https://data-api.binance.vision"
+# A raw stream is `/ws/<stream name>` on the same host as Binance's own stream (port 443 here).
+DEFAULT_BINANCE_WS_URL = "wss://data-stream.binance.vision/ws/!miniTicker@arr"
 NAME = "binance"
 
 
@@ -117,8 +119,11 @@ class BinanceProvider(MarketProvider):
     The call weighs 2-40 of the 6000-per-minute IP budget, so a 10 s budget is cheap.
     """
 
-    spec = ProviderSpec(NAME, "market_data", 2, timeout_s=8.0, min_interval_s=10.0,
-                        url_setting="binance_url", default_url=DEFAULT_BINANCE_URL)
+    # After Kraken and Coinbase: whether Binance answers depends on where the hub runs and on
+    # BINANCE_URL (api.binance.com answers 451 to US hosts); theirs does not (docs/sources.md).
+    spec = ProviderSpec(NAME, "market_data", 4, timeout_s=8.0, min_interval_s=10.0,
+                        url_setting="binance_url", default_url=DEFAULT_BINANCE_URL,
+                        unblocked_url=DEFAULT_BINANCE_URL)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         # `symbols` is a JSON array in the query string, as the endpoint documents.

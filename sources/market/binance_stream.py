@@ -13,12 +13,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 
 from core.clock import utc_now
 from core.records import PriceQuote
 
-from ..errors import UpstreamGarbage
+from ..errors import UpstreamBlocked, UpstreamGarbage
+from ..geoblock import blocked_error, is_geo_block
 from ..pool import ProviderState
 from ..symbols import SYMBOLS, provider_ids
 from .binance import DEFAULT_BINANCE_WS_URL, parse_binance_mini_tickers
@@ -80,6 +81,12 @@ class BinanceStream:
                 attempt += 1  # it gave up on a stream of garbage frames (already counted)
             except asyncio.CancelledError:
                 raise
+            except UpstreamBlocked as exc:
+                # Refused for this location: no reconnect ladder, one re-check per hold.
+                attempt += 1
+                state.record_failure(self._clock(), exc)
+                state.record_blocked(self._clock(), exc, self.blocked_fix())
+                logger.warning("! %s blocked here: %s", self.name, state.blocked_reason)
             except (OSError, TimeoutError, WebSocketException, UpstreamGarbage) as exc:
                 # A connection that delivered data and then dropped starts the backoff afresh.
                 attempt = 1 if self.messages > seen_before else attempt + 1
@@ -96,6 +103,12 @@ class BinanceStream:
                 self.connected = False
             await asyncio.sleep(self._next_delay(attempt, state))
 
+    def blocked_fix(self) -> str | None:
+        """Return what to set when this stream is geo-blocked here, or None if nothing known helps."""
+        if self.url == DEFAULT_BINANCE_WS_URL:
+            return None
+        return f"set BINANCE_WS_URL={DEFAULT_BINANCE_WS_URL}"
+
     def _next_delay(self, attempt: int, state: ProviderState) -> float:
         delay = min(self.base_backoff_s * 2.0 ** (attempt - 1), self.max_backoff_s)
         reopens = state.breaker.reopens_at
@@ -105,15 +118,24 @@ class BinanceStream:
 
     async def _read_once(self, on_quotes: OnQuotes, state: ProviderState) -> None:
         """Read one connection until it fails (raises) or sends only garbage (returns)."""
-        async with connect(
-            self.url,
-            open_timeout=self.open_timeout_s,
-            max_size=self.max_message_bytes,
-            ping_interval=20.0,
-            ping_timeout=20.0,
-            close_timeout=2.0,
-            proxy=None,
-        ) as websocket:
+        try:
+            websocket = await connect(
+                self.url,
+                open_timeout=self.open_timeout_s,
+                max_size=self.max_message_bytes,
+                ping_interval=20.0,
+                ping_timeout=20.0,
+                close_timeout=2.0,
+                proxy=None,
+            )
+        except InvalidStatus as exc:
+            # The handshake's HTTP answer: a 451 (or a geo-block 403) is a location block.
+            status = exc.response.status_code
+            body = exc.response.body.decode("utf-8", errors="replace") if exc.response.body else ""
+            if is_geo_block(status, body):
+                raise blocked_error(status, self.url, body) from exc
+            raise
+        async with websocket:
             self.connected = True
             logger.info("+ %s connected to %s", self.name, self.url)
             while True:

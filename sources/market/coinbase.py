@@ -14,7 +14,7 @@ from typing import Unpack
 from core.clock import utc_now
 from core.records import PriceQuote
 
-from ..errors import SourceError, UpstreamGarbage, UpstreamHTTPError, UpstreamRateLimited
+from ..errors import SourceError, UpstreamBlocked, UpstreamGarbage, UpstreamHTTPError, UpstreamRateLimited
 from ..http import UpstreamHttp
 from ..parsing import (
     ItemRejected,
@@ -70,7 +70,7 @@ class CoinbaseProvider(MarketProvider):
         concurrency: requests in flight; the public limit is 10 per second per IP.
     """
 
-    spec = ProviderSpec(NAME, "market_data", 4, timeout_s=12.0, min_interval_s=60.0, max_bytes=64_000,
+    spec = ProviderSpec(NAME, "market_data", 3, timeout_s=12.0, min_interval_s=60.0, max_bytes=64_000,
                         url_setting="coinbase_url", default_url=DEFAULT_COINBASE_URL)
 
     def __init__(
@@ -90,8 +90,8 @@ class CoinbaseProvider(MarketProvider):
         for (product, _), outcome in zip(self.ids.items(), outcomes, strict=True):
             if isinstance(outcome, PriceQuote):
                 quotes.append(outcome)
-            elif isinstance(outcome, UpstreamRateLimited):
-                raise outcome  # back off as a whole; the pool honours its Retry-After
+            elif isinstance(outcome, UpstreamRateLimited | UpstreamBlocked):
+                raise outcome  # back off as a whole; the pool honours its Retry-After or geo-block
             elif isinstance(outcome, UpstreamHTTPError) and outcome.status == 404:
                 self.last_rejects.append(f"{product}: not listed (404)")  # a delisted product
             elif isinstance(outcome, SourceError):

@@ -93,7 +93,7 @@ class KrakenProvider(MarketProvider):
     Public endpoints allow about one call per second; a 15 s budget is polite.
     """
 
-    spec = ProviderSpec(NAME, "market_data", 3, timeout_s=8.0, min_interval_s=15.0,
+    spec = ProviderSpec(NAME, "market_data", 2, timeout_s=8.0, min_interval_s=15.0,
                         url_setting="kraken_url", default_url=DEFAULT_KRAKEN_URL)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
