@@ -242,6 +242,18 @@ def _server(app: FastAPI, settings: Settings) -> Any:
     return Server(config)
 
 
+def _create_or_refuse(settings: Settings) -> FastAPI:
+    """Build the app; a setting refused only once its context is known (INFERENCE_PRECISION against
+    the device DEVICE=auto chose) ends the start the same way as a bad value (one line, exit 2)."""
+    try:
+        return create_app(settings)
+    except ConfigError as exc:
+        message = str(exc)
+        print(f"app: {message if message.startswith('invalid configuration') else 'invalid configuration: ' + message}",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _event_loop(choice: str) -> str:
     # uvicorn's "auto" takes uvloop when installed; an explicit "uvloop" without it falls back too,
     # because a missing optional speed-up must not keep the Space from starting.
@@ -277,7 +289,7 @@ def main(settings: Settings | None = None) -> None:
     settings = settings or _load_settings()
     configure_logging(settings.log_level, settings.log_file, settings.log_json)
     _check_trusted_proxies(settings)
-    app = create_app(settings)
+    app = _create_or_refuse(settings)
     server = _server(app, settings)
     logger.info(
         "app: serving on port %s (data mode %s, loop %s%s)", settings.port, settings.data_mode,
@@ -293,7 +305,7 @@ def __getattr__(name: str) -> Any:
     if name == "app":
         settings = _load_settings()
         configure_logging(settings.log_level, settings.log_file, settings.log_json)
-        built = create_app(settings)
+        built = _create_or_refuse(settings)
         globals()["app"] = built
         return built
     raise AttributeError(name)

@@ -129,3 +129,19 @@ def test_app_start_with_a_bad_value_exits_2_in_one_line_naming_it(
     assert started.returncode == 2, output[-3000:]
     assert "Traceback" not in output and len(output.splitlines()) == 1, output[-3000:]
     assert output.startswith("app: invalid configuration: ") and re.search(rf"\b{name}\b", output), output
+
+
+def test_fp16_where_auto_chose_the_cpu_ends_the_start_naming_the_precision() -> None:
+    """DEVICE=auto is resolved only when the models are built; the refusal still takes the one-line path."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("DEVICE=auto chooses CUDA here, where fp16 is allowed")
+    env = {key: value for key, value in os.environ.items() if key not in BAD_VALUES and key not in NO_BAD_VALUE}
+    env.update(BASE_ENV, PORT=str(free_port()), ENABLE_INFERENCE="1", INFERENCE_PRECISION="fp16")
+    started = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=START_TIMEOUT)
+    output = (started.stdout + started.stderr).strip()
+    assert started.returncode == 2, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    last = output.splitlines()[-1]
+    assert last.startswith("app: invalid configuration: INFERENCE_PRECISION=fp16 needs CUDA"), output[-3000:]
