@@ -268,13 +268,18 @@ class AiModelsSection(_Wire):
 
 
 class SourceEntry(BaseModel):
+    """One provider's health. `reason` says in words why it is degraded or inactive (a blocked
+    provider names the setting that fixes it); `priority` orders the providers of a category."""
+
     model_config = ConfigDict(extra="allow")
     name: str
     category: str
     status: Literal["active", "degraded", "inactive"]
+    priority: int = 0
     last_success: str | None = None
     last_error: str | None = None
     latency_ms: float | None = None
+    reason: str | None = None
 
 
 class DataSourcesSection(_Wire):

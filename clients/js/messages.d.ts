@@ -263,13 +263,19 @@ export interface SocialSentiment {
   reason: string | null;
 }
 
+/**
+ * One provider's health. `reason` says in words why it is degraded or inactive (a blocked provider
+ * names the setting that fixes it); `priority` orders the providers of a category.
+ */
 export interface SourceEntry {
   name: string;
   category: string;
   status: "active" | "degraded" | "inactive";
+  priority: number;
   last_success: string | null;
   last_error: string | null;
   latency_ms: number | null;
+  reason: string | null;
   [key: string]: unknown;
 }
 
