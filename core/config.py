@@ -39,6 +39,7 @@ from .settings_values import (
 from .vocabulary import (
     CPU_ONLY_PRECISIONS,
     CUDA_ONLY_PRECISIONS,
+    JOURNAL_KEEP,
     LEXICON_MODEL_ID,
     PRECISIONS,
     TRACKABLE_SYMBOLS,
@@ -322,7 +323,8 @@ class LimitsSection(Section):
         "peers (addresses or networks) whose `X-Forwarded-For` is believed, comma-separated; blank trusts none, "
         "`*` any ([docs/limits.md](docs/limits.md#client-addresses))",
         "`127.0.0.1,::1`; on a Space also `10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7`"))
-    history_size: int = Field(1000, ge=10, **_doc("messages kept per channel for replay"))
+    history_size: int = Field(1000, ge=10, le=JOURNAL_KEEP, **_doc(
+        "messages kept per channel for replay; at most the journal's 5,000, all a restart can reload"))
     rest_rate_per_s: float = Field(10.0, ge=0.0, **_doc(
         "REST requests per second per client IP ([docs/limits.md](docs/limits.md#rest-and-the-uis-api)); "
         "`0` turns rate limiting off"))

@@ -50,6 +50,7 @@ from core.bus import Envelope
 from core.clock import format_utc, utc_now
 from core.news_search import SearchUnavailable, match_clause, prepare_search, scan_by_date, search_words
 from core.records import FearGreedReading, NewsItem, PriceQuote
+from core.vocabulary import JOURNAL_KEEP
 
 __all__ = ["SearchUnavailable", "Store", "StoreUnavailable"]
 
@@ -124,7 +125,6 @@ model_stats = Table("model_stats", metadata, Column("model_id", String(200), pri
 STORED_NEWS_SEQS = select(news.c.url, news.c.seq).where(news.c.url.in_(bindparam("urls", expanding=True)))
 
 SQLITE_SYNCHRONOUS = ("FULL", "NORMAL")
-JOURNAL_KEEP = 5000  # journal rows kept per topic (the resume window)
 JOURNAL_QUEUE = 10_000  # envelopes waiting for the journal thread; past it they are refused, loudly
 BACKFILL_CHUNK = 5_000  # raw ids folded into rollups per transaction: write locks of ~0.1 s
 PRUNE_STEP = timedelta(hours=6)  # raw points deleted per transaction at most (about 43k at 20 symbols)

@@ -1,4 +1,4 @@
-"""Names some settings must be drawn from, kept in core so the settings can check them.
+"""Names and bounds some settings must be drawn from, kept in core so the settings can check them.
 
 Core is the bottom layer: `core/config.py` cannot import `sources/` or `inference/`, so the few lists
 a setting is checked against live here, and the layer that gives them meaning imports them (or a test
@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 __all__ = [
-    "CPU_ONLY_PRECISIONS", "CUDA_ONLY_PRECISIONS", "LEXICON_MODEL_ID", "PRECISIONS", "TRACKABLE_SYMBOLS", "Precision",
+    "CPU_ONLY_PRECISIONS", "CUDA_ONLY_PRECISIONS", "JOURNAL_KEEP", "LEXICON_MODEL_ID", "PRECISIONS",
+    "TRACKABLE_SYMBOLS", "Precision",
 ]
 
 # The assets the live providers can be asked for; `sources/symbols.py` maps each to every provider's id
@@ -28,3 +29,7 @@ CPU_ONLY_PRECISIONS: frozenset[str] = frozenset({"int8", "onnx-fp32", "onnx-int8
 
 # The one catalog model id without an `org/` part; every other id in `MODELS` is `org/name` or a path.
 LEXICON_MODEL_ID = "lexicon"
+
+# Journal rows kept per topic (core/store.py): the resume window, and all a restart can replay, so
+# `HISTORY_SIZE` may not ask for more.
+JOURNAL_KEEP = 5000

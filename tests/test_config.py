@@ -177,3 +177,11 @@ def test_data_dir_defaults_to_the_space_storage_when_it_is_writable(tmp_path: Pa
     assert Settings.from_env({"SPACE_STORAGE_DIR": str(tmp_path)}).data_dir == tmp_path
     assert Settings.from_env({"SPACE_STORAGE_DIR": str(tmp_path / "absent")}).data_dir == Path("data")
     assert Settings.from_env({"SPACE_STORAGE_DIR": str(tmp_path), "DATA_DIR": "/srv/hub"}).data_dir == Path("/srv/hub")
+
+
+def test_history_size_beyond_what_the_journal_keeps_is_refused() -> None:
+    from core.vocabulary import JOURNAL_KEEP
+
+    assert Settings.from_env({"HISTORY_SIZE": str(JOURNAL_KEEP)}).history_size == JOURNAL_KEEP
+    with pytest.raises(ConfigError, match="HISTORY_SIZE"):
+        Settings.from_env({"HISTORY_SIZE": str(JOURNAL_KEEP + 1)})
