@@ -14,7 +14,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -26,9 +26,13 @@ def _load_settings() -> Settings:
     try:
         return Settings.from_env(os.environ)
     except ConfigError as exc:
-        # A configuration mistake is the operator's to fix: say which variables, without a traceback.
-        print(f"app: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse_configuration(exc)
+
+
+def _refuse_configuration(exc: ConfigError) -> NoReturn:
+    # A configuration mistake is the operator's to fix: say which variables, without a traceback.
+    print(f"app: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 # `python app.py` reads its settings before the app's own imports (a second and more of CPU on a small
@@ -248,10 +252,7 @@ def _create_or_refuse(settings: Settings) -> FastAPI:
     try:
         return create_app(settings)
     except ConfigError as exc:
-        message = str(exc)
-        print(f"app: {message if message.startswith('invalid configuration') else 'invalid configuration: ' + message}",
-              file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse_configuration(exc)
 
 
 def _event_loop(choice: str) -> str:

@@ -149,9 +149,10 @@ class RestGuard:
             if replay is None:
                 return
             receive = replay
-        if not path.startswith(UI_API_PREFIX) and _declared_length(scope) > self.max_body_bytes:
+        declared = _declared_length(scope)
+        if not path.startswith(UI_API_PREFIX) and declared > self.max_body_bytes:
             await JSONResponse(
-                {"detail": error_detail(RestErrorCode.BODY_TOO_LARGE, f"the body declares {_declared_length(scope)}"
+                {"detail": error_detail(RestErrorCode.BODY_TOO_LARGE, f"the body declares {declared}"
                                         f" bytes, expected at most {self.max_body_bytes} (MAX_BODY_BYTES)")},
                 status_code=413,
             )(scope, receive, send)

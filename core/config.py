@@ -37,13 +37,12 @@ from .settings_values import (
     WsUrl,
 )
 from .vocabulary import (
-    CPU_ONLY_PRECISIONS,
-    CUDA_ONLY_PRECISIONS,
     JOURNAL_KEEP,
     LEXICON_MODEL_ID,
     PRECISIONS,
     TRACKABLE_SYMBOLS,
     Precision,
+    precision_misfit,
 )
 
 __all__ = [
@@ -269,12 +268,10 @@ class InferenceSection(Section):
 
     @model_validator(mode="after")
     def _precision_fits_device(self) -> InferenceSection:
-        # Only an explicit device can be checked here; with DEVICE=auto the inference layer decides.
-        on_cuda = self.device.startswith("cuda")
-        elsewhere_only = CPU_ONLY_PRECISIONS if on_cuda else CUDA_ONLY_PRECISIONS
-        if self.device != "auto" and self.inference_precision in elsewhere_only:
-            raise ValueError(f"INFERENCE_PRECISION={self.inference_precision} does not run on DEVICE={self.device}: "
-                             f"use {'fp16, bf16' if on_cuda else 'bf16, int8'}, fp32 or auto")
+        # Only an explicit device can be checked here; with DEVICE=auto the inference layer asks again.
+        misfit = precision_misfit(self.inference_precision, self.device) if self.device != "auto" else None
+        if misfit is not None:
+            raise ValueError(misfit)
         return self
 
     @field_validator("inference_threads", "inference_max_batch")

@@ -11,7 +11,7 @@ from typing import Literal, get_args
 
 __all__ = [
     "CPU_ONLY_PRECISIONS", "CUDA_ONLY_PRECISIONS", "JOURNAL_KEEP", "LEXICON_MODEL_ID", "PRECISIONS",
-    "TRACKABLE_SYMBOLS", "Precision",
+    "TRACKABLE_SYMBOLS", "Precision", "precision_misfit",
 ]
 
 # The assets the live providers can be asked for; `sources/symbols.py` maps each to every provider's id
@@ -26,6 +26,22 @@ Precision = Literal["auto", "fp32", "bf16", "fp16", "int8", "onnx-fp32", "onnx-i
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 CUDA_ONLY_PRECISIONS: frozenset[str] = frozenset({"fp16"})  # fp16 matmuls on CPU are slow
 CPU_ONLY_PRECISIONS: frozenset[str] = frozenset({"int8", "onnx-fp32", "onnx-int8"})
+
+
+def precision_misfit(precision: str, device: str) -> str | None:
+    """Return why `INFERENCE_PRECISION=precision` cannot run on `device`, or None when it can.
+
+    The settings ask it for an explicit `DEVICE`; the inference layer asks again once `DEVICE=auto`
+    has chosen, so both refuse in the same words.
+    """
+    if device.startswith("cuda"):
+        if precision in CPU_ONLY_PRECISIONS:
+            return (f"INFERENCE_PRECISION={precision} is CPU-only, and the device is {device}: "
+                    "use fp16, bf16, fp32 or auto")
+    elif precision in CUDA_ONLY_PRECISIONS:
+        return (f"INFERENCE_PRECISION={precision} needs CUDA (CPU fp16 matmuls are slow), and the device is "
+                f"{device}: use bf16, int8, fp32 or auto")
+    return None
 
 # The one catalog model id without an `org/` part; every other id in `MODELS` is `org/name` or a path.
 LEXICON_MODEL_ID = "lexicon"

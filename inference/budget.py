@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from core.host_limits import memory_limit, usable_cpus
+from core.host_limits import usable_cpus
 
 from .catalog import EMBEDDED_MODEL_ID
 
@@ -39,7 +39,6 @@ __all__ = [
     "BudgetRules",
     "EncoderShape",
     "ItemCost",
-    "available_mib",
     "estimate_cost",
     "measure_item_cost",
     "model_threads",
@@ -76,13 +75,6 @@ def model_threads(cores: int | None = None) -> int:
     """
     count = cores if cores is not None else usable_cpus().count
     return max(1, count - 1)
-
-
-def available_mib() -> float | None:
-    """Return the memory available now (the cgroup's limit less its use, or MemAvailable if lower);
-    None where neither says."""
-    memory = memory_limit()
-    return memory.available_mib if memory is not None else None
 
 
 @dataclass(frozen=True)

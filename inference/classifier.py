@@ -19,7 +19,7 @@ import torch
 
 from core.records import SentimentLabel
 from core.settings_base import ConfigError
-from core.vocabulary import PRECISIONS  # in core, so the settings can check INFERENCE_PRECISION
+from core.vocabulary import PRECISIONS, precision_misfit  # in core, so the settings can check them
 
 from .catalog import to_canonical_probs
 
@@ -77,17 +77,12 @@ def resolve_precision(precision: str, device: str) -> str:
         ConfigError: an unknown precision, fp16 on CPU, or int8 / ONNX on CUDA (named as the setting).
     """
     if precision not in PRECISIONS:
-        raise ConfigError(f"INFERENCE_PRECISION must be one of {PRECISIONS}, got {precision!r}")
-    on_cuda = device.startswith("cuda")
-    # The settings check these pairs when DEVICE is set; with DEVICE=auto the device is known only
+        raise ConfigError(f"invalid configuration: INFERENCE_PRECISION must be one of {PRECISIONS}, got {precision!r}")
+    # The settings refuse these pairs when DEVICE is set; with DEVICE=auto the device is known only
     # here, so the same refusal is raised as a configuration error (one line, exit 2 at start).
-    if precision == "fp16" and not on_cuda:
-        raise ConfigError(
-            f"INFERENCE_PRECISION=fp16 needs CUDA (CPU fp16 matmuls are slow), and the device here is "
-            f"{device!r}; use 'bf16', 'fp32' or 'auto'")
-    if precision in ("int8", "onnx-fp32", "onnx-int8") and on_cuda:
-        raise ConfigError(
-            f"INFERENCE_PRECISION={precision} is CPU-only, and the device here is {device!r}; use 'fp16' or 'auto'")
+    misfit = precision_misfit(precision, device)
+    if misfit is not None:
+        raise ConfigError(f"invalid configuration: {misfit}")
     return precision
 
 
