@@ -296,7 +296,7 @@ def main(settings: Settings | None = None) -> None:
         "app: serving on port %s (data mode %s, loop %s%s)", settings.port, settings.data_mode,
         server.config.loop, ", port shared (SO_REUSEPORT)" if settings.reuse_port else "",
     )
-    # uvicorn's own start builds the event loop from `loop` (uvloop when installed) (#13).
+    # uvicorn's own start builds the event loop from `loop` (uvloop when installed).
     sockets = [_shared_socket(server.config.host, settings.port)] if settings.reuse_port else None
     server.run(sockets=sockets)
 

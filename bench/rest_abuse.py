@@ -1,4 +1,4 @@
-"""REST abuse: anonymous REST clients against an old store must not stall the streams (#9). Not in CI.
+"""REST abuse: anonymous REST clients against an old store must not stall the streams. Not in CI.
 
     python -m bench.rest_abuse                                   # this tree, 500k stored points, 60 s
     python -m bench.rest_abuse --baseline-tree /tmp/hub-base     # the same scenario on another checkout first
@@ -18,7 +18,7 @@ so their own CPU does not delay the measuring client's reads; a loop that gets a
 
 With a tree that keeps rollups, abuse starts once the app has folded the prefilled points into
 them (an upgrade's one-time backfill, reported as `upgrade_backfill_s`): the store is then as that
-app keeps it. Goals (#9): `btc_worst_gap_s` < 2 and `news_p99_ms` < 250. One JSON object goes to stdout, with
+app keeps it. Goals: `btc_worst_gap_s` < 2 and `news_p99_ms` < 250. One JSON object goes to stdout, with
 `baseline`, `candidate` and their ratios when `--baseline-tree` is given; progress goes to stderr.
 """
 

@@ -1,7 +1,7 @@
 """Time every pause of Python's cyclic garbage collector, per generation, and apply the GC tuning.
 
 A full collection walks every tracked object, so with a thousand sockets open it paused the event
-loop for 120-187 ms (#13): every message in flight waited that long. `GcWatch` makes those pauses
+loop for 120-187 ms: every message in flight waited that long. `GcWatch` makes those pauses
 visible (`/metrics`, `bench/soak.py`), `tune_gc()` applies `GC_THRESHOLD` and `GC_FREEZE`
 (docs/scaling.md has the measurements behind the defaults).
 

@@ -2,7 +2,7 @@
 
 The user's text is never handed to the index's query language: it is cut into words (letters and
 digits), and the words are searched as one phrase whose last word may be a prefix, so `bitcoin et`
-finds "Bitcoin ETF" and `OR`, `*`, `"`, `NEAR` or `-` are ordinary words (#9). Text with no word in
+finds "Bitcoin ETF" and `OR`, `*`, `"`, `NEAR` or `-` are ordinary words. Text with no word in
 it matches nothing.
 
 SQLite keeps the index in an external-content FTS5 table that triggers maintain, so every write

@@ -1,7 +1,7 @@
 """Price rollups: one open/high/low/close row per symbol, interval and bucket, kept on write.
 
 `/api/history` and the UI's chart read these rows, so a request costs at most `limit` rows of an
-index range whatever the store's age (#9). Raw points are folded in as they are saved, in the
+index range whatever the store's age. Raw points are folded in as they are saved, in the
 same transaction; points stored before rollups existed are backfilled in id order by a scheduled
 task (`backfill_step`), and retention deletes old raw points and old 1m buckets in small batches
 (`prune_before`). docs/retention.md describes the schedule.
@@ -132,7 +132,7 @@ def add_points(conn: Connection, rows: list[dict[str, Any]]) -> None:
 @functools.cache
 def _upsert(dialect: str) -> Any:
     # Built once per dialect: building it per save made about 120 objects in reference cycles
-    # (the `excluded` alias and its columns) every price tick, garbage only the collector frees (#13).
+    # (the `excluded` alias and its columns) every price tick, garbage only the collector frees.
     statement: Any = UPSERT_DIALECTS[dialect](price_rollups)
     new, old = statement.excluded, price_rollups.c
     earlier, later = new.first_ts < old.first_ts, new.last_ts >= old.last_ts

@@ -15,7 +15,7 @@ where blank is a value: `TRUSTED_PROXIES=` trusts nobody, `LOG_FILE=` writes no 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self, TypeVar, cast
 
 from pydantic import BeforeValidator, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -71,6 +71,9 @@ class _EnvironSource(EnvSettingsSource):
         return self._environ
 
 
+SectionT = TypeVar("SectionT", bound="Section")
+
+
 class Section(BaseSettings):
     """Base of every settings section: immutable, built directly (tests) or by `from_env` (the app)."""
 
@@ -92,6 +95,15 @@ class Section(BaseSettings):
         # Building a section never reads the process environment by itself: `from_env` is the one
         # place that does, so a test's `Settings(port=0)` means exactly that.
         return (init_settings,)
+
+    def section(self, kind: type[SectionT]) -> SectionT:
+        """This object's values for one section (`settings.section(SourcesSection)`), for the layer it configures.
+
+        The values were validated when this object was built, so they are copied, not checked again;
+        the defaults stay where they are declared, on the section's fields.
+        """
+        values = {name: getattr(self, name) for name in kind.model_fields}
+        return cast(SectionT, kind.model_construct(**values))  # pydantic's plugin types it as the base
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Self:

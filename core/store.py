@@ -121,7 +121,7 @@ source_events = Table(
 model_stats = Table("model_stats", metadata, Column("model_id", String(200), primary_key=True), Column("data", Text))
 
 # Built once: `in_(urls)` built per call made about ten objects in reference cycles each time (an
-# expanding BindParameter and its clone sets), garbage only the collector could free (#13).
+# expanding BindParameter and its clone sets), garbage only the collector could free.
 STORED_NEWS_SEQS = select(news.c.url, news.c.seq).where(news.c.url.in_(bindparam("urls", expanding=True)))
 
 SQLITE_SYNCHRONOUS = ("FULL", "NORMAL")

@@ -96,7 +96,7 @@ class MarketDesk:
         """`tick()`, handing the event loop back after each symbol's fan-out.
 
         A whole tick fanned out in one step held the loop 30 ms (p50) every second with 200
-        market sockets, and a news item committed meanwhile waited for all of it (#13); now it
+        market sockets, and a news item committed meanwhile waited for all of it; now it
         waits for one symbol's fan-out at most.
         """
         quotes = self._advance()

@@ -55,7 +55,7 @@ PRICE_PERSIST_S = 10.0
 # several platforms' posts) becomes one update instead of dozens.
 SENTIMENT_SETTLE_S = 0.2
 # REST reads get their own threads: anonymous queries then wait behind each other, never in front
-# of news ingestion's dedupe lookup or the journal in the shared default pool (#9).
+# of news ingestion's dedupe lookup or the journal in the shared default pool.
 REST_QUERY_THREADS = 2
 
 T = TypeVar("T")
@@ -77,7 +77,7 @@ class Runtime:
         self.client_watch = ClientWatch(settings.trusted_proxies)
         self.bus = Bus(history_size=settings.history_size, journal=self.store if self.store.online else None)
         self.counter = RequestCounter()
-        self.gc_watch = GcWatch()  # pauses of the garbage collector, for /metrics (#13)
+        self.gc_watch = GcWatch()  # pauses of the garbage collector, for /metrics
         self.event_loop: str | None = None  # the running loop's module ("uvloop" or "asyncio...")
         # The transport's socket registry: `app.py` builds it on this bus and hands it down.
         self.sockets: OpenSockets | None = None

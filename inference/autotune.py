@@ -4,7 +4,7 @@
 bundled evaluation texts with each in engine-sized batches (that pass is also the speed
 measurement), keeps a variant only if its labels agree with fp32 on at least 99 % of those texts,
 and runs the fastest one kept. Never a CPU flag: on a CPU whose bf16 instructions are slow, bf16
-simply measures slow (#12). The choice, every candidate's speed and agreement are cached in
+simply measures slow. The choice, every candidate's speed and agreement are cached in
 `<cache_dir>/inference_runtime.json` under a key made of the model digest, the machine, the
 library versions and the evaluation texts, so a restart reuses them instead of measuring again.
 

@@ -71,7 +71,7 @@ def resolve_precision(precision: str, device: str) -> str:
     """Check a requested precision against `device`; "auto" stays "auto" (measured at load).
 
     `auto` is never decided from CPU flags: `autotune.prepare_classifier` measures the variants
-    when each model loads and keeps the fastest whose labels agree with fp32 (#12).
+    when each model loads and keeps the fastest whose labels agree with fp32.
 
     Raises:
         ConfigError: an unknown precision, fp16 on CPU, or int8 / ONNX on CUDA (named as the setting).
@@ -183,7 +183,7 @@ class TransformersClassifier:
     def _forward_overlapped(self, chunks: list[list[str]]) -> list[dict[str, float]]:
         # On a GPU the forward pass is quick and the tokenizer is not: tokenize chunk k+1 in a
         # helper thread (into pinned memory, copied without blocking) while chunk k runs, and
-        # synchronise once at the end (#12). The tokenizer is only ever used from that thread.
+        # synchronise once at the end. The tokenizer is only ever used from that thread.
         if self._tokenizer_thread is None:
             self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix=f"tokenize:{self.model_id}")
         pending = self._tokenizer_thread.submit(self._encode_pinned, chunks[0])

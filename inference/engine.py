@@ -6,7 +6,7 @@ model in an executor thread so the event loop never blocks, and resolves each fu
 output. The worker never idles the model while texts wait, except in one case: right after a
 batch, the callers it answered tend to come back, so the next batch may stay open up to
 `max_wait_ms` for as many texts as the last one held. A lone caller after a quiet spell leaves at
-once (#12: waiting for company that is not coming cost every sequential caller `max_wait_ms`).
+once (waiting for company that is not coming cost every sequential caller `max_wait_ms`).
 
 Texts scored for anyone (inside `core.lane.ScoringLane.admit()`) wait in a queue of their own,
 served only when none of the app's own texts (news, evaluation) wait: a news item then waits for

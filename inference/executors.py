@@ -2,7 +2,7 @@
 
 Each model's batches run in order on its own thread (one model call at a time, as the weights and
 the tokenizer are not meant to be shared between threads). A model that hangs blocks only its own
-thread: the other models keep answering, and the hung one's callers time out against it (#12).
+thread: the other models keep answering, and the hung one's callers time out against it.
 The thread is a daemon, so a call that never returns cannot hold up interpreter exit either;
 `concurrent.futures.ThreadPoolExecutor` joins its threads at exit and would wait forever.
 

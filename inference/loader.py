@@ -102,7 +102,7 @@ class LoadOptions:
     cache_dir: Path | None = None
     offline: bool = False
     revision: str | None = None
-    autotune: AutotuneOptions = AutotuneOptions()  # how "auto" measures and caches its choice (#12)
+    autotune: AutotuneOptions = AutotuneOptions()  # how "auto" measures and caches its choice
 
 
 @dataclass(frozen=True)

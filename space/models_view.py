@@ -94,7 +94,7 @@ def _reason_html(model: dict[str, Any]) -> str:
 
 
 def _runtime_html(choice: dict[str, Any] | None) -> str:
-    """The variant a model runs as, how it was chosen, and each measured candidate (#12)."""
+    """The variant a model runs as, how it was chosen, and each measured candidate."""
     if not choice:
         return ""
     lines = []

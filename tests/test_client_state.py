@@ -1,4 +1,4 @@
-"""The Python client's resume state, without a network (#10)."""
+"""The Python client's resume state, without a network."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A closed WebSocket connection is freed when it ends, not left for the garbage collector (#13).
+"""A closed WebSocket connection is freed when it ends, not left for the garbage collector.
 
 Under churn, every closed socket that sits in a reference cycle waits for a collection, and the
 collector frees them all at once while the event loop stands still. The server runs in this

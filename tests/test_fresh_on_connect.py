@@ -1,4 +1,4 @@
-"""A client that connects now sees what the server already has: news backlog and a current sentiment (#9)."""
+"""A client that connects now sees what the server already has: news backlog and a current sentiment."""
 
 from __future__ import annotations
 

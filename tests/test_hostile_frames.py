@@ -1,5 +1,5 @@
 """Hostile client frames against a real app: every one gets a coded error, the socket stays open,
-and a bystander on /ws/market_data keeps receiving BTC updates meanwhile (#9)."""
+and a bystander on /ws/market_data keeps receiving BTC updates meanwhile."""
 
 from __future__ import annotations
 

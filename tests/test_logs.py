@@ -1,4 +1,4 @@
-"""Tokens never reach the log, at any level: query values and credential headers are masked (#9)."""
+"""Tokens never reach the log, at any level: query values and credential headers are masked."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The market tick hands the event loop back between symbols (#13)."""
+"""The market tick hands the event loop back between symbols."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The runtime's producer tasks: sentiment rebuilt when an input changes, and crashes that are never silent (#9)."""
+"""The runtime's producer tasks: sentiment rebuilt when an input changes, and crashes that are never silent."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A socket session whose own code fails: the failure is logged with its socket, never swallowed (#9).
+"""A socket session whose own code fails: the failure is logged with its socket, never swallowed.
 
 The faults are injected by subclassing Session (nothing real fails on demand); the socket, bus and
 hub are real, served by uvicorn on a free loopback port inside the test's event loop.

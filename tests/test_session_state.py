@@ -1,4 +1,4 @@
-"""The protocol state of one socket, driven in-process with a hand-moved clock: no socket, no sleep (#10)."""
+"""The protocol state of one socket, driven in-process with a hand-moved clock: no socket, no sleep."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How a session writes (#13): straight to a socket that keeps up, through a bounded drain for one that does not.
+"""How a session writes: straight to a socket that keeps up, through a bounded drain for one that does not.
 
 Real uvicorn on a free loopback port inside the test's event loop, real clients; envelopes are published
 on the registry's own bus.

@@ -1,4 +1,4 @@
-"""`system_status.data_sources` counts: every source is active, degraded or inactive, at every level (#9)."""
+"""`system_status.data_sources` counts: every source is active, degraded or inactive, at every level."""
 
 from __future__ import annotations
 

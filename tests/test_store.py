@@ -127,7 +127,7 @@ def _cyclic_garbage_of(work: Callable[[int], object], times: int = 20) -> list[s
 
 def test_saving_prices_and_looking_up_news_leave_no_reference_cycles(tmp_path: Path) -> None:
     # Every price tick and every news post does these; cyclic garbage from them piles up in the
-    # old generation until a full collection stops the event loop to free it (#13).
+    # old generation until a full collection stops the event loop to free it.
     store = Store(data_dir=tmp_path)
     now = datetime.now(UTC)
     try:

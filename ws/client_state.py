@@ -1,4 +1,4 @@
-"""The Python client's resume state, apart from its sockets (#10): what to replay on reconnect, what to drop.
+"""The Python client's resume state, apart from its sockets: what to replay on reconnect, what to drop.
 
 `ResumeState` remembers the stream position (`last_seq` and `epoch`, per symbol on the market stream),
 the subscription and filter to send again after every reconnect, and the backoff attempt count. It

@@ -1,4 +1,4 @@
-"""Write text frames straight to a connection's transport, each frame built once for every socket (#13).
+"""Write text frames straight to a connection's transport, each frame built once for every socket.
 
 A frame through ASGI goes `WebSocket.send_text` -> Starlette's state checks -> the exception
 middleware's wrapper -> uvicorn's `send` -> websockets' `Frame.serialize` -> `transport.write`: some
@@ -96,5 +96,5 @@ class KeepRawSend:
         finally:
             # `send` is a bound method of the server's protocol, which holds this scope: without
             # this the entry keeps every closed connection in a reference cycle that only the
-            # garbage collector frees, a pause under churn (#13).
+            # garbage collector frees, a pause under churn.
             scope.pop(RAW_SEND_KEY, None)

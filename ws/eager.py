@@ -1,4 +1,4 @@
-"""Run a coroutine synchronously as far as it goes, and hand over the rest only if it suspends (#13).
+"""Run a coroutine synchronously as far as it goes, and hand over the rest only if it suspends.
 
 An ASGI `websocket.send` is a coroutine, but uvicorn's implementations finish it without suspending
 while the transport takes data (websockets-sansio awaits an already-set `writable` event, then calls

@@ -1,4 +1,4 @@
-"""One WebSocket connection's I/O: auth, accept, read, write, close, around its protocol state (#10, #13).
+"""One WebSocket connection's I/O: auth, accept, read, write, close, around its protocol state.
 
 The decisions (subscriptions, filters, budgets, replay, slow readers, idle clock) are `SessionState`'s, in
 ws/session_state.py; this module is the thin Starlette adapter that performs them. The handler task reads

@@ -1,4 +1,4 @@
-"""The protocol state of one socket, apart from its I/O (#10), the way python-websockets keeps `protocol.py`
+"""The protocol state of one socket, apart from its I/O, the way python-websockets keeps `protocol.py`
 apart from `asyncio/connection.py`.
 
 `SessionState` decides everything about a connection: which bus envelopes it wants (subscriptions and
@@ -189,7 +189,7 @@ class SessionState:
         self.on_symbols((), self.symbols)
         # The callback is a bound method of the session that holds this state: dropping it breaks
         # that cycle, so a closed connection's session and state are freed at once rather than
-        # left for the collector (#13: the pauses under churn were mostly freeing closed sockets).
+        # left for the collector (the pauses under churn were mostly freeing closed sockets).
         self.on_symbols = _no_index
         self.stats.coalesced += self.outbox.coalesced
 

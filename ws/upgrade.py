@@ -1,7 +1,7 @@
 """uvicorn's HTTP and WebSocket protocols, subclassed so that a closed connection leaves no cycle.
 
 Under churn every closed connection that sits in a reference cycle waits for a collection, and the
-collector frees them all at once while the event loop stands still (#13). Two of uvicorn's:
+collector frees them all at once while the event loop stands still. Two of uvicorn's:
 
 - uvicorn drops an HTTP protocol's parser in `connection_lost`, but an upgraded connection reports
   its loss to the WebSocket protocol, so the HTTP protocol and its parser (whose callbacks are that
