@@ -26,6 +26,19 @@ async def _error_for(ws, frame: str | bytes) -> dict:
     return await recv_until(ws, lambda m: m["type"] == "error")
 
 
+async def _error_codes_until_quiet(ws) -> list[str]:
+    """The error codes the server sends until it has been quiet for 300 ms (40 frames at most)."""
+    codes = []
+    for _ in range(40):
+        try:
+            msg = await recv_json(ws, 300 * MS)
+        except TimeoutError:
+            break
+        if msg["type"] == "error":
+            codes.append(msg["error"]["code"])
+    return codes
+
+
 async def _still_open(ws) -> bool:
     await ws.send(json.dumps({"type": "ping"}))
     return (await recv_until(ws, lambda m: m["type"] == "pong"))["type"] == "pong"
@@ -67,14 +80,7 @@ async def test_flood_gets_rate_limited_once_and_stays_open(app):
     async with websockets.connect(app.ws("/ws/sentiment")) as ws:
         for _ in range(20):
             await ws.send(json.dumps({"type": "ping"}))
-        codes = []
-        for _ in range(40):
-            try:
-                msg = await recv_json(ws, 300 * MS)
-            except TimeoutError:
-                break
-            if msg["type"] == "error":
-                codes.append(msg["error"]["code"])
+        codes = await _error_codes_until_quiet(ws)
         assert codes == ["RATE_LIMITED"]
         await asyncio.sleep(1200 * MS)  # the bucket refills at 5/s
         assert await _still_open(ws)
@@ -84,14 +90,7 @@ async def test_flood_after_another_refusal_still_gets_rate_limited(app):
     async with websockets.connect(app.ws("/ws/sentiment")) as ws:
         for _ in range(20):  # the burst's 10 are refused as invalid first; the rest must still be told
             await ws.send("{not json")
-        codes = []
-        for _ in range(40):
-            try:
-                msg = await recv_json(ws, 300 * MS)
-            except TimeoutError:
-                break
-            if msg["type"] == "error":
-                codes.append(msg["error"]["code"])
+        codes = await _error_codes_until_quiet(ws)
         assert codes[-1] == "RATE_LIMITED" and set(codes[:-1]) == {"INVALID_MESSAGE"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from core.bus import Bus
@@ -298,9 +299,11 @@ def test_since_older_than_the_history_answers_history_gap() -> None:
     assert error["error"]["code"] == "HISTORY_GAP"
 
 
-def test_since_that_is_not_an_integer_answers_invalid_message() -> None:
-    state, _, _ = _state(NEWS_PATH)
-    state.greet({"since": "yesterday"})
+@pytest.mark.parametrize("query", [{"since": "yesterday"}, {"backlog": "11"}],
+                         ids=["since-not-integer", "backlog-over-limit"])
+def test_a_query_the_news_stream_cannot_honour_answers_invalid_message(query: dict[str, str]) -> None:
+    state, _, _ = _state(NEWS_PATH, max_news_backlog=10)
+    state.greet(query)
     (error,) = _frames(state)
     assert error["error"]["code"] == "INVALID_MESSAGE"
 
@@ -314,11 +317,6 @@ def test_backlog_sends_the_latest_matching_items_oldest_first() -> None:
     assert [f["data"]["title"] for f in _frames(state)] == ["bitcoin two", "bitcoin three"]
 
 
-def test_backlog_past_the_limit_answers_invalid_message() -> None:
-    state, _, _ = _state(NEWS_PATH, max_news_backlog=10)
-    state.greet({"backlog": "11"})
-    (error,) = _frames(state)
-    assert error["error"]["code"] == "INVALID_MESSAGE"
 
 
 def test_symbols_in_the_url_subscribe_without_an_ack() -> None:

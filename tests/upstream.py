@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -301,7 +301,32 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class UpstreamServer:
+class _ServedOnAThread:
+    """Start, stop and `with` for a stand-in server whose loop runs on `self._thread`."""
+
+    _stopping: threading.Event
+    _thread: threading.Thread
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # releases hanging and endless handlers
+        self._shut_down()
+        self._thread.join(timeout=5)
+
+    def _shut_down(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class UpstreamServer(_ServedOnAThread):
     """A threaded HTTP server on 127.0.0.1 with an ephemeral port and programmable routes.
 
     Routes match the request path exactly, else the first matching glob (`/coinbase/products/*`).
@@ -327,21 +352,9 @@ class UpstreamServer:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> UpstreamServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # releases hanging and endless handlers
+    def _shut_down(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> UpstreamServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def route(self, path: str, reply: Route | Sequence[Route]) -> None:
         """Serve `reply` at `path` (a list is served in order, its last item repeating)."""
@@ -387,7 +400,7 @@ class UpstreamServer:
 # -- the WebSocket server (Binance stream) -------------------------------------------------------
 
 
-class UpstreamStream:
+class UpstreamStream(_ServedOnAThread):
     """A WebSocket server that sends `messages` to every client, then holds or closes.
 
     Args:
@@ -412,20 +425,8 @@ class UpstreamStream:
         port = self._server.socket.getsockname()[1]
         return f"ws://127.0.0.1:{port}/ws/!miniTicker@arr"
 
-    def start(self) -> UpstreamStream:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
+    def _shut_down(self) -> None:
         self._server.shutdown()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> UpstreamStream:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def serve(
         self, messages: Sequence[str], *, interval_s: float = 0.05, repeat: bool = False, then: str = "hold"
