@@ -1,4 +1,4 @@
-"""Plotly figures of the UI. Pure: each takes plain data and returns a figure, never reads the runtime."""
+"""Plotly figures of the UI. Pure: each takes plain data and returns a figure, never reads the bus or the store."""
 
 from __future__ import annotations
 
@@ -46,6 +46,11 @@ def _layout(fig: go.Figure, *, height: int = 320, title: str | None = None, **ex
     fig.update_xaxes(gridcolor="rgba(148,163,184,0.25)", zeroline=False)
     fig.update_yaxes(gridcolor="rgba(148,163,184,0.25)", zeroline=False)
     return fig
+
+
+def _line(points: Sequence[tuple[str, float]], name: str, **line: Any) -> go.Scatter:
+    """A line through (time, value) points, drawn with `line`'s colour, width and dash."""
+    return go.Scatter(x=[t for t, _ in points], y=[v for _, v in points], mode="lines", line=line, name=name)
 
 
 def empty_figure(message: str, height: int = 280) -> go.Figure:
@@ -112,15 +117,7 @@ def price_chart(
             )
         )
     if ticks:
-        fig.add_trace(
-            go.Scatter(
-                x=[t for t, _ in ticks],
-                y=[p for _, p in ticks],
-                mode="lines",
-                line={"color": "#0ea5e9", "width": 1.5},
-                name="live ticks (memory)",
-            )
-        )
+        fig.add_trace(_line(ticks, "live ticks (memory)", color="#0ea5e9", width=1.5))
     return _layout(fig, height=360, title=f"{symbol} / USD · source: {source}", hovermode="x unified")
 
 
@@ -196,25 +193,9 @@ def sentiment_trend(
             )
         )
     if rolling:
-        fig.add_trace(
-            go.Scatter(
-                x=[t for t, _ in rolling],
-                y=[s for _, s in rolling],
-                mode="lines",
-                line={"color": ACCENT, "width": 2},
-                name="rolling mean (10 items)",
-            )
-        )
+        fig.add_trace(_line(rolling, "rolling mean (10 items)", color=ACCENT, width=2))
     if mood:
-        fig.add_trace(
-            go.Scatter(
-                x=[t for t, _ in mood],
-                y=[s for _, s in mood],
-                mode="lines",
-                line={"color": "#f59e0b", "width": 2, "dash": "dash"},
-                name="market mood (± confidence)",
-            )
-        )
+        fig.add_trace(_line(mood, "market mood (± confidence)", color="#f59e0b", width=2, dash="dash"))
     fig.update_yaxes(range=[-1.05, 1.05], title="bearish ← score → bullish")
     return _layout(fig, height=320, title="Sentiment trend")
 
