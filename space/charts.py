@@ -48,9 +48,11 @@ def _layout(fig: go.Figure, *, height: int = 320, title: str | None = None, **ex
     return fig
 
 
-def _line(points: Sequence[tuple[str, float]], name: str, **line: Any) -> go.Scatter:
-    """A line through (time, value) points, drawn with `line`'s colour, width and dash."""
-    return go.Scatter(x=[t for t, _ in points], y=[v for _, v in points], mode="lines", line=line, name=name)
+def _line(
+    points: Sequence[tuple[Any, float]], name: str | None = None, *, line: dict[str, Any], **trace: Any
+) -> go.Scatter:
+    """A line through (time, value) points, drawn as `line` says (colour, width, dash), with `trace`'s extras."""
+    return go.Scatter(x=[t for t, _ in points], y=[v for _, v in points], mode="lines", line=line, name=name, **trace)
 
 
 def empty_figure(message: str, height: int = 280) -> go.Figure:
@@ -85,27 +87,11 @@ def price_chart(
     fig = go.Figure()
     if buckets:
         times = [b["timestamp"] for b in buckets]
-        fig.add_trace(
-            go.Scatter(
-                x=times,
-                y=[b["high"] for b in buckets],
-                mode="lines",
-                line={"width": 0},
-                hoverinfo="skip",
-                showlegend=False,
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=times,
-                y=[b["low"] for b in buckets],
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor="rgba(99,102,241,0.15)",
-                name=f"{interval} high/low",
-            )
-        )
+        highs = [(b["timestamp"], b["high"]) for b in buckets]
+        lows = [(b["timestamp"], b["low"]) for b in buckets]
+        fig.add_trace(_line(highs, line={"width": 0}, hoverinfo="skip", showlegend=False))
+        fig.add_trace(_line(lows, f"{interval} high/low", line={"width": 0}, fill="tonexty",
+                            fillcolor="rgba(99,102,241,0.15)"))
         fig.add_trace(
             go.Scatter(
                 x=times,
@@ -117,7 +103,7 @@ def price_chart(
             )
         )
     if ticks:
-        fig.add_trace(_line(ticks, "live ticks (memory)", color="#0ea5e9", width=1.5))
+        fig.add_trace(_line(ticks, "live ticks (memory)", line={"color": "#0ea5e9", "width": 1.5}))
     return _layout(fig, height=360, title=f"{symbol} / USD · source: {source}", hovermode="x unified")
 
 
@@ -193,9 +179,9 @@ def sentiment_trend(
             )
         )
     if rolling:
-        fig.add_trace(_line(rolling, "rolling mean (10 items)", color=ACCENT, width=2))
+        fig.add_trace(_line(rolling, "rolling mean (10 items)", line={"color": ACCENT, "width": 2}))
     if mood:
-        fig.add_trace(_line(mood, "market mood (± confidence)", color="#f59e0b", width=2, dash="dash"))
+        fig.add_trace(_line(mood, "market mood (± confidence)", line={"color": "#f59e0b", "width": 2, "dash": "dash"}))
     fig.update_yaxes(range=[-1.05, 1.05], title="bearish ← score → bullish")
     return _layout(fig, height=320, title="Sentiment trend")
 
@@ -204,27 +190,10 @@ def requests_chart(points: Sequence[tuple[str, int, int]]) -> go.Figure:
     """Draw requests in the last minute and hour, sampled from each `system_status`."""
     if not points:
         return empty_figure("No system_status received yet")
-    times = [t for t, _, _ in points]
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=times,
-            y=[m for _, m, _ in points],
-            name="per minute",
-            mode="lines",
-            line={"color": ACCENT, "width": 2},
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=times,
-            y=[h for _, _, h in points],
-            name="per hour",
-            mode="lines",
-            line={"color": "#0ea5e9", "width": 2, "dash": "dot"},
-            yaxis="y2",
-        )
-    )
+    fig.add_trace(_line([(t, m) for t, m, _ in points], "per minute", line={"color": ACCENT, "width": 2}))
+    hour_line = {"color": "#0ea5e9", "width": 2, "dash": "dot"}
+    fig.add_trace(_line([(t, h) for t, _, h in points], "per hour", line=hour_line, yaxis="y2"))
     return _layout(
         fig,
         height=300,
