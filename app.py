@@ -66,6 +66,7 @@ from core.token_bucket import ClientBudgets
 from desk.metrics import build_metrics_router
 from desk.news import NewsUnavailable
 from desk.runtime import VERSION, Runtime
+from space.parts import ScreenParts
 from space.routes import build_space_router
 from ws.admission import ConnectionLimiter
 from ws.direct import KeepRawSend
@@ -73,7 +74,7 @@ from ws.routes import build_ws_router
 from ws.session import SocketRegistry
 from ws.upgrade import http_protocol, websocket_protocol
 
-__all__ = ["app", "create_app", "main"]
+__all__ = ["app", "create_app", "main", "screen_parts"]
 
 logger = logging.getLogger("app")
 
@@ -183,12 +184,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         from space.ui import build_ui, scoring_events as events_of
 
-        ui = build_ui(runtime, budgets=budgets, lane=lane)
+        ui = build_ui(screen_parts(runtime, budgets=budgets, lane=lane))
         ids, names = events_of(ui)
         scoring_ids.update(ids)
         scoring_names.update(names)
         app = gr.mount_gradio_app(app, ui, path="/", max_file_size=settings.max_upload_bytes)
     return app
+
+
+def screen_parts(
+    runtime: Runtime, *, budgets: ClientBudgets | None = None, lane: ScoringLane | None = None
+) -> ScreenParts:
+    """Hand the UI what it reads: the bus, store, market and models, and its settings values."""
+    settings = runtime.settings
+    return ScreenParts(
+        bus=runtime.bus, store=runtime.store, market=runtime.market, inference=runtime.inference,
+        symbols=settings.symbols, data_mode=settings.data_mode, admin_token=settings.admin_token,
+        data_dir=settings.data_dir, ui_queue_max=settings.ui_queue_max, budgets=budgets, lane=lane,
+    )
 
 
 async def _news_unavailable(_request: Request, exc: Exception) -> JSONResponse:

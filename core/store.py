@@ -216,6 +216,11 @@ class Store:
         """Return the URL with any password masked, for logs and status."""
         return self.engine.url.render_as_string(hide_password=True)
 
+    @property
+    def backend_name(self) -> str:
+        """Return the database's kind as SQLAlchemy names it: `sqlite`, `postgresql`, ..."""
+        return self.engine.url.get_backend_name()
+
     def ping(self) -> bool:
         """Run a trivial query; record and return whether the database answered."""
         self.last_check = utc_now()

@@ -1,1 +1,1 @@
-"""The Gradio Space UI, its pages and the static JavaScript client."""
+"""Screens: the Gradio UI at `/`, built from the parts it reads (`space.parts`), and the static /live page."""

@@ -1,4 +1,4 @@
-"""Plotly figures of the UI. Pure: each takes plain data and returns a figure, never reads the runtime."""
+"""Plotly figures of the UI. Pure: each takes plain data and returns a figure, never reads the bus or the store."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ def _layout(fig: go.Figure, *, height: int = 320, title: str | None = None, **ex
     return fig
 
 
+def _line(
+    points: Sequence[tuple[Any, float]], name: str | None = None, *, line: dict[str, Any], **trace: Any
+) -> go.Scatter:
+    """A line through (time, value) points, drawn as `line` says (colour, width, dash), with `trace`'s extras."""
+    return go.Scatter(x=[t for t, _ in points], y=[v for _, v in points], mode="lines", line=line, name=name, **trace)
+
+
 def empty_figure(message: str, height: int = 280) -> go.Figure:
     """Return a blank figure that says why there is nothing to draw."""
     fig = go.Figure()
@@ -80,27 +87,11 @@ def price_chart(
     fig = go.Figure()
     if buckets:
         times = [b["timestamp"] for b in buckets]
-        fig.add_trace(
-            go.Scatter(
-                x=times,
-                y=[b["high"] for b in buckets],
-                mode="lines",
-                line={"width": 0},
-                hoverinfo="skip",
-                showlegend=False,
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=times,
-                y=[b["low"] for b in buckets],
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor="rgba(99,102,241,0.15)",
-                name=f"{interval} high/low",
-            )
-        )
+        highs = [(b["timestamp"], b["high"]) for b in buckets]
+        lows = [(b["timestamp"], b["low"]) for b in buckets]
+        fig.add_trace(_line(highs, line={"width": 0}, hoverinfo="skip", showlegend=False))
+        fig.add_trace(_line(lows, f"{interval} high/low", line={"width": 0}, fill="tonexty",
+                            fillcolor="rgba(99,102,241,0.15)"))
         fig.add_trace(
             go.Scatter(
                 x=times,
@@ -112,15 +103,7 @@ def price_chart(
             )
         )
     if ticks:
-        fig.add_trace(
-            go.Scatter(
-                x=[t for t, _ in ticks],
-                y=[p for _, p in ticks],
-                mode="lines",
-                line={"color": "#0ea5e9", "width": 1.5},
-                name="live ticks (memory)",
-            )
-        )
+        fig.add_trace(_line(ticks, "live ticks (memory)", line={"color": "#0ea5e9", "width": 1.5}))
     return _layout(fig, height=360, title=f"{symbol} / USD · source: {source}", hovermode="x unified")
 
 
@@ -196,25 +179,9 @@ def sentiment_trend(
             )
         )
     if rolling:
-        fig.add_trace(
-            go.Scatter(
-                x=[t for t, _ in rolling],
-                y=[s for _, s in rolling],
-                mode="lines",
-                line={"color": ACCENT, "width": 2},
-                name="rolling mean (10 items)",
-            )
-        )
+        fig.add_trace(_line(rolling, "rolling mean (10 items)", line={"color": ACCENT, "width": 2}))
     if mood:
-        fig.add_trace(
-            go.Scatter(
-                x=[t for t, _ in mood],
-                y=[s for _, s in mood],
-                mode="lines",
-                line={"color": "#f59e0b", "width": 2, "dash": "dash"},
-                name="market mood (± confidence)",
-            )
-        )
+        fig.add_trace(_line(mood, "market mood (± confidence)", line={"color": "#f59e0b", "width": 2, "dash": "dash"}))
     fig.update_yaxes(range=[-1.05, 1.05], title="bearish ← score → bullish")
     return _layout(fig, height=320, title="Sentiment trend")
 
@@ -223,27 +190,10 @@ def requests_chart(points: Sequence[tuple[str, int, int]]) -> go.Figure:
     """Draw requests in the last minute and hour, sampled from each `system_status`."""
     if not points:
         return empty_figure("No system_status received yet")
-    times = [t for t, _, _ in points]
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=times,
-            y=[m for _, m, _ in points],
-            name="per minute",
-            mode="lines",
-            line={"color": ACCENT, "width": 2},
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=times,
-            y=[h for _, _, h in points],
-            name="per hour",
-            mode="lines",
-            line={"color": "#0ea5e9", "width": 2, "dash": "dot"},
-            yaxis="y2",
-        )
-    )
+    fig.add_trace(_line([(t, m) for t, m, _ in points], "per minute", line={"color": ACCENT, "width": 2}))
+    hour_line = {"color": "#0ea5e9", "width": 2, "dash": "dot"}
+    fig.add_trace(_line([(t, h) for t, _, h in points], "per hour", line=hour_line, yaxis="y2"))
     return _layout(
         fig,
         height=300,

@@ -9,10 +9,10 @@ import plotly.graph_objects as go
 
 from core.clock import utc_now
 from core.records import SIMULATOR_SOURCE
-from desk.runtime import Runtime
 from space import charts, feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age, fmt_big, fmt_pct, fmt_price, signed_class
+from space.parts import ScreenParts
 
 __all__ = ["MarketTable", "banner_html", "header_html", "price_figure", "summary_html"]
 
@@ -21,15 +21,14 @@ TICKS_SHOWN = 300
 STALE_AFTER_S = 30.0
 
 
-def banner_html(runtime: Runtime) -> str:
+def banner_html(parts: ScreenParts) -> str:
     """Return the demo banner when any stream runs on simulated data, else an empty string."""
-    streams = feeds.simulated_streams(runtime)
+    streams = feeds.simulated_streams(parts)
     if not streams:
         return ""
-    mode = runtime.settings.data_mode
     why = (
         "the server runs with DATA_MODE=demo"
-        if mode == "demo"
+        if parts.data_mode == "demo"
         else "no live market provider has answered yet (DATA_MODE=auto falls back to the simulator)"
     )
     return (
@@ -40,20 +39,20 @@ def banner_html(runtime: Runtime) -> str:
     )
 
 
-def header_html(runtime: Runtime) -> str:
+def header_html(parts: ScreenParts) -> str:
     """Return the header's live pills: data mode, market source, sockets and uptime."""
-    system = feeds.latest(runtime, "system") or {}
+    system = feeds.latest(parts.bus, "system") or {}
     stats = system.get("stats", {})
-    if runtime.market.simulated:
+    if parts.market.simulated:
         market, kind = "market: simulator", "warn"
-    elif feeds.prices(runtime)[0]:
+    elif feeds.prices(parts.bus, parts.symbols)[0]:
         market, kind = "market: live providers", "good"
     else:
         market, kind = "market: no provider answering yet", "bad"
     pills = [
-        badge(f"data mode: {runtime.settings.data_mode}", "info"),
+        badge(f"data mode: {parts.data_mode}", "info"),
         badge(market, kind),
-        badge(f"{len(runtime.settings.symbols)} symbols", "muted"),
+        badge(f"{len(parts.symbols)} symbols", "muted"),
         badge(f"{stats.get('connections', 0)} live sockets", "muted"),
         badge(f"up {fmt_age(stats.get('uptime_s'))}", "muted"),
     ]
@@ -68,14 +67,14 @@ class MarketTable:
         self._last_price: dict[str, float] = {}
         self._direction: dict[str, str] = {}
 
-    def html(self, runtime: Runtime) -> str:
+    def html(self, parts: ScreenParts) -> str:
         """Return the table of every tracked symbol's latest `price_update`."""
-        return self._memo.get(feeds.last_seq(runtime, "market"), lambda: self._render(runtime))
+        return self._memo.get(feeds.last_seq(parts.bus, "market"), lambda: self._render(parts))
 
-    def _render(self, runtime: Runtime) -> str:
-        rows, error = feeds.prices(runtime)
+    def _render(self, parts: ScreenParts) -> str:
+        rows, error = feeds.prices(parts.bus, parts.symbols)
         if not rows:
-            if runtime.market.simulated:
+            if parts.market.simulated:
                 return '<div class="hub-empty">Waiting for the first price_update…</div>'
             return (
                 '<div class="hub-empty">No price yet: no live market provider has answered. '
@@ -84,7 +83,7 @@ class MarketTable:
         now = utc_now()
         body = [self._row(message, now) for message in rows]
         notice = ""
-        if error is not None and not runtime.market.simulated and not _live_is_up(runtime):
+        if error is not None and not parts.market.simulated and not parts.market.live_is_up():
             detail = error.get("error", {})
             notice = (
                 f'<div class="hub-notice">{badge(detail.get("code", "error"), "bad")} '
@@ -125,9 +124,9 @@ class MarketTable:
         )
 
 
-def summary_html(runtime: Runtime) -> str:
-    """Return the desk's totals: market cap, volume, breadth and the biggest 24h movers."""
-    rows, _ = feeds.prices(runtime)
+def summary_html(parts: ScreenParts) -> str:
+    """Return the tracked assets' totals: market cap, volume, breadth and the biggest 24h movers."""
+    rows, _ = feeds.prices(parts.bus, parts.symbols)
     data = [m["data"] for m in rows]
     if not data:
         return ""
@@ -152,30 +151,25 @@ def summary_html(runtime: Runtime) -> str:
     return f'<div class="hub-card summary" id="market-summary"><h4>Tracked assets</h4>{"".join(lines)}</div>'
 
 
-def _live_is_up(runtime: Runtime) -> bool:
-    check = getattr(runtime.market, "live_is_up", None)
-    return bool(check()) if callable(check) else False
-
-
 _chart_memo: Memo[go.Figure] = Memo(size=64, ttl_s=2.0)
 
 
-async def price_figure(runtime: Runtime, symbol: str, interval: str) -> go.Figure:
+async def price_figure(parts: ScreenParts, symbol: str, interval: str) -> go.Figure:
     """Return the chart of one symbol: stored buckets from the database plus recent ticks from memory."""
-    symbol = (symbol or runtime.settings.symbols[0]).upper()
+    symbol = (symbol or parts.symbols[0]).upper()
     key = (symbol, interval)
 
     async def build() -> go.Figure:
         try:
-            buckets = await asyncio.to_thread(runtime.store.price_history, symbol, interval, HISTORY_POINTS)
+            buckets = await asyncio.to_thread(parts.store.price_history, symbol, interval, HISTORY_POINTS)
         except Exception as exc:  # the database being down must not break the page
             return charts.empty_figure(f"Price history unavailable: database error ({type(exc).__name__})")
         ticks = [
             (m["data"]["timestamp"], m["data"]["price"])
-            for m in feeds.history(runtime, "market")
+            for m in feeds.history(parts.bus, "market")
             if m.get("type") == "price_update" and m["data"]["symbol"] == symbol
         ][-TICKS_SHOWN:]
-        latest = feeds.latest(runtime, "market", symbol) or {}
+        latest = feeds.latest(parts.bus, "market", symbol) or {}
         return charts.price_chart(symbol, buckets, ticks, interval, latest.get("source", "unknown"))
 
     return await _chart_memo.aget(key, build)

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from desk.runtime import Runtime
 from space import feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age, fmt_ms
+from space.parts import ScreenParts
 
 __all__ = ["evaluation_html", "models_html", "status_kind"]
 
@@ -110,15 +110,15 @@ def _runtime_html(choice: dict[str, Any] | None) -> str:
     )
 
 
-def models_html(runtime: Runtime) -> str:
+def models_html(parts: ScreenParts) -> str:
     """Return the summary and the table of the latest `models_status`, or why it is empty."""
-    if runtime.inference is None:
+    if parts.inference is None:
         return (
             '<div class="hub-empty" id="models-empty">The inference layer is not running on this server '
             "(ENABLE_INFERENCE=0 or it failed to start): no model is loaded, and news is published unscored."
             "</div>"
         )
-    message = feeds.latest(runtime, "models")
+    message = feeds.latest(parts.bus, "models")
     if message is None:
         return '<div class="hub-empty">Waiting for the first models_status…</div>'
     data = message["data"]
@@ -188,21 +188,20 @@ def _report_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _evaluations(runtime: Runtime) -> list[dict[str, Any]]:
-    inference = runtime.inference
-    results = getattr(inference, "evaluation_results", None)
+def _evaluations(parts: ScreenParts) -> list[dict[str, Any]]:
+    results = getattr(parts.inference, "evaluation_results", None)
     if callable(results):
         return [dict(r) for r in results()]
-    message = feeds.latest(runtime, "models")
+    message = feeds.latest(parts.bus, "models")
     models = message["data"]["models"] if message else []
     rows = [{"model": m["id"], **m["evaluation"]} for m in models if isinstance(m.get("evaluation"), dict)]
-    path = Path(runtime.settings.data_dir) / EVALUATION_FILE
+    path = Path(parts.data_dir) / EVALUATION_FILE
     return rows or _report_memo.get(path, lambda: _report_rows(path))
 
 
-def evaluation_html(runtime: Runtime) -> str:
+def evaluation_html(parts: ScreenParts) -> str:
     """Return the table of evaluation results (accuracy on labelled data), or say there are none."""
-    rows = _evaluations(runtime)
+    rows = _evaluations(parts)
     if not rows:
         return (
             '<div class="hub-empty">No evaluation results yet: run <code>python -m inference.evaluate --json '

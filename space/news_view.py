@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from desk.runtime import Runtime
 from space import feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age
+from space.parts import ScreenParts
 
 __all__ = ["ALL_SOURCES", "news_html", "safe_url", "sentiment_badge", "source_choices"]
 
@@ -81,19 +81,19 @@ def _card(item: dict[str, Any]) -> str:
     )
 
 
-async def news_html(runtime: Runtime, keyword: str | None, source: str | None) -> str:
+async def news_html(parts: ScreenParts, keyword: str | None, source: str | None) -> str:
     """Return the feed's cards, filtered by keyword (title or description) and source."""
     keyword = (keyword or "").strip()[:100] or None
     source = None if not source or source == ALL_SOURCES else source
-    key = (feeds.last_seq(runtime, "news"), keyword, source)
+    key = (feeds.last_seq(parts.bus, "news"), keyword, source)
 
     async def render() -> str:
         # The retained stream history (the `?backlog=` items) joins the store: an item shows as soon
         # as it is published, before it is stored, and while the database is down.
-        retained = feeds.recent_news(runtime, keyword, source, FEED_SIZE)
+        retained = feeds.recent_news(parts.bus, keyword, source, FEED_SIZE)
         note = ""
         try:
-            stored = await asyncio.to_thread(runtime.store.recent_news, keyword, FEED_SIZE, source)
+            stored = await asyncio.to_thread(parts.store.recent_news, keyword, FEED_SIZE, source)
         except Exception as exc:  # the database being down must not break the page
             if not retained:
                 return (
@@ -128,14 +128,14 @@ def _merge(stored: list[dict[str, Any]], retained: list[dict[str, Any]]) -> list
     return items[:FEED_SIZE]
 
 
-async def source_choices(runtime: Runtime) -> list[str]:
+async def source_choices(parts: ScreenParts) -> list[str]:
     """Return the filter's choices: every source among recent stored news."""
 
     async def load() -> list[str]:
         try:
-            items = await asyncio.to_thread(runtime.store.recent_news, None, 300, None)
+            items = await asyncio.to_thread(parts.store.recent_news, None, 300, None)
         except Exception:
             items = []
         return [ALL_SOURCES, *sorted({str(i["source"]) for i in items})]
 
-    return await _sources_memo.aget(feeds.last_seq(runtime, "news"), load)
+    return await _sources_memo.aget(feeds.last_seq(parts.bus, "news"), load)

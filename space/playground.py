@@ -1,6 +1,6 @@
 """The Models tab's playground: score a visitor's text with every available model and the ensemble.
 
-It goes through `runtime.inference` (the app's own batched service), never a model directly, so
+It goes through the app's own batched inference service, never a model directly, so
 visitors share the batcher with the news pipeline instead of queueing behind each other. It is a
 public API (`score_text`), so each call pays like REST: `PLAYGROUND_COST` tokens from the
 caller's budget, then a turn in the anonymous scoring lane shared with `POST /api/sentiment`
@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import gradio as gr
 import plotly.graph_objects as go
 
 from core.lane import LaneFull, ScoringLane
 from core.token_bucket import ClientAccount
-from desk.runtime import Runtime
 from space import charts
 from space.fmt import badge, esc
+
+if TYPE_CHECKING:
+    from inference import InferenceService
 
 __all__ = ["ENSEMBLE", "INFERENCE_OFF", "MAX_TEXT_CHARS", "PLAYGROUND_COST", "playground_status", "score_text"]
 
@@ -41,11 +43,11 @@ INFERENCE_OFF = (
 )
 
 
-def playground_status(runtime: Runtime) -> str:
+def playground_status(inference: InferenceService | None) -> str:
     """Say what will answer a playground request: which models, or that none can."""
-    if runtime.inference is None:
+    if inference is None:
         return _notice(INFERENCE_OFF, "playground-off")
-    models = list(runtime.inference.describe_models())
+    models = list(inference.describe_models())
     available = [m["id"] for m in models if m.get("status") == "available"]
     if not available:
         return _notice(
@@ -69,7 +71,7 @@ async def _timed(coroutine: Any) -> tuple[Any, float]:
 
 
 async def score_text(
-    runtime: Runtime, text: str, domain: str, *, account: ClientAccount | None = None,
+    inference: InferenceService | None, text: str, domain: str, *, account: ClientAccount | None = None,
     lane: ScoringLane | None = None,
 ) -> tuple[go.Figure, str]:
     """Return (bar chart of probabilities per model, table of labels and scores) for one text.
@@ -82,7 +84,7 @@ async def score_text(
         return charts.playground_bars([]), _notice(
             "Type a sentence first, e.g. “Bitcoin ETF inflows hit a record”."
         )
-    if runtime.inference is None:
+    if inference is None:
         return (
             charts.empty_figure("Inference is off on this server", height=300),
             _notice(INFERENCE_OFF, "playground-off"),
@@ -91,11 +93,11 @@ async def score_text(
         reason = account.budgets.refusal(wait_s) + f" (a playground call counts as {PLAYGROUND_COST:g})"
         raise gr.Error(reason, title="Too many requests", print_exception=False)
     if lane is None:
-        rows, table = await _score_all(runtime, text, domain)
+        rows, table = await _score_all(inference, text, domain)
         return charts.playground_bars(rows), table
     try:
         async with lane.admit():
-            rows, table = await _score_all(runtime, text, domain)
+            rows, table = await _score_all(inference, text, domain)
             # Building a plotly figure takes tens of milliseconds of pure Python: on the lane's
             # threads, not on the event loop that streams prices and news.
             return await lane.run(charts.playground_bars, rows), table
@@ -103,10 +105,10 @@ async def score_text(
         raise gr.Error(str(exc), title="Busy", print_exception=False) from exc
 
 
-async def _score_all(runtime: Runtime, text: str, domain: str) -> tuple[list[tuple[str, dict[str, float]]], str]:
+async def _score_all(
+    inference: InferenceService, text: str, domain: str
+) -> tuple[list[tuple[str, dict[str, float]]], str]:
     """Score with the ensemble and each model; return the chart's rows and the results table."""
-    inference = runtime.inference
-    assert inference is not None
     models = list(inference.describe_models())
     available = [m["id"] for m in models if m.get("status") == "available"]
     scored_as: Literal["news", "social"] = "social" if domain == "social" else "news"

@@ -7,10 +7,11 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from desk.runtime import Runtime
+from core.bus import Bus
 from space import charts, feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age
+from space.parts import ScreenParts
 
 __all__ = ["fear_greed_figure", "mood_html", "social_html", "trend_figures"]
 
@@ -19,14 +20,14 @@ _MOOD_KIND = {"bullish": "good", "bearish": "bad", "neutral": "muted"}
 _trend_memo: Memo[tuple[go.Figure, go.Figure]] = Memo(size=8)
 
 
-def _data(runtime: Runtime) -> dict[str, Any]:
-    message = feeds.latest(runtime, "sentiment")
+def _data(bus: Bus) -> dict[str, Any]:
+    message = feeds.latest(bus, "sentiment")
     return message["data"] if message else {}
 
 
-def fear_greed_figure(runtime: Runtime) -> go.Figure:
+def fear_greed_figure(bus: Bus) -> go.Figure:
     """Return the gauge of the latest Fear & Greed value, or an empty gauge with the reason."""
-    reading = _data(runtime).get("fear_greed")
+    reading = _data(bus).get("fear_greed")
     if not reading:
         return charts.fear_greed_gauge(None, None, "waiting for the first sentiment_update")
     if reading.get("value") is None:
@@ -35,9 +36,9 @@ def fear_greed_figure(runtime: Runtime) -> go.Figure:
     return charts.fear_greed_gauge(reading["value"], reading.get("classification"), note)
 
 
-def social_html(runtime: Runtime) -> str:
+def social_html(bus: Bus) -> str:
     """Return one card per platform: sentiment, score and mentions, or why it is unavailable."""
-    social = _data(runtime).get("social") or {}
+    social = _data(bus).get("social") or {}
     if not social:
         return '<div class="hub-empty">Waiting for the first sentiment_update…</div>'
     cards = []
@@ -62,9 +63,9 @@ def social_html(runtime: Runtime) -> str:
     return f'<div class="hub-cards">{"".join(cards)}</div>'
 
 
-def mood_html(runtime: Runtime) -> str:
+def mood_html(bus: Bus) -> str:
     """Return the market's overall sentiment with its confidence, or why there is none."""
-    mood = _data(runtime).get("market")
+    mood = _data(bus).get("market")
     if not mood:
         return '<div class="hub-empty">Waiting for the first sentiment_update…</div>'
     overall, confidence = mood.get("overall"), mood.get("confidence")
@@ -86,14 +87,14 @@ def mood_html(runtime: Runtime) -> str:
     )
 
 
-async def trend_figures(runtime: Runtime) -> tuple[go.Figure, go.Figure]:
+async def trend_figures(parts: ScreenParts) -> tuple[go.Figure, go.Figure]:
     """Return (Fear & Greed history, sentiment trend) from the store and the sentiment history."""
-    key = (feeds.last_seq(runtime, "sentiment"), feeds.last_seq(runtime, "news"))
+    key = (feeds.last_seq(parts.bus, "sentiment"), feeds.last_seq(parts.bus, "news"))
 
     async def build() -> tuple[go.Figure, go.Figure]:
         try:
-            history = await asyncio.to_thread(runtime.store.fear_greed_history, 90)
-            news = await asyncio.to_thread(runtime.store.recent_news, None, 200, None)
+            history = await asyncio.to_thread(parts.store.fear_greed_history, 90)
+            news = await asyncio.to_thread(parts.store.recent_news, None, 200, None)
         except Exception as exc:  # the database being down must not break the page
             message = f"History unavailable: database error ({type(exc).__name__})"
             return charts.empty_figure(message), charts.empty_figure(message)
@@ -105,7 +106,7 @@ async def trend_figures(runtime: Runtime) -> tuple[go.Figure, go.Figure]:
             window = [s for _, s in scored[max(0, i - ROLLING + 1) : i + 1]]
             rolling.append((scored[i][0], sum(window) / len(window)))
         mood = []
-        for update in feeds.history(runtime, "sentiment"):
+        for update in feeds.history(parts.bus, "sentiment"):
             market = update["data"].get("market") or {}
             if market.get("overall") is not None and market.get("confidence") is not None:
                 sign = {"bullish": 1, "bearish": -1}.get(market["overall"], 0)

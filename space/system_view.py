@@ -6,10 +6,11 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from desk.runtime import Runtime
+from core.bus import Bus
 from space import charts, feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age, fmt_ms
+from space.parts import ScreenParts
 
 __all__ = ["overview_html", "requests_figure", "sources_html"]
 
@@ -31,13 +32,14 @@ def _card(title: str, value: str, sub: str = "", kind: str = "") -> str:
     )
 
 
-def overview_html(runtime: Runtime) -> str:
+def overview_html(parts: ScreenParts) -> str:
     """Return the cards: uptime, version, producers, sockets, requests and the database's health."""
-    system = feeds.latest(runtime, "system")
+    system = feeds.latest(parts.bus, "system")
     if system is None:
         return '<div class="hub-empty">Waiting for the first system_status…</div>'
     stats, db = system["stats"], system["database"]
-    engine = "SQLite" if runtime.store.is_sqlite else runtime.store.engine.url.get_backend_name()
+    backend = parts.store.backend_name
+    engine = "SQLite" if backend == "sqlite" else backend
     db_sub = f"{esc(engine)} · checked {fmt_age(age_of(db.get('last_check')))} ago"
     if db.get("error"):
         db_sub += f'<div class="reason">{esc(db["error"])}</div>'
@@ -72,7 +74,7 @@ def overview_html(runtime: Runtime) -> str:
         _card("Sources", f"{stats['active_sources']}/{stats['total_sources']}",
               f"active / total · {system['data_sources'].get('degraded', 0)} degraded"),
     ]
-    topics = runtime.bus.describe()
+    topics = parts.bus.describe()
     bus_rows = "".join(
         f"<tr><td>{esc(name)}</td><td class=num>{t['seq']:,}</td><td class=num>{t['history']:,}</td>"
         f"<td class=num>{t['listeners']}</td><td><code>{esc(t['epoch'])}</code></td></tr>"
@@ -97,9 +99,9 @@ def _clients_card(clients: dict[str, Any] | None) -> list[str]:
     return [_card("Client addresses", value, sub, "warn" if warning else "")]
 
 
-def sources_html(runtime: Runtime) -> str:
+def sources_html(bus: Bus) -> str:
     """Return every data source grouped by category, with health, last error and latency."""
-    system = feeds.latest(runtime, "system")
+    system = feeds.latest(bus, "system")
     if system is None:
         return '<div class="hub-empty">Waiting for the first system_status…</div>'
     section = system["data_sources"]
@@ -140,14 +142,14 @@ def sources_html(runtime: Runtime) -> str:
     return f'<div class="hub-sources" id="sources"><p>{mode}</p>{"".join(blocks)}</div>'
 
 
-def requests_figure(runtime: Runtime) -> go.Figure:
+def requests_figure(bus: Bus) -> go.Figure:
     """Return requests per minute and hour over time, one point per retained `system_status`."""
 
     def build() -> go.Figure:
         points = [
             (m["timestamp"], m["stats"]["requests_last_minute"], m["stats"]["requests_last_hour"])
-            for m in feeds.history(runtime, "system")
+            for m in feeds.history(bus, "system")
         ]
         return charts.requests_chart(points)
 
-    return _requests_memo.get(feeds.last_seq(runtime, "system"), build)
+    return _requests_memo.get(feeds.last_seq(bus, "system"), build)

@@ -1,9 +1,10 @@
-"""The Gradio desk mounted at `/`: six tabs fed by bus snapshots and the store, refreshed by timers.
+"""The Gradio UI mounted at `/`: six tabs fed by bus snapshots and the store, refreshed by timers.
 
-Nothing here calls an upstream or a model: the views read `runtime.bus` and `runtime.store`, and the
-playground goes through `runtime.inference`. Every handler runs with `concurrency_limit=None` so
-visitors never queue behind each other, and timers stay out of the public API. Each tab has its own
-timer that runs only while the tab is open; renders are shared between visitors (space/cache.py).
+Nothing here calls an upstream or a model: the views read the bus and the store, and the playground
+goes through the inference service, each handed in by `ScreenParts` (space/parts.py). Every handler
+runs with `concurrency_limit=None` so visitors never queue behind each other, and timers stay out of
+the public API. Each tab has its own timer that runs only while the tab is open; renders are shared
+between visitors (space/cache.py).
 
 The one public endpoint, the playground's `score_text`, is bounded where it costs: the caller's
 budget (`ClientBudgets`, shared with REST) and the anonymous scoring lane (`ScoringLane`, shared
@@ -19,12 +20,11 @@ from typing import Any
 
 import gradio as gr
 
-from core.lane import ScoringLane
-from core.token_bucket import ClientAccount, ClientBudgets
-from desk.runtime import Runtime
+from core.token_bucket import ClientAccount
 from space import charts, feeds, market_view, models_admin, models_view, news_view, sentiment_view, system_view
 from space.api_view import API_JS, api_html
 from space.cache import Memo
+from space.parts import ScreenParts
 from space.playground import playground_status, score_text
 from space.routes import STATIC_PREFIX
 
@@ -47,11 +47,10 @@ def _html(value: str = "", js_on_load: str | None = None, **kwargs: Any) -> gr.H
     return gr.HTML(value, js_on_load=js_on_load, elem_classes=["hub"], **kwargs)
 
 
-def build_ui(
-    runtime: Runtime, *, budgets: ClientBudgets | None = None, lane: ScoringLane | None = None
-) -> gr.Blocks:
-    """Build the Blocks app bound to one runtime; the playground pays from `budgets` and waits in `lane`."""
-    symbols = list(runtime.settings.symbols)
+def build_ui(parts: ScreenParts) -> gr.Blocks:
+    """Build the Blocks app on `parts`; the playground pays from `parts.budgets` and waits in `parts.lane`."""
+    bus, inference = parts.bus, parts.inference
+    symbols = list(parts.symbols)
     table = market_view.MarketTable()
 
     demo: gr.Blocks
@@ -101,7 +100,7 @@ def build_ui(
                     # Shown only once the server accepted the token; each action checks it again.
                     with gr.Row(visible=False, elem_id="models-admin") as admin_row:
                         admin_model = gr.Dropdown(
-                            runtime.inference.model_ids if runtime.inference is not None else [],
+                            inference.model_ids if inference is not None else [],
                             label="Model", scale=3, elem_id="models-admin-model",
                         )
                         load_button = gr.Button("Load", scale=1, elem_id="models-admin-load")
@@ -143,47 +142,47 @@ def build_ui(
         shared: Memo[tuple[Any, ...]] = Memo(size=16)
 
         def seqs(*topics: str) -> tuple[int, ...]:
-            return tuple(feeds.last_seq(runtime, topic) for topic in topics)
+            return tuple(feeds.last_seq(bus, topic) for topic in topics)
 
         async def pulse() -> tuple[Any, ...]:
             return shared.get(
                 ("pulse", *seqs("market", "system", "sentiment")),
                 lambda: (
-                    market_view.header_html(runtime),
-                    market_view.banner_html(runtime),
-                    table.html(runtime),
-                    market_view.summary_html(runtime),
+                    market_view.header_html(parts),
+                    market_view.banner_html(parts),
+                    table.html(parts),
+                    market_view.summary_html(parts),
                 ),
             )
 
         def gauge_figure() -> Any:
             return shared.get(
-                ("gauge", *seqs("sentiment")), lambda: (sentiment_view.fear_greed_figure(runtime),)
+                ("gauge", *seqs("sentiment")), lambda: (sentiment_view.fear_greed_figure(bus),)
             )[0]
 
         async def market_charts(sym: str, bucket: str) -> tuple[Any, Any]:
-            return gauge_figure(), await market_view.price_figure(runtime, sym, bucket)
+            return gauge_figure(), await market_view.price_figure(parts, sym, bucket)
 
         async def news_feed(word: str, src: str, known: list[str]) -> tuple[str, Any, list[str]]:
-            choices = await news_view.source_choices(runtime)
+            choices = await news_view.source_choices(parts)
             update = gr.Dropdown(choices=choices) if choices != known else gr.skip()
-            return await news_view.news_html(runtime, word, src), update, choices
+            return await news_view.news_html(parts, word, src), update, choices
 
         async def sentiment_tab() -> tuple[Any, ...]:
-            history, trend_fig = await sentiment_view.trend_figures(runtime)
+            history, trend_fig = await sentiment_view.trend_figures(parts)
             cards = shared.get(
                 ("sentiment", *seqs("sentiment")),
-                lambda: (sentiment_view.mood_html(runtime), sentiment_view.social_html(runtime)),
+                lambda: (sentiment_view.mood_html(bus), sentiment_view.social_html(bus)),
             )
             return (gauge_figure(), *cards, history, trend_fig)
 
         async def models_tab() -> tuple[Any, ...]:
             return shared.get(
-                ("models", *seqs("models"), id(runtime.inference), int(time.monotonic() // 30)),
+                ("models", *seqs("models"), int(time.monotonic() // 30)),
                 lambda: (
-                    models_view.models_html(runtime),
-                    playground_status(runtime),
-                    models_view.evaluation_html(runtime),
+                    models_view.models_html(parts),
+                    playground_status(inference),
+                    models_view.evaluation_html(parts),
                 ),
             )
 
@@ -191,15 +190,16 @@ def build_ui(
             return shared.get(
                 ("system", *seqs("system")),
                 lambda: (
-                    system_view.overview_html(runtime),
-                    system_view.requests_figure(runtime),
-                    system_view.sources_html(runtime),
+                    system_view.overview_html(parts),
+                    system_view.requests_figure(bus),
+                    system_view.sources_html(bus),
                 ),
             )
 
         async def playground(body: str, kind: str, request: gr.Request) -> tuple[Any, str]:
+            budgets = parts.budgets
             account = ClientAccount(budgets, _client_of(request)) if budgets is not None else None
-            return await score_text(runtime, body, kind, account=account, lane=lane)
+            return await score_text(inference, body, kind, account=account, lane=parts.lane)
 
         known_sources = gr.State([news_view.ALL_SOURCES])
         refreshers: dict[str, tuple[Callable[..., Any], list[Any], list[Any]]] = {
@@ -261,14 +261,14 @@ def build_ui(
         )
 
         async def unlock_admin(token: str) -> tuple[Any, str]:
-            shown, note = models_admin.unlock(runtime, token)
+            shown, note = models_admin.unlock(parts, token)
             return gr.Row(visible=shown), note
 
         async def load_model(token: str, model_id: str | None) -> str:
-            return await models_admin.change_model(runtime, token, model_id, load=True)
+            return await models_admin.change_model(parts, token, model_id, load=True)
 
         async def unload_model(token: str, model_id: str | None) -> str:
-            return await models_admin.change_model(runtime, token, model_id, load=False)
+            return await models_admin.change_model(parts, token, model_id, load=False)
 
         unlock.click(unlock_admin, inputs=[admin_token], outputs=[admin_row, admin_note], **QUIET)
         admin_token.submit(unlock_admin, inputs=[admin_token], outputs=[admin_row, admin_note], **QUIET)
@@ -277,7 +277,7 @@ def build_ui(
     # The lane, not Gradio, bounds the playground (it refuses at once where Gradio would queue), so
     # events only wait here for the loop to start them; `max_size` caps a flood of joins, and
     # `api_open=False` closes the routes that would run an event without the queue.
-    demo.queue(default_concurrency_limit=None, max_size=runtime.settings.ui_queue_max, api_open=False)
+    demo.queue(default_concurrency_limit=None, max_size=parts.ui_queue_max, api_open=False)
     return demo
 
 

@@ -1,4 +1,4 @@
-"""The Gradio desk in a real headless Chromium: every tab fills itself with live data, in demo mode."""
+"""The Gradio UI in a real headless Chromium: every tab fills itself with live data, in demo mode."""
 
 from __future__ import annotations
 

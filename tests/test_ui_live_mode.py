@@ -1,4 +1,4 @@
-"""With DATA_MODE=live no simulator runs, so neither the desk nor /live shows the demo banner."""
+"""With DATA_MODE=live no simulator runs, so neither the UI nor /live shows the demo banner."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_no_demo_banner_in_live_mode(tmp_path: Path) -> None:
         page.wait_for_timeout(2500 * MS * 1000)  # a few pulses: the banner would be there by now
         assert page.locator("#hub-demo-banner").count() == 0
         assert "no live market provider has answered" in page.locator("#market-prices").inner_text()
-        screenshot(page, "live-mode-desk")
+        screenshot(page, "live-mode-ui")
         page.goto(app.http + "/live")
         page.wait_for_function("() => window.hub && window.hub.market.state === 'open'", timeout=WAIT_MS)
         assert page.locator("#sim-banner").is_hidden()

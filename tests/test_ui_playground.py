@@ -1,7 +1,7 @@
 """The Models tab's playground in Chromium: scores per model next to the ensemble's, or a clear refusal.
 
-The first test runs the app in this process with a stand-in inference service (the real one's
-interface: `score(texts, domain, model)` and `describe_models()`), so the chart and table are checked
+The first test runs the app in this process with a stand-in inference service built in place of the
+real one (its interface: `score(texts, domain, model)`, `describe_models()`), so the chart and table are checked
 whatever the state of inference/. The second runs the real app with ENABLE_INFERENCE=1.
 """
 
@@ -39,6 +39,10 @@ class StandInInference:
 
     def __init__(self) -> None:
         self.calls: list[tuple[tuple[str, ...], str, str | None]] = []
+
+    @property
+    def model_ids(self) -> list[str]:
+        return [model["id"] for model in self.describe_models()]
 
     def describe_models(self) -> list[dict[str, Any]]:
         base = {
@@ -99,6 +103,9 @@ class StandInInference:
             for _ in texts
         ]
 
+    async def start(self) -> None:
+        return None
+
     async def stop(self) -> None:
         return None
 
@@ -110,14 +117,17 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def stand_in_app(tmp_path: Path) -> Iterator[tuple[str, StandInInference]]:
-    """The real app served by uvicorn in a thread of this process, its inference replaced by the stand-in."""
+def stand_in_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, StandInInference]]:
+    """The real app served by uvicorn in a thread of this process, the stand-in built as its inference service."""
     import uvicorn
 
     from app import create_app
 
+    inference = StandInInference()
+    monkeypatch.setattr("inference.InferenceService", lambda *_args, **_kwargs: inference)
     port = free_port()
-    env = {**FAST_ENV, "ENABLE_UI": "1", "DATA_DIR": str(tmp_path), "LOG_FILE": "-", "PORT": str(port)}
+    env = {**FAST_ENV, "ENABLE_UI": "1", "ENABLE_INFERENCE": "1", "DATA_DIR": str(tmp_path), "LOG_FILE": "-",
+           "PORT": str(port)}
     application = create_app(Settings.from_env(env))
     server = uvicorn.Server(
         uvicorn.Config(application, host="127.0.0.1", port=port, log_config=None, ws="websockets-sansio")
@@ -132,8 +142,6 @@ def stand_in_app(tmp_path: Path) -> Iterator[tuple[str, StandInInference]]:
                 break
         except httpx.HTTPError:
             time.sleep(0.1)
-    inference = StandInInference()
-    application.state.runtime.inference = inference
     try:
         yield url, inference
     finally:

@@ -1,4 +1,4 @@
-"""The UI's views rendered from a real (not started) Runtime: cheap, no browser, no server."""
+"""The UI's views rendered from the parts of a real (not started) Runtime: cheap, no browser, no server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from app import screen_parts
 from core.clock import utc_now
 from core.config import Settings
 from core.records import NewsItem, SentimentResult
@@ -71,7 +72,7 @@ def model(model_id: str, status: str = "available", **extra: Any) -> dict[str, A
 
 def test_market_table_lists_every_symbol_with_source_and_age(runtime: Any) -> None:
     runtime.market.tick()
-    html = market_view.MarketTable().html(runtime)
+    html = market_view.MarketTable().html(screen_parts(runtime))
     for symbol in SYMBOLS:
         assert f'data-symbol="{symbol}"' in html
     assert html.count("simulator") == len(SYMBOLS) and "$0.0000" in html  # SHIB keeps its digits
@@ -80,21 +81,22 @@ def test_market_table_lists_every_symbol_with_source_and_age(runtime: Any) -> No
 def test_market_table_marks_the_last_move(runtime: Any) -> None:
     table = market_view.MarketTable()
     runtime.market.tick()
-    table.html(runtime)
+    parts = screen_parts(runtime)
+    table.html(parts)
     runtime.market.tick()
-    assert "▲" in table.html(runtime) or "▼" in table.html(runtime)
+    assert "▲" in table.html(parts) or "▼" in table.html(parts)
 
 
 def test_banner_names_demo_mode(runtime: Any) -> None:
     runtime.market.tick()
-    assert "DATA_MODE=demo" in market_view.banner_html(runtime)
+    assert "DATA_MODE=demo" in market_view.banner_html(screen_parts(runtime))
 
 
 def test_banner_is_empty_in_live_mode(tmp_path: Path) -> None:
     live = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="live", log_file=None,
                             enable_inference=False, enable_sources=False))
     live.market.tick()
-    assert market_view.banner_html(live) == ""
+    assert market_view.banner_html(screen_parts(live)) == ""
     live.store.close()
 
 
@@ -102,24 +104,26 @@ async def test_news_escapes_titles_and_refuses_script_urls(runtime: Any) -> None
     await runtime.news.ingest(
         [item("<img src=x onerror=alert(1)>", url="https://a.example/1", image_url="javascript:alert(1)")]
     )
-    html = await news_view.news_html(runtime, None, None)
+    html = await news_view.news_html(screen_parts(runtime), None, None)
     assert "<img src=x" not in html and "&lt;img src=x" in html
     assert "javascript:" not in html
 
 
 async def test_news_filters_by_keyword_and_source(runtime: Any) -> None:
     await runtime.news.ingest([item("Bitcoin rallies"), item("Ether slips", source="Decrypt")])
-    assert "Ether slips" not in await news_view.news_html(runtime, "bitcoin", None)
-    only_decrypt = await news_view.news_html(runtime, None, "Decrypt")
+    parts = screen_parts(runtime)
+    assert "Ether slips" not in await news_view.news_html(parts, "bitcoin", None)
+    only_decrypt = await news_view.news_html(parts, None, "Decrypt")
     assert "Ether slips" in only_decrypt and "Bitcoin rallies" not in only_decrypt
-    assert await news_view.source_choices(runtime) == [news_view.ALL_SOURCES, "CoinDesk", "Decrypt"]
+    assert await news_view.source_choices(parts) == [news_view.ALL_SOURCES, "CoinDesk", "Decrypt"]
 
 
 async def test_news_shows_the_streamed_items_when_the_database_fails(runtime: Any) -> None:
     await runtime.news.ingest([item("Streamed while the store breaks")])
     with runtime.store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE news")  # every stored-news query fails from now on
-    html = await news_view.news_html(runtime, "streamed", None)  # a filter no other test renders (memo key)
+    # A filter no other test renders (memo key).
+    html = await news_view.news_html(screen_parts(runtime), "streamed", None)
     assert "Streamed while the store breaks" in html and "Database error" in html
 
 
@@ -131,9 +135,9 @@ def test_sentiment_badge_shows_score_or_unscored() -> None:
 async def test_sentiment_views_show_reasons_when_values_are_missing(runtime: Any) -> None:
     await runtime.publish_sentiment()
     reasons = json.loads(runtime.bus.latest("sentiment").text)["data"]
-    assert reasons["social"]["twitter"]["reason"] in sentiment_view.social_html(runtime)
-    assert "no verdict" in sentiment_view.mood_html(runtime)
-    history, trend = await sentiment_view.trend_figures(runtime)
+    assert reasons["social"]["twitter"]["reason"] in sentiment_view.social_html(runtime.bus)
+    assert "no verdict" in sentiment_view.mood_html(runtime.bus)
+    history, trend = await sentiment_view.trend_figures(screen_parts(runtime))
     assert history.layout.annotations and trend.layout.annotations  # "nothing yet" messages
 
 
@@ -149,19 +153,19 @@ async def test_sentiment_trend_plots_scored_news(runtime: Any) -> None:
     ]
     for news_item in scored:
         await runtime.news.ingest([news_item])
-    _, trend = await sentiment_view.trend_figures(runtime)
+    _, trend = await sentiment_view.trend_figures(screen_parts(runtime))
     assert [t.name for t in trend.data] == ["news score", "rolling mean (10 items)"]
 
 
 def test_models_view_says_inference_is_off(runtime: Any) -> None:
-    assert "not running" in models_view.models_html(runtime)
-    assert "Inference is off" in playground_status(runtime)
+    assert "not running" in models_view.models_html(screen_parts(runtime))
+    assert "Inference is off" in playground_status(runtime.inference)
 
 
 async def test_models_view_lists_failures_with_their_reason(runtime: Any) -> None:
     runtime.inference = Scorer([model("a"), model("b", "failed", error="not in the local cache")])
     await runtime.publish_models_status()
-    html = models_view.models_html(runtime)
+    html = models_view.models_html(screen_parts(runtime))
     assert 'data-model="b"' in html and "not in the local cache" in html and "1 failed" in html
 
 
@@ -171,7 +175,7 @@ async def test_models_view_shows_measured_accuracy_and_lock_warning(runtime: Any
     lock = {"state": "unlocked", "warning": "not in the model lock: loads whatever the hub's main is"}
     runtime.inference = Scorer([model("a", evaluation=evaluation, lock=lock)])
     await runtime.publish_models_status()
-    html = models_view.models_html(runtime)
+    html = models_view.models_html(screen_parts(runtime))
     assert "news 0.71 (0.66-0.76)" in html and "not in the model lock" in html
 
 
@@ -180,7 +184,7 @@ async def test_models_view_labels_hub_models_pinned_or_unpinned(runtime: Any) ->
     locked = {"state": "locked", "revision": "ab" * 20, "files": 4, "warning": None}
     runtime.inference = Scorer([model("a", lock=unlocked), model("b", lock=locked), model("c")])
     await runtime.publish_models_status()
-    rows = models_view.models_html(runtime).split("<tr data-model=")[1:]
+    rows = models_view.models_html(screen_parts(runtime)).split("<tr data-model=")[1:]
     assert ">unpinned<" in rows[0] and f">pinned {'ab' * 6}<" in rows[1]
     assert "pinned" not in rows[2]
 
@@ -198,19 +202,19 @@ async def test_models_view_says_which_sample_rows_a_model_was_not_scored_on(runt
         ]
     )
     await runtime.publish_models_status()
-    rows = models_view.models_html(runtime).split("<tr data-model=")[1:]
+    rows = models_view.models_html(screen_parts(runtime)).split("<tr data-model=")[1:]
     assert "100 of 700 rows left out" in rows[0] and "fine-tuned on FiQA" in rows[0]
     assert "training data unknown" in rows[1] and "all 700 rows of the sample are excluded" in rows[2]
 
 
 async def test_playground_refuses_clearly_without_inference(runtime: Any) -> None:
-    figure, html = await score_text(runtime, "BTC to the moon", "news")
+    figure, html = await score_text(runtime.inference, "BTC to the moon", "news")
     assert "Inference is off" in html and not figure.data
 
 
 async def test_playground_scores_every_available_model_and_reports_failures(runtime: Any) -> None:
     runtime.inference = Scorer([model("a"), model("b"), model("c", "loading")], broken=frozenset({"b"}))
-    figure, html = await score_text(runtime, "BTC to the moon", "social")
+    figure, html = await score_text(runtime.inference, "BTC to the moon", "social")
     assert [bar.name for bar in figure.data] == ["bearish", "neutral", "bullish"]
     assert list(figure.data[2].x) == ["ensemble", "a"]
     assert "CUDA out of memory" in html and 'data-model="c"' not in html
@@ -219,19 +223,19 @@ async def test_playground_scores_every_available_model_and_reports_failures(runt
 async def test_system_view_groups_sources_and_plots_requests(runtime: Any) -> None:
     await runtime.publish_system_status()
     await runtime.publish_system_status()
-    assert 'data-category="market_data"' in system_view.sources_html(runtime)
-    assert "online" in system_view.overview_html(runtime)
-    assert len(system_view.requests_figure(runtime).data[0].x) == 2
+    assert 'data-category="market_data"' in system_view.sources_html(runtime.bus)
+    assert "online" in system_view.overview_html(screen_parts(runtime))
+    assert len(system_view.requests_figure(runtime.bus).data[0].x) == 2
 
 
 def test_feeds_reads_journal_envelopes_without_models(runtime: Any) -> None:
     runtime.market.tick()
-    rows, error = feeds.prices(runtime)
+    rows, error = feeds.prices(runtime.bus, runtime.settings.symbols)
     assert [r["data"]["symbol"] for r in rows] == list(SYMBOLS) and error is None
 
 
 def test_ui_handlers_are_private_and_never_queue(runtime: Any) -> None:
-    demo = build_ui(runtime)
+    demo = build_ui(screen_parts(runtime))
     public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
     assert public == {"score_text"}
     assert all(fn.concurrency_limit is None for fn in demo.fns.values())
@@ -274,7 +278,7 @@ def test_evaluation_report_in_data_dir_is_shown(runtime: Any, tmp_path: Path) ->
         "ensemble": {"n": 300, "accuracy": 0.74, "macro_f1": 0.69, "model": "ensemble(2)"},
     }
     (tmp_path / "evaluation.json").write_text(json.dumps(report))
-    html = models_view.evaluation_html(runtime)
+    html = models_view.evaluation_html(screen_parts(runtime))
     assert "0.710" in html and "not cached" in html and "ensemble(2)" in html and "confusion" not in html
 
 
@@ -289,7 +293,7 @@ async def test_playground_asks_named_models_not_to_fall_back(runtime: Any) -> No
             return await super().score(texts, domain, model)
 
     runtime.inference = NoFallback([model("a")])
-    await score_text(runtime, "ETH gas fees fall", "news")
+    await score_text(runtime.inference, "ETH gas fees fall", "news")
     assert {"model": "a", "fallback": False} in seen and {"model": None, "fallback": True} in seen
 
 
@@ -301,7 +305,7 @@ async def test_system_view_shows_ephemeral_storage_and_the_single_address_warnin
         runtime.client_watch.observe("10.16.3.80", forwarded_ignored=False)
     try:
         await runtime.publish_system_status()
-        html = system_view.overview_html(runtime)
+        html = system_view.overview_html(screen_parts(runtime))
     finally:
         runtime.store.close()
     assert 'id="storage-reason"' in html and "wiped when the Space restarts" in html
