@@ -379,7 +379,7 @@ class LoggingSection(Section):
 
 
 class SourcesSection(Section):
-    """The live providers ([docs/sources.md](docs/sources.md)); `sources.SourceSettings` is built from it.
+    """The live providers ([docs/sources.md](docs/sources.md)); `sources.SourceService` takes this section as it is.
 
     Each provider polls at its loop's interval and keeps its own rate budget besides.
     """

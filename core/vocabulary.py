@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 __all__ = [
-    "CPU_ONLY_PRECISIONS", "CUDA_ONLY_PRECISIONS", "JOURNAL_KEEP", "LEXICON_MODEL_ID", "MAX_SYMBOL_LENGTH", "PRECISIONS",
-    "TRACKABLE_SYMBOLS", "Precision", "precision_misfit",
+    "CPU_ONLY_PRECISIONS", "CUDA_ONLY_PRECISIONS", "JOURNAL_KEEP", "LEXICON_MODEL_ID", "MAX_SYMBOL_LENGTH",
+    "PRECISIONS", "TRACKABLE_SYMBOLS", "Precision", "precision_misfit",
 ]
 
 # The assets the live providers can be asked for; `sources/symbols.py` maps each to every provider's id

@@ -49,9 +49,8 @@ from .news import (
     parse_cryptopanic_posts,
 )
 from .pool import Category, FetchResult, Provider, ProviderSpec, ProviderState, SourcePool
-from .rss import DEFAULT_FEEDS, Feed, RssProvider, feeds_from_urls, parse_feed, strip_html
+from .rss import Feed, RssProvider, feeds_from_urls, parse_feed, strip_html
 from .service import OnFearGreed, OnNews, OnQuotes, OnSocial, SourceService
-from .settings import ENV_VARS, SourceSettings
 from .social import (
     RedditProvider,
     TwitterProvider,
@@ -65,8 +64,6 @@ from .symbols import ASSETS, STABLECOINS, SYMBOLS, Asset, asset_for, is_known_sy
 __all__ = [
     "AGGREGATORS",
     "ASSETS",
-    "DEFAULT_FEEDS",
-    "ENV_VARS",
     "STABLECOINS",
     "SYMBOLS",
     "Asset",
@@ -102,7 +99,6 @@ __all__ = [
     "SourceError",
     "SourceService",
     "SourcePool",
-    "SourceSettings",
     "SourceUnavailable",
     "TokenBucket",
     "TwitterProvider",

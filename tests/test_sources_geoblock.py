@@ -12,7 +12,7 @@ import pytest
 
 from core.records import PriceQuote
 from desk.status import data_sources_section
-from sources import BinanceProvider, BinanceStream, ProviderState, SourcePool, SourceService, is_geo_block
+from sources import SYMBOLS, BinanceProvider, BinanceStream, ProviderState, SourcePool, SourceService, is_geo_block
 from tests.upstream import (
     PATHS,
     Reply,
@@ -77,26 +77,26 @@ def test_geo_block_is_451_or_a_403_naming_a_location(status: int, body: str, blo
     assert is_geo_block(status, body) is blocked
 
 
-async def test_hub_fails_over_in_the_same_poll_when_a_provider_answers_451(upstream: UpstreamServer) -> None:
+async def test_service_fails_over_in_the_same_poll_when_a_provider_answers_451(upstream: UpstreamServer) -> None:
     """Prices keep flowing in the very round that met the 451, and health says why and what to set."""
     install_happy_routes(upstream)
     upstream.route(PATHS["binance"], blocked_451())
-    hub = SourceService(settings_for(upstream, blocked_recheck_s=RECHECK_S))
-    quotes = await hub.poll_market_once()
-    await hub.stop()
-    health = {h.name: h for h in hub.health()}
+    service = SourceService(settings_for(upstream, sources_blocked_recheck_s=RECHECK_S), SYMBOLS)
+    quotes = await service.poll_market_once()
+    await service.stop()
+    health = {h.name: h for h in service.health()}
     host = upstream.url.removeprefix("http://")
     assert {q.symbol for q in quotes} >= {"BTC", "ETH", "SOL"} and "binance" not in {q.source for q in quotes}
     assert health["binance"].status == "inactive" and health["binance"].reason == (
         f"blocked here: HTTP 451 Unavailable For Legal Reasons from {host}; {MIRROR_FIX}; re-check in 60 min")
 
 
-async def test_hub_does_not_ask_a_blocked_provider_again_on_every_poll(upstream: UpstreamServer) -> None:
+async def test_service_does_not_ask_a_blocked_provider_again_on_every_poll(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
     upstream.route(PATHS["binance"], blocked_451())
-    hub = SourceService(settings_for(upstream, blocked_recheck_s=RECHECK_S))
-    rounds = [await hub.poll_market_once() for _ in range(5)]
-    await hub.stop()
+    service = SourceService(settings_for(upstream, sources_blocked_recheck_s=RECHECK_S), SYMBOLS)
+    rounds = [await service.poll_market_once() for _ in range(5)]
+    await service.stop()
     assert upstream.hits(PATHS["binance"]) == 1 and all(rounds)
     assert upstream.hits(PATHS["kraken"]) == 5
 
@@ -104,10 +104,10 @@ async def test_hub_does_not_ask_a_blocked_provider_again_on_every_poll(upstream:
 async def test_system_status_shows_the_blocked_reason(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
     upstream.route(PATHS["binance"], blocked_451())
-    hub = SourceService(settings_for(upstream))
-    await hub.poll_market_once()
-    await hub.stop()
-    section = data_sources_section(hub.health(), "live", False).model_dump()
+    service = SourceService(settings_for(upstream), SYMBOLS)
+    await service.poll_market_once()
+    await service.stop()
+    section = data_sources_section(service.health(), "live", False).model_dump()
     entry = {e["name"]: e for e in section["sources"]}["binance"]
     assert entry["status"] == "inactive" and MIRROR_FIX in entry["reason"]
     assert entry["reason"].startswith("blocked here: HTTP 451 Unavailable For Legal Reasons")
