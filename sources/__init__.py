@@ -1,7 +1,9 @@
-"""Live data sources: market prices, news, Fear & Greed and social posts.
+"""Fetch market prices, news, Fear & Greed and social posts from public providers, as typed records.
 
 Providers return typed records (`core.records`); they never publish or persist. `SourceService`
-runs the pollers and hands records to the app's callbacks. See docs/sources.md.
+runs the pollers, configured by the settings' `SourcesSection` and the tracked symbols, and hands
+records to the app's callbacks. Pools (`pool.py`) give every provider the same budget, breaker
+and health; `market/` holds the price providers. See docs/sources.md.
 """
 
 from __future__ import annotations
@@ -33,13 +35,6 @@ from .market import (
     CoinLoreProvider,
     CoinPaprikaProvider,
     KrakenProvider,
-    parse_binance_mini_tickers,
-    parse_binance_ticker_24hr,
-    parse_coinbase_stats,
-    parse_coingecko_markets,
-    parse_coinlore_tickers,
-    parse_coinpaprika_tickers,
-    parse_kraken_ticker,
 )
 from .market_mood import MarketMood, compute_market_mood, momentum_from_quotes
 from .news import (
@@ -119,17 +114,10 @@ __all__ = [
     "is_known_symbol",
     "momentum_from_quotes",
     "normalize_title",
-    "parse_binance_mini_tickers",
-    "parse_binance_ticker_24hr",
-    "parse_coinbase_stats",
-    "parse_coingecko_markets",
-    "parse_coinlore_tickers",
-    "parse_coinpaprika_tickers",
     "parse_cryptocompare_news",
     "parse_cryptopanic_posts",
     "parse_fear_greed",
     "parse_feed",
-    "parse_kraken_ticker",
     "parse_reddit_listing",
     "parse_retry_after",
     "parse_twitter_search",

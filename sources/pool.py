@@ -48,11 +48,6 @@ T = TypeVar("T")
 
 Clock = Callable[[], float]
 
-# How long a geo-blocked provider (HTTP 451) is left alone before one re-check; the settings'
-# SOURCES_BLOCKED_RECHECK_S overrides it.
-BLOCKED_RECHECK_S = 3600.0
-
-
 @dataclass(frozen=True)
 class ProviderSpec:
     """What a provider class declares about itself, in one place (its `spec` class attribute).
@@ -200,8 +195,8 @@ class ProviderState:
     bucket: TokenBucket
     breaker: CircuitBreaker
     stale_after_s: float
+    blocked_recheck_s: float  # how long a geo-blocked provider (HTTP 451) is left alone before one re-check
     unavailable_reason: str | None = None
-    blocked_recheck_s: float = BLOCKED_RECHECK_S
     # Set while the upstream refuses this machine's location (HTTP 451): the words and the fix.
     blocked_reason: str | None = field(default=None, init=False)
     last_success: datetime | None = field(default=None, init=False)
@@ -330,6 +325,7 @@ class SourcePool(Generic[T]):
         failure_threshold, base_backoff_s, max_backoff_s: circuit breaker settings.
         blocked_recheck_s: how long a geo-blocked provider (HTTP 451) is not called; then one
             fetch re-checks.
+        Backoffs, re-check and budget scale default to their `SourcesSection` defaults.
         poll_interval_s: how often the owner polls; a provider with no success for 3 intervals
             (or 3 of its own budget intervals, whichever is longer) is reported stale.
         budget_scale: multiplies every provider's `min_interval_s` (0 disables budgets, for tests).
@@ -347,11 +343,11 @@ class SourcePool(Generic[T]):
         client: httpx.AsyncClient,
         clock: Clock = time.monotonic,
         failure_threshold: int = 3,
-        base_backoff_s: float = 15.0,
-        max_backoff_s: float = 600.0,
-        blocked_recheck_s: float = BLOCKED_RECHECK_S,
+        base_backoff_s: float = section_default("sources_backoff_s"),
+        max_backoff_s: float = section_default("sources_max_backoff_s"),
+        blocked_recheck_s: float = section_default("sources_blocked_recheck_s"),
         poll_interval_s: float = 30.0,
-        budget_scale: float = 1.0,
+        budget_scale: float = section_default("sources_budget_scale"),
         user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
         names = [provider.name for provider in providers]
@@ -379,11 +375,6 @@ class SourcePool(Generic[T]):
         for provider in sorted(providers, key=lambda p: p.priority):
             self._providers[provider.name] = provider
             self._states[provider.name] = self._new_state(provider)
-
-    @property
-    def providers(self) -> list[Provider[T]]:
-        """The providers in priority order."""
-        return list(self._providers.values())
 
     def state(self, name: str) -> ProviderState:
         """Return the bookkeeping of provider `name`."""
@@ -444,12 +435,6 @@ class SourcePool(Generic[T]):
             if result is not None:
                 return result
         return None
-
-    async def fetch_one(self, name: str) -> FetchResult[T] | None:
-        """Fetch one named provider through the same gate and bookkeeping."""
-        if name not in self._providers:
-            raise KeyError(f"no provider {name!r} in the {self.category} pool; have {list(self._providers)}")
-        return await self._fetch(self._providers[name])
 
     def health(self) -> list[SourceHealth]:
         """Return every provider's health, in priority order."""

@@ -53,7 +53,7 @@ async def fetch_once(
     provider: Provider[Any], client: httpx.AsyncClient
 ) -> tuple[FetchResult[Any] | None, SourcePool[Any]]:
     pool: SourcePool[Any] = SourcePool(provider.category, [provider], client=client)
-    return await pool.fetch_one(provider.name), pool
+    return await pool.fetch_first(), pool
 
 
 async def test_coingecko_adapter_sends_documented_query(

@@ -119,7 +119,7 @@ async def test_pool_opens_the_breaker_at_once_on_451(upstream: UpstreamServer, c
     upstream.route(PATHS["binance"], blocked_451())
     clock = FakeClock()
     pool = binance_pool(upstream, client, clock)
-    assert await pool.fetch_one("binance") is None
+    assert await pool.fetch_first() is None
     state = pool.state("binance")
     assert (state.breaker.state, state.breaker.consecutive_failures) == ("open", 1)
     assert state.breaker.reopens_at == clock.now + RECHECK_S
@@ -133,13 +133,13 @@ async def test_pool_rechecks_a_blocked_provider_once_per_hold(
     pool = binance_pool(upstream, client, clock)
     for step in (0.0, RECHECK_S / 2, RECHECK_S / 2 - 1.0):
         clock.now += step
-        await pool.fetch_one("binance")
+        await pool.fetch_first()
     assert upstream.hits(PATHS["binance"]) == 1
     clock.now += 1.0  # the hold is over: one re-check, still blocked, holds again
-    assert await pool.fetch_one("binance") is None and await pool.fetch_one("binance") is None
+    assert await pool.fetch_first() is None and await pool.fetch_first() is None
     assert upstream.hits(PATHS["binance"]) == 2
     clock.now += RECHECK_S  # unblocked now: the re-check succeeds and health clears
-    assert await pool.fetch_one("binance") is not None
+    assert await pool.fetch_first() is not None
     assert pool.state("binance").health(clock.now).status == "active" and pool.state("binance").blocked_reason is None
 
 
@@ -149,11 +149,11 @@ async def test_pool_treats_a_geo_403_as_blocked_and_a_plain_403_as_a_failure(
     clock = FakeClock()
     pool = binance_pool(upstream, client, clock)
     upstream.route(PATHS["binance"], Reply(status=403, body=CLOUDFRONT_403.encode(), content_type="text/html"))
-    await pool.fetch_one("binance")
+    await pool.fetch_first()
     assert pool.state("binance").breaker.state == "open" and pool.state("binance").blocked_reason
     other = binance_pool(upstream, client, clock)
     upstream.route(PATHS["binance"], json_reply({"code": -2015, "msg": "Invalid API-key"}, status=403))
-    await other.fetch_one("binance")
+    await other.fetch_first()
     assert other.state("binance").breaker.state == "closed" and other.state("binance").blocked_reason is None
 
 

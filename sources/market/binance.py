@@ -114,7 +114,7 @@ class BinanceProvider(MarketProvider):
     The call weighs 2-40 of the 6000-per-minute IP budget, so a 10 s budget is cheap.
     """
 
-    # After Kraken and Coinbase: whether Binance answers depends on where the hub runs and on
+    # After Kraken and Coinbase: whether Binance answers depends on where the app runs and on
     # BINANCE_URL (api.binance.com answers 451 to US hosts); theirs does not (docs/sources.md).
     spec = ProviderSpec(NAME, "market_data", 4, timeout_s=8.0, min_interval_s=10.0,
                         url_setting="binance_url", default_unblocked=True)

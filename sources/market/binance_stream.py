@@ -1,6 +1,6 @@
 """The Binance `!miniTicker@arr` WebSocket: about one price batch per second, pushed to a callback.
 
-The stream is the primary price source; REST providers take over while it is down (the hub
+The stream is the primary price source; REST providers take over while it is down (`SourceService`
 skips Binance REST only while this stream is fresh). Connection health is kept in a
 `ProviderState` registered in the market pool, so it shows in `health()` like any provider.
 """
