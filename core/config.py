@@ -39,6 +39,7 @@ from .settings_values import (
 from .vocabulary import (
     JOURNAL_KEEP,
     LEXICON_MODEL_ID,
+    MAX_SYMBOL_LENGTH,
     PRECISIONS,
     TRACKABLE_SYMBOLS,
     Precision,
@@ -64,7 +65,7 @@ __all__ = [
 DataMode = Literal["live", "demo", "auto"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-_SYMBOL = re.compile(r"^[A-Z0-9]{1,15}$")
+_SYMBOL = re.compile(rf"^[A-Z0-9]{{1,{MAX_SYMBOL_LENGTH}}}$")
 
 
 def _doc(description: str, default: str | None = None) -> Any:
@@ -378,7 +379,7 @@ class LoggingSection(Section):
 
 
 class SourcesSection(Section):
-    """The live providers ([docs/sources.md](docs/sources.md)); `sources.SourceSettings` is built from it.
+    """The live providers ([docs/sources.md](docs/sources.md)); `sources.SourceService` takes this section as it is.
 
     Each provider polls at its loop's interval and keeps its own rate budget besides.
     """

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from core.clock import format_utc, utc_now
+from core.vocabulary import MAX_SYMBOL_LENGTH
 
 __all__ = [
     "AckMessage",
@@ -59,7 +60,6 @@ __all__ = [
     "parse_client_message",
 ]
 
-MAX_SYMBOL_LENGTH = 15
 MAX_KEYWORD_LENGTH = 64
 MAX_FILTER_TERMS = 200  # hard cap per list in a `filter`; MAX_KEYWORDS / MAX_SOURCES set the usable limit
 MAX_ID_LENGTH = 128

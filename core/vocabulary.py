@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 __all__ = [
-    "CPU_ONLY_PRECISIONS", "CUDA_ONLY_PRECISIONS", "JOURNAL_KEEP", "LEXICON_MODEL_ID", "PRECISIONS",
-    "TRACKABLE_SYMBOLS", "Precision", "precision_misfit",
+    "CPU_ONLY_PRECISIONS", "CUDA_ONLY_PRECISIONS", "JOURNAL_KEEP", "LEXICON_MODEL_ID", "MAX_SYMBOL_LENGTH",
+    "PRECISIONS", "TRACKABLE_SYMBOLS", "Precision", "precision_misfit",
 ]
 
 # The assets the live providers can be asked for; `sources/symbols.py` maps each to every provider's id
@@ -20,6 +20,9 @@ TRACKABLE_SYMBOLS: tuple[str, ...] = (
     "BTC", "ETH", "USDT", "XRP", "BNB", "SOL", "USDC", "DOGE", "TRX", "ADA",
     "LINK", "AVAX", "XLM", "SUI", "BCH", "HBAR", "TON", "LTC", "SHIB", "DOT",
 )
+
+# The longest symbol a setting or a client message may name.
+MAX_SYMBOL_LENGTH = 15
 
 # How a model runs (`INFERENCE_PRECISION`); `auto` measures the others at load (inference/autotune.py).
 Precision = Literal["auto", "fp32", "bf16", "fp16", "int8", "onnx-fp32", "onnx-int8"]

@@ -12,10 +12,11 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
+from core.config import SourcesSection
 from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost, SourceHealth
 from core.store import StoreUnavailable
 from desk.news import NewsUnavailable
-from sources import SourceService, SourceSettings
+from sources import SourceService
 
 if TYPE_CHECKING:
     from desk.runtime import Runtime
@@ -33,7 +34,7 @@ class LiveFeeds:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.settings = SourceSettings.from_settings(runtime.settings)
+        self.settings = runtime.settings.section(SourcesSection)
         self.hub: SourceService | None = None
         self._last_status: dict[str, str] = {}
         self._pending_events: deque[SourceHealth] = deque(maxlen=PENDING_HEALTH_EVENTS)
@@ -44,6 +45,7 @@ class LiveFeeds:
         """Build and start a fresh hub; seed its deduper with stored news."""
         self.hub = SourceService(
             self.settings,
+            self.runtime.settings.symbols,
             on_quotes=self._on_quotes,
             on_news=self._on_news,
             on_fear_greed=self._on_fear_greed,

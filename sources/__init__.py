@@ -1,7 +1,9 @@
-"""Live data sources: market prices, news, Fear & Greed and social posts.
+"""Fetch market prices, news, Fear & Greed and social posts from public providers, as typed records.
 
 Providers return typed records (`core.records`); they never publish or persist. `SourceService`
-runs the pollers and hands records to the app's callbacks. See docs/sources.md.
+runs the pollers, configured by the settings' `SourcesSection` and the tracked symbols, and hands
+records to the app's callbacks. Pools (`pool.py`) give every provider the same budget, breaker
+and health; `market/` holds the price providers. See docs/sources.md.
 """
 
 from __future__ import annotations
@@ -33,13 +35,6 @@ from .market import (
     CoinLoreProvider,
     CoinPaprikaProvider,
     KrakenProvider,
-    parse_binance_mini_tickers,
-    parse_binance_ticker_24hr,
-    parse_coinbase_stats,
-    parse_coingecko_markets,
-    parse_coinlore_tickers,
-    parse_coinpaprika_tickers,
-    parse_kraken_ticker,
 )
 from .market_mood import MarketMood, compute_market_mood, momentum_from_quotes
 from .news import (
@@ -49,9 +44,8 @@ from .news import (
     parse_cryptopanic_posts,
 )
 from .pool import Category, FetchResult, Provider, ProviderSpec, ProviderState, SourcePool
-from .rss import DEFAULT_FEEDS, Feed, RssProvider, feeds_from_urls, parse_feed, strip_html
+from .rss import Feed, RssProvider, feeds_from_urls, parse_feed, strip_html
 from .service import OnFearGreed, OnNews, OnQuotes, OnSocial, SourceService
-from .settings import ENV_VARS, SourceSettings
 from .social import (
     RedditProvider,
     TwitterProvider,
@@ -65,8 +59,6 @@ from .symbols import ASSETS, STABLECOINS, SYMBOLS, Asset, asset_for, is_known_sy
 __all__ = [
     "AGGREGATORS",
     "ASSETS",
-    "DEFAULT_FEEDS",
-    "ENV_VARS",
     "STABLECOINS",
     "SYMBOLS",
     "Asset",
@@ -102,7 +94,6 @@ __all__ = [
     "SourceError",
     "SourceService",
     "SourcePool",
-    "SourceSettings",
     "SourceUnavailable",
     "TokenBucket",
     "TwitterProvider",
@@ -123,17 +114,10 @@ __all__ = [
     "is_known_symbol",
     "momentum_from_quotes",
     "normalize_title",
-    "parse_binance_mini_tickers",
-    "parse_binance_ticker_24hr",
-    "parse_coinbase_stats",
-    "parse_coingecko_markets",
-    "parse_coinlore_tickers",
-    "parse_coinpaprika_tickers",
     "parse_cryptocompare_news",
     "parse_cryptopanic_posts",
     "parse_fear_greed",
     "parse_feed",
-    "parse_kraken_ticker",
     "parse_reddit_listing",
     "parse_retry_after",
     "parse_twitter_search",

@@ -15,9 +15,8 @@ from .http import UpstreamHttp
 from .parsing import ItemRejected, load_json, parse_epoch, require_list, require_mapping, require_text
 from .pool import Provider, ProviderOptions, ProviderSpec
 
-__all__ = ["DEFAULT_FNG_URL", "FearGreedProvider", "parse_fear_greed"]
+__all__ = ["FearGreedProvider", "parse_fear_greed"]
 
-DEFAULT_FNG_URL = "https://api.alternative.me"
 NAME = "alternative.me"
 
 
@@ -78,7 +77,7 @@ class FearGreedProvider(Provider[FearGreedReading]):
     """
 
     spec = ProviderSpec(NAME, "sentiment", 1, timeout_s=10.0, min_interval_s=300.0, max_bytes=500_000,
-                        url_setting="fng_url", default_url=DEFAULT_FNG_URL)
+                        url_setting="fng_url")
 
     def __init__(self, *, limit: int = 1, **options: Unpack[ProviderOptions]) -> None:
         if limit < 1:

@@ -29,16 +29,12 @@ from .pool import Provider, ProviderSpec
 from .rss import strip_html
 
 __all__ = [
-    "DEFAULT_CRYPTOCOMPARE_URL",
-    "DEFAULT_CRYPTOPANIC_URL",
     "CryptoCompareNewsProvider",
     "CryptoPanicProvider",
     "parse_cryptocompare_news",
     "parse_cryptopanic_posts",
 ]
 
-DEFAULT_CRYPTOPANIC_URL = "https://cryptopanic.com/api/developer/v2"
-DEFAULT_CRYPTOCOMPARE_URL = "https://min-api.cryptocompare.com"
 
 
 def _news_item(
@@ -131,8 +127,7 @@ class CryptoPanicProvider(Provider[NewsItem]):
     """
 
     spec = ProviderSpec("cryptopanic", "news", 10, timeout_s=10.0, min_interval_s=600.0,
-                        url_setting="cryptopanic_url", default_url=DEFAULT_CRYPTOPANIC_URL,
-                        secret_setting="cryptopanic_token", secret_env="CRYPTOPANIC_TOKEN")
+                        url_setting="cryptopanic_url", secret_setting="cryptopanic_token")
 
     async def fetch(self, http: UpstreamHttp) -> list[NewsItem]:
         params = {"auth_token": self._secret, "public": "true", "kind": "news"}
@@ -144,8 +139,7 @@ class CryptoCompareNewsProvider(Provider[NewsItem]):
     """CryptoCompare's news feed (English); inactive without an API key."""
 
     spec = ProviderSpec("cryptocompare", "news", 11, timeout_s=10.0, min_interval_s=180.0,
-                        url_setting="cryptocompare_url", default_url=DEFAULT_CRYPTOCOMPARE_URL,
-                        secret_setting="cryptocompare_key", secret_env="CRYPTOCOMPARE_KEY")
+                        url_setting="cryptocompare_url", secret_setting="cryptocompare_key")
 
     async def fetch(self, http: UpstreamHttp) -> list[NewsItem]:
         headers = {"Authorization": f"Apikey {self._secret}"}

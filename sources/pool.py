@@ -16,19 +16,18 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypedDict, TypeVar, Unpack
+from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar, Unpack
 
 import httpx
 
 from core.clock import utc_now
+from core.config import SourcesSection
 from core.records import SourceHealth
+from core.settings_base import env_name, reveal
 
 from .breaker import CircuitBreaker, TokenBucket
 from .errors import SourceError, UpstreamBlocked, UpstreamRateLimited, UpstreamTimeout
 from .http import DEFAULT_USER_AGENT, UpstreamHttp
-
-if TYPE_CHECKING:  # settings.py imports the providers' default URLs, which import this module
-    from .settings import SourceSettings
 
 __all__ = [
     "Category",
@@ -38,6 +37,8 @@ __all__ = [
     "ProviderOptions",
     "ProviderSpec",
     "SourcePool",
+    "section_default",
+    "unblocked_fix",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,11 +47,6 @@ Category = Literal["market_data", "news", "sentiment", "social"]
 T = TypeVar("T")
 
 Clock = Callable[[], float]
-
-# How long a geo-blocked provider (HTTP 451) is left alone before one re-check; the settings'
-# SOURCES_BLOCKED_RECHECK_S overrides it.
-BLOCKED_RECHECK_S = 3600.0
-
 
 @dataclass(frozen=True)
 class ProviderSpec:
@@ -62,13 +58,13 @@ class ProviderSpec:
         priority: 1 is the first choice; larger numbers are fallbacks.
         timeout_s: total time one fetch may take, all requests included.
         min_interval_s: the rate budget: at most one fetch per this many seconds (token bucket).
-        url_setting: the `SourceSettings` attribute holding the API root; `default_url` is used
+        url_setting: the `SourcesSection` field holding the API root; its default there is used
             when the provider is built without one.
         max_bytes: body size cap per request.
-        secret_setting: the `SourceSettings` attribute holding the key or token of a provider
-            that cannot run without one; `secret_env` is that variable's name, the reason shown
-            while it is `inactive` ("TWITTER_BEARER_TOKEN not set").
-        unblocked_url: an API root that serves the same API where others answer HTTP 451; a
+        secret_setting: the `SourcesSection` field holding the key or token of a provider that
+            cannot run without one; without it the provider is `inactive`, and the reason names
+            the variable ("TWITTER_BEARER_TOKEN not set").
+        default_unblocked: the default API root serves where others answer HTTP 451; a
             geo-blocked provider on another root names it as the fix in its health reason.
     """
 
@@ -78,11 +74,22 @@ class ProviderSpec:
     timeout_s: float
     min_interval_s: float
     url_setting: str | None = None
-    default_url: str = ""
     max_bytes: int = 2_000_000
     secret_setting: str | None = None
-    secret_env: str = ""
-    unblocked_url: str = ""
+    default_unblocked: bool = False
+
+
+def section_default(field: str) -> Any:
+    """Return the default `SourcesSection` declares for `field` (core/config.py, the one place)."""
+    return SourcesSection.model_fields[field].default
+
+
+def unblocked_fix(url_setting: str, url: str) -> str | None:
+    """Return what to set when `url` (from `url_setting`) is geo-blocked here; None when it is the default."""
+    default = str(section_default(url_setting))
+    if url.rstrip("/") == default.rstrip("/"):
+        return None
+    return f"set {env_name(url_setting)}={default}"
 
 
 class ProviderOptions(TypedDict, total=False):
@@ -101,10 +108,10 @@ class Provider(ABC, Generic[T]):
     """One upstream that yields typed records. Subclasses declare a `spec` and implement `fetch`.
 
     Args:
-        options: overrides of the class's `spec` for this instance; `base_url` (default
-            `spec.default_url`) and `secret` come from `SourceSettings` in the app, see
-            `options_from`. A provider whose spec names a secret and that has none is never
-            fetched and reports `inactive` with the reason.
+        options: overrides of the class's `spec` for this instance; `base_url` (default: the
+            `SourcesSection` default of `spec.url_setting`) and `secret` come from the settings in
+            the app, see `options_from`. A provider whose spec names a secret and that has none is
+            never fetched and reports `inactive` with the reason.
     """
 
     spec: ClassVar[ProviderSpec]
@@ -117,9 +124,12 @@ class Provider(ABC, Generic[T]):
         self.timeout_s = options.get("timeout_s", spec.timeout_s)
         self.min_interval_s = options.get("min_interval_s", spec.min_interval_s)
         self.max_bytes = options.get("max_bytes", spec.max_bytes)
-        self.base_url = (options.get("base_url") or spec.default_url).rstrip("/")
+        default_url = section_default(spec.url_setting) if spec.url_setting is not None else ""
+        self.base_url = (options.get("base_url") or default_url).rstrip("/")
         self._secret = options.get("secret") or ""
-        self.unavailable_reason = f"{spec.secret_env} not set" if spec.secret_setting and not self._secret else None
+        self.unavailable_reason = (
+            f"{env_name(spec.secret_setting)} not set" if spec.secret_setting is not None and not self._secret else None
+        )
         if not self.name or self.name != self.name.lower():
             raise ValueError(f"provider name must be non-empty lower case, got {self.name!r}")
         if self.timeout_s <= 0:
@@ -131,25 +141,21 @@ class Provider(ABC, Generic[T]):
         self.last_rejects: list[str] = []
 
     @classmethod
-    def options_from(cls, settings: SourceSettings) -> ProviderOptions:
-        """Return the API root and the secret this class's `spec` names, read from `settings`."""
+    def options_from(cls, settings: SourcesSection) -> ProviderOptions:
+        """Return the API root and the secret (revealed) this class's `spec` names, read from `settings`."""
         options: ProviderOptions = {}
         if cls.spec.url_setting is not None:
             options["base_url"] = getattr(settings, cls.spec.url_setting)
         if cls.spec.secret_setting is not None:
-            secret = getattr(settings, cls.spec.secret_setting)
-            # A secret type (pydantic's SecretStr) hides its value until asked.
-            reveal = getattr(secret, "get_secret_value", None)
-            options["secret"] = reveal() if callable(reveal) else secret
+            options["secret"] = reveal(getattr(settings, cls.spec.secret_setting))
         return options
 
     def blocked_fix(self) -> str | None:
         """Return what to set when this provider is geo-blocked here, or None if nothing known helps."""
         spec = self.spec
-        unblocked = spec.unblocked_url.rstrip("/")
-        if not unblocked or spec.url_setting is None or self.base_url == unblocked:
+        if not spec.default_unblocked or spec.url_setting is None:
             return None
-        return f"set {spec.url_setting.upper()}={unblocked}"
+        return unblocked_fix(spec.url_setting, self.base_url)
 
     def fresh_rejects(self) -> list[str]:
         """Start this fetch's `last_rejects` empty and return it, for the parser to fill."""
@@ -189,8 +195,8 @@ class ProviderState:
     bucket: TokenBucket
     breaker: CircuitBreaker
     stale_after_s: float
+    blocked_recheck_s: float  # how long a geo-blocked provider (HTTP 451) is left alone before one re-check
     unavailable_reason: str | None = None
-    blocked_recheck_s: float = BLOCKED_RECHECK_S
     # Set while the upstream refuses this machine's location (HTTP 451): the words and the fix.
     blocked_reason: str | None = field(default=None, init=False)
     last_success: datetime | None = field(default=None, init=False)
@@ -319,6 +325,7 @@ class SourcePool(Generic[T]):
         failure_threshold, base_backoff_s, max_backoff_s: circuit breaker settings.
         blocked_recheck_s: how long a geo-blocked provider (HTTP 451) is not called; then one
             fetch re-checks.
+        Backoffs, re-check and budget scale default to their `SourcesSection` defaults.
         poll_interval_s: how often the owner polls; a provider with no success for 3 intervals
             (or 3 of its own budget intervals, whichever is longer) is reported stale.
         budget_scale: multiplies every provider's `min_interval_s` (0 disables budgets, for tests).
@@ -336,11 +343,11 @@ class SourcePool(Generic[T]):
         client: httpx.AsyncClient,
         clock: Clock = time.monotonic,
         failure_threshold: int = 3,
-        base_backoff_s: float = 15.0,
-        max_backoff_s: float = 600.0,
-        blocked_recheck_s: float = BLOCKED_RECHECK_S,
+        base_backoff_s: float = section_default("sources_backoff_s"),
+        max_backoff_s: float = section_default("sources_max_backoff_s"),
+        blocked_recheck_s: float = section_default("sources_blocked_recheck_s"),
         poll_interval_s: float = 30.0,
-        budget_scale: float = 1.0,
+        budget_scale: float = section_default("sources_budget_scale"),
         user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
         names = [provider.name for provider in providers]
@@ -368,11 +375,6 @@ class SourcePool(Generic[T]):
         for provider in sorted(providers, key=lambda p: p.priority):
             self._providers[provider.name] = provider
             self._states[provider.name] = self._new_state(provider)
-
-    @property
-    def providers(self) -> list[Provider[T]]:
-        """The providers in priority order."""
-        return list(self._providers.values())
 
     def state(self, name: str) -> ProviderState:
         """Return the bookkeeping of provider `name`."""
@@ -433,12 +435,6 @@ class SourcePool(Generic[T]):
             if result is not None:
                 return result
         return None
-
-    async def fetch_one(self, name: str) -> FetchResult[T] | None:
-        """Fetch one named provider through the same gate and bookkeeping."""
-        if name not in self._providers:
-            raise KeyError(f"no provider {name!r} in the {self.category} pool; have {list(self._providers)}")
-        return await self._fetch(self._providers[name])
 
     def health(self) -> list[SourceHealth]:
         """Return every provider's health, in priority order."""

@@ -29,7 +29,6 @@ from .http import UpstreamHttp
 from .pool import Provider, ProviderOptions, ProviderSpec
 
 __all__ = [
-    "DEFAULT_FEEDS",
     "Feed",
     "RssProvider",
     "feeds_from_urls",
@@ -53,18 +52,16 @@ class Feed:
         return re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_") or "feed"
 
 
-DEFAULT_FEEDS: tuple[Feed, ...] = (
-    Feed("CoinDesk", "https://www.coindesk.com/arc/outboundfeeds/rss/"),
-    Feed("Cointelegraph", "https://cointelegraph.com/rss"),
-    Feed("Decrypt", "https://decrypt.co/feed"),
-    Feed("The Block", "https://www.theblock.co/rss.xml"),
-    Feed("Bitcoin Magazine", "https://bitcoinmagazine.com/feed"),
-    Feed("CryptoSlate", "https://cryptoslate.com/feed/"),
-)
-
-# Known publishers by host, so a NEWS_FEEDS override of a known site keeps its proper name.
-_NAMES_BY_HOST: dict[str, str] = {urlsplit(feed.url).hostname or "": feed.name for feed in DEFAULT_FEEDS}
-_NAMES_BY_HOST.update({host.removeprefix("www."): name for host, name in list(_NAMES_BY_HOST.items())})
+# Publishers by host (without `www.`), so a feed of a known site, default (`NEWS_FEEDS`) or not,
+# carries its proper name.
+_PUBLISHERS: dict[str, str] = {
+    "coindesk.com": "CoinDesk",
+    "cointelegraph.com": "Cointelegraph",
+    "decrypt.co": "Decrypt",
+    "theblock.co": "The Block",
+    "bitcoinmagazine.com": "Bitcoin Magazine",
+    "cryptoslate.com": "CryptoSlate",
+}
 
 MAX_DESCRIPTION_CHARS = 1000
 
@@ -79,13 +76,8 @@ def feeds_from_urls(urls: Iterable[str]) -> tuple[Feed, ...]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"NEWS_FEEDS entry {url!r} is not an http(s) URL")
-        host = parts.hostname.lower()
-        name = (
-            _NAMES_BY_HOST.get(host)
-            or _NAMES_BY_HOST.get(host.removeprefix("www."))
-            or host.removeprefix("www.")
-        )
-        feeds.append(Feed(name, url))
+        host = parts.hostname.lower().removeprefix("www.")
+        feeds.append(Feed(_PUBLISHERS.get(host, host), url))
     return tuple(feeds)
 
 

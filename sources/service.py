@@ -1,5 +1,9 @@
 """`SourceService`: the pollers. Owns the pools, the Binance stream and their tasks; hands records to
 the callbacks the app supplies. It never publishes or persists anything itself.
+
+It is configured by `core.config.SourcesSection` (`settings.section(SourcesSection)`) and the tracked
+symbols; the few values derived from them (feeds named from their URLs, the disabled set) are
+derived here, where they are used.
 """
 
 from __future__ import annotations
@@ -7,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -16,6 +20,7 @@ from typing import Any
 import httpx
 
 from core.clock import utc_now
+from core.config import SourcesSection
 from core.periodic import TaskSupervisor
 from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost, SourceHealth
 
@@ -26,8 +31,7 @@ from .http import DEFAULT_USER_AGENT
 from .market import MARKET_PROVIDERS, BinanceStream
 from .news import CryptoCompareNewsProvider, CryptoPanicProvider
 from .pool import Category, Provider, ProviderState, SourcePool
-from .rss import RssProvider
-from .settings import SourceSettings
+from .rss import RssProvider, feeds_from_urls
 from .social import RedditProvider, TwitterProvider, symbols_mentioned
 
 __all__ = ["OnFearGreed", "OnNews", "OnQuotes", "OnSocial", "SourceService"]
@@ -42,13 +46,17 @@ OnSocial = Callable[[list[SocialPost], dict[str, dict[str, int]]], Awaitable[Non
 MENTION_WINDOW = timedelta(hours=24)
 MAX_REMEMBERED_POSTS = 20_000
 STOP_TIMEOUT_S = 5.0
+# The Binance stream counts as fresh (REST Binance is skipped) while it delivered within this long.
+STREAM_FRESH_S = 10.0
 
 
 class SourceService:
     """Runs one loop per category and the Binance stream; calls back with fresh records.
 
     Args:
-        settings: defaults to `SourceSettings()` (public endpoints, default intervals).
+        settings: the source layer's section of the app's settings (`settings.section(SourcesSection)`);
+            `SourcesSection()` is the public endpoints at the default intervals.
+        symbols: the tracked symbols (`SYMBOLS`), each known to `sources/symbols.py`.
         on_quotes: fused quotes of the symbols that changed, as each provider answers and per
             stream batch.
         on_news: only news not delivered before (canonical URL and near-identical titles),
@@ -57,7 +65,7 @@ class SourceService:
         on_social: posts not delivered before, and mentions per platform per symbol over the
             last 24 h of posts seen: `{"reddit": {"BTC": 12, ...}}` (only platforms that
             answered at least once).
-        client: an httpx client to share; when None the hub makes one and closes it on stop.
+        client: an httpx client to share; when None the service makes one and closes it on stop.
         clock: monotonic seconds for budgets and breakers (injectable for tests).
 
     Callbacks are awaited in the loop that produced the data: a slow callback delays that
@@ -66,7 +74,8 @@ class SourceService:
 
     def __init__(
         self,
-        settings: SourceSettings | None = None,
+        settings: SourcesSection,
+        symbols: Sequence[str],
         *,
         on_quotes: OnQuotes | None = None,
         on_news: OnNews | None = None,
@@ -75,7 +84,10 @@ class SourceService:
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings = settings if settings is not None else SourceSettings()
+        self.settings = settings
+        self.symbols = tuple(symbols)
+        # Provider names as health shows them; the setting takes any case (`SOURCES_DISABLED=Coinbase`).
+        self._disabled = frozenset(name.lower() for name in settings.sources_disabled)
         self._on_quotes = on_quotes
         self._on_news = on_news
         self._on_fear_greed = on_fear_greed
@@ -94,12 +106,10 @@ class SourceService:
         self.social: SourcePool[SocialPost] = self._pool("social", self._social_providers(), s.social_poll_s)
         self._stream: BinanceStream | None = None
         self._stream_state: ProviderState | None = None
-        if s.binance_ws_enabled and "binance_ws" not in s.disabled:
-            self._stream = BinanceStream(
-                url=s.binance_ws_url, symbols=s.symbols, idle_timeout_s=s.stream_idle_timeout_s, clock=clock
-            )
+        if s.binance_ws_enabled and BinanceStream.name not in self._disabled:
+            self._stream = BinanceStream(url=s.binance_ws_url, symbols=self.symbols, clock=clock)
             self._stream_state = self.market.add_external(
-                BinanceStream.name, priority=1, stale_after_s=max(3.0 * s.stream_fresh_s, 30.0)
+                BinanceStream.name, priority=1, stale_after_s=max(3.0 * STREAM_FRESH_S, 30.0)
             )
         self._book = QuoteBook()
         self._latest_quotes: dict[str, PriceQuote] = {}
@@ -125,7 +135,7 @@ class SourceService:
         self._tasks.every(s.social_poll_s, self.poll_social_once, "social")
         if self._stream is not None and self._stream_state is not None:
             self._tasks.spawn("binance_ws", self._stream.run(self._on_stream_quotes, self._stream_state))
-        logger.info("+ sources started: %d tasks, symbols %s", len(self._tasks.tasks), ",".join(s.symbols))
+        logger.info("+ sources started: %d tasks, symbols %s", len(self._tasks.tasks), ",".join(self.symbols))
 
     async def stop(self) -> None:
         """Cancel every task, wait for them (bounded), close the owned client.
@@ -166,8 +176,9 @@ class SourceService:
         return [health for pool in self.pools.values() for health in pool.health()]
 
     def market_is_up(self) -> bool:
-        """Return whether some market provider (stream included) answered recently."""
-        return self.market.any_succeeded_within(self.settings.market_up_window_s)
+        """Return whether some market provider (stream included) answered within max(3 polls, `MARKET_UP_WINDOW_S`)."""
+        s = self.settings
+        return self.market.any_succeeded_within(max(3.0 * s.market_poll_s, s.market_up_window_s))
 
     def latest_quotes(self) -> dict[str, PriceQuote]:
         """Return the last fused quote per symbol."""
@@ -177,7 +188,7 @@ class SourceService:
         """Return mentions per platform per symbol over the last 24 h of posts seen."""
         cutoff = utc_now() - MENTION_WINDOW
         counts = {
-            platform: dict.fromkeys(self.settings.symbols, 0) for platform in sorted(self._platforms_answered)
+            platform: dict.fromkeys(self.symbols, 0) for platform in sorted(self._platforms_answered)
         }
         for (platform, _), (created_at, symbols) in self._mention_log.items():
             if created_at >= cutoff and platform in counts:
@@ -186,7 +197,7 @@ class SourceService:
         return counts
 
     def mark_news_seen(self, urls: Iterable[str] = (), titles: Iterable[str] = ()) -> None:
-        """Tell the hub what was delivered before (e.g. from the store) so it is not sent again."""
+        """Tell the service what was delivered before (e.g. from the store) so it is not sent again."""
         self._deduper.mark_seen(urls, titles)
 
     # -- one round of each loop (public so tests and the app can trigger them) -----------------
@@ -246,7 +257,7 @@ class SourceService:
                 self._remember(
                     self._mention_log,
                     key,
-                    (post.created_at, frozenset(symbols_mentioned(post.text, self.settings.symbols))),
+                    (post.created_at, frozenset(symbols_mentioned(post.text, self.symbols))),
                 )
                 fresh.append(post)
         self._prune_mentions()
@@ -264,7 +275,7 @@ class SourceService:
 
     def _stream_is_fresh(self) -> bool:
         state = self._stream_state
-        return state is not None and state.succeeded_within(self._clock(), self.settings.stream_fresh_s)
+        return state is not None and state.succeeded_within(self._clock(), STREAM_FRESH_S)
 
     def _fuse(self, symbols: set[str]) -> list[PriceQuote]:
         if not symbols:
@@ -274,18 +285,10 @@ class SourceService:
         priorities = {h.name: h.priority for h in health}
         now = utc_now()
         fused: list[PriceQuote] = []
-        for symbol in self.settings.symbols:
+        for symbol in self.symbols:
             if symbol not in symbols:
                 continue
-            quote = fuse_quote(
-                symbol,
-                self._book.candidates(symbol),
-                healthy=healthy,
-                now=now,
-                priorities=priorities,
-                max_age_s=self.settings.quote_max_age_s,
-                aggregate_max_age_s=self.settings.aggregate_max_age_s,
-            )
+            quote = fuse_quote(symbol, self._book.candidates(symbol), healthy=healthy, now=now, priorities=priorities)
             if quote is not None:
                 self._latest_quotes[symbol] = quote
                 fused.append(quote)
@@ -313,32 +316,31 @@ class SourceService:
 
     def _pool(self, category: Category, providers: list[Provider[Any]], poll_s: float) -> SourcePool[Any]:
         s = self.settings
-        if s.provider_timeout_s is not None:
+        if s.sources_timeout_s is not None:
             for provider in providers:
-                provider.timeout_s = s.provider_timeout_s
+                provider.timeout_s = s.sources_timeout_s
         return SourcePool(
             category,
-            [p for p in providers if p.name not in s.disabled],
+            [p for p in providers if p.name not in self._disabled],
             client=self._client,
             clock=self._clock,
-            failure_threshold=s.failure_threshold,
-            base_backoff_s=s.base_backoff_s,
-            max_backoff_s=s.max_backoff_s,
-            blocked_recheck_s=s.blocked_recheck_s,
+            base_backoff_s=s.sources_backoff_s,
+            max_backoff_s=s.sources_max_backoff_s,
+            blocked_recheck_s=s.sources_blocked_recheck_s,
             poll_interval_s=poll_s,
-            budget_scale=s.budget_scale,
-            user_agent=s.user_agent or DEFAULT_USER_AGENT,
+            budget_scale=s.sources_budget_scale,
+            user_agent=s.sources_user_agent or DEFAULT_USER_AGENT,
         )
 
     def _market_providers(self) -> list[Provider[Any]]:
         s = self.settings
-        return [cls(symbols=s.symbols, **cls.options_from(s)) for cls in MARKET_PROVIDERS]
+        return [cls(symbols=self.symbols, **cls.options_from(s)) for cls in MARKET_PROVIDERS]
 
     def _news_providers(self) -> list[Provider[Any]]:
         s = self.settings
         feeds: list[Provider[Any]] = []
         used: set[str] = set()
-        for index, feed in enumerate(s.news_feeds, start=1):
+        for index, feed in enumerate(feeds_from_urls(s.news_feeds), start=1):
             name = feed.provider_name
             if name in used:
                 name = f"{name}_{index}"  # two feeds of one publisher keep separate health
@@ -350,7 +352,7 @@ class SourceService:
     def _social_providers(self) -> list[Provider[Any]]:
         s = self.settings
         return [
-            RedditProvider(subreddits=s.subreddits, **RedditProvider.options_from(s)),
+            RedditProvider(subreddits=s.reddit_subreddits, **RedditProvider.options_from(s)),
             TwitterProvider(**TwitterProvider.options_from(s)),
         ]
 

@@ -30,13 +30,10 @@ from .parsing import (
     require_object,
     require_text,
 )
-from .pool import Provider, ProviderOptions, ProviderSpec
+from .pool import Provider, ProviderOptions, ProviderSpec, section_default
 from .symbols import ASSETS, SYMBOLS, asset_for
 
 __all__ = [
-    "DEFAULT_REDDIT_URL",
-    "DEFAULT_SUBREDDITS",
-    "DEFAULT_TWITTER_URL",
     "RedditProvider",
     "TwitterProvider",
     "count_mentions",
@@ -45,9 +42,6 @@ __all__ = [
     "symbols_mentioned",
 ]
 
-DEFAULT_REDDIT_URL = "https://www.reddit.com"
-DEFAULT_TWITTER_URL = "https://api.twitter.com/2"
-DEFAULT_SUBREDDITS: tuple[str, ...] = ("CryptoCurrency", "Bitcoin")
 
 MAX_POST_CHARS = 2000
 
@@ -167,20 +161,22 @@ class RedditProvider(Provider[SocialPost]):
     Two requests per fetch against ~10 a minute allowed: a 120 s budget is gentle.
 
     Args:
-        subreddits: communities to read.
+        subreddits: communities to read; default the `REDDIT_SUBREDDITS` default.
         limit: posts per subreddit per call (Reddit caps at 100).
     """
 
     spec = ProviderSpec("reddit", "social", 1, timeout_s=12.0, min_interval_s=120.0,
-                        url_setting="reddit_url", default_url=DEFAULT_REDDIT_URL)
+                        url_setting="reddit_url")
 
     def __init__(
-        self, *, subreddits: Sequence[str] = DEFAULT_SUBREDDITS, limit: int = 50, **options: Unpack[ProviderOptions]
+        self, *, subreddits: Sequence[str] | None = None, limit: int = 50, **options: Unpack[ProviderOptions]
     ) -> None:
-        if not subreddits:
+        self.subreddits: tuple[str, ...] = (
+            tuple(subreddits) if subreddits is not None else section_default("reddit_subreddits")
+        )
+        if not self.subreddits:
             raise ValueError("subreddits must name at least one community")
         super().__init__(**options)
-        self.subreddits = tuple(subreddits)
         self.limit = min(max(limit, 1), 100)
 
     async def fetch(self, http: UpstreamHttp) -> list[SocialPost]:
@@ -215,8 +211,7 @@ class TwitterProvider(Provider[SocialPost]):
     """
 
     spec = ProviderSpec("twitter", "social", 2, timeout_s=10.0, min_interval_s=900.0,
-                        url_setting="twitter_url", default_url=DEFAULT_TWITTER_URL,
-                        secret_setting="twitter_bearer_token", secret_env="TWITTER_BEARER_TOKEN")
+                        url_setting="twitter_url", secret_setting="twitter_bearer_token")
 
     def __init__(
         self,

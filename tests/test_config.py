@@ -7,20 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import SECTIONS, ConfigError, Settings
-from core.settings_base import env_name
-from sources import SourceSettings
-from sources.fear_greed import DEFAULT_FNG_URL
-from sources.market.binance import DEFAULT_BINANCE_URL, DEFAULT_BINANCE_WS_URL
-from sources.market.coinbase import DEFAULT_COINBASE_URL
-from sources.market.coingecko import DEFAULT_COINGECKO_URL
-from sources.market.coinlore import DEFAULT_COINLORE_URL
-from sources.market.coinpaprika import DEFAULT_COINPAPRIKA_URL
-from sources.market.kraken import DEFAULT_KRAKEN_URL
-from sources.news import DEFAULT_CRYPTOCOMPARE_URL, DEFAULT_CRYPTOPANIC_URL
-from sources.rss import DEFAULT_FEEDS
-from sources.social import DEFAULT_REDDIT_URL, DEFAULT_SUBREDDITS, DEFAULT_TWITTER_URL
-from sources.symbols import SYMBOLS
+from core.config import SECTIONS, ConfigError, Settings, SourcesSection
+from core.settings_base import env_name, reveal
 from tests.harness import FAST_ENV, AppProcess, free_port
 
 SECRET = "s3cret-value-that-must-not-print"
@@ -69,6 +57,7 @@ def test_settings_zero_threads_and_batch_mean_the_default() -> None:
         ({"DATA_MODE": "paper"}, "DATA_MODE must be 'live', 'demo' or 'auto', got 'paper'"),
         ({"DEVICE": "tpu"}, "DEVICE must be auto, cpu, cuda or cuda:N, got 'tpu'"),
         ({"SYMBOLS": ","}, "SYMBOLS must be at least one symbol"),
+        ({"SYMBOLS": "BTC,PEPE"}, "SYMBOLS has PEPE, which the live providers do not know"),
         ({"SOURCES_TIMEOUT_S": "0"}, "SOURCES_TIMEOUT_S must be greater than 0"),
         ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "TRUSTED_PROXIES must be IP addresses or networks"),
     ],
@@ -107,26 +96,19 @@ def test_settings_every_field_is_documented_and_in_one_section() -> None:
     assert all(info.description for info in Settings.model_fields.values())
 
 
-def test_source_settings_come_from_the_settings() -> None:
+def test_sources_section_is_the_settings_values() -> None:
     settings = Settings.from_env({"REDDIT_SUBREDDITS": "Bitcoin", "SOURCES_DISABLED": "Kraken",
                                   "TWITTER_BEARER_TOKEN": SECRET, "MARKET_UP_WINDOW_S": "90"})
-    sources = SourceSettings.from_settings(settings)
-    assert (sources.subreddits, sources.disabled, sources.market_up_min_window_s) == (
-        ("Bitcoin",), frozenset({"kraken"}), 90.0)
-    assert sources.twitter_bearer_token == SECRET and SECRET not in repr(sources)
+    sources = settings.section(SourcesSection)
+    assert (sources.reddit_subreddits, sources.sources_disabled, sources.market_up_window_s) == (
+        ("Bitcoin",), ("Kraken",), 90.0)
+    assert reveal(sources.twitter_bearer_token) == SECRET and SECRET not in repr(sources)
 
 
-def test_source_settings_defaults_match_the_providers() -> None:
-    # The providers keep their own constants until they read every URL from SourceSettings.
-    defaults = SourceSettings.from_settings(Settings())
-    assert defaults == SourceSettings() and defaults.symbols == SYMBOLS
-    assert (defaults.coingecko_url, defaults.binance_url, defaults.binance_ws_url, defaults.kraken_url,
-            defaults.coinbase_url, defaults.coinpaprika_url, defaults.coinlore_url, defaults.fng_url,
-            defaults.reddit_url, defaults.cryptopanic_url, defaults.cryptocompare_url, defaults.twitter_url) == (
-        DEFAULT_COINGECKO_URL, DEFAULT_BINANCE_URL, DEFAULT_BINANCE_WS_URL, DEFAULT_KRAKEN_URL,
-        DEFAULT_COINBASE_URL, DEFAULT_COINPAPRIKA_URL, DEFAULT_COINLORE_URL, DEFAULT_FNG_URL,
-        DEFAULT_REDDIT_URL, DEFAULT_CRYPTOPANIC_URL, DEFAULT_CRYPTOCOMPARE_URL, DEFAULT_TWITTER_URL)
-    assert (defaults.subreddits, defaults.news_feeds) == (DEFAULT_SUBREDDITS, DEFAULT_FEEDS)
+def test_sources_defaults_respect_provider_rate_limits() -> None:
+    sources = SourcesSection()
+    assert (sources.market_poll_s, sources.news_poll_s, sources.fng_poll_s, sources.social_poll_s) == (
+        10.0, 120.0, 600.0, 180.0)
 
 
 def test_binance_defaults_are_the_market_data_mirrors() -> None:

@@ -15,7 +15,7 @@ Each kind of name has its own test, so a failure says which kind drifted. The ru
   module prefix) and resolves (`getattr` for the rest).
 - Settings: a name in the first column of a table headed `variable`, and a name assigned as
   `NAME=value` (in backticks or code blocks; not a shell variable the same example reads as
-  `$NAME`), is a field of `core.config.Settings` (which `sources.SourceSettings` is built from too),
+  `$NAME`), is a field of `core.config.Settings` (whose `SourcesSection` configures `sources.SourceService`),
   read from the environment by the code (`environ.get("NAME")`, `environ["NAME"]`, `getenv("NAME")`)
   or declared in the Dockerfile (`ARG`/`ENV`, for `docker build --build-arg`).
 - Error codes: a name in the first column of a table headed `code` is a `core.protocol.ErrorCode`.

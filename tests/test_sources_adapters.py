@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
+from core.config import SourcesSection
 from sources import (
     BinanceProvider,
     CoinbaseProvider,
@@ -26,11 +25,9 @@ from sources import (
     Provider,
     RedditProvider,
     SourcePool,
-    SourceSettings,
     TwitterProvider,
 )
 from sources.market import MARKET_PROVIDERS, coinpaprika
-from sources.market.coingecko import DEFAULT_COINGECKO_URL
 from sources.parsing import PARSE_OFF_LOOP_BYTES
 from tests.upstream import (
     PATHS,
@@ -56,7 +53,7 @@ async def fetch_once(
     provider: Provider[Any], client: httpx.AsyncClient
 ) -> tuple[FetchResult[Any] | None, SourcePool[Any]]:
     pool: SourcePool[Any] = SourcePool(provider.category, [provider], client=client)
-    return await pool.fetch_one(provider.name), pool
+    return await pool.fetch_first(), pool
 
 
 async def test_coingecko_adapter_sends_documented_query(
@@ -72,25 +69,20 @@ async def test_coingecko_adapter_sends_documented_query(
 
 
 async def test_coingecko_adapter_base_url_from_settings() -> None:
-    options = CoinGeckoProvider.options_from(SourceSettings(coingecko_url="http://127.0.0.1:1/cg/"))
+    options = CoinGeckoProvider.options_from(SourcesSection(coingecko_url="http://127.0.0.1:1/cg/"))
     assert CoinGeckoProvider(**options).base_url == "http://127.0.0.1:1/cg"
 
 
 async def test_coingecko_adapter_ignores_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings are read once at start-up; a provider never looks at the environment itself."""
     monkeypatch.setenv("COINGECKO_URL", "http://127.0.0.1:1/cg/")
-    assert CoinGeckoProvider().base_url == DEFAULT_COINGECKO_URL
+    assert CoinGeckoProvider().base_url == SourcesSection().coingecko_url
 
 
 async def test_keyed_adapter_secret_from_settings() -> None:
-    provider = TwitterProvider(**TwitterProvider.options_from(SourceSettings(twitter_bearer_token="b-1")))
-    assert provider.unavailable_reason is None
-
-
-def test_keyed_adapter_reveals_a_secret_typed_setting() -> None:
-    """A key kept as pydantic's `SecretStr` (it never prints) reaches the provider as its value."""
-    settings = SimpleNamespace(twitter_url="http://127.0.0.1:1/tw", twitter_bearer_token=SecretStr("b-1"))
-    assert TwitterProvider.options_from(cast(Any, settings)).get("secret") == "b-1"
+    """The token is kept as pydantic's `SecretStr` (it never prints) and reaches the provider as its value."""
+    options = TwitterProvider.options_from(SourcesSection(twitter_bearer_token="b-1"))
+    assert options.get("secret") == "b-1" and TwitterProvider(**options).unavailable_reason is None
 
 
 async def test_binance_adapter_sends_symbols_as_json_array(
@@ -267,6 +259,6 @@ async def test_rss_adapter_fetches_feed_with_publisher_name(
      TwitterProvider],
 )
 def test_provider_spec_names_existing_settings(provider_class: type[Provider[Any]]) -> None:
-    spec, settings = provider_class.spec, SourceSettings()
+    spec, settings = provider_class.spec, SourcesSection()
     named = [name for name in (spec.url_setting, spec.secret_setting) if name is not None]
     assert spec.url_setting is not None and all(hasattr(settings, name) for name in named)

@@ -12,7 +12,7 @@ import pytest
 
 from core.records import PriceQuote
 from desk.status import data_sources_section
-from sources import BinanceProvider, BinanceStream, ProviderState, SourcePool, SourceService, is_geo_block
+from sources import SYMBOLS, BinanceProvider, BinanceStream, ProviderState, SourcePool, SourceService, is_geo_block
 from tests.upstream import (
     PATHS,
     Reply,
@@ -77,26 +77,26 @@ def test_geo_block_is_451_or_a_403_naming_a_location(status: int, body: str, blo
     assert is_geo_block(status, body) is blocked
 
 
-async def test_hub_fails_over_in_the_same_poll_when_a_provider_answers_451(upstream: UpstreamServer) -> None:
+async def test_service_fails_over_in_the_same_poll_when_a_provider_answers_451(upstream: UpstreamServer) -> None:
     """Prices keep flowing in the very round that met the 451, and health says why and what to set."""
     install_happy_routes(upstream)
     upstream.route(PATHS["binance"], blocked_451())
-    hub = SourceService(settings_for(upstream, blocked_recheck_s=RECHECK_S))
-    quotes = await hub.poll_market_once()
-    await hub.stop()
-    health = {h.name: h for h in hub.health()}
+    service = SourceService(settings_for(upstream, sources_blocked_recheck_s=RECHECK_S), SYMBOLS)
+    quotes = await service.poll_market_once()
+    await service.stop()
+    health = {h.name: h for h in service.health()}
     host = upstream.url.removeprefix("http://")
     assert {q.symbol for q in quotes} >= {"BTC", "ETH", "SOL"} and "binance" not in {q.source for q in quotes}
     assert health["binance"].status == "inactive" and health["binance"].reason == (
         f"blocked here: HTTP 451 Unavailable For Legal Reasons from {host}; {MIRROR_FIX}; re-check in 60 min")
 
 
-async def test_hub_does_not_ask_a_blocked_provider_again_on_every_poll(upstream: UpstreamServer) -> None:
+async def test_service_does_not_ask_a_blocked_provider_again_on_every_poll(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
     upstream.route(PATHS["binance"], blocked_451())
-    hub = SourceService(settings_for(upstream, blocked_recheck_s=RECHECK_S))
-    rounds = [await hub.poll_market_once() for _ in range(5)]
-    await hub.stop()
+    service = SourceService(settings_for(upstream, sources_blocked_recheck_s=RECHECK_S), SYMBOLS)
+    rounds = [await service.poll_market_once() for _ in range(5)]
+    await service.stop()
     assert upstream.hits(PATHS["binance"]) == 1 and all(rounds)
     assert upstream.hits(PATHS["kraken"]) == 5
 
@@ -104,10 +104,10 @@ async def test_hub_does_not_ask_a_blocked_provider_again_on_every_poll(upstream:
 async def test_system_status_shows_the_blocked_reason(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
     upstream.route(PATHS["binance"], blocked_451())
-    hub = SourceService(settings_for(upstream))
-    await hub.poll_market_once()
-    await hub.stop()
-    section = data_sources_section(hub.health(), "live", False).model_dump()
+    service = SourceService(settings_for(upstream), SYMBOLS)
+    await service.poll_market_once()
+    await service.stop()
+    section = data_sources_section(service.health(), "live", False).model_dump()
     entry = {e["name"]: e for e in section["sources"]}["binance"]
     assert entry["status"] == "inactive" and MIRROR_FIX in entry["reason"]
     assert entry["reason"].startswith("blocked here: HTTP 451 Unavailable For Legal Reasons")
@@ -119,7 +119,7 @@ async def test_pool_opens_the_breaker_at_once_on_451(upstream: UpstreamServer, c
     upstream.route(PATHS["binance"], blocked_451())
     clock = FakeClock()
     pool = binance_pool(upstream, client, clock)
-    assert await pool.fetch_one("binance") is None
+    assert await pool.fetch_first() is None
     state = pool.state("binance")
     assert (state.breaker.state, state.breaker.consecutive_failures) == ("open", 1)
     assert state.breaker.reopens_at == clock.now + RECHECK_S
@@ -133,13 +133,13 @@ async def test_pool_rechecks_a_blocked_provider_once_per_hold(
     pool = binance_pool(upstream, client, clock)
     for step in (0.0, RECHECK_S / 2, RECHECK_S / 2 - 1.0):
         clock.now += step
-        await pool.fetch_one("binance")
+        await pool.fetch_first()
     assert upstream.hits(PATHS["binance"]) == 1
     clock.now += 1.0  # the hold is over: one re-check, still blocked, holds again
-    assert await pool.fetch_one("binance") is None and await pool.fetch_one("binance") is None
+    assert await pool.fetch_first() is None and await pool.fetch_first() is None
     assert upstream.hits(PATHS["binance"]) == 2
     clock.now += RECHECK_S  # unblocked now: the re-check succeeds and health clears
-    assert await pool.fetch_one("binance") is not None
+    assert await pool.fetch_first() is not None
     assert pool.state("binance").health(clock.now).status == "active" and pool.state("binance").blocked_reason is None
 
 
@@ -149,11 +149,11 @@ async def test_pool_treats_a_geo_403_as_blocked_and_a_plain_403_as_a_failure(
     clock = FakeClock()
     pool = binance_pool(upstream, client, clock)
     upstream.route(PATHS["binance"], Reply(status=403, body=CLOUDFRONT_403.encode(), content_type="text/html"))
-    await pool.fetch_one("binance")
+    await pool.fetch_first()
     assert pool.state("binance").breaker.state == "open" and pool.state("binance").blocked_reason
     other = binance_pool(upstream, client, clock)
     upstream.route(PATHS["binance"], json_reply({"code": -2015, "msg": "Invalid API-key"}, status=403))
-    await other.fetch_one("binance")
+    await other.fetch_first()
     assert other.state("binance").breaker.state == "closed" and other.state("binance").blocked_reason is None
 
 

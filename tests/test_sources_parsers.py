@@ -18,20 +18,22 @@ from sources import (
     SourceUnavailable,
     UpstreamGarbage,
     UpstreamRateLimited,
+    parse_cryptocompare_news,
+    parse_cryptopanic_posts,
+    parse_fear_greed,
+    parse_feed,
+    parse_reddit_listing,
+    parse_twitter_search,
+    provider_ids,
+)
+from sources.market import (
     parse_binance_mini_tickers,
     parse_binance_ticker_24hr,
     parse_coinbase_stats,
     parse_coingecko_markets,
     parse_coinlore_tickers,
     parse_coinpaprika_tickers,
-    parse_cryptocompare_news,
-    parse_cryptopanic_posts,
-    parse_fear_greed,
-    parse_feed,
     parse_kraken_ticker,
-    parse_reddit_listing,
-    parse_twitter_search,
-    provider_ids,
 )
 from sources.parsing import PARSE_OFF_LOOP_BYTES, parse_off_loop
 from tests.upstream import FIXED_NOW, load_fixture

@@ -75,6 +75,18 @@ def coinlore(server: UpstreamServer) -> CoinLoreProvider:
     return CoinLoreProvider(base_url=f"{server.url}/coinlore/api", timeout_s=5.0, min_interval_s=0.0)
 
 
+async def tripped_pool(
+    server: UpstreamServer, client: httpx.AsyncClient, clock: FakeClock, *, base_backoff_s: float
+) -> SourcePool[Any]:
+    """Return a CoinGecko pool after the three failed fetches that open its breaker."""
+    pool: SourcePool[Any] = SourcePool(
+        "market_data", [coingecko(server)], client=client, clock=clock, base_backoff_s=base_backoff_s
+    )
+    for _ in range(3):
+        await pool.fetch_first()
+    return pool
+
+
 # Each fault as served at CoinGecko's path (None: a base URL nobody listens on), and the error
 # it must be reported as.
 FAULTS: dict[str, tuple[Reply | Fault | None, str]] = {
@@ -145,7 +157,7 @@ async def test_pool_endless_body_cut_off_by_size_cap(
     provider = coingecko(upstream, timeout_s=5.0)
     provider.max_bytes = 200_000
     pool: SourcePool[Any] = SourcePool("market_data", [provider], client=client)
-    assert await pool.fetch_one("coingecko") is None
+    assert await pool.fetch_first() is None
     assert "ResponseTooLarge" in (pool.state("coingecko").last_error or "")
 
 
@@ -156,8 +168,8 @@ async def test_pool_breaker_opens_then_skips_calls(
     clock = FakeClock()
     pool: SourcePool[Any] = SourcePool("market_data", [coingecko(upstream)], client=client, clock=clock)
     for _ in range(3):
-        await pool.fetch_one("coingecko")
-    assert await pool.fetch_one("coingecko") is None
+        await pool.fetch_first()
+    assert await pool.fetch_first() is None
     assert upstream.hits(PATHS["coingecko"]) == 3
     health = pool.health()[0]
     assert health.status == "inactive" and health.reason is not None and "circuit open" in health.reason
@@ -168,15 +180,11 @@ async def test_pool_breaker_half_open_probe_recovers(
 ) -> None:
     upstream.route(PATHS["coingecko"], [server_error(503)] * 3 + [fixture_reply("coingecko_markets.json")])
     clock = FakeClock()
-    pool: SourcePool[Any] = SourcePool(
-        "market_data", [coingecko(upstream)], client=client, clock=clock, base_backoff_s=15
-    )
-    for _ in range(3):
-        await pool.fetch_one("coingecko")
+    pool = await tripped_pool(upstream, client, clock, base_backoff_s=15)
     clock.advance(14.9)
-    assert await pool.fetch_one("coingecko") is None and upstream.hits(PATHS["coingecko"]) == 3
+    assert await pool.fetch_first() is None and upstream.hits(PATHS["coingecko"]) == 3
     clock.advance(0.2)
-    result = await pool.fetch_one("coingecko")
+    result = await pool.fetch_first()
     assert result is not None and pool.state("coingecko").breaker.state == "closed"
     assert pool.health()[0].status == "active"
 
@@ -186,18 +194,14 @@ async def test_pool_breaker_failed_probe_doubles_backoff(
 ) -> None:
     upstream.route(PATHS["coingecko"], server_error(503))
     clock = FakeClock()
-    pool: SourcePool[Any] = SourcePool(
-        "market_data", [coingecko(upstream)], client=client, clock=clock, base_backoff_s=10
-    )
-    for _ in range(3):
-        await pool.fetch_one("coingecko")
+    pool = await tripped_pool(upstream, client, clock, base_backoff_s=10)
     clock.advance(10)
-    await pool.fetch_one("coingecko")  # the probe fails
+    await pool.fetch_first()  # the probe fails
     clock.advance(19)
-    await pool.fetch_one("coingecko")
+    await pool.fetch_first()
     assert upstream.hits(PATHS["coingecko"]) == 4
     clock.advance(1)
-    await pool.fetch_one("coingecko")
+    await pool.fetch_first()
     assert upstream.hits(PATHS["coingecko"]) == 5
 
 
@@ -205,13 +209,13 @@ async def test_pool_honours_retry_after(upstream: UpstreamServer, client: httpx.
     upstream.route(PATHS["coingecko"], [rate_limited("120"), fixture_reply("coingecko_markets.json")])
     clock = FakeClock()
     pool: SourcePool[Any] = SourcePool("market_data", [coingecko(upstream)], client=client, clock=clock)
-    await pool.fetch_one("coingecko")
+    await pool.fetch_first()
     clock.advance(119)
-    assert await pool.fetch_one("coingecko") is None and upstream.hits(PATHS["coingecko"]) == 1
+    assert await pool.fetch_first() is None and upstream.hits(PATHS["coingecko"]) == 1
     health = pool.health()[0]
     assert health.last_error is not None and "429" in health.last_error
     clock.advance(2)
-    assert await pool.fetch_one("coingecko") is not None
+    assert await pool.fetch_first() is not None
 
 
 async def test_pool_rate_budget_skips_without_counting_failure(
@@ -221,11 +225,11 @@ async def test_pool_rate_budget_skips_without_counting_failure(
     clock = FakeClock()
     provider = coingecko(upstream, min_interval_s=30.0)
     pool: SourcePool[Any] = SourcePool("market_data", [provider], client=client, clock=clock)
-    assert await pool.fetch_one("coingecko") is not None
-    assert await pool.fetch_one("coingecko") is None
+    assert await pool.fetch_first() is not None
+    assert await pool.fetch_first() is None
     assert upstream.hits(PATHS["coingecko"]) == 1 and pool.state("coingecko").failures == 0
     clock.advance(30)
-    assert await pool.fetch_one("coingecko") is not None
+    assert await pool.fetch_first() is not None
 
 
 async def test_pool_health_degraded_after_failure_following_success(
@@ -233,8 +237,8 @@ async def test_pool_health_degraded_after_failure_following_success(
 ) -> None:
     upstream.route(PATHS["coingecko"], [fixture_reply("coingecko_markets.json"), server_error(502)])
     pool: SourcePool[Any] = SourcePool("market_data", [coingecko(upstream)], client=client)
-    await pool.fetch_one("coingecko")
-    await pool.fetch_one("coingecko")
+    await pool.fetch_first()
+    await pool.fetch_first()
     health = pool.health()[0]
     assert health.status == "degraded" and health.last_success is not None
     assert health.last_error == "UpstreamHTTPError: HTTP 502: upstream temporarily unavailable"
@@ -246,7 +250,7 @@ async def test_pool_health_degraded_when_stale(upstream: UpstreamServer, client:
     pool: SourcePool[Any] = SourcePool(
         "market_data", [coingecko(upstream)], client=client, clock=clock, poll_interval_s=10.0
     )
-    await pool.fetch_one("coingecko")
+    await pool.fetch_first()
     assert pool.health()[0].status == "active" and pool.health()[0].latency_ms is not None
     clock.advance(60)
     health = pool.health()[0]
@@ -282,7 +286,7 @@ async def test_pool_parser_bug_is_counted_not_raised(
 
     pool: SourcePool[Any] = SourcePool("market_data", [Broken(base_url=upstream.url)], client=client)
     with caplog.at_level(logging.ERROR, logger="sources"):
-        assert await pool.fetch_one("coingecko") is None
+        assert await pool.fetch_first() is None
     assert pool.state("coingecko").failures == 1 and "crashed" in caplog.text
 
 
@@ -301,8 +305,8 @@ async def test_rss_conditional_get_sends_validators_and_handles_304(
     upstream.route("/feed.xml", fixture_reply("rss_coindesk.xml", etag='"v1"', last_modified=modified))
     provider = RssProvider(Feed("CoinDesk", f"{upstream.url}/feed.xml"), min_interval_s=0)
     pool: SourcePool[Any] = SourcePool("news", [provider], client=client)
-    first: FetchResult[Any] | None = await pool.fetch_one("coindesk")
-    second = await pool.fetch_one("coindesk")
+    first: FetchResult[Any] | None = await pool.fetch_first()
+    second = await pool.fetch_first()
     request = upstream.last_request("/feed.xml")
     assert first is not None and len(first.records) == 3
     assert second is not None and second.records == [] and provider.not_modified_count == 1
@@ -316,7 +320,7 @@ async def test_rss_broken_xml_keeps_no_validators(
     upstream.route("/feed.xml", fixture_reply("rss_truncated.xml", etag='"bad"'))
     provider = RssProvider(Feed("Decrypt", f"{upstream.url}/feed.xml"), min_interval_s=0)
     pool: SourcePool[Any] = SourcePool("news", [provider], client=client)
-    assert await pool.fetch_one("decrypt") is None
+    assert await pool.fetch_first() is None
     assert provider.etag is None and "UpstreamGarbage" in (pool.state("decrypt").last_error or "")
 
 
@@ -329,5 +333,5 @@ async def test_pool_binary_or_foreign_body_is_garbage(
 ) -> None:
     upstream.route(PATHS["coingecko"], Reply(body=make_body()))
     pool: SourcePool[Any] = SourcePool("market_data", [coingecko(upstream)], client=client)
-    assert await pool.fetch_one("coingecko") is None
+    assert await pool.fetch_first() is None
     assert "UpstreamGarbage" in (pool.state("coingecko").last_error or "")

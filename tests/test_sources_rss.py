@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.config import SourcesSection
 from core.records import NewsItem
 from sources import NewsDeduper, UpstreamGarbage, canonical_url, feeds_from_urls, normalize_title, parse_feed
 from tests.upstream import load_fixture
@@ -91,6 +92,12 @@ def test_feeds_from_urls_names_known_publishers() -> None:
         ("Cointelegraph", "cointelegraph"),
         ("example.org", "example_org"),
     ]
+
+
+def test_feeds_from_urls_names_every_default_feed_by_its_publisher() -> None:
+    feeds = feeds_from_urls(SourcesSection().news_feeds)
+    assert [f.name for f in feeds] == ["CoinDesk", "Cointelegraph", "Decrypt", "The Block", "Bitcoin Magazine",
+                                       "CryptoSlate"]
 
 
 def test_feeds_from_urls_rejects_non_http() -> None:

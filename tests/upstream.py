@@ -6,7 +6,7 @@ end-to-end tests exercise the real network path (sockets, HTTP/1.1, chunking, ti
     with UpstreamServer() as server:
         server.route("/coingecko/api/v3/coins/markets", fixture_reply("coingecko_markets.json"))
         server.route("/kraken/0/public/Ticker", HANG)
-        settings = settings_for(server)          # every base URL points at the server
+        settings = settings_for(server)          # a SourcesSection: every base URL points at the server
 
 Faults: `HANG` (accept, never answer), `DROP` (close without a response), `ENDLESS` (chunked body
 that never ends), `huge(n)` (a Content-Length body of n bytes), `rate_limited(retry_after)`,
@@ -21,7 +21,6 @@ them into a conftest or test module: `from tests.upstream import upstream, upstr
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import json
 import re
@@ -41,7 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from websockets.sync.server import Server, ServerConnection, serve
 
-from sources import Feed, SourceSettings
+from core.config import SourcesSection
 
 __all__ = [
     "DROP",
@@ -504,10 +503,10 @@ def install_happy_routes(server: UpstreamServer) -> None:
 
 def settings_for(
     server: UpstreamServer, stream: UpstreamStream | None = None, **overrides: Any
-) -> SourceSettings:
-    """Return settings with every base URL on `server` (and the stream on `stream`, else off).
+) -> SourcesSection:
+    """Return the sources' settings with every base URL on `server` (and the stream on `stream`, else off).
 
-    Budgets are off (`budget_scale=0`) so every round calls every provider; override as needed.
+    Budgets are off (`sources_budget_scale=0`) so every round calls every provider; override as needed.
     """
     base = server.url
     values: dict[str, Any] = {
@@ -525,21 +524,20 @@ def settings_for(
         "cryptocompare_url": f"{base}/cryptocompare",
         "twitter_url": f"{base}/twitter/2",
         "news_feeds": (
-            Feed("CoinDesk", f"{base}{PATHS['feed_coindesk']}"),
-            Feed("Cointelegraph", f"{base}{PATHS['feed_cointelegraph']}"),
-            Feed("Bitcoin Magazine", f"{base}{PATHS['feed_bitcoinmagazine']}"),
+            f"{base}{PATHS['feed_coindesk']}",
+            f"{base}{PATHS['feed_cointelegraph']}",
+            f"{base}{PATHS['feed_bitcoinmagazine']}",
         ),
         "market_poll_s": 0.05,
         "news_poll_s": 0.05,
         "fng_poll_s": 0.05,
         "social_poll_s": 0.05,
-        "budget_scale": 0.0,
-        "base_backoff_s": 0.2,
-        "max_backoff_s": 1.0,
-        "stream_idle_timeout_s": 2.0,
+        "sources_budget_scale": 0.0,
+        "sources_backoff_s": 0.2,
+        "sources_max_backoff_s": 1.0,
     }
     values.update(overrides)
-    return dataclasses.replace(SourceSettings(), **values)
+    return SourcesSection(**values)
 
 
 @pytest.fixture

@@ -37,16 +37,11 @@ from ..pool import ProviderSpec
 from .base import MarketProvider, ParseOptions, QuoteFields, collect_quotes, read_quote
 
 __all__ = [
-    "DEFAULT_BINANCE_URL",
-    "DEFAULT_BINANCE_WS_URL",
     "BinanceProvider",
     "parse_binance_mini_tickers",
     "parse_binance_ticker_24hr",
 ]
 
-DEFAULT_BINANCE_URL = "https://data-api.binance.vision"
-# A raw stream is `/ws/<stream name>` on the same host as Binance's own stream (port 443 here).
-DEFAULT_BINANCE_WS_URL = "wss://data-stream.binance.vision/ws/!miniTicker@arr"
 NAME = "binance"
 
 
@@ -119,11 +114,10 @@ class BinanceProvider(MarketProvider):
     The call weighs 2-40 of the 6000-per-minute IP budget, so a 10 s budget is cheap.
     """
 
-    # After Kraken and Coinbase: whether Binance answers depends on where the hub runs and on
+    # After Kraken and Coinbase: whether Binance answers depends on where the app runs and on
     # BINANCE_URL (api.binance.com answers 451 to US hosts); theirs does not (docs/sources.md).
     spec = ProviderSpec(NAME, "market_data", 4, timeout_s=8.0, min_interval_s=10.0,
-                        url_setting="binance_url", default_url=DEFAULT_BINANCE_URL,
-                        unblocked_url=DEFAULT_BINANCE_URL)
+                        url_setting="binance_url", default_unblocked=True)
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         # `symbols` is a JSON array in the query string, as the endpoint documents.

@@ -1,6 +1,6 @@
 """The Binance `!miniTicker@arr` WebSocket: about one price batch per second, pushed to a callback.
 
-The stream is the primary price source; REST providers take over while it is down (the hub
+The stream is the primary price source; REST providers take over while it is down (`SourceService`
 skips Binance REST only while this stream is fresh). Connection health is kept in a
 `ProviderState` registered in the market pool, so it shows in `health()` like any provider.
 """
@@ -20,9 +20,9 @@ from core.records import PriceQuote
 
 from ..errors import UpstreamBlocked, UpstreamGarbage
 from ..geoblock import blocked_error, is_geo_block
-from ..pool import ProviderState
+from ..pool import ProviderState, section_default, unblocked_fix
 from ..symbols import SYMBOLS, provider_ids
-from .binance import DEFAULT_BINANCE_WS_URL, parse_binance_mini_tickers
+from .binance import parse_binance_mini_tickers
 
 __all__ = ["BinanceStream"]
 
@@ -35,7 +35,7 @@ class BinanceStream:
     """A self-healing subscription to Binance mini tickers.
 
     Args:
-        url: stream URL (`SourceSettings.binance_ws_url`); default the public `!miniTicker@arr` stream.
+        url: stream URL (`BINANCE_WS_URL`); default that setting's default, a `!miniTicker@arr` stream.
         symbols: our symbols; other pairs in each message are ignored.
         open_timeout_s: connect + handshake limit.
         idle_timeout_s: no message for this long means a silent dead connection: reconnect.
@@ -60,7 +60,7 @@ class BinanceStream:
     ) -> None:
         if idle_timeout_s <= 0 or open_timeout_s <= 0:
             raise ValueError(f"timeouts must be > 0, got open={open_timeout_s!r} idle={idle_timeout_s!r}")
-        self.url = url or DEFAULT_BINANCE_WS_URL
+        self.url = url or section_default("binance_ws_url")
         self.ids = provider_ids("binance", symbols)
         self.open_timeout_s = open_timeout_s
         self.idle_timeout_s = idle_timeout_s
@@ -105,9 +105,7 @@ class BinanceStream:
 
     def blocked_fix(self) -> str | None:
         """Return what to set when this stream is geo-blocked here, or None if nothing known helps."""
-        if self.url == DEFAULT_BINANCE_WS_URL:
-            return None
-        return f"set BINANCE_WS_URL={DEFAULT_BINANCE_WS_URL}"
+        return unblocked_fix("binance_ws_url", self.url)
 
     def _next_delay(self, attempt: int, state: ProviderState) -> float:
         delay = min(self.base_backoff_s * 2.0 ** (attempt - 1), self.max_backoff_s)

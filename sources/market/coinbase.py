@@ -28,9 +28,8 @@ from ..pool import ProviderOptions, ProviderSpec
 from ..symbols import SYMBOLS
 from .base import MarketProvider
 
-__all__ = ["DEFAULT_COINBASE_URL", "CoinbaseProvider", "parse_coinbase_stats"]
+__all__ = ["CoinbaseProvider", "parse_coinbase_stats"]
 
-DEFAULT_COINBASE_URL = "https://api.exchange.coinbase.com"
 NAME = "coinbase"
 
 
@@ -71,7 +70,7 @@ class CoinbaseProvider(MarketProvider):
     """
 
     spec = ProviderSpec(NAME, "market_data", 3, timeout_s=12.0, min_interval_s=60.0, max_bytes=64_000,
-                        url_setting="coinbase_url", default_url=DEFAULT_COINBASE_URL)
+                        url_setting="coinbase_url")
 
     def __init__(
         self, *, symbols: Iterable[str] = SYMBOLS, concurrency: int = 4, **options: Unpack[ProviderOptions]

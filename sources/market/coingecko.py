@@ -18,9 +18,8 @@ from ..parsing import load_json_list, parse_off_loop, parse_timestamp
 from ..pool import ProviderSpec
 from .base import MarketProvider, ParseOptions, QuoteFields, collect_quotes, read_quote
 
-__all__ = ["DEFAULT_COINGECKO_URL", "CoinGeckoProvider", "parse_coingecko_markets"]
+__all__ = ["CoinGeckoProvider", "parse_coingecko_markets"]
 
-DEFAULT_COINGECKO_URL = "https://api.coingecko.com/api/v3"
 NAME = "coingecko"
 
 # `*_in_currency` is what `price_change_percentage=24h,7d` adds; the bare 24 h field is the fallback.
@@ -54,7 +53,7 @@ class CoinGeckoProvider(MarketProvider):
     """
 
     spec = ProviderSpec(NAME, "market_data", 5, timeout_s=10.0, min_interval_s=30.0,
-                        url_setting="coingecko_url", default_url=DEFAULT_COINGECKO_URL)
+                        url_setting="coingecko_url")
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         params = {

@@ -19,9 +19,8 @@ from ..pool import ProviderSpec
 from ..symbols import asset_for, provider_ids
 from .base import MarketProvider, QuoteFields, read_quote
 
-__all__ = ["DEFAULT_COINLORE_URL", "CoinLoreProvider", "parse_coinlore_tickers"]
+__all__ = ["CoinLoreProvider", "parse_coinlore_tickers"]
 
-DEFAULT_COINLORE_URL = "https://api.coinlore.net/api"
 NAME = "coinlore"
 
 FIELDS = QuoteFields("price_usd", "percent_change_24h", "percent_change_7d", "volume24", "market_cap_usd")
@@ -86,7 +85,7 @@ class CoinLoreProvider(MarketProvider):
     """
 
     spec = ProviderSpec(NAME, "market_data", 7, timeout_s=10.0, min_interval_s=60.0,
-                        url_setting="coinlore_url", default_url=DEFAULT_COINLORE_URL)
+                        url_setting="coinlore_url")
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         reply = await http.get(f"{self.base_url}/tickers/", params={"start": "0", "limit": "100"})

@@ -18,9 +18,8 @@ from ..parsing import ItemRejected, load_json_list, parse_off_loop, parse_timest
 from ..pool import ProviderSpec
 from .base import MarketProvider, ParseOptions, QuoteFields, collect_quotes, read_quote
 
-__all__ = ["DEFAULT_COINPAPRIKA_URL", "CoinPaprikaProvider", "parse_coinpaprika_tickers"]
+__all__ = ["CoinPaprikaProvider", "parse_coinpaprika_tickers"]
 
-DEFAULT_COINPAPRIKA_URL = "https://api.coinpaprika.com/v1"
 NAME = "coinpaprika"
 
 # CoinPaprika nests the numbers per currency; we ask for USD only.
@@ -53,7 +52,7 @@ class CoinPaprikaProvider(MarketProvider):
     """
 
     spec = ProviderSpec(NAME, "market_data", 6, timeout_s=20.0, min_interval_s=150.0, max_bytes=16_000_000,
-                        url_setting="coinpaprika_url", default_url=DEFAULT_COINPAPRIKA_URL)
+                        url_setting="coinpaprika_url")
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         reply = await http.get(f"{self.base_url}/tickers", params={"quotes": "USD"})

@@ -28,9 +28,8 @@ from ..parsing import (
 from ..pool import ProviderSpec
 from .base import MarketProvider
 
-__all__ = ["DEFAULT_KRAKEN_URL", "KrakenProvider", "parse_kraken_ticker"]
+__all__ = ["KrakenProvider", "parse_kraken_ticker"]
 
-DEFAULT_KRAKEN_URL = "https://api.kraken.com"
 NAME = "kraken"
 
 
@@ -94,7 +93,7 @@ class KrakenProvider(MarketProvider):
     """
 
     spec = ProviderSpec(NAME, "market_data", 2, timeout_s=8.0, min_interval_s=15.0,
-                        url_setting="kraken_url", default_url=DEFAULT_KRAKEN_URL)
+                        url_setting="kraken_url")
 
     async def fetch(self, http: UpstreamHttp) -> list[PriceQuote]:
         reply = await http.get(f"{self.base_url}/0/public/Ticker", params={"pair": ",".join(self.ids)})

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Callable
 
 import pytest
 
+from core.config import Settings, SourcesSection
 from core.records import FearGreedReading, NewsItem, PriceQuote, SocialPost
-from sources import ENV_VARS, SourceService, SourceSettings
+from sources import SYMBOLS, SourceService
 from tests.upstream import (
     FIXTURES,
     HANG,
@@ -32,7 +32,7 @@ MINI_TICKER = (FIXTURES / "binance_mini_ticker.json").read_text()
 
 
 class Sink:
-    """Collects what the hub hands to its callbacks."""
+    """Collects what the service hands to its callbacks."""
 
     def __init__(self) -> None:
         self.quotes: list[PriceQuote] = []
@@ -52,9 +52,10 @@ class Sink:
     async def on_social(self, posts: list[SocialPost], mentions: dict[str, dict[str, int]]) -> None:
         self.social.append((posts, mentions))
 
-    def hub(self, settings: SourceSettings) -> SourceService:
+    def service(self, settings: SourcesSection) -> SourceService:
         return SourceService(
             settings,
+            SYMBOLS,
             on_quotes=self.on_quotes,
             on_news=self.on_news,
             on_fear_greed=self.on_fear_greed,
@@ -70,13 +71,13 @@ async def wait_for(condition: Callable[[], bool], limit_s: float = 5.0) -> None:
         await asyncio.sleep(TICK / 5)
 
 
-async def test_hub_delivers_every_kind_of_record(upstream: UpstreamServer) -> None:
+async def test_service_delivers_every_kind_of_record(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
     sink = Sink()
-    async with sink.hub(settings_for(upstream)) as hub:
+    async with sink.service(settings_for(upstream)) as service:
         await wait_for(lambda: bool(sink.quotes and sink.news and sink.fear_greed and sink.social))
-        assert hub.market_is_up()
-    latest = hub.latest_quotes()
+        assert service.market_is_up()
+    latest = service.latest_quotes()
     assert {"BTC", "ETH", "SOL", "USDT", "USDC", "DOGE"} <= set(latest)
     assert latest["BTC"].market_cap == 850012345678 and latest["BTC"].change_7d == -1.2048
     assert sink.fear_greed[0].value == 75
@@ -84,13 +85,13 @@ async def test_hub_delivers_every_kind_of_record(upstream: UpstreamServer) -> No
     assert len(posts) == 5 and mentions["reddit"]["BTC"] == 2
 
 
-async def test_hub_news_only_new_items_deduped_across_feeds(upstream: UpstreamServer) -> None:
+async def test_service_news_only_new_items_deduped_across_feeds(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
     sink = Sink()
-    hub = sink.hub(settings_for(upstream))
-    first = await hub.poll_news_once()
-    second = await hub.poll_news_once()
-    await hub.stop()
+    service = sink.service(settings_for(upstream))
+    first = await service.poll_news_once()
+    second = await service.poll_news_once()
+    await service.stop()
     titles = [item.title for item in first]
     copies = {"Bitcoin Tops $43K as ETF Demand Returns", "Bitcoin tops $43K as ETF demand returns!"}
     assert len(titles) == 5 and len(copies & set(titles)) == 1  # whichever feed answered first
@@ -98,92 +99,92 @@ async def test_hub_news_only_new_items_deduped_across_feeds(upstream: UpstreamSe
     assert upstream.last_request(PATHS["feed_coindesk"]).headers.get("if-none-match") == '"cd-1"'
 
 
-async def test_hub_news_batches_are_oldest_first(upstream: UpstreamServer) -> None:
+async def test_service_news_batches_are_oldest_first(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
     batches: list[list[NewsItem]] = []
 
     async def on_news(items: list[NewsItem]) -> None:
         batches.append(items)
 
-    hub = SourceService(settings_for(upstream), on_news=on_news)
-    await hub.poll_news_once()
-    await hub.stop()
+    service = SourceService(settings_for(upstream), SYMBOLS, on_news=on_news)
+    await service.poll_news_once()
+    await service.stop()
     assert len(batches) == 3
     assert all(batch == sorted(batch, key=lambda item: item.published_at) for batch in batches)
 
 
-async def test_hub_mark_news_seen_suppresses_stored_urls(upstream: UpstreamServer) -> None:
+async def test_service_mark_news_seen_suppresses_stored_urls(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
-    hub = SourceService(settings_for(upstream))
-    hub.mark_news_seen(urls=["https://www.coindesk.com/markets/2025/12/08/ether-options-traders-bet-on-2500"])
-    titles = [item.title for item in await hub.poll_news_once()]
-    await hub.stop()
+    service = SourceService(settings_for(upstream), SYMBOLS)
+    service.mark_news_seen(urls=["https://www.coindesk.com/markets/2025/12/08/ether-options-traders-bet-on-2500"])
+    titles = [item.title for item in await service.poll_news_once()]
+    await service.stop()
     assert "Ether Options Traders Bet on $2,500 by Year-End" not in titles and titles
 
 
-async def test_hub_stream_prices_and_rest_binance_skipped_while_fresh(
+async def test_service_stream_prices_and_rest_binance_skipped_while_fresh(
     upstream: UpstreamServer, upstream_stream: UpstreamStream
 ) -> None:
     install_happy_routes(upstream)
     upstream_stream.serve([MINI_TICKER], interval_s=TICK, repeat=True)
     sink = Sink()
-    async with sink.hub(settings_for(upstream, upstream_stream, market_poll_s=0.2)) as hub:
+    async with sink.service(settings_for(upstream, upstream_stream, market_poll_s=0.2)) as service:
         await wait_for(lambda: any(q.price == 43270.55 for q in sink.quotes))
         await wait_for(lambda: upstream.hits(PATHS["kraken"]) >= 3)
-    assert hub.latest_quotes()["BTC"].source == "binance" and hub.latest_quotes()["BTC"].price == 43270.55
+    assert service.latest_quotes()["BTC"].source == "binance" and service.latest_quotes()["BTC"].price == 43270.55
     assert upstream.hits(PATHS["binance"]) <= 1  # at most the round that raced the first frame
 
 
-async def test_hub_falls_back_to_rest_when_stream_is_down(upstream: UpstreamServer) -> None:
+async def test_service_falls_back_to_rest_when_stream_is_down(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
     settings = settings_for(
         upstream,
         binance_ws_enabled=True,
         binance_ws_url=closed_url().replace("http", "ws"),
-        disabled=frozenset({"kraken", "coinbase"}),  # leave Binance REST as the freshest price
+        sources_disabled=("kraken", "coinbase"),  # leave Binance REST as the freshest price
     )
-    async with SourceService(settings) as hub:
+    async with SourceService(settings, SYMBOLS) as service:
         await wait_for(lambda: upstream.hits(PATHS["binance"]) >= 2)
-    health = {h.name: h for h in hub.health()}
+    health = {h.name: h for h in service.health()}
     assert health["binance_ws"].status == "inactive" and health["binance_ws"].last_error
     assert health["binance"].status == "active"
-    assert (hub.latest_quotes()["BTC"].source, hub.latest_quotes()["BTC"].price) == ("binance", 43262.01)
+    assert (service.latest_quotes()["BTC"].source, service.latest_quotes()["BTC"].price) == ("binance", 43262.01)
 
 
-async def test_hub_one_hung_and_one_failing_provider_do_not_stop_others(upstream: UpstreamServer) -> None:
+async def test_service_one_hung_and_one_failing_provider_do_not_stop_others(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
     upstream.route(PATHS["kraken"], HANG)
     upstream.route(PATHS["coingecko"], server_error(503))
     # The timeout ends the hung provider's call; at 0.3 s a loaded machine timed the healthy ones out too.
-    hub = SourceService(settings_for(upstream, provider_timeout_s=2.0))
-    quotes = await hub.poll_market_once()
-    await hub.stop()
-    health = {h.name: h.status for h in hub.health()}
+    service = SourceService(settings_for(upstream, sources_timeout_s=2.0), SYMBOLS)
+    quotes = await service.poll_market_once()
+    await service.stop()
+    health = {h.name: h.status for h in service.health()}
     assert {q.symbol for q in quotes} >= {"BTC", "ETH", "SOL"}
     assert (health["kraken"], health["coingecko"], health["binance"]) == ("inactive", "inactive", "active")
 
 
-async def test_hub_market_is_down_when_every_market_source_fails(upstream: UpstreamServer) -> None:
+async def test_service_market_is_down_when_every_market_source_fails(upstream: UpstreamServer) -> None:
     for name in ("coingecko", "binance", "kraken", "coinbase_any", "coinpaprika", "coinlore"):
         upstream.route(PATHS[name], server_error(503))
     sink = Sink()
-    hub = sink.hub(settings_for(upstream))
-    assert await hub.poll_market_once() == []
-    await hub.stop()
-    assert not hub.market_is_up() and sink.quotes == []
-    assert all(h.status == "inactive" for h in hub.health() if h.category == "market_data")
+    service = sink.service(settings_for(upstream))
+    assert await service.poll_market_once() == []
+    await service.stop()
+    assert not service.market_is_up() and sink.quotes == []
+    assert all(h.status == "inactive" for h in service.health() if h.category == "market_data")
 
 
-async def test_hub_keyless_sources_report_why_inactive(upstream: UpstreamServer) -> None:
-    hub = SourceService(settings_for(upstream))
-    reasons = {h.name: h.reason for h in hub.health() if h.status == "inactive"}
-    await hub.stop()
+async def test_service_keyless_sources_report_why_inactive(upstream: UpstreamServer) -> None:
+    service = SourceService(settings_for(upstream), SYMBOLS)
+    reasons = {h.name: h.reason for h in service.health() if h.status == "inactive"}
+    await service.stop()
     assert reasons["twitter"] == "TWITTER_BEARER_TOKEN not set"
     assert reasons["cryptopanic"] == "CRYPTOPANIC_TOKEN not set"
     assert reasons["coingecko"] == "not polled yet"
 
 
-async def test_hub_callback_error_is_logged_and_polling_continues(
+async def test_service_callback_error_is_logged_and_polling_continues(
     upstream: UpstreamServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     install_happy_routes(upstream)
@@ -195,34 +196,34 @@ async def test_hub_callback_error_is_logged_and_polling_continues(
         raise RuntimeError("consumer bug")
 
     with caplog.at_level(logging.ERROR, logger="sources"):
-        async with SourceService(settings_for(upstream), on_fear_greed=broken):
+        async with SourceService(settings_for(upstream), SYMBOLS, on_fear_greed=broken):
             await wait_for(lambda: calls >= 3)
     assert "on_fear_greed callback failed" in caplog.text
 
 
-async def test_hub_stop_cancels_every_task(upstream: UpstreamServer, upstream_stream: UpstreamStream) -> None:
+async def test_service_stop_cancels_every_task(upstream: UpstreamServer, upstream_stream: UpstreamStream) -> None:
     install_happy_routes(upstream)
     upstream.route(PATHS["coinpaprika"], HANG)  # keeps a fetch in flight at stop time
-    hub = SourceService(settings_for(upstream, upstream_stream))
-    await hub.start()
+    service = SourceService(settings_for(upstream, upstream_stream), SYMBOLS)
+    await service.start()
     await asyncio.sleep(2 * TICK)
     tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("sources.")]
-    await hub.stop()
+    await service.stop()
     loops = {t.get_name() for t in tasks if not t.get_name().startswith("sources.fetch.")}
     assert loops == {f"sources.{n}" for n in ("market", "news", "fear_greed", "social", "binance_ws")}
     assert "sources.fetch.coinpaprika" in {t.get_name() for t in tasks}
     assert all(t.done() for t in tasks)
 
 
-async def test_hub_start_twice_raises(upstream: UpstreamServer) -> None:
-    hub = SourceService(settings_for(upstream))
-    await hub.start()
+async def test_service_start_twice_raises(upstream: UpstreamServer) -> None:
+    service = SourceService(settings_for(upstream), SYMBOLS)
+    await service.start()
     with pytest.raises(RuntimeError, match="twice"):
-        await hub.start()
-    await hub.stop()
+        await service.start()
+    await service.stop()
 
 
-async def test_hub_slow_provider_does_not_hold_back_fast_quotes(upstream: UpstreamServer) -> None:
+async def test_service_slow_provider_does_not_hold_back_fast_quotes(upstream: UpstreamServer) -> None:
     install_happy_routes(upstream)
     upstream.route(PATHS["coinpaprika"], HANG)
     first_at: list[float] = []
@@ -230,64 +231,49 @@ async def test_hub_slow_provider_does_not_hold_back_fast_quotes(upstream: Upstre
     async def on_quotes(quotes: list[PriceQuote]) -> None:
         first_at.append(asyncio.get_running_loop().time())
 
-    hub = SourceService(settings_for(upstream, provider_timeout_s=40 * TICK), on_quotes=on_quotes)
+    service = SourceService(settings_for(upstream, sources_timeout_s=40 * TICK), SYMBOLS, on_quotes=on_quotes)
     started = asyncio.get_running_loop().time()
-    await hub.poll_market_once()
+    await service.poll_market_once()
     finished = asyncio.get_running_loop().time()
-    await hub.stop()
+    await service.stop()
     assert finished - started >= 40 * TICK and first_at[0] - started < 20 * TICK
 
 
-async def test_hub_disabled_sources_left_out(upstream: UpstreamServer) -> None:
-    hub = SourceService(settings_for(upstream, disabled=frozenset({"coinpaprika", "twitter"})))
-    names = {h.name for h in hub.health()}
-    await hub.stop()
+async def test_service_disabled_sources_left_out(upstream: UpstreamServer) -> None:
+    service = SourceService(settings_for(upstream, sources_disabled=("coinpaprika", "twitter")), SYMBOLS)
+    names = {h.name for h in service.health()}
+    await service.stop()
     assert "coinpaprika" not in names and "twitter" not in names and "coingecko" in names
 
 
-def test_settings_from_env_reads_every_documented_var() -> None:
+async def test_service_takes_the_sources_section_of_the_settings() -> None:
     env = {
         "SYMBOLS": "btc, eth",
         "MARKET_POLL_S": "5",
         "NEWS_FEEDS": "https://decrypt.co/feed,https://example.org/rss",
-        "BINANCE_WS_ENABLED": "false",
         "SOURCES_DISABLED": "Coinbase",
-        "KRAKEN_URL": "http://127.0.0.1:1/k",
         "CRYPTOPANIC_TOKEN": "secret",
-        "SOURCES_TIMEOUT_S": "3",
     }
-    settings = SourceSettings.from_env(env)
-    assert settings.symbols == ("BTC", "ETH") and settings.market_poll_s == 5.0
-    assert [f.name for f in settings.news_feeds] == ["Decrypt", "example.org"]
-    assert (settings.binance_ws_enabled, settings.disabled, settings.kraken_url) == (
-        False,
-        frozenset({"coinbase"}),
-        "http://127.0.0.1:1/k",
-    )
-    assert settings.provider_timeout_s == 3.0 and "secret" not in repr(settings)
-    assert set(env) <= set(ENV_VARS)
+    settings = Settings.from_env(env)
+    service = SourceService(settings.section(SourcesSection), settings.symbols)
+    await service.stop()
+    names = {h.name for h in service.health()}
+    assert service.symbols == ("BTC", "ETH") and service.settings.market_poll_s == 5.0
+    assert {"decrypt", "example_org", "cryptopanic"} <= names and "coinbase" not in names
+    assert "secret" not in repr(service.settings)
 
 
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"SYMBOLS": "BTC,PEPE"}, "SYMBOLS has PEPE, which the live providers do not know"),
-        ({"MARKET_POLL_S": "fast"}, "MARKET_POLL_S must be a valid number"),
-        ({"NEWS_POLL_S": "0"}, "NEWS_POLL_S must be greater than 0"),
-        ({"BINANCE_WS_ENABLED": "maybe"}, "BINANCE_WS_ENABLED"),
-    ],
-)
-def test_settings_from_env_rejects_bad_values(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        SourceSettings.from_env(env)
-
-
-def test_settings_defaults_respect_provider_rate_limits() -> None:
-    settings = SourceSettings.from_env({})
-    assert (settings.market_poll_s, settings.news_poll_s, settings.fng_poll_s, settings.social_poll_s) == (
-        10.0,
-        120.0,
-        600.0,
-        180.0,
-    )
-    assert dataclasses.replace(settings, budget_scale=0.0).budget_scale == 0.0
+@pytest.mark.parametrize(("poll_s", "window_s", "up_for_s"), [(10.0, 60.0, 60.0), (30.0, 60.0, 90.0)])
+async def test_service_market_is_up_for_three_polls_or_the_window(
+    poll_s: float, window_s: float, up_for_s: float
+) -> None:
+    """`MARKET_UP_WINDOW_S` is a floor: the market stays up for at least three market polls."""
+    now = [1000.0]
+    settings = SourcesSection(market_poll_s=poll_s, market_up_window_s=window_s)
+    service = SourceService(settings, SYMBOLS, clock=lambda: now[0])
+    await service.stop()
+    service.market.state("kraken").record_success(now[0], latency_ms=1.0)
+    now[0] += up_for_s
+    assert service.market_is_up()
+    now[0] += 1.0
+    assert not service.market_is_up()
