@@ -16,8 +16,10 @@ from sqlalchemy import create_engine, func, insert, select, update
 
 from core.clock import format_utc, utc_now
 from core.records import PriceQuote
-from core.rollups import BACKFILL_KEY, INTERVALS, price_rollups
-from core.store import Store, meta_table, prices
+from core.store import Store
+from core.store.database import meta_table
+from core.store.prices import prices
+from core.store.rollups import BACKFILL_KEY, INTERVALS, price_rollups
 from tests.harness import MS, running_app
 from tests.services import PostgresServer, needs_postgres, postgres_server
 

@@ -1,9 +1,9 @@
-"""News search through a full-text index: SQLite FTS5, PostgreSQL `to_tsvector`; never a scan of every row.
+"""News items, unique by URL with their scores and seq, and their search through a full-text index.
 
-The user's text is never handed to the index's query language: it is cut into words (letters and
-digits), and the words are searched as one phrase whose last word may be a prefix, so `bitcoin et`
-finds "Bitcoin ETF" and `OR`, `*`, `"`, `NEAR` or `-` are ordinary words. Text with no word in
-it matches nothing.
+Search never scans every row: SQLite FTS5, PostgreSQL `to_tsvector`. The user's text is never
+handed to the index's query language: it is cut into words (letters and digits), and the words are
+searched as one phrase whose last word may be a prefix, so `bitcoin et` finds "Bitcoin ETF" and
+`OR`, `*`, `"`, `NEAR` or `-` are ordinary words. Text with no word in it matches nothing.
 
 SQLite keeps the index in an external-content FTS5 table that triggers maintain, so every write
 path (and rows written before the index existed, rebuilt once) is covered. PostgreSQL uses a GIN
@@ -14,10 +14,41 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    TextClause,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
 
-__all__ = ["SearchUnavailable", "match_clause", "prepare_search", "scan_by_date", "search_words"]
+from core.clock import format_utc, utc_now
+from core.records import NewsItem
+from core.store.database import Database, aware, metadata
+
+__all__ = [
+    "STORED_NEWS_SEQS",
+    "News",
+    "SearchUnavailable",
+    "match_clause",
+    "news",
+    "news_row",
+    "prepare_search",
+    "scan_by_date",
+    "search_words",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +70,27 @@ _SQLITE_DDL = (
     "INSERT INTO news_fts(news_fts) VALUES ('rebuild')",  # rows stored before the index existed
 )
 _POSTGRES_DOCUMENT = "to_tsvector('simple', title || ' ' || description)"
+
+news = Table(
+    "news",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", String(1024), unique=True, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("published_at", DateTime(timezone=True), index=True, nullable=False),
+    Column("image_url", Text),
+    Column("sentiment", String(16)),
+    Column("sentiment_score", Float),
+    Column("sentiment_model", String(128)),
+    Column("seq", Integer),
+    Column("ingested_at", DateTime(timezone=True), nullable=False),
+)
+
+# Built once: `in_(urls)` built per call made about ten objects in reference cycles each time (an
+# expanding BindParameter and its clone sets), garbage only the collector could free.
+STORED_NEWS_SEQS = select(news.c.url, news.c.seq).where(news.c.url.in_(bindparam("urls", expanding=True)))
 
 
 class SearchUnavailable(Exception):
@@ -104,3 +156,70 @@ def match_clause(dialect: str, words: list[str], *, by_date: bool = False) -> Te
         return text("to_tsvector('simple', news.title || ' ' || news.description) @@ to_tsquery('simple', :phrase)"
                     ).bindparams(phrase=" <-> ".join(terms))
     raise SearchUnavailable(f"no full-text index for {dialect}")
+
+
+
+def news_row(item: NewsItem, seq: int | None) -> dict[str, Any]:
+    """Return the `news` row of an item stored now under `seq`."""
+    return {"url": item.url, "title": item.title, "description": item.description, "source": item.source,
+            "published_at": item.published_at, "image_url": item.image_url, "sentiment": item.sentiment,
+            "sentiment_score": item.sentiment_score, "sentiment_model": item.sentiment_model, "seq": seq,
+            "ingested_at": utc_now()}
+
+
+class News:
+    """Stored news: saving without the journal, looking URLs up, and the newest items or a search."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.can_search = False
+
+    def prepare(self, conn: Connection) -> None:
+        """Create the full-text index where it is missing (in the schema's transaction)."""
+        self.can_search = prepare_search(conn)
+
+    def stored_seqs(self, urls: list[str]) -> dict[str, int | None]:
+        """Return url -> seq for the URLs among `urls` that are stored (one query)."""
+        if not urls:
+            return {}
+        with self._db.engine.connect() as conn:
+            rows = conn.execute(STORED_NEWS_SEQS, {"urls": urls}).all()
+        return {row.url: row.seq for row in rows}
+
+    def save(self, item: NewsItem, seq: int | None = None) -> bool:
+        """Store a news item; return False when its URL was already stored."""
+        try:
+            self._db.write(insert(news).values(**news_row(item, seq)))
+        except IntegrityError:
+            return False
+        return True
+
+    def recent(self, query: str | None = None, limit: int = 50, source: str | None = None) -> list[dict[str, Any]]:
+        """Return stored news, newest first, optionally holding the words of `query` in title or description.
+
+        Raises:
+            SearchUnavailable: `query` was given and the database has no full-text index.
+        """
+        engine = self._db.engine
+        statement = select(news).order_by(news.c.published_at.desc()).limit(limit)
+        if query:
+            words = search_words(query)
+            if not words:
+                return []  # nothing searchable (only punctuation): nothing matches
+            if not self.can_search:
+                raise SearchUnavailable(f"no full-text index on {engine.dialect.name}")
+            with engine.connect() as conn:
+                by_date = scan_by_date(conn, words, limit)  # common words: stop after `limit` hits
+            statement = statement.where(match_clause(engine.dialect.name, words, by_date=by_date))
+        if source:
+            statement = statement.where(func.lower(news.c.source) == source.lower())
+        with engine.connect() as conn:
+            rows = conn.execute(statement).mappings().all()
+        out = []
+        for row in rows:
+            item = dict(row)
+            for field in ("published_at", "ingested_at"):
+                item[field] = format_utc(aware(item[field]))  # type: ignore[arg-type]
+            item.pop("id", None)
+            out.append(item)
+        return out
