@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast, overload
 
 from sqlalchemy import Connection, Engine
 
@@ -31,6 +31,29 @@ from core.store.stats import Stats
 
 __all__ = ["SearchUnavailable", "Store", "StoreUnavailable"]
 
+T = TypeVar("T")
+
+
+class _DatabaseAttribute(Generic[T]):
+    """A Store attribute that reads (and writes) the Database's attribute of the same name."""
+
+    def __set_name__(self, owner: type[Store], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, store: None, owner: type[Store]) -> _DatabaseAttribute[T]: ...
+
+    @overload
+    def __get__(self, store: Store, owner: type[Store]) -> T: ...
+
+    def __get__(self, store: Store | None, owner: type[Store]) -> T | _DatabaseAttribute[T]:
+        if store is None:
+            return self
+        return cast(T, getattr(store._db, self._name))
+
+    def __set__(self, store: Store, value: T) -> None:
+        setattr(store._db, self._name, value)
+
 
 class Store:
     """The app's database. `url=None` means SQLite at `<data_dir>/hub.sqlite3` in WAL mode.
@@ -39,6 +62,14 @@ class Store:
         synchronous: SQLite's `PRAGMA synchronous`: `FULL` (the default) fsyncs every commit,
             `NORMAL` only at checkpoints (`Database` says what each risks).
     """
+
+    engine = _DatabaseAttribute[Engine]()
+    url = _DatabaseAttribute[str]()  # password included
+    is_sqlite = _DatabaseAttribute[bool]()
+    synchronous = _DatabaseAttribute[str]()  # settable: connections opened later use the new value
+    online = _DatabaseAttribute[bool]()  # whether the database answered the last statement or ping
+    last_error = _DatabaseAttribute[str | None]()  # why it failed last; None while it answers
+    last_check = _DatabaseAttribute[datetime | None]()  # when `ping()` last ran
 
     def __init__(self, url: str | None = None, data_dir: Path = Path("data"), *, synchronous: str = "FULL") -> None:
         self._db = Database(url, data_dir, synchronous=synchronous)
@@ -53,45 +84,6 @@ class Store:
         self._prices.prepare(conn)
 
     # ------------------------------------------------------------ the database
-
-    @property
-    def engine(self) -> Engine:
-        """Return the SQLAlchemy engine."""
-        return self._db.engine
-
-    @property
-    def url(self) -> str:
-        """Return the database URL, password included."""
-        return self._db.url
-
-    @property
-    def is_sqlite(self) -> bool:
-        """Return whether the database is SQLite."""
-        return self._db.is_sqlite
-
-    @property
-    def synchronous(self) -> str:
-        """Return SQLite's `PRAGMA synchronous` for new connections."""
-        return self._db.synchronous
-
-    @synchronous.setter
-    def synchronous(self, value: str) -> None:
-        self._db.synchronous = value
-
-    @property
-    def online(self) -> bool:
-        """Return whether the database answered the last statement or ping."""
-        return self._db.online
-
-    @property
-    def last_error(self) -> str | None:
-        """Return why the database failed last, or None while it answers."""
-        return self._db.last_error
-
-    @property
-    def last_check(self) -> datetime | None:
-        """Return when `ping()` last ran."""
-        return self._db.last_check
 
     def ping(self) -> bool:
         """Run a trivial query (and a journal-sized write after a journal failure); return whether it answered."""

@@ -38,17 +38,7 @@ from core.clock import format_utc, utc_now
 from core.records import NewsItem
 from core.store.database import Database, aware, metadata
 
-__all__ = [
-    "STORED_NEWS_SEQS",
-    "News",
-    "SearchUnavailable",
-    "match_clause",
-    "news",
-    "news_row",
-    "prepare_search",
-    "scan_by_date",
-    "search_words",
-]
+__all__ = ["STORED_NEWS_SEQS", "News", "SearchUnavailable", "news", "news_row"]
 
 logger = logging.getLogger(__name__)
 
