@@ -158,3 +158,7 @@ def test_commit_news_of_an_envelope_kept_already_succeeds(store):
     assert store.stored_news_seqs([_item(1).url]) == {_item(1).url: 1}
     with pytest.raises(StoreUnavailable):
         store.commit_news(_item(2), Envelope(topic="news", seq=1, epoch="e1", text='{"another":1}'))
+
+
+def test_package_exports_exist():
+    assert all(hasattr(core.store, name) for name in core.store.__all__)
