@@ -72,7 +72,11 @@ PREFILL = r"""
 import random, sqlite3, sys
 from datetime import UTC, datetime, timedelta
 from sqlalchemy import create_engine
-from core.store import news, prices
+try:
+    from core.store.news import news
+    from core.store.prices import prices
+except ImportError:  # a tree from before the store was split by area: one module
+    from core.store import news, prices
 
 path, points, news_rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 engine = create_engine(f"sqlite:///{path}")

@@ -49,6 +49,6 @@ def precision_misfit(precision: str, device: str) -> str | None:
 # The one catalog model id without an `org/` part; every other id in `MODELS` is `org/name` or a path.
 LEXICON_MODEL_ID = "lexicon"
 
-# Journal rows kept per topic (core/store.py): the resume window, and all a restart can replay, so
+# Journal rows kept per topic (core/store/journal.py): the resume window, and all a restart can replay, so
 # `HISTORY_SIZE` may not ask for more.
 JOURNAL_KEEP = 5000

@@ -24,31 +24,16 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from core.bus import Bus, Envelope
+from core.bus.leader import LeaderElection, new_process_id
+from core.bus.redis_backplane import RedisBackplane, connect_redis
 from core.clock import utc_now
 from core.periodic import TaskSupervisor
 from core.records import SourceHealth
-from desk.backplane import RedisBackplane
-from desk.leader import LeaderElection, new_process_id
 from desk.news_relay import ClusterNewsDesk
 
 __all__ = ["Cluster"]
 
 logger = logging.getLogger(__name__)
-
-
-def connect_redis(url: str, *, socket_timeout_s: float = 3.0) -> Any:
-    """Return an asyncio Redis client that fails fast when the server is gone."""
-    from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialBackoff
-
-    return Redis.from_url(
-        url,
-        socket_timeout=socket_timeout_s,
-        socket_connect_timeout=1.0,
-        health_check_interval=5,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
-    )
 
 
 class Cluster:

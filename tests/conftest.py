@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import AppProcess, running_app
+from tests.services import PostgresServer, postgres_server
 
 
 @pytest.fixture
@@ -13,3 +14,10 @@ def app_server(tmp_path: Path) -> Iterator[AppProcess]:
     """A real app on a free port in demo mode with fast cadences."""
     with running_app(tmp_path) as app:
         yield app
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server (in a fresh temp dir) shared by the tests of one module."""
+    with postgres_server() as server:
+        yield server

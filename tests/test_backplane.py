@@ -10,9 +10,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from core.bus import AlreadyPublished, Bus
+from core.bus.redis_backplane import BackplaneRefused, BackplaneUnconfirmed, RedisBackplane, connect_redis
 from core.protocol import PongMessage
-from desk.backplane import BackplaneRefused, BackplaneUnconfirmed, RedisBackplane
-from desk.cluster import connect_redis
 from tests.harness import MS
 from tests.services import RedisServer, needs_redis
 from tests.tcp_proxy import TcpProxy

@@ -138,3 +138,12 @@ async def test_publish_durable_confirmed_but_not_committed_is_delivered_and_says
 
 def test_system_status_keeps_sections_at_top_level():
     assert {"ai_models", "data_sources", "database", "stats", "agent_running"} <= set(SystemStatusMessage.model_fields)
+
+
+def test_package_exports_every_public_member():
+    import core.bus
+
+    # Submodules (the Redis backend is imported by name) and `annotations` are not API.
+    public = {name for name, value in vars(core.bus).items()
+              if not name.startswith("_") and type(value).__name__ not in ("module", "_Feature")}
+    assert public == set(core.bus.__all__)

@@ -3,7 +3,7 @@
 Each kind of name has its own test, so a failure says which kind drifted. The rules:
 
 - File paths: a relative path in backticks with a known extension or a trailing slash, and anywhere in
-  the text (code blocks too) a path that starts at one of the project's folders (`core/store.py`,
+  the text (code blocks too) a path that starts at one of the project's folders (`core/store/news.py`,
   `scripts/check`, `tests/test_sources_*.py` as a glob), exists from the repository root or from a
   package folder (the README's package table names `static/live.js` from `space/`). URLs, URL
   paths (`/ws/news`), `../shared`, paths under a setting's folder (`DATA_DIR/x.json`) and the names
@@ -294,7 +294,7 @@ def _message_fields(doc: Path) -> Iterator[str]:
 def test_the_rules_find_names_in_the_docs() -> None:
     """Guards the parsing: rules that find nothing would pass on any docs."""
     readme = ROOT / "README.md"
-    assert "core/store.py" in set(_named_paths(readme))
+    assert "core/store/journal.py" in set(_named_paths(readme))
     assert "inference.evaluate" in set(_modules(readme))
     assert "HISTORY_SIZE" in set(_column(readme, ("variable",), 0))
     assert "SEQ_AHEAD" in set(_column(readme, ("code",), 0))

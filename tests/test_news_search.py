@@ -12,7 +12,7 @@ from core.clock import utc_now
 from core.records import NewsItem
 from core.store import Store
 from tests.harness import AppProcess, running_app
-from tests.services import PostgresServer, needs_postgres, postgres_server
+from tests.services import PostgresServer, needs_postgres
 
 TITLES = (
     "Bitcoin ETF approved by regulators",
@@ -80,12 +80,6 @@ def test_search_matches_within_the_store_not_just_recent_memory(tmp_path: Path):
         store.close()
     assert [n["title"] for n in found] == ["A rare halving remark"]
     assert len(common) == 5
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.mark.postgres

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,12 @@ from sqlalchemy import create_engine, func, insert, select, update
 
 from core.clock import format_utc, utc_now
 from core.records import PriceQuote
-from core.rollups import BACKFILL_KEY, INTERVALS, price_rollups
-from core.store import Store, meta_table, prices
+from core.store import Store
+from core.store.database import meta_table
+from core.store.prices import prices
+from core.store.rollups import BACKFILL_KEY, INTERVALS, price_rollups
 from tests.harness import MS, running_app
-from tests.services import PostgresServer, needs_postgres, postgres_server
+from tests.services import PostgresServer, needs_postgres
 
 DAY = timedelta(days=1)
 
@@ -155,12 +156,6 @@ def _oldest_raw(data_dir: Path) -> datetime:
     with sqlite3.connect(data_dir / "hub.sqlite3") as conn:
         oldest = conn.execute("SELECT min(ts) FROM prices").fetchone()[0]
     return datetime.fromisoformat(oldest).replace(tzinfo=UTC) if oldest else utc_now()
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.mark.postgres

@@ -11,23 +11,15 @@ import websockets
 
 from tests.harness import recv_until
 from tests.services import (
-    PostgresServer,
     RedisServer,
     leader_of,
     needs_postgres,
     needs_redis,
-    postgres_server,
     run_cluster,
     wait_for,
 )
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, needs_redis, needs_postgres]
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

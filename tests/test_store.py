@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-import core.store
+import core.store.journal
 from core.bus import Envelope
 from core.records import NewsItem, PriceQuote
 from core.store import Store, StoreUnavailable
@@ -88,19 +88,19 @@ async def test_journal_thread_death_is_logged_and_reported(store, monkeypatch, c
     def explode(_envelope: Envelope) -> None:
         raise RuntimeError("disk controller on fire")
 
-    monkeypatch.setattr(store, "_append_now", explode)
+    monkeypatch.setattr(store._journal, "_append_now", explode)
     store.append(_envelope(1))
-    thread = store._journal_thread
+    thread = store._journal._thread
     await asyncio.to_thread(thread.join, 5)
     assert store.journal_error.startswith("journal thread died: RuntimeError")
     assert "journal thread died" in caplog.text
 
 
 async def test_journal_queue_is_bounded_and_overflow_is_reported(tmp_path, monkeypatch):
-    monkeypatch.setattr(core.store, "JOURNAL_QUEUE", 3)
+    monkeypatch.setattr(core.store.journal, "JOURNAL_QUEUE", 3)
     store = Store(data_dir=tmp_path)
     release = threading.Event()
-    monkeypatch.setattr(store, "_append_now", lambda _env: release.wait(5000 * MS))
+    monkeypatch.setattr(store._journal, "_append_now", lambda _env: release.wait(5000 * MS))
     try:
         for seq in range(1, 7):
             store.append(_envelope(seq))
@@ -158,3 +158,7 @@ def test_commit_news_of_an_envelope_kept_already_succeeds(store):
     assert store.stored_news_seqs([_item(1).url]) == {_item(1).url: 1}
     with pytest.raises(StoreUnavailable):
         store.commit_news(_item(2), Envelope(topic="news", seq=1, epoch="e1", text='{"another":1}'))
+
+
+def test_package_exports_exist():
+    assert all(hasattr(core.store, name) for name in core.store.__all__)

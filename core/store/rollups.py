@@ -26,7 +26,6 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     and_,
@@ -42,6 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.clock import format_utc
+from core.store.database import metadata
 
 __all__ = [
     "BACKFILL_KEY",
@@ -52,7 +52,6 @@ __all__ = [
     "aggregate",
     "backfill_step",
     "epoch_seconds",
-    "metadata",
     "prune_before",
     "price_rollups",
     "read_buckets",
@@ -61,7 +60,6 @@ __all__ = [
 INTERVALS = {"1m": 60, "1h": 3600, "1d": 86400}
 BACKFILL_KEY = "price_rollups_backfill"  # meta: {"upto": last raw id to fold in, "done": last id folded in}
 
-metadata = MetaData()
 price_rollups = Table(
     "price_rollups",
     metadata,

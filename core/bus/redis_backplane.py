@@ -38,9 +38,16 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError
 
-from core.bus import TOPICS, AlreadyPublished, Bus, Envelope, NotPublished
+from core.bus.local import TOPICS, AlreadyPublished, Bus, Envelope, NotPublished
 
-__all__ = ["BackplaneRefused", "BackplaneUnconfirmed", "RedisBackplane", "decode_envelope", "encode_envelope"]
+__all__ = [
+    "BackplaneRefused",
+    "BackplaneUnconfirmed",
+    "RedisBackplane",
+    "connect_redis",
+    "decode_envelope",
+    "encode_envelope",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +94,21 @@ return redis.call('HGET', KEYS[2], ARGV[2])
 
 PUBLISHED, ALREADY, FENCED, STALE = 1, 2, -1, -2
 DEDUPE_WINDOW = 5000  # dedupe keys Redis remembers per topic (the journal keeps as many news items)
+
+
+def connect_redis(url: str, *, socket_timeout_s: float = 3.0) -> Any:
+    """Return an asyncio Redis client that fails fast when the server is gone."""
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
+    return Redis.from_url(
+        url,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=1.0,
+        health_check_interval=5,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
+    )
 
 
 class BackplaneRefused(NotPublished):

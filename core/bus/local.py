@@ -3,7 +3,7 @@
 Producers call `Bus.publish()`; the bus stamps `seq` and `epoch`, serialises the message once and
 hands the same text to every listener of the topic. Listeners are plain callables that must not
 block (a socket session puts the text in its bounded outbox and returns), so one slow client can
-never delay the others or the producer. A Redis backplane (core/backplane.py) can carry published
+never delay the others or the producer. A Redis backplane (redis_backplane.py) can carry published
 envelopes between processes; it calls `Bus.ingest()` on the receiving side.
 """
 
@@ -20,18 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel
-
-__all__ = [
-    "TOPICS",
-    "AlreadyPublished",
-    "Bus",
-    "Envelope",
-    "HistoryGap",
-    "Journal",
-    "Listener",
-    "NotPublished",
-    "PublishedNotStored",
-]
 
 logger = logging.getLogger(__name__)
 
