@@ -1,4 +1,4 @@
-"""Routes the Space adds next to the API: the /live page, the static JS client and /asyncapi.json.
+"""Routes the Space adds next to the API: the /live page and the static JS client.
 
 The JS client is served from the npm package's own source, clients/js/hub-client.js, so the file a page
 imports from the app and the file `npm pack` ships are one file.
@@ -10,11 +10,9 @@ import html
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
-from core.rest import AsyncApiDocument, error_responses
 from desk.runtime import Runtime
-from space.asyncapi import build_asyncapi
 
 __all__ = ["JS_CLIENT", "STATIC_DIR", "STATIC_PREFIX", "build_space_router"]
 
@@ -29,11 +27,6 @@ def build_space_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(tags=["space"])
     shipped = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA_TYPES}
     shipped[JS_CLIENT.name] = JS_CLIENT
-
-    @router.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the WebSocket API",
-                response_model=AsyncApiDocument, responses=error_responses(429))
-    async def asyncapi() -> JSONResponse:
-        return JSONResponse(build_asyncapi(), headers={"Access-Control-Allow-Origin": "*"})
 
     @router.get(
         "/live", response_class=HTMLResponse, summary="Prices and news straight from the WebSocket API",

@@ -114,11 +114,13 @@ def stand_in_app(tmp_path: Path) -> Iterator[tuple[str, StandInInference]]:
     """The real app served by uvicorn in a thread of this process, its inference replaced by the stand-in."""
     import uvicorn
 
-    from app import create_app
+    from app import build_app
+    from compose import compose
 
     port = free_port()
     env = {**FAST_ENV, "ENABLE_UI": "1", "DATA_DIR": str(tmp_path), "LOG_FILE": "-", "PORT": str(port)}
-    application = create_app(Settings.from_env(env))
+    parts = compose(Settings.from_env(env))
+    application = build_app(parts)
     server = uvicorn.Server(
         uvicorn.Config(application, host="127.0.0.1", port=port, log_config=None, ws="websockets-sansio")
     )
@@ -133,7 +135,7 @@ def stand_in_app(tmp_path: Path) -> Iterator[tuple[str, StandInInference]]:
         except httpx.HTTPError:
             time.sleep(0.1)
     inference = StandInInference()
-    application.state.runtime.inference = inference
+    parts.runtime.inference = inference  # the UI reads the runtime's (ENABLE_INFERENCE=0 built none)
     try:
         yield url, inference
     finally:
