@@ -3,7 +3,7 @@
     python -m bench.conn_cost                     # 1000 idle /ws/news sockets, 20 items 500 ms apart
     python -m bench.conn_cost --clients 200 --items 40 --gap-ms 100
 
-Two processes: the server (`--role server`: app.py's `create_app` under uvicorn with the same WebSocket
+Two processes: the server (`--role server`: app.py's `build_app` on `compose()` under uvicorn with the same WebSocket
 implementation, plus two bench-only routes) and this orchestrator, which holds the client sockets.
 
 Measured, in this order:
