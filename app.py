@@ -1,7 +1,8 @@
 """The Space's entry point: `create_app()` builds the FastAPI app; `python app.py` serves it on $PORT.
 
-Routes are registered first and Gradio is mounted at `/` last, because a mount at `/` swallows every
-route registered after it.
+`compose.py` builds the components; here each router is built with the ones it serves from, the
+middleware is put in front and the lifespan starts and stops the runtime. Routes are registered
+first and Gradio is mounted at `/` last, because a mount at `/` swallows every route registered after it.
 """
 
 from __future__ import annotations
@@ -39,42 +40,40 @@ def _refuse_configuration(exc: ConfigError) -> NoReturn:
 # Space), so a bad value ends the start at once; the imports below come after it on purpose (E402).
 _settings_at_start = _load_settings() if __name__ == "__main__" else None
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import (
+    MetricsCollector,
     RestGuard,
+    build_asyncapi_router,
+    build_inference_router,
+    build_market_router,
+    build_metrics_router,
+    build_models_admin_router,
+    build_news_router,
     http_error,
-    inference_off_router,
-    market_router,
-    models_admin_router,
-    news_router,
     validation_error,
 )
 from api.guard import UI_ASSET_PREFIXES
+from compose import Components, compose, screen_parts
 from core.client_address import PRIVATE_NETWORKS, ClientAddress, TrustedProxies
+from core.counters import RequestCounter
 from core.gcwatch import GcPacer, tune_gc
-from core.lane import RETRY_AFTER_S, ScoringLane
+from core.lane import RETRY_AFTER_S
 from core.log_context import LogContext
 from core.logs import configure_logging
 from core.protocol import CloseCode
-from core.rest import RestErrorCode, error_detail
-from core.token_bucket import ClientBudgets
-from desk.metrics import build_metrics_router
-from desk.news import NewsUnavailable
-from desk.runtime import VERSION, Runtime
-from space.parts import ScreenParts
+from core.version import VERSION
 from space.routes import build_space_router
-from ws.admission import ConnectionLimiter
 from ws.direct import KeepRawSend
 from ws.routes import build_ws_router
 from ws.session import SocketRegistry
 from ws.upgrade import http_protocol, websocket_protocol
 
-__all__ = ["app", "create_app", "main", "screen_parts"]
+__all__ = ["app", "build_app", "create_app", "main"]
 
 logger = logging.getLogger("app")
 
@@ -91,35 +90,25 @@ UI_INTERNAL_PREFIXES = ("/gradio_api/", "/assets/", "/static/", "/theme.css", "/
 class CountRequests:
     """ASGI middleware counting HTTP requests for `requests_last_minute/hour` (sockets count themselves)."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, counter: RequestCounter) -> None:
         self.app = app
-        self.runtime = runtime
+        self.counter = counter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Gradio's own polling and assets are the UI talking to itself, not API requests.
         if scope["type"] == "http" and not scope["path"].startswith(UI_INTERNAL_PREFIXES):
-            self.runtime.counter.add()
+            self.counter.add()
         await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app: REST and WebSocket routes, then the Gradio UI at `/`."""
-    settings = settings or Settings.from_env(os.environ)
-    runtime = Runtime(settings)
-    sockets = SocketRegistry(
-        bus=runtime.bus,
-        settings=settings,
-        symbols=frozenset(settings.symbols),
-        counter=runtime.counter,
-        limiter=ConnectionLimiter(settings.max_connections, settings.max_connections_per_ip),
-    )
-    sockets.fresh_greetings["system"] = runtime.fresh_status.envelope
-    runtime.sockets = sockets
-    # One budget per client for every door (REST, the UI's API, the texts of /api/sentiment), and
-    # one lane for anonymous scoring (the playground and /api/sentiment): docs/limits.md.
-    budgets = ClientBudgets(settings.rest_rate_per_s, settings.rest_burst)
-    lane = ScoringLane(concurrency=settings.scoring_threads, waiting=settings.scoring_queue,
-                       threads=settings.scoring_threads)
+    """Build the app from `settings` (or those of the environment): REST and WebSocket routes, then the UI at `/`."""
+    return build_app(compose(settings or Settings.from_env(os.environ)))
+
+
+def build_app(parts: Components) -> FastAPI:
+    """Build the app on composed components: each router gets the ones it serves from."""
+    settings, runtime, sockets, lane = parts.settings, parts.runtime, parts.sockets, parts.lane
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -138,12 +127,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "See the README's protocol reference and /asyncapi.json.",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
-    app.state.sockets = sockets
-    app.state.settings = settings
-    app.state.inference = runtime.inference
-    app.state.budgets = budgets
-    app.state.scoring_lane = lane
     # Added first so it runs inside CountRequests: refused requests are still counted.
     scoring_ids: set[int] = set()  # the UI's scoring events (fn_index, api_name), known once it is built below
     scoring_names: set[str] = set()
@@ -153,38 +136,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return RETRY_AFTER_S if named and lane.is_full else None
 
     app.add_middleware(
-        RestGuard, budgets=budgets, max_body_bytes=settings.max_body_bytes,
+        RestGuard, budgets=parts.budgets, max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes, admin_token=settings.admin_token,
         exempt_prefixes=UI_ASSET_PREFIXES, scoring_busy=scoring_busy,
     )
-    app.add_middleware(CountRequests, runtime=runtime)
+    app.add_middleware(CountRequests, counter=parts.counter)
     # Inside ClientAddress: the id, path and resolved client that every line logged meanwhile carries.
     app.add_middleware(LogContext)
     # Outside the guard and the sockets: every layer inside reads the same client address.
-    app.add_middleware(ClientAddress, trusted=TrustedProxies(settings.trusted_proxies), watch=runtime.client_watch)
+    app.add_middleware(ClientAddress, trusted=TrustedProxies(settings.trusted_proxies), watch=parts.client_watch)
     if settings.ws_direct_writes:
         app.add_middleware(KeepRawSend)  # outermost: lets sockets write frames without the ASGI layers (ws/direct.py)
-    app.include_router(market_router)
-    app.include_router(news_router)
-    app.include_router(models_admin_router)
-    if runtime.inference is not None:
-        from inference import router as inference_router
-
-        app.include_router(inference_router)
-    else:
-        app.include_router(inference_off_router)
+    app.include_router(build_market_router(
+        market=parts.market, bus=parts.bus, store=parts.store, symbols=settings.symbols,
+        data_mode=settings.data_mode, agent_running=lambda: runtime.agent_running, query=runtime.query_store,
+    ))
+    app.include_router(build_news_router(news=parts.news, store=parts.store, query=runtime.query_store,
+                                         admin_token=settings.admin_token))
+    app.include_router(build_models_admin_router(inference=parts.inference, admin_token=settings.admin_token))
+    app.include_router(build_inference_router(parts.inference, lane=lane))
     app.include_router(build_ws_router(sockets))
-    app.include_router(build_metrics_router(runtime))
-    app.add_exception_handler(NewsUnavailable, _news_unavailable)
+    app.include_router(build_metrics_router(MetricsCollector(
+        sockets=sockets, counter=parts.counter, bus=parts.bus, store=parts.store, news=parts.news, runtime=runtime,
+        feeds=parts.feeds, cluster=parts.cluster, gc_watch=parts.gc_watch,
+    )))
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.include_router(build_space_router(runtime))
+    app.include_router(build_asyncapi_router())
+    app.include_router(build_space_router(settings.symbols))
     if settings.enable_ui:
         import gradio as gr
 
         from space.ui import build_ui, scoring_events as events_of
 
-        ui = build_ui(screen_parts(runtime, budgets=budgets, lane=lane))
+        ui = build_ui(screen_parts(parts))
         ids, names = events_of(ui)
         scoring_ids.update(ids)
         scoring_names.update(names)
@@ -192,29 +177,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def screen_parts(
-    runtime: Runtime, *, budgets: ClientBudgets | None = None, lane: ScoringLane | None = None
-) -> ScreenParts:
-    """Hand the UI what it reads: the bus, store, market and models, and its settings values."""
-    settings = runtime.settings
-    return ScreenParts(
-        bus=runtime.bus, store=runtime.store, market=runtime.market, inference=runtime.inference,
-        symbols=settings.symbols, data_mode=settings.data_mode, admin_token=settings.admin_token,
-        data_dir=settings.data_dir, ui_queue_max=settings.ui_queue_max, budgets=budgets, lane=lane,
-    )
-
-
-async def _news_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    # Not durable (journal or backplane down, no leader): nothing was published, the client retries.
-    retry_after = getattr(exc, "retry_after_s", 2.0)
-    return JSONResponse({"detail": error_detail(RestErrorCode.NEWS_UNAVAILABLE, str(exc))}, status_code=503,
-                        headers={"Retry-After": str(max(1, round(retry_after)))})
-
-
-def _server(app: FastAPI, settings: Settings) -> Any:
+def _server(app: FastAPI, registry: SocketRegistry, settings: Settings) -> Any:
     import uvicorn
 
-    registry: SocketRegistry = app.state.sockets
     pacer = GcPacer(
         settings.gc_pace_ms / 1000,
         full_every_s=settings.gc_full_every_s,
@@ -259,11 +224,11 @@ def _server(app: FastAPI, settings: Settings) -> Any:
     return Server(config)
 
 
-def _create_or_refuse(settings: Settings) -> FastAPI:
-    """Build the app; a setting refused only once its context is known (INFERENCE_PRECISION against
+def _compose_or_refuse(settings: Settings) -> Components:
+    """Build the components; a setting refused only once its context is known (INFERENCE_PRECISION against
     the device DEVICE=auto chose) ends the start the same way as a bad value (one line, exit 2)."""
     try:
-        return create_app(settings)
+        return compose(settings)
     except ConfigError as exc:
         _refuse_configuration(exc)
 
@@ -303,8 +268,8 @@ def main(settings: Settings | None = None) -> None:
     settings = settings or _load_settings()
     configure_logging(settings.log_level, settings.log_file, settings.log_json)
     _check_trusted_proxies(settings)
-    app = _create_or_refuse(settings)
-    server = _server(app, settings)
+    parts = _compose_or_refuse(settings)
+    server = _server(build_app(parts), parts.sockets, settings)
     logger.info(
         "app: serving on port %s (data mode %s, loop %s%s)", settings.port, settings.data_mode,
         server.config.loop, ", port shared (SO_REUSEPORT)" if settings.reuse_port else "",
@@ -319,7 +284,7 @@ def __getattr__(name: str) -> Any:
     if name == "app":
         settings = _load_settings()
         configure_logging(settings.log_level, settings.log_file, settings.log_json)
-        built = _create_or_refuse(settings)
+        built = build_app(_compose_or_refuse(settings))
         globals()["app"] = built
         return built
     raise AttributeError(name)

@@ -7,57 +7,60 @@ answers 202 at once with the model's status; the download's bytes and the load's
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Header, HTTPException
+from pydantic import SecretStr
 
 from api.guard import admin_refusal
-from api.inference_off import INFERENCE_OFF
+from api.inference import INFERENCE_OFF
 from core.rest import ModelChange, RestErrorCode, error_detail, error_responses
 
-__all__ = ["router"]
+if TYPE_CHECKING:
+    from inference import InferenceService
 
-router = APIRouter(tags=["inference"])
+__all__ = ["build_models_admin_router"]
 
 _ERRORS = error_responses(401, 403, 404, 409, 413, 422, 429, 503)
 
 
-def _check_admin(request: Request, authorization: str | None) -> None:
-    refusal = admin_refusal(request.app.state.runtime.settings.admin_token, authorization)
+def build_models_admin_router(*, inference: InferenceService | None, admin_token: SecretStr | None) -> APIRouter:
+    """Return the routes that load and unload `inference`'s models (503 when inference is off)."""
+    router = APIRouter(tags=["inference"])
+
+    async def change(model_id: str, authorization: str | None, *, load: bool) -> ModelChange:
+        _check_admin(admin_token, authorization)
+        if inference is None:
+            raise HTTPException(status_code=503, detail=INFERENCE_OFF)
+        # Imported here: the inference package pulls in torch, which ENABLE_INFERENCE=0 never imports.
+        from inference.errors import ModelNotReady, UnknownModel
+
+        try:
+            entry = await (inference.load_model(model_id) if load else inference.unload_model(model_id))
+        except UnknownModel as exc:
+            raise HTTPException(status_code=404, detail=error_detail(RestErrorCode.UNKNOWN_MODEL, str(exc))) from exc
+        except ModelNotReady as exc:
+            raise HTTPException(status_code=409, detail=error_detail(RestErrorCode.MODEL_BUSY, str(exc))) from exc
+        return ModelChange.model_validate({"model": entry})
+
+    @router.post("/api/models/{model_id:path}/load", status_code=202, response_model=ModelChange, responses=_ERRORS)
+    async def load_model(model_id: str, authorization: str | None = Header(default=None)) -> ModelChange:
+        """Start loading a catalog model (admin token); its status shows the download's bytes."""
+        return await change(model_id, authorization, load=True)
+
+    @router.post("/api/models/{model_id:path}/unload", response_model=ModelChange, responses=_ERRORS)
+    async def unload_model(model_id: str, authorization: str | None = Header(default=None)) -> ModelChange:
+        """Unload a loaded model (admin token); it stays listed as skipped."""
+        return await change(model_id, authorization, load=False)
+
+    return router
+
+
+def _check_admin(admin_token: SecretStr | None, authorization: str | None) -> None:
+    refusal = admin_refusal(admin_token, authorization)
     if refusal is None:
         return
     detail = refusal.detail
     if refusal.status == 403:
         detail = "Model administration is disabled: set ADMIN_TOKEN on the server to enable it"
     raise HTTPException(refusal.status, error_detail(refusal.code, detail), headers=refusal.headers or None)
-
-
-async def _change(request: Request, model_id: str, authorization: str | None, *, load: bool) -> ModelChange:
-    _check_admin(request, authorization)
-    service = getattr(request.app.state, "inference", None)
-    if service is None:
-        raise HTTPException(status_code=503, detail=INFERENCE_OFF)
-    # Imported here: the inference package pulls in torch, which ENABLE_INFERENCE=0 never imports.
-    from inference.errors import ModelNotReady, UnknownModel
-
-    try:
-        entry = await (service.load_model(model_id) if load else service.unload_model(model_id))
-    except UnknownModel as exc:
-        raise HTTPException(status_code=404, detail=error_detail(RestErrorCode.UNKNOWN_MODEL, str(exc))) from exc
-    except ModelNotReady as exc:
-        raise HTTPException(status_code=409, detail=error_detail(RestErrorCode.MODEL_BUSY, str(exc))) from exc
-    return ModelChange.model_validate({"model": entry})
-
-
-@router.post("/api/models/{model_id:path}/load", status_code=202, response_model=ModelChange, responses=_ERRORS)
-async def load_model(
-    model_id: str, request: Request, authorization: str | None = Header(default=None)
-) -> ModelChange:
-    """Start loading a catalog model (admin token); its status shows the download's bytes."""
-    return await _change(request, model_id, authorization, load=True)
-
-
-@router.post("/api/models/{model_id:path}/unload", response_model=ModelChange, responses=_ERRORS)
-async def unload_model(
-    model_id: str, request: Request, authorization: str | None = Header(default=None)
-) -> ModelChange:
-    """Unload a loaded model (admin token); it stays listed as skipped."""
-    return await _change(request, model_id, authorization, load=False)

@@ -3,7 +3,7 @@
     python -m bench.conn_cost                     # 1000 idle /ws/news sockets, 20 items 500 ms apart
     python -m bench.conn_cost --clients 200 --items 40 --gap-ms 100
 
-Two processes: the server (`--role server`: app.py's `create_app` under uvicorn with the same WebSocket
+Two processes: the server (`--role server`: app.py's `build_app` on `compose()` under uvicorn with the same WebSocket
 implementation, plus two bench-only routes) and this orchestrator, which holds the client sockets.
 
 Measured, in this order:
@@ -61,7 +61,8 @@ def serve(port: int) -> None:
     from fastapi import FastAPI
     from pydantic import BaseModel
 
-    from app import create_app
+    from app import build_app
+    from compose import compose
     from core.config import Settings
 
     class BenchNews(BaseModel):
@@ -71,13 +72,14 @@ def serve(port: int) -> None:
         data: dict[str, Any]
 
     settings = Settings.from_env(os.environ)
-    app: FastAPI = create_app(settings)
+    parts = compose(settings)
+    app: FastAPI = build_app(parts)
 
     async def probe() -> dict[str, Any]:
         gc.collect()
         traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
         return {"rss_kb": _rss_kb(), "tasks": len(asyncio.all_tasks()), "traced_bytes": traced,
-                "sessions": len(app.state.sockets.sessions), "cpu_s": time.process_time()}
+                "sessions": len(parts.sockets.sessions), "cpu_s": time.process_time()}
 
     async def trace(on: bool) -> dict[str, bool]:
         if on:
@@ -87,7 +89,7 @@ def serve(port: int) -> None:
         return {"tracing": tracemalloc.is_tracing()}
 
     async def publish(items: int, gap_ms: float) -> dict[str, int]:
-        bus = app.state.sockets.bus
+        bus = parts.bus
         for i in range(items):
             bus.publish("news", BenchNews(data={"title": f"bench {i}", "sent": time.time()}),
                         match_text=f"bench {i}", source="bench")

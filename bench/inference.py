@@ -276,7 +276,8 @@ def _serve(port: int, options: dict[str, Any], texts: Sequence[str], report: Any
     import uvicorn
     from fastapi import FastAPI
 
-    from inference import InferenceService, router as inference_router
+    from api.inference import build_inference_router
+    from inference import InferenceService
 
     service = InferenceService([EMBEDDED_MODEL_ID], device=options["device"], data_dir=None, **options["service"])
 
@@ -295,8 +296,7 @@ def _serve(port: int, options: dict[str, Any], texts: Sequence[str], report: Any
         await service.stop()
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(inference_router)
-    app.state.inference = service
+    app.include_router(build_inference_router(service))
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="auto", http="auto")
     uvicorn.Server(config).run()
 

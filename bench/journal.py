@@ -121,7 +121,8 @@ async def post_round(
     """Serve a fresh app with `synchronous` (or on `database_url`); time `items` POSTs of new news, one by one."""
     import httpx
 
-    from app import create_app
+    from app import build_app
+    from compose import compose
     from core.config import Settings
     from tests.harness import FAST_ENV, uvicorn_in_this_loop
 
@@ -129,8 +130,9 @@ async def post_round(
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     settings = Settings.from_env(env)
-    app = create_app(settings)
-    store = app.state.runtime.store
+    parts = compose(settings)
+    app = build_app(parts)
+    store = parts.store
     store.synchronous = synchronous
     store.engine.dispose()  # the pool's connections were opened with the default: reopen with this one
     headers = {"Authorization": f"Bearer {FAST_ENV['ADMIN_TOKEN']}"}

@@ -3,7 +3,7 @@
     python -m clients.gen_js_types           # rewrite the file
     python -m clients.gen_js_types --check   # exit 1 when the committed file is stale
 
-The schemas are `/asyncapi.json`'s (space/asyncapi.py), which pydantic builds from core/protocol.py: server
+The schemas are `/asyncapi.json`'s (core/asyncapi.py), which pydantic builds from core/protocol.py: server
 messages list every field as required because the server always sends them, `null` included, and client
 requests mark what may be left out. So the types say what arrives on the wire, not what the models accept.
 Only JSON Schema that those models produce is handled; anything else raises, so a new construct in a
@@ -20,7 +20,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from space.asyncapi import build_asyncapi
+from core.asyncapi import build_asyncapi
 
 __all__ = ["TYPES_PATH", "UnsupportedSchema", "render_types", "ts_type"]
 

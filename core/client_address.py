@@ -19,8 +19,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
+from core.asgi import ASGIApp, Receive, Scope, Send
 from core.client_watch import ClientWatch
 
 __all__ = [

@@ -1,8 +1,8 @@
 """Every REST body the API answers with, as pydantic models, and the one error shape. No I/O here.
 
-The routes live in three layers (`api/`, `inference/api.py`, `space/routes.py`), so their models live
-here, at the bottom, as the WebSocket messages do in `core/protocol.py` (whose models the REST
-routes reuse where they send the same data).
+The routes live in `api/` (and the Space's pages in `space/routes.py`); their models live here, at
+the bottom, as the WebSocket messages do in `core/protocol.py` (whose models the REST routes reuse
+where they send the same data), so clients and documents read them without importing a web framework.
 
 Every error answers `{"detail": {"code": "...", "message": "..."}}` (a 422 adds `errors`, one entry
 per invalid field). `detail` is where FastAPI puts an error, and what clients of the inference routes

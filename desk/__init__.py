@@ -1,2 +1,2 @@
-"""The application: the runtime that owns background tasks, the market/news/sentiment desks, live feeds,
-status, the news relay, the cluster (its roles over the bus's Redis backend) and the metrics collector."""
+"""The application layer: the market, news and sentiment desks, the runtime that drives their tasks, status,
+live feeds, the news relay and the cluster's roles over the bus's Redis backend."""

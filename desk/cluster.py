@@ -1,8 +1,9 @@
 """What `REDIS_URL` adds to one app process: election, backplane, news forwarding and the outage notice.
 
-The runtime builds a Cluster when `REDIS_URL` is set and calls `start()`/`stop()`; the Cluster
-calls back `start_producers()` when this process is elected and `stop_producers()` when it is not
-the leader any more. Every process serves sockets either way.
+With `REDIS_URL` set, `compose.py` has the runtime join one (handing it the runtime's producer
+switch) and the runtime calls `start()`/`stop()`; the Cluster calls back `start_producers()` when
+this process is elected and `stop_producers()` when it is not the leader any more. Every process
+serves sockets either way.
 
 While Redis is unreachable there is no leader (the lock cannot be renewed), so no producer runs;
 every process keeps its sockets, snapshots and history, and publishes a local `system_status`

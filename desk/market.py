@@ -84,16 +84,9 @@ class MarketDesk:
             return [self.sim_quotes[s] for s in self.symbols if s in self.sim_quotes]
         return [self.live_quotes[s] for s in self.symbols if s in self.live_quotes]
 
-    def tick(self) -> list[PriceQuote]:
-        """Publish one `price_update` per symbol with a current value; report outages once."""
-        quotes = self._advance()
-        now = utc_now()
-        for quote in quotes:
-            self._publish(quote, now)
-        return quotes
-
     async def tick_in_turns(self) -> list[PriceQuote]:
-        """`tick()`, handing the event loop back after each symbol's fan-out.
+        """Publish one `price_update` per symbol with a current value, handing the event loop back after
+        each symbol's fan-out; report outages once.
 
         A whole tick fanned out in one step held the loop 30 ms (p50) every second with 200
         market sockets, and a news item committed meanwhile waited for all of it; now it

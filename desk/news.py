@@ -20,13 +20,12 @@ from core.clock import format_utc, parse_utc
 from core.protocol import NewsData, NewsMessage
 from core.records import NewsItem, SentimentResult
 from core.store import Store, StoreUnavailable
+from desk.sentiment import RECENT_SCORES
 
 __all__ = ["Ingested", "NewsDesk", "NewsUnavailable", "Scorer", "news_item", "news_message", "news_sentiment",
            "scored_by"]
 
 logger = logging.getLogger(__name__)
-
-RECENT_SCORES = 200  # news scores the market mood averages over
 
 _A = TypeVar("_A")
 _R = TypeVar("_R")

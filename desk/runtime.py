@@ -1,7 +1,7 @@
-"""The running system: builds every component from Settings and owns every background task.
+"""The running system: owns every background task of one app process and the status it reports.
 
-`app.py`'s lifespan calls `start()` and `stop()`. Producers publish to the bus; nothing here talks
-to a socket directly.
+The composition root (`compose.py`) builds the components and hands them in; `app.py`'s lifespan
+calls `start()` and `stop()`. Producers publish to the bus; nothing here talks to a socket directly.
 """
 
 from __future__ import annotations
@@ -15,21 +15,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.bus import Bus
+from core.bus import Bus, Envelope
 from core.client_watch import ClientWatch
 from core.clock import format_utc
 from core.config import Settings
 from core.counters import RequestCounter
-from core.data_place import locate_data
+from core.data_place import DataPlace
 from core.gcwatch import GcWatch
 from core.periodic import TaskSupervisor
 from core.protocol import DatabaseSection, SystemStatusMessage
 from core.records import SIMULATOR_SOURCE, SourceHealth
-from core.settings_base import reveal
 from core.store import Store, StoreUnavailable
+from core.version import VERSION
 from desk.market import MarketDesk
-from desk.news_relay import ClusterNewsDesk
-from desk.ports import OpenSockets
+from desk.news import NewsDesk
 from desk.sentiment import SentimentBoard
 from desk.status import (
     FreshStatus,
@@ -38,18 +37,16 @@ from desk.status import (
     clients_section,
     data_sources_section,
 )
-from sources.simulator import MarketSimulator
 
 if TYPE_CHECKING:
     from desk.cluster import Cluster
     from desk.live_feeds import LiveFeeds
     from inference import InferenceService
 
-__all__ = ["VERSION", "Runtime"]
+__all__ = ["Runtime"]
 
 logger = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
 PRICE_PERSIST_S = 10.0
 # After an input of `sentiment_update` changes, wait this long so a burst (one feed batch of news,
 # several platforms' posts) becomes one update instead of dozens.
@@ -62,65 +59,67 @@ T = TypeVar("T")
 
 
 class Runtime:
-    """Every long-lived component of one app process, and the tasks that drive them."""
+    """The tasks that drive one app process's components, and the `system_status` it reports.
 
-    def __init__(self, settings: Settings) -> None:
+    Args:
+        settings: cadences, retention, data mode and symbols.
+        store, bus: persistence and the message bus.
+        market, news, sentiment: the desks the producers tick and the sentiment update reads.
+        inference: the models (None with ENABLE_INFERENCE=0); started and stopped here.
+        feeds: the live sources (None in demo mode or with ENABLE_SOURCES=0); run while producing.
+        data_place, counter, client_watch, gc_watch: what `system_status` and `/metrics` report.
+        open_connections: how many sockets the transport holds open now.
+        join_cluster: builds this process's cluster membership (with REDIS_URL), handed the producer
+            switch and the status builder it calls back; None runs the producers here at start.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        bus: Bus,
+        market: MarketDesk,
+        news: NewsDesk,
+        sentiment: SentimentBoard,
+        inference: InferenceService | None,
+        feeds: LiveFeeds | None,
+        data_place: DataPlace,
+        counter: RequestCounter,
+        client_watch: ClientWatch,
+        gc_watch: GcWatch,
+        open_connections: Callable[[], int],
+        join_cluster: Callable[[Runtime], Cluster] | None = None,
+    ) -> None:
         self.settings = settings
         self.started_monotonic = time.monotonic()
-        self.store = Store(reveal(settings.database_url), settings.data_dir)
-        self.data_place = locate_data(settings.data_dir, space_id=settings.space_id,
-                                      database_url_set=settings.database_url is not None,
-                                      space_storage_dir=settings.space_storage_dir)
-        if self.data_place.storage == "ephemeral":
-            logger.warning("runtime: data is ephemeral: %s", self.data_place.reason)
-        # Fed by the client-address middleware (core/client_address.py) that app.py puts in front.
-        self.client_watch = ClientWatch(settings.trusted_proxies)
-        self.bus = Bus(history_size=settings.history_size, journal=self.store if self.store.online else None)
-        self.counter = RequestCounter()
-        self.gc_watch = GcWatch()  # pauses of the garbage collector, for /metrics
+        self.store = store
+        self.bus = bus
+        self.market = market
+        self.news = news
+        self.sentiment = sentiment
+        self.inference = inference
+        self.feeds = feeds
+        self.data_place = data_place
+        self.counter = counter
+        self.client_watch = client_watch
+        self.gc_watch = gc_watch
+        self.open_connections = open_connections
         self.event_loop: str | None = None  # the running loop's module ("uvloop" or "asyncio...")
-        # The transport's socket registry: `app.py` builds it on this bus and hands it down.
-        self.sockets: OpenSockets | None = None
-        self.simulator = MarketSimulator(settings.symbols, seed=settings.simulator_seed,
-                                         start_prices=dict(settings.simulator_prices))
-        self.market = MarketDesk(self.bus, settings.symbols, settings.data_mode, self.simulator)
-        self.inference: InferenceService | None = None
-        if settings.enable_inference:
-            self.inference = _build_inference(settings, self.store)
-        self.sources: LiveFeeds | None = None
-        # A plain NewsDesk until a cluster attaches it; then followers forward ingestion to the leader.
-        self.news = ClusterNewsDesk(self.bus, self.store, scorer=self.inference)
         self._sentiment_changed: asyncio.Event | None = None  # made by the loop that waits on it
         self._last_sentiment: Any = None  # data of the last published sentiment_update
-        self.sentiment = SentimentBoard(on_change=self.mark_sentiment_changed)
-        self.bus.add_listener("news", lambda _envelope: self.mark_sentiment_changed())
+        sentiment.add_listener(self.mark_sentiment_changed)
+        bus.add_listener("news", lambda _envelope: self.mark_sentiment_changed())
         self._seed_news_scores()
-        if settings.data_mode == "demo" or not settings.enable_sources:
-            self.sentiment.fear_greed_reason = "live sources are off (DATA_MODE=demo or ENABLE_SOURCES=0)"
-        if settings.enable_sources and settings.data_mode != "demo":
-            from desk.live_feeds import LiveFeeds
-
-            self.sources = LiveFeeds(self)
         # What a monitoring client gets on connect: built then, not the last periodic one (desk/status.py).
-        self.fresh_status = FreshStatus(self.build_system_status, self.bus)
+        self._fresh_status = FreshStatus(self.build_system_status, bus)
         self._producers = TaskSupervisor("runtime", logger)
         self._rest_queries = ThreadPoolExecutor(max_workers=REST_QUERY_THREADS, thread_name_prefix="rest-query")
         self._last_price_persist = 0.0
         self._persisting: asyncio.Task[None] | None = None
         self._producing = False
         self.running = False
-        self.cluster: Cluster | None = None
-        if settings.redis_url:
-            from desk.cluster import Cluster
-
-            self.cluster = Cluster(
-                settings.redis_url.get_secret_value(), self.bus, self.news,
-                start_producers=self.start_producers, stop_producers=self.stop_producers,
-                build_status=self.build_system_status, prefix=settings.redis_prefix,
-                history_size=settings.history_size, status_interval_s=settings.status_interval_s,
-                lock_ttl_s=settings.leader_lock_ttl_s, max_pending=settings.backplane_max_pending,
-                publish_timeout_s=settings.backplane_publish_timeout_s,
-            )
+        self.cluster = join_cluster(self) if join_cluster is not None else None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -143,8 +142,8 @@ class Runtime:
         self._producing = True
         self._producers.crashes.clear()  # a new term as producer starts with a clean slate
         s = self.settings
-        if self.sources is not None:
-            await self.sources.start()
+        if self.feeds is not None:
+            await self.feeds.start()
         self._producers.every(s.price_interval_s, self._tick_market, "market")
         self._producers.every(s.status_interval_s, self.publish_system_status, "system-status")
         self._producers.every(s.models_interval_s, self.publish_models_status, "models-status")
@@ -158,8 +157,8 @@ class Runtime:
             return  # a leader stepping down while shutting down asks twice
         self._producing = False
         await self._producers.cancel_all()
-        if self.sources is not None:
-            await self.sources.stop()
+        if self.feeds is not None:
+            await self.feeds.stop()
 
     async def stop(self) -> None:
         """Cancel every task, re-raising nothing but logging what crashed; close services and the store."""
@@ -167,7 +166,7 @@ class Runtime:
         if self.cluster is not None:
             await self.cluster.stop()  # hands leadership over at once instead of after the lock's TTL
         await self.stop_producers()
-        await self.fresh_status.close()
+        await self._fresh_status.close()
         if self._persisting is not None:
             await asyncio.gather(self._persisting, return_exceptions=True)
         for service in (self.inference,):
@@ -242,8 +241,8 @@ class Runtime:
                 reason="labelled simulated prices" if simulating else "live providers are answering",
             )
         ]
-        if self.sources is not None:
-            health.extend(self.sources.health())
+        if self.feeds is not None:
+            health.extend(self.feeds.health())
         if self.cluster is not None:
             health.append(self.cluster.health())
         return health
@@ -271,8 +270,8 @@ class Runtime:
     async def publish_system_status(self) -> None:
         """Publish one `system_status`, then store the provider status changes it saw (in a thread)."""
         self.bus.publish("system", await self.build_system_status())
-        if self.sources is not None:
-            await self.sources.store_health_events()
+        if self.feeds is not None:
+            await self.feeds.store_health_events()
 
     async def build_system_status(self) -> SystemStatusMessage:
         """Build one `system_status` from this process's view."""
@@ -282,12 +281,16 @@ class Runtime:
             database=await self.database_section(),
             requests_last_minute=self.counter.last_minute(),
             requests_last_hour=self.counter.last_hour(),
-            connections=len(self.sockets.sessions) if self.sockets is not None else 0,
+            connections=self.open_connections(),
             uptime_s=time.monotonic() - self.started_monotonic,
             agent_running=self.agent_running,
             version=VERSION,
             clients=clients_section(self.client_watch.view()),
         )
+
+    async def fresh_system_status(self) -> Envelope | None:
+        """Return a `system_status` built now for a connecting client (None when none came in time)."""
+        return await self._fresh_status.envelope()
 
     async def publish_models_status(self) -> None:
         """Publish one `models_status`."""
@@ -308,7 +311,7 @@ class Runtime:
     async def _publish_sentiment_loop(self) -> None:
         """Publish `sentiment_update` every SENTIMENT_INTERVAL_S, and soon after one of its inputs changes.
 
-        Inputs are Fear & Greed, social scores (the board's `on_change`) and news scores (a `news`
+        Inputs are Fear & Greed, social scores (the board's listeners) and news scores (a `news`
         listener), so a new client never gets a snapshot that misses a value the process already has.
         """
         interval = self.settings.sentiment_interval_s
@@ -343,48 +346,3 @@ class Runtime:
                 continue
             if isinstance(score, int | float):
                 self.news.recent_scores.append(float(score))
-
-
-class _ModelStatsInStore:
-    """Model statistics persisted in the app's database (the inference layer's StatsStore protocol)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def load(self) -> dict[str, dict[str, Any]]:
-        return self.store.load_model_stats() if self.store.online else {}
-
-    def save(self, data: dict[str, dict[str, Any]]) -> None:
-        try:
-            self.store.save_model_stats(data)
-        except Exception:
-            logger.exception("inference: statistics not persisted")
-
-
-def _build_inference(settings: Settings, store: Store) -> InferenceService:
-    # Imported here: torch and transformers take seconds to import, and ENABLE_INFERENCE=0 skips them.
-    from inference import InferenceService
-    from inference.lock import LOCK_PATH
-
-    return InferenceService(
-        list(settings.models) if settings.models else None,
-        device=settings.device,
-        data_dir=None,
-        model_dir=settings.model_dir,
-        precision=settings.inference_precision,
-        runtime_dir=settings.data_dir,
-        evalset=settings.inference_evalset,
-        exclude_variants=settings.inference_exclude,
-        cpu_threads=settings.inference_threads,
-        cpu_share=settings.inference_cpu_share,
-        news_per_min=settings.news_rate_per_min,
-        news_deadline_ms=settings.news_score_deadline_ms,
-        max_batch=settings.inference_max_batch,
-        max_wait_ms=settings.inference_max_wait_ms,
-        stats_store=_ModelStatsInStore(store),
-        lock_path=settings.model_lock or LOCK_PATH,
-        self_evaluate=settings.self_evaluate,
-        cache_dir=settings.hub_cache_dir,
-        offline=settings.hub_offline,
-    )
-

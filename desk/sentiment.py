@@ -3,7 +3,7 @@
 Producers feed it (`accept_fear_greed`, `accept_social`); `build_message()` assembles
 `sentiment_update`, where every missing value is null with the reason it is missing. Simulated
 prices never feed the mood: momentum counts only when the market stream is live. Every accepted
-input calls `on_change`, so the runtime rebuilds the message at once instead of at the next tick.
+input calls the board's listeners, so the runtime rebuilds the message at once instead of at the next tick.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from core.protocol import FearGreedData, MarketMood, SentimentData, SentimentUpd
 from core.records import FearGreedReading, PriceQuote, SentimentResult
 from sources.market_mood import compute_market_mood, momentum_from_quotes, mood_label
 
-__all__ = ["SentimentBoard"]
+__all__ = ["RECENT_SCORES", "SentimentBoard"]
 
 PLATFORMS = ("twitter", "reddit")
-RECENT_SCORES = 200
+RECENT_SCORES = 200  # scores of each input (news, each platform's posts) the market mood averages over
 
 
 @dataclass
@@ -34,11 +34,11 @@ class SentimentBoard:
     """Holds the inputs of `sentiment_update` and builds it."""
 
     def __init__(
-        self, *, unavailable: dict[str, str] | None = None, on_change: Callable[[], None] | None = None
+        self, *, unavailable: dict[str, str] | None = None, fear_greed_reason: str = "no Fear & Greed reading yet"
     ) -> None:
-        self.on_change = on_change
+        self._listeners: list[Callable[[], None]] = []
         self.fear_greed: FearGreedReading | None = None
-        self.fear_greed_reason = "no Fear & Greed reading yet"
+        self.fear_greed_reason = fear_greed_reason
         self.platforms = {name: _Platform() for name in PLATFORMS}
         for name, reason in (unavailable or {}).items():
             self.platforms[name].reason = reason
@@ -57,9 +57,13 @@ class SentimentBoard:
         slot.reason = None
         self._changed()
 
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every accepted input."""
+        self._listeners.append(callback)
+
     def _changed(self) -> None:
-        if self.on_change is not None:
-            self.on_change()
+        for callback in self._listeners:
+            callback()
 
     def _social(self, name: str) -> SocialSentiment:
         slot = self.platforms[name]

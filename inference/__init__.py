@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .api import router
 from .catalog import CATALOG, DEFAULT_MODELS, EMBEDDED_MODEL_ID, LEXICON_MODEL_ID, ModelSpec, map_labels
 from .engine import BatchEngine
 from .errors import (
@@ -47,5 +46,4 @@ __all__ = [
     "StatsStore",
     "UnknownModel",
     "map_labels",
-    "router",
 ]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.asyncapi import CHANNELS, build_asyncapi
 from core.endpoints import MARKET_PATH, NEWS_PATH, STATUS_PATH
 from core.protocol import CloseCode, ErrorCode
-from space.asyncapi import CHANNELS, build_asyncapi
 from space.fmt import esc
 from space.routes import STATIC_PREFIX
 

@@ -1,4 +1,4 @@
-"""Routes the Space adds next to the API: the /live page, the static JS client and /asyncapi.json.
+"""Routes the Space adds next to the API: the /live page and the static JS client.
 
 The JS client is served from the npm package's own source, clients/js/hub-client.js, so the file a page
 imports from the app and the file `npm pack` ships are one file.
@@ -7,14 +7,11 @@ imports from the app and the file `npm pack` ships are one file.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-
-from core.rest import AsyncApiDocument, error_responses
-from desk.runtime import Runtime
-from space.asyncapi import build_asyncapi
+from fastapi.responses import FileResponse, HTMLResponse
 
 __all__ = ["JS_CLIENT", "STATIC_DIR", "STATIC_PREFIX", "build_space_router"]
 
@@ -24,16 +21,11 @@ STATIC_PREFIX = "/space/static"
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
 
-def build_space_router(runtime: Runtime) -> APIRouter:
+def build_space_router(symbols: Sequence[str]) -> APIRouter:
     """Return the router of the Space's own pages (registered before Gradio's mount at `/`)."""
     router = APIRouter(tags=["space"])
     shipped = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA_TYPES}
     shipped[JS_CLIENT.name] = JS_CLIENT
-
-    @router.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the WebSocket API",
-                response_model=AsyncApiDocument, responses=error_responses(429))
-    async def asyncapi() -> JSONResponse:
-        return JSONResponse(build_asyncapi(), headers={"Access-Control-Allow-Origin": "*"})
 
     @router.get(
         "/live", response_class=HTMLResponse, summary="Prices and news straight from the WebSocket API",
@@ -44,8 +36,8 @@ def build_space_router(runtime: Runtime) -> APIRouter:
     )
     async def live() -> HTMLResponse:
         page = shipped["live.html"].read_text(encoding="utf-8")
-        symbols = html.escape(",".join(runtime.settings.symbols), quote=True)
-        return HTMLResponse(page.replace("{{SYMBOLS}}", symbols), headers={"Cache-Control": "no-cache"})
+        tracked = html.escape(",".join(symbols), quote=True)
+        return HTMLResponse(page.replace("{{SYMBOLS}}", tracked), headers={"Cache-Control": "no-cache"})
 
     @router.get(STATIC_PREFIX + "/{name}", include_in_schema=False)
     async def static(name: str) -> FileResponse:

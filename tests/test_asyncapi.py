@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal, get_args, get_origin
 
 import pytest
@@ -13,13 +12,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
+from api.asyncapi import build_asyncapi_router
+from compose import compose
 from core import protocol
+from core.asyncapi import CHANNELS, build_asyncapi
 from core.clock import utc_now
 from core.config import Settings
 from core.records import NewsItem
 from desk.news import news_message
-from desk.runtime import Runtime
-from space.asyncapi import CHANNELS, build_asyncapi
 from space.routes import build_space_router
 from ws.routes import ENDPOINTS
 
@@ -91,8 +91,8 @@ def test_examples_validate_against_their_schemas(document: dict[str, Any]) -> No
 
 
 async def test_real_server_messages_validate(document: dict[str, Any], tmp_path: Path) -> None:
-    runtime = Runtime(Settings(data_dir=tmp_path, symbols=("BTC",), log_file=None))
-    runtime.market.tick()
+    runtime = compose(Settings(data_dir=tmp_path, symbols=("BTC",), log_file=None)).runtime
+    await runtime.market.tick_in_turns()
     await runtime.publish_system_status()
     await runtime.publish_sentiment()
     await runtime.publish_models_status()
@@ -127,7 +127,8 @@ def test_channels_list_what_the_server_accepts() -> None:
 
 def test_document_is_served_with_the_live_page_and_client() -> None:
     app = FastAPI()
-    app.include_router(build_space_router(SimpleNamespace(settings=SimpleNamespace(symbols=("BTC", "ETH")))))
+    app.include_router(build_asyncapi_router())
+    app.include_router(build_space_router(("BTC", "ETH")))
     client = TestClient(app)
     assert client.get("/asyncapi.json").json() == json.loads(json.dumps(build_asyncapi()))
     assert 'content="BTC,ETH"' in client.get("/live").text

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import websockets
 
-from app import _server, create_app
+from app import _server, build_app
+from compose import compose
 from core.config import Settings
 from tests.harness import free_port
 
@@ -28,7 +29,8 @@ async def _serving(tmp_path: Path) -> AsyncIterator[int]:
     settings = Settings(host="127.0.0.1", port=port, data_dir=tmp_path, data_mode="demo", enable_ui=False,
                         enable_inference=False, enable_sources=False, log_file=None, gc_freeze=False,
                         gc_pace_ms=0)
-    server = _server(create_app(settings), settings)
+    parts = compose(settings)
+    server = _server(build_app(parts), parts.sockets, settings)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.05)

@@ -8,7 +8,7 @@ import typing
 import pytest
 
 from clients.gen_js_types import TYPES_PATH, UnsupportedSchema, main, render_types, ts_type
-from space.asyncapi import MESSAGES
+from core.asyncapi import MESSAGES
 
 
 def test_committed_types_are_what_the_models_give() -> None:

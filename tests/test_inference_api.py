@@ -6,17 +6,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from inference import CATALOG, InferenceService, router
-from inference.api import MAX_TEXT_CHARS, MAX_TEXTS
+from api.inference import MAX_TEXT_CHARS, MAX_TEXTS, build_inference_router
+from inference import CATALOG, InferenceService
 
 
 @pytest.fixture
 async def client():
-    app = FastAPI()
-    app.include_router(router)
     service = InferenceService([], device="cpu", data_dir=None)  # the lexicon alone: no weights needed
+    app = FastAPI()
+    app.include_router(build_inference_router(service))
     await service.start()
-    app.state.inference = service
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         yield http
     await service.stop()
@@ -83,7 +82,7 @@ async def test_api_models_lists_statuses_and_numbers(client):
 
 async def test_api_without_service_is_503():
     app = FastAPI()
-    app.include_router(router)
+    app.include_router(build_inference_router(None))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         response = await http.post("/api/sentiment", json={"texts": ["x"]})
     assert response.status_code == 503

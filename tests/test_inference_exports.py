@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import inference
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_exports_all_names_exist():
@@ -16,3 +22,11 @@ def test_exports_every_public_member_listed():
         name for name, value in vars(inference).items() if type(value).__name__ in ("module", "_Feature")
     }
     assert public - modules == set(inference.__all__)
+
+
+def test_importing_the_service_loads_no_web_framework():
+    """The HTTP routes live in api/: the inference package alone never pulls in a web framework."""
+    code = ("import sys; from inference import InferenceService; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'gradio', 'uvicorn'}))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from types import SimpleNamespace
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -37,7 +36,7 @@ def test_package_license_is_the_repository_license() -> None:
 
 def test_app_serves_the_package_module_at_the_old_url() -> None:
     app = FastAPI()
-    app.include_router(build_space_router(SimpleNamespace(settings=SimpleNamespace(symbols=("BTC",)))))
+    app.include_router(build_space_router(("BTC",)))
     served = TestClient(app).get("/space/static/hub-client.js")
     assert served.status_code == 200 and served.headers["content-type"].startswith("text/javascript")
     assert served.content == (PACKAGE / "hub-client.js").read_bytes() and JS_CLIENT.parent == PACKAGE

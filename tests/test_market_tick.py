@@ -30,12 +30,3 @@ async def test_work_waiting_on_the_loop_runs_between_two_symbols_fan_outs() -> N
     quotes = await desk.tick_in_turns()
     assert [q.symbol for q in quotes] == list(SYMBOLS) == published
     assert 0 < ran_after[0] < len(SYMBOLS)
-
-
-async def test_the_synchronous_tick_publishes_every_symbol_in_one_step() -> None:
-    desk, published = _desk()
-    ran_after: list[int] = []
-    asyncio.get_running_loop().call_soon(lambda: ran_after.append(len(published)))
-    desk.tick()
-    await asyncio.sleep(0)
-    assert published == list(SYMBOLS) and ran_after == [len(SYMBOLS)]

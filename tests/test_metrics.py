@@ -10,10 +10,10 @@ import websockets
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.metrics import MetricsCollector, build_registry
+from compose import compose
 from core.config import Settings
 from core.records import SourceHealth
-from desk.metrics import build_registry
-from desk.runtime import Runtime
 from tests.harness import recv_until, running_app
 
 
@@ -63,10 +63,15 @@ class FakeInference:
 
 @pytest.fixture
 def samples(tmp_path):
-    runtime = Runtime(Settings(data_dir=tmp_path, enable_ui=False, data_mode="demo"))
-    runtime.sources, runtime.inference = FakeSources(), FakeInference()
-    text = generate_latest(build_registry(runtime)).decode()
-    runtime.store.close()
+    parts = compose(Settings(data_dir=tmp_path, enable_ui=False, data_mode="demo"))
+    feeds = FakeSources()
+    parts.runtime.feeds, parts.runtime.inference = feeds, FakeInference()  # what the status reads
+    collector = MetricsCollector(
+        sockets=parts.sockets, counter=parts.counter, bus=parts.bus, store=parts.store, news=parts.news,
+        runtime=parts.runtime, feeds=feeds, cluster=None, gc_watch=parts.gc_watch,
+    )
+    text = generate_latest(build_registry(collector)).decode()
+    parts.store.close()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)

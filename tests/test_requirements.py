@@ -156,9 +156,10 @@ def test_server_loop_auto_serves_on_asyncio_without_uvloop(monkeypatch):
 
 
 def _runtime_sources() -> list[Path]:
-    """app.py and the packages the app is made of (the import contract's root packages)."""
+    """app.py, compose.py and the packages the app is made of (the import contract's root packages)."""
     packages = ("api", "ws", "space", "desk", "sources", "inference", "core")
-    return [ROOT / "app.py", *(path for package in packages for path in (ROOT / package).rglob("*.py"))]
+    modules = [ROOT / "app.py", ROOT / "compose.py"]
+    return [*modules, *(path for package in packages for path in (ROOT / package).rglob("*.py"))]
 
 
 def _imported_modules() -> set[str]:

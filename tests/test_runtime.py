@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from compose import compose
 from core.clock import utc_now
 from core.config import Settings
 from core.records import FearGreedReading, NewsItem
@@ -26,7 +27,7 @@ def _settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    rt = Runtime(_settings(tmp_path))
+    rt = compose(_settings(tmp_path)).runtime
     await rt.start()
     await _wait_for(lambda: rt.bus.latest("sentiment") is not None)
     yield rt
@@ -78,10 +79,10 @@ async def test_an_input_that_changes_nothing_publishes_nothing(runtime: Runtime)
 
 
 async def test_scored_news_of_a_previous_run_feed_the_mood_after_a_restart(tmp_path: Path) -> None:
-    first = Runtime(_settings(tmp_path))
+    first = compose(_settings(tmp_path)).runtime
     await first.news.ingest([_news("https://n.example/kept", 0.9)])
     await first.stop()
-    second = Runtime(_settings(tmp_path))
+    second = compose(_settings(tmp_path)).runtime
     try:
         assert list(second.news.recent_scores) == [0.9]
     finally:

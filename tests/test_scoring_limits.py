@@ -40,7 +40,7 @@ T = TypeVar("T")
 @dataclass
 class Served:
     url: str
-    app: Any
+    parts: Any  # the app's components (compose.Components)
 
     def client(self, address: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, transport=httpx.HTTPTransport(local_address=address), timeout=WAIT_S)
@@ -50,18 +50,19 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     import uvicorn
 
-    from app import create_app
+    from app import build_app
+    from compose import compose
 
     port = free_port()
     env = {**FAST_ENV, "ENABLE_UI": "1", "ENABLE_INFERENCE": "1", "MODELS": "lexicon", "LOG_FILE": "-",
            "DATA_DIR": str(tmp_path_factory.mktemp("limits")), "PORT": str(port),
            "REST_RATE_PER_S": "0.05", "REST_BURST": "8", "SCORING_THREADS": "1", "SCORING_QUEUE": "0",
            "MAX_UPLOAD_BYTES": "4096"}
-    application = create_app(Settings.from_env(env))
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_config=None))
+    parts = compose(Settings.from_env(env))
+    server = uvicorn.Server(uvicorn.Config(build_app(parts), host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
     thread.start()
-    served = Served(f"http://127.0.0.1:{port}", application)
+    served = Served(f"http://127.0.0.1:{port}", parts)
     deadline = time.monotonic() + WAIT_S
     with served.client("127.0.0.250") as probe:  # its own address: the probes spend nobody's budget
         while time.monotonic() < deadline:
@@ -80,7 +81,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def scoring_held(served: Served) -> Iterator[None]:
     """Keep the lexicon's model thread busy, so every scoring call waits until the block ends."""
     release = threading.Event()
-    executor = served.app.state.inference._executors["lexicon"]
+    executor = served.parts.inference._executors["lexicon"]
     executor.submit(release.wait)
     try:
         yield
@@ -97,7 +98,7 @@ def in_thread(call: Callable[[], T]) -> Future[T]:
 
 def wait_until_admitted(served: Served) -> None:
     deadline = time.monotonic() + WAIT_S
-    while served.app.state.scoring_lane.admitted < 1 and time.monotonic() < deadline:
+    while served.parts.lane.admitted < 1 and time.monotonic() < deadline:
         time.sleep(10 * MS)
 
 
@@ -184,14 +185,16 @@ def test_sentiment_is_refused_with_503_busy_when_the_scoring_lane_is_full(served
 
 async def test_news_is_acknowledged_while_scoring_and_default_threads_are_all_blocked(tmp_path: Path) -> None:
     """The news desk commits on a thread of its own: no anonymous work queued elsewhere can hold it up."""
-    from app import create_app
+    from app import build_app
+    from compose import compose
 
     env = {**FAST_ENV, "DATA_DIR": str(tmp_path), "LOG_FILE": "-"}
-    application = create_app(Settings.from_env(env))
+    parts = compose(Settings.from_env(env))
+    application = build_app(parts)
     release = threading.Event()
     loop = asyncio.get_running_loop()
     async with application.router.lifespan_context(application), uvicorn_in_this_loop(application) as port:
-        lane = application.state.scoring_lane
+        lane = parts.lane
         blockers = [loop.run_in_executor(lane.executor, release.wait) for _ in range(lane.concurrency)]
         blockers += [loop.run_in_executor(None, release.wait) for _ in range(64)]  # every default thread
         try:

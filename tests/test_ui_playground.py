@@ -121,14 +121,15 @@ def stand_in_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     """The real app served by uvicorn in a thread of this process, the stand-in built as its inference service."""
     import uvicorn
 
-    from app import create_app
+    from app import build_app
+    from compose import compose
 
     inference = StandInInference()
     monkeypatch.setattr("inference.InferenceService", lambda *_args, **_kwargs: inference)
     port = free_port()
     env = {**FAST_ENV, "ENABLE_UI": "1", "ENABLE_INFERENCE": "1", "DATA_DIR": str(tmp_path), "LOG_FILE": "-",
            "PORT": str(port)}
-    application = create_app(Settings.from_env(env))
+    application = build_app(compose(Settings.from_env(env)))
     server = uvicorn.Server(
         uvicorn.Config(application, host="127.0.0.1", port=port, log_config=None, ws="websockets-sansio")
     )

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from app import screen_parts
+from compose import compose
 from core.clock import utc_now
 from core.config import Settings
 from core.records import NewsItem, SentimentResult
-from desk.runtime import Runtime
 from space import feeds, market_view, models_view, news_view, sentiment_view, system_view
 from space.cache import Memo
 from space.fmt import fmt_age, fmt_big, fmt_pct, fmt_price, signed_class
+from space.parts import ScreenParts
 from space.playground import playground_status, score_text
 from space.ui import build_ui
 
@@ -26,9 +26,20 @@ SYMBOLS = ("BTC", "ETH", "SHIB")
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Any:
-    rt = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="demo", log_file=None, enable_inference=False))
+    rt = compose(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="demo", log_file=None,
+                           enable_inference=False)).runtime
     yield rt
     rt.store.close()
+
+
+def screen_parts(runtime: Any) -> ScreenParts:
+    """What the UI is built from, read from the runtime now (tests swap its inference for a stand-in)."""
+    settings = runtime.settings
+    return ScreenParts(
+        bus=runtime.bus, store=runtime.store, market=runtime.market, inference=runtime.inference,
+        symbols=settings.symbols, data_mode=settings.data_mode, admin_token=settings.admin_token,
+        data_dir=settings.data_dir, ui_queue_max=settings.ui_queue_max,
+    )
 
 
 def item(title: str, **fields: Any) -> NewsItem:
@@ -70,32 +81,32 @@ def model(model_id: str, status: str = "available", **extra: Any) -> dict[str, A
     }
 
 
-def test_market_table_lists_every_symbol_with_source_and_age(runtime: Any) -> None:
-    runtime.market.tick()
+async def test_market_table_lists_every_symbol_with_source_and_age(runtime: Any) -> None:
+    await runtime.market.tick_in_turns()
     html = market_view.MarketTable().html(screen_parts(runtime))
     for symbol in SYMBOLS:
         assert f'data-symbol="{symbol}"' in html
     assert html.count("simulator") == len(SYMBOLS) and "$0.0000" in html  # SHIB keeps its digits
 
 
-def test_market_table_marks_the_last_move(runtime: Any) -> None:
+async def test_market_table_marks_the_last_move(runtime: Any) -> None:
     table = market_view.MarketTable()
-    runtime.market.tick()
+    await runtime.market.tick_in_turns()
     parts = screen_parts(runtime)
     table.html(parts)
-    runtime.market.tick()
+    await runtime.market.tick_in_turns()
     assert "▲" in table.html(parts) or "▼" in table.html(parts)
 
 
-def test_banner_names_demo_mode(runtime: Any) -> None:
-    runtime.market.tick()
+async def test_banner_names_demo_mode(runtime: Any) -> None:
+    await runtime.market.tick_in_turns()
     assert "DATA_MODE=demo" in market_view.banner_html(screen_parts(runtime))
 
 
-def test_banner_is_empty_in_live_mode(tmp_path: Path) -> None:
-    live = Runtime(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="live", log_file=None,
-                            enable_inference=False, enable_sources=False))
-    live.market.tick()
+async def test_banner_is_empty_in_live_mode(tmp_path: Path) -> None:
+    live = compose(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="live", log_file=None,
+                            enable_inference=False, enable_sources=False)).runtime
+    await live.market.tick_in_turns()
     assert market_view.banner_html(screen_parts(live)) == ""
     live.store.close()
 
@@ -228,8 +239,8 @@ async def test_system_view_groups_sources_and_plots_requests(runtime: Any) -> No
     assert len(system_view.requests_figure(runtime.bus).data[0].x) == 2
 
 
-def test_feeds_reads_journal_envelopes_without_models(runtime: Any) -> None:
-    runtime.market.tick()
+async def test_feeds_reads_journal_envelopes_without_models(runtime: Any) -> None:
+    await runtime.market.tick_in_turns()
     rows, error = feeds.prices(runtime.bus, runtime.settings.symbols)
     assert [r["data"]["symbol"] for r in rows] == list(SYMBOLS) and error is None
 
@@ -298,8 +309,8 @@ async def test_playground_asks_named_models_not_to_fall_back(runtime: Any) -> No
 
 
 async def test_system_view_shows_ephemeral_storage_and_the_single_address_warning(tmp_path: Path) -> None:
-    runtime = Runtime(Settings(data_dir=tmp_path, space_id="owner/hub", space_storage_dir=tmp_path / "absent",
-                               enable_inference=False, enable_sources=False, data_mode="demo", log_file=None))
+    runtime = compose(Settings(data_dir=tmp_path, space_id="owner/hub", space_storage_dir=tmp_path / "absent",
+                               enable_inference=False, enable_sources=False, data_mode="demo", log_file=None)).runtime
     runtime.client_watch.check_after = 2
     for _ in range(2):
         runtime.client_watch.observe("10.16.3.80", forwarded_ignored=False)

@@ -14,10 +14,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
-from core import protocol as p
+from core import asyncapi_examples as examples, protocol as p
 from core.endpoints import MARKET_PATH, MODELS_PATH, NEWS_PATH, SENTIMENT_PATH, STATUS_PATH
-from desk.runtime import VERSION
-from space import asyncapi_examples as examples
+from core.version import VERSION
 
 __all__ = ["CHANNELS", "MESSAGES", "build_asyncapi"]
 

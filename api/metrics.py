@@ -1,17 +1,16 @@
 """`GET /metrics` for Prometheus, read at scrape time from the components that already count.
 
-Nothing on a hot path touches a Prometheus object: the collector reads the socket hub's counters,
-the bus, the providers' bookkeeping (`runtime.sources`), the models' statistics
-(`runtime.inference.describe_models()`), the cluster and the GC pause histogram
-(`runtime.gc_watch`) when a scrape arrives. Each app gets its
-own registry, so several apps in one process (tests) do not collide.
+Nothing on a hot path touches a Prometheus object: the collector reads the socket registry's counters,
+the bus, the providers' bookkeeping (the live feeds' pools), the models' statistics (the runtime's
+`models()`), the cluster and the GC pause histogram when a scrape arrives. Each app gets its own
+registry, so several apps in one process (tests) do not collide.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -31,20 +30,109 @@ from core.gcwatch import frozen_objects
 from core.rest import error_responses
 
 if TYPE_CHECKING:
+    from core.bus import Bus
+    from core.counters import RequestCounter
+    from core.gcwatch import GcWatch
+    from core.store import Store
+    from desk.cluster import Cluster
+    from desk.live_feeds import LiveFeeds
+    from desk.news import NewsDesk
     from desk.runtime import Runtime
 
-__all__ = ["MetricsCollector", "build_metrics_router", "build_registry"]
+__all__ = ["MetricsCollector", "OpenSockets", "build_metrics_router", "build_registry"]
 
 logger = logging.getLogger(__name__)
 
 STATUS_VALUE = {"active": 1.0, "degraded": 0.5, "inactive": 0.0}
 
+# The socket registry's plain counters: (metric, attribute of its stats, help).
+SOCKET_COUNTERS = (
+    ("hub_ws_messages_sent", "messages_sent", "Frames written to sockets"),
+    ("hub_ws_messages_sent_direct", "messages_sent_direct",
+     "Of the frames written, those built once and written straight to the transport (ws/direct.py)"),
+    ("hub_ws_messages_received", "messages_received", "Frames received from clients"),
+    ("hub_ws_errors_sent", "errors_sent", "error messages sent to clients"),
+    ("hub_ws_slow_consumer_closes", "slow_consumer_closes", "Connections closed as SLOW_CONSUMER (1013)"),
+    ("hub_ws_refused_connections", "refused_connections", "Connections refused by the connection limits"),
+    ("hub_ws_idle_closes", "idle_closes", "Connections closed by the idle timeout"),
+)
+
+
+class SocketStatsView(Protocol):
+    """The registry's running counters (those of SOCKET_COUNTERS are read by name)."""
+
+    @property
+    def connections(self) -> Mapping[str, int]: ...
+
+    @property
+    def coalesced(self) -> int: ...
+
+    @property
+    def dropped_on_close(self) -> int: ...
+
+
+class OutboxView(Protocol):
+    """A session's queue of frames waiting to be sent."""
+
+    @property
+    def coalesced(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+
+class EndpointView(Protocol):
+    """The endpoint a session serves."""
+
+    @property
+    def path(self) -> str: ...
+
+
+class SessionView(Protocol):
+    """One open socket, as monitoring sees it: the endpoint it serves and its outbox."""
+
+    @property
+    def spec(self) -> EndpointView: ...
+
+    @property
+    def outbox(self) -> OutboxView: ...
+
+
+class OpenSockets(Protocol):
+    """The transport's socket registry (`ws/`, which `api/` never imports), as the collector reads it."""
+
+    @property
+    def sessions(self) -> Collection[SessionView]: ...
+
+    @property
+    def stats(self) -> SocketStatsView: ...
+
 
 class MetricsCollector(Collector):
-    """Turns the runtime's own counters into Prometheus metrics on every scrape."""
+    """Turns the components' own counters into Prometheus metrics on every scrape.
 
-    def __init__(self, runtime: Runtime) -> None:
+    Args:
+        sockets: the socket registry (connections, outboxes, frame counters).
+        counter: HTTP requests, WebSocket connects and client messages.
+        bus, store, news: topic positions, the journal's health, refused news.
+        runtime: whether the producers run, the sources' health, the models, the event loop.
+        feeds: the live feeds, whose pools count each provider's fetches (None without sources).
+        cluster: leadership and backplane counters (None without REDIS_URL).
+        gc_watch: the garbage collector's pauses.
+    """
+
+    def __init__(
+        self, *, sockets: OpenSockets, counter: RequestCounter, bus: Bus, store: Store, news: NewsDesk,
+        runtime: Runtime, feeds: LiveFeeds | None, cluster: Cluster | None, gc_watch: GcWatch,
+    ) -> None:
+        self.sockets = sockets
+        self.counter = counter
+        self.bus = bus
+        self.store = store
+        self.news = news
         self.runtime = runtime
+        self.feeds = feeds
+        self.cluster = cluster
+        self.gc_watch = gc_watch
 
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family (a failing section is logged and skipped, never fatal)."""
@@ -55,10 +143,7 @@ class MetricsCollector(Collector):
                 logger.exception("metrics: %s section failed", section.__name__)
 
     def _sockets(self) -> Iterator[Metric]:
-        hub = self.runtime.sockets
-        if hub is None:
-            return
-        stats = hub.stats
+        stats = self.sockets.stats
         connections = GaugeMetricFamily(
             "hub_ws_connections", "Open WebSocket connections", labels=["endpoint"]
         )
@@ -68,8 +153,9 @@ class MetricsCollector(Collector):
         deepest = GaugeMetricFamily(
             "hub_ws_outbox_depth_max", "Frames waiting in the fullest outbox", labels=["endpoint"]
         )
-        sessions_by_path: dict[str, list[Any]] = {}
-        for session in list(hub.sessions):
+        open_sessions = list(self.sockets.sessions)
+        sessions_by_path: dict[str, list[SessionView]] = {}
+        for session in open_sessions:
             sessions_by_path.setdefault(session.spec.path, []).append(session)
         for path in sorted(set(stats.connections) | set(sessions_by_path)):
             sessions = sessions_by_path.get(path, [])
@@ -79,65 +165,39 @@ class MetricsCollector(Collector):
         yield connections
         yield depth
         yield deepest
-        yield CounterMetricFamily(
-            "hub_ws_messages_sent", "Frames written to sockets", value=stats.messages_sent
-        )
-        yield CounterMetricFamily(
-            "hub_ws_messages_sent_direct",
-            "Of the frames written, those built once and written straight to the transport (ws/direct.py)",
-            value=stats.messages_sent_direct,
-        )
-        yield CounterMetricFamily(
-            "hub_ws_messages_received", "Frames received from clients", value=stats.messages_received
-        )
+        for name, attribute, help_text in SOCKET_COUNTERS:
+            yield CounterMetricFamily(name, help_text, value=getattr(stats, attribute))
         dropped = CounterMetricFamily(
             "hub_ws_messages_dropped",
             "Frames never sent: price updates replaced by a newer one (coalesced), "
             "or discarded when a slow consumer was closed",
             labels=["reason"],
         )
-        live_coalesced = sum(s.outbox.coalesced for s in list(hub.sessions))
+        live_coalesced = sum(s.outbox.coalesced for s in open_sessions)
         dropped.add_metric(["coalesced"], stats.coalesced + live_coalesced)
         dropped.add_metric(["slow_consumer"], stats.dropped_on_close)
         yield dropped
         yield CounterMetricFamily(
-            "hub_ws_errors_sent", "error messages sent to clients", value=stats.errors_sent
-        )
-        yield CounterMetricFamily(
-            "hub_ws_slow_consumer_closes",
-            "Connections closed as SLOW_CONSUMER (1013)",
-            value=stats.slow_consumer_closes,
-        )
-        yield CounterMetricFamily(
-            "hub_ws_refused_connections",
-            "Connections refused by the connection limits",
-            value=stats.refused_connections,
-        )
-        yield CounterMetricFamily(
-            "hub_ws_idle_closes", "Connections closed by the idle timeout", value=stats.idle_closes
-        )
-        yield CounterMetricFamily(
             "hub_requests",
             "HTTP requests, WebSocket connects and client messages",
-            value=self.runtime.counter.total,
+            value=self.counter.total,
         )
 
     def _bus(self) -> Iterator[Metric]:
         seq = GaugeMetricFamily("hub_bus_seq", "Newest seq per topic", labels=["topic"])
         listeners = GaugeMetricFamily("hub_bus_listeners", "Listeners per topic", labels=["topic"])
-        for topic, info in self.runtime.bus.describe().items():
+        for topic, info in self.bus.describe().items():
             seq.add_metric([topic], info["seq"])
             listeners.add_metric([topic], info["listeners"])
         yield seq
         yield listeners
-        store = self.runtime.store
         yield GaugeMetricFamily(
             "hub_journal_ok", "1 while the news journal can write (else news answers 503)",
-            value=0.0 if store.journal_error else 1.0,
+            value=0.0 if self.store.journal_error else 1.0,
         )
         yield CounterMetricFamily(
             "hub_news_refused", "News acknowledgements refused because nothing durable could be written",
-            value=self.runtime.news.refused,
+            value=self.news.refused,
         )
         yield GaugeMetricFamily(
             "hub_agent_running",
@@ -146,7 +206,6 @@ class MetricsCollector(Collector):
         )
 
     def _providers(self) -> Iterator[Metric]:
-        sources = self.runtime.sources
         labels = ["provider", "category"]
         status = GaugeMetricFamily("hub_provider_status", "1 active, 0.5 degraded, 0 inactive", labels=labels)
         requests = CounterMetricFamily(
@@ -161,7 +220,7 @@ class MetricsCollector(Collector):
             status.add_metric(key, STATUS_VALUE.get(health.status, 0.0))
             if health.latency_ms is not None:
                 latency.add_metric(key, health.latency_ms)
-            state = _provider_state(sources, health.category, health.name)
+            state = _provider_state(self.feeds, health.category, health.name)
             if state is not None:
                 requests.add_metric(key, state.successes + state.failures)
                 errors.add_metric(key, state.failures)
@@ -202,7 +261,7 @@ class MetricsCollector(Collector):
         yield from (calls, failures, available, latency)
 
     def _cluster(self) -> Iterator[Metric]:
-        cluster = self.runtime.cluster
+        cluster = self.cluster
         if cluster is None:
             yield GaugeMetricFamily("hub_leader", "1 when this process runs the producers", value=1.0)
             return
@@ -238,7 +297,7 @@ class MetricsCollector(Collector):
         )
 
     def _gc(self) -> Iterator[Metric]:
-        watch = self.runtime.gc_watch
+        watch = self.gc_watch
         pauses = HistogramMetricFamily(
             "hub_gc_pause_seconds", "Pauses of the cyclic garbage collector (the event loop stands still)",
             labels=["generation"],
@@ -278,8 +337,8 @@ class MetricsCollector(Collector):
         )
 
 
-def _provider_state(sources: Any, category: str, name: str) -> Any:
-    pools = getattr(sources, "pools", None) if sources is not None else None
+def _provider_state(feeds: Any, category: str, name: str) -> Any:
+    pools = getattr(feeds, "pools", None) if feeds is not None else None
     if not pools or category not in pools:
         return None
     try:
@@ -288,18 +347,18 @@ def _provider_state(sources: Any, category: str, name: str) -> Any:
         return None
 
 
-def build_registry(runtime: Runtime) -> CollectorRegistry:
-    """Return a registry with the hub's collector plus process and platform metrics."""
+def build_registry(collector: MetricsCollector) -> CollectorRegistry:
+    """Return a registry with the app's collector plus process and platform metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MetricsCollector(runtime))
+    registry.register(collector)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry
 
 
-def build_metrics_router(runtime: Runtime) -> APIRouter:
+def build_metrics_router(collector: MetricsCollector) -> APIRouter:
     """Return the router serving `GET /metrics` in the Prometheus text format."""
-    registry = build_registry(runtime)
+    registry = build_registry(collector)
     router = APIRouter()
 
     @router.get(
