@@ -18,16 +18,16 @@ ENDPOINTS = (
 )
 
 
-def build_ws_router(hub: SocketRegistry) -> APIRouter:
-    """Return a router with one WebSocket route per endpoint, all served by `hub`."""
+def build_ws_router(registry: SocketRegistry) -> APIRouter:
+    """Return a router with one WebSocket route per endpoint, all served by `registry`."""
     router = APIRouter()
     for spec in ENDPOINTS:
-        router.add_api_websocket_route(spec.path, _serve_with(spec, hub), name=f"ws:{spec.topic}")
+        router.add_api_websocket_route(spec.path, _serve_with(spec, registry), name=f"ws:{spec.topic}")
     return router
 
 
-def _serve_with(spec: EndpointSpec, hub: SocketRegistry):  # type: ignore[no-untyped-def]
+def _serve_with(spec: EndpointSpec, registry: SocketRegistry):  # type: ignore[no-untyped-def]
     async def endpoint(websocket: WebSocket) -> None:
-        await Session(websocket, spec, hub).serve()
+        await Session(websocket, spec, registry).serve()
 
     return endpoint

@@ -136,13 +136,13 @@ class Session:
     # The protocol state's class: tests inject faults into a session by subclassing it.
     state_class: type[SessionState] = SessionState
 
-    def __init__(self, websocket: WebSocket, spec: EndpointSpec, hub: SocketRegistry) -> None:
+    def __init__(self, websocket: WebSocket, spec: EndpointSpec, registry: SocketRegistry) -> None:
         self.websocket = websocket
         self.spec = spec
-        self.hub = hub
+        self.registry = registry
         self._loop = asyncio.get_running_loop()
-        self.state = self.state_class(spec, hub.settings, hub.bus, hub.symbols, hub.stats, self._loop.time,
-                                      self._index_symbols)
+        self.state = self.state_class(spec, registry.settings, registry.bus, registry.symbols, registry.stats,
+                                      self._loop.time, self._index_symbols)
         self._open = False  # accepted and not yet past its close frame (or a failed write): frames may go out
         self._flushing = False
         self._drain: asyncio.Task[None] | None = None  # only while a write waits for the transport
@@ -168,7 +168,7 @@ class Session:
         return self.state.peer
 
     def _index_symbols(self, added: Iterable[str], removed: Iterable[str]) -> None:
-        self.hub.index_symbols(self, added=added, removed=removed)
+        self.registry.index_symbols(self, added=added, removed=removed)
 
     # ------------------------------------------------------------ bus side (never blocks)
 
@@ -211,7 +211,7 @@ class Session:
                         return
                     for _ in batch:
                         state.sent()
-                    self.hub.stats.messages_sent_direct += len(batch)
+                    self.registry.stats.messages_sent_direct += len(batch)
                     continue
                 try:
                     pending = step(self._write(text))
@@ -320,24 +320,24 @@ class Session:
 
     async def serve(self) -> None:
         """Accept (or refuse) the socket, then read it until it ends."""
-        ws, hub = self.websocket, self.hub
+        ws, registry = self.websocket, self.registry
         address = self.state.peer = _client_address(ws)
         subprotocol = None
-        if hub.settings.api_tokens:
+        if registry.settings.api_tokens:
             token, subprotocol = _offered_token(ws)
-            if not _token_is_valid(token, hub.settings.api_token_values()):
+            if not _token_is_valid(token, registry.settings.api_token_values()):
                 await self._refuse(ErrorCode.AUTH_ERROR, "Missing or invalid API token",
                                    "send ?token=, an Authorization: Bearer header or a Sec-WebSocket-Protocol value",
                                    subprotocol)
                 return
-        if hub.settings.allowed_origins:
+        if registry.settings.allowed_origins:
             origin = ws.headers.get("origin")
-            if origin is not None and origin not in hub.settings.allowed_origins:
+            if origin is not None and origin not in registry.settings.allowed_origins:
                 await self._refuse(ErrorCode.AUTH_ERROR, f"Origin {origin!r} is not allowed", None, subprotocol)
                 return
-        refusal = hub.limiter.acquire(address)
+        refusal = registry.limiter.acquire(address)
         if refusal is not None:
-            hub.stats.refused_connections += 1
+            registry.stats.refused_connections += 1
             await self._refuse(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections", refusal, subprotocol,
                                CloseCode.WS_1013_TRY_AGAIN_LATER)
             return
@@ -351,9 +351,9 @@ class Session:
             accepted = True
             opened_at = self._loop.time()
             logger.info("ws open %s from %s", self.spec.path, address)
-            hub.counter.add()
-            hub.sessions.add(self)
-            hub.stats.connections[self.spec.path] = hub.stats.connections.get(self.spec.path, 0) + 1
+            registry.counter.add()
+            registry.sessions.add(self)
+            registry.stats.connections[self.spec.path] = registry.stats.connections.get(self.spec.path, 0) + 1
             await self._run()
         except Exception:
             # Logged here once, with the socket it belongs to; the client gets 1011, not a bare 1006.
@@ -363,12 +363,12 @@ class Session:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(CloseCode.WS_1011_INTERNAL_ERROR, "internal error"), CLOSE_GRACE_S)
         finally:
-            hub.sessions.discard(self)
+            registry.sessions.discard(self)
             self.state.finish()
-            hub.limiter.release(address)
+            registry.limiter.release(address)
             if accepted:  # a client gone before its accept was never counted in
-                hub.stats.connections[self.spec.path] -= 1
-                hub.stats.sessions_ended += 1
+                registry.stats.connections[self.spec.path] -= 1
+                registry.stats.sessions_ended += 1
                 self._log_close(self._loop.time() - opened_at)
 
     def _note_close(self, code: int, by: str) -> None:
@@ -393,13 +393,13 @@ class Session:
         self._open = True
         self._direct = DirectWriter.for_scope(self.websocket.scope)
         params = self.websocket.query_params
-        build_greeting = self.hub.fresh_greetings.get(self.spec.topic)
+        build_greeting = self.registry.fresh_greetings.get(self.spec.topic)
         fresh = await build_greeting() if build_greeting is not None and "since" not in params else None
         self.state.greet(params, fresh=fresh)
         self._flush()
-        # Market sessions are reached through the hub's symbol index; the others listen to their topic.
+        # Market sessions are reached through the registry's symbol index; the others listen to their topic.
         listening = (contextlib.nullcontext() if self.spec.topic == "market"
-                     else self.hub.bus.listen(self.spec.topic, self.offer))
+                     else self.registry.bus.listen(self.spec.topic, self.offer))
         with listening:
             try:
                 await self._read_until_done()
@@ -408,7 +408,7 @@ class Session:
 
     async def _read_until_done(self) -> None:
         """Hand client frames to the state until the peer leaves or the socket is closed; keep the idle clock."""
-        ws, state, counter = self.websocket, self.state, self.hub.counter
+        ws, state, counter = self.websocket, self.state, self.registry.counter
         while not self._done_reading:
             try:
                 async with asyncio.timeout_at(state.idle_deadline()) as self._wake:

@@ -92,7 +92,7 @@ class SessionState:
         spec: the endpoint this connection is on.
         settings: the limits (outbox size, message budget, frame size, filter sizes, idle timeout).
         bus: read for snapshots, replay and the topic's position (never published to).
-        symbols: the symbols the hub tracks.
+        symbols: the symbols the app tracks.
         stats: the process-wide counters this connection adds to.
         clock: monotonic seconds; the idle clock and the message budget read it.
         on_symbols: told `(added, removed)` whenever the subscription set changes, so the registry's
