@@ -223,7 +223,7 @@ def main() -> None:
     if args.role == "server":
         serve(args.port)
         return
-    from tests.harness import free_port
+    from testbed.harness import free_port
 
     port = args.port or free_port()
     with tempfile.TemporaryDirectory(prefix="conn-cost-") as data:

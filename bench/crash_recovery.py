@@ -3,7 +3,7 @@
     python -m bench.crash_recovery                 # one run, about 25 s
     python -m bench.crash_recovery --lock-s 8      # the 8 s lock (the default)
 
-What it does, against a real `python app.py` (tests/harness.py) on a free loopback port:
+What it does, against a real `python app.py` (testbed/harness.py) on a free loopback port:
 (1) news clients connect to /ws/news (two raw sockets and the shipped `ws.client.HubClient`) and
 `--posters` loops post news to `POST /api/news` (a 503 is retried later with the same URL);
 (2) another process's connection holds the SQLite database with `BEGIN EXCLUSIVE` for `--lock-s`
@@ -38,7 +38,7 @@ import httpx
 import websockets
 
 from core.endpoints import NEWS_PATH
-from tests.harness import FAST_ENV, AppProcess, free_port
+from testbed.harness import FAST_ENV, AppProcess, free_port
 
 
 @dataclass

@@ -123,7 +123,7 @@ async def post_round(
 
     from app import create_app
     from core.config import Settings
-    from tests.harness import FAST_ENV, uvicorn_in_this_loop
+    from testbed.harness import FAST_ENV, uvicorn_in_this_loop
 
     env = {**FAST_ENV, "DATA_DIR": str(directory), "LOG_LEVEL": "WARNING"}
     if database_url is not None:
@@ -163,7 +163,7 @@ async def run_http(items: int, rounds: int, directory: Path | None, postgres: bo
     with ExitStack() as stack:
         url = None
         if postgres:
-            from tests.services import postgres_server
+            from testbed.services import postgres_server
 
             url = stack.enter_context(postgres_server(fsync=True)).url
         try:

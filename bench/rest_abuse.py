@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core.endpoints import MARKET_PATH, NEWS_PATH  # noqa: E402
-from tests.harness import free_port  # noqa: E402
+from testbed.harness import free_port  # noqa: E402
 
 __all__ = ["main"]
 

@@ -11,7 +11,7 @@
 
 `--inference` runs the app with its models and MODELS unset, so the measured budget picks them;
 `--hub-model ID` (repeatable, implies it) also builds a full-size stand-in of that catalog model
-(random weights, its real architecture and dimensions, `tests/hub_standin.py`) and serves it from a
+(random weights, its real architecture and dimensions, `testbed/hub_standin.py`) and serves it from a
 local stand-in Hub. The load phase starts once no model is loading. `--probe-rate` asks the
 embedded model for one short text per 1/rate s through `POST /api/sentiment` during the steady
 phase (what a visitor feels while the hub models score news); `probe_ms` reports its latency.
@@ -61,8 +61,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.soak_clients import ClientSpec, WorkerPlan, run_worker  # noqa: E402
-from tests.harness import AppProcess, free_port  # noqa: E402
-from tests.services import sockets_of, start_on_shared_port  # noqa: E402
+from testbed.harness import AppProcess, free_port  # noqa: E402
+from testbed.services import sockets_of, start_on_shared_port  # noqa: E402
 
 EMBEDDED_MODEL_ID = "embedded/minilm-finhead"
 PROBE_TEXT = "Bitcoin holds above its 50-day average as ETF inflows stay positive"
@@ -548,7 +548,7 @@ def _servers(count: int, base: Path, shared_port: bool, extra_env: dict[str, str
     try:
         env = {**SERVER_ENV, **extra_env}
         if count > 1:
-            from tests.services import RedisServer
+            from testbed.services import RedisServer
 
             redis = RedisServer(base / "redis").start()
             env["REDIS_URL"] = redis.url
@@ -590,7 +590,7 @@ def _stand_in_hub(models: list[str], base: Path):  # type: ignore[no-untyped-def
     if not models:
         yield {}
         return
-    from tests.hub_standin import StandinHub, build_catalog_checkpoint, running_hub
+    from testbed.hub_standin import StandinHub, build_catalog_checkpoint, running_hub
 
     hub = StandinHub()
     for index, model_id in enumerate(models):

@@ -4,7 +4,7 @@
     python -m bench.ws_fanout --quick                # 100 clients, 4 s windows
     python -m bench.ws_fanout --clients 500 --duration 20 --servers ours --scenarios stalled
 
-Each run has three processes: the server (ours: `app.py` through tests/harness.py's AppProcess; the
+Each run has three processes: the server (ours: `app.py` through testbed/harness.py's AppProcess; the
 baseline: this module with `--role baseline`), a client process (`--role clients`: N market and N news
 sockets, plain `websockets` connections in one asyncio loop) and this orchestrator, which publishes news
 through POST /api/news with the send time in the title, and in the `stalled` scenario opens one raw TCP
@@ -344,7 +344,7 @@ def open_stalled_socket(port: int, path: str, first_message: dict[str, Any] | No
 
 
 def _start_server(kind: str, price_interval_s: float, symbols: list[str]) -> tuple[Any, int]:
-    from tests.harness import AppProcess, free_port
+    from testbed.harness import AppProcess, free_port
 
     port = free_port()
     if kind == "ours":

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import AppProcess, running_app
+from testbed.harness import AppProcess, running_app
 
 
 @pytest.fixture

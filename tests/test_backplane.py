@@ -13,8 +13,8 @@ from core.bus import AlreadyPublished, Bus
 from core.protocol import PongMessage
 from desk.backplane import BackplaneRefused, BackplaneUnconfirmed, RedisBackplane
 from desk.cluster import connect_redis
-from tests.harness import MS
-from tests.services import RedisServer, needs_redis
+from testbed.harness import MS
+from testbed.services import RedisServer, needs_redis
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, needs_redis]

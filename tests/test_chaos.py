@@ -43,8 +43,8 @@ import pytest
 import websockets
 
 from bench.crash_recovery import hold_database
-from tests.harness import MS, AppProcess
-from tests.services import RedisServer, needs_redis, start_app, wait_for_async
+from testbed.harness import MS, AppProcess
+from testbed.services import RedisServer, needs_redis, start_app, wait_for_async
 from tests.tcp_proxy import TcpProxy
 from tests.test_live_sources import MARKET_PATHS, live_env
 from tests.upstream import PATHS, UpstreamServer, install_happy_routes, malformed_json, server_error

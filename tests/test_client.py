@@ -1,4 +1,4 @@
-"""ws/client.py against the real app (tests/harness.py), plus its backoff and watchdog in isolation."""
+"""ws/client.py against the real app (testbed/harness.py), plus its backoff and watchdog in isolation."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.harness import FAST_ENV, MS, ROOT, AppProcess, free_port, running_app
+from testbed.harness import FAST_ENV, MS, ROOT, AppProcess, free_port, running_app
 from ws.client import (
     Backoff,
     ConnectionRejected,

@@ -21,7 +21,7 @@ from sources.news import DEFAULT_CRYPTOCOMPARE_URL, DEFAULT_CRYPTOPANIC_URL
 from sources.rss import DEFAULT_FEEDS
 from sources.social import DEFAULT_REDDIT_URL, DEFAULT_SUBREDDITS, DEFAULT_TWITTER_URL
 from sources.symbols import SYMBOLS
-from tests.harness import FAST_ENV, AppProcess, free_port
+from testbed.harness import FAST_ENV, AppProcess, free_port
 
 SECRET = "s3cret-value-that-must-not-print"
 

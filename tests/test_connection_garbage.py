@@ -19,7 +19,7 @@ import websockets
 
 from app import _server, create_app
 from core.config import Settings
-from tests.harness import free_port
+from testbed.harness import free_port
 
 
 @contextlib.asynccontextmanager

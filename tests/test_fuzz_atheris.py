@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.harness import ROOT
+from testbed.harness import ROOT
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("atheris") is None, reason="atheris is not installed (pip install atheris)"

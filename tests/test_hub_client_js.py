@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import ROOT
+from testbed.harness import ROOT
 from ws.client_state import ResumeState
 
 CLIENT = ROOT / "clients" / "js" / "hub-client.js"

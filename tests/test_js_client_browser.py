@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from testbed.harness import FAST_ENV, MS, AppProcess, free_port, running_app
 from tests.browser import launch_browser, new_page, screenshot
-from tests.harness import FAST_ENV, MS, AppProcess, free_port, running_app
 
 pytestmark = pytest.mark.browser
 

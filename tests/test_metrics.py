@@ -14,7 +14,7 @@ from core.config import Settings
 from core.records import SourceHealth
 from desk.metrics import build_registry
 from desk.runtime import Runtime
-from tests.harness import recv_until, running_app
+from testbed.harness import recv_until, running_app
 
 
 class FakeSources:

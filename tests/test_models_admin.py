@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from inference.catalog import CATALOG
-from tests.harness import FAST_ENV, MS, AppProcess, free_port
-from tests.hub_standin import StandinHub, build_catalog_checkpoint, running_hub
-from tests.inference_fixtures import build_tiny_bert
+from testbed.harness import FAST_ENV, MS, AppProcess, free_port
+from testbed.hub_standin import StandinHub, build_catalog_checkpoint, running_hub
+from testbed.inference_fixtures import build_tiny_bert
 
 pytestmark = pytest.mark.slow
 

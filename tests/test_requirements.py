@@ -17,7 +17,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.harness import ROOT
+from testbed.harness import ROOT
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 INDEX_OPTION = f"--extra-index-url {CPU_INDEX}"

@@ -18,8 +18,8 @@ from core.clock import format_utc, utc_now
 from core.records import PriceQuote
 from core.rollups import BACKFILL_KEY, INTERVALS, price_rollups
 from core.store import Store, meta_table, prices
-from tests.harness import MS, running_app
-from tests.services import PostgresServer, needs_postgres, postgres_server
+from testbed.harness import MS, running_app
+from testbed.services import PostgresServer, needs_postgres, postgres_server
 
 DAY = timedelta(days=1)
 

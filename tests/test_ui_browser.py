@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from testbed.harness import MS, AppProcess, running_app
 from tests.browser import launch_browser, new_page, screenshot
-from tests.harness import MS, AppProcess, running_app
 
 pytestmark = pytest.mark.browser
 

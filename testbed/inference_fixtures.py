@@ -70,7 +70,7 @@ def build_tiny_bert(
         label2id={name: index for index, name in id2label.items()},
     )
     config.update(dict(dims or {}))
-    model = BertForSequenceClassification(config).eval()
+    model = BertForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
     if favour is not None:
         _force_class(model.classifier, favour)
     model.save_pretrained(out)
@@ -99,7 +99,7 @@ def build_tiny_roberta(
         show_progress=False,
     )
     merges = _merges(bpe)
-    tokenizer = RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)
+    tokenizer = RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)  # type: ignore[arg-type]
     torch.manual_seed(seed)
     config = RobertaConfig(
         vocab_size=bpe.get_vocab_size(),
@@ -116,7 +116,7 @@ def build_tiny_roberta(
         label2id={name: index for index, name in id2label.items()},
     )
     config.update(dict(dims or {}))
-    model = RobertaForSequenceClassification(config).eval()
+    model = RobertaForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
     if favour is not None:
         _force_class(model.classifier.out_proj, favour)
     model.save_pretrained(out)

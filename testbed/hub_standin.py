@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from tests.inference_fixtures import build_tiny_bert, build_tiny_roberta
+from testbed.inference_fixtures import build_tiny_bert, build_tiny_roberta
 
 Fault = Literal["gated", "429", "500", "stall"]
 Family = Literal["bert", "roberta"]
