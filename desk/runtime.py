@@ -27,6 +27,7 @@ from core.protocol import DatabaseSection, SystemStatusMessage
 from core.records import SIMULATOR_SOURCE, SourceHealth
 from core.settings_base import reveal
 from core.store import Store, StoreUnavailable
+from core.version import VERSION
 from desk.market import MarketDesk
 from desk.news_relay import ClusterNewsDesk
 from desk.ports import OpenSockets
@@ -49,7 +50,6 @@ __all__ = ["VERSION", "Runtime"]
 
 logger = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
 PRICE_PERSIST_S = 10.0
 # After an input of `sentiment_update` changes, wait this long so a burst (one feed batch of news,
 # several platforms' posts) becomes one update instead of dozens.

@@ -16,7 +16,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json
 
 from core import protocol as p
 from core.endpoints import MARKET_PATH, MODELS_PATH, NEWS_PATH, SENTIMENT_PATH, STATUS_PATH
-from desk.runtime import VERSION
+from core.version import VERSION
 from space import asyncapi_examples as examples
 
 __all__ = ["CHANNELS", "MESSAGES", "build_asyncapi"]

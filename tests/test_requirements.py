@@ -121,7 +121,7 @@ def test_ci_installs_the_runtime_without_the_unreachable_index(tmp_path):
 
 
 def test_dev_requirements_leave_the_runtime_and_its_index_to_requirements_txt():
-    assert _options("requirements-dev.txt") == []
+    assert _options("requirements-dev.txt") == ["-e .", "-e ./clients/python"]  # this checkout's own packages
     runtime = {req.name for req in _requirements("requirements.txt")}
     assert runtime.isdisjoint(req.name for req in _requirements("requirements-dev.txt"))
 
