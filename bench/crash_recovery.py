@@ -4,7 +4,7 @@
     python -m bench.crash_recovery --lock-s 8      # the issue's 8 s lock (the default)
 
 What it does, against a real `python app.py` (testbed/harness.py) on a free loopback port:
-(1) news clients connect to /ws/news (two raw sockets and the shipped `ws.client.HubClient`) and
+(1) news clients connect to /ws/news (two raw sockets and the shipped `crypto_hub_client.HubClient`) and
 `--posters` loops post news to `POST /api/news` (a 503 is retried later with the same URL);
 (2) another process's connection holds the SQLite database with `BEGIN EXCLUSIVE` for `--lock-s`
 seconds, as a backup would; (3) `--kill-after-s` into the lock the server gets SIGKILL; (4) once the
@@ -124,7 +124,7 @@ async def late_joiner(app: AppProcess, seen: Observed, epoch: str) -> None:
 
 async def shipped_client(app: AppProcess, seen: Observed, stop: asyncio.Event) -> None:
     """The shipped Python client: it resumes on its own and drops what it thinks it has seen."""
-    from ws.client import Backoff, HubClient
+    from crypto_hub_client import Backoff, HubClient
 
     async with HubClient(app.ws(NEWS_PATH), backoff=Backoff(initial=0.2, cap=1.0)) as client:
         while not stop.is_set():

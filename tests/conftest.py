@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from testbed.harness import AppProcess, running_app
+from tests.browser import launch_browser
 
 
 @pytest.fixture
@@ -13,3 +15,10 @@ def app_server(tmp_path: Path) -> Iterator[AppProcess]:
     """A real app on a free port in demo mode with fast cadences."""
     with running_app(tmp_path) as app:
         yield app
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for one test module (skipped where none is installed)."""
+    with launch_browser() as chromium:
+        yield chromium
