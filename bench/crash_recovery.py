@@ -38,7 +38,7 @@ import httpx
 import websockets
 
 from core.endpoints import NEWS_PATH
-from testbed.harness import FAST_ENV, AppProcess, free_port
+from testbed.harness import FAST_ENV, AppProcess, free_port, resuming_news
 
 
 @dataclass
@@ -95,23 +95,10 @@ async def post_loop(app: AppProcess, seen: Observed, name: str, stop: asyncio.Ev
 
 async def raw_socket(app: AppProcess, seen: Observed, stop: asyncio.Event, *, resuming: bool) -> None:
     """Read /ws/news; after a drop reconnect with `?since=&epoch=` (the documented resume)."""
-    last: tuple[int, str] | None = None
-    while not stop.is_set():
-        query = f"?since={last[0]}&epoch={last[1]}" if last else ""
-        try:
-            async with websockets.connect(app.ws(f"{NEWS_PATH}{query}"), open_timeout=2) as ws:
-                while not stop.is_set():
-                    try:
-                        message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
-                    except TimeoutError:
-                        continue
-                    url = seen.saw(message)
-                    if url is not None:
-                        last = (int(message["seq"]), str(message["epoch"]))
-                        if resuming:
-                            seen.resuming.add((url, last[0]))
-        except (OSError, websockets.WebSocketException, TimeoutError):
-            await asyncio.sleep(0.1)
+    async for message in resuming_news(app, stop, retry_s=0.1):
+        url = seen.saw(message)
+        if url is not None and resuming:
+            seen.resuming.add((url, int(message["seq"])))
 
 
 async def late_joiner(app: AppProcess, seen: Observed, epoch: str) -> None:

@@ -7,9 +7,10 @@ sentences, so loading by hub id works with HF_HUB_OFFLINE=1 and nothing touches 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -87,33 +88,18 @@ def build_tiny_roberta(
     dims: Mapping[str, int] | None = None,
 ) -> Path:
     """Save a 2-layer, 32-wide RobertaForSequenceClassification and a byte-level BPE tokenizer."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizer
+    from transformers import RobertaForSequenceClassification
 
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        CORPUS * 3,
-        vocab_size=320,
-        min_frequency=1,
-        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-        show_progress=False,
-    )
-    merges = _merges(bpe)
-    tokenizer = RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)  # type: ignore[arg-type]
+    tokenizer = train_roberta_tokenizer(CORPUS * 3, vocab_size=320, min_frequency=1)
     torch.manual_seed(seed)
-    config = RobertaConfig(
-        vocab_size=bpe.get_vocab_size(),
+    config = roberta_config(
+        id2label,
+        vocab_size=len(tokenizer),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=66,
-        type_vocab_size=1,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        id2label=id2label,
-        label2id={name: index for index, name in id2label.items()},
     )
     config.update(dict(dims or {}))
     model = RobertaForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
@@ -124,14 +110,41 @@ def build_tiny_roberta(
     return out
 
 
-def _merges(bpe: object) -> list[tuple[str, str]]:
+def train_roberta_tokenizer(texts: Sequence[str], *, vocab_size: int, min_frequency: int) -> Any:
+    """Return a RobertaTokenizer whose byte-level BPE vocabulary was trained on `texts`."""
     import json
 
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        list(texts),
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        show_progress=False,
+    )
     # The trained merges are only reachable through the serialised tokenizer.
-    state = json.loads(bpe._tokenizer.to_str())  # type: ignore[attr-defined]
-    return [
-        tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]
-    ]
+    state = json.loads(bpe._tokenizer.to_str())
+    merges = [tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]]
+    return RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)  # type: ignore[arg-type]
+
+
+def roberta_config(id2label: Mapping[int, str], **sizes: int) -> Any:
+    """Return a RobertaConfig with RoBERTa's special-token ids and `id2label`; `sizes` override its dimensions."""
+    from transformers import RobertaConfig
+
+    config = RobertaConfig(
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        id2label=dict(id2label),
+        label2id={name: index for index, name in id2label.items()},
+    )
+    config.update(sizes)
+    return config
 
 
 def install_in_hub_cache(cache_dir: Path, repo_id: str, model_dir: Path, commit: str = FAKE_COMMIT) -> Path:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from crypto_hub_client.client import (
     DEFAULT_BASE_URL,
-    STREAM_PATHS,
-    Backoff,
     ClientClosed,
-    ClientStats,
     ConnectionRejected,
     ConnectionState,
     HubClient,
@@ -22,6 +19,8 @@ from crypto_hub_client.client import (
     StateChange,
     stream_url,
 )
+from crypto_hub_client.endpoints import STREAM_PATHS
+from crypto_hub_client.resume import Backoff, ClientStats
 
 __all__ = [
     "DEFAULT_BASE_URL",

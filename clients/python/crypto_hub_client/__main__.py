@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 
-from crypto_hub_client.client import DEFAULT_BASE_URL, STREAM_PATHS, ConnectionRejected, HubClient
+from crypto_hub_client import DEFAULT_BASE_URL, STREAM_PATHS, ConnectionRejected, HubClient
 
 __all__ = ["main"]
 

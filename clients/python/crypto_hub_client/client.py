@@ -38,19 +38,6 @@ from websockets.protocol import State
 from crypto_hub_client.endpoints import STREAM_PATHS
 from crypto_hub_client.resume import Backoff, ClientStats, ResumeState
 
-__all__ = [
-    "STREAM_PATHS",
-    "Backoff",
-    "ClientClosed",
-    "ClientStats",
-    "ConnectionRejected",
-    "ConnectionState",
-    "HubClient",
-    "HubClientError",
-    "StateChange",
-    "stream_url",
-]
-
 logger = logging.getLogger("crypto_hub_client")
 
 DEFAULT_BASE_URL = "ws://127.0.0.1:7860"
