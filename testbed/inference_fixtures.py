@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import torch
@@ -25,6 +25,7 @@ CORPUS = [
     "solana network is down again",
     "stocks rise after strong earnings",
 ]
+Family = Literal["bert", "roberta"]
 WORDS = sorted({word for line in CORPUS for word in line.split()})
 
 # Model ids the fixture installs in the cache, with what their classifier is forced to answer.
@@ -43,7 +44,8 @@ def _force_class(linear: torch.nn.Linear, index: int) -> None:
         linear.bias[index] = 6.0
 
 
-def build_tiny_bert(
+def build_tiny_classifier(
+    family: Family,
     out: Path,
     id2label: dict[int, str],
     *,
@@ -51,60 +53,33 @@ def build_tiny_bert(
     seed: int = 0,
     dims: Mapping[str, int] | None = None,
 ) -> Path:
-    """Save a 2-layer, 32-wide BertForSequenceClassification and its WordPiece tokenizer.
+    """Save a 2-layer, 32-wide sequence classifier of `family` and its tokenizer; return `out`.
 
-    `dims` overrides the config's sizes (a full-size model with the same small tokenizer).
+    BERT gets a WordPiece tokenizer over WORDS, RoBERTa a byte-level BPE one trained on CORPUS. `dims`
+    overrides the config's sizes (a full-size model with the same small tokenizer); `favour` makes the
+    classifier answer that class for every input.
     """
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, RobertaForSequenceClassification
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    tokenizer = BertTokenizer(vocab={token: index for index, token in enumerate(vocab)})
+    small = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    if family == "bert":
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+        tokenizer: Any = BertTokenizer(vocab={token: index for index, token in enumerate(vocab)})
+        config: Any = BertConfig(vocab_size=len(vocab), max_position_embeddings=64, id2label=id2label,
+                                 label2id={name: index for index, name in id2label.items()})
+    else:
+        tokenizer = train_roberta_tokenizer(CORPUS * 3, vocab_size=320, min_frequency=1)
+        config = roberta_config(id2label, vocab_size=len(tokenizer), max_position_embeddings=66)
+    config.update({**small, **(dims or {})})
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        id2label=id2label,
-        label2id={name: index for index, name in id2label.items()},
-    )
-    config.update(dict(dims or {}))
-    model = BertForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
+    if family == "bert":
+        bert = BertForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
+        model, classifier = bert, bert.classifier
+    else:
+        roberta = RobertaForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
+        model, classifier = roberta, roberta.classifier.out_proj
     if favour is not None:
-        _force_class(model.classifier, favour)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
-def build_tiny_roberta(
-    out: Path,
-    id2label: dict[int, str],
-    *,
-    favour: int | None = None,
-    seed: int = 0,
-    dims: Mapping[str, int] | None = None,
-) -> Path:
-    """Save a 2-layer, 32-wide RobertaForSequenceClassification and a byte-level BPE tokenizer."""
-    from transformers import RobertaForSequenceClassification
-
-    tokenizer = train_roberta_tokenizer(CORPUS * 3, vocab_size=320, min_frequency=1)
-    torch.manual_seed(seed)
-    config = roberta_config(
-        id2label,
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=66,
-    )
-    config.update(dict(dims or {}))
-    model = RobertaForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
-    if favour is not None:
-        _force_class(model.classifier.out_proj, favour)
+        _force_class(classifier, favour)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -170,13 +145,14 @@ def tiny_hub(tmp_path_factory: pytest.TempPathFactory) -> TinyHub:
     root = tmp_path_factory.mktemp("tiny-models")
     cache = root / "hub"
     builds = {
-        BERT_POSNEG: build_tiny_bert(root / "a", {0: "positive", 1: "negative", 2: "neutral"}, favour=0),
-        ROBERTA_NEGPOS: build_tiny_roberta(
+        BERT_POSNEG: build_tiny_classifier("bert", root / "a", {0: "positive", 1: "negative", 2: "neutral"}, favour=0),
+        ROBERTA_NEGPOS: build_tiny_classifier(
+            "roberta",
             root / "b", {0: "negative", 1: "neutral", 2: "positive"}, favour=0
         ),
-        BERT_RANDOM: build_tiny_bert(root / "c", {0: "Bearish", 1: "Neutral", 2: "Bullish"}, seed=1),
-        BERT_GENERIC: build_tiny_bert(root / "d", {0: "LABEL_0", 1: "LABEL_1"}),
-        KK08: build_tiny_bert(root / "e", {0: "LABEL_0", 1: "LABEL_1"}, favour=1),
+        BERT_RANDOM: build_tiny_classifier("bert", root / "c", {0: "Bearish", 1: "Neutral", 2: "Bullish"}, seed=1),
+        BERT_GENERIC: build_tiny_classifier("bert", root / "d", {0: "LABEL_0", 1: "LABEL_1"}),
+        KK08: build_tiny_classifier("bert", root / "e", {0: "LABEL_0", 1: "LABEL_1"}, favour=1),
     }
     for repo_id, path in builds.items():
         install_in_hub_cache(cache, repo_id, path)
