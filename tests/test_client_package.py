@@ -7,6 +7,7 @@ import importlib.metadata
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,8 +66,9 @@ def _readme_example() -> str:
 def _wheelhouse(directory: Path) -> Path:
     """Build the client's wheel and fetch websockets' into `directory`, for an install with --no-index.
 
-    The client's wheel is built from this environment's setuptools (`--no-build-isolation`) where it
-    is new enough, so the build needs no network; else pip builds it in isolation from the index.
+    The client's wheel is built from a copy of clients/python/ (setuptools writes build/ and egg-info
+    into the tree it builds) with this environment's setuptools (`--no-build-isolation`) where it is
+    new enough, so the build needs no network; else pip builds it in isolation from the index.
     websockets is the version installed here, which pip takes from its cache or the configured index
     (PyPI in CI): the only download, and none when the cache holds it. The install into the fresh
     environment then reads this directory alone, so it cannot pick up anything else.
@@ -77,7 +79,9 @@ def _wheelhouse(directory: Path) -> Path:
         setuptools_version = "0"
     offline_build = ["--no-build-isolation"] if int(setuptools_version.split(".")[0]) >= 77 else []
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", *offline_build, "-w", str(directory), str(CLIENT)],
+    unbuilt = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    source = shutil.copytree(CLIENT, directory.parent / "client-source", ignore=unbuilt)
+    subprocess.run([*pip, "wheel", "--no-deps", *offline_build, "-w", str(directory), str(source)],
                    check=True, timeout=300)
     websockets = f"websockets=={importlib.metadata.version('websockets')}"
     subprocess.run([*pip, "download", "--no-deps", "--only-binary", ":all:", "-d", str(directory), websockets],
