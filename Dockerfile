@@ -24,7 +24,8 @@ RUN TORCH_PIN="$(grep -E '^torch==' requirements.txt)" \
     && pip install --no-cache-dir -r requirements.txt
 
 # Owned by `hub` as copied: a recursive chown afterwards would add a layer holding every file, models
-# included, a second time.
+# included, a second time. The project is not pip-installed: `python app.py` runs the tree in /app, and
+# core/version.py reads the version from the pyproject.toml copied with it.
 COPY --chown=hub . .
 USER hub
 # The default models' files are fetched now, only those loading reads, so a start downloads nothing:

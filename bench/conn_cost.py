@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import math
 import os
 import subprocess
 import sys
@@ -38,14 +37,14 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from bench.figures import percentile
+from bench.runs import QUIET_APP_ENV
+
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER_ENV = {
-    "DATA_MODE": "demo", "ENABLE_UI": "0", "ENABLE_INFERENCE": "0", "ENABLE_SOURCES": "0",
-    "PRICE_INTERVAL_S": "60", "MAX_CONNECTIONS": "100000", "MAX_CONNECTIONS_PER_IP": "100000",
-    "LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1", "IDLE_TIMEOUT_S": "3600",
-}
+SERVER_ENV = {**QUIET_APP_ENV, "PRICE_INTERVAL_S": "60", "MAX_CONNECTIONS": "100000",
+              "MAX_CONNECTIONS_PER_IP": "100000", "IDLE_TIMEOUT_S": "3600"}
 
 
 def _rss_kb() -> int:
@@ -129,13 +128,6 @@ async def _wait_sessions(http: Any, wanted: int, timeout: float = 30.0) -> dict[
         await asyncio.sleep(0.2)
 
 
-def _percentile(values: list[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)], 2)
-
-
 async def _collect(ws: Any, items: int, latencies: list[float], stop: asyncio.Event) -> None:
     got = 0
     while got < items and not stop.is_set():
@@ -204,11 +196,11 @@ async def measure(port: int, clients: int, items: int, gap_ms: float) -> dict[st
             "gap_ms": gap_ms,
             "delivered": len(latencies),
             "expected": items * clients,
-            "p50_ms": _percentile(latencies, 0.50),
-            "p99_ms": _percentile(latencies, 0.99),
+            "p50_ms": percentile(latencies, 0.50),
+            "p99_ms": percentile(latencies, 0.99),
             "max_ms": round(max(latencies), 2) if latencies else None,
             "server_cpu_us_per_frame": round((cpu_after - cpu_before) * 1e6 / max(1, len(latencies)), 2),
-            "client_lag_p99_ms": _percentile(lag, 0.99),
+            "client_lag_p99_ms": percentile(lag, 0.99),
         },
     }
 
@@ -225,7 +217,7 @@ def main() -> None:
     if args.role == "server":
         serve(args.port)
         return
-    from tests.harness import free_port
+    from testbed.harness import free_port
 
     port = args.port or free_port()
     with tempfile.TemporaryDirectory(prefix="conn-cost-") as data:

@@ -3,8 +3,8 @@
     python -m bench.crash_recovery                 # one run, about 25 s
     python -m bench.crash_recovery --lock-s 8      # the issue's 8 s lock (the default)
 
-What it does, against a real `python app.py` (tests/harness.py) on a free loopback port:
-(1) news clients connect to /ws/news (two raw sockets and the shipped `ws.client.HubClient`) and
+What it does, against a real `python app.py` (testbed/harness.py) on a free loopback port:
+(1) news clients connect to /ws/news (two raw sockets and the shipped `crypto_hub_client.HubClient`) and
 `--posters` loops post news to `POST /api/news` (a 503 is retried later with the same URL);
 (2) another process's connection holds the SQLite database with `BEGIN EXCLUSIVE` for `--lock-s`
 seconds, as a backup would; (3) `--kill-after-s` into the lock the server gets SIGKILL; (4) once the
@@ -38,7 +38,7 @@ import httpx
 import websockets
 
 from core.endpoints import NEWS_PATH
-from tests.harness import FAST_ENV, AppProcess, free_port
+from testbed.harness import FAST_ENV, AppProcess, free_port, resuming_news
 
 
 @dataclass
@@ -95,23 +95,10 @@ async def post_loop(app: AppProcess, seen: Observed, name: str, stop: asyncio.Ev
 
 async def raw_socket(app: AppProcess, seen: Observed, stop: asyncio.Event, *, resuming: bool) -> None:
     """Read /ws/news; after a drop reconnect with `?since=&epoch=` (the documented resume)."""
-    last: tuple[int, str] | None = None
-    while not stop.is_set():
-        query = f"?since={last[0]}&epoch={last[1]}" if last else ""
-        try:
-            async with websockets.connect(app.ws(f"{NEWS_PATH}{query}"), open_timeout=2) as ws:
-                while not stop.is_set():
-                    try:
-                        message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
-                    except TimeoutError:
-                        continue
-                    url = seen.saw(message)
-                    if url is not None:
-                        last = (int(message["seq"]), str(message["epoch"]))
-                        if resuming:
-                            seen.resuming.add((url, last[0]))
-        except (OSError, websockets.WebSocketException, TimeoutError):
-            await asyncio.sleep(0.1)
+    async for message in resuming_news(app, stop, retry_s=0.1):
+        url = seen.saw(message)
+        if url is not None and resuming:
+            seen.resuming.add((url, int(message["seq"])))
 
 
 async def late_joiner(app: AppProcess, seen: Observed, epoch: str) -> None:
@@ -124,7 +111,7 @@ async def late_joiner(app: AppProcess, seen: Observed, epoch: str) -> None:
 
 async def shipped_client(app: AppProcess, seen: Observed, stop: asyncio.Event) -> None:
     """The shipped Python client: it resumes on its own and drops what it thinks it has seen."""
-    from ws.client import Backoff, HubClient
+    from crypto_hub_client import Backoff, HubClient
 
     async with HubClient(app.ws(NEWS_PATH), backoff=Backoff(initial=0.2, cap=1.0)) as client:
         while not stop.is_set():

@@ -2,7 +2,7 @@
 
 Builds a full-size stand-in for every catalog hub model (BERT-base / RoBERTa-base dimensions,
 random weights, each model's real label order), serves them from the stand-in Hub
-(`tests/hub_standin.py`) with a lock, and starts the real app on them with an empty cache. It
+(`testbed/hub_standin.py`) with a lock, and starts the real app on them with an empty cache. It
 measures, per model: load time (download + digest check + load, from `/api/models`), the time
 since launch at which it became available, the app's resident memory added by it, the time
 until a news item was first scored with it, and, once news posting has stopped, the latency
@@ -37,8 +37,8 @@ import websockets
 
 from core.endpoints import NEWS_PATH
 from inference.catalog import CATALOG, EMBEDDED_MODEL_ID
-from tests.harness import FAST_ENV, AppProcess, free_port
-from tests.hub_standin import StandinHub, build_catalog_checkpoint, lock_entry, running_hub
+from testbed.harness import FAST_ENV, AppProcess, free_port
+from testbed.hub_standin import StandinHub, build_catalog_checkpoint, lock_entry, running_hub
 
 HUB_MODELS = [spec.id for spec in CATALOG.values() if spec.kind == "transformers"]
 ADMIN = FAST_ENV["ADMIN_TOKEN"]

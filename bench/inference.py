@@ -56,6 +56,7 @@ from inference.head import build_finhead_model, embedded_digest, find_minilm, lo
 from inference.loader import LoadOptions
 from inference.runtimes import VARIANTS, build_variant, variants_for
 from inference.splits import build_split
+from testbed.inference_fixtures import roberta_config, train_roberta_tokenizer
 
 __all__ = ["main"]
 
@@ -65,32 +66,12 @@ _CANONICAL = {"negative": "bearish", "positive": "bullish"}
 
 def build_roberta_base(texts: Sequence[str], seed: int = 0) -> tuple[Any, Any]:
     """Return (fp32 RobertaForSequenceClassification with roberta-base shape, tokenizer)."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizer
+    from transformers import RobertaForSequenceClassification
 
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        list(texts),
-        vocab_size=8000,
-        min_frequency=2,
-        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-        show_progress=False,
-    )
-    state = json.loads(bpe._tokenizer.to_str())  # the trained merges are only reachable this way
-    merges = [tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]]
-    tokenizer = RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)  # type: ignore[arg-type]
+    tokenizer = train_roberta_tokenizer(texts, vocab_size=8000, min_frequency=2)
     torch.manual_seed(seed)
     # roberta-base: 12 layers, 768 wide, 50,265-token vocabulary (our tokenizer uses the first 8,000 ids).
-    config = RobertaConfig(
-        vocab_size=50265,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        id2label=ROBERTA_LABELS,
-        label2id={v: k for k, v in ROBERTA_LABELS.items()},
-    )
+    config = roberta_config(ROBERTA_LABELS, vocab_size=50265, max_position_embeddings=514)
     model = RobertaForSequenceClassification(config)
     model.eval()  # type: ignore[no-untyped-call]
     return model, tokenizer

@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.figures import percentile
 from core.bus import Bus, Envelope
 from core.records import NewsItem
 from core.store import Store
@@ -56,8 +57,9 @@ def _item(way: str, i: int) -> NewsItem:
 
 
 def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+    figure = percentile(values, q, scale=1000, digits=3)  # seconds in, milliseconds out
+    assert figure is not None, "every run times at least one item"
+    return figure
 
 
 async def journal_first(store: Store, items: int) -> dict[str, float]:
@@ -124,7 +126,7 @@ async def post_round(
     from app import build_app
     from compose import compose
     from core.config import Settings
-    from tests.harness import FAST_ENV, uvicorn_in_this_loop
+    from testbed.harness import FAST_ENV, uvicorn_in_this_loop
 
     env = {**FAST_ENV, "DATA_DIR": str(directory), "LOG_LEVEL": "WARNING"}
     if database_url is not None:
@@ -165,7 +167,7 @@ async def run_http(items: int, rounds: int, directory: Path | None, postgres: bo
     with ExitStack() as stack:
         url = None
         if postgres:
-            from tests.services import postgres_server
+            from testbed.services import postgres_server
 
             url = stack.enter_context(postgres_server(fsync=True)).url
         try:

@@ -35,34 +35,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from core.endpoints import MARKET_PATH, NEWS_PATH  # noqa: E402
-from tests.harness import free_port  # noqa: E402
+from bench.figures import percentile
+from bench.runs import QUIET_APP_ENV, stop_process
+from core.endpoints import MARKET_PATH, NEWS_PATH
+from testbed.harness import ROOT, free_port
 
 __all__ = ["main"]
 
 ADMIN_TOKEN = "abuse-admin-token"
-SERVER_ENV = {
-    "DATA_MODE": "demo",
-    "ENABLE_UI": "0",
-    "ENABLE_INFERENCE": "0",
-    "ENABLE_SOURCES": "0",
-    "ADMIN_TOKEN": ADMIN_TOKEN,
-    "PRICE_INTERVAL_S": "1",
-    "LOG_LEVEL": "WARNING",
-    "HF_HUB_OFFLINE": "1",
-    "GRADIO_ANALYTICS_ENABLED": "False",
-}
+SERVER_ENV = {**QUIET_APP_ENV, "ADMIN_TOKEN": ADMIN_TOKEN, "GRADIO_ANALYTICS_ENABLED": "False"}
 WORDS = ("bitcoin", "etf", "halving", "whale", "regulation", "ethereum", "miners", "stablecoin")
 GAP_GOAL_S = 2.0
 NEWS_P99_GOAL_MS = 250.0
@@ -110,13 +98,6 @@ conn.close()
 
 def log(message: str) -> None:
     print(f"[rest_abuse {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
 def tree_commit(tree: Path) -> str | None:
@@ -189,30 +170,16 @@ class Measurement:
         self.post_status: collections.Counter[str] = collections.Counter()
 
     async def watch_market(self, url: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
-        async with websockets.connect(url, open_timeout=30, max_size=None, ping_interval=None) as ws:
-            await ws.send(json.dumps({"action": "subscribe", "symbols": ["BTC"]}))
-            ready.set()
-            while not stop.is_set():
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.5)
-                except TimeoutError:
-                    continue
-                message = json.loads(raw)
-                if message.get("type") == "price_update" and message["data"]["symbol"] == "BTC":
-                    self.btc_arrivals.append(time.monotonic())
+        subscribe = {"action": "subscribe", "symbols": ["BTC"]}
+        async for message in _messages(url, ready, stop, first=subscribe):
+            if message.get("type") == "price_update" and message["data"]["symbol"] == "BTC":
+                self.btc_arrivals.append(time.monotonic())
 
     async def watch_news(self, url: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
-        async with websockets.connect(url, open_timeout=30, max_size=None, ping_interval=None) as ws:
-            ready.set()
-            while not stop.is_set():
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.5)
-                except TimeoutError:
-                    continue
-                message = json.loads(raw)
-                title = message.get("data", {}).get("title") if message.get("type") == "news" else None
-                if title in self.posted and title not in self.latency_ms:
-                    self.latency_ms[title] = (time.monotonic() - self.posted[title]) * 1000
+        async for message in _messages(url, ready, stop):
+            title = message.get("data", {}).get("title") if message.get("type") == "news" else None
+            if title in self.posted and title not in self.latency_ms:
+                self.latency_ms[title] = (time.monotonic() - self.posted[title]) * 1000
 
     async def post_news(self, base: str, count: int, duration: float) -> None:
         interval = duration / count
@@ -238,6 +205,22 @@ class Measurement:
     def worst_gap_s(self, start: float, end: float) -> float:
         stamps = [start, *(t for t in self.btc_arrivals if start <= t <= end), end]
         return round(max(b - a for a, b in zip(stamps, stamps[1:], strict=False)), 2)
+
+
+async def _messages(
+    url: str, ready: asyncio.Event, stop: asyncio.Event, first: dict[str, Any] | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """Yield the JSON messages of one socket on `url` until `stop`; set `ready` once `first` is sent."""
+    async with websockets.connect(url, open_timeout=30, max_size=None, ping_interval=None) as ws:
+        if first is not None:
+            await ws.send(json.dumps(first))
+        ready.set()
+        while not stop.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 0.5)
+            except TimeoutError:
+                continue
+            yield json.loads(raw)
 
 
 async def measure_during(
@@ -274,7 +257,7 @@ def stream_figures(m: Measurement, start: float, end: float) -> dict[str, Any]:
     """The BTC subscriber's and the news items' figures between `start` and `end`, with the goals."""
     latencies = list(m.latency_ms.values())
     gap = m.worst_gap_s(start, end)
-    p99 = percentile(latencies, 0.99)
+    p99 = percentile(latencies, 0.99, digits=1)
     lost = len(m.posted) - len(latencies)
     return {
         "measured_s": round(end - start, 1),
@@ -284,7 +267,7 @@ def stream_figures(m: Measurement, start: float, end: float) -> dict[str, Any]:
         "news_post_status": dict(m.post_status),
         "news_received": len(latencies),
         "news_lost": lost,
-        "news_p50_ms": percentile(latencies, 0.5),
+        "news_p50_ms": percentile(latencies, 0.5, digits=1),
         "news_p99_ms": p99,
         "news_max_ms": round(max(latencies), 1) if latencies else None,
         "goals_met": {
@@ -317,12 +300,7 @@ def serving(tree: Path, env: dict[str, str], data_dir: Path) -> Iterator[tuple[i
     try:
         yield port, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 def run_tree(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -390,18 +368,12 @@ def _ratio(candidate: Any, baseline: Any) -> float | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose app.py is measured")
-    parser.add_argument("--baseline-tree", type=Path, help="measure this checkout first, as the named baseline")
+    add_compared_arguments(parser, duration=60.0, example="REST_RATE_PER_S=5")
     parser.add_argument("--points", type=int, default=500_000, help="stored BTC prices, 10 s apart")
     parser.add_argument("--news-rows", type=int, default=20_000, help="stored news items")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of abuse")
     parser.add_argument("--query-clients", type=int, default=8)
     parser.add_argument("--upload-clients", type=int, default=2)
     parser.add_argument("--body-mb", type=float, default=20.0)
-    parser.add_argument("--news", type=int, default=20, help="news items posted (with the admin token) meanwhile")
-    parser.add_argument("--drain", type=float, default=20.0, help="seconds to wait for late news")
-    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an extra setting for the app (repeatable), e.g. REST_RATE_PER_S=5")
     parser.add_argument("--abuser", metavar="BASE_URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.abuser:
@@ -411,6 +383,17 @@ def main(argv: list[str] | None = None) -> None:
     result: dict[str, Any] = {"scenario": {k: getattr(args, k) for k in (
         "points", "news_rows", "duration", "query_clients", "upload_clients", "body_mb", "news", "server_env")}}
     print_compared(result, args, run_tree)
+
+
+def add_compared_arguments(parser: argparse.ArgumentParser, *, duration: float, example: str) -> None:
+    """Add what every run of a tree against a baseline tree takes: the trees, the load, the timed news."""
+    parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose app.py is measured")
+    parser.add_argument("--baseline-tree", type=Path, help="measure this checkout first, as the named baseline")
+    parser.add_argument("--duration", type=float, default=duration, help="seconds of load")
+    parser.add_argument("--news", type=int, default=20, help="news items posted (with the admin token) meanwhile")
+    parser.add_argument("--drain", type=float, default=20.0, help="seconds to wait for late news")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help=f"an extra setting for the app (repeatable), e.g. {example}")
 
 
 def print_compared(result: dict[str, Any], args: argparse.Namespace,

@@ -11,7 +11,7 @@
 
 `--inference` runs the app with its models and MODELS unset, so the measured budget picks them;
 `--hub-model ID` (repeatable, implies it) also builds a full-size stand-in of that catalog model
-(random weights, its real architecture and dimensions, `tests/hub_standin.py`) and serves it from a
+(random weights, its real architecture and dimensions, `testbed/hub_standin.py`) and serves it from a
 local stand-in Hub. The load phase starts once no model is loading. `--probe-rate` asks the
 embedded model for one short text per 1/rate s through `POST /api/sentiment` during the steady
 phase (what a visitor feels while the hub models score news); `probe_ms` reports its latency.
@@ -56,13 +56,11 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.soak_clients import ClientSpec, WorkerPlan, run_worker  # noqa: E402
-from tests.harness import AppProcess, free_port  # noqa: E402
-from tests.services import sockets_of, start_on_shared_port  # noqa: E402
+from bench.figures import percentile
+from bench.runs import QUIET_APP_ENV
+from bench.soak_clients import ClientSpec, WorkerPlan, run_worker
+from testbed.harness import AppProcess, free_port
+from testbed.services import sockets_of, start_on_shared_port
 
 EMBEDDED_MODEL_ID = "embedded/minilm-finhead"
 PROBE_TEXT = "Bitcoin holds above its 50-day average as ETF inflows stay positive"
@@ -70,18 +68,8 @@ PROBE_TEXT = "Bitcoin holds above its 50-day average as ETF inflows stay positiv
 __all__ = ["main"]
 
 ADMIN_TOKEN = "soak-admin-token"
-SERVER_ENV = {
-    "DATA_MODE": "demo",
-    "ENABLE_UI": "0",
-    "ENABLE_INFERENCE": "0",
-    "ENABLE_SOURCES": "0",
-    "ADMIN_TOKEN": ADMIN_TOKEN,
-    "PRICE_INTERVAL_S": "1",
-    "MAX_CONNECTIONS": "100000",
-    "MAX_CONNECTIONS_PER_IP": "100000",
-    "LOG_LEVEL": "WARNING",
-    "HF_HUB_OFFLINE": "1",
-}
+SERVER_ENV = {**QUIET_APP_ENV, "ADMIN_TOKEN": ADMIN_TOKEN, "MAX_CONNECTIONS": "100000",
+              "MAX_CONNECTIONS_PER_IP": "100000"}
 FLAT_FRACTION = 0.01  # memory is "flat" when it grew less than this share over the last window
 
 
@@ -112,18 +100,12 @@ GC_SCALARS = {
 }
 
 
-def _rank(ordered: list[float], q: float) -> float | None:
-    if not ordered:
-        return None
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-
 def _distribution(values: list[float]) -> dict[str, float | int | None]:
-    ordered = sorted(values)  # once: the runs hold hundreds of thousands of samples
+    ordered = sorted(values)  # once: the runs hold hundreds of thousands of samples (sorting it again is linear)
     return {
-        "p50": _rank(ordered, 0.50),
-        "p99": _rank(ordered, 0.99),
-        "max": _rank(ordered, 1.0),
+        "p50": percentile(ordered, 0.50),
+        "p99": percentile(ordered, 0.99),
+        "max": percentile(ordered, 1.0),
         "samples": len(ordered),
     }
 
@@ -548,7 +530,7 @@ def _servers(count: int, base: Path, shared_port: bool, extra_env: dict[str, str
     try:
         env = {**SERVER_ENV, **extra_env}
         if count > 1:
-            from tests.services import RedisServer
+            from testbed.services import RedisServer
 
             redis = RedisServer(base / "redis").start()
             env["REDIS_URL"] = redis.url
@@ -590,7 +572,7 @@ def _stand_in_hub(models: list[str], base: Path):  # type: ignore[no-untyped-def
     if not models:
         yield {}
         return
-    from tests.hub_standin import StandinHub, build_catalog_checkpoint, running_hub
+    from testbed.hub_standin import StandinHub, build_catalog_checkpoint, running_hub
 
     hub = StandinHub()
     for index, model_id in enumerate(models):

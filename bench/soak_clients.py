@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bench.figures import percentile
 from bench.lean_ws import HandshakeFailed, LeanSocket
 from core.endpoints import MARKET_PATH, NEWS_PATH
 
@@ -66,13 +67,6 @@ class Client:
 
 def log(index: int, message: str) -> None:
     print(f"[soak loadgen {index} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
 class Worker:

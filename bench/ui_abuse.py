@@ -34,13 +34,10 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.rest_abuse import (  # noqa: E402
+from bench.rest_abuse import (
     SERVER_ENV,
     _wait_healthy,
+    add_compared_arguments,
     measure_during,
     print_compared,
     serving,
@@ -162,14 +159,8 @@ def _wait_ready(port: int, timeout: float = 300.0) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose app.py is measured")
-    parser.add_argument("--baseline-tree", type=Path, help="measure this checkout first, as the named baseline")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of calls")
+    add_compared_arguments(parser, duration=30.0, example="SCORING_QUEUE=4")
     parser.add_argument("--callers", type=int, default=16)
-    parser.add_argument("--news", type=int, default=20, help="news items posted (with the admin token) meanwhile")
-    parser.add_argument("--drain", type=float, default=20.0, help="seconds to wait for late news")
-    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an extra setting for the app (repeatable), e.g. SCORING_QUEUE=4")
     parser.add_argument("--caller", metavar="BASE_URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.caller:

@@ -4,7 +4,7 @@
     python -m bench.ws_fanout --quick                # 100 clients, 4 s windows
     python -m bench.ws_fanout --clients 500 --duration 20 --servers ours --scenarios stalled
 
-Each run has three processes: the server (ours: `app.py` through tests/harness.py's AppProcess; the
+Each run has three processes: the server (ours: `app.py` through testbed/harness.py's AppProcess; the
 baseline: this module with `--role baseline`), a client process (`--role clients`: N market and N news
 sockets, plain `websockets` connections in one asyncio loop) and this orchestrator, which publishes news
 through POST /api/news with the send time in the title, and in the `stalled` scenario opens one raw TCP
@@ -48,6 +48,8 @@ from typing import Any
 # Module level: FastAPI resolves the routes' string annotations (`WebSocket`) in this module's globals.
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
+from bench.figures import percentile
+from bench.runs import stop_process
 from core.endpoints import MARKET_PATH, NEWS_PATH
 
 __all__ = ["build_baseline_app", "main"]
@@ -89,14 +91,6 @@ def cpu_seconds(pid: int) -> float:
     """Return the user+system CPU seconds a process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Return the nearest-rank percentile of an ascending list (inf entries stand for lost samples)."""
-    if not sorted_values:
-        return math.inf
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 # ---------------------------------------------------------------- the naive baseline server
@@ -295,7 +289,7 @@ async def run_clients(base: str, clients: int, per_client: int, symbols: list[st
         "price_by_tick": [[s, ts, n] for (s, ts), n in tally.price_by_tick.items()],
         "news": tally.news,
         "sockets_closed": tally.closed,
-        "client_loop_lag_p99_ms": round(percentile(lag, 0.99) * 1000, 1) if lag else None,
+        "client_loop_lag_p99_ms": percentile(lag, 0.99, scale=1000, digits=1),
     }
     print(json.dumps(result), flush=True)
     for task in tasks:
@@ -344,7 +338,7 @@ def open_stalled_socket(port: int, path: str, first_message: dict[str, Any] | No
 
 
 def _start_server(kind: str, price_interval_s: float, symbols: list[str]) -> tuple[Any, int]:
-    from tests.harness import AppProcess, free_port
+    from testbed.harness import AppProcess, free_port
 
     port = free_port()
     if kind == "ours":
@@ -376,12 +370,7 @@ def _stop_server(server: Any) -> None:
     if hasattr(server, "stop"):
         server.stop()
         return
-    server.terminate()
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(5)
+    stop_process(server, timeout=10)
 
 
 async def _publish_news(http: Any, port: int, nonce: str, outcome: dict[str, int]) -> None:
@@ -434,13 +423,10 @@ def _summarise(raw: dict[str, Any], nonces: list[str], clients: int, price_inter
     samples.sort()
     lost = sum(1 for s in samples if s == math.inf)
 
-    def ms(value: float) -> float | None:
-        return None if value == math.inf else round(value * 1000, 1)
-
     return {
-        "news_p50_ms": ms(percentile(samples, 0.50)),
-        "news_p99_ms": ms(percentile(samples, 0.99)),
-        "news_max_ms": ms(max((s for s in samples if s != math.inf), default=math.inf)),
+        "news_p50_ms": percentile(samples, 0.50, scale=1000, digits=1),
+        "news_p99_ms": percentile(samples, 0.99, scale=1000, digits=1),
+        "news_max_ms": percentile([s for s in samples if s != math.inf], 1.0, scale=1000, digits=1),
         "news_items": len(nonces),
         "news_deliveries": len(samples) - lost,
         "news_lost": lost,
@@ -618,7 +604,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.clients, args.duration = [100], 4.0
-    sys.path.insert(0, str(ROOT))
     print(json.dumps(asyncio.run(orchestrate(args)), indent=2))
     return 0
 

@@ -1,5 +1,6 @@
-"""The five WebSocket endpoints' paths, spelled once: the server's routes, the Python client and the
-AsyncAPI document read them from here."""
+"""The five WebSocket endpoints' paths, spelled once for the server: its routes and the AsyncAPI document
+read them from here. The Python client (clients/python/) installs without the server and keeps its own
+copy, which tests/test_client_package.py checks against this one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ NEWS_PATH = "/ws/news"
 SENTIMENT_PATH = "/ws/sentiment"
 MODELS_PATH = "/ws/huggingface"
 
-# By the stream names the client's command line takes (`python -m ws market`).
+# By the stream names the client's command line takes (`crypto-hub-client market`).
 STREAM_PATHS = {
     "status": STATUS_PATH,
     "market": MARKET_PATH,

@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the client-message parser with atheris (libFuzzer for Python).
 
-    python fuzz/fuzz_parser.py -max_total_time=60 -dict=fuzz/protocol.dict /tmp/corpus fuzz/seeds
+    python -m fuzz.fuzz_parser -max_total_time=60 -dict=fuzz/protocol.dict /tmp/corpus fuzz/seeds
 
 `parse_client_message` may only ever raise ProtocolError with a documented code and a message;
 anything else (a KeyError, a RecursionError, a pydantic error that escaped) crashes the run and
@@ -11,11 +11,8 @@ is part of the tests (tests/test_fuzz_atheris.py); longer runs are for before a 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import atheris
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with atheris.instrument_imports(include=["ws", "core"]):  # our code; pydantic-core is native anyway
     from core.protocol import ErrorCode, ProtocolError, parse_client_message

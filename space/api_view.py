@@ -83,7 +83,7 @@ asyncio.run(main())"""
 
 _PYTHON_CLIENT = """import asyncio
 
-from ws.client import HubClient  # this repository's client: reconnects, re-filters, resumes from seq
+from crypto_hub_client import HubClient  # pip install ./clients/python: reconnects, re-filters, resumes from seq
 
 
 async def main() -> None:
@@ -95,7 +95,7 @@ async def main() -> None:
 asyncio.run(main())
 
 # or from a shell, one JSON object a line:
-#   python -m ws.client market --symbols BTC,ETH --url __WS__"""
+#   crypto-hub-client market --symbols BTC,ETH --url __WS__"""
 
 _CURL = """curl -i -N -H "Connection: Upgrade" -H "Upgrade: websocket" \\
   -H "Sec-WebSocket-Version: 13" -H "Sec-WebSocket-Key: SGVsbG8sIHdvcmxkIQ==" \\
@@ -197,7 +197,7 @@ def api_html() -> str:
 {_snippet("With a bare WebSocket", _JS_PLAIN, "snippet-js-plain")}
 <h3>Python</h3>
 {_snippet("With websockets", _PYTHON, "snippet-python")}
-{_snippet("With the hub's own client (ws/client.py)", _PYTHON_CLIENT, "snippet-python-client")}
+{_snippet("With the hub's own client (clients/python)", _PYTHON_CLIENT, "snippet-python-client")}
 <h3>Check the handshake</h3>
 {_snippet("curl", _CURL, "snippet-curl")}
 <h3>Messages</h3>

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import ROOT
+from testbed.harness import ROOT
 
 __all__ = ["SCREENSHOTS", "chromium_path", "launch_browser", "new_page", "screenshot"]
 

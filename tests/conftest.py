@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.harness import AppProcess, running_app
-from tests.services import PostgresServer, postgres_server
+from testbed.harness import AppProcess, running_app
+from testbed.services import PostgresServer, postgres_server
+from tests.browser import launch_browser
 
 
 @pytest.fixture
@@ -21,3 +23,10 @@ def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server (in a fresh temp dir) shared by the tests of one module."""
     with postgres_server() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for one test module (skipped where none is installed)."""
+    with launch_browser() as chromium:
+        yield chromium

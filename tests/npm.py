@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import ROOT
+from testbed.harness import ROOT
 
 __all__ = ["PACKAGE", "npm_pack", "unpack"]
 

@@ -12,8 +12,8 @@ import pytest
 from core.bus import AlreadyPublished, Bus
 from core.bus.redis_backplane import BackplaneRefused, BackplaneUnconfirmed, RedisBackplane, connect_redis
 from core.protocol import PongMessage
-from tests.harness import MS
-from tests.services import RedisServer, needs_redis
+from testbed.harness import MS
+from testbed.services import RedisServer, needs_redis
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, needs_redis]

@@ -43,8 +43,8 @@ import pytest
 import websockets
 
 from bench.crash_recovery import hold_database
-from tests.harness import MS, AppProcess
-from tests.services import RedisServer, needs_redis, start_app, wait_for_async
+from testbed.harness import MS, AppProcess, resuming_news
+from testbed.services import RedisServer, needs_redis, start_app, wait_for_async
 from tests.tcp_proxy import TcpProxy
 from tests.test_live_sources import MARKET_PATHS, live_env
 from tests.upstream import PATHS, UpstreamServer, install_happy_routes, malformed_json, server_error
@@ -152,17 +152,8 @@ async def post_news(
 
 async def read_news(app: AppProcess, ledger: Ledger, name: str, stop: asyncio.Event) -> None:
     """Stream /ws/news, resuming with `?since=&epoch=` after every drop (the documented client)."""
-    last: tuple[int, str] | None = None
-    while not stop.is_set():
-        query = f"?since={last[0]}&epoch={last[1]}" if last else ""
-        try:
-            async with websockets.connect(app.ws(f"/ws/news{query}"), open_timeout=2) as ws:
-                while not stop.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        position = ledger.saw_news(name, json.loads(await asyncio.wait_for(ws.recv(), 0.5)))
-                        last = position or last
-        except (OSError, websockets.WebSocketException, TimeoutError):
-            await asyncio.sleep(200 * MS)
+    async for message in resuming_news(app, stop, retry_s=200 * MS):
+        ledger.saw_news(name, message)
 
 
 async def read_prices(app: AppProcess, ledger: Ledger, name: str, stop: asyncio.Event) -> None:

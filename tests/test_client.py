@@ -1,4 +1,4 @@
-"""ws/client.py against the real app (tests/harness.py), plus its backoff and watchdog in isolation."""
+"""crypto_hub_client (clients/python/) against the real app, plus its backoff and watchdog in isolation."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.harness import FAST_ENV, MS, ROOT, AppProcess, free_port, running_app
-from ws.client import (
+from crypto_hub_client import (
     Backoff,
     ConnectionRejected,
     ConnectionState,
     HubClient,
     StateChange,
 )
+from testbed.harness import FAST_ENV, MS, ROOT, AppProcess, free_port, running_app
 
 TIMEOUT = 10_000 * MS
 QUICK = Backoff(initial=20 * MS, factor=2.0, cap=200 * MS)
@@ -190,7 +190,7 @@ async def test_client_resends_its_filter_after_a_reconnect(
 
 
 def test_cli_prints_the_market_stream_as_json_lines(app_server: AppProcess) -> None:
-    command = [sys.executable, "-m", "ws.client", "market", "--symbols", "BTC",
+    command = [sys.executable, "-m", "crypto_hub_client", "market", "--symbols", "BTC",
                "--url", f"ws://127.0.0.1:{app_server.port}", "--count", "3"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT * 3)
     lines = [json.loads(line) for line in done.stdout.splitlines()]
@@ -270,10 +270,10 @@ async def test_client_gives_up_when_the_server_refuses_its_token(tmp_path: Path)
     assert rejected.value.close_code == 1008
 
 
-def test_client_module_exports_what_it_names() -> None:
-    import ws.client
+def test_client_package_exports_what_it_names() -> None:
+    import crypto_hub_client
 
-    assert all(hasattr(ws.client, name) for name in ws.client.__all__)
+    assert all(hasattr(crypto_hub_client, name) for name in crypto_hub_client.__all__)
 
 
 # ---------------------------------------------------------------- heartbeat and close

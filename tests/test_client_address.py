@@ -12,8 +12,8 @@ import websockets
 from core.client_address import TrustedProxies
 from core.client_watch import CHECK_AFTER, ClientWatch
 from core.config import Settings
-from tests.harness import AppProcess, recv_json, running_app
-from tests.services import wait_for
+from testbed.harness import AppProcess, recv_json, running_app
+from testbed.services import wait_for
 
 # The Space proxy's address as reports from Spaces show it (an internal 10.x peer).
 SPACE_PROXY = "10.16.3.80"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ws.client_state import MAX_SYMBOLS_PER_REQUEST, Backoff, ResumeState
+from crypto_hub_client.resume import MAX_SYMBOLS_PER_REQUEST, Backoff, ResumeState
 
 NEWS_URL = "ws://127.0.0.1:7860/ws/news"
 MARKET_URL = "ws://127.0.0.1:7860/ws/market_data"

@@ -9,7 +9,7 @@ import pytest
 
 from core.config import SECTIONS, ConfigError, Settings, SourcesSection
 from core.settings_base import env_name, reveal
-from tests.harness import FAST_ENV, AppProcess, free_port
+from testbed.harness import FAST_ENV, AppProcess, free_port
 
 SECRET = "s3cret-value-that-must-not-print"
 

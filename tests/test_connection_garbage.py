@@ -20,7 +20,7 @@ import websockets
 from app import _server, build_app
 from compose import compose
 from core.config import Settings
-from tests.harness import free_port
+from testbed.harness import free_port
 
 
 @contextlib.asynccontextmanager

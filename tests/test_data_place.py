@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from core.data_place import locate_data
-from tests.harness import running_app
+from testbed.harness import running_app
 
 
 def test_data_in_the_space_storage_is_persistent(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from packaging.version import Version
 from inference.catalog import LEXICON_MODEL_ID
 from inference.fetch import default_fetch_ids, preload_lines
 from inference.lock import LockEntry, read_lock
-from tests.harness import ROOT
+from testbed.harness import ROOT
 
 
 def _front_matter() -> dict:

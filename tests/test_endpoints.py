@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.harness import MS, AppProcess, recv_json, recv_until, running_app
+from testbed.harness import MS, AppProcess, recv_json, recv_until, running_app
 
 
 @pytest.fixture(scope="module")

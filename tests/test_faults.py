@@ -18,7 +18,7 @@ import websockets
 
 from bench.crash_recovery import hold_database, measure
 from core.store import Store
-from tests.harness import MS, recv_json, recv_until, running_app
+from testbed.harness import MS, recv_json, recv_until, running_app
 
 LOCK_S = 7.0  # longer than the store's 5 s busy timeout, so a status check really fails
 

@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from core.endpoints import STATUS_PATH
-from tests.harness import MS, AppProcess, recv_json, recv_until, running_app
+from testbed.harness import MS, AppProcess, recv_json, recv_until, running_app
 from tests.test_live_sources import live_env
 from tests.upstream import UpstreamServer, install_happy_routes
 

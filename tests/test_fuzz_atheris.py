@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.harness import ROOT
+from testbed.harness import ROOT
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("atheris") is None, reason="atheris is not installed (pip install atheris)"
@@ -25,7 +25,8 @@ def test_bounded_atheris_run_over_the_parser_finds_no_crash(tmp_path):
     done = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "fuzz" / "fuzz_parser.py"),
+            "-m",
+            "fuzz.fuzz_parser",
             f"-runs={RUNS}",
             f"-max_total_time={MAX_SECONDS}",
             f"-dict={ROOT / 'fuzz' / 'protocol.dict'}",
@@ -36,7 +37,7 @@ def test_bounded_atheris_run_over_the_parser_finds_no_crash(tmp_path):
         capture_output=True,
         text=True,
         timeout=MAX_SECONDS + 60,
-        cwd=tmp_path,
+        cwd=ROOT,  # `fuzz` is found from the checkout, installed or not; artifacts go to tmp_path
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Done" in done.stderr and not list(tmp_path.glob("crash-*"))

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from core.protocol import ErrorCode
-from tests.harness import MS, AppProcess, running_app
+from testbed.harness import MS, AppProcess, running_app
 from ws.routes import ENDPOINTS
 from ws.session import ABUSE_LIMIT
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import websockets
 
-from tests.harness import MS, AppProcess, recv_json, recv_until, running_app
+from testbed.harness import MS, AppProcess, recv_json, recv_until, running_app
 
 ENDPOINTS = ("/ws/market_data", "/ws/news", "/ws/sentiment", "/ws/huggingface", "/api/monitoring/ws")
 CODED = {"INVALID_MESSAGE", "UNKNOWN_ACTION", "INVALID_SYMBOL", "MESSAGE_TOO_LARGE"}

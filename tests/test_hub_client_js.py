@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import ROOT
-from ws.client_state import ResumeState
+from crypto_hub_client.resume import ResumeState
+from testbed.harness import ROOT
 
 CLIENT = ROOT / "clients" / "js" / "hub-client.js"
 NODE = shutil.which("node")

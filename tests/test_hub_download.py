@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from inference.catalog import CATALOG
-from tests.harness import FAST_ENV, MS, ROOT, AppProcess, free_port
-from tests.hub_standin import (
+from testbed.harness import FAST_ENV, MS, ROOT, AppProcess, free_port
+from testbed.hub_standin import (
     REAL_LABELS,
     StandinHub,
     build_catalog_checkpoint,

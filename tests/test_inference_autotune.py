@@ -13,8 +13,8 @@ from inference.catalog import get_spec
 from inference.classifier import TransformersClassifier
 from inference.loader import LoadOptions, load_transformers_classifier, resolve_model_source
 from inference.runtimes import build_variant
-from tests import inference_fixtures
-from tests.inference_fixtures import BERT_RANDOM, CORPUS
+from testbed import inference_fixtures
+from testbed.inference_fixtures import BERT_RANDOM, CORPUS
 
 tiny_hub = inference_fixtures.tiny_hub
 offline_hub = inference_fixtures.offline_hub

@@ -12,8 +12,8 @@ import pytest
 from inference import InferenceService
 from inference.engine import BatchEngine
 from inference.executors import ModelExecutor
-from tests import inference_fixtures
-from tests.inference_fixtures import BERT_POSNEG, CORPUS, ROBERTA_NEGPOS
+from testbed import inference_fixtures
+from testbed.inference_fixtures import BERT_POSNEG, CORPUS, ROBERTA_NEGPOS
 
 MS = 0.001
 LOAD_TIMEOUT_S = 60.0

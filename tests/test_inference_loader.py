@@ -19,8 +19,8 @@ from inference.loader import (
     resolve_device,
     resolve_model_source,
 )
-from tests import inference_fixtures
-from tests.inference_fixtures import BERT_POSNEG, FAKE_COMMIT
+from testbed import inference_fixtures
+from testbed.inference_fixtures import BERT_POSNEG, FAKE_COMMIT
 
 # Shared fixtures, bound here so pytest finds them (tests/conftest.py belongs to the app's tests).
 tiny_hub = inference_fixtures.tiny_hub

@@ -16,8 +16,8 @@ from inference.catalog import get_spec
 from inference.errors import ModelFilesInvalid
 from inference.loader import LoadOptions, load_transformers_classifier, resolve_model_source
 from inference.lock import hash_file, read_lock
-from tests.harness import ROOT
-from tests.hub_standin import StandinHub, StandinRepo, build_catalog_checkpoint, running_hub
+from testbed.harness import ROOT
+from testbed.hub_standin import StandinHub, StandinRepo, build_catalog_checkpoint, running_hub
 
 pytestmark = pytest.mark.slow
 

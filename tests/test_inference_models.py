@@ -6,8 +6,8 @@ import pytest
 
 from inference.catalog import get_spec
 from inference.loader import LoadOptions, load_transformers_classifier, resolve_model_source
-from tests import inference_fixtures
-from tests.inference_fixtures import BERT_POSNEG, BERT_RANDOM, CORPUS, KK08, ROBERTA_NEGPOS
+from testbed import inference_fixtures
+from testbed.inference_fixtures import BERT_POSNEG, BERT_RANDOM, CORPUS, KK08, ROBERTA_NEGPOS
 
 # Shared fixtures, bound here so pytest finds them (tests/conftest.py belongs to the app's tests).
 tiny_hub = inference_fixtures.tiny_hub

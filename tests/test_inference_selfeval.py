@@ -20,8 +20,8 @@ from inference.selfeval import (
     measure,
     wilson_interval,
 )
-from tests import inference_fixtures
-from tests.inference_fixtures import BERT_RANDOM
+from testbed import inference_fixtures
+from testbed.inference_fixtures import BERT_RANDOM
 
 tiny_hub = inference_fixtures.tiny_hub
 offline_hub = inference_fixtures.offline_hub

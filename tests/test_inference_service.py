@@ -9,8 +9,8 @@ import pytest
 
 from inference import CATALOG, InferenceService, ModelNotReady, UnknownModel
 from inference.loader import NOT_CACHED_REASON
-from tests import inference_fixtures
-from tests.inference_fixtures import BERT_GENERIC, BERT_POSNEG, BERT_RANDOM, CORPUS, ROBERTA_NEGPOS
+from testbed import inference_fixtures
+from testbed.inference_fixtures import BERT_GENERIC, BERT_POSNEG, BERT_RANDOM, CORPUS, ROBERTA_NEGPOS
 
 LOAD_TIMEOUT_S = 60.0
 

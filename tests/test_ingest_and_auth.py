@@ -10,7 +10,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.harness import MS, recv_json, recv_until, running_app
+from testbed.harness import MS, recv_json, recv_until, running_app
 
 
 def test_ingest_without_admin_token_configured_is_403(tmp_path):

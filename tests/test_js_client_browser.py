@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser import launch_browser, new_page, screenshot
-from tests.harness import FAST_ENV, MS, AppProcess, free_port, running_app
+from testbed.harness import FAST_ENV, MS, AppProcess, free_port, running_app
+from tests.browser import new_page, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -23,12 +23,6 @@ FAST_RECONNECT = "?baseDelayMs=100&maxDelayMs=800"
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     with running_app(tmp_path_factory.mktemp("live")) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launch_browser() as chromium:
-        yield chromium
 
 
 @pytest.fixture

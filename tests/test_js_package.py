@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from space.routes import JS_CLIENT, STATIC_DIR, build_space_router
-from tests.harness import ROOT
+from testbed.harness import ROOT
 from tests.npm import PACKAGE, npm_pack, unpack
 
 MANIFEST = json.loads((PACKAGE / "package.json").read_text(encoding="utf-8"))

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from testbed.harness import MS, AppProcess, running_app
 from tests.browser import launch_browser, new_page
-from tests.harness import MS, AppProcess, running_app
 from tests.npm import npm_pack, unpack
 
 pytestmark = pytest.mark.browser

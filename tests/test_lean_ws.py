@@ -9,7 +9,7 @@ import pytest
 
 from bench.lean_ws import HandshakeFailed, LeanSocket
 from core.endpoints import MARKET_PATH, NEWS_PATH
-from tests.harness import running_app
+from testbed.harness import running_app
 
 
 async def test_lean_socket_reads_news_answers_pings_and_closes_cleanly(tmp_path):

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 import websockets
 
-from tests.harness import MS, AppProcess, recv_json, recv_until, running_app
-from tests.services import metric, wait_for
+from testbed.harness import MS, AppProcess, recv_json, recv_until, running_app
+from testbed.services import metric, wait_for
 
 IDLE_S = 1.5
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import websockets
 
-from tests.harness import MS, AppProcess, recv_until, running_app
+from testbed.harness import MS, AppProcess, recv_until, running_app
 from tests.upstream import (
     PATHS,
     UpstreamServer,

@@ -17,7 +17,7 @@ import websockets
 
 from core.log_context import Served
 from core.logs import JsonFormatter, RedactSecrets, TextFormatter, redact_secrets, utc_timestamp
-from tests.harness import MS, AppProcess, recv_json, running_app
+from testbed.harness import MS, AppProcess, recv_json, running_app
 
 TOKENS = {"header": "hdr-secret-111", "subprotocol": "proto-secret-222", "query": "query-secret-333"}
 

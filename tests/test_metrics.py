@@ -14,7 +14,7 @@ from api.metrics import MetricsCollector, build_registry
 from compose import compose
 from core.config import Settings
 from core.records import SourceHealth
-from tests.harness import recv_until, running_app
+from testbed.harness import recv_until, running_app
 
 
 class FakeSources:

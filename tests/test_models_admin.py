@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from inference.catalog import CATALOG
-from tests.harness import FAST_ENV, MS, AppProcess, free_port
-from tests.hub_standin import StandinHub, build_catalog_checkpoint, running_hub
-from tests.inference_fixtures import build_tiny_bert
+from testbed.harness import FAST_ENV, MS, AppProcess, free_port
+from testbed.hub_standin import StandinHub, build_catalog_checkpoint, running_hub
+from testbed.inference_fixtures import build_tiny_classifier
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
     for repo_id in ("ElKulako/cryptobert", "StephanAkkerman/FinTwitBERT-sentiment"):
         served.add_dir(repo_id, build_catalog_checkpoint(root / repo_id.replace("/", "--"), repo_id))
     labels = {0: "positive", 1: "negative", 2: "neutral"}
-    served.add_dir("ProsusAI/finbert", build_tiny_bert(root / "finbert", labels, dims=MEDIUM_BERT))
+    served.add_dir("ProsusAI/finbert", build_tiny_classifier("bert", root / "finbert", labels, dims=MEDIUM_BERT))
     served.faults["ProsusAI/finbert"] = "stall"
     with running_hub(served):
         yield served

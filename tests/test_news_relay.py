@@ -12,7 +12,7 @@ from core.records import NewsItem
 from core.store import Store
 from desk.news import news_message
 from desk.news_relay import ClusterNewsDesk
-from tests.harness import MS
+from testbed.harness import MS
 
 
 def _item(i: int) -> NewsItem:

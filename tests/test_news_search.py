@@ -11,8 +11,8 @@ import pytest
 from core.clock import utc_now
 from core.records import NewsItem
 from core.store import Store
-from tests.harness import AppProcess, running_app
-from tests.services import PostgresServer, needs_postgres
+from testbed.harness import AppProcess, running_app
+from testbed.services import PostgresServer, needs_postgres
 
 TITLES = (
     "Bitcoin ETF approved by regulators",

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.harness import FAST_ENV, MS, AppProcess, running_app
+from testbed.harness import FAST_ENV, MS, AppProcess, running_app
 
 pytestmark = pytest.mark.slow
 

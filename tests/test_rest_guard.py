@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from core.token_bucket import ClientBudgets
-from tests.harness import MS, AppProcess, running_app
+from testbed.harness import MS, AppProcess, running_app
 
 TOKEN = "test-admin-token"
 BIG = 20 * 1024 * 1024

@@ -19,8 +19,8 @@ from core.store import Store
 from core.store.database import meta_table
 from core.store.prices import prices
 from core.store.rollups import BACKFILL_KEY, INTERVALS, price_rollups
-from tests.harness import MS, running_app
-from tests.services import PostgresServer, needs_postgres
+from testbed.harness import MS, running_app
+from testbed.services import PostgresServer, needs_postgres
 
 DAY = timedelta(days=1)
 

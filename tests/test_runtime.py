@@ -16,7 +16,7 @@ from core.clock import utc_now
 from core.config import Settings
 from core.records import FearGreedReading, NewsItem
 from desk.runtime import Runtime
-from tests.harness import MS
+from testbed.harness import MS
 
 
 def _settings(tmp_path: Path) -> Settings:

@@ -12,8 +12,8 @@ import httpx
 import pytest
 import websockets
 
-from tests.harness import MS, AppProcess, recv_until
-from tests.services import (
+from testbed.harness import MS, AppProcess, recv_until
+from testbed.services import (
     RedisServer,
     leader_of,
     metric,

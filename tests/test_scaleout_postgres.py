@@ -9,8 +9,8 @@ import httpx
 import pytest
 import websockets
 
-from tests.harness import recv_until
-from tests.services import (
+from testbed.harness import recv_until
+from testbed.services import (
     RedisServer,
     leader_of,
     needs_postgres,

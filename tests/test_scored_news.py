@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from inference.catalog import CATALOG
-from tests.harness import MS, AppProcess, recv_until, running_app
+from testbed.harness import MS, AppProcess, recv_until, running_app
 
 EMBEDDED = "embedded/minilm-finhead"
 

@@ -25,7 +25,7 @@ from gradio_client import Client
 from gradio_client.utils import QueueError
 
 from core.config import Settings
-from tests.harness import FAST_ENV, MS, free_port, uvicorn_in_this_loop
+from testbed.harness import FAST_ENV, MS, free_port, uvicorn_in_this_loop
 
 # Gradio's queue analytics use a pandas option that pandas 3 deprecates; in this process that
 # warning would be an error (filterwarnings = error) inside the server thread.

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 from core.bus import Bus
 from core.config import Settings
 from core.counters import RequestCounter
-from tests.harness import recv_json, uvicorn_in_this_loop
+from testbed.harness import recv_json, uvicorn_in_this_loop
 from ws.admission import ConnectionLimiter
 from ws.routes import ENDPOINTS
 from ws.session import Session, SocketRegistry

@@ -18,7 +18,7 @@ from core.bus import Bus
 from core.config import Settings
 from core.counters import RequestCounter
 from core.endpoints import NEWS_PATH
-from tests.harness import MS, uvicorn_in_this_loop
+from testbed.harness import MS, uvicorn_in_this_loop
 from ws.admission import ConnectionLimiter
 from ws.routes import ENDPOINTS
 from ws.session import Session, SocketRegistry

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.harness import MS, ROOT, free_port
+from testbed.harness import MS, ROOT, free_port
 
 README = ROOT / "README.md"
 START_TIMEOUT = 120_000 * MS  # a refused start takes about 2 s of CPU; the machine may be busy

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.harness import AppProcess, free_port, recv_until
-from tests.services import (
+from testbed.harness import AppProcess, free_port, recv_until
+from testbed.services import (
     RedisServer,
     metric,
     needs_redis,

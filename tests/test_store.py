@@ -17,7 +17,7 @@ import core.store.journal
 from core.bus import Envelope
 from core.records import NewsItem, PriceQuote
 from core.store import Store, StoreUnavailable
-from tests.harness import MS
+from testbed.harness import MS
 
 
 def _item(i: int) -> NewsItem:

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser import launch_browser, new_page, screenshot
-from tests.harness import MS, AppProcess, running_app
+from testbed.harness import MS, AppProcess, running_app
+from tests.browser import new_page, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -24,12 +24,6 @@ LIVE_MS = 15000 * MS * 1000
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     with running_app(tmp_path_factory.mktemp("ui"), ENABLE_UI="1") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launch_browser() as chromium:
-        yield chromium
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from testbed.harness import MS, running_app
 from tests.browser import launch_browser, new_page
-from tests.harness import MS, running_app
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.harness import MS, running_app
 from tests.browser import launch_browser, new_page, screenshot
-from tests.harness import MS, running_app
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from inference.catalog import CATALOG
+from testbed.harness import FAST_ENV, MS, AppProcess, running_app
 from tests.browser import launch_browser, new_page, screenshot
-from tests.harness import FAST_ENV, MS, AppProcess, running_app
 
 pytestmark = pytest.mark.browser
 

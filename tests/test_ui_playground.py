@@ -18,8 +18,8 @@ import pytest
 
 from core.config import Settings
 from core.records import SentimentResult
-from tests.browser import launch_browser, new_page, screenshot
-from tests.harness import FAST_ENV, MS, free_port, running_app
+from testbed.harness import FAST_ENV, MS, free_port, running_app
+from tests.browser import new_page, screenshot
 
 # Gradio 6.31's queue analytics use a pandas option that pandas 3 deprecates; in this process that
 # warning would be an error (filterwarnings = error) inside the server thread.
@@ -108,12 +108,6 @@ class StandInInference:
 
     async def stop(self) -> None:
         return None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launch_browser() as chromium:
-        yield chromium
 
 
 @pytest.fixture

@@ -1,1 +1,1 @@
-"""The WebSocket API: message models, per-connection sessions, the five routes and a Python client."""
+"""The server's WebSocket transport: per-connection sessions, admission, outboxes and the five routes."""

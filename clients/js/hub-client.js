@@ -40,7 +40,7 @@ export const DEFAULTS = Object.freeze({
 
 // Close codes after which reconnecting cannot help: the server judged what we send, not its own state
 // (protocol error, unsupported or invalid data, policy: bad token, refused origin, abuse; too big;
-// extension). The same set as the Python client's (ws/client.py).
+// extension). The same set as the Python client's (clients/python/crypto_hub_client/client.py).
 export const FINAL_CLOSE_CODES = Object.freeze([1002, 1003, 1007, 1008, 1009, 1010]);
 // core/protocol.py's SubscribeRequest bound: larger subscriptions go in several requests.
 const MAX_SYMBOLS_PER_REQUEST = 500;

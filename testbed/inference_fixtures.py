@@ -7,9 +7,10 @@ sentences, so loading by hub id works with HF_HUB_OFFLINE=1 and nothing touches 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ CORPUS = [
     "solana network is down again",
     "stocks rise after strong earnings",
 ]
+Family = Literal["bert", "roberta"]
 WORDS = sorted({word for line in CORPUS for word in line.split()})
 
 # Model ids the fixture installs in the cache, with what their classifier is forced to answer.
@@ -42,7 +44,8 @@ def _force_class(linear: torch.nn.Linear, index: int) -> None:
         linear.bias[index] = 6.0
 
 
-def build_tiny_bert(
+def build_tiny_classifier(
+    family: Family,
     out: Path,
     id2label: dict[int, str],
     *,
@@ -50,88 +53,73 @@ def build_tiny_bert(
     seed: int = 0,
     dims: Mapping[str, int] | None = None,
 ) -> Path:
-    """Save a 2-layer, 32-wide BertForSequenceClassification and its WordPiece tokenizer.
+    """Save a 2-layer, 32-wide sequence classifier of `family` and its tokenizer; return `out`.
 
-    `dims` overrides the config's sizes (a full-size model with the same small tokenizer).
+    BERT gets a WordPiece tokenizer over WORDS, RoBERTa a byte-level BPE one trained on CORPUS. `dims`
+    overrides the config's sizes (a full-size model with the same small tokenizer); `favour` makes the
+    classifier answer that class for every input.
     """
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, RobertaForSequenceClassification
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    tokenizer = BertTokenizer(vocab={token: index for index, token in enumerate(vocab)})
+    small = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    if family == "bert":
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+        tokenizer: Any = BertTokenizer(vocab={token: index for index, token in enumerate(vocab)})
+        config: Any = BertConfig(vocab_size=len(vocab), max_position_embeddings=64, id2label=id2label,
+                                 label2id={name: index for index, name in id2label.items()})
+    else:
+        tokenizer = train_roberta_tokenizer(CORPUS * 3, vocab_size=320, min_frequency=1)
+        config = roberta_config(id2label, vocab_size=len(tokenizer), max_position_embeddings=66)
+    config.update({**small, **(dims or {})})
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        id2label=id2label,
-        label2id={name: index for index, name in id2label.items()},
-    )
-    config.update(dict(dims or {}))
-    model = BertForSequenceClassification(config).eval()
+    if family == "bert":
+        bert = BertForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
+        model, classifier = bert, bert.classifier
+    else:
+        roberta = RobertaForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
+        model, classifier = roberta, roberta.classifier.out_proj
     if favour is not None:
-        _force_class(model.classifier, favour)
+        _force_class(classifier, favour)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
 
-def build_tiny_roberta(
-    out: Path,
-    id2label: dict[int, str],
-    *,
-    favour: int | None = None,
-    seed: int = 0,
-    dims: Mapping[str, int] | None = None,
-) -> Path:
-    """Save a 2-layer, 32-wide RobertaForSequenceClassification and a byte-level BPE tokenizer."""
+def train_roberta_tokenizer(texts: Sequence[str], *, vocab_size: int, min_frequency: int) -> Any:
+    """Return a RobertaTokenizer whose byte-level BPE vocabulary was trained on `texts`."""
+    import json
+
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizer
+    from transformers import RobertaTokenizer
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
-        CORPUS * 3,
-        vocab_size=320,
-        min_frequency=1,
+        list(texts),
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
         special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
         show_progress=False,
     )
-    merges = _merges(bpe)
-    tokenizer = RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)
-    torch.manual_seed(seed)
+    # The trained merges are only reachable through the serialised tokenizer.
+    state = json.loads(bpe._tokenizer.to_str())
+    merges = [tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]]
+    return RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)  # type: ignore[arg-type]
+
+
+def roberta_config(id2label: Mapping[int, str], **sizes: int) -> Any:
+    """Return a RobertaConfig with RoBERTa's special-token ids and `id2label`; `sizes` override its dimensions."""
+    from transformers import RobertaConfig
+
     config = RobertaConfig(
-        vocab_size=bpe.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=66,
         type_vocab_size=1,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
-        id2label=id2label,
+        id2label=dict(id2label),
         label2id={name: index for index, name in id2label.items()},
     )
-    config.update(dict(dims or {}))
-    model = RobertaForSequenceClassification(config).eval()
-    if favour is not None:
-        _force_class(model.classifier.out_proj, favour)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
-def _merges(bpe: object) -> list[tuple[str, str]]:
-    import json
-
-    # The trained merges are only reachable through the serialised tokenizer.
-    state = json.loads(bpe._tokenizer.to_str())  # type: ignore[attr-defined]
-    return [
-        tuple(pair) if isinstance(pair, list) else tuple(pair.split()) for pair in state["model"]["merges"]
-    ]
+    config.update(sizes)
+    return config
 
 
 def install_in_hub_cache(cache_dir: Path, repo_id: str, model_dir: Path, commit: str = FAKE_COMMIT) -> Path:
@@ -157,13 +145,14 @@ def tiny_hub(tmp_path_factory: pytest.TempPathFactory) -> TinyHub:
     root = tmp_path_factory.mktemp("tiny-models")
     cache = root / "hub"
     builds = {
-        BERT_POSNEG: build_tiny_bert(root / "a", {0: "positive", 1: "negative", 2: "neutral"}, favour=0),
-        ROBERTA_NEGPOS: build_tiny_roberta(
+        BERT_POSNEG: build_tiny_classifier("bert", root / "a", {0: "positive", 1: "negative", 2: "neutral"}, favour=0),
+        ROBERTA_NEGPOS: build_tiny_classifier(
+            "roberta",
             root / "b", {0: "negative", 1: "neutral", 2: "positive"}, favour=0
         ),
-        BERT_RANDOM: build_tiny_bert(root / "c", {0: "Bearish", 1: "Neutral", 2: "Bullish"}, seed=1),
-        BERT_GENERIC: build_tiny_bert(root / "d", {0: "LABEL_0", 1: "LABEL_1"}),
-        KK08: build_tiny_bert(root / "e", {0: "LABEL_0", 1: "LABEL_1"}, favour=1),
+        BERT_RANDOM: build_tiny_classifier("bert", root / "c", {0: "Bearish", 1: "Neutral", 2: "Bullish"}, seed=1),
+        BERT_GENERIC: build_tiny_classifier("bert", root / "d", {0: "LABEL_0", 1: "LABEL_1"}),
+        KK08: build_tiny_classifier("bert", root / "e", {0: "LABEL_0", 1: "LABEL_1"}, favour=1),
     }
     for repo_id, path in builds.items():
         install_in_hub_cache(cache, repo_id, path)

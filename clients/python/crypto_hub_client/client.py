@@ -8,7 +8,7 @@ After every (re)connect the client sends its subscription (`subscribe`) and filt
 asks the server to replay what it missed with `?since=<last seq>&epoch=<epoch>`. Messages it has already
 seen (same epoch, `seq` not newer) are dropped, so a lossless stream (news) arrives exactly once and in
 `seq` order across reconnects and server restarts. Reconnects wait with capped exponential backoff and full
-jitter. `python -m ws.client news --keywords bitcoin` prints a stream as JSON lines (see ws/__main__.py).
+jitter. `python -m crypto_hub_client news --keywords bitcoin` prints a stream as JSON lines (see __main__.py).
 
 Errors:
 
@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import random
-import runpy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,23 +35,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from core.endpoints import STREAM_PATHS
-from ws.client_state import Backoff, ClientStats, ResumeState
+from crypto_hub_client.endpoints import STREAM_PATHS
+from crypto_hub_client.resume import Backoff, ClientStats, ResumeState
 
-__all__ = [
-    "STREAM_PATHS",
-    "Backoff",
-    "ClientClosed",
-    "ClientStats",
-    "ConnectionRejected",
-    "ConnectionState",
-    "HubClient",
-    "HubClientError",
-    "StateChange",
-    "stream_url",
-]
-
-logger = logging.getLogger("ws.client")
+logger = logging.getLogger("crypto_hub_client")
 
 DEFAULT_BASE_URL = "ws://127.0.0.1:7860"
 
@@ -495,7 +481,3 @@ class HubClient:
                 await self._pending.put(message)
                 conn.last_heard = max(conn.last_heard, loop.time())  # a slow reader is not a silent server
 
-
-if __name__ == "__main__":
-    # `python -m ws.client` runs the package's CLI; by name, so the client never imports its own CLI.
-    runpy.run_module("ws", run_name="__main__", alter_sys=True)

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import FAST_ENV, AppProcess, free_port
+from testbed.harness import FAST_ENV, AppProcess, free_port
 
 __all__ = [
     "PostgresServer",

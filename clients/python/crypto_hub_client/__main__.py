@@ -1,8 +1,8 @@
-"""`python -m ws.client STREAM` (or `python -m ws STREAM`): print one stream of the hub as JSON lines.
+"""`crypto-hub-client STREAM` (or `python -m crypto_hub_client STREAM`): print one stream of the hub as JSON lines.
 
-    python -m ws.client market --symbols BTC,ETH
-    python -m ws.client news --keywords bitcoin --url wss://<space>.hf.space
-    python -m ws.client status | jq .stats
+    crypto-hub-client market --symbols BTC,ETH
+    crypto-hub-client news --keywords bitcoin --url wss://<space>.hf.space
+    crypto-hub-client status | jq .stats
 
 Messages go to stdout, one JSON object a line; connection states (with -v) and errors go to stderr.
 Exit status: 0 done, 2 refused by the server (bad token or URL), 130 interrupted.
@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 
-from ws.client import DEFAULT_BASE_URL, STREAM_PATHS, ConnectionRejected, HubClient
+from crypto_hub_client import DEFAULT_BASE_URL, STREAM_PATHS, ConnectionRejected, HubClient
 
 __all__ = ["main"]
 
@@ -28,7 +28,7 @@ def _csv(raw: str | None) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ws.client",
+        prog="crypto-hub-client",
         description="Print one stream of the hub as JSON lines, reconnecting and resuming on its own.",
     )
     parser.add_argument("stream", choices=list(STREAM_PATHS), help="which endpoint to read")

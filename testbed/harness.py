@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from core.endpoints import NEWS_PATH
+
 ROOT = Path(__file__).resolve().parent.parent
 MS = 0.001 * float(os.environ.get("TEST_TIME_SCALE", "1"))
 
@@ -167,3 +169,30 @@ async def recv_until(ws: Any, predicate: Any, timeout: float = 5000 * MS) -> dic
         message = await recv_json(ws, left)
         if predicate(message):
             return message
+
+
+async def resuming_news(app: AppProcess, stop: asyncio.Event, retry_s: float) -> AsyncIterator[dict[str, Any]]:
+    """Yield /ws/news messages until `stop`, reconnecting with `?since=&epoch=` after every drop.
+
+    The documented resume done by hand on a bare socket, as any client without the shipped one would:
+    the position is the last news item's; a refused or failed connect is retried after `retry_s`.
+    """
+    import asyncio
+
+    import websockets
+
+    last: tuple[int, str] | None = None
+    while not stop.is_set():
+        query = f"?since={last[0]}&epoch={last[1]}" if last else ""
+        try:
+            async with websockets.connect(app.ws(f"{NEWS_PATH}{query}"), open_timeout=2) as ws:
+                while not stop.is_set():
+                    try:
+                        message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                    except TimeoutError:
+                        continue
+                    if message.get("type") == "news":
+                        last = (int(message["seq"]), str(message["epoch"]))
+                    yield message
+        except (OSError, websockets.WebSocketException, TimeoutError):
+            await asyncio.sleep(retry_s)

@@ -4,7 +4,7 @@
 the subscription and filter to send again after every reconnect, and the backoff attempt count. It
 decides which frames are new (duplicates from a replay and news outside the filter are dropped, an
 epoch change restarts the position), what URL resumes the stream, which requests to send, and how long
-to wait before the next attempt. It does no I/O and reads no clock: ws/client.py's `HubClient` drives it.
+to wait before the next attempt. It does no I/O and reads no clock: client.py's `HubClient` drives it.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from core.endpoints import MARKET_PATH, NEWS_PATH
+from crypto_hub_client.endpoints import MARKET_PATH, NEWS_PATH
 
 __all__ = ["MAX_SYMBOLS_PER_REQUEST", "Backoff", "ClientStats", "ResumeState"]
 
-logger = logging.getLogger("ws.client")
+logger = logging.getLogger("crypto_hub_client")
 
 MAX_SYMBOLS_PER_REQUEST = 500  # core/protocol.py's SubscribeRequest bound
 

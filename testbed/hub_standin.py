@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from tests.inference_fixtures import build_tiny_bert, build_tiny_roberta
+from testbed.inference_fixtures import Family, build_tiny_classifier
 
 Fault = Literal["gated", "429", "500", "stall"]
-Family = Literal["bert", "roberta"]
 
 # The real id2label of each catalog model, in index order, and its architecture family.
 # ElKulako/cryptobert is a BERTweet (RoBERTa) model; its tokenizer is BPE like RoBERTa's.
@@ -335,9 +334,7 @@ def build_catalog_checkpoint(
         if full_size
         else {"max_position_embeddings": 128 if family == "bert" else 130}
     )
-    if family == "bert":
-        return build_tiny_bert(out, id2label, seed=seed, dims=dims, favour=favour)
-    return build_tiny_roberta(out, id2label, seed=seed, dims=dims, favour=favour)
+    return build_tiny_classifier(family, out, id2label, seed=seed, dims=dims, favour=favour)
 
 
 def lock_entry(repo: StandinRepo) -> dict[str, object]:

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing harnesses (atheris, libFuzzer for Python): `python -m fuzz.fuzz_parser`."""
