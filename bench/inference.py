@@ -49,13 +49,13 @@ import torch
 from inference.autotune import AutotuneOptions, machine_fingerprint, prepare_classifier
 from inference.catalog import CANONICAL_LABELS, EMBEDDED_MODEL_ID
 from inference.classifier import TransformersClassifier
-from inference.datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir
 from inference.engine import BatchEngine
 from inference.executors import ModelExecutor
 from inference.head import build_finhead_model, embedded_digest, find_minilm, load_embedded_classifier
 from inference.loader import LoadOptions
 from inference.runtimes import VARIANTS, build_variant, variants_for
-from inference.splits import build_split
+from training.datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir
+from training.splits import build_split
 
 __all__ = ["main"]
 
@@ -439,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"error: {missing} not found in {args.data_dir}; pass --data-dir or set DATASETS_DIR", file=sys.stderr)
         return 2
-    # The embedded head's own split (deduplicated; inference/splits.py): nothing here was trained on.
+    # The embedded head's own split (deduplicated; training/splits.py): nothing here was trained on.
     split = build_split(args.data_dir)
     rounds = 2 if args.quick else 3
     speed_n = 96 if args.quick else 512

@@ -775,7 +775,7 @@ class InferenceService:
                 "state": "unlocked",
                 "revision": None,
                 "warning": "unpinned: not in the model lock, so it loads whatever the hub's main is, files "
-                "unchecked (run python -m inference.lock where the hub is reachable)",
+                "unchecked (run python -m training.lock where the hub is reachable)",
             }
         return {"state": "locked", "revision": entry.revision, "files": len(entry.files), "warning": None}
 

@@ -1,7 +1,7 @@
 """Measure the embedded head on its own test split, or any models on a labelled CSV.
 
-Without `--data`: `python -m inference.evaluate [--split test|validation] [--head FILE]` reads the
-split definition and precision stored with the head weights (`inference.train_head` writes them),
+Without `--data`: `python -m training.evaluate [--split test|validation] [--head FILE]` reads the
+split definition and precision stored with the head weights (`training.train_head` writes them),
 rebuilds the split from `../shared/datasets` (or `--data-dir`), refuses weights whose split is
 missing or does not match the data, and reports accuracy with its Wilson 95 % interval, macro-F1,
 per-class recall, and the same per subset, per domain (news / social) and for crypto mentions.
@@ -18,8 +18,8 @@ card says it was fine-tuned on it (`catalog.TRAINING_DATA`) is then listed as no
 
 Examples::
 
-    python -m inference.evaluate                      # the embedded head on its test split
-    python -m inference.evaluate --data ../shared/datasets/fiqa_sentiment/fiqa.csv \\
+    python -m training.evaluate                      # the embedded head on its test split
+    python -m training.evaluate --data ../shared/datasets/fiqa_sentiment/fiqa.csv \\
         --text-col sentence --label-col score --signed --dataset fiqa
 """
 
@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from core.records import SentimentResult
-
-from .catalog import (
+from inference.catalog import (
     CANONICAL_LABELS,
     DEFAULT_MODELS,
     EMBEDDED_MODEL_ID,
@@ -45,14 +44,15 @@ from .catalog import (
     TWITTER_FINANCIAL_NEWS,
     training_data,
 )
+from inference.errors import ModelLoadError
+from inference.head import HEAD_WEIGHTS_PATH, load_embedded_classifier, read_head_file, sha256_of
+from inference.loader import LoadOptions, resolve_device
+from inference.service import InferenceService
+from inference.trainingrows import head_train_keys, key_hash, training_overlap
+
 from .datasets import LabelledTexts, default_datasets_dir, parse_label_map, read_labelled_csv, read_signed_csv
-from .errors import ModelLoadError
-from .head import HEAD_WEIGHTS_PATH, load_embedded_classifier, read_head_file, sha256_of
 from .headeval import report as split_report, score_rows
-from .loader import LoadOptions, resolve_device
-from .service import InferenceService
-from .splits import SPLITS, SplitMismatch, definition_summary, key_hash, verify_split
-from .trainingrows import head_train_keys, training_overlap
+from .splits import SPLITS, SplitMismatch, definition_summary, verify_split
 
 __all__ = ["DATASETS", "check_head_split", "evaluate_head", "leave_out_training_rows", "main", "metrics_for", "run"]
 
@@ -130,7 +130,7 @@ def check_head_split(head: Path, data_dir: Path) -> tuple[dict[str, str], Any]:
     _, metadata = read_head_file(head)
     split = verify_split(metadata.get("split"), data_dir)
     if not metadata.get("eval_precision"):
-        raise SplitMismatch(f"{head}: no eval_precision stored with the weights; retrain with inference.train_head")
+        raise SplitMismatch(f"{head}: no eval_precision stored with the weights; retrain with training.train_head")
     return metadata, split
 
 
