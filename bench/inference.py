@@ -276,9 +276,15 @@ def _serve(port: int, options: dict[str, Any], texts: Sequence[str], report: Any
     import uvicorn
     from fastapi import FastAPI
 
+    from core.config import InferenceSection
     from inference import InferenceService, router as inference_router
+    from inference.loader import hub_offline
 
-    service = InferenceService([EMBEDDED_MODEL_ID], device=options["device"], data_dir=None, **options["service"])
+    section = InferenceSection(
+        models=(EMBEDDED_MODEL_ID,), device=options["device"], self_evaluate=False, hf_hub_offline=hub_offline(),
+        **options["section"],
+    )
+    service = InferenceService(section, runtime_dir=options["runtime_dir"], stats_store=None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -331,11 +337,11 @@ def measure_service(
 
     options = {
         "device": args.device,
-        "service": {
-            "runtime_dir": autotune.cache_dir,  # the choice measured above is reused from the cache
-            "evalset": autotune.evalset,
-            "exclude_variants": args.exclude,
-            "max_wait_ms": args.max_wait_ms,
+        "runtime_dir": autotune.cache_dir,  # the choice measured above is reused from the cache
+        "section": {
+            "inference_evalset": autotune.evalset,
+            "inference_exclude": tuple(args.exclude),
+            "inference_max_wait_ms": args.max_wait_ms,
         },
     }
     port = _free_port()

@@ -1,6 +1,6 @@
 """`InferenceService`: loads the configured models in the background and scores texts.
 
-Life cycle: `InferenceService(...)` checks the configuration; `await start()` makes the lexicon
+Life cycle: `InferenceService(section, ...)` checks the configuration; `await start()` makes the lexicon
 available at once and loads the other models one by one in a daemon thread; `await stop()`
 stops the engines and saves the statistics. `score()` always answers: models that are still
 loading, failed or skipped are left out, and the lexicon is the last resort.
@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from core.config import InferenceSection
 from core.host_limits import memory_limit, usable_cpus
 from core.periodic import run_every
 from core.records import SentimentResult
@@ -54,16 +55,14 @@ from .loader import (
     LoadOptions,
     ModelSlot,
     ModelStatus,
-    hub_offline,
     load_transformers_classifier,
     resolve_device,
     resolve_model_source,
 )
 from .lock import LOCK_PATH, read_lock
 from .pricing import ModelPricer
-from .runtimes import VARIANTS
 from .selfeval import EnsembleChoice, apply_temperature, choose_fair_ensemble, measure
-from .stats import JsonStatsStore, StatsRegistry, StatsStore
+from .stats import StatsRegistry, StatsStore
 from .trainingrows import TrainingOverlap, head_train_keys, training_overlap
 
 __all__ = ["InferenceService"]
@@ -90,131 +89,79 @@ class InferenceService:
     """Sentiment models behind per-model batchers, combined into one answer per text.
 
     Args:
-        models: model ids to load, in fallback order; None lets the hardware choose (the
-            whole catalog on CUDA; on CPU what fits the measured budget, see `budget.py`). The
-            lexicon is always added last; catalog models not named are listed as skipped.
-        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N". fp16 on CUDA.
-        data_dir: where `inference_stats.json` lives; None keeps statistics in memory.
-        model_dir: optional directory of local models laid out as `<org>/<name>/`.
-        cache_dir: HF hub cache to read; None uses huggingface_hub's (HF_HUB_CACHE / HF_HOME at its import).
-        offline: never contact the hub; None uses huggingface_hub's switch (HF_HUB_OFFLINE at its import).
-        max_batch, max_wait_ms, max_queue: per-model batching limits (see `BatchEngine`);
-            max_batch None means 32 on CPU and 256 on CUDA.
-        micro_batch: texts per forward pass inside a batch (batches arrive sorted by length, so
-            small chunks pad little); None means 8 on CPU and 64 on CUDA, where the next chunk
-            is tokenized while the current one runs.
-        precision: "auto" (measured per model at load: the fastest variant whose labels agree
-            with fp32 on the evaluation texts; see `autotune`), "fp32", "bf16", "fp16" (CUDA),
-            "int8" (torch dynamic quantisation), "onnx-fp32" or "onnx-int8" (ONNX Runtime, CPU).
-        runtime_dir: where `auto` caches its measured choices and ONNX graphs; None: `data_dir`
-            (and with neither, `auto` measures at every start and leaves ONNX out).
-        evalset: JSON lines whose "text" fields gate `auto` on agreement; None: the bundled
-            `inference/evalset/sample.jsonl`.
-        exclude_variants: variants `auto` never measures, e.g. ("bf16",).
-        quantize: shorthand for precision="int8" on CPU (fastest, but flips ~4 % of labels on the
-            embedded model; see docs/inference.md). Ignored on CUDA.
-        cpu_threads: `torch.set_num_threads` at start (and ONNX Runtime's threads); None: every
-            core but one on CPU (`budget.model_threads`), so the event loop keeps a core.
+        section: the inference settings (`Settings.section(InferenceSection)`, core/config.py),
+            whose fields hold every default: MODELS (unset: the whole catalog on CUDA, on CPU what
+            fits the measured budget, `budget.py`), DEVICE, INFERENCE_PRECISION (`auto` measures
+            per model at load, `autotune.py`), the batching limits, the CPU budget, the news
+            deadline, the model lock, SELF_EVALUATE and the hub's cache and offline switch.
+        runtime_dir: where `auto` caches its measured choices and ONNX graphs (the app's DATA_DIR);
+            None: `auto` measures at every start and leaves ONNX out.
+        stats_store: persistence for the per-model statistics; None keeps them in memory.
         weights: per-model ensemble weight overrides, e.g. {"ProsusAI/finbert": {"news": 1.2}}.
         call_timeout_s: a model call slower than this counts as a failure and falls back.
-        stats_store: persistence for statistics; overrides the JSON file in `data_dir`.
+        max_queue: texts waiting per model engine at most (see `BatchEngine`).
+        micro_batch: texts per forward pass inside a batch (batches arrive sorted by length, so
+            small chunks pad little); None means 8 on CPU and 64 on CUDA.
         stats_flush_s: how often statistics are saved while running.
-        lock_path: the model lock (`inference/models.lock.json`); a hub model with an entry is
-            downloaded at its locked commit and its files checked; one without loads `main` and
-            says "unlocked" in `describe_models()`. None disables the lock.
-        self_evaluate: score the shipped sample (`inference/evalset/sample.jsonl`) with each
-            model once it loads, in the background, and derive the ensemble from the results
-            (`selfeval.py`); off, the catalog's prior weights serve.
         sample_path: the labelled sample to self-evaluate on.
-        cpu_share, news_per_min: the CPU budget of the default on CPU: news scoring may take
-            this fraction of the model cores at this news rate (`budget.BudgetRules`).
-        news_deadline_ms: how long `score(..., deadline=True)` waits for the ensemble's
-            members before answering with those that are done; also bounds the default set.
 
     Raises:
-        ValueError: a malformed model list, an unknown device or precision, a bad weight.
+        ValueError: an unknown device or precision for this machine, a bad weight or limit.
     """
 
     def __init__(
         self,
-        models: Sequence[str] | None = None,
+        section: InferenceSection,
         *,
-        device: str = "auto",
-        data_dir: Path | str | None = "data",
-        model_dir: Path | str | None = None,
-        cache_dir: Path | str | None = None,
-        offline: bool | None = None,
-        max_batch: int | None = None,
-        max_wait_ms: float = 5.0,
-        max_queue: int = 2048,
-        micro_batch: int | None = None,
-        precision: str = "auto",
-        runtime_dir: Path | str | None = None,
-        evalset: Path | str | None = None,
-        exclude_variants: Sequence[str] = (),
-        quantize: bool = False,
-        cpu_threads: int | None = None,
+        runtime_dir: Path | None,
+        stats_store: StatsStore | None,
         weights: Mapping[str, Mapping[str, float]] | None = None,
         call_timeout_s: float = 60.0,
-        stats_store: StatsStore | None = None,
+        max_queue: int = 2048,
+        micro_batch: int | None = None,
         stats_flush_s: float = 60.0,
-        lock_path: Path | str | None = LOCK_PATH,
-        self_evaluate: bool = False,
-        sample_path: Path | str = SAMPLE_PATH,
-        cpu_share: float = 0.5,
-        news_per_min: float = 6.0,
-        news_deadline_ms: float = 500.0,
+        sample_path: Path = SAMPLE_PATH,
     ) -> None:
-        self.device = resolve_device(device)
+        models = list(section.models) if section.models else None
+        self.device = resolve_device(section.device)
         configured = resolve_model_ids(models)
         # MODELS unset on CPU: the measured budget picks among the catalog (budget.py); on a GPU all load.
         self.auto_budget = models is None and self.device == "cpu"
         self._requested = set() if self.auto_budget else set(configured)
         # Every catalog model is listed, configured or not, after the configured ones (fallback order).
         ids = resolve_model_ids([*configured, *(m for m in DEFAULT_MODELS if m not in configured)])
-        self._locks = read_lock(Path(lock_path)) if lock_path is not None else {}
-        if cpu_threads is not None and cpu_threads < 1:
-            raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
-        if not 0 < cpu_share <= 1 or news_per_min <= 0 or news_deadline_ms <= 0:
-            raise ValueError(
-                f"expected 0 < cpu_share <= 1, news_per_min > 0 and news_deadline_ms > 0, got "
-                f"{cpu_share}, {news_per_min}, {news_deadline_ms}"
-            )
+        self._locks = read_lock(section.model_lock or LOCK_PATH)
         if micro_batch is not None and micro_batch < 1:
             raise ValueError(f"micro_batch must be >= 1 or None, got {micro_batch}")
         if call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
         on_cpu = self.device == "cpu"
-        max_batch = max_batch if max_batch is not None else (32 if on_cpu else 256)
-        unknown = set(exclude_variants) - set(VARIANTS)
-        if unknown:
-            raise ValueError(f"exclude_variants must name variants among {VARIANTS}, got {sorted(unknown)}")
+        max_batch = section.inference_max_batch or (32 if on_cpu else 256)
         self.options = LoadOptions(
             device=self.device,
-            precision=resolve_precision(
-                "int8" if quantize and self.device == "cpu" else precision, self.device
-            ),
-            model_dir=Path(model_dir) if model_dir else None,
-            cache_dir=Path(cache_dir) if cache_dir else None,
-            offline=hub_offline() if offline is None else offline,
+            precision=resolve_precision(section.inference_precision, self.device),
+            model_dir=section.model_dir,
+            cache_dir=section.hub_cache_dir,
+            offline=section.hub_offline,
             micro_batch=micro_batch if micro_batch is not None else (8 if on_cpu else 64),
             autotune=AutotuneOptions(
-                cache_dir=Path(runtime_dir) if runtime_dir else Path(data_dir) if data_dir else None,
-                evalset=Path(evalset) if evalset else DEFAULT_EVALSET,
-                exclude=tuple(exclude_variants),
+                cache_dir=runtime_dir,
+                evalset=section.inference_evalset or DEFAULT_EVALSET,
+                exclude=tuple(section.inference_exclude),
                 batch=max_batch,
             ),
         )
         self._engine_kwargs: dict[str, Any] = {
             "max_batch": max_batch,
-            "max_wait_ms": max_wait_ms,
+            "max_wait_ms": section.inference_max_wait_ms,
             "max_queue": max_queue,
         }
         BatchEngine(lambda texts: texts, **self._engine_kwargs)  # validate the limits now
-        self.cpu_threads = cpu_threads if cpu_threads is not None or not on_cpu else model_threads()
-        self.cpu_share = cpu_share
-        self.news_per_min = news_per_min
-        self.news_deadline_s = news_deadline_ms / 1000
+        threads = section.inference_threads
+        self.cpu_threads = threads if threads is not None or not on_cpu else model_threads()
+        self.cpu_share = section.inference_cpu_share
+        self.news_per_min = section.news_rate_per_min
+        self.news_deadline_s = section.news_score_deadline_ms / 1000
         self.pricer = ModelPricer(self.options, self._locks, ask_hub=self.auto_budget)
         self._admin_loads: dict[str, asyncio.Task[None]] = {}
         self.deadline_misses: dict[str, int] = {}
@@ -222,15 +169,13 @@ class InferenceService:
         self.stats_flush_s = stats_flush_s
         self._weights = resolve_weights(ids, weights or {})
         self._weight_overrides = {model_id: dict(values) for model_id, values in (weights or {}).items()}
-        self.self_evaluate = self_evaluate
-        self._sample = read_sample(Path(sample_path)) if self_evaluate else []
+        self.self_evaluate = section.self_evaluate
+        self._sample = read_sample(sample_path) if self.self_evaluate else []
         self._eval_queue: asyncio.Queue[str] = asyncio.Queue()
         self._eval_answers: dict[str, list[Probs]] = {}
         self._overlaps: dict[str, TrainingOverlap] = {}  # sample rows each model was trained on
         self._evaluations: dict[str, dict[str, Any]] = {}
         self._choices: dict[Domain, EnsembleChoice] = {}
-        if stats_store is None and data_dir is not None:
-            stats_store = JsonStatsStore(Path(data_dir) / "inference_stats.json")
         self.stats = StatsRegistry(stats_store)
         self._slots: dict[str, ModelSlot] = {
             model_id: self._make_slot(get_spec(model_id)) for model_id in ids

@@ -6,15 +6,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from inference import CATALOG, InferenceService, router
+from inference import CATALOG, LEXICON_MODEL_ID, router
 from inference.api import MAX_TEXT_CHARS, MAX_TEXTS
+from tests.inference_fixtures import build_service
 
 
 @pytest.fixture
 async def client():
     app = FastAPI()
     app.include_router(router)
-    service = InferenceService([], device="cpu", data_dir=None)  # the lexicon alone: no weights needed
+    service = build_service([LEXICON_MODEL_ID])  # the lexicon alone: no weights needed
     await service.start()
     app.state.inference = service
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:

@@ -94,9 +94,9 @@ def test_find_minilm_wrong_digest_is_refused(tmp_path):
 
 
 def test_service_reports_stored_head_evaluation():
-    from inference import InferenceService
+    from tests.inference_fixtures import build_service
 
-    service = InferenceService(["embedded/minilm-finhead"], device="cpu", data_dir=None)
+    service = build_service(["embedded/minilm-finhead"])
     [overall, news, social] = service.evaluation_results()
     assert overall["accuracy"] >= 0.80 and overall["n"] > 1000
     assert "validation" in overall["dataset"] and overall["precision"] == "fp32"

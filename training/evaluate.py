@@ -31,22 +31,24 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.config import InferenceSection
 from core.records import SentimentResult
 from inference.catalog import (
     CANONICAL_LABELS,
     DEFAULT_MODELS,
     EMBEDDED_MODEL_ID,
     FIQA_2018,
+    LEXICON_MODEL_ID,
     TWITTER_FINANCIAL_NEWS,
     training_data,
 )
 from inference.errors import ModelLoadError
 from inference.head import HEAD_WEIGHTS_PATH, load_embedded_classifier, read_head_file, sha256_of
-from inference.loader import LoadOptions, resolve_device
+from inference.loader import LoadOptions, hub_offline, resolve_device
 from inference.service import InferenceService
 from inference.trainingrows import head_train_keys, key_hash, training_overlap
 
@@ -88,10 +90,19 @@ async def run(
     domain: str,
     signed: bool,
     batch: int = 256,
-    **service_kwargs: Any,
+    device: str = "auto",
+    precision: str = "auto",
+    weights: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Score the data with each available model (no fallback) and with the ensemble."""
-    service = InferenceService(models, data_dir=None, **service_kwargs)
+    section = InferenceSection(
+        models=tuple(models) or (LEXICON_MODEL_ID,),  # none named: the lexicon alone
+        device=device,
+        inference_precision=precision,
+        self_evaluate=False,
+        hf_hub_offline=hub_offline(),
+    )
+    service = InferenceService(section, runtime_dir=None, stats_store=None, weights=weights)
     await service.start()
     try:
         await service.wait_until_loaded()
