@@ -8,6 +8,9 @@ Two kinds of evidence, both recorded with the model rather than guessed from the
 - a hub model: the public datasets its card says it was fine-tuned on
   (`catalog.TRAINING_DATA`), matched against each row's `source`. A card that does not say
   leaves the model's training data unknown: its rows are kept and the score says "unknown".
+
+A text's key is defined here (`normalise_text`, then `key_hash`): `training/splits.py` hashes the
+training rows with it, and the running service finds the sample's rows among those hashes.
 """
 
 from __future__ import annotations

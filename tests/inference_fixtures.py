@@ -64,24 +64,8 @@ def build_tiny_bert(
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
     tokenizer = BertTokenizer(vocab={token: index for index, token in enumerate(vocab)})
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        id2label=id2label,
-        label2id={name: index for index, name in id2label.items()},
-    )
-    config.update(dict(dims or {}))
-    model = BertForSequenceClassification(config).eval()
-    if favour is not None:
-        _force_class(model.classifier, favour)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    config = BertConfig(vocab_size=len(vocab), max_position_embeddings=64)
+    return _save_tiny(out, BertForSequenceClassification, config, tokenizer, id2label, favour, seed, dims)
 
 
 def build_tiny_roberta(
@@ -106,25 +90,36 @@ def build_tiny_roberta(
     )
     merges = _merges(bpe)
     tokenizer = RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)
-    torch.manual_seed(seed)
     config = RobertaConfig(
         vocab_size=bpe.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
         max_position_embeddings=66,
         type_vocab_size=1,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
-        id2label=id2label,
-        label2id={name: index for index, name in id2label.items()},
     )
+    return _save_tiny(out, RobertaForSequenceClassification, config, tokenizer, id2label, favour, seed, dims)
+
+
+def _save_tiny(
+    out: Path,
+    model_class: Any,
+    config: Any,
+    tokenizer: Any,
+    id2label: dict[int, str],
+    favour: int | None,
+    seed: int,
+    dims: Mapping[str, int] | None,
+) -> Path:
+    """Make `config` 2 layers of 32 wide (unless `dims` says otherwise), build the seeded model, save both."""
+    config.update({"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64})
+    config.update({"id2label": id2label, "label2id": {name: index for index, name in id2label.items()}})
     config.update(dict(dims or {}))
-    model = RobertaForSequenceClassification(config).eval()
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
     if favour is not None:
-        _force_class(model.classifier.out_proj, favour)
+        head = model.classifier
+        _force_class(getattr(head, "out_proj", head), favour)  # RoBERTa's head ends in out_proj
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
