@@ -9,8 +9,9 @@ Every catalog model is listed, loaded or not: MODELS names what to load; unset, 
 budget decides on CPU (`budget.py`) and everything loads on CUDA. `load_model()` and
 `unload_model()` change that while the app runs (the admin routes).
 
-This module holds the models and their life cycle; scoring is `scoring.py`'s, self-evaluation
-`evaluator.py`'s and the monitoring descriptions `monitoring.py`'s, each sharing the models.
+This module decides which models load, when, and in what order; each model's slot and engine
+are `registry.py`'s, scoring is `scoring.py`'s, self-evaluation `evaluator.py`'s and the
+monitoring descriptions `monitoring.py`'s, each sharing the same models.
 """
 
 from __future__ import annotations
@@ -35,29 +36,24 @@ from .catalog import (
     EMBEDDED_MODEL_ID,
     LEXICON_MODEL_ID,
     Domain,
-    ModelSpec,
     get_spec,
     resolve_model_ids,
 )
-from .classifier import SentimentModel, resolve_precision
-from .engine import BatchEngine
+from .classifier import resolve_precision
 from .errors import ModelNotReady, UnknownModel
 from .evalsample import SAMPLE_PATH, read_sample
-from .evaluator import DOMAINS, Probs, SelfEvaluator
-from .executors import ModelExecutor, lower_thread_priority
-from .head import load_embedded_classifier, stored_evaluation
-from .lexicon import CryptoLexicon
+from .evaluator import DOMAINS, SelfEvaluator
+from .head import stored_evaluation
 from .loader import (
     LoadOptions,
     ModelSlot,
     ModelStatus,
-    load_transformers_classifier,
     resolve_device,
-    resolve_model_source,
 )
 from .lock import LOCK_PATH, read_lock
 from .monitoring import ModelMonitor
 from .pricing import ModelPricer
+from .registry import ModelEngines, make_slot
 from .scoring import EnsembleScorer
 from .stats import StatsRegistry, StatsStore
 
@@ -65,10 +61,6 @@ __all__ = ["InferenceService"]
 
 logger = logging.getLogger(__name__)
 
-# Model threads run below the event loop's priority; hub models (a BERT-base is ~10x the embedded
-# model's work) lowest, so a single text asked of the embedded model is not queued behind them.
-EMBEDDED_NICE = 2
-HUB_NICE = 10
 _SET_MODELS_HINT = "set MODELS to load it at start, or load it with the admin token"
 
 
@@ -136,12 +128,8 @@ class InferenceService:
                 batch=max_batch,
             ),
         )
-        self._engine_kwargs: dict[str, Any] = {
-            "max_batch": max_batch,
-            "max_wait_ms": section.inference_max_wait_ms,
-            "max_queue": max_queue,
-        }
-        BatchEngine(lambda texts: texts, **self._engine_kwargs)  # validate the limits now
+        limits = {"max_batch": max_batch, "max_wait_ms": section.inference_max_wait_ms, "max_queue": max_queue}
+        self.engines = ModelEngines(limits)
         threads = section.inference_threads
         self.cpu_threads = threads if threads is not None or not on_cpu else model_threads()
         self.cpu_share = section.inference_cpu_share
@@ -152,14 +140,12 @@ class InferenceService:
         self.self_evaluate = section.self_evaluate
         self.stats = StatsRegistry(stats_store)
         self._slots: dict[str, ModelSlot] = {
-            model_id: self._make_slot(get_spec(model_id)) for model_id in ids
+            model_id: make_slot(get_spec(model_id), self.options, self._locks.get(model_id)) for model_id in ids
         }
-        self._engines: dict[str, BatchEngine[Probs]] = {}
-        self._executors: dict[str, ModelExecutor] = {}
         self.evaluator = SelfEvaluator(read_sample(sample_path) if self.self_evaluate else [], chunk=max_batch)
         self.scorer = EnsembleScorer(
             self._slots,
-            self._engines,
+            self.engines.engines,
             self.stats,
             self.evaluator,
             weights=weights or {},
@@ -181,33 +167,6 @@ class InferenceService:
         self._loader: asyncio.Task[None] | None = None
         self._crashed: BaseException | None = None
         self._started = False
-
-    # ----------------------------------------------------------------- configuration
-
-    def _make_slot(self, spec: ModelSpec) -> ModelSlot:
-        options = self.options
-        if spec.kind == "lexicon":
-            return ModelSlot(spec, CryptoLexicon)
-        if spec.kind == "embedded":
-
-            def load_embedded() -> SentimentModel:
-                lower_thread_priority(EMBEDDED_NICE)  # loading and autotune never outrank the loop
-                return load_embedded_classifier(options)
-
-            return ModelSlot(spec, load_embedded)
-
-        lock = self._locks.get(spec.id)
-
-        def load_hub_model() -> SentimentModel:
-            lower_thread_priority(HUB_NICE)
-            if lock is None:
-                logger.warning("load %s: unlocked: no entry in the model lock, loading the hub's main", spec.id)
-            source = resolve_model_source(spec.id, options, lock, on_download=slot.track_download)
-            logger.info("load %s: files from %s (%s)", spec.id, source.path, source.origin)
-            return load_transformers_classifier(spec, source, options)
-
-        slot = ModelSlot(spec, load_hub_model)
-        return slot
 
     @property
     def model_ids(self) -> list[str]:
@@ -235,7 +194,7 @@ class InferenceService:
         await asyncio.to_thread(self.stats.load)  # the statistics live in the database
         lexicon = self._slots[LEXICON_MODEL_ID]
         await lexicon.load()
-        self._start_engine(lexicon)
+        self.engines.start(lexicon)
         cpus, memory = await asyncio.to_thread(lambda: (usable_cpus(), memory_limit()))
         model_cores = self.cpu_threads or model_threads(cpus.count)
         rules = BudgetRules(
@@ -257,7 +216,7 @@ class InferenceService:
                 slot.skip(f"skipped: not in MODELS; {_SET_MODELS_HINT}")
         self._loader = self._spawn(self._load_all(), name="inference-loader")
         if self.self_evaluate and self.evaluator.sample:
-            self._spawn(self.evaluator.run_forever(self._engines.get), name="inference-self-evaluation")
+            self._spawn(self.evaluator.run_forever(self.engines.engines.get), name="inference-self-evaluation")
             self.evaluator.enqueue(LEXICON_MODEL_ID)
         if self.stats.store is not None and self.stats_flush_s > 0:
             self._spawn(self._flush_stats_forever(), name="inference-stats-flush")
@@ -303,10 +262,10 @@ class InferenceService:
         await slot.load()
         if not slot.is_available:
             return
-        self._start_engine(slot)
+        self.engines.start(slot)
         assert slot.model is not None
         cost = await asyncio.get_running_loop().run_in_executor(
-            self._executors[slot.model_id], measure_item_cost, slot.model.predict_probs, self.cpu_threads or 1
+            self.engines.executors[slot.model_id], measure_item_cost, slot.model.predict_probs, self.cpu_threads or 1
         )
         logger.info("load %s: one news item costs %.0f core-ms here", slot.model_id, cost.core_ms)
         refusal = self.pricer.measured(slot.model_id, slot.model, cost, why)
@@ -349,12 +308,7 @@ class InferenceService:
         return self.describe_model(model_id)
 
     async def _unload(self, slot: ModelSlot, reason: str) -> None:
-        engine = self._engines.pop(slot.model_id, None)
-        if engine is not None:
-            await engine.stop()
-        executor = self._executors.pop(slot.model_id, None)
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        await self.engines.stop(slot.model_id)
         self.pricer.release(slot.model_id)
         slot.skip(reason)
         logger.info("unload %s: %s", slot.model_id, reason)
@@ -364,25 +318,6 @@ class InferenceService:
         if slot is None:
             raise UnknownModel(model_id, self.model_ids)
         return slot
-
-    def _start_engine(self, slot: ModelSlot) -> None:
-        assert slot.model is not None
-        # Each model on its own thread: a slow or hung model delays only its own callers. The lexicon
-        # too: on the loop's default pool it would compete with the news desk's commits.
-        previous = self._executors.pop(slot.model_id, None)
-        if previous is not None:
-            previous.shutdown(wait=False, cancel_futures=True)
-        nice = EMBEDDED_NICE if slot.spec.kind in ("embedded", "lexicon") else HUB_NICE
-        executor = self._executors[slot.model_id] = ModelExecutor(f"model:{slot.model_id}", nice=nice)
-        kwargs = dict(self._engine_kwargs)
-        if slot.spec.kind == "lexicon":
-            kwargs["max_batch"] = max(kwargs["max_batch"], 256)  # VADER is per text: batch size is free
-            kwargs["max_queue"] = max(kwargs["max_queue"], kwargs["max_batch"])
-        engine: BatchEngine[Probs] = BatchEngine(
-            slot.model.predict_probs, name=slot.model_id, executor=executor, **kwargs
-        )
-        engine.start()
-        self._engines[slot.model_id] = engine
 
     async def wait_until_loaded(self, timeout: float | None = None) -> None:
         """Wait until every model is available or failed (for scripts and tests)."""
@@ -411,13 +346,7 @@ class InferenceService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)  # crashes were recorded when they ended
-        for engine in self._engines.values():
-            await engine.stop()
-        self._engines.clear()
-        for executor in self._executors.values():
-            # wait=False: a batch still running must not hold shutdown; its thread ends with it.
-            executor.shutdown(wait=False, cancel_futures=True)
-        self._executors.clear()
+        await self.engines.stop_all()
         try:
             await asyncio.to_thread(self.stats.save)
         except OSError as exc:

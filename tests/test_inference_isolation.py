@@ -42,8 +42,8 @@ def hang_until(release: threading.Event):
 async def hang_model(service: InferenceService, model_id: str, release: threading.Event) -> None:
     """Swap a loaded model's predict for one that blocks its thread until `release` is set."""
     service._slots[model_id].model.predict_probs = hang_until(release)
-    await service._engines[model_id].stop()
-    service._start_engine(service._slots[model_id])
+    await service.engines.engines[model_id].stop()
+    service.engines.start(service._slots[model_id])
 
 
 async def test_model_executor_runs_calls_in_order_on_one_thread():
@@ -125,7 +125,7 @@ async def test_service_model_threads_run_below_the_event_loop(offline_hub):
     service = await running_service([BERT_POSNEG], None, 60)
     loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     model_nice = await asyncio.get_running_loop().run_in_executor(
-        service._executors[BERT_POSNEG], os.getpriority, os.PRIO_PROCESS, 0
+        service.engines.executors[BERT_POSNEG], os.getpriority, os.PRIO_PROCESS, 0
     )
     await service.stop()
     assert model_nice > loop_nice

@@ -80,7 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def scoring_held(served: Served) -> Iterator[None]:
     """Keep the lexicon's model thread busy, so every scoring call waits until the block ends."""
     release = threading.Event()
-    executor = served.app.state.inference._executors["lexicon"]
+    executor = served.app.state.inference.engines.executors["lexicon"]
     executor.submit(release.wait)
     try:
         yield
