@@ -33,11 +33,11 @@ class ModelMonitor:
     def __init__(
         self,
         slots: Mapping[str, ModelSlot],
-        *,
         stats: StatsRegistry,
         pricer: ModelPricer,
         scorer: EnsembleScorer,
         evaluator: SelfEvaluator,
+        *,
         locks: Mapping[str, LockEntry],
         requested: Set[str],
         device: str,

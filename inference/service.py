@@ -154,10 +154,10 @@ class InferenceService:
         )
         self.monitor = ModelMonitor(
             self._slots,
-            stats=self.stats,
-            pricer=self.pricer,
-            scorer=self.scorer,
-            evaluator=self.evaluator,
+            self.stats,
+            self.pricer,
+            self.scorer,
+            self.evaluator,
             locks=self._locks,
             requested=self._requested,
             device=self.device,
