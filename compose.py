@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.bus import Bus
 from core.client_watch import ClientWatch
-from core.config import Settings, SourcesSection
+from core.config import InferenceSection, Settings, SourcesSection
 from core.counters import RequestCounter
 from core.data_place import locate_data
 from core.gcwatch import GcWatch
@@ -174,26 +174,6 @@ class _ModelStatsInStore:
 def _build_inference(settings: Settings, store: Store) -> InferenceService:
     # Imported here: torch and transformers take seconds to import, and ENABLE_INFERENCE=0 skips them.
     from inference import InferenceService
-    from inference.lock import LOCK_PATH
 
-    return InferenceService(
-        list(settings.models) if settings.models else None,
-        device=settings.device,
-        data_dir=None,
-        model_dir=settings.model_dir,
-        precision=settings.inference_precision,
-        runtime_dir=settings.data_dir,
-        evalset=settings.inference_evalset,
-        exclude_variants=settings.inference_exclude,
-        cpu_threads=settings.inference_threads,
-        cpu_share=settings.inference_cpu_share,
-        news_per_min=settings.news_rate_per_min,
-        news_deadline_ms=settings.news_score_deadline_ms,
-        max_batch=settings.inference_max_batch,
-        max_wait_ms=settings.inference_max_wait_ms,
-        stats_store=_ModelStatsInStore(store),
-        lock_path=settings.model_lock or LOCK_PATH,
-        self_evaluate=settings.self_evaluate,
-        cache_dir=settings.hub_cache_dir,
-        offline=settings.hub_offline,
-    )
+    return InferenceService(settings.section(InferenceSection), runtime_dir=settings.data_dir,
+                            stats_store=_ModelStatsInStore(store))

@@ -49,14 +49,14 @@ import torch
 from inference.autotune import AutotuneOptions, machine_fingerprint, prepare_classifier
 from inference.catalog import CANONICAL_LABELS, EMBEDDED_MODEL_ID
 from inference.classifier import TransformersClassifier
-from inference.datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir
 from inference.engine import BatchEngine
 from inference.executors import ModelExecutor
 from inference.head import build_finhead_model, embedded_digest, find_minilm, load_embedded_classifier
 from inference.loader import LoadOptions
 from inference.runtimes import VARIANTS, build_variant, variants_for
-from inference.splits import build_split
 from testbed.inference_fixtures import roberta_config, train_roberta_tokenizer
+from training.datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir
+from training.splits import build_split
 
 __all__ = ["main"]
 
@@ -258,9 +258,15 @@ def _serve(port: int, options: dict[str, Any], texts: Sequence[str], report: Any
     from fastapi import FastAPI
 
     from api.inference import build_inference_router
+    from core.config import InferenceSection
     from inference import InferenceService
+    from inference.loader import hub_offline
 
-    service = InferenceService([EMBEDDED_MODEL_ID], device=options["device"], data_dir=None, **options["service"])
+    section = InferenceSection(
+        models=(EMBEDDED_MODEL_ID,), device=options["device"], self_evaluate=False, hf_hub_offline=hub_offline(),
+        **options["section"],
+    )
+    service = InferenceService(section, runtime_dir=options["runtime_dir"], stats_store=None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -312,11 +318,11 @@ def measure_service(
 
     options = {
         "device": args.device,
-        "service": {
-            "runtime_dir": autotune.cache_dir,  # the choice measured above is reused from the cache
-            "evalset": autotune.evalset,
-            "exclude_variants": args.exclude,
-            "max_wait_ms": args.max_wait_ms,
+        "runtime_dir": autotune.cache_dir,  # the choice measured above is reused from the cache
+        "section": {
+            "inference_evalset": autotune.evalset,
+            "inference_exclude": tuple(args.exclude),
+            "inference_max_wait_ms": args.max_wait_ms,
         },
     }
     port = _free_port()
@@ -420,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"error: {missing} not found in {args.data_dir}; pass --data-dir or set DATASETS_DIR", file=sys.stderr)
         return 2
-    # The embedded head's own split (deduplicated; inference/splits.py): nothing here was trained on.
+    # The embedded head's own split (deduplicated; training/splits.py): nothing here was trained on.
     split = build_split(args.data_dir)
     rounds = 2 if args.quick else 3
     speed_n = 96 if args.quick else 512

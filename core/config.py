@@ -229,7 +229,7 @@ class InferenceSection(Section):
     model_dir: ExistingFolder | None = Field(None, **_doc(
         "local models laid out as `<org>/<name>/` (besides the HF cache)"))
     model_lock: FilePath | None = Field(None, **_doc(
-        "the model lock: locked commit and SHA-256 per file (`python -m inference.lock` writes it)",
+        "the model lock: locked commit and SHA-256 per file (`python -m training.lock` writes it)",
         "`inference/models.lock.json`"))
     self_evaluate: bool = Field(True, **_doc(
         "score the shipped sample with each model once loaded and fit the ensemble on the measurements"))

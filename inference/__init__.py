@@ -1,4 +1,8 @@
-"""Local transformers inference: sentiment models behind per-model batchers, with statistics."""
+"""The sentiment models the server runs: loading, per-model batching, the ensemble, self-evaluation, statistics.
+
+Local transformers models, the embedded head and the crypto lexicon, behind `InferenceService`.
+The offline tools that train, evaluate and lock these models are `training/`'s.
+"""
 
 from __future__ import annotations
 

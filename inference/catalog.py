@@ -59,10 +59,6 @@ class ModelSpec:
     max_length: int = 128
     note: str = ""
 
-    def weight_for(self, domain: Domain) -> float:
-        """Return the ensemble weight of this model for one text domain."""
-        return float(self.weights.get(domain, 0.0))
-
 
 def _spec(
     model_id: str,

@@ -65,7 +65,7 @@ def preload_lines(model_ids: Sequence[str], locks: Mapping[str, LockEntry]) -> l
             entry = locks.get(model_id)
             if entry is None:
                 raise ValueError(
-                    f"{model_id} is unpinned: run `python -m inference.lock --models {model_id}` where the hub "
+                    f"{model_id} is unpinned: run `python -m training.lock --models {model_id}` where the hub "
                     "is reachable first; only the lock knows the files it loads and their commit"
                 )
             lines.append(f"{model_id} {','.join(sorted(entry.files))} {entry.revision}")

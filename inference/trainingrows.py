@@ -3,24 +3,63 @@
 Two kinds of evidence, both recorded with the model rather than guessed from the scores:
 
 - the embedded head: the `train_keys` stored with its weights (a 16-hex-digit hash of every
-  training text's normalised form, `splits.train_key_hashes`), checked row by row. Whatever
+  training text's normalised form, `training.splits.train_key_hashes`), checked row by row. Whatever
   weights ship (refit on more data or not), their own hashes say which rows they saw;
 - a hub model: the public datasets its card says it was fine-tuned on
   (`catalog.TRAINING_DATA`), matched against each row's `source`. A card that does not say
   leaves the model's training data unknown: its rows are kept and the score says "unknown".
+
+A text's key is defined here (`normalise_text`, then `key_hash`): `training/splits.py` hashes the
+training rows with it, and the running service finds the sample's rows among those hashes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .catalog import EMBEDDED_MODEL_ID, training_data
-from .splits import key_hash, normalise_text, parse_key_hashes
 
-__all__ = ["TrainingOverlap", "head_train_keys", "training_overlap"]
+__all__ = [
+    "NORMALISATION_VERSION",
+    "TrainingOverlap",
+    "head_train_keys",
+    "key_hash",
+    "normalise_text",
+    "parse_key_hashes",
+    "training_overlap",
+]
+
+# The key a training text is known by: training hashes its rows' keys into the weights, the
+# runtime hashes the sample's texts the same way to find them there.
+NORMALISATION_VERSION = "finnorm/2"
+_URL = re.compile(r"(?:https?://|www\.)\S+")
+_MENTION = re.compile(r"@\w+")
+_NON_WORD = re.compile(r"[^\w\s]")
+
+
+def normalise_text(text: str) -> str:
+    """Fold case, Unicode forms, URLs, @mentions, cashtags' `$` and punctuation, and whitespace."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _URL.sub(" ", text)
+    text = _MENTION.sub(" ", text)
+    text = _NON_WORD.sub(" ", text)
+    return " ".join(text.split())
+
+
+def key_hash(key: str) -> str:
+    """The first 16 hex digits of the SHA-256 of a normalised text (collisions: ~1e-11 for 7,000 keys)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def parse_key_hashes(stored: str) -> set[str]:
+    """Inverse of `training.splits.train_key_hashes`: the 16-hex-digit hashes of a concatenation."""
+    return {stored[start : start + 16] for start in range(0, len(stored), 16)}
 
 
 @dataclass(frozen=True)

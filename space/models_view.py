@@ -13,7 +13,7 @@ from space.parts import ScreenParts
 
 __all__ = ["evaluation_html", "models_html", "status_kind"]
 
-# `python -m inference.evaluate --json > $DATA_DIR/evaluation.json` publishes a run to this tab.
+# `python -m training.evaluate --json > $DATA_DIR/evaluation.json` publishes a run to this tab.
 EVALUATION_FILE = "evaluation.json"
 EVALUATION_COLUMNS = ("n", "accuracy", "macro_f1", "status", "error")
 _report_memo: Memo[list[dict[str, Any]]] = Memo(size=2, ttl_s=30.0)
@@ -173,7 +173,7 @@ def models_html(parts: ScreenParts) -> str:
 
 
 def _report_rows(path: Path) -> list[dict[str, Any]]:
-    """Read the rows of a `python -m inference.evaluate --json` report (numbers, or status and error)."""
+    """Read the rows of a `python -m training.evaluate --json` report (numbers, or status and error)."""
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -204,7 +204,7 @@ def evaluation_html(parts: ScreenParts) -> str:
     rows = _evaluations(parts)
     if not rows:
         return (
-            '<div class="hub-empty">No evaluation results yet: run <code>python -m inference.evaluate --json '
+            '<div class="hub-empty">No evaluation results yet: run <code>python -m training.evaluate --json '
             f"--data FILE &gt; $DATA_DIR/{EVALUATION_FILE}</code> to show a run here.</div>"
         )
     columns = list(dict.fromkeys(k for row in rows for k in row))

@@ -338,7 +338,7 @@ def build_catalog_checkpoint(
 
 
 def lock_entry(repo: StandinRepo) -> dict[str, object]:
-    """Return what `python -m inference.lock` should write for this repo: the files loading reads (for comparisons)."""
+    """Return what `python -m training.lock` should write for this repo: the files loading reads (for comparisons)."""
     from inference.hubfiles import loaded_files
 
     return {"revision": repo.commit, "files": {name: repo.sha256(name) for name in loaded_files(repo.files)}}

@@ -10,10 +10,15 @@ import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 import torch
+
+from core.config import InferenceSection
+
+if TYPE_CHECKING:
+    from inference import InferenceService
 
 FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CORPUS = [
@@ -173,3 +178,34 @@ def offline_hub(tiny_hub: TinyHub, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tiny_hub.cache_dir))
     yield tiny_hub
+
+
+# The service's own keywords; every other override of build_service() is a field of InferenceSection.
+_SERVICE_KEYWORDS = ("weights", "call_timeout_s", "max_queue", "micro_batch", "stats_flush_s", "sample_path")
+
+
+def inference_section(**overrides: Any) -> InferenceSection:
+    """The settings' inference section for a test: on CPU, no self-evaluation, huggingface_hub's offline switch."""
+    from inference.loader import hub_offline
+
+    return InferenceSection(**{"device": "cpu", "self_evaluate": False, "hf_hub_offline": hub_offline(), **overrides})
+
+
+def build_service(models: Sequence[str], data_dir: Path | None = None, **overrides: Any) -> InferenceService:
+    """An InferenceService of `models` whose statistics and runtime choices live in `data_dir` (None: memory)."""
+    from inference import InferenceService, JsonStatsStore
+
+    own = {key: overrides.pop(key) for key in _SERVICE_KEYWORDS if key in overrides}
+    stats = JsonStatsStore(data_dir / "inference_stats.json") if data_dir is not None else None
+    section = inference_section(models=tuple(models), **overrides)
+    return InferenceService(section, runtime_dir=data_dir, stats_store=stats, **own)
+
+
+async def running_service(
+    models: Sequence[str], data_dir: Path | None = None, timeout_s: float = 60.0, **overrides: Any
+) -> InferenceService:
+    """`build_service()`'s service, started, once every model is available or failed (fp32 unless told)."""
+    service = build_service(models, data_dir, **{"inference_precision": "fp32", **overrides})
+    await service.start()
+    await service.wait_until_loaded(timeout_s)
+    return service

@@ -11,7 +11,7 @@ Each kind of name has its own test, so a failure says which kind drifted. The ru
 - Links between the docs (`docs/limits.md#scoring`) resolve from the linking file, anchors included
   (GitHub's heading slugs).
 - Modules: `python -m X` names a module that exists, and a backticked dotted name rooted at one of
-  our packages (`core.protocol.StreamErrorMessage`, `inference.evaluate`) imports (the longest
+  our packages (`core.protocol.StreamErrorMessage`, `training.evaluate`) imports (the longest
   module prefix) and resolves (`getattr` for the rest).
 - Settings: a name in the first column of a table headed `variable`, and a name assigned as
   `NAME=value` (in backticks or code blocks; not a shell variable the same example reads as
@@ -56,7 +56,7 @@ from core.settings_base import env_name
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
-PACKAGES = ("api", "ws", "space", "desk", "sources", "inference", "core", "bench", "clients")
+PACKAGES = ("api", "ws", "space", "desk", "sources", "inference", "training", "core", "bench", "clients")
 FOLDERS = (*PACKAGES, "tests", "docs", "scripts", "fuzz", ".ci")  # a path starting here is one of ours
 EXTENSIONS = ("py", "md", "js", "json", "jsonl", "toml", "txt", "css", "html", "sh", "cfg", "lock.json")
 
@@ -295,7 +295,7 @@ def test_the_rules_find_names_in_the_docs() -> None:
     """Guards the parsing: rules that find nothing would pass on any docs."""
     readme = ROOT / "README.md"
     assert "core/store/journal.py" in set(_named_paths(readme))
-    assert "inference.evaluate" in set(_modules(readme))
+    assert "training.evaluate" in set(_modules(readme))
     assert "HISTORY_SIZE" in set(_column(readme, ("variable",), 0))
     assert "SEQ_AHEAD" in set(_column(readme, ("code",), 0))
     assert {"models_status", "price_update"} <= set(_message_names(readme))
@@ -358,7 +358,7 @@ def _resolves(dotted: str) -> bool:
 
 
 def _is_module(name: str) -> bool:
-    # Our modules by their files: importing `inference` to look for `inference.evaluate` loads torch.
+    # Our modules by their files: importing `inference` to look for `training.evaluate` loads torch.
     if name.split(".")[0] in PACKAGES:
         path = ROOT.joinpath(*name.split("."))
         return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()

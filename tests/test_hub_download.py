@@ -110,14 +110,14 @@ def _download_requests(hub: StandinHub) -> list[tuple[str, str]]:
 def locked_hub(
     checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[StandinHub, Path]]:
-    """A stand-in serving every catalog model, and a lock written from it by `inference.lock`."""
+    """A stand-in serving every catalog model, and a lock written from it by `training.lock`."""
     hub = StandinHub()
     for repo_id, path in checkpoints.items():
         hub.add_dir(repo_id, path)
     lock = tmp_path_factory.mktemp("lock") / "models.lock.json"
     with running_hub(hub) as served:
         result = _run_module(
-            "inference.lock",
+            "training.lock",
             {
                 "HF_ENDPOINT": hub.endpoint,
                 "HF_HUB_OFFLINE": "0",

@@ -7,12 +7,13 @@ import pytest
 from fastapi import FastAPI
 
 from api.inference import MAX_TEXT_CHARS, MAX_TEXTS, build_inference_router
-from inference import CATALOG, InferenceService
+from inference import CATALOG, LEXICON_MODEL_ID
+from testbed.inference_fixtures import build_service
 
 
 @pytest.fixture
 async def client():
-    service = InferenceService([], device="cpu", data_dir=None)  # the lexicon alone: no weights needed
+    service = build_service([LEXICON_MODEL_ID])  # the lexicon alone: no weights needed
     app = FastAPI()
     app.include_router(build_inference_router(service))
     await service.start()

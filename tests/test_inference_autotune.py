@@ -161,14 +161,11 @@ def test_read_eval_texts_rejects_a_line_without_text(tmp_path):
 
 
 async def test_service_reports_the_runtime_choice(offline_hub, tmp_path):
-    from inference import InferenceService
-
     evalset = write_evalset(tmp_path / "sample.jsonl", CORPUS * 2)
-    service = InferenceService(
-        [BERT_RANDOM], device="cpu", data_dir=tmp_path, evalset=evalset, exclude_variants=("onnx-fp32", "onnx-int8")
+    service = await inference_fixtures.running_service(
+        [BERT_RANDOM], tmp_path, 120, inference_precision="auto", inference_evalset=evalset,
+        inference_exclude=("onnx-fp32", "onnx-int8"),
     )
-    await service.start()
-    await service.wait_until_loaded(120)
     [described] = [m for m in service.describe_models() if m["id"] == BERT_RANDOM]
     await service.stop()
     assert described["runtime"]["source"] == "measured"

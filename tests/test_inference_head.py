@@ -16,7 +16,7 @@ from inference.head import (
     read_head_file,
 )
 from inference.loader import LoadOptions
-from inference.train_head import fit_temperature
+from training.train_head import fit_temperature
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def embedded():
 
 def test_head_weights_carry_validation_metrics_but_no_test_figures():
     _, metadata = read_head_file()
-    assert "test" not in json.loads(metadata["metrics"])  # the test split is measured by inference.evaluate
+    assert "test" not in json.loads(metadata["metrics"])  # the test split is measured by training.evaluate
     assert json.loads(metadata["metrics"])["validation"]["domain:social"]["n"] > 100
 
 
@@ -94,9 +94,9 @@ def test_find_minilm_wrong_digest_is_refused(tmp_path):
 
 
 def test_service_reports_stored_head_evaluation():
-    from inference import InferenceService
+    from testbed.inference_fixtures import build_service
 
-    service = InferenceService(["embedded/minilm-finhead"], device="cpu", data_dir=None)
+    service = build_service(["embedded/minilm-finhead"])
     [overall, news, social] = service.evaluation_results()
     assert overall["accuracy"] >= 0.80 and overall["n"] > 1000
     assert "validation" in overall["dataset"] and overall["precision"] == "fp32"

@@ -13,7 +13,7 @@ from inference import InferenceService
 from inference.engine import BatchEngine
 from inference.executors import ModelExecutor
 from testbed import inference_fixtures
-from testbed.inference_fixtures import BERT_POSNEG, CORPUS, ROBERTA_NEGPOS
+from testbed.inference_fixtures import BERT_POSNEG, CORPUS, ROBERTA_NEGPOS, running_service
 
 MS = 0.001
 LOAD_TIMEOUT_S = 60.0
@@ -42,8 +42,8 @@ def hang_until(release: threading.Event):
 async def hang_model(service: InferenceService, model_id: str, release: threading.Event) -> None:
     """Swap a loaded model's predict for one that blocks its thread until `release` is set."""
     service._slots[model_id].model.predict_probs = hang_until(release)
-    await service._engines[model_id].stop()
-    service._start_engine(service._slots[model_id])
+    await service.engines.engines[model_id].stop()
+    service.engines.start(service._slots[model_id])
 
 
 async def test_model_executor_runs_calls_in_order_on_one_thread():
@@ -74,11 +74,7 @@ async def test_engines_on_own_executors_answer_while_another_hangs(release):
 
 
 async def test_service_hung_model_delays_only_its_own_callers(offline_hub, tmp_path, release):
-    service = InferenceService(
-        [BERT_POSNEG, ROBERTA_NEGPOS], device="cpu", data_dir=tmp_path, precision="fp32", call_timeout_s=0.5
-    )
-    await service.start()
-    await service.wait_until_loaded(LOAD_TIMEOUT_S)
+    service = await running_service([BERT_POSNEG, ROBERTA_NEGPOS], tmp_path, LOAD_TIMEOUT_S, call_timeout_s=0.5)
     await hang_model(service, BERT_POSNEG, release)
     stuck = asyncio.ensure_future(service.score(CORPUS[:1], model=BERT_POSNEG, fallback=False))
     await asyncio.sleep(20 * MS)
@@ -90,11 +86,7 @@ async def test_service_hung_model_delays_only_its_own_callers(offline_hub, tmp_p
 
 
 async def test_service_timeouts_are_charged_to_the_hung_model(offline_hub, tmp_path, release):
-    service = InferenceService(
-        [BERT_POSNEG, ROBERTA_NEGPOS], device="cpu", data_dir=tmp_path, precision="fp32", call_timeout_s=0.3
-    )
-    await service.start()
-    await service.wait_until_loaded(LOAD_TIMEOUT_S)
+    service = await running_service([BERT_POSNEG, ROBERTA_NEGPOS], tmp_path, LOAD_TIMEOUT_S, call_timeout_s=0.3)
     await hang_model(service, BERT_POSNEG, release)
     results = await service.score(CORPUS[:2])  # the ensemble: the hung member times out, the other answers
     models = {m["id"]: m for m in service.describe_models()}
@@ -107,9 +99,7 @@ async def test_service_timeouts_are_charged_to_the_hung_model(offline_hub, tmp_p
 
 async def test_service_stalled_model_fails_fast_after_its_timeout(offline_hub, tmp_path, release):
     """Once a call has overrun the timeout, new callers skip the model at once instead of queueing."""
-    service = InferenceService([BERT_POSNEG], device="cpu", data_dir=tmp_path, precision="fp32", call_timeout_s=0.2)
-    await service.start()
-    await service.wait_until_loaded(LOAD_TIMEOUT_S)
+    service = await running_service([BERT_POSNEG], tmp_path, LOAD_TIMEOUT_S, call_timeout_s=0.2)
     await hang_model(service, BERT_POSNEG, release)
     [first] = await service.score(CORPUS[:1], model=BERT_POSNEG)  # waits out the timeout, then the lexicon
     [second] = await service.score(CORPUS[:1], model=BERT_POSNEG)
@@ -132,12 +122,10 @@ def test_model_executor_runs_below_the_callers_priority():
 
 
 async def test_service_model_threads_run_below_the_event_loop(offline_hub):
-    service = InferenceService([BERT_POSNEG], device="cpu", data_dir=None, precision="fp32")
-    await service.start()
-    await service.wait_until_loaded(60)
+    service = await running_service([BERT_POSNEG], None, 60)
     loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     model_nice = await asyncio.get_running_loop().run_in_executor(
-        service._executors[BERT_POSNEG], os.getpriority, os.PRIO_PROCESS, 0
+        service.engines.executors[BERT_POSNEG], os.getpriority, os.PRIO_PROCESS, 0
     )
     await service.stop()
     assert model_nice > loop_nice

@@ -1,4 +1,4 @@
-"""`python -m inference.lock` against the stand-in Hub: the lock written, a checked load, a tampered file refused."""
+"""`python -m training.lock` against the stand-in Hub: the lock written, a checked load, a tampered file refused."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def locked(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     tmp = tmp_path_factory.mktemp("locked")
     lock, cache = tmp / "models.lock.json", tmp / "cache"
     with running_hub(hub) as served:
-        written = _run("inference.lock", served, tmp / "lock-cache", "--models", MODEL, "--out", str(lock))
+        written = _run("training.lock", served, tmp / "lock-cache", "--models", MODEL, "--out", str(lock))
         assert written.returncode == 0, written.stderr[-3000:]
         fetched = _run("inference.fetch", served, cache, "--models", MODEL, "--lock", str(lock))
         assert fetched.returncode == 0, fetched.stderr[-3000:]

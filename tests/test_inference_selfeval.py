@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from inference import EMBEDDED_MODEL_ID, InferenceService
+from inference import EMBEDDED_MODEL_ID
 from inference.catalog import FIQA_2018, TRAINING_DATA, TWITTER_FINANCIAL_NEWS, TrainingData
 from inference.evalsample import SAMPLE_PATH, read_sample
 from inference.selfeval import (
@@ -117,12 +117,9 @@ async def _self_evaluated(tmp_path, ready):
     picked = [rows[i] for i in range(0, len(rows), 8)]
     sample = tmp_path / "sample.jsonl"
     sample.write_text("".join(json.dumps(row.__dict__) + "\n" for row in picked))
-    service = InferenceService(
-        [EMBEDDED_MODEL_ID, BERT_RANDOM], device="cpu", data_dir=None, precision="fp32",
-        self_evaluate=True, sample_path=sample,
+    service = await inference_fixtures.running_service(
+        [EMBEDDED_MODEL_ID, BERT_RANDOM], None, 120, self_evaluate=True, sample_path=sample
     )
-    await service.start()
-    await service.wait_until_loaded(120)
     for _ in range(600):
         if ready(service):
             break

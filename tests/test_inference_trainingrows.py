@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from inference.catalog import EMBEDDED_MODEL_ID, FIQA_2018, TRAINING_DATA, TWITTER_FINANCIAL_NEWS
-from inference.evalsample import FIQA_SOURCE, TWITTER_SOURCE, read_sample
-from inference.splits import key_hash, normalise_text
-from inference.trainingrows import head_train_keys, training_overlap
+from inference.evalsample import read_sample
+from inference.trainingrows import head_train_keys, key_hash, normalise_text, training_overlap
+from training.evalsample import FIQA_SOURCE, TWITTER_SOURCE
 
 FINTWITBERT = "StephanAkkerman/FinTwitBERT-sentiment"
 

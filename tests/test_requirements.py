@@ -156,8 +156,8 @@ def test_server_loop_auto_serves_on_asyncio_without_uvloop(monkeypatch):
 
 
 def _runtime_sources() -> list[Path]:
-    """app.py, compose.py and the packages the app is made of (the import contract's root packages)."""
-    packages = ("api", "ws", "space", "desk", "sources", "inference", "core")
+    """app.py, compose.py and the packages they are made of (the import contract's root packages)."""
+    packages = ("api", "ws", "space", "desk", "sources", "inference", "training", "core")
     modules = [ROOT / "app.py", ROOT / "compose.py"]
     return [*modules, *(path for package in packages for path in (ROOT / package).rglob("*.py"))]
 

@@ -81,7 +81,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def scoring_held(served: Served) -> Iterator[None]:
     """Keep the lexicon's model thread busy, so every scoring call waits until the block ends."""
     release = threading.Event()
-    executor = served.parts.inference._executors["lexicon"]
+    executor = served.parts.inference.engines.executors["lexicon"]
     executor.submit(release.wait)
     try:
         yield

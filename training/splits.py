@@ -1,12 +1,13 @@
 """The embedded head's data split: normalised duplicates removed first, then train / validation / test.
 
-Rows come from `../shared/datasets` (`datasets.py` finds it): the twitter-financial-news-sentiment
-tweets (domain news) and FiQA 2018 task 1, whose headlines are news and whose microblog posts are
-the only social texts in the data (FiQA score > 0 bullish, < 0 bearish, 0 dropped).
+Rows come from `../shared/datasets` (`training/datasets.py` finds it): the
+twitter-financial-news-sentiment tweets (domain news) and FiQA 2018 task 1, whose headlines are news
+and whose microblog posts are the only social texts in the data (FiQA score > 0 bullish, < 0
+bearish, 0 dropped).
 
-1. Normalise every text (`normalise_text`, version `NORMALISATION_VERSION`): NFKC, lower case,
-   URLs and @mentions removed, every non-word character (the `$` of cashtags, `#`, the `…` of
-   truncated tweets) turned into a space, whitespace collapsed.
+1. Normalise every text (`normalise_text` of `inference/trainingrows.py`, version
+   `NORMALISATION_VERSION`): NFKC, lower case, URLs and @mentions removed, every non-word character
+   (the `$` of cashtags, `#`, the `…` of truncated tweets) turned into a space, whitespace collapsed.
 2. Group rows by normalised text across all files. A group whose rows disagree on the label is
    dropped whole (no trustworthy gold); otherwise its first row (file order) is kept.
 3. Split each subset (file and FiQA type) stratified by label and seeded into train / validation
@@ -22,36 +23,30 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.records import SentimentLabel
+from inference.trainingrows import NORMALISATION_VERSION, key_hash, normalise_text
 
 from .datasets import FIQA_FILE, TWITTER_FILE, TWITTER_LABELS
 
 __all__ = [
     "DEFAULT_FRACTIONS",
-    "NORMALISATION_VERSION",
     "SPLITS",
     "SplitDefinition",
     "SplitMismatch",
     "SplitRow",
     "build_split",
     "definition_summary",
-    "normalise_text",
     "read_rows",
     "split_rows",
-    "key_hash",
-    "parse_key_hashes",
     "train_key_hashes",
     "verify_split",
 ]
 
-NORMALISATION_VERSION = "finnorm/2"
 SPLITS = ("train", "validation", "test")
 # Subset -> (train, validation, test). FiQA holds out more: its test posts and headlines also feed
 # the shipped evaluation sample (168 posts, 100 headlines), which must stay out of training.
@@ -61,23 +56,10 @@ DEFAULT_FRACTIONS: Mapping[str, tuple[float, float, float]] = {
     "fiqa_post": (0.50, 0.25, 0.25),
 }
 SUBSET_DOMAIN: Mapping[str, str] = {"twitter_news": "news", "fiqa_headline": "news", "fiqa_post": "social"}
-SUBSET_FILE: Mapping[str, str] = {"twitter_news": TWITTER_FILE, "fiqa_headline": FIQA_FILE, "fiqa_post": FIQA_FILE}
-_URL = re.compile(r"(?:https?://|www\.)\S+")
-_MENTION = re.compile(r"@\w+")
-_NON_WORD = re.compile(r"[^\w\s]")
 
 
 class SplitMismatch(ValueError):
     """The split stored with the weights is missing or differs from the one the data gives."""
-
-
-def normalise_text(text: str) -> str:
-    """Fold case, Unicode forms, URLs, @mentions, cashtags' `$` and punctuation, and whitespace."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = _URL.sub(" ", text)
-    text = _MENTION.sub(" ", text)
-    text = _NON_WORD.sub(" ", text)
-    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
@@ -286,13 +268,13 @@ def verify_split(stored: str | None, data_dir: Path) -> Split:
     if not stored:
         raise SplitMismatch(
             "the weights carry no split definition (metadata key 'split'), so nothing says which texts "
-            "they were trained on; retrain with python -m inference.train_head"
+            "they were trained on; retrain with python -m training.train_head"
         )
     definition = SplitDefinition.from_json(stored)
     if definition.normalisation != NORMALISATION_VERSION:
         raise SplitMismatch(
             f"the weights' split used normalisation {definition.normalisation!r}, this code has "
-            f"{NORMALISATION_VERSION!r}; retrain with python -m inference.train_head"
+            f"{NORMALISATION_VERSION!r}; retrain with python -m training.train_head"
         )
     split = build_split(
         data_dir, seed=definition.seed, fractions={k: tuple(v) for k, v in definition.fractions.items()}
@@ -313,20 +295,10 @@ def verify_split(stored: str | None, data_dir: Path) -> Split:
     return split
 
 
-def key_hash(key: str) -> str:
-    """The first 16 hex digits of the SHA-256 of a normalised text (collisions: ~1e-11 for 7,000 keys)."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-
-
 def train_key_hashes(rows: Sequence[SplitRow]) -> str:
     """The sorted `key_hash` of every training row, concatenated: stored with the weights so that any
     text (the shipped sample's, say) can be checked against the training split without the data."""
     return "".join(sorted({key_hash(row.key) for row in rows}))
-
-
-def parse_key_hashes(stored: str) -> set[str]:
-    """Inverse of `train_key_hashes`."""
-    return {stored[start : start + 16] for start in range(0, len(stored), 16)}
 
 
 def definition_summary(definition: SplitDefinition) -> dict[str, Any]:

@@ -6,10 +6,10 @@ import csv
 
 import pytest
 
-from inference import evaluate
-from inference.datasets import LabelledTexts
-from inference.splits import SplitMismatch, build_split, train_key_hashes
-from tests.test_inference_splits import _write_data, _write_head
+from tests.test_training_splits import _write_data, _write_head
+from training import evaluate
+from training.datasets import LabelledTexts
+from training.splits import SplitMismatch, build_split, train_key_hashes
 
 FINTWITBERT = "StephanAkkerman/FinTwitBERT-sentiment"
 

@@ -15,7 +15,6 @@ __all__ = [
     "TWITTER_LABELS",
     "LabelledTexts",
     "default_datasets_dir",
-    "heldout_split",
     "parse_label_map",
     "read_labelled_csv",
     "read_signed_csv",
@@ -102,13 +101,3 @@ def read_signed_csv(path: Path, *, text_col: str = "sentence", score_col: str = 
         labels.append("bullish" if value > 0 else "bearish")
     return LabelledTexts(texts, labels)
 
-
-def heldout_split(
-    labels: Sequence[str], *, fraction: float = 0.15, seed: int = 0
-) -> tuple[list[int], list[int]]:
-    """Split indices into (train, held-out), stratified by label and seeded: the same every run."""
-    from sklearn.model_selection import train_test_split
-
-    indices = list(range(len(labels)))
-    train, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=list(labels))
-    return sorted(train), sorted(held)

@@ -1,4 +1,4 @@
-"""Train the embedded model: `python -m inference.train_head --data-dir DIR [--balance] [--refit ...]`.
+"""Train the embedded model: `python -m training.train_head --data-dir DIR [--balance] [--refit ...]`.
 
 Recipe (chosen on the validation part, docs/inference.md): fine-tune all six encoder layers of
 all-MiniLM-L6-v2 together with an MLP over the L2-normalised mean pools of the last three layers;
@@ -6,13 +6,13 @@ the embeddings (tokens and positions) stay the verified base's, so the weights f
 layers (fp16) and the head. Training cuts texts at 64 tokens (99.9 % of the data is shorter); the
 served model reads 128, as before.
 
-1. `python -m inference.train_head --out cand.safetensors [--balance]` trains on the train part,
+1. `python -m training.train_head --out cand.safetensors [--balance]` trains on the train part,
    scores the saved file on validation and fits one softmax temperature per domain there.
-2. `python -m inference.train_head --refit --calibration-from cand.safetensors` trains the chosen
+2. `python -m training.train_head --refit --calibration-from cand.safetensors` trains the chosen
    recipe on train + validation (the shipped weights) and carries over the temperatures fitted on
    validation by step 1: a refit model has seen validation, so it cannot be calibrated on it.
 
-The test part is never read here: `python -m inference.evaluate` measures it once.
+The test part is never read here: `python -m training.evaluate` measures it once.
 
 Deterministic: fixed seeds, fixed thread count, deterministic torch algorithms, fixed batch
 order; the same torch build and `--threads` reproduce bit-identical tensors and metadata.
@@ -34,10 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .catalog import CANONICAL_LABELS
-from .classifier import TransformersClassifier
-from .datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir
-from .head import (
+from inference.catalog import CANONICAL_LABELS
+from inference.classifier import TransformersClassifier
+from inference.head import (
     HEAD_FORMAT,
     HEAD_WEIGHTS_PATH,
     MINILM_SHA256,
@@ -48,14 +47,16 @@ from .head import (
     load_minilm_encoder,
     read_head_file,
 )
+from inference.loader import LoadOptions
+from inference.selfeval import expected_calibration_error
+
+from .datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir
 from .headeval import report, score_rows
-from .loader import LoadOptions
-from .selfeval import expected_calibration_error
 from .splits import SplitRow, build_split, train_key_hashes
 
 __all__ = ["TRAIN_PRECISION", "fit_temperature", "main", "train"]
 
-logger = logging.getLogger("inference.train_head")
+logger = logging.getLogger("training.train_head")
 
 TRAIN_PRECISION = "fp32"  # trained in fp32 on CPU; the six layers are stored in fp16 and scored as loaded
 STORED_DTYPE = torch.float16
@@ -255,7 +256,7 @@ def train(
         "base_sha256": MINILM_SHA256,
         "encoder_dtype": "fp16",
         "train_config": json.dumps(config),
-        # The split and precision travel with the weights: inference.evaluate rebuilds and checks them.
+        # The split and precision travel with the weights: training.evaluate rebuilds and checks them.
         "split": split.definition.to_json(),
         "trained_on": "train,validation" if refit else "train",
         "train_keys": train_key_hashes(train_rows),

@@ -1,7 +1,7 @@
 """Measure the embedded head on its own test split, or any models on a labelled CSV.
 
-Without `--data`: `python -m inference.evaluate [--split test|validation] [--head FILE]` reads the
-split definition and precision stored with the head weights (`inference.train_head` writes them),
+Without `--data`: `python -m training.evaluate [--split test|validation] [--head FILE]` reads the
+split definition and precision stored with the head weights (`training.train_head` writes them),
 rebuilds the split from `../shared/datasets` (or `--data-dir`), refuses weights whose split is
 missing or does not match the data, and reports accuracy with its Wilson 95 % interval, macro-F1,
 per-class recall, and the same per subset, per domain (news / social) and for crypto mentions.
@@ -18,8 +18,8 @@ card says it was fine-tuned on it (`catalog.TRAINING_DATA`) is then listed as no
 
 Examples::
 
-    python -m inference.evaluate                      # the embedded head on its test split
-    python -m inference.evaluate --data ../shared/datasets/fiqa_sentiment/fiqa.csv \\
+    python -m training.evaluate                      # the embedded head on its test split
+    python -m training.evaluate --data ../shared/datasets/fiqa_sentiment/fiqa.csv \\
         --text-col sentence --label-col score --signed --dataset fiqa
 """
 
@@ -31,28 +31,30 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.config import InferenceSection
 from core.records import SentimentResult
-
-from .catalog import (
+from inference.catalog import (
     CANONICAL_LABELS,
     DEFAULT_MODELS,
     EMBEDDED_MODEL_ID,
     FIQA_2018,
+    LEXICON_MODEL_ID,
     TWITTER_FINANCIAL_NEWS,
     training_data,
 )
+from inference.errors import ModelLoadError
+from inference.head import HEAD_WEIGHTS_PATH, load_embedded_classifier, read_head_file, sha256_of
+from inference.loader import LoadOptions, hub_offline, resolve_device
+from inference.service import InferenceService
+from inference.trainingrows import head_train_keys, key_hash, training_overlap
+
 from .datasets import LabelledTexts, default_datasets_dir, parse_label_map, read_labelled_csv, read_signed_csv
-from .errors import ModelLoadError
-from .head import HEAD_WEIGHTS_PATH, load_embedded_classifier, read_head_file, sha256_of
 from .headeval import report as split_report, score_rows
-from .loader import LoadOptions, resolve_device
-from .service import InferenceService
-from .splits import SPLITS, SplitMismatch, definition_summary, key_hash, verify_split
-from .trainingrows import head_train_keys, training_overlap
+from .splits import SPLITS, SplitMismatch, definition_summary, verify_split
 
 __all__ = ["DATASETS", "check_head_split", "evaluate_head", "leave_out_training_rows", "main", "metrics_for", "run"]
 
@@ -88,10 +90,19 @@ async def run(
     domain: str,
     signed: bool,
     batch: int = 256,
-    **service_kwargs: Any,
+    device: str = "auto",
+    precision: str = "auto",
+    weights: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Score the data with each available model (no fallback) and with the ensemble."""
-    service = InferenceService(models, data_dir=None, **service_kwargs)
+    section = InferenceSection(
+        models=tuple(models) or (LEXICON_MODEL_ID,),  # none named: the lexicon alone
+        device=device,
+        inference_precision=precision,
+        self_evaluate=False,
+        hf_hub_offline=hub_offline(),
+    )
+    service = InferenceService(section, runtime_dir=None, stats_store=None, weights=weights)
     await service.start()
     try:
         await service.wait_until_loaded()
@@ -130,7 +141,7 @@ def check_head_split(head: Path, data_dir: Path) -> tuple[dict[str, str], Any]:
     _, metadata = read_head_file(head)
     split = verify_split(metadata.get("split"), data_dir)
     if not metadata.get("eval_precision"):
-        raise SplitMismatch(f"{head}: no eval_precision stored with the weights; retrain with inference.train_head")
+        raise SplitMismatch(f"{head}: no eval_precision stored with the weights; retrain with training.train_head")
     return metadata, split
 
 

@@ -8,20 +8,13 @@ import json
 import pytest
 import torch
 
-from inference import evaluate
-from inference.datasets import FIQA_FILE, TWITTER_FILE
-from inference.evalsample import SAMPLE_PATH, build_sample, read_sample
+from inference.evalsample import SAMPLE_PATH, read_sample
 from inference.head import HEAD_FORMAT, read_head_file, stored_evaluation
-from inference.splits import (
-    NORMALISATION_VERSION,
-    SplitMismatch,
-    build_split,
-    key_hash,
-    normalise_text,
-    parse_key_hashes,
-    train_key_hashes,
-    verify_split,
-)
+from inference.trainingrows import NORMALISATION_VERSION, key_hash, normalise_text, parse_key_hashes
+from training import evaluate
+from training.datasets import FIQA_FILE, TWITTER_FILE
+from training.evalsample import build_sample
+from training.splits import SplitMismatch, build_split, train_key_hashes, verify_split
 
 _WORDS = ["profit", "loss", "guidance", "merger", "dividend", "lawsuit", "upgrade", "recall", "buyback", "strike"]
 

@@ -14,8 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from .catalog import CANONICAL_LABELS
-from .selfeval import measure
+from inference.catalog import CANONICAL_LABELS
+from inference.selfeval import measure
+
 from .splits import SplitRow
 
 __all__ = ["CRYPTO_MENTION", "report", "score_rows"]
