@@ -26,7 +26,8 @@ from redis.exceptions import RedisError
 
 from core.bus import Bus, Envelope
 from core.bus.leader import LeaderElection, new_process_id
-from core.bus.redis_backplane import RedisBackplane, connect_redis
+from core.bus.redis_backplane import RedisBackplane
+from core.bus.redis_wire import connect_redis
 from core.clock import utc_now
 from core.periodic import TaskSupervisor
 from core.records import SourceHealth

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from core.bus import AlreadyPublished, Bus
-from core.bus.redis_backplane import BackplaneRefused, BackplaneUnconfirmed, RedisBackplane, connect_redis
+from core.bus.redis_backplane import BackplaneRefused, BackplaneUnconfirmed, RedisBackplane
+from core.bus.redis_wire import connect_redis
 from core.protocol import PongMessage
 from testbed.harness import MS
 from testbed.services import RedisServer, needs_redis

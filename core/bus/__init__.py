@@ -2,9 +2,10 @@
 
 - `local.py`: the in-process `Bus` that stamps, records and fans out every message.
 - `redis_backplane.py`: carries the leader's envelopes to every other process (`RedisBackplane`).
+- `redis_wire.py`: what it writes to Redis: the publish and settle scripts, an envelope's wire form.
 - `leader.py`: elects the one process that publishes (`LeaderElection`).
 
-Importing this package loads no Redis client; the two Redis modules are imported by name.
+Importing this package loads no Redis client; the Redis modules are imported by name.
 """
 
 from __future__ import annotations
