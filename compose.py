@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from core.bus import Bus
 from core.client_watch import ClientWatch
-from core.config import InferenceSection, Settings, SourcesSection
+from core.config import (
+    AccessSection,
+    InferenceSection,
+    LimitsSection,
+    ServerSection,
+    Settings,
+    SourcesSection,
+    StorageSection,
+)
 from core.counters import RequestCounter
 from core.data_place import locate_data
 from core.gcwatch import GcWatch
@@ -90,13 +98,15 @@ def compose(settings: Settings) -> Components:
     feeds = _build_feeds(settings, store, market, news, sentiment, inference) if live else None
     sockets = SocketRegistry(
         bus=bus,
-        settings=settings,
+        limits=settings.section(LimitsSection),
+        access=settings.section(AccessSection),
         symbols=frozenset(settings.symbols),
         counter=counter,
         limiter=ConnectionLimiter(settings.max_connections, settings.max_connections_per_ip),
     )
     runtime = Runtime(
-        settings, store=store, bus=bus, market=market, news=news, sentiment=sentiment, inference=inference,
+        settings.section(ServerSection), settings.section(StorageSection),
+        store=store, bus=bus, market=market, news=news, sentiment=sentiment, inference=inference,
         feeds=feeds, data_place=data_place, counter=counter, client_watch=client_watch, gc_watch=gc_watch,
         open_connections=lambda: len(sockets.sessions),
         join_cluster=_cluster_membership(settings, bus, news) if settings.redis_url else None,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.bus import Bus, Envelope
 from core.client_watch import ClientWatch
 from core.clock import format_utc
-from core.config import Settings
+from core.config import ServerSection, StorageSection
 from core.counters import RequestCounter
 from core.data_place import DataPlace
 from core.gcwatch import GcWatch
@@ -62,7 +62,8 @@ class Runtime:
     """The tasks that drive one app process's components, and the `system_status` it reports.
 
     Args:
-        settings: cadences, retention, data mode and symbols.
+        server: cadences, data mode and symbols (the settings' server section).
+        storage: price retention (the settings' storage section).
         store, bus: persistence and the message bus.
         market, news, sentiment: the desks the producers tick and the sentiment update reads.
         inference: the models (None with ENABLE_INFERENCE=0); started and stopped here.
@@ -75,7 +76,8 @@ class Runtime:
 
     def __init__(
         self,
-        settings: Settings,
+        server: ServerSection,
+        storage: StorageSection,
         *,
         store: Store,
         bus: Bus,
@@ -91,7 +93,8 @@ class Runtime:
         open_connections: Callable[[], int],
         join_cluster: Callable[[Runtime], Cluster] | None = None,
     ) -> None:
-        self.settings = settings
+        self.server = server
+        self.storage = storage
         self.started_monotonic = time.monotonic()
         self.store = store
         self.bus = bus
@@ -141,14 +144,14 @@ class Runtime:
             return
         self._producing = True
         self._producers.crashes.clear()  # a new term as producer starts with a clean slate
-        s = self.settings
+        s = self.server
         if self.feeds is not None:
             await self.feeds.start()
         self._producers.every(s.price_interval_s, self._tick_market, "market")
         self._producers.every(s.status_interval_s, self.publish_system_status, "system-status")
         self._producers.every(s.models_interval_s, self.publish_models_status, "models-status")
         self._producers.spawn("sentiment", self._publish_sentiment_loop())
-        self._producers.every(s.price_prune_interval_s, self.maintain_prices, "price-retention")
+        self._producers.every(self.storage.price_prune_interval_s, self.maintain_prices, "price-retention")
         logger.info("runtime: started (data mode %s, %d symbols)", s.data_mode, len(s.symbols))
 
     async def stop_producers(self) -> None:
@@ -217,7 +220,7 @@ class Runtime:
         try:
             while self.running and not await asyncio.to_thread(self.store.backfill_rollups):
                 pass  # one short transaction per chunk; the loop and other writers run in between
-            s = self.settings
+            s = self.storage
             deleted = await asyncio.to_thread(
                 self.store.prune_prices, s.price_retention_days, s.price_1m_retention_days,
                 should_stop=lambda: not self.running,
@@ -277,7 +280,7 @@ class Runtime:
         """Build one `system_status` from this process's view."""
         return build_system_status(
             models=self.models(),
-            sources=data_sources_section(self.source_health(), self.settings.data_mode, self.market.simulated),
+            sources=data_sources_section(self.source_health(), self.server.data_mode, self.market.simulated),
             database=await self.database_section(),
             requests_last_minute=self.counter.last_minute(),
             requests_last_hour=self.counter.last_hour(),
@@ -314,7 +317,7 @@ class Runtime:
         Inputs are Fear & Greed, social scores (the board's listeners) and news scores (a `news`
         listener), so a new client never gets a snapshot that misses a value the process already has.
         """
-        interval = self.settings.sentiment_interval_s
+        interval = self.server.sentiment_interval_s
         changed = False
         self._sentiment_changed = wake = asyncio.Event()
         while True:

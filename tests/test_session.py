@@ -1,7 +1,7 @@
 """A socket session whose own code fails: the failure is logged with its socket, never swallowed.
 
 The faults are injected by subclassing Session (nothing real fails on demand); the socket, bus and
-hub are real, served by uvicorn on a free loopback port inside the test's event loop.
+registry are real, served by uvicorn on a free loopback port inside the test's event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from core.bus import Bus
-from core.config import Settings
+from core.config import AccessSection, LimitsSection
 from core.counters import RequestCounter
 from testbed.harness import recv_json, uvicorn_in_this_loop
 from ws.admission import ConnectionLimiter
@@ -47,11 +47,11 @@ class _BrokenSubscribe(Session):
 @contextlib.asynccontextmanager
 async def _serving(session_type: type[Session], path: str) -> AsyncIterator[str]:
     """Serve `path` with `session_type` sessions; yield the socket's URL."""
-    hub = SocketRegistry(bus=Bus(), settings=Settings(log_file=None), symbols=frozenset({"BTC"}),
-                    counter=RequestCounter(), limiter=ConnectionLimiter(10, 10))
+    registry = SocketRegistry(bus=Bus(), limits=LimitsSection(), access=AccessSection(), symbols=frozenset({"BTC"}),
+                              counter=RequestCounter(), limiter=ConnectionLimiter(10, 10))
 
     async def endpoint(websocket: WebSocket) -> None:
-        await session_type(websocket, SPECS[path], hub).serve()
+        await session_type(websocket, SPECS[path], registry).serve()
 
     async with uvicorn_in_this_loop(Starlette(routes=[WebSocketRoute(path, endpoint)])) as port:
         yield f"ws://127.0.0.1:{port}{path}"

@@ -15,7 +15,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from core.bus import Bus
-from core.config import Settings
+from core.config import AccessSection, LimitsSection
 from core.counters import RequestCounter
 from core.endpoints import NEWS_PATH
 from testbed.harness import MS, uvicorn_in_this_loop
@@ -32,27 +32,27 @@ HANDSHAKE = (
 
 @contextlib.asynccontextmanager
 async def _serving(client_gone: asyncio.Event) -> AsyncIterator[tuple[SocketRegistry, int]]:
-    hub = SocketRegistry(bus=Bus(), settings=Settings(log_file=None), symbols=frozenset({"BTC"}),
-                         counter=RequestCounter(), limiter=ConnectionLimiter(10, 10))
+    registry = SocketRegistry(bus=Bus(), limits=LimitsSection(), access=AccessSection(), symbols=frozenset({"BTC"}),
+                              counter=RequestCounter(), limiter=ConnectionLimiter(10, 10))
 
     async def endpoint(websocket: WebSocket) -> None:
         if websocket.query_params.get("late"):
             await client_gone.wait()  # the client hangs up before the server accepts
             await asyncio.sleep(100 * MS)  # and the server has seen it go
-        await Session(websocket, NEWS_SPEC, hub).serve()
+        await Session(websocket, NEWS_SPEC, registry).serve()
 
     async with uvicorn_in_this_loop(Starlette(routes=[WebSocketRoute(NEWS_PATH, endpoint)])) as port:
-        yield hub, port
+        yield registry, port
 
 
 async def test_a_client_gone_before_its_accept_is_neither_counted_nor_ended(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="ws.session")
     client_gone = asyncio.Event()
-    async with _serving(client_gone) as (hub, port):
+    async with _serving(client_gone) as (registry, port):
         async with websockets.connect(f"ws://127.0.0.1:{port}{NEWS_PATH}"):
             pass  # one accepted session, ended: the gauge has an entry for the path, back at 0
         async with asyncio.timeout(5):
-            while hub.stats.sessions_ended < 1:
+            while registry.stats.sessions_ended < 1:
                 await asyncio.sleep(10 * MS)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
@@ -62,6 +62,6 @@ async def test_a_client_gone_before_its_accept_is_neither_counted_nor_ended(capl
         writer.close()  # SO_LINGER 0: a reset, as from a client that went away
         client_gone.set()
         await asyncio.sleep(500 * MS)
-        assert hub.stats.connections[NEWS_PATH] == 0
-        assert hub.stats.sessions_ended == 1
+        assert registry.stats.connections[NEWS_PATH] == 0
+        assert registry.stats.sessions_ended == 1
     assert "gone before accept" in caplog.text and "session failed" not in caplog.text  # no 1011, no trace

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from core.bus import Bus
-from core.config import Settings
+from core.config import LimitsSection
 from core.endpoints import MARKET_PATH, NEWS_PATH, SENTIMENT_PATH
 from ws.routes import ENDPOINTS
 from ws.session_state import ABUSE_LIMIT, SINCE_AHEAD_GRACE_S, SessionState, SocketStats
@@ -36,8 +36,7 @@ class _Clock:
 def _state(path: str, bus: Bus | None = None, **limits: Any) -> tuple[SessionState, _Clock, list[Any]]:
     clock = _Clock()
     index: list[tuple[set[str], set[str]]] = []
-    settings = Settings(log_file=None, **limits)
-    state = SessionState(SPECS[path], settings, bus or Bus(), SYMBOLS, SocketStats(), clock,
+    state = SessionState(SPECS[path], LimitsSection(**limits), bus or Bus(), SYMBOLS, SocketStats(), clock,
                          lambda added, removed: index.append((set(added), set(removed))))
     return state, clock, index
 

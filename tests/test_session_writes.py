@@ -19,7 +19,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from core.bus import Bus
-from core.config import Settings
+from core.config import AccessSection, LimitsSection
 from core.counters import RequestCounter
 from core.endpoints import NEWS_PATH
 from testbed.harness import MS, recv_json, uvicorn_in_this_loop
@@ -39,15 +39,15 @@ class _Item(BaseModel):
 
 @contextlib.asynccontextmanager
 async def _serving(**limits: Any) -> AsyncIterator[tuple[SocketRegistry, int]]:
-    settings = Settings(log_file=None, **limits)
-    hub = SocketRegistry(bus=Bus(), settings=settings, symbols=frozenset({"BTC"}), counter=RequestCounter(),
-                         limiter=ConnectionLimiter(10, 10))
+    registry = SocketRegistry(bus=Bus(), limits=LimitsSection(**limits), access=AccessSection(),
+                              symbols=frozenset({"BTC"}), counter=RequestCounter(),
+                              limiter=ConnectionLimiter(10, 10))
 
     async def endpoint(websocket: WebSocket) -> None:
-        await Session(websocket, SPECS[NEWS_PATH], hub).serve()
+        await Session(websocket, SPECS[NEWS_PATH], registry).serve()
 
     async with uvicorn_in_this_loop(Starlette(routes=[WebSocketRoute(NEWS_PATH, endpoint)])) as port:
-        yield hub, port
+        yield registry, port
 
 
 async def _until(predicate: Any, timeout: float = 10_000 * MS) -> None:
@@ -56,8 +56,8 @@ async def _until(predicate: Any, timeout: float = 10_000 * MS) -> None:
             await asyncio.sleep(10 * MS)
 
 
-def _publish(hub: SocketRegistry, title: str, body: str = "") -> int:
-    return hub.bus.publish("news", _Item(data={"title": title, "description": body}), match_text=title).seq
+def _publish(registry: SocketRegistry, title: str, body: str = "") -> int:
+    return registry.bus.publish("news", _Item(data={"title": title, "description": body}), match_text=title).seq
 
 
 async def _stalled_socket(port: int) -> socket.socket:
@@ -75,20 +75,23 @@ async def _stalled_socket(port: int) -> socket.socket:
 
 
 async def test_a_client_that_keeps_up_gets_every_frame_in_order_without_a_drain_task() -> None:
-    async with _serving() as (hub, port), websockets.connect(f"ws://127.0.0.1:{port}{NEWS_PATH}") as ws:
-        await _until(lambda: len(hub.sessions) == 1)
-        (session,) = hub.sessions
-        seqs = [_publish(hub, f"item {i}") for i in range(50)]
+    async with _serving() as (registry, port), websockets.connect(f"ws://127.0.0.1:{port}{NEWS_PATH}") as ws:
+        await _until(lambda: len(registry.sessions) == 1)
+        (session,) = registry.sessions
+        seqs = [_publish(registry, f"item {i}") for i in range(50)]
         assert session._drain is None and len(session.outbox) == 0  # written during publish, nothing queued
         got = [(await recv_json(ws))["seq"] for _ in seqs]
-    assert got == seqs and hub.stats.messages_sent == 50
+    assert got == seqs and registry.stats.messages_sent == 50
 
 
 async def test_a_stalled_reader_is_closed_as_slow_consumer_and_its_session_ends() -> None:
-    async with _serving(outbox_size=16) as (hub, port), websockets.connect(f"ws://127.0.0.1:{port}{NEWS_PATH}") as ws:
+    async with (
+        _serving(outbox_size=16) as (registry, port),
+        websockets.connect(f"ws://127.0.0.1:{port}{NEWS_PATH}") as ws,
+    ):
         stalled = await _stalled_socket(port)
         try:
-            await _until(lambda: len(hub.sessions) == 2)
+            await _until(lambda: len(registry.sessions) == 2)
             received: list[int] = []
 
             async def read_all() -> None:
@@ -98,14 +101,14 @@ async def test_a_stalled_reader_is_closed_as_slow_consumer_and_its_session_ends(
             reader = asyncio.create_task(read_all())
             published: list[int] = []
             for batch in range(200):  # up to 1,600 items of 5 KB: more than the stalled socket's buffers hold
-                published += [_publish(hub, f"flood {batch}-{i}", "x" * 5_000) for i in range(8)]
+                published += [_publish(registry, f"flood {batch}-{i}", "x" * 5_000) for i in range(8)]
                 await asyncio.sleep(5 * MS)  # fewer at once than OUTBOX_SIZE: the healthy reader is never behind
-                if hub.stats.slow_consumer_closes:
+                if registry.stats.slow_consumer_closes:
                     break
-            await _until(lambda: len(hub.sessions) == 1)  # the stalled session ended within its grace periods
+            await _until(lambda: len(registry.sessions) == 1)  # the stalled session ended within its grace periods
             await _until(lambda: len(received) == len(published))
             reader.cancel()
         finally:
             stalled.close()
-    assert hub.stats.slow_consumer_closes == 1
+    assert registry.stats.slow_consumer_closes == 1
     assert received == published  # the healthy reader lost nothing and kept order

@@ -12,7 +12,7 @@ import pytest
 
 from compose import compose
 from core.clock import utc_now
-from core.config import Settings
+from core.config import LimitsSection, Settings
 from core.records import NewsItem, SentimentResult
 from space import feeds, market_view, models_view, news_view, sentiment_view, system_view
 from space.cache import Memo
@@ -34,11 +34,10 @@ def runtime(tmp_path: Path) -> Any:
 
 def screen_parts(runtime: Any) -> ScreenParts:
     """What the UI is built from, read from the runtime now (tests swap its inference for a stand-in)."""
-    settings = runtime.settings
     return ScreenParts(
         bus=runtime.bus, store=runtime.store, market=runtime.market, inference=runtime.inference,
-        symbols=settings.symbols, data_mode=settings.data_mode, admin_token=settings.admin_token,
-        data_dir=settings.data_dir, ui_queue_max=settings.ui_queue_max,
+        symbols=runtime.server.symbols, data_mode=runtime.server.data_mode, admin_token=None,
+        data_dir=runtime.storage.data_dir, ui_queue_max=LimitsSection().ui_queue_max,
     )
 
 
@@ -241,7 +240,7 @@ async def test_system_view_groups_sources_and_plots_requests(runtime: Any) -> No
 
 async def test_feeds_reads_journal_envelopes_without_models(runtime: Any) -> None:
     await runtime.market.tick_in_turns()
-    rows, error = feeds.prices(runtime.bus, runtime.settings.symbols)
+    rows, error = feeds.prices(runtime.bus, runtime.server.symbols)
     assert [r["data"]["symbol"] for r in rows] == list(SYMBOLS) and error is None
 
 

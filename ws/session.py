@@ -22,7 +22,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.bus import Bus, Envelope
-from core.config import Settings
+from core.config import AccessSection, LimitsSection
 from core.counters import RequestCounter
 from core.log_context import current_served
 from core.protocol import CloseCode, ErrorCode, error_frame
@@ -48,7 +48,8 @@ class SocketRegistry:
     """Everything a session needs from the app, and the registry of open sessions."""
 
     bus: Bus
-    settings: Settings
+    limits: LimitsSection
+    access: AccessSection  # API tokens and allowed origins, checked before a socket is accepted
     symbols: frozenset[str]
     counter: RequestCounter
     limiter: ConnectionLimiter
@@ -141,7 +142,7 @@ class Session:
         self.spec = spec
         self.registry = registry
         self._loop = asyncio.get_running_loop()
-        self.state = self.state_class(spec, registry.settings, registry.bus, registry.symbols, registry.stats,
+        self.state = self.state_class(spec, registry.limits, registry.bus, registry.symbols, registry.stats,
                                       self._loop.time, self._index_symbols)
         self._open = False  # accepted and not yet past its close frame (or a failed write): frames may go out
         self._flushing = False
@@ -323,16 +324,16 @@ class Session:
         ws, registry = self.websocket, self.registry
         address = self.state.peer = _client_address(ws)
         subprotocol = None
-        if registry.settings.api_tokens:
+        if registry.access.api_tokens:
             token, subprotocol = _offered_token(ws)
-            if not _token_is_valid(token, registry.settings.api_token_values()):
+            if not _token_is_valid(token, registry.access.api_token_values()):
                 await self._refuse(ErrorCode.AUTH_ERROR, "Missing or invalid API token",
                                    "send ?token=, an Authorization: Bearer header or a Sec-WebSocket-Protocol value",
                                    subprotocol)
                 return
-        if registry.settings.allowed_origins:
+        if registry.access.allowed_origins:
             origin = ws.headers.get("origin")
-            if origin is not None and origin not in registry.settings.allowed_origins:
+            if origin is not None and origin not in registry.access.allowed_origins:
                 await self._refuse(ErrorCode.AUTH_ERROR, f"Origin {origin!r} is not allowed", None, subprotocol)
                 return
         refusal = registry.limiter.acquire(address)

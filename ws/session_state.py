@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.bus import Bus, Envelope, HistoryGap
-from core.config import Settings
+from core.config import LimitsSection
 from core.endpoints import MARKET_PATH, NEWS_PATH
 from core.protocol import (
     AckMessage,
@@ -90,7 +90,8 @@ class SessionState:
 
     Args:
         spec: the endpoint this connection is on.
-        settings: the limits (outbox size, message budget, frame size, filter sizes, idle timeout).
+        limits: the limits section of the settings (outbox size, message budget, frame size, filter sizes,
+            idle timeout).
         bus: read for snapshots, replay and the topic's position (never published to).
         symbols: the symbols the app tracks.
         stats: the process-wide counters this connection adds to.
@@ -106,7 +107,7 @@ class SessionState:
     def __init__(
         self,
         spec: EndpointSpec,
-        settings: Settings,
+        limits: LimitsSection,
         bus: Bus,
         symbols: frozenset[str],
         stats: SocketStats,
@@ -114,14 +115,14 @@ class SessionState:
         on_symbols: Callable[[Iterable[str], Iterable[str]], None] = _no_index,
     ) -> None:
         self.spec = spec
-        self.settings = settings
+        self.limits = limits
         self.bus = bus
         self.tracked = symbols
         self.stats = stats
         self.clock = clock
         self.on_symbols = on_symbols
-        self.outbox = Outbox(settings.outbox_size)
-        self.bucket = TokenBucket(1.0 / settings.messages_per_second, capacity=settings.message_burst)
+        self.outbox = Outbox(limits.outbox_size)
+        self.bucket = TokenBucket(1.0 / limits.messages_per_second, capacity=limits.message_burst)
         self.symbols: set[str] = set()
         self.keywords: tuple[str, ...] = ()
         self.sources: frozenset[str] | None = None
@@ -163,7 +164,7 @@ class SessionState:
         """Return the clock time of the next check: idleness, or a resume position expiring (None once closing)."""
         if self.closing:
             return None
-        idle_at = self.last_activity + self.settings.idle_timeout_s
+        idle_at = self.last_activity + self.limits.idle_timeout_s
         return idle_at if self.floor_deadline is None else min(idle_at, self.floor_deadline)
 
     def check_idle(self) -> bool:
@@ -176,11 +177,11 @@ class SessionState:
             if floor is not None and floor[0] == self.bus.epoch(topic) and self.bus.last_seq(topic) < floor[1]:
                 self._tell_seq_ahead(floor[1])  # the stream never reached the client's seq: stop muting it
                 return True
-        deadline = self.last_activity + self.settings.idle_timeout_s
+        deadline = self.last_activity + self.limits.idle_timeout_s
         if self.closing or self.clock() < deadline:
             return False
         self.stats.idle_closes += 1
-        idle_s = self.settings.idle_timeout_s
+        idle_s = self.limits.idle_timeout_s
         self.request_close(CloseCode.WS_1000_NORMAL_CLOSURE, f"idle timeout: nothing exchanged for {idle_s:g} s")
         return True
 
@@ -338,7 +339,7 @@ class SessionState:
 
     def _send_backlog(self, raw: str) -> None:
         """Queue the latest N retained news items that pass the filter, oldest first (`?backlog=N`)."""
-        limit = self.settings.max_news_backlog
+        limit = self.limits.max_news_backlog
         try:
             wanted = int(raw)
         except ValueError:
@@ -370,7 +371,7 @@ class SessionState:
             self._rate_limited()
             return
         self.told_rate_limited = False  # the flood is over; the next one is told again
-        limit = self.settings.max_frame_bytes
+        limit = self.limits.max_frame_bytes
         size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
         if size > limit:
             self._refused(ErrorCode.MESSAGE_TOO_LARGE, f"Message of {size} bytes exceeds the limit",
@@ -434,11 +435,11 @@ class SessionState:
 
     def _set_filter(self, keywords: list[str], sources: list[str] | None) -> None:
         """Apply a news filter; past MAX_KEYWORDS / MAX_SOURCES the filter is cleared and refused."""
-        settings = self.settings
+        limits = self.limits
         words = tuple(k.strip().lower() for k in keywords if k.strip())
         names = frozenset(s.strip().lower() for s in sources if s.strip()) if sources else None
-        for kind, count, limit in (("keywords", len(words), settings.max_keywords),
-                                   ("sources", len(names or ()), settings.max_sources)):
+        for kind, count, limit in (("keywords", len(words), limits.max_keywords),
+                                   ("sources", len(names or ()), limits.max_sources)):
             if count > limit:
                 self.keywords, self.sources = (), None
                 raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"Too many {kind}",
@@ -449,7 +450,7 @@ class SessionState:
         wanted = {s.strip().upper() for s in symbols}
         unknown = sorted(wanted - self.tracked)
         known = wanted & self.tracked
-        limit = self.settings.max_symbols_per_connection
+        limit = self.limits.max_symbols_per_connection
         if len(self.symbols | known) > limit:
             raise ProtocolError(ErrorCode.INVALID_SYMBOL, "Too many symbols for one connection",
                                 f"at most {limit}; unsubscribe some first")
