@@ -1,4 +1,4 @@
-"""The UI's views rendered from the parts of a real (not started) Runtime: cheap, no browser, no server."""
+"""The UI's views rendered from the parts the app composes (nothing started): cheap, no browser, no server."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from compose import compose
+from compose import compose, screen_parts
 from core.clock import utc_now
-from core.config import LimitsSection, Settings
+from core.config import Settings
 from core.records import NewsItem, SentimentResult
 from space import feeds, market_view, models_view, news_view, sentiment_view, system_view
 from space.cache import Memo
@@ -25,20 +25,21 @@ SYMBOLS = ("BTC", "ETH", "SHIB")
 
 
 @pytest.fixture
-def runtime(tmp_path: Path) -> Any:
-    rt = compose(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="demo", log_file=None,
-                           enable_inference=False)).runtime
-    yield rt
-    rt.store.close()
+def parts(tmp_path: Path) -> Any:
+    components = compose(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="demo", log_file=None,
+                                  enable_inference=False))
+    yield components
+    components.store.close()
 
 
-def screen_parts(runtime: Any) -> ScreenParts:
-    """What the UI is built from, read from the runtime now (tests swap its inference for a stand-in)."""
-    return ScreenParts(
-        bus=runtime.bus, store=runtime.store, market=runtime.market, inference=runtime.inference,
-        symbols=runtime.server.symbols, data_mode=runtime.server.data_mode, admin_token=None,
-        data_dir=runtime.storage.data_dir, ui_queue_max=LimitsSection().ui_queue_max,
-    )
+@pytest.fixture
+def runtime(parts: Any) -> Any:
+    return parts.runtime
+
+
+def screens(parts: Any) -> ScreenParts:
+    """What the app builds the UI from, with the models the runtime has now (tests swap in a stand-in)."""
+    return screen_parts(replace(parts, inference=parts.runtime.inference))
 
 
 def item(title: str, **fields: Any) -> NewsItem:
@@ -80,60 +81,60 @@ def model(model_id: str, status: str = "available", **extra: Any) -> dict[str, A
     }
 
 
-async def test_market_table_lists_every_symbol_with_source_and_age(runtime: Any) -> None:
+async def test_market_table_lists_every_symbol_with_source_and_age(runtime: Any, parts: Any) -> None:
     await runtime.market.tick_in_turns()
-    html = market_view.MarketTable().html(screen_parts(runtime))
+    html = market_view.MarketTable().html(screens(parts))
     for symbol in SYMBOLS:
         assert f'data-symbol="{symbol}"' in html
     assert html.count("simulator") == len(SYMBOLS) and "$0.0000" in html  # SHIB keeps its digits
 
 
-async def test_market_table_marks_the_last_move(runtime: Any) -> None:
+async def test_market_table_marks_the_last_move(runtime: Any, parts: Any) -> None:
     table = market_view.MarketTable()
     await runtime.market.tick_in_turns()
-    parts = screen_parts(runtime)
-    table.html(parts)
+    views = screens(parts)
+    table.html(views)
     await runtime.market.tick_in_turns()
-    assert "▲" in table.html(parts) or "▼" in table.html(parts)
+    assert "▲" in table.html(views) or "▼" in table.html(views)
 
 
-async def test_banner_names_demo_mode(runtime: Any) -> None:
+async def test_banner_names_demo_mode(runtime: Any, parts: Any) -> None:
     await runtime.market.tick_in_turns()
-    assert "DATA_MODE=demo" in market_view.banner_html(screen_parts(runtime))
+    assert "DATA_MODE=demo" in market_view.banner_html(screens(parts))
 
 
 async def test_banner_is_empty_in_live_mode(tmp_path: Path) -> None:
     live = compose(Settings(data_dir=tmp_path, symbols=SYMBOLS, data_mode="live", log_file=None,
-                            enable_inference=False, enable_sources=False)).runtime
+                            enable_inference=False, enable_sources=False))
     await live.market.tick_in_turns()
-    assert market_view.banner_html(screen_parts(live)) == ""
+    assert market_view.banner_html(screens(live)) == ""
     live.store.close()
 
 
-async def test_news_escapes_titles_and_refuses_script_urls(runtime: Any) -> None:
+async def test_news_escapes_titles_and_refuses_script_urls(runtime: Any, parts: Any) -> None:
     await runtime.news.ingest(
         [item("<img src=x onerror=alert(1)>", url="https://a.example/1", image_url="javascript:alert(1)")]
     )
-    html = await news_view.news_html(screen_parts(runtime), None, None)
+    html = await news_view.news_html(screens(parts), None, None)
     assert "<img src=x" not in html and "&lt;img src=x" in html
     assert "javascript:" not in html
 
 
-async def test_news_filters_by_keyword_and_source(runtime: Any) -> None:
+async def test_news_filters_by_keyword_and_source(runtime: Any, parts: Any) -> None:
     await runtime.news.ingest([item("Bitcoin rallies"), item("Ether slips", source="Decrypt")])
-    parts = screen_parts(runtime)
-    assert "Ether slips" not in await news_view.news_html(parts, "bitcoin", None)
-    only_decrypt = await news_view.news_html(parts, None, "Decrypt")
+    views = screens(parts)
+    assert "Ether slips" not in await news_view.news_html(views, "bitcoin", None)
+    only_decrypt = await news_view.news_html(views, None, "Decrypt")
     assert "Ether slips" in only_decrypt and "Bitcoin rallies" not in only_decrypt
-    assert await news_view.source_choices(parts) == [news_view.ALL_SOURCES, "CoinDesk", "Decrypt"]
+    assert await news_view.source_choices(views) == [news_view.ALL_SOURCES, "CoinDesk", "Decrypt"]
 
 
-async def test_news_shows_the_streamed_items_when_the_database_fails(runtime: Any) -> None:
+async def test_news_shows_the_streamed_items_when_the_database_fails(runtime: Any, parts: Any) -> None:
     await runtime.news.ingest([item("Streamed while the store breaks")])
     with runtime.store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE news")  # every stored-news query fails from now on
     # A filter no other test renders (memo key).
-    html = await news_view.news_html(screen_parts(runtime), "streamed", None)
+    html = await news_view.news_html(screens(parts), "streamed", None)
     assert "Streamed while the store breaks" in html and "Database error" in html
 
 
@@ -142,16 +143,16 @@ def test_sentiment_badge_shows_score_or_unscored() -> None:
     assert "unscored" in news_view.sentiment_badge(None, None, None)
 
 
-async def test_sentiment_views_show_reasons_when_values_are_missing(runtime: Any) -> None:
+async def test_sentiment_views_show_reasons_when_values_are_missing(runtime: Any, parts: Any) -> None:
     await runtime.publish_sentiment()
     reasons = json.loads(runtime.bus.latest("sentiment").text)["data"]
     assert reasons["social"]["twitter"]["reason"] in sentiment_view.social_html(runtime.bus)
     assert "no verdict" in sentiment_view.mood_html(runtime.bus)
-    history, trend = await sentiment_view.trend_figures(screen_parts(runtime))
+    history, trend = await sentiment_view.trend_figures(screens(parts))
     assert history.layout.annotations and trend.layout.annotations  # "nothing yet" messages
 
 
-async def test_sentiment_trend_plots_scored_news(runtime: Any) -> None:
+async def test_sentiment_trend_plots_scored_news(runtime: Any, parts: Any) -> None:
     scored = [
         replace(
             item(f"n{i}"),
@@ -163,43 +164,43 @@ async def test_sentiment_trend_plots_scored_news(runtime: Any) -> None:
     ]
     for news_item in scored:
         await runtime.news.ingest([news_item])
-    _, trend = await sentiment_view.trend_figures(screen_parts(runtime))
+    _, trend = await sentiment_view.trend_figures(screens(parts))
     assert [t.name for t in trend.data] == ["news score", "rolling mean (10 items)"]
 
 
-def test_models_view_says_inference_is_off(runtime: Any) -> None:
-    assert "not running" in models_view.models_html(screen_parts(runtime))
+def test_models_view_says_inference_is_off(runtime: Any, parts: Any) -> None:
+    assert "not running" in models_view.models_html(screens(parts))
     assert "Inference is off" in playground_status(runtime.inference)
 
 
-async def test_models_view_lists_failures_with_their_reason(runtime: Any) -> None:
+async def test_models_view_lists_failures_with_their_reason(runtime: Any, parts: Any) -> None:
     runtime.inference = Scorer([model("a"), model("b", "failed", error="not in the local cache")])
     await runtime.publish_models_status()
-    html = models_view.models_html(screen_parts(runtime))
+    html = models_view.models_html(screens(parts))
     assert 'data-model="b"' in html and "not in the local cache" in html and "1 failed" in html
 
 
-async def test_models_view_shows_measured_accuracy_and_lock_warning(runtime: Any) -> None:
+async def test_models_view_shows_measured_accuracy_and_lock_warning(runtime: Any, parts: Any) -> None:
     numbers = {"n": 300, "accuracy": 0.71, "accuracy_ci95": [0.66, 0.76], "macro_f1": 0.64, "ece": 0.05}
     evaluation = {"status": "done", "domains": {"news": numbers}}
     lock = {"state": "unlocked", "warning": "not in the model lock: loads whatever the hub's main is"}
     runtime.inference = Scorer([model("a", evaluation=evaluation, lock=lock)])
     await runtime.publish_models_status()
-    html = models_view.models_html(screen_parts(runtime))
+    html = models_view.models_html(screens(parts))
     assert "news 0.71 (0.66-0.76)" in html and "not in the model lock" in html
 
 
-async def test_models_view_labels_hub_models_pinned_or_unpinned(runtime: Any) -> None:
+async def test_models_view_labels_hub_models_pinned_or_unpinned(runtime: Any, parts: Any) -> None:
     unlocked = {"state": "unlocked", "revision": None, "warning": "unpinned: loads the hub's main"}
     locked = {"state": "locked", "revision": "ab" * 20, "files": 4, "warning": None}
     runtime.inference = Scorer([model("a", lock=unlocked), model("b", lock=locked), model("c")])
     await runtime.publish_models_status()
-    rows = models_view.models_html(screen_parts(runtime)).split("<tr data-model=")[1:]
+    rows = models_view.models_html(screens(parts)).split("<tr data-model=")[1:]
     assert ">unpinned<" in rows[0] and f">pinned {'ab' * 6}<" in rows[1]
     assert "pinned" not in rows[2]
 
 
-async def test_models_view_says_which_sample_rows_a_model_was_not_scored_on(runtime: Any) -> None:
+async def test_models_view_says_which_sample_rows_a_model_was_not_scored_on(runtime: Any, parts: Any) -> None:
     numbers = {"n": 300, "accuracy": 0.71, "accuracy_ci95": [0.66, 0.76], "macro_f1": 0.64, "ece": 0.05}
     partly = {"rows": 100, "of": 700, "reason": "fine-tuned on FiQA", "training_data_known": True}
     unknown = {"rows": 0, "of": 700, "reason": "training data unknown: unpublished", "training_data_known": False}
@@ -212,7 +213,7 @@ async def test_models_view_says_which_sample_rows_a_model_was_not_scored_on(runt
         ]
     )
     await runtime.publish_models_status()
-    rows = models_view.models_html(screen_parts(runtime)).split("<tr data-model=")[1:]
+    rows = models_view.models_html(screens(parts)).split("<tr data-model=")[1:]
     assert "100 of 700 rows left out" in rows[0] and "fine-tuned on FiQA" in rows[0]
     assert "training data unknown" in rows[1] and "all 700 rows of the sample are excluded" in rows[2]
 
@@ -230,11 +231,11 @@ async def test_playground_scores_every_available_model_and_reports_failures(runt
     assert "CUDA out of memory" in html and 'data-model="c"' not in html
 
 
-async def test_system_view_groups_sources_and_plots_requests(runtime: Any) -> None:
+async def test_system_view_groups_sources_and_plots_requests(runtime: Any, parts: Any) -> None:
     await runtime.publish_system_status()
     await runtime.publish_system_status()
     assert 'data-category="market_data"' in system_view.sources_html(runtime.bus)
-    assert "online" in system_view.overview_html(screen_parts(runtime))
+    assert "online" in system_view.overview_html(screens(parts))
     assert len(system_view.requests_figure(runtime.bus).data[0].x) == 2
 
 
@@ -244,8 +245,8 @@ async def test_feeds_reads_journal_envelopes_without_models(runtime: Any) -> Non
     assert [r["data"]["symbol"] for r in rows] == list(SYMBOLS) and error is None
 
 
-def test_ui_handlers_are_private_and_never_queue(runtime: Any) -> None:
-    demo = build_ui(screen_parts(runtime))
+def test_ui_handlers_are_private_and_never_queue(parts: Any) -> None:
+    demo = build_ui(screens(parts))
     public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
     assert public == {"score_text"}
     assert all(fn.concurrency_limit is None for fn in demo.fns.values())
@@ -281,14 +282,14 @@ def test_formatters() -> None:
     assert fmt_age(3725) == "1h 02m" and fmt_age(None) == "—"
 
 
-def test_evaluation_report_in_data_dir_is_shown(runtime: Any, tmp_path: Path) -> None:
+def test_evaluation_report_in_data_dir_is_shown(parts: Any, tmp_path: Path) -> None:
     report = {
         "kk08/CryptoBERT": {"n": 300, "accuracy": 0.71, "macro_f1": 0.64, "confusion": [[1]]},
         "ProsusAI/finbert": {"status": "failed", "error": "not cached"},
         "ensemble": {"n": 300, "accuracy": 0.74, "macro_f1": 0.69, "model": "ensemble(2)"},
     }
     (tmp_path / "evaluation.json").write_text(json.dumps(report))
-    html = models_view.evaluation_html(screen_parts(runtime))
+    html = models_view.evaluation_html(screens(parts))
     assert "0.710" in html and "not cached" in html and "ensemble(2)" in html and "confusion" not in html
 
 
@@ -308,14 +309,15 @@ async def test_playground_asks_named_models_not_to_fall_back(runtime: Any) -> No
 
 
 async def test_system_view_shows_ephemeral_storage_and_the_single_address_warning(tmp_path: Path) -> None:
-    runtime = compose(Settings(data_dir=tmp_path, space_id="owner/hub", space_storage_dir=tmp_path / "absent",
-                               enable_inference=False, enable_sources=False, data_mode="demo", log_file=None)).runtime
+    components = compose(Settings(data_dir=tmp_path, space_id="owner/hub", space_storage_dir=tmp_path / "absent",
+                                  enable_inference=False, enable_sources=False, data_mode="demo", log_file=None))
+    runtime = components.runtime
     runtime.client_watch.check_after = 2
     for _ in range(2):
         runtime.client_watch.observe("10.16.3.80", forwarded_ignored=False)
     try:
         await runtime.publish_system_status()
-        html = system_view.overview_html(screen_parts(runtime))
+        html = system_view.overview_html(screens(components))
     finally:
         runtime.store.close()
     assert 'id="storage-reason"' in html and "wiped when the Space restarts" in html
