@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from core.quantiles import nearest_rank
+
 __all__ = ["percentile"]
 
 
@@ -18,5 +20,5 @@ def percentile(values: Iterable[float], q: float, *, scale: float = 1.0, digits:
     ordered = sorted(values)
     if not ordered:
         return None
-    value = ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+    value = nearest_rank(ordered, q)
     return None if math.isinf(value) else round(value * scale, digits)

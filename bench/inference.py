@@ -46,6 +46,7 @@ from typing import Any
 
 import torch
 
+from bench.figures import percentile
 from inference.autotune import AutotuneOptions, machine_fingerprint, prepare_classifier
 from inference.catalog import CANONICAL_LABELS, EMBEDDED_MODEL_ID
 from inference.classifier import TransformersClassifier
@@ -139,7 +140,7 @@ async def run_engine(
         "labels": labels,
         "seconds": seconds,
         "p50_ms": round(statistics.median(ordered), 1),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
+        "p99_ms": percentile(ordered, 0.99, digits=1),
         "mean_batch": round(engine.texts_run / max(engine.batches_run, 1), 1),
     }
 

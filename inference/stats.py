@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.clock import format_utc, parse_utc
+from core.quantiles import nearest_rank
 
 __all__ = ["JsonStatsStore", "ModelStats", "StatsRegistry", "StatsStore"]
 
@@ -174,9 +174,7 @@ class ModelStats:
         """95th percentile (nearest rank) of the recent successful latencies."""
         if not self._latencies:
             return None
-        ordered = sorted(self._latencies)
-        rank = max(math.ceil(0.95 * len(ordered)) - 1, 0)
-        return round(ordered[rank], 2)
+        return round(nearest_rank(sorted(self._latencies), 0.95), 2)
 
     def _counts(self) -> dict[str, int]:
         return {
