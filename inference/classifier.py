@@ -11,7 +11,7 @@ import copy
 import logging
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -128,6 +128,7 @@ class TransformersClassifier:
         precision: str = "fp32",
         pad_to_multiple_of: int | None = 8,
         micro_batch: int | None = None,
+        text_logits: Callable[[Sequence[str]], Any] | None = None,
     ) -> None:
         if micro_batch is not None and micro_batch < 1:
             raise ValueError(f"micro_batch must be >= 1 or None, got {micro_batch}")
@@ -140,6 +141,7 @@ class TransformersClassifier:
         self.precision = precision
         self.pad_to_multiple_of = pad_to_multiple_of
         self.micro_batch = micro_batch
+        self.text_logits = text_logits
         self.batch_sizes_seen: list[int] = []
         self._tokenizer_thread: ThreadPoolExecutor | None = None
         self._counter: Any = None  # a private tokenizer copy for count_tokens(), made on first use
@@ -178,7 +180,7 @@ class TransformersClassifier:
         return probs
 
     def _forward(self, texts: list[str]) -> list[dict[str, float]]:
-        return self._probs(self._infer(self._encode(texts)))
+        return self._probs(self._infer(self._encode(texts)), texts)
 
     def _forward_overlapped(self, chunks: list[list[str]]) -> list[dict[str, float]]:
         # On a GPU the forward pass is quick and the tokenizer is not: tokenize chunk k+1 in a
@@ -193,7 +195,7 @@ class TransformersClassifier:
             if index + 1 < len(chunks):
                 pending = self._tokenizer_thread.submit(self._encode_pinned, chunks[index + 1])
             logits.append(self._infer(encoded))
-        return [row for part in logits for row in self._probs(part)]
+        return [row for part, chunk in zip(logits, chunks, strict=True) for row in self._probs(part, chunk)]
 
     def _encode_pinned(self, texts: list[str]) -> dict[str, torch.Tensor]:
         encoded = self._encode(texts)
@@ -218,6 +220,9 @@ class TransformersClassifier:
         with torch.inference_mode():
             return self.model(**encoded).logits  # type: ignore[no-any-return]
 
-    def _probs(self, logits: torch.Tensor) -> list[dict[str, float]]:
-        rows = torch.softmax(logits.float(), dim=-1).cpu().tolist()
+    def _probs(self, logits: torch.Tensor, texts: list[str]) -> list[dict[str, float]]:
+        logits = logits.float().cpu()
+        if self.text_logits is not None:  # a second model that reads the raw texts (the embedded n-grams)
+            logits = logits + torch.as_tensor(self.text_logits(texts), dtype=torch.float32)
+        rows = torch.softmax(logits, dim=-1).tolist()
         return [to_canonical_probs(row, self.labels) for row in rows]

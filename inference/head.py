@@ -8,7 +8,10 @@ Our weights live in `inference/weights/minilm_finhead.safetensors` (reproduce wi
 
 - the six fine-tuned encoder layers, stored in fp16 and read back as fp32;
 - an MLP over the L2-normalised mean-pooled outputs of the last few layers;
-- a softmax temperature fitted on the validation part, folded into the head's last layer at load.
+- a softmax temperature fitted on the validation part, folded into the head's last layer at load;
+- the n-gram voice (`inference/ngrams.py`): a logistic regression over word and character n-grams
+  whose log-probabilities, times a blend weight chosen on validation, are added to MiniLM's logits
+  (`NgramVoice`, handed to the classifier as `text_logits`: it reads the raw texts, not token ids).
 
 `FinHeadModel` is a regular `BertPreTrainedModel` returning logits with `config.id2label`
 bearish/neutral/bullish, so the transformers `pipeline` and our batcher run the same model.
@@ -33,6 +36,7 @@ from .catalog import CANONICAL_LABELS, EMBEDDED_MODEL_ID
 from .classifier import TransformersClassifier
 from .errors import ModelFilesInvalid, ModelLoadError
 from .loader import LoadOptions, ModelSource, hub_cache_dir, translate_load_error
+from .ngrams import NgramModel
 
 __all__ = [
     "HEAD_FORMAT",
@@ -42,8 +46,10 @@ __all__ = [
     "MINILM_REVISION",
     "MINILM_SHA256",
     "FinHeadModel",
+    "NgramVoice",
     "build_finhead_model",
     "embedded_digest",
+    "embedded_text_logits",
     "find_minilm",
     "load_embedded_classifier",
     "read_head_file",
@@ -289,6 +295,33 @@ def build_finhead_model(minilm_dir: Path, head_path: Path = HEAD_WEIGHTS_PATH) -
     return model
 
 
+class NgramVoice:
+    """The n-gram model's log-probabilities times its blend weight over the head's temperature.
+
+    The served answer is softmax((MiniLM logits + weight * n-gram log-probs) / temperature); the
+    temperature is folded into the head's last layer, so the n-gram share is divided by it here.
+    """
+
+    def __init__(self, model: NgramModel, weight: float, temperature: float) -> None:
+        self.model = model
+        self.scale = weight / temperature
+
+    def __call__(self, texts: Sequence[str]) -> Any:
+        return self.scale * self.model.log_probs(texts)
+
+
+def embedded_text_logits(head_path: Path = HEAD_WEIGHTS_PATH) -> NgramVoice | None:
+    """The n-gram voice stored with the head weights, or None when the file holds none (weight 0)."""
+    tensors, metadata = read_head_file(head_path)
+    weight = float(metadata.get("ngram_weight", "0"))
+    model = NgramModel.from_tensors(tensors)
+    if model is None or weight == 0:
+        return None
+    if len(model.intercept) != len(CANONICAL_LABELS):
+        raise ModelFilesInvalid(f"head weights {head_path}: the n-gram model has {len(model.intercept)} classes")
+    return NgramVoice(model, weight, float(metadata.get("temperature", "1.0")))
+
+
 def load_embedded_classifier(
     options: LoadOptions, head_path: Path = HEAD_WEIGHTS_PATH
 ) -> TransformersClassifier:
@@ -321,6 +354,7 @@ def load_embedded_classifier(
             device=options.device,
             max_length=int(metadata.get("max_length", "128")),
             micro_batch=options.micro_batch,
+            text_logits=embedded_text_logits(head_path),
         )
         return prepare_classifier(base, options.precision, options.autotune, digest=embedded_digest(head_path))
     except ModelLoadError:

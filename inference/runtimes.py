@@ -216,6 +216,7 @@ def build_variant(
         "max_length": base.max_length,
         "pad_to_multiple_of": base.pad_to_multiple_of,
         "micro_batch": base.micro_batch,
+        "text_logits": base.text_logits,
     }
     if name == "fp32":
         return base

@@ -101,3 +101,27 @@ def test_service_reports_stored_head_evaluation():
     assert overall["accuracy"] >= 0.80 and overall["n"] > 1000
     assert "validation" in overall["dataset"] and overall["precision"] == "fp32"
     assert news["n"] + social["n"] == overall["n"] and social["dataset"].endswith("FiQA microblog posts")
+
+
+def test_embedded_answer_adds_the_scaled_ngram_voice_to_the_minilm_logits():
+    from inference.catalog import CANONICAL_LABELS
+    from inference.classifier import TransformersClassifier
+    from inference.head import embedded_text_logits
+    from inference.ngrams import NgramModel
+
+    source = find_minilm(LoadOptions(offline=True))
+    model = build_finhead_model(source.path)
+    voice = embedded_text_logits()
+    assert voice is not None
+    texts = ["Bitcoin jumps 8% as ETF inflows hit a record", "Shares of the bank fell after the fine"]
+    tokenizer = load_embedded_classifier(LoadOptions(offline=True, precision="fp32")).tokenizer
+    alone = TransformersClassifier("embedded", model, tokenizer, CANONICAL_LABELS).predict_probs(texts)
+    blended = TransformersClassifier("embedded", model, tokenizer, CANONICAL_LABELS, text_logits=voice)
+    expected = torch.softmax(
+        torch.log(torch.tensor([[row[label] for label in CANONICAL_LABELS] for row in alone]))
+        + torch.as_tensor(voice(texts), dtype=torch.float32),
+        dim=-1,
+    )
+    got = torch.tensor([[row[label] for label in CANONICAL_LABELS] for row in blended.predict_probs(texts)])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert isinstance(voice.model, NgramModel)

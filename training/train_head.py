@@ -3,7 +3,10 @@
 Recipe (chosen on the validation part, docs/inference.md): fine-tune all six encoder layers of
 all-MiniLM-L6-v2 together with an MLP over the L2-normalised mean pools of the last three layers;
 the embeddings (tokens and positions) stay the verified base's, so the weights file holds the six
-layers (fp16) and the head. Training cuts texts at 64 tokens (99.9 % of the data is shorter); the
+layers (fp16) and the head. With `--ngram` a logistic regression over word and character n-grams
+(`training/ngrams.py`) is fitted on the same rows and stored in the file; the served answer adds
+W times its log-probabilities to MiniLM's logits, W fitted on validation with the temperature.
+Training cuts texts at 64 tokens (99.9 % of the data is shorter); the
 served model reads 128, as before.
 
 1. `python -m training.train_head --out cand.safetensors [--balance]` trains on the train part,
@@ -48,13 +51,15 @@ from inference.head import (
     read_head_file,
 )
 from inference.loader import LoadOptions
+from inference.ngrams import NgramModel
 from inference.selfeval import expected_calibration_error
 
 from .datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir
 from .headeval import report, score_rows
+from .ngrams import fit_ngram_model
 from .splits import SplitRow, build_split, train_key_hashes
 
-__all__ = ["TRAIN_PRECISION", "fit_temperature", "main", "train"]
+__all__ = ["TRAIN_PRECISION", "fit_blend_weight", "fit_temperature", "main", "train"]
 
 logger = logging.getLogger("training.train_head")
 
@@ -115,6 +120,37 @@ def fit_temperature(probs: Sequence[Mapping[str, float]], labels: Sequence[str])
     }
 
 
+_BLEND_WEIGHTS = np.round(np.arange(0.0, 2.0001, 0.1), 1)
+
+
+def _blended(
+    probs: Sequence[Mapping[str, float]], ngram_log_probs: np.ndarray, weight: float
+) -> list[dict[str, float]]:
+    """softmax(log P + weight * n-gram log-probs): what the served classifier answers at T = 1."""
+    logits = np.log(np.clip(_matrix(probs), 1e-12, 1.0)) + weight * ngram_log_probs
+    logits -= logits.max(axis=1, keepdims=True)
+    blended = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return [dict(zip(CANONICAL_LABELS, map(float, row), strict=True)) for row in blended]
+
+
+def fit_blend_weight(
+    probs: Sequence[Mapping[str, float]], ngram_log_probs: np.ndarray, labels: Sequence[str]
+) -> dict[str, object]:
+    """Choose the n-gram voice's weight W on a grid (0-2) by the log loss of the blend at its best temperature.
+
+    Log loss rather than accuracy: it moves smoothly with W, so the choice is less at the mercy of a
+    few texts near a decision boundary.
+    """
+    gold = [CANONICAL_LABELS.index(label) for label in labels]
+    losses = {}
+    for weight in map(float, _BLEND_WEIGHTS):
+        blended = _blended(probs, ngram_log_probs, weight)
+        matrix = _scaled(_matrix(blended), float(fit_temperature(blended, labels)["temperature"]))
+        losses[weight] = round(float(-np.mean(np.log(np.clip(matrix[np.arange(len(gold)), gold], 1e-12, 1.0)))), 5)
+    best = min(losses, key=lambda weight: (losses[weight], weight))
+    return {"weight": best, "log_loss": {str(weight): loss for weight, loss in losses.items()}}
+
+
 def calibrate(rows: Sequence[SplitRow], probs: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
     """One temperature per domain and one over all rows, fitted on `rows` (validation)."""
     out = {"all": fit_temperature(probs, [row.label for row in rows])}
@@ -142,6 +178,9 @@ def train(
     refit: bool = False,
     calibration_from: Path | None = None,
     apply_temperature: str = "news",
+    ngram: bool = False,
+    ngram_c: float = 5.0,
+    ngram_min_df: int = 2,
 ) -> dict[str, object]:
     """Fine-tune the encoder and head, save them to `out` and score the saved file on validation.
 
@@ -231,6 +270,8 @@ def train(
         for key, value in model.bert.encoder.state_dict().items()
     }
     tensors |= {f"head.{key}": value.detach().clone().contiguous() for key, value in model.head.state_dict().items()}
+    if ngram:  # the n-gram voice learns from the same rows as the encoder
+        tensors |= fit_ngram_model(texts, target.tolist(), min_df=ngram_min_df, c=ngram_c).to_tensors()
     config = {
         "seed": seed,
         "epochs": epochs,
@@ -242,6 +283,9 @@ def train(
         "threads": threads,
         "limit": limit,
         "balance": balance,
+        "ngram": ngram,
+        "ngram_c": ngram_c,
+        "ngram_min_df": ngram_min_df,
         "refit": refit,
         "torch": torch.__version__,
         "data": [TWITTER_FILE, FIQA_FILE],
@@ -263,6 +307,7 @@ def train(
         "train_precision": TRAIN_PRECISION,
         "eval_precision": TRAIN_PRECISION,
         "temperature": "1.0",
+        "ngram_weight": "0",  # the blend weight, fitted on validation below (0: MiniLM alone)
     }
     _save(tensors, metadata, out)
 
@@ -271,6 +316,9 @@ def train(
         if calibration_from is None:
             raise ValueError("--refit needs --calibration-from: the train-only run of the same recipe")
         _, donor = read_head_file(calibration_from)
+        if ngram != ("ngram.coef" in read_head_file(calibration_from)[0]):
+            raise ValueError("--ngram must match the train-only run: its weight and temperatures were fitted for it")
+        metadata["ngram_weight"] = donor.get("ngram_weight", "0")
         calibration = json.loads(donor["calibration"])
         metrics = json.loads(donor["metrics"]) | {"validation_of": f"train-only run {donor['train_config']}"}
     else:
@@ -278,8 +326,15 @@ def train(
         saved = build_finhead_model(source.path, out)
         classifier = TransformersClassifier("embedded", saved, tokenizer, CANONICAL_LABELS, max_length=max_length)
         probs = score_rows(classifier, validation_rows)
+        voice = NgramModel.from_tensors(tensors)
+        blend: dict[str, object] = {}
+        if voice is not None:
+            ngram_log_probs = voice.log_probs([row.text for row in validation_rows])
+            blend = fit_blend_weight(probs, ngram_log_probs, [row.label for row in validation_rows])
+            metadata["ngram_weight"] = str(blend["weight"])
+            probs = _blended(probs, ngram_log_probs, float(blend["weight"]))  # type: ignore[arg-type]
         metrics = {"validation": report(validation_rows, probs)}
-        calibration = calibrate(validation_rows, probs)
+        calibration = calibrate(validation_rows, probs) | ({"ngram_blend": blend} if blend else {})
     metadata["calibration"] = json.dumps(calibration)
     metadata["temperature_domain"] = apply_temperature
     if apply_temperature != "none":
@@ -334,6 +389,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="news",
         help="which validation-fitted temperature the model applies at load (it does not see the domain)",
     )
+    parser.add_argument(
+        "--ngram",
+        action="store_true",
+        help="blend in a logistic regression over word and character n-grams (weight fitted on validation)",
+    )
+    parser.add_argument("--ngram-c", type=float, default=5.0, help="inverse L2 strength of the n-gram regression")
+    parser.add_argument("--ngram-min-df", type=int, default=2, help="keep n-grams found in at least this many texts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in (TWITTER_FILE, FIQA_FILE):
@@ -358,6 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         refit=args.refit,
         calibration_from=args.calibration_from,
         apply_temperature=args.apply_temperature,
+        ngram=args.ngram,
+        ngram_c=args.ngram_c,
+        ngram_min_df=args.ngram_min_df,
     )
     print(json.dumps(metrics))
     return 0
