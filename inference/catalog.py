@@ -145,7 +145,7 @@ _CATALOG_SPECS = [
         0.8,
         0.6,
         ("bearish", "neutral", "bullish"),
-        "all-MiniLM-L6-v2 + head trained on twitter-financial-news-sentiment; works offline",
+        "all-MiniLM-L6-v2 fine-tuned on financial news tweets and FiQA, plus an n-gram model; works offline",
         kind="embedded",
     ),
     # VADER scores 0.50-0.57 on three-class financial news: it answers only when nothing else can.
