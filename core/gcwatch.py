@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from core.quantiles import nearest_rank
+
 __all__ = ["PAUSE_BUCKETS_S", "GcPacer", "GcWatch", "frozen_objects", "tune_gc"]
 
 logger = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ class GcWatch:
 def _rank(ordered: list[float], q: float) -> float | None:
     if not ordered:
         return None
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+    return round(nearest_rank(ordered, q) * 1000, 2)
 
 
 def tune_gc(threshold: tuple[int, ...], freeze: bool) -> None:

@@ -209,3 +209,12 @@ def test_reading_the_frozen_count_does_not_walk_the_permanent_generation(
 def test_pacer_refuses_a_zero_interval() -> None:
     with pytest.raises(ValueError):
         GcPacer(0)
+
+
+def test_recent_pause_percentiles_are_nearest_ranks() -> None:
+    watch = GcWatch()
+    watch.recent[0].extend([0.001, 0.002])  # two pauses of 1 and 2 ms
+    described = watch.describe()["0"]
+    assert described["recent_p50_ms"] == 1.0  # the smallest with half the pauses at or below it
+    assert described["recent_p99_ms"] == 2.0
+    assert watch.describe()["1"]["recent_p50_ms"] is None  # no pause yet: no figure
