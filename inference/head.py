@@ -49,9 +49,9 @@ __all__ = [
     "NgramVoice",
     "build_finhead_model",
     "embedded_digest",
-    "embedded_text_logits",
     "find_minilm",
     "load_embedded_classifier",
+    "ngram_voice",
     "read_head_file",
     "sha256_of",
     "stored_evaluation",
@@ -310,15 +310,14 @@ class NgramVoice:
         return self.scale * self.model.log_probs(texts)
 
 
-def embedded_text_logits(head_path: Path = HEAD_WEIGHTS_PATH) -> NgramVoice | None:
-    """The n-gram voice stored with the head weights, or None when the file holds none (weight 0)."""
-    tensors, metadata = read_head_file(head_path)
+def ngram_voice(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> NgramVoice | None:
+    """The n-gram voice in a head file's contents (`read_head_file`), or None when it holds none (weight 0)."""
     weight = float(metadata.get("ngram_weight", "0"))
     model = NgramModel.from_tensors(tensors)
     if model is None or weight == 0:
         return None
     if len(model.intercept) != len(CANONICAL_LABELS):
-        raise ModelFilesInvalid(f"head weights {head_path}: the n-gram model has {len(model.intercept)} classes")
+        raise ModelFilesInvalid(f"head weights: the n-gram model has {len(model.intercept)} classes")
     return NgramVoice(model, weight, float(metadata.get("temperature", "1.0")))
 
 
@@ -334,7 +333,7 @@ def load_embedded_classifier(
 
     try:
         source = find_minilm(options)
-        _, metadata = read_head_file(head_path)
+        tensors, metadata = read_head_file(head_path)
         logger.info(
             "load %s: MiniLM from %s (%s), head %s",
             EMBEDDED_MODEL_ID,
@@ -354,7 +353,7 @@ def load_embedded_classifier(
             device=options.device,
             max_length=int(metadata.get("max_length", "128")),
             micro_batch=options.micro_batch,
-            text_logits=embedded_text_logits(head_path),
+            text_logits=ngram_voice(tensors, metadata),
         )
         return prepare_classifier(base, options.precision, options.autotune, digest=embedded_digest(head_path))
     except ModelLoadError:

@@ -90,16 +90,12 @@ class NgramModel:
                 f"coef {coef.shape}, intercept {intercept.shape}"
             )
         self.featurizer = featurizer or NgramFeaturizer()
-        self.index = {key: i for i, key in enumerate(vocabulary)}
+        self.vocabulary = list(vocabulary)  # the n-grams in column order
+        self.index = {key: i for i, key in enumerate(self.vocabulary)}
         self.idf = idf.astype(np.float32)
         self.coef = coef.astype(np.float32)
         self.intercept = intercept.astype(np.float32)
         self._is_word = np.array([key.startswith(_WORD_PREFIX) for key in vocabulary])
-
-    @property
-    def vocabulary(self) -> list[str]:
-        """The n-grams in column order."""
-        return sorted(self.index, key=self.index.__getitem__)
 
     def features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return the texts' tf-idf rows in CSR form: (row pointers, columns, values)."""

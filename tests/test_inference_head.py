@@ -106,15 +106,17 @@ def test_service_reports_stored_head_evaluation():
 def test_embedded_answer_adds_the_scaled_ngram_voice_to_the_minilm_logits():
     from inference.catalog import CANONICAL_LABELS
     from inference.classifier import TransformersClassifier
-    from inference.head import embedded_text_logits
+    from inference.head import ngram_voice
     from inference.ngrams import NgramModel
 
     source = find_minilm(LoadOptions(offline=True))
     model = build_finhead_model(source.path)
-    voice = embedded_text_logits()
+    voice = ngram_voice(*read_head_file())
     assert voice is not None
     texts = ["Bitcoin jumps 8% as ETF inflows hit a record", "Shares of the bank fell after the fine"]
-    tokenizer = load_embedded_classifier(LoadOptions(offline=True, precision="fp32")).tokenizer
+    loaded = load_embedded_classifier(LoadOptions(offline=True, precision="fp32"))
+    assert loaded.text_logits is not None and loaded.text_logits.scale == voice.scale  # the served model blends it
+    tokenizer = loaded.tokenizer
     alone = TransformersClassifier("embedded", model, tokenizer, CANONICAL_LABELS).predict_probs(texts)
     blended = TransformersClassifier("embedded", model, tokenizer, CANONICAL_LABELS, text_logits=voice)
     expected = torch.softmax(

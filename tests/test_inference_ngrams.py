@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from inference.errors import ModelFilesInvalid
-from inference.head import NgramVoice, embedded_text_logits, read_head_file
+from inference.head import NgramVoice, ngram_voice, read_head_file
 from inference.ngrams import MAX_CHARS, NgramFeaturizer, NgramModel
 from training.ngrams import fit_ngram_model
 
@@ -72,7 +72,7 @@ def test_voice_divides_the_blend_weight_by_the_head_temperature():
 
 def test_shipped_weights_blend_the_ngram_voice_chosen_on_validation():
     tensors, metadata = read_head_file()
-    voice = embedded_text_logits()
+    voice = ngram_voice(tensors, metadata)
     assert voice is not None and float(metadata["ngram_weight"]) > 0
     assert voice.scale == pytest.approx(float(metadata["ngram_weight"]) / float(metadata["temperature"]))
     assert len(voice.model.index) == tensors["ngram.coef"].shape[1]

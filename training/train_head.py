@@ -51,7 +51,6 @@ from inference.head import (
     read_head_file,
 )
 from inference.loader import LoadOptions
-from inference.ngrams import NgramModel
 from inference.selfeval import expected_calibration_error
 
 from .datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir
@@ -95,23 +94,32 @@ def _matrix(probs: Sequence[Mapping[str, float]]) -> np.ndarray:
     return np.array([[p.get(label, 0.0) for label in CANONICAL_LABELS] for p in probs], dtype=np.float64)
 
 
-def _scaled(matrix: np.ndarray, temperature: float) -> np.ndarray:
-    logits = np.log(np.clip(matrix, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(logits)
-    scaled: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
-    return scaled
+    result: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+    return result
+
+
+def _scaled(matrix: np.ndarray, temperature: float) -> np.ndarray:
+    return _softmax(np.log(np.clip(matrix, 1e-12, 1.0)) / temperature)
+
+
+def _gold(labels: Sequence[str]) -> np.ndarray:
+    return np.array([CANONICAL_LABELS.index(label) for label in labels])
+
+
+def _log_losses(matrix: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """The log loss of `matrix` rescaled by each temperature of the grid."""
+    rows = np.arange(len(gold))
+    return np.array([-np.mean(np.log(np.clip(_scaled(matrix, t)[rows, gold], 1e-12, 1.0))) for t in _TEMPERATURES])
 
 
 def fit_temperature(probs: Sequence[Mapping[str, float]], labels: Sequence[str]) -> dict[str, float]:
     """Fit a softmax temperature by log-loss on a grid (0.50-4.00); report ECE before and after."""
     matrix = _matrix(probs)
-    gold = np.array([CANONICAL_LABELS.index(label) for label in labels])
-    losses = [
-        float(-np.mean(np.log(np.clip(_scaled(matrix, t)[np.arange(len(gold)), gold], 1e-12, 1.0))))
-        for t in _TEMPERATURES
-    ]
-    best = float(_TEMPERATURES[int(np.argmin(losses))])
+    gold = _gold(labels)
+    best = float(_TEMPERATURES[int(np.argmin(_log_losses(matrix, gold)))])
     return {
         "temperature": best,
         "n": len(gold),
@@ -123,14 +131,9 @@ def fit_temperature(probs: Sequence[Mapping[str, float]], labels: Sequence[str])
 _BLEND_WEIGHTS = np.round(np.arange(0.0, 2.0001, 0.1), 1)
 
 
-def _blended(
-    probs: Sequence[Mapping[str, float]], ngram_log_probs: np.ndarray, weight: float
-) -> list[dict[str, float]]:
+def _blended(matrix: np.ndarray, ngram_log_probs: np.ndarray, weight: float) -> np.ndarray:
     """softmax(log P + weight * n-gram log-probs): what the served classifier answers at T = 1."""
-    logits = np.log(np.clip(_matrix(probs), 1e-12, 1.0)) + weight * ngram_log_probs
-    logits -= logits.max(axis=1, keepdims=True)
-    blended = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    return [dict(zip(CANONICAL_LABELS, map(float, row), strict=True)) for row in blended]
+    return _softmax(np.log(np.clip(matrix, 1e-12, 1.0)) + weight * ngram_log_probs)
 
 
 def fit_blend_weight(
@@ -141,12 +144,11 @@ def fit_blend_weight(
     Log loss rather than accuracy: it moves smoothly with W, so the choice is less at the mercy of a
     few texts near a decision boundary.
     """
-    gold = [CANONICAL_LABELS.index(label) for label in labels]
-    losses = {}
-    for weight in map(float, _BLEND_WEIGHTS):
-        blended = _blended(probs, ngram_log_probs, weight)
-        matrix = _scaled(_matrix(blended), float(fit_temperature(blended, labels)["temperature"]))
-        losses[weight] = round(float(-np.mean(np.log(np.clip(matrix[np.arange(len(gold)), gold], 1e-12, 1.0)))), 5)
+    matrix, gold = _matrix(probs), _gold(labels)
+    losses = {
+        weight: round(float(_log_losses(_blended(matrix, ngram_log_probs, weight), gold).min()), 5)
+        for weight in map(float, _BLEND_WEIGHTS)
+    }
     best = min(losses, key=lambda weight: (losses[weight], weight))
     return {"weight": best, "log_loss": {str(weight): loss for weight, loss in losses.items()}}
 
@@ -187,6 +189,7 @@ def train(
     `refit` trains on train + validation; its calibration (and validation figures, labelled as
     those of the train-only run) come from `calibration_from`, a train-only run of the same recipe.
     """
+    donor = _refit_donor(calibration_from, ngram) if refit else None  # checked before hours of training
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -270,8 +273,10 @@ def train(
         for key, value in model.bert.encoder.state_dict().items()
     }
     tensors |= {f"head.{key}": value.detach().clone().contiguous() for key, value in model.head.state_dict().items()}
-    if ngram:  # the n-gram voice learns from the same rows as the encoder
-        tensors |= fit_ngram_model(texts, target.tolist(), min_df=ngram_min_df, c=ngram_c).to_tensors()
+    # The n-gram voice learns from the same rows as the encoder.
+    voice = fit_ngram_model(texts, target.tolist(), min_df=ngram_min_df, c=ngram_c) if ngram else None
+    if voice is not None:
+        tensors |= voice.to_tensors()
     config = {
         "seed": seed,
         "epochs": epochs,
@@ -312,12 +317,7 @@ def train(
     _save(tensors, metadata, out)
 
     metrics: dict[str, object]
-    if refit:
-        if calibration_from is None:
-            raise ValueError("--refit needs --calibration-from: the train-only run of the same recipe")
-        _, donor = read_head_file(calibration_from)
-        if ngram != ("ngram.coef" in read_head_file(calibration_from)[0]):
-            raise ValueError("--ngram must match the train-only run: its weight and temperatures were fitted for it")
+    if donor is not None:
         metadata["ngram_weight"] = donor.get("ngram_weight", "0")
         calibration = json.loads(donor["calibration"])
         metrics = json.loads(donor["metrics"]) | {"validation_of": f"train-only run {donor['train_config']}"}
@@ -326,13 +326,13 @@ def train(
         saved = build_finhead_model(source.path, out)
         classifier = TransformersClassifier("embedded", saved, tokenizer, CANONICAL_LABELS, max_length=max_length)
         probs = score_rows(classifier, validation_rows)
-        voice = NgramModel.from_tensors(tensors)
         blend: dict[str, object] = {}
         if voice is not None:
             ngram_log_probs = voice.log_probs([row.text for row in validation_rows])
             blend = fit_blend_weight(probs, ngram_log_probs, [row.label for row in validation_rows])
             metadata["ngram_weight"] = str(blend["weight"])
-            probs = _blended(probs, ngram_log_probs, float(blend["weight"]))  # type: ignore[arg-type]
+            blended = _blended(_matrix(probs), ngram_log_probs, float(blend["weight"]))  # type: ignore[arg-type]
+            probs = [dict(zip(CANONICAL_LABELS, map(float, row), strict=True)) for row in blended]
         metrics = {"validation": report(validation_rows, probs)}
         calibration = calibrate(validation_rows, probs) | ({"ngram_blend": blend} if blend else {})
     metadata["calibration"] = json.dumps(calibration)
@@ -346,6 +346,16 @@ def train(
         "epoch_seconds": epoch_seconds,
         "train_seconds": round(time.monotonic() - started, 1),
     }
+
+
+def _refit_donor(calibration_from: Path | None, ngram: bool) -> dict[str, str]:
+    """The metadata of the train-only run whose blend weight and temperatures a refit carries over."""
+    if calibration_from is None:
+        raise ValueError("--refit needs --calibration-from: the train-only run of the same recipe")
+    tensors, donor = read_head_file(calibration_from)
+    if ngram != ("ngram.coef" in tensors):
+        raise ValueError("--ngram must match the train-only run: its weight and temperatures were fitted for it")
+    return donor
 
 
 def _save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], out: Path) -> None:
