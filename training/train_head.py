@@ -189,7 +189,25 @@ def train(
     `refit` trains on train + validation; its calibration (and validation figures, labelled as
     those of the train-only run) come from `calibration_from`, a train-only run of the same recipe.
     """
-    donor = _refit_donor(calibration_from, ngram) if refit else None  # checked before hours of training
+    config = {
+        "seed": seed,
+        "epochs": epochs,
+        "lr": lr,
+        "head_lr": head_lr,
+        "hidden": hidden,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "threads": threads,
+        "limit": limit,
+        "balance": balance,
+        "ngram": ngram,
+        "ngram_c": ngram_c,
+        "ngram_min_df": ngram_min_df,
+        "refit": refit,
+        "torch": torch.__version__,
+        "data": [TWITTER_FILE, FIQA_FILE],
+    }
+    donor = _refit_donor(calibration_from, config) if refit else None  # checked before hours of training
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -277,24 +295,6 @@ def train(
     voice = fit_ngram_model(texts, target.tolist(), min_df=ngram_min_df, c=ngram_c) if ngram else None
     if voice is not None:
         tensors |= voice.to_tensors()
-    config = {
-        "seed": seed,
-        "epochs": epochs,
-        "lr": lr,
-        "head_lr": head_lr,
-        "hidden": hidden,
-        "batch_size": batch_size,
-        "max_length": max_length,
-        "threads": threads,
-        "limit": limit,
-        "balance": balance,
-        "ngram": ngram,
-        "ngram_c": ngram_c,
-        "ngram_min_df": ngram_min_df,
-        "refit": refit,
-        "torch": torch.__version__,
-        "data": [TWITTER_FILE, FIQA_FILE],
-    }
     metadata = {
         "format": HEAD_FORMAT,
         "pool_layers": ",".join(map(str, pool_layers)),
@@ -348,13 +348,43 @@ def train(
     }
 
 
-def _refit_donor(calibration_from: Path | None, ngram: bool) -> dict[str, str]:
-    """The metadata of the train-only run whose blend weight and temperatures a refit carries over."""
+# What a refit shares with the train-only run whose blend weight and temperatures it keeps, with
+# the value that a run made before the key existed had.
+_RECIPE_KEYS: dict[str, object] = {
+    "seed": None,
+    "epochs": None,
+    "lr": None,
+    "head_lr": None,
+    "hidden": None,
+    "batch_size": None,
+    "max_length": None,
+    "balance": False,
+    "ngram": False,
+    "ngram_c": 5.0,
+    "ngram_min_df": 2,
+}
+
+
+def _refit_donor(calibration_from: Path | None, config: Mapping[str, object]) -> dict[str, str]:
+    """The metadata of the train-only run of the same recipe, whose weight and temperatures a refit keeps.
+
+    Raises:
+        ValueError: no such run named, or one made with another recipe (said key by key).
+    """
     if calibration_from is None:
         raise ValueError("--refit needs --calibration-from: the train-only run of the same recipe")
-    tensors, donor = read_head_file(calibration_from)
-    if ngram != ("ngram.coef" in tensors):
-        raise ValueError("--ngram must match the train-only run: its weight and temperatures were fitted for it")
+    _, donor = read_head_file(calibration_from)
+    donor_config = json.loads(donor.get("train_config", "{}"))
+    differences = [
+        f"{key} {donor_config.get(key, default)!r} there, {config.get(key, default)!r} here"
+        for key, default in _RECIPE_KEYS.items()
+        if donor_config.get(key, default) != config.get(key, default)
+    ]
+    if differences:
+        raise ValueError(
+            f"{calibration_from} was trained with another recipe ({'; '.join(differences)}): "
+            "its blend weight and temperatures were fitted for it"
+        )
     return donor
 
 
@@ -415,25 +445,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.refit and args.calibration_from is None:
         print("error: --refit needs --calibration-from (the train-only run of the same recipe)", file=sys.stderr)
         return 2
-    metrics = train(
-        args.data_dir,
-        args.out,
-        seed=args.seed,
-        epochs=args.epochs,
-        lr=args.lr,
-        head_lr=args.head_lr,
-        max_length=args.max_length,
-        threads=args.threads,
-        limit=args.limit,
-        split_seed=args.split_seed,
-        balance=args.balance,
-        refit=args.refit,
-        calibration_from=args.calibration_from,
-        apply_temperature=args.apply_temperature,
-        ngram=args.ngram,
-        ngram_c=args.ngram_c,
-        ngram_min_df=args.ngram_min_df,
-    )
+    try:
+        metrics = train(
+            args.data_dir,
+            args.out,
+            seed=args.seed,
+            epochs=args.epochs,
+            lr=args.lr,
+            head_lr=args.head_lr,
+            max_length=args.max_length,
+            threads=args.threads,
+            limit=args.limit,
+            split_seed=args.split_seed,
+            balance=args.balance,
+            refit=args.refit,
+            calibration_from=args.calibration_from,
+            apply_temperature=args.apply_temperature,
+            ngram=args.ngram,
+            ngram_c=args.ngram_c,
+            ngram_min_df=args.ngram_min_df,
+        )
+    except ValueError as exc:  # a refit's train-only run of another recipe, say
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(metrics))
     return 0
 
