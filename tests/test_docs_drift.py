@@ -67,6 +67,7 @@ NOT_IN_THE_TREE = {
     "data/finetune/ChanceFocus_fiqa.csv": "a file of the FinTwitBERT repository, where the data set comes from",
     "twitter_financial_news_sentiment/train.csv": "a data set under DIR (../shared/datasets), never copied here",
     "fiqa_sentiment/fiqa.csv": "a data set under DIR (../shared/datasets), never copied here",
+    "twitter_financial_news_sentiment/valid.csv": "a data set under DIR, never copied here",
 }
 
 # Markdown files the code's comments cite that live outside this tree.

@@ -36,7 +36,7 @@ def test_head_file_holds_all_six_encoder_layers_in_fp16():
     assert layers == {str(index) for index in range(6)}
     assert {tensors[key].dtype for key in tensors if key.startswith("encoder.")} == {torch.float16}
     assert not [key for key in tensors if "embeddings" in key]  # the verified base's embeddings are used
-    assert HEAD_WEIGHTS_PATH.stat().st_size < 25_000_000
+    assert HEAD_WEIGHTS_PATH.stat().st_size < 26_000_000  # 22 MB of encoder layers, the head, the n-gram voice
 
 
 def test_head_file_carries_per_domain_temperatures_fitted_on_validation():
@@ -75,7 +75,8 @@ def test_refit_weights_carry_the_train_and_validation_keys():
     assert metadata["trained_on"] == "train,validation"
     definition = json.loads(metadata["split"])
     trained = sum(counts["train"] + counts["validation"] for counts in definition["counts"].values())
-    assert len(metadata["train_keys"]) // 16 == trained
+    extra = len(metadata["train_keys"]) // 16 - trained  # the tweets of --extra-tweets, outside the split
+    assert extra > 0 if "extra_tweets" in json.loads(metadata["train_config"]) else extra == 0
 
 
 def test_head_classifies_obvious_sentences(embedded):

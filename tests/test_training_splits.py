@@ -12,9 +12,9 @@ from inference.evalsample import SAMPLE_PATH, read_sample
 from inference.head import HEAD_FORMAT, read_head_file, stored_evaluation
 from inference.trainingrows import NORMALISATION_VERSION, key_hash, normalise_text, parse_key_hashes
 from training import evaluate
-from training.datasets import FIQA_FILE, TWITTER_FILE
+from training.datasets import FIQA_FILE, TWITTER_EXTRA_FILE, TWITTER_FILE
 from training.evalsample import build_sample
-from training.splits import SplitMismatch, build_split, train_key_hashes, verify_split
+from training.splits import SplitMismatch, build_split, extra_training_rows, train_key_hashes, verify_split
 
 _WORDS = ["profit", "loss", "guidance", "merger", "dividend", "lawsuit", "upgrade", "recall", "buyback", "strike"]
 
@@ -91,6 +91,42 @@ def test_split_is_stratified_and_the_same_for_the_same_seed(tmp_path):
     assert first.definition.digests["test"] != other.definition.digests["test"]
     test_labels = [row.label for row in first.test if row.subset == "twitter_news"]
     assert {test_labels.count(label) for label in ("bearish", "neutral", "bullish")} == {6}
+
+
+def _write_extra(root, rows):
+    with (root / TWITTER_EXTRA_FILE).open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+
+
+def test_extra_tweets_are_training_rows_the_split_never_saw(tmp_path):
+    data = _write_data(tmp_path)
+    _write_extra(data, [
+        ("$ACME profit note 0-0 https://t.co/new", "1"),  # a text of the split's file, even with another label
+        ("Shares of Foo are FLAT", "2"),  # one the split dropped for disagreeing copies
+        ("Brand new tweet about margins", "0"),
+        ("brand new tweet about margins!", "0"),  # agreeing copy: kept once
+        ("Another fresh one", "2"),
+        ("another FRESH one", "1"),  # copies that disagree: neither kept
+    ])
+    rows = extra_training_rows(data)
+    assert [(row.id, row.label) for row in rows] == [("twitter_valid:2", "bearish")]
+    assert rows[0].subset == "twitter_news" and rows[0].domain == "news"
+
+
+def test_the_extra_file_leaves_the_split_as_it_was(tmp_path):
+    data = _write_data(tmp_path)
+    before = build_split(data).definition
+    _write_extra(data, [("Brand new tweet about margins", "0")])
+    assert build_split(data).definition == before
+
+
+def test_extra_tweets_with_an_unknown_label_are_refused(tmp_path):
+    data = _write_data(tmp_path)
+    _write_extra(data, [("Brand new tweet", "bullish")])
+    with pytest.raises(ValueError, match=r"valid.csv: row 0: label 'bullish'"):
+        extra_training_rows(data)
 
 
 def test_verify_split_accepts_the_stored_definition_of_the_same_data(tmp_path):

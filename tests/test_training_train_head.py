@@ -74,3 +74,25 @@ def test_train_command_names_the_recipe_difference_and_exits_2(tmp_path, capsys)
                  "--refit", "--calibration-from", str(donor), "--out", str(tmp_path / "out.safetensors")])
     assert code == 2
     assert capsys.readouterr().err.startswith(f"error: {donor} was trained with another recipe (seed 2 there, 1 here)")
+
+
+def test_train_command_with_extra_tweets_needs_their_file(tmp_path, capsys):
+    from training.datasets import FIQA_FILE, TWITTER_EXTRA_FILE, TWITTER_FILE
+    from training.train_head import main
+
+    for name in (TWITTER_FILE, FIQA_FILE):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert main(["--data-dir", str(tmp_path), "--extra-tweets", "--out", str(tmp_path / "out.safetensors")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / TWITTER_EXTRA_FILE} not found")
+
+
+def test_refit_refuses_a_train_only_run_without_the_extra_tweets(tmp_path):
+    from training.datasets import TWITTER_EXTRA_FILE
+
+    (tmp_path / TWITTER_EXTRA_FILE).parent.mkdir(parents=True)
+    (tmp_path / TWITTER_EXTRA_FILE).write_text("text,label\n")
+    donor = _train_only_run(tmp_path / "train-only.safetensors", SHIPPED_RECIPE)
+    with pytest.raises(ValueError, match=r"another recipe \(extra_tweets None there, '[0-9a-f]{64}' here\)"):
+        train(tmp_path, tmp_path / "out.safetensors", seed=1, epochs=4, lr=7e-5, ngram=True, extra_tweets=True,
+              refit=True, calibration_from=donor)

@@ -11,6 +11,7 @@ from core.records import SentimentLabel
 
 __all__ = [
     "FIQA_FILE",
+    "TWITTER_EXTRA_FILE",
     "TWITTER_FILE",
     "TWITTER_LABELS",
     "LabelledTexts",
@@ -22,6 +23,8 @@ __all__ = [
 
 TWITTER_FILE = "twitter_financial_news_sentiment/train.csv"
 FIQA_FILE = "fiqa_sentiment/fiqa.csv"
+# The same dataset's own validation split: optional, training rows only (`splits.extra_training_rows`).
+TWITTER_EXTRA_FILE = "twitter_financial_news_sentiment/valid.csv"
 # zeroshot/twitter-financial-news-sentiment: 0 Bearish, 1 Bullish, 2 Neutral.
 TWITTER_LABELS: Mapping[str, SentimentLabel] = {"0": "bearish", "1": "bullish", "2": "neutral"}
 _REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -12,6 +12,9 @@ bearish, 0 dropped).
    dropped whole (no trustworthy gold); otherwise its first row (file order) is kept.
 3. Split each subset (file and FiQA type) stratified by label and seeded into train / validation
    / test with that subset's fractions.
+4. Optionally (`extra_training_rows`), the tweet dataset's own validation file adds training rows:
+   those of its tweets whose normalised text none of the files above holds. They never enter the
+   split, so its definition, validation and test are the same with or without that file.
 
 The definition (`SplitDefinition`: seed, fractions, normalisation version, per-subset counts and
 a digest per split) is stored with the weights; `verify_split` rebuilds the split from the data
@@ -31,7 +34,7 @@ from typing import Any
 from core.records import SentimentLabel
 from inference.trainingrows import NORMALISATION_VERSION, key_hash, normalise_text
 
-from .datasets import FIQA_FILE, TWITTER_FILE, TWITTER_LABELS
+from .datasets import FIQA_FILE, TWITTER_EXTRA_FILE, TWITTER_FILE, TWITTER_LABELS
 
 __all__ = [
     "DEFAULT_FRACTIONS",
@@ -41,6 +44,7 @@ __all__ = [
     "SplitRow",
     "build_split",
     "definition_summary",
+    "extra_training_rows",
     "read_rows",
     "split_rows",
     "train_key_hashes",
@@ -131,26 +135,28 @@ class Split:
         return rows
 
 
+def _read_tweets(path: Path, id_prefix: str) -> list[SplitRow]:
+    """The rows of a twitter-financial-news-sentiment CSV (`text,label`), ids `<id_prefix>:<row>`."""
+    rows: list[SplitRow] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        for index, record in enumerate(csv.DictReader(handle)):
+            code = (record.get("label") or "").strip()
+            if code not in TWITTER_LABELS or record.get("text") is None:
+                raise ValueError(f"{path}: row {index}: label {code!r} not in {dict(TWITTER_LABELS)}")
+            text, label = record["text"], TWITTER_LABELS[code]
+            rows.append(SplitRow(f"{id_prefix}:{index}", "twitter_news", text, label, normalise_text(text)))
+    return rows
+
+
 def read_rows(data_dir: Path) -> tuple[list[SplitRow], dict[str, int]]:
     """Read every labelled row (file order) and the raw row count per subset.
 
     Raises:
         OSError: a data file is missing. ValueError: a malformed file.
     """
-    rows: list[SplitRow] = []
+    rows = _read_tweets(data_dir / TWITTER_FILE, "twitter_news")
     raw: dict[str, int] = {subset: 0 for subset in DEFAULT_FRACTIONS}
-    with (data_dir / TWITTER_FILE).open(encoding="utf-8", newline="") as handle:
-        for index, record in enumerate(csv.DictReader(handle)):
-            code = (record.get("label") or "").strip()
-            if code not in TWITTER_LABELS or record.get("text") is None:
-                raise ValueError(
-                    f"{data_dir / TWITTER_FILE}: row {index}: label {code!r} not in {dict(TWITTER_LABELS)}"
-                )
-            raw["twitter_news"] += 1
-            text = record["text"]
-            rows.append(
-                SplitRow(f"twitter_news:{index}", "twitter_news", text, TWITTER_LABELS[code], normalise_text(text))
-            )
+    raw["twitter_news"] = len(rows)
     with (data_dir / FIQA_FILE).open(encoding="utf-8", newline="") as handle:
         for index, record in enumerate(csv.DictReader(handle)):
             subset = "fiqa_post" if record.get("type") == "post" else "fiqa_headline"
@@ -309,3 +315,20 @@ def definition_summary(definition: SplitDefinition) -> dict[str, Any]:
         "test_digest": definition.digests.get("test", "")[:16],
         "counts": definition.counts,
     }
+
+
+def extra_training_rows(data_dir: Path) -> list[SplitRow]:
+    """The tweets of `TWITTER_EXTRA_FILE` (the dataset's own validation split) that the split never saw.
+
+    Training rows only, so the validation and test parts stay what the split made them: a tweet
+    whose normalised text is anywhere in the split's files (kept, duplicate or conflicting) is left
+    out, and so is a group of the file's own copies that disagree on the label; of agreeing copies
+    the first is kept. Ids are `twitter_valid:<row>`.
+
+    Raises:
+        OSError: the file is missing. ValueError: a malformed file.
+    """
+    known = {row.key for row in read_rows(data_dir)[0]}
+    fresh = [row for row in _read_tweets(data_dir / TWITTER_EXTRA_FILE, "twitter_valid") if row.key not in known]
+    kept, _ = _deduplicate(fresh)
+    return kept

@@ -6,6 +6,8 @@ the embeddings (tokens and positions) stay the verified base's, so the weights f
 layers (fp16) and the head. With `--ngram` a logistic regression over word and character n-grams
 (`training/ngrams.py`) is fitted on the same rows and stored in the file; the served answer adds
 W times its log-probabilities to MiniLM's logits, W fitted on validation with the temperature.
+With `--extra-tweets` the tweet dataset's own validation file joins the training rows (only the
+tweets the split never saw: `splits.extra_training_rows`), in both steps below.
 Training cuts texts at 64 tokens (99.9 % of the data is shorter); the
 served model reads 128, as before.
 
@@ -24,6 +26,7 @@ order; the same torch build and `--threads` reproduce bit-identical tensors and 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -53,10 +56,10 @@ from inference.head import (
 from inference.loader import LoadOptions
 from inference.selfeval import expected_calibration_error
 
-from .datasets import FIQA_FILE, TWITTER_FILE, default_datasets_dir
+from .datasets import FIQA_FILE, TWITTER_EXTRA_FILE, TWITTER_FILE, default_datasets_dir
 from .headeval import report, score_rows
 from .ngrams import fit_ngram_model
-from .splits import SplitRow, build_split, train_key_hashes
+from .splits import SplitRow, build_split, extra_training_rows, train_key_hashes
 
 __all__ = ["TRAIN_PRECISION", "fit_blend_weight", "fit_temperature", "main", "train"]
 
@@ -183,13 +186,14 @@ def train(
     ngram: bool = False,
     ngram_c: float = 5.0,
     ngram_min_df: int = 2,
+    extra_tweets: bool = False,
 ) -> dict[str, object]:
     """Fine-tune the encoder and head, save them to `out` and score the saved file on validation.
 
     `refit` trains on train + validation; its calibration (and validation figures, labelled as
     those of the train-only run) come from `calibration_from`, a train-only run of the same recipe.
     """
-    config = {
+    config: dict[str, object] = {
         "seed": seed,
         "epochs": epochs,
         "lr": lr,
@@ -205,8 +209,10 @@ def train(
         "ngram_min_df": ngram_min_df,
         "refit": refit,
         "torch": torch.__version__,
-        "data": [TWITTER_FILE, FIQA_FILE],
+        "data": [TWITTER_FILE, FIQA_FILE, *([TWITTER_EXTRA_FILE] if extra_tweets else [])],
     }
+    if extra_tweets:  # the file's SHA-256: a refit must train on the same extra rows
+        config["extra_tweets"] = _file_sha256(data_dir / TWITTER_EXTRA_FILE)
     donor = _refit_donor(calibration_from, config) if refit else None  # checked before hours of training
     random.seed(seed)
     np.random.seed(seed)
@@ -218,6 +224,8 @@ def train(
 
     split = build_split(data_dir, seed=split_seed)
     train_rows = split.train + split.validation if refit else list(split.train)
+    if extra_tweets:  # training rows only: validation and test stay the split's
+        train_rows += extra_training_rows(data_dir)
     validation_rows = [] if refit else list(split.validation)
     if limit is not None:  # a quick reproducibility check, not a model to ship
         train_rows, validation_rows = train_rows[:limit], validation_rows[:limit]
@@ -362,6 +370,7 @@ _RECIPE_KEYS: dict[str, object] = {
     "ngram": False,
     "ngram_c": 5.0,
     "ngram_min_df": 2,
+    "extra_tweets": None,
 }
 
 
@@ -386,6 +395,10 @@ def _refit_donor(calibration_from: Path | None, config: Mapping[str, object]) ->
             "its blend weight and temperatures were fitted for it"
         )
     return donor
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], out: Path) -> None:
@@ -436,9 +449,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--ngram-c", type=float, default=5.0, help="inverse L2 strength of the n-gram regression")
     parser.add_argument("--ngram-min-df", type=int, default=2, help="keep n-grams found in at least this many texts")
+    parser.add_argument(
+        "--extra-tweets",
+        action="store_true",
+        help=f"also train on {TWITTER_EXTRA_FILE} (the tweet dataset's own validation split): "
+        "the tweets the split never saw, as training rows only",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in (TWITTER_FILE, FIQA_FILE):
+    for name in (TWITTER_FILE, FIQA_FILE, *([TWITTER_EXTRA_FILE] if args.extra_tweets else [])):
         if not (args.data_dir / name).is_file():
             print(f"error: {args.data_dir / name} not found; pass --data-dir or set DATASETS_DIR", file=sys.stderr)
             return 2
@@ -464,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ngram=args.ngram,
             ngram_c=args.ngram_c,
             ngram_min_df=args.ngram_min_df,
+            extra_tweets=args.extra_tweets,
         )
     except ValueError as exc:  # a refit's train-only run of another recipe, say
         print(f"error: {exc}", file=sys.stderr)
