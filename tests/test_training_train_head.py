@@ -96,3 +96,14 @@ def test_refit_refuses_a_train_only_run_without_the_extra_tweets(tmp_path):
     with pytest.raises(ValueError, match=r"another recipe \(extra_tweets None there, '[0-9a-f]{64}' here\)"):
         train(tmp_path, tmp_path / "out.safetensors", seed=1, epochs=4, lr=7e-5, ngram=True, extra_tweets=True,
               refit=True, calibration_from=donor)
+
+
+def test_train_command_refit_without_its_train_only_run_exits_2(tmp_path, capsys):
+    from training.datasets import FIQA_FILE, TWITTER_FILE
+    from training.train_head import main
+
+    for name in (TWITTER_FILE, FIQA_FILE):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert main(["--data-dir", str(tmp_path), "--refit", "--out", str(tmp_path / "out.safetensors")]) == 2
+    assert capsys.readouterr().err == "error: --refit needs --calibration-from: the train-only run of the same recipe\n"

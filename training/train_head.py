@@ -26,7 +26,6 @@ order; the same torch build and `--threads` reproduce bit-identical tensors and 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -52,6 +51,7 @@ from inference.head import (
     finhead_config,
     load_minilm_encoder,
     read_head_file,
+    sha256_of,
 )
 from inference.loader import LoadOptions
 from inference.selfeval import expected_calibration_error
@@ -212,7 +212,7 @@ def train(
         "data": [TWITTER_FILE, FIQA_FILE, *([TWITTER_EXTRA_FILE] if extra_tweets else [])],
     }
     if extra_tweets:  # the file's SHA-256: a refit must train on the same extra rows
-        config["extra_tweets"] = _file_sha256(data_dir / TWITTER_EXTRA_FILE)
+        config["extra_tweets"] = sha256_of(data_dir / TWITTER_EXTRA_FILE)
     donor = _refit_donor(calibration_from, config) if refit else None  # checked before hours of training
     random.seed(seed)
     np.random.seed(seed)
@@ -397,10 +397,6 @@ def _refit_donor(calibration_from: Path | None, config: Mapping[str, object]) ->
     return donor
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], out: Path) -> None:
     from safetensors.torch import save_file
 
@@ -461,9 +457,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (args.data_dir / name).is_file():
             print(f"error: {args.data_dir / name} not found; pass --data-dir or set DATASETS_DIR", file=sys.stderr)
             return 2
-    if args.refit and args.calibration_from is None:
-        print("error: --refit needs --calibration-from (the train-only run of the same recipe)", file=sys.stderr)
-        return 2
     try:
         metrics = train(
             args.data_dir,
@@ -485,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ngram_min_df=args.ngram_min_df,
             extra_tweets=args.extra_tweets,
         )
-    except ValueError as exc:  # a refit's train-only run of another recipe, say
+    except ValueError as exc:  # a refit without its train-only run, or one of another recipe
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(metrics))
