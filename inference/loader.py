@@ -480,10 +480,11 @@ class ModelSlot:
         """Keep the progress of this model's hub download, for its status."""
         self.download = progress
 
-    def mark_loading(self) -> None:
-        """Say the load is scheduled, so clients see `loading` rather than `not_loaded`."""
+    def mark_loading(self, waiting: str) -> None:
+        """Say the load is scheduled, so clients see `loading` rather than `not_loaded`, and what it waits for."""
         if self.status is ModelStatus.NOT_LOADED:
             self.status = ModelStatus.LOADING
+            self.reason = waiting
 
     async def load(self) -> None:
         """Load in a daemon thread; record `available` or `failed` with a reason, never raise."""

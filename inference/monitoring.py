@@ -99,7 +99,9 @@ class ModelMonitor:
             total = figures["bytes_total"]
             of = f" of {total / 2**20:.1f} MB" if total else ""
             return f"loading: downloaded {int(figures['bytes_done'] or 0) / 2**20:.1f} MB{of} from the hub"
-        return "loading"
+        if status is ModelStatus.NOT_LOADED:
+            return "loading: not started yet"
+        return slot.reason or "loading: reading its files"
 
     def describe_lock(self, model_id: str) -> dict[str, Any] | None:
         """Return the lock state of a hub model: locked (commit) or unlocked (with a warning)."""

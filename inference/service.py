@@ -211,7 +211,7 @@ class InferenceService:
         self.pricer.start(rules)
         for slot in self._slots.values():
             if self.auto_budget or slot.model_id in self._requested:
-                slot.mark_loading()
+                slot.mark_loading(self._waiting_reason(slot))
             elif slot.status is ModelStatus.NOT_LOADED:
                 slot.skip(f"skipped: not in MODELS; {_SET_MODELS_HINT}")
         self._loader = self._spawn(self._load_all(), name="inference-loader")
@@ -220,6 +220,15 @@ class InferenceService:
             self.evaluator.enqueue(LEXICON_MODEL_ID)
         if self.stats.store is not None and self.stats_flush_s > 0:
             self._spawn(self._flush_stats_forever(), name="inference-stats-flush")
+
+    def _waiting_reason(self, slot: ModelSlot) -> str:
+        """What a model marked loading at start waits for, until its own load begins."""
+        if slot.model_id == EMBEDDED_MODEL_ID:
+            return "loading: queued first (it works offline and its measured cost prices the others)"
+        if self.auto_budget and slot.spec.kind == "transformers":
+            return ("loading: waiting for the CPU budget, which prices it once the embedded model is loaded"
+                    " and measured, then loads or skips it")
+        return "loading: queued (models load one at a time, in MODELS order)"
 
     def _spawn(self, coro: Any, *, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
@@ -284,7 +293,8 @@ class InferenceService:
         slot = self._slot(model_id)
         if not (slot.is_available or slot.status is ModelStatus.LOADING):
             self._requested.add(model_id)
-            slot.status = ModelStatus.LOADING  # at once: the load task starts on the next loop turn
+            # At once: the load task starts on the next loop turn, and a skip's reason must not linger.
+            slot.status, slot.reason = ModelStatus.LOADING, "loading: asked for by an admin"
             task = self._spawn(self._load_slot(slot, "admin"), name=f"inference-load:{model_id}")
             self._admin_loads[model_id] = task
             task.add_done_callback(lambda _task: self._admin_loads.pop(model_id, None))

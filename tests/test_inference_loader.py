@@ -70,8 +70,8 @@ async def test_slot_missing_model_ends_failed_with_reason(offline_hub):
         return resolve_model_source("ProsusAI/finbert", LoadOptions(offline=True))
 
     slot = ModelSlot(get_spec("ProsusAI/finbert"), load)
-    slot.mark_loading()
-    assert slot.status is ModelStatus.LOADING
+    slot.mark_loading("loading: queued")
+    assert (slot.status, slot.reason) == (ModelStatus.LOADING, "loading: queued")
     await slot.load()
     assert (slot.status, slot.reason) == (ModelStatus.FAILED, NOT_CACHED_REASON)
 

@@ -45,6 +45,7 @@ async def test_service_start_returns_before_models_load(offline_hub, tmp_path):
     service = build_service([BERT_POSNEG])
     await service.start()
     assert by_id(service)[BERT_POSNEG]["status"] == "loading"
+    assert by_id(service)[BERT_POSNEG]["reason"] == "loading: queued (models load one at a time, in MODELS order)"
     assert service.readiness()["loading"] == [BERT_POSNEG] and not service.readiness()["ready"]
     [result] = await service.score(["bitcoin price rallies"])  # answered by the lexicon meanwhile
     assert result.model == "lexicon"
@@ -198,6 +199,19 @@ async def test_service_lists_every_catalog_model_with_a_state_and_a_reason(offli
     assert ready  # skipped models are settled: /ready does not wait for them
 
 
+async def test_budget_says_what_a_model_waits_for_until_its_load_begins(offline_hub, tmp_path):
+    from inference import InferenceService
+    from testbed.inference_fixtures import inference_section
+
+    service = InferenceService(inference_section(models=None), runtime_dir=tmp_path, stats_store=None)
+    await service.start()
+    waiting = by_id(service)  # the loader task has not run yet
+    await service.stop()
+    assert waiting["embedded/minilm-finhead"]["reason"].startswith("loading: queued first")
+    assert waiting["ElKulako/cryptobert"]["status"] == "loading"
+    assert waiting["ElKulako/cryptobert"]["reason"].startswith("loading: waiting for the CPU budget")
+
+
 async def test_service_measures_the_cost_of_a_news_item_once_loaded(offline_hub, tmp_path):
     service = await running([BERT_POSNEG], tmp_path)
     budget = by_id(service)[BERT_POSNEG]["budget"]
@@ -236,6 +250,7 @@ async def test_service_unloaded_model_is_skipped_and_loads_again(offline_hub, tm
     await service.stop()
     assert unloaded["status"] == "skipped" and "unloaded by an admin" in unloaded["reason"]
     assert result.model == "lexicon" and loading["status"] == "loading"
+    assert loading["reason"] == "loading: asked for by an admin"  # not the skip's reason any more
     assert reloaded["status"] == "available" and "admin" in reloaded["reason"]
 
 
