@@ -32,6 +32,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fastapi import HTTPException
 from pydantic import SecretStr
 from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
@@ -41,9 +42,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.rest import RestErrorCode, error_detail
 from core.token_bucket import ClientAccount, ClientBudgets, retry_after_s
 
-__all__ = ["UI_API_PREFIX", "UI_ASSET_PREFIXES", "UI_EVENT_COST", "AdminRefusal", "RestGuard", "admin_refusal"]
+__all__ = [
+    "INGEST_FEATURE",
+    "UI_API_PREFIX",
+    "UI_ASSET_PREFIXES",
+    "UI_EVENT_COST",
+    "AdminRefusal",
+    "RestGuard",
+    "admin_refusal",
+    "require_admin",
+]
 
 INGEST_PATH = "/api/news"
+INGEST_FEATURE = "News ingestion"  # what the admin token guards there, for the 403 without one
 UI_API_PREFIX = "/gradio_api/"
 # The UI's static files: the same for every visitor, served without reading a body.
 UI_ASSET_PREFIXES = ("/assets/", "/static/", "/theme.css", "/favicon")
@@ -71,17 +82,34 @@ class AdminRefusal:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def admin_refusal(expected: SecretStr | None, authorization: str | None) -> AdminRefusal | None:
-    """Return why `authorization` does not carry the admin token, or None when it does."""
+def admin_refusal(
+    expected: SecretStr | None, authorization: str | None, feature: str = "Administration"
+) -> AdminRefusal | None:
+    """Return why `authorization` does not carry the admin token, or None when it does.
+
+    `feature` names what the token guards, for the 403 of a server without one.
+    """
     if expected is None or not expected.get_secret_value():
         return AdminRefusal(403, RestErrorCode.ADMIN_DISABLED,
-                            "News ingestion is disabled: set ADMIN_TOKEN on the server to enable it")
+                            f"{feature} is disabled: set ADMIN_TOKEN on the server to enable it")
     offered = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else ""
     if not hmac.compare_digest(offered.encode(), expected.get_secret_value().encode()):
         return AdminRefusal(401, RestErrorCode.AUTH_REQUIRED,
                             "Missing or wrong token: send Authorization: Bearer <ADMIN_TOKEN>",
                             {"WWW-Authenticate": "Bearer"})
     return None
+
+
+def require_admin(expected: SecretStr | None, authorization: str | None, feature: str) -> None:
+    """Raise the 401/403 HTTPException of `admin_refusal`, or return when the token is right.
+
+    RestGuard refuses anonymous requests before their body is read; routes check again so that
+    they stay safe in an app built without it (in-process test clients).
+    """
+    refusal = admin_refusal(expected, authorization, feature)
+    if refusal is not None:
+        raise HTTPException(refusal.status, error_detail(refusal.code, refusal.detail),
+                            headers=refusal.headers or None)
 
 
 class RestGuard:
@@ -122,7 +150,8 @@ class RestGuard:
             return
         path: str = scope["path"]
         authorization = Headers(scope=scope).get("authorization")
-        refusal = admin_refusal(self.admin_token, authorization)
+        # The refusal's words are answered only on the ingestion path; elsewhere it only means "charge".
+        refusal = admin_refusal(self.admin_token, authorization, INGEST_FEATURE)
         if refusal is not None:  # not the operator: the client's bucket pays for it
             client = scope.get("client")
             cost = request_cost(scope["method"], path)

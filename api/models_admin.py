@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Header, HTTPException
 from pydantic import SecretStr
 
-from api.guard import admin_refusal
+from api.guard import require_admin
 from api.inference import INFERENCE_OFF
 from core.rest import ModelChange, RestErrorCode, error_detail, error_responses
 
@@ -29,7 +29,7 @@ def build_models_admin_router(*, inference: InferenceService | None, admin_token
     router = APIRouter(tags=["inference"])
 
     async def change(model_id: str, authorization: str | None, *, load: bool) -> ModelChange:
-        _check_admin(admin_token, authorization)
+        require_admin(admin_token, authorization, "Model administration")
         if inference is None:
             raise HTTPException(status_code=503, detail=INFERENCE_OFF)
         # Imported here: the inference package pulls in torch, which ENABLE_INFERENCE=0 never imports.
@@ -54,13 +54,3 @@ def build_models_admin_router(*, inference: InferenceService | None, admin_token
         return await change(model_id, authorization, load=False)
 
     return router
-
-
-def _check_admin(admin_token: SecretStr | None, authorization: str | None) -> None:
-    refusal = admin_refusal(admin_token, authorization)
-    if refusal is None:
-        return
-    detail = refusal.detail
-    if refusal.status == 403:
-        detail = "Model administration is disabled: set ADMIN_TOKEN on the server to enable it"
-    raise HTTPException(refusal.status, error_detail(refusal.code, detail), headers=refusal.headers or None)

@@ -11,7 +11,7 @@ from datetime import datetime
 from fastapi import APIRouter, Header, HTTPException, Query
 from pydantic import BaseModel, Field, HttpUrl, SecretStr
 
-from api.guard import admin_refusal
+from api.guard import INGEST_FEATURE, require_admin
 from api.market import StoreQuery
 from core.clock import utc_now
 from core.records import NewsItem
@@ -43,7 +43,7 @@ def build_news_router(*, news: NewsDesk, store: Store, query: StoreQuery, admin_
         body: IngestNews, authorization: str | None = Header(default=None)
     ) -> IngestResult:
         """Publish a news item to /ws/news (deduped by URL, scored, persisted); answers with its seq once durable."""
-        _check_admin(admin_token, authorization)
+        require_admin(admin_token, authorization, INGEST_FEATURE)
         published = body.published_at or utc_now()
         if published.tzinfo is None:
             published = published.replace(tzinfo=utc_now().tzinfo)
@@ -85,12 +85,3 @@ def build_news_router(*, news: NewsDesk, store: Store, query: StoreQuery, admin_
         return NewsList.model_validate({"count": len(items), "items": items})
 
     return router
-
-
-def _check_admin(admin_token: SecretStr | None, authorization: str | None) -> None:
-    # RestGuard refused anonymous requests before their body was read; this keeps the route safe
-    # when the app is built without it (in-process test clients).
-    refusal = admin_refusal(admin_token, authorization)
-    if refusal is not None:
-        raise HTTPException(refusal.status, error_detail(refusal.code, refusal.detail),
-                            headers=refusal.headers or None)

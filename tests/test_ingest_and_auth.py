@@ -13,11 +13,14 @@ import websockets
 from testbed.harness import MS, recv_json, recv_until, running_app
 
 
-def test_ingest_without_admin_token_configured_is_403(tmp_path):
+def test_admin_routes_without_admin_token_configured_are_403_naming_what_is_off(tmp_path):
     with running_app(tmp_path, ADMIN_TOKEN="") as app:
         r = httpx.post(f"{app.http}/api/news", json={"title": "t", "url": "https://a.example/1", "source": "s"})
+        model = httpx.post(f"{app.http}/api/models/lexicon/load")
     assert r.status_code == 403 and r.json()["detail"]["code"] == "ADMIN_DISABLED"
-    assert "ADMIN_TOKEN" in r.json()["detail"]["message"]
+    assert r.json()["detail"]["message"].startswith("News ingestion is disabled: set ADMIN_TOKEN")
+    assert model.status_code == 403 and model.json()["detail"]["code"] == "ADMIN_DISABLED"
+    assert model.json()["detail"]["message"].startswith("Model administration is disabled: set ADMIN_TOKEN")
 
 
 def test_ingest_with_wrong_token_is_401_and_right_token_201(app_server):
