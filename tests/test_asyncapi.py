@@ -21,6 +21,7 @@ from core.config import Settings
 from core.records import NewsItem
 from desk.news import news_message
 from space.routes import build_space_router
+from testbed.schemas import closed_schema
 from ws.routes import ENDPOINTS
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -45,7 +46,7 @@ def wire_models() -> list[type[BaseModel]]:
 
 def validator(document: dict[str, Any], schema_name: str) -> Any:
     root = {"components": document["components"], "$ref": f"#/components/schemas/{schema_name}"}
-    return jsonschema.Draft202012Validator(root)
+    return jsonschema.Draft202012Validator(closed_schema(root))
 
 
 def schema_of(document: dict[str, Any], message: str) -> str:
@@ -117,6 +118,13 @@ def test_schema_refuses_a_renamed_field(document: dict[str, Any]) -> None:
     broken = {**payload, "data": {**payload["data"], "value": payload["data"].pop("price")}}
     with pytest.raises(jsonschema.ValidationError):
         validator(document, "PriceUpdateMessage").validate(broken)
+
+
+def test_schema_refuses_an_undocumented_field(document: dict[str, Any]) -> None:
+    payload = document["components"]["messages"]["price_update"]["examples"][0]["payload"]
+    widened = {**payload, "data": {**payload["data"], "venue": "somewhere"}}
+    with pytest.raises(jsonschema.ValidationError, match="'venue' was unexpected"):
+        validator(document, "PriceUpdateMessage").validate(widened)
 
 
 def test_channels_list_what_the_server_accepts() -> None:
