@@ -20,6 +20,7 @@ from core.vocabulary import MAX_SYMBOL_LENGTH
 __all__ = [
     "AckMessage",
     "AiModelsSection",
+    "BudgetRules",
     "ClientMessage",
     "ClientsSection",
     "CloseCode",
@@ -32,8 +33,10 @@ __all__ = [
     "FilterRequest",
     "GetAllRequest",
     "MarketMood",
+    "ModelBudget",
     "ModelDownload",
     "ModelEntry",
+    "ModelLock",
     "ModelRuntime",
     "ModelState",
     "ModelsStatusData",
@@ -223,21 +226,79 @@ class ModelDownload(BaseModel):
     bytes_total: int | None
 
 
+class BudgetRules(BaseModel):
+    """The CPU budget's rules on this machine: its settings and what was read of the host."""
+
+    model_config = ConfigDict(extra="forbid")
+    cpu_share: float = Field(description="share of the model cores the models may take at the news rate")
+    news_per_min: float = Field(description="the news rate the budget plans for (NEWS_PER_MIN)")
+    deadline_ms: float = Field(description="the news scoring deadline (NEWS_SCORE_DEADLINE_MS)")
+    model_cores: int = Field(description="cores the model threads use (one is left to the event loop)")
+    memory_mib: int = Field(description="memory the models' weights may take: half of what is available")
+    cores_from: str = Field(description="where the core count was read")
+    memory_from: str = Field(description="where the memory figure was read")
+
+
+class ModelBudget(BaseModel):
+    """What one news item costs a model on this machine, against the budget's rules."""
+
+    model_config = ConfigDict(extra="forbid")
+    core_ms_per_item: float | None = Field(
+        description="core-milliseconds per window-filling news item; null until measured or estimated")
+    source: Literal["measured", "estimated"] | None
+    basis: str = Field(description="how the figure was had, in words")
+    cpu_share_at_news_rate: float | None = Field(description="share of the model cores at the planned news rate")
+    weight_mib: int | None = Field(description="size of the weights, from the model's config")
+    loaded_by: Literal["budget", "MODELS", "admin"] | None = Field(description="who loaded it; null when not loaded")
+    rules: BudgetRules
+
+
+class ModelLock(BaseModel):
+    """A hub model's pin in `inference/models.lock.json`: locked at a commit, or unlocked with a warning."""
+
+    model_config = ConfigDict(extra="forbid")
+    state: Literal["locked", "unlocked"]
+    revision: str | None = None
+    files: int | None = Field(default=None, description="files whose SHA-256 the lock checks")
+    warning: str | None = None
+
+
 class ModelEntry(BaseModel):
-    # Open to extra fields: the inference layer adds p95, calls, failures, budget figures...
-    model_config = ConfigDict(extra="allow")
+    """One catalog model: its state in words, where and how it runs, what it costs, and its statistics."""
+
+    model_config = ConfigDict(extra="forbid")  # every key documented: the contract tests hold the server to it
     id: str
     type: str = "sentiment"
+    kind: Literal["transformers", "embedded", "lexicon"] | None = None
+    domain: str | None = Field(default=None, description="the catalog's domain of the model: crypto, finance, ...")
     status: ModelState
-    reason: str | None = None  # the state in words: why skipped, what failed, what loads it
+    reason: str | None = None  # the state in words: why skipped, what failed, what loads it, what it waits for
     success_rate: float | None
+    success_rate_last_hour: float | None = None
     avg_response_time: float | None
+    p95_ms: float | None = None
     last_used: str | None
+    calls: int = 0
+    calls_last_hour: int = 0
+    successes: int = 0
+    failures: int = 0
+    rejected: int = Field(default=0, description="calls refused by a full queue: not counted as failures")
+    texts: int = 0
+    last_error: str | None = None
     error: str | None = None
     device: str | None = None
     precision: str | None = None
     runtime: ModelRuntime | None = None
     download: ModelDownload | None = None
+    load_seconds: float | None = None
+    budget: ModelBudget | None = Field(default=None, description="null for the lexicon, which costs nothing")
+    news_deadline_misses: int = Field(default=0, description="news items published without its score")
+    weights: dict[str, float] = Field(default_factory=dict, description="ensemble weight per domain")
+    weight_source: dict[str, Literal["override", "measured", "catalog prior"]] = Field(default_factory=dict)
+    evaluation: dict[str, Any] | None = Field(
+        default=None, description="self-evaluation on the shipped sample: running, done (figures per domain), "
+        "excluded (rows it trained on) or failed; null before it is queued")
+    lock: ModelLock | None = Field(default=None, description="null for the embedded model and the lexicon")
 
 
 class ModelsStatusData(_Wire):
