@@ -332,7 +332,7 @@ class SourceEntry(BaseModel):
     """One provider's health. `reason` says in words why it is degraded or inactive (a blocked
     provider names the setting that fixes it); `priority` orders the providers of a category."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     name: str
     category: str
     status: Literal["active", "degraded", "inactive"]

@@ -273,7 +273,7 @@ class SentimentScores(BaseModel):
 class EnsembleChoice(BaseModel):
     """What serves one domain (`ensemble` or `single`), and the measurements behind the choice."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     mode: str
     weights: dict[str, float]
     temperatures: dict[str, float]
@@ -284,6 +284,11 @@ class EnsembleChoice(BaseModel):
     n_check: int
     ensemble_win_probability: float | None
     reason: str
+    rows_compared: int | None = Field(
+        default=None, description="sample rows no compared model trained on: the rows the choice was made on")
+    rows_in_domain: int | None = None
+    left_out: dict[str, str] = Field(
+        default_factory=dict, description="model id: why it was left out of the comparison (weight 0)")
 
 
 class ModelsList(BaseModel):

@@ -181,7 +181,10 @@ class EnsembleChoice:
     n_fit: int = 0
     n_check: int = 0
     win_probability: float | None = None  # paired bootstrap: P(ensemble beats the best model) on the checked half
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Set by choose_fair_ensemble: the rows fair to every compared model, and who was left out and why.
+    rows_compared: int | None = None
+    rows_in_domain: int | None = None
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -195,7 +198,9 @@ class EnsembleChoice:
             "n_check": self.n_check,
             "ensemble_win_probability": self.win_probability,
             "reason": self.reason,
-            **self.extra,
+            "rows_compared": self.rows_compared,
+            "rows_in_domain": self.rows_in_domain,
+            "left_out": self.left_out,
         }
 
 
@@ -315,5 +320,5 @@ def choose_fair_ensemble(
     if choice is None:
         return None
     left_out = {**(unmeasured or {}), **left_out}
-    extra = {"rows_compared": len(rows), "rows_in_domain": len(labels), "left_out": left_out}
-    return replace(choice, weights={**choice.weights, **dict.fromkeys(left_out, 0.0)}, extra=extra)
+    return replace(choice, weights={**choice.weights, **dict.fromkeys(left_out, 0.0)},
+                   rows_compared=len(rows), rows_in_domain=len(labels), left_out=left_out)
