@@ -22,6 +22,24 @@ export interface AiModelsSection {
   models: { [key: string]: unknown }[];
 }
 
+/** The CPU budget's rules on this machine: its settings and what was read of the host. */
+export interface BudgetRules {
+  /** share of the model cores the models may take at the news rate */
+  cpu_share: number;
+  /** the news rate the budget plans for (NEWS_PER_MIN) */
+  news_per_min: number;
+  /** the news scoring deadline (NEWS_SCORE_DEADLINE_MS) */
+  deadline_ms: number;
+  /** cores the model threads use (one is left to the event loop) */
+  model_cores: number;
+  /** memory the models' weights may take: half of what is available */
+  memory_mib: number;
+  /** where the core count was read */
+  cores_from: string;
+  /** where the memory figure was read */
+  memory_from: string;
+}
+
 /** How clients are told apart (docs/limits.md): the trusted proxies and what arrived so far. */
 export interface ClientsSection {
   trusted_proxies: string[];
@@ -117,26 +135,82 @@ export interface MarketMood {
   inputs: { [key: string]: number | null };
 }
 
+/** What one news item costs a model on this machine, against the budget's rules. */
+export interface ModelBudget {
+  /** core-milliseconds per window-filling news item; null until measured or estimated */
+  core_ms_per_item: number | null;
+  source: "measured" | "estimated" | null;
+  /** how the figure was had, in words */
+  basis: string;
+  /** share of the model cores at the planned news rate */
+  cpu_share_at_news_rate: number | null;
+  /** size of the weights, from the model's config */
+  weight_mib: number | null;
+  /** who loaded it; null when not loaded */
+  loaded_by: "budget" | "MODELS" | "admin" | null;
+  rules: BudgetRules;
+}
+
 /** A hub download in progress: bytes on disk of the files' total (null when the hub did not say). */
 export interface ModelDownload {
   bytes_done: number;
   bytes_total: number | null;
 }
 
+/** One catalog model: its state in words, where and how it runs, what it costs, and its statistics. */
 export interface ModelEntry {
   id: string;
   type: string;
+  kind: "transformers" | "embedded" | "lexicon" | null;
+  /** the catalog's domain of the model: crypto, finance, ... */
+  domain: string | null;
   status: "available" | "loading" | "failed" | "skipped";
   reason: string | null;
   success_rate: number | null;
+  success_rate_last_hour: number | null;
   avg_response_time: number | null;
+  p95_ms: number | null;
   last_used: string | null;
+  calls: number;
+  calls_last_hour: number;
+  successes: number;
+  failures: number;
+  /** calls refused by a full queue: not counted as failures */
+  rejected: number;
+  texts: number;
+  last_error: string | null;
   error: string | null;
   device: string | null;
   precision: string | null;
   runtime: ModelRuntime | null;
   download: ModelDownload | null;
-  [key: string]: unknown;
+  load_seconds: number | null;
+  /** null for the lexicon, which costs nothing */
+  budget: ModelBudget | null;
+  /** news items published without its score */
+  news_deadline_misses: number;
+  /** ensemble weight per domain */
+  weights: { [key: string]: number };
+  weight_source: { [key: string]: "override" | "measured" | "catalog prior" };
+  /**
+   * self-evaluation on the shipped sample: running, done (figures per domain), excluded (rows it
+   * trained on) or failed; null before it is queued
+   */
+  evaluation: { [key: string]: unknown } | null;
+  /** null for the embedded model and the lexicon */
+  lock: ModelLock | null;
+}
+
+/**
+ * A hub model's pin in `inference/models.lock.json`: locked at a commit, or unlocked with a
+ * warning.
+ */
+export interface ModelLock {
+  state: "locked" | "unlocked";
+  revision: string | null;
+  /** files whose SHA-256 the lock checks */
+  files: number | null;
+  warning: string | null;
 }
 
 /** How a model runs and how that was chosen: measured now, from the cache, requested, or unmeasured. */
@@ -276,7 +350,6 @@ export interface SourceEntry {
   last_error: string | null;
   latency_ms: number | null;
   reason: string | null;
-  [key: string]: unknown;
 }
 
 export interface StatsSection {
