@@ -140,7 +140,8 @@ SYSTEM_STATUS = p.SystemStatusMessage(
         failed=1,
         loading=0,
         skipped=1,
-        models=[{"id": "ElKulako/cryptobert", "status": "available", "success_rate": 98.5}],
+        models=[p.ModelSummary(id="ElKulako/cryptobert", status="available",
+                               reason="available: its measured cost fits the CPU budget", success_rate=98.5)],
     ),
     data_sources=p.DataSourcesSection(
         total=2,

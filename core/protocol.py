@@ -39,6 +39,7 @@ __all__ = [
     "ModelLock",
     "ModelRuntime",
     "ModelState",
+    "ModelSummary",
     "ModelsStatusData",
     "ModelsStatusMessage",
     "NewsData",
@@ -317,6 +318,17 @@ class ModelsStatusMessage(_Envelope):
     data: ModelsStatusData
 
 
+class ModelSummary(BaseModel):
+    """A model in `system_status`: its state and reason; `models_status` has the whole entry."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    status: ModelState
+    reason: str | None = None
+    success_rate: float | None = None
+    error: str | None = None
+
+
 class AiModelsSection(_Wire):
     """`total == available + loading + failed + skipped`."""
 
@@ -325,7 +337,7 @@ class AiModelsSection(_Wire):
     failed: int
     loading: int
     skipped: int
-    models: list[dict[str, Any]]
+    models: list[ModelSummary]
 
 
 class SourceEntry(BaseModel):

@@ -19,6 +19,7 @@ from core.protocol import (
     ModelEntry,
     ModelsStatusData,
     ModelsStatusMessage,
+    ModelSummary,
     SourceEntry,
     StatsSection,
     SystemStatusMessage,
@@ -119,8 +120,8 @@ def build_system_status(
     return SystemStatusMessage(
         ai_models=AiModelsSection(
             **counts,
-            models=[{"id": m["id"], "status": m["status"], "reason": m.get("reason"),
-                     "success_rate": m.get("success_rate"), "error": m.get("error")} for m in models],
+            models=[ModelSummary(id=m["id"], status=m["status"], reason=m.get("reason"),
+                                 success_rate=m.get("success_rate"), error=m.get("error")) for m in models],
         ),
         data_sources=sources,
         database=database,

@@ -19,7 +19,7 @@ export interface AiModelsSection {
   failed: number;
   loading: number;
   skipped: number;
-  models: { [key: string]: unknown }[];
+  models: ModelSummary[];
 }
 
 /** The CPU budget's rules on this machine: its settings and what was read of the host. */
@@ -223,6 +223,15 @@ export interface ModelRuntime {
   reason: string | null;
   measured_at: string | null;
   machine: { [key: string]: unknown };
+}
+
+/** A model in `system_status`: its state and reason; `models_status` has the whole entry. */
+export interface ModelSummary {
+  id: string;
+  status: "available" | "loading" | "failed" | "skipped";
+  reason: string | null;
+  success_rate: number | null;
+  error: string | null;
 }
 
 /** Every catalog model, loaded or not; `total == available + loading + failed + skipped`. */
