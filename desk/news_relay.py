@@ -8,6 +8,8 @@ leader's scoring models are the only ones that need to be loaded.
 
 A request whose deadline passed before a leader picked it up is skipped, so a client that was
 told 503 (no leader, e.g. during a failover) can safely retry: nothing was published behind its back.
+A push whose answer comes late (past the socket timeout: Redis stored it, a leader may publish it)
+is waited for like any other, so a slow Redis does not turn an item that goes out into a 503.
 
 Every process keeps the news it receives from the backplane (`keep_received`): it remembers each
 URL's seq at once, for dedupe, and stores the item under that seq in its own database soon after,
@@ -28,7 +30,7 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, TimeoutError as RedisTimeout
 
 from core.bus import Envelope
 from core.records import NewsItem
@@ -161,8 +163,17 @@ class ClusterNewsDesk(NewsDesk):
         raw = json.dumps(request)
         try:
             await self.redis.rpush(self.inbox, raw)
+        except (RedisTimeout, TimeoutError) as exc:
+            # The push was sent and only its answer is late: a leader may take and publish it. Wait
+            # for the outcome as for any pushed request (taken back at the pickup deadline if no
+            # leader took it), rather than answer 503 for an item that may go out.
+            logger.warning("news relay: Redis did not confirm request %s in time (%s); waiting for the leader",
+                           request_id, type(exc).__name__)
         except (RedisError, OSError) as exc:
-            raise LeaderUnavailable(f"cannot reach the leader through Redis: {type(exc).__name__}") from exc
+            raise LeaderUnavailable(
+                f"cannot reach the leader through Redis: {type(exc).__name__}; if Redis took the item before it "
+                "failed it may still go out: retry with the same URL (if it went out, the retry answers with its seq)"
+            ) from exc
         self.forwarded += 1
         reply = await self._await_reply(raw, reply_key)
         answer = json.loads(reply[1])
