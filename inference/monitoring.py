@@ -101,7 +101,11 @@ class ModelMonitor:
             return f"loading: downloaded {int(figures['bytes_done'] or 0) / 2**20:.1f} MB{of} from the hub"
         if status is ModelStatus.NOT_LOADED:
             return "loading: not started yet"
-        return slot.reason or "loading: reading its files"
+        if slot.reason is not None:
+            return slot.reason
+        if self._precision == "auto":
+            return "loading: reading its files, then choosing its runtime (INFERENCE_PRECISION=auto measures them here)"
+        return "loading: reading its files"
 
     def describe_lock(self, model_id: str) -> dict[str, Any] | None:
         """Return the lock state of a hub model: locked (commit) or unlocked (with a warning)."""
