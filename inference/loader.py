@@ -481,8 +481,9 @@ class ModelSlot:
         self.download = progress
 
     def mark_loading(self, waiting: str) -> None:
-        """Say the load is scheduled, so clients see `loading` rather than `not_loaded`, and what it waits for."""
-        if self.status is ModelStatus.NOT_LOADED:
+        """Say a load is scheduled and what it waits for: clients see `loading` at once, not the state before
+        (`not_loaded`, or a skip's or failure's reason). A loaded or loading model is left as it is."""
+        if self.status in (ModelStatus.NOT_LOADED, ModelStatus.SKIPPED, ModelStatus.FAILED):
             self.status = ModelStatus.LOADING
             self.reason = waiting
 

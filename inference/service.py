@@ -293,8 +293,7 @@ class InferenceService:
         slot = self._slot(model_id)
         if not (slot.is_available or slot.status is ModelStatus.LOADING):
             self._requested.add(model_id)
-            # At once: the load task starts on the next loop turn, and a skip's reason must not linger.
-            slot.status, slot.reason = ModelStatus.LOADING, "loading: asked for by an admin"
+            slot.mark_loading("loading: asked for by an admin")  # at once: the load task starts next loop turn
             task = self._spawn(self._load_slot(slot, "admin"), name=f"inference-load:{model_id}")
             self._admin_loads[model_id] = task
             task.add_done_callback(lambda _task: self._admin_loads.pop(model_id, None))
