@@ -38,10 +38,16 @@ def build_market_router(
         """Return the latest `system_status` message."""
         return _latest(bus, "system", "no system_status published yet; retry in a few seconds")
 
-    @router.get("/api/prices", tags=["market"], response_model=Prices, responses=error_responses(429))
-    async def prices() -> Prices:
-        """Return the latest price of every tracked symbol (the same data as `price_update`)."""
-        messages = [price_message(quote) for quote in market.current_quotes()]
+    @router.get("/api/prices", tags=["market"], response_model=Prices, responses=error_responses(404, 422, 429))
+    async def prices(
+        symbols_wanted: str | None = Query(
+            default=None, alias="symbols", max_length=2000,
+            description="comma-separated symbols, e.g. `BTC,ETH` (any case); every tracked symbol when absent"),
+    ) -> Prices:
+        """Return the latest price of the tracked symbols asked for, or of all (the same data as `price_update`)."""
+        wanted = _symbol_list(symbols_wanted, symbols)
+        messages = [price_message(quote) for quote in market.current_quotes()
+                    if wanted is None or quote.symbol in wanted]
         return Prices(simulated=market.simulated,
                       prices=[PriceQuote(source=message.source, data=message.data) for message in messages])
 
@@ -57,9 +63,7 @@ def build_market_router(
         Answered from rollups kept on write: at most `limit` rows read, whatever the store's age.
         """
         symbol = symbol.upper()
-        if symbol not in symbols:
-            raise HTTPException(404, error_detail(
-                RestErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}; tracked: {', '.join(symbols)}"))
+        _symbol_list(symbol, symbols)
         try:
             points = await query(store.price_history, symbol, interval, limit)
         except Exception as exc:
@@ -74,6 +78,26 @@ def build_market_router(
         return _latest(bus, "sentiment", "no sentiment_update published yet")
 
     return router
+
+
+def _symbol_list(asked: str | None, tracked: Sequence[str]) -> frozenset[str] | None:
+    """The tracked symbols named in `asked` (comma-separated, any case); None when nothing was asked.
+
+    Raises:
+        HTTPException: 404 naming the symbols that are not tracked, and the tracked ones.
+    """
+    if asked is None:
+        return None
+    wanted = frozenset(part.strip().upper() for part in asked.split(",") if part.strip())
+    if not wanted:
+        raise HTTPException(422, error_detail(
+            RestErrorCode.INVALID_REQUEST, "symbols names no symbol; send e.g. ?symbols=BTC,ETH or leave it out"))
+    unknown = sorted(wanted - set(tracked))
+    if unknown:
+        named = ", ".join(repr(symbol) for symbol in unknown)[:200]
+        raise HTTPException(404, error_detail(
+            RestErrorCode.UNKNOWN_SYMBOL, f"unknown symbol(s) {named}; tracked: {', '.join(tracked)}"))
+    return wanted
 
 
 def _latest(bus: Bus, topic: str, missing: str) -> Response:

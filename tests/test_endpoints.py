@@ -213,5 +213,20 @@ async def test_rest_prices_and_history(app):
     assert httpx.get(f"{app.http}/api/history/BTC?interval=1m&limit=5").status_code == 200
 
 
+async def test_rest_prices_answer_only_the_symbols_asked_for(app):
+    answer = httpx.get(f"{app.http}/api/prices", params={"symbols": "eth, BTC"})
+    assert answer.status_code == 200
+    assert sorted(quote["data"]["symbol"] for quote in answer.json()["prices"]) == ["BTC", "ETH"]
+
+
+async def test_rest_prices_refuse_an_unknown_symbol_naming_the_tracked_ones(app):
+    answer = httpx.get(f"{app.http}/api/prices", params={"symbols": "BTC,NOPE"})
+    assert answer.status_code == 404
+    detail = answer.json()["detail"]
+    assert detail["code"] == "UNKNOWN_SYMBOL" and "'NOPE'" in detail["message"] and "BTC" in detail["message"]
+    empty = httpx.get(f"{app.http}/api/prices", params={"symbols": " , "})
+    assert empty.status_code == 422 and "?symbols=BTC,ETH" in empty.json()["detail"]["message"]
+
+
 def test_server_log_file_is_written(app: AppProcess):
     assert (Path(app.data_dir) / "server.log").read_text()
