@@ -30,3 +30,15 @@ def browser() -> Iterator[Any]:
     """A headless Chromium for one test module (skipped where none is installed)."""
     with launch_browser() as chromium:
         yield chromium
+
+
+@pytest.fixture
+def torch_settings() -> Iterator[None]:
+    """Training sets torch's process-wide threads and determinism: put them back after the test."""
+    import torch
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_flush_denormal(False)  # torch's default

@@ -21,16 +21,6 @@ def _train_only_run(path, config):
     return path
 
 
-@pytest.fixture
-def torch_settings():
-    """train() sets torch's process-wide threads and determinism before reading the data: put them back."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
-    torch.set_flush_denormal(False)  # torch's default
-
-
 def _refit(tmp_path, donor, **recipe):
     # No data folder exists: a refusal must come before the split is read, let alone training.
     arguments = {"seed": 1, "epochs": 4, "lr": 7e-5, "ngram": True} | recipe

@@ -7,7 +7,9 @@ layers (fp16) and the head. With `--ngram` a logistic regression over word and c
 (`training/ngrams.py`) is fitted on the same rows and stored in the file; the served answer adds
 W times its log-probabilities to MiniLM's logits, W fitted on validation with the temperature.
 With `--extra-tweets` the tweet dataset's own validation file joins the training rows (only the
-tweets the split never saw: `splits.extra_training_rows`), in both steps below.
+tweets the split never saw: `splits.extra_training_rows`), in both steps below. With `--teacher`
+the loss also follows a larger model's answers (`training/teacher.py`; measured, not used for the
+shipped weights: docs/inference.md).
 Training cuts texts at 64 tokens (99.9 % of the data is shorter); the
 served model reads 128, as before.
 
@@ -187,6 +189,9 @@ def train(
     ngram_c: float = 5.0,
     ngram_min_df: int = 2,
     extra_tweets: bool = False,
+    teacher: Path | None = None,
+    distill_weight: float = 0.5,
+    distill_temperature: float = 2.0,
 ) -> dict[str, object]:
     """Fine-tune the encoder and head, save them to `out` and score the saved file on validation.
 
@@ -213,6 +218,12 @@ def train(
     }
     if extra_tweets:  # the file's SHA-256: a refit must train on the same extra rows
         config["extra_tweets"] = sha256_of(data_dir / TWITTER_EXTRA_FILE)
+    if teacher is not None:  # its SHA-256: a refit must learn from the same answers
+        config |= {
+            "teacher": sha256_of(teacher),
+            "distill_weight": distill_weight,
+            "distill_temperature": distill_temperature,
+        }
     donor = _refit_donor(calibration_from, config) if refit else None  # checked before hours of training
     random.seed(seed)
     np.random.seed(seed)
@@ -232,6 +243,7 @@ def train(
     texts = [row.text for row in train_rows]
     target = torch.tensor([CANONICAL_LABELS.index(row.label) for row in train_rows])
     row_weights = _row_weights(train_rows, balance)
+    teacher_probs = _teacher_probs(teacher, texts, distill_temperature) if teacher is not None else None
     # Offline on purpose: the pinned digest makes the cached/packaged copy the same bytes as the hub's.
     source = find_minilm(LoadOptions(offline=True))
     logger.info(
@@ -281,7 +293,13 @@ def train(
             batch, encoded = batches[k]
             logits = model(**encoded).logits
             weights = row_weights[batch]
-            loss = (loss_fn(logits, target[batch]) * weights).sum() / weights.sum()
+            per_row = loss_fn(logits, target[batch])
+            if teacher_probs is not None:  # Hinton et al.'s T^2 keeps the two terms' gradients comparable
+                log_student = torch.log_softmax(logits / distill_temperature, dim=-1)
+                soft = teacher_probs[batch]
+                divergence = (soft * (soft.clamp_min(1e-12).log() - log_student)).sum(-1)
+                per_row = (1 - distill_weight) * per_row + distill_weight * distill_temperature**2 * divergence
+            loss = (per_row * weights).sum() / weights.sum()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -371,7 +389,25 @@ _RECIPE_KEYS: dict[str, object] = {
     "ngram_c": 5.0,
     "ngram_min_df": 2,
     "extra_tweets": None,
+    "teacher": None,
+    "distill_weight": None,
+    "distill_temperature": None,
 }
+
+
+def _teacher_probs(teacher: Path, texts: Sequence[str], temperature: float) -> torch.Tensor:
+    """The teacher's answers for `texts`, softened at `temperature`, from its logits file.
+
+    Raises:
+        ValueError: the file has no answer for some training text.
+    """
+    stored = np.load(teacher, allow_pickle=False)
+    by_text = dict(zip(stored["texts"].tolist(), stored["logits"], strict=True))
+    missing = [text for text in texts if text not in by_text]
+    if missing:
+        raise ValueError(f"{teacher} has no answer for {len(missing)} training texts, e.g. {missing[0]!r}")
+    logits = torch.tensor(np.stack([by_text[text] for text in texts]), dtype=torch.float32)
+    return torch.softmax(logits / temperature, dim=-1)
 
 
 def _refit_donor(calibration_from: Path | None, config: Mapping[str, object]) -> dict[str, str]:
@@ -451,12 +487,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"also train on {TWITTER_EXTRA_FILE} (the tweet dataset's own validation split): "
         "the tweets the split never saw, as training rows only",
     )
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="an .npz of a larger model's logits (arrays texts, logits) for every training text: distil from it",
+    )
+    parser.add_argument("--distill-weight", type=float, default=0.5, help="share of the loss that follows the teacher")
+    parser.add_argument("--distill-temperature", type=float, default=2.0, help="softmax temperature of both answers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in (TWITTER_FILE, FIQA_FILE, *([TWITTER_EXTRA_FILE] if args.extra_tweets else [])):
         if not (args.data_dir / name).is_file():
             print(f"error: {args.data_dir / name} not found; pass --data-dir or set DATASETS_DIR", file=sys.stderr)
             return 2
+    if args.teacher is not None and not args.teacher.is_file():
+        print(f"error: {args.teacher} not found; python -m training.teacher writes it", file=sys.stderr)
+        return 2
     try:
         metrics = train(
             args.data_dir,
@@ -477,6 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ngram_c=args.ngram_c,
             ngram_min_df=args.ngram_min_df,
             extra_tweets=args.extra_tweets,
+            teacher=args.teacher,
+            distill_weight=args.distill_weight,
+            distill_temperature=args.distill_temperature,
         )
     except ValueError as exc:  # a refit without its train-only run, or one of another recipe
         print(f"error: {exc}", file=sys.stderr)
