@@ -16,6 +16,7 @@ __all__ = [
     "TWITTER_LABELS",
     "LabelledTexts",
     "default_datasets_dir",
+    "missing_data_file",
     "parse_label_map",
     "read_labelled_csv",
     "read_signed_csv",
@@ -42,6 +43,14 @@ def default_datasets_dir(environ: Mapping[str, str]) -> Path:
     """Return DATASETS_DIR from `environ` (a script's, read at its start), else `../shared/datasets`."""
     configured = environ.get("DATASETS_DIR")
     return Path(configured) if configured else _REPO_ROOT.parent / "shared" / "datasets"
+
+
+def missing_data_file(data_dir: Path, *, extra_tweets: bool) -> str | None:
+    """Return the error a training command prints when a file it reads is not in `data_dir`, else None."""
+    for name in (TWITTER_FILE, FIQA_FILE, *([TWITTER_EXTRA_FILE] if extra_tweets else [])):
+        if not (data_dir / name).is_file():
+            return f"error: {data_dir / name} not found; pass --data-dir or set DATASETS_DIR"
+    return None
 
 
 def parse_label_map(text: str) -> dict[str, SentimentLabel]:

@@ -35,9 +35,10 @@ from torch import nn
 from inference.catalog import CANONICAL_LABELS
 from inference.head import sha256_of
 
-from .datasets import FIQA_FILE, TWITTER_EXTRA_FILE, TWITTER_FILE, default_datasets_dir
+from .datasets import TWITTER_EXTRA_FILE, default_datasets_dir, missing_data_file
 from .headeval import report
 from .splits import SplitRow, build_split, extra_training_rows
+from .train_head import one_cycle_adamw
 
 __all__ = ["MPNET_REVISION", "MPNET_SHA256", "train_teacher"]
 
@@ -131,15 +132,8 @@ def train_teacher(
         model = TeacherModel(model_dir, len(CANONICAL_LABELS))
         batches = _length_sorted_batches(token_counts(rows), batch_size)
         target = torch.tensor([CANONICAL_LABELS.index(row.label) for row in rows])
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": list(model.encoder.parameters()), "lr": lr},
-                {"params": list(model.classifier.parameters()), "lr": head_lr},
-            ],
-            weight_decay=1e-2,
-        )
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[lr, head_lr], total_steps=epochs * len(batches), pct_start=0.1, anneal_strategy="linear"
+        optimizer, schedule = one_cycle_adamw(
+            model.encoder.parameters(), lr, model.classifier.parameters(), head_lr, epochs * len(batches)
         )
         loss_fn = nn.CrossEntropyLoss()
         order = torch.Generator().manual_seed(seed)
@@ -228,10 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="K > 1: K teachers, each answering the training texts it did not train on")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in (TWITTER_FILE, FIQA_FILE, *([TWITTER_EXTRA_FILE] if args.extra_tweets else [])):
-        if not (args.data_dir / name).is_file():
-            print(f"error: {args.data_dir / name} not found; pass --data-dir or set DATASETS_DIR", file=sys.stderr)
-            return 2
+    missing = missing_data_file(args.data_dir, extra_tweets=args.extra_tweets)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     try:
         result = train_teacher(args.data_dir, args.model_dir, args.out, epochs=args.epochs, lr=args.lr,
                                seed=args.seed, threads=args.threads, precision=args.precision,

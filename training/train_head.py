@@ -34,7 +34,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +58,12 @@ from inference.head import (
 from inference.loader import LoadOptions
 from inference.selfeval import expected_calibration_error
 
-from .datasets import FIQA_FILE, TWITTER_EXTRA_FILE, TWITTER_FILE, default_datasets_dir
+from .datasets import FIQA_FILE, TWITTER_EXTRA_FILE, TWITTER_FILE, default_datasets_dir, missing_data_file
 from .headeval import report, score_rows
 from .ngrams import fit_ngram_model
 from .splits import SplitRow, build_split, extra_training_rows, train_key_hashes
 
-__all__ = ["TRAIN_PRECISION", "fit_blend_weight", "fit_temperature", "main", "train"]
+__all__ = ["TRAIN_PRECISION", "fit_blend_weight", "fit_temperature", "main", "one_cycle_adamw", "train"]
 
 logger = logging.getLogger("training.train_head")
 
@@ -73,6 +73,19 @@ STORED_DTYPE = torch.float16
 # cuts at 64 tokens (longer texts are 0.1 % of the data); the position embeddings stay the base's.
 SERVE_MAX_LENGTH = 128
 _TEMPERATURES = np.round(np.arange(0.5, 4.0001, 0.01), 2)
+
+
+def one_cycle_adamw(
+    encoder: Iterable[nn.Parameter], lr: float, head: Iterable[nn.Parameter], head_lr: float, total_steps: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.OneCycleLR]:
+    """AdamW (weight decay 0.01) with a linear one-cycle schedule, 10 % warm-up, for an encoder and its head."""
+    optimizer = torch.optim.AdamW(
+        [{"params": list(encoder), "lr": lr}, {"params": list(head), "lr": head_lr}], weight_decay=1e-2
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[lr, head_lr], total_steps=total_steps, pct_start=0.1, anneal_strategy="linear"
+    )
+    return optimizer, schedule
 
 
 def _batches(texts: Sequence[str], indices: Sequence[int], size: int) -> list[list[int]]:
@@ -269,19 +282,8 @@ def train(
         )
         batches.append((batch, dict(encoded)))
 
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": list(model.bert.encoder.parameters()), "lr": lr},
-            {"params": list(model.head.parameters()), "lr": head_lr},
-        ],
-        weight_decay=1e-2,
-    )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=[lr, head_lr],
-        total_steps=epochs * len(batches),
-        pct_start=0.1,
-        anneal_strategy="linear",
+    optimizer, schedule = one_cycle_adamw(
+        model.bert.encoder.parameters(), lr, model.head.parameters(), head_lr, epochs * len(batches)
     )
     loss_fn = nn.CrossEntropyLoss(reduction="none")
     order_gen = torch.Generator().manual_seed(seed)
@@ -497,10 +499,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--distill-temperature", type=float, default=2.0, help="softmax temperature of both answers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in (TWITTER_FILE, FIQA_FILE, *([TWITTER_EXTRA_FILE] if args.extra_tweets else [])):
-        if not (args.data_dir / name).is_file():
-            print(f"error: {args.data_dir / name} not found; pass --data-dir or set DATASETS_DIR", file=sys.stderr)
-            return 2
+    missing = missing_data_file(args.data_dir, extra_tweets=args.extra_tweets)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     if args.teacher is not None and not args.teacher.is_file():
         print(f"error: {args.teacher} not found; python -m training.teacher writes it", file=sys.stderr)
         return 2
