@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from inference.head import sha256_of
 from testbed.inference_fixtures import build_tiny_classifier
@@ -30,7 +31,7 @@ def test_teacher_answers_every_training_and_validation_text_and_no_test_text(tmp
     model_dir = build_tiny_classifier("bert", tmp_path / "tiny", {0: "a", 1: "b", 2: "c"})
     out = tmp_path / "teacher.npz"
     result = train_teacher(data, model_dir, out, epochs=1, batch_size=8, precision="fp32", folds=folds,
-                           expected_sha256=sha256_of(model_dir / "model.safetensors"))
+                           save_models=tmp_path / "kept", expected_sha256=sha256_of(model_dir / "model.safetensors"))
     split = build_split(data, seed=0)
     stored = np.load(out, allow_pickle=False)
     assert stored["texts"].tolist() == [row.text for row in split.train + split.validation]
@@ -40,6 +41,32 @@ def test_teacher_answers_every_training_and_validation_text_and_no_test_text(tmp
     assert json.loads(str(stored["config"]))["folds"] == folds
     assert len(result["teachers"]) == folds + 1  # each teacher's epochs, then the answers' own validation figures
     assert result["teachers"]["validation"][0]["validation"]["overall"]["n"] == len(split.validation)
+    kept = sorted(path.name for path in (tmp_path / "kept").iterdir())
+    expected = ["teacher.safetensors"] if folds == 1 else ["teacher-fold1.safetensors", "teacher-fold2.safetensors"]
+    assert kept == expected
+
+
+def test_a_kept_teacher_loads_back_and_gives_the_logits_it_wrote(tmp_path, torch_settings):
+    from safetensors.torch import load_file
+
+    from training.teacher import TeacherModel
+
+    data = _write_data(tmp_path / "data")
+    model_dir = build_tiny_classifier("bert", tmp_path / "tiny", {0: "a", 1: "b", 2: "c"})
+    out = tmp_path / "teacher.npz"
+    train_teacher(data, model_dir, out, epochs=1, batch_size=8, precision="fp32", save_models=tmp_path / "kept",
+                  expected_sha256=sha256_of(model_dir / "model.safetensors"))
+    teacher = TeacherModel(model_dir, 3)
+    teacher.load_state_dict(load_file(str(tmp_path / "kept" / "teacher.safetensors")))
+    teacher.eval()
+    stored = np.load(out, allow_pickle=False)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    encoded = tokenizer([str(stored["texts"][0])], return_tensors="pt", truncation=True, max_length=64)
+    with torch.no_grad():
+        logits = teacher(encoded["input_ids"], encoded["attention_mask"]).numpy()[0]
+    assert np.allclose(logits, stored["logits"][0], atol=1e-4)
 
 
 def test_student_refuses_a_teacher_without_an_answer_for_a_training_text(tmp_path, torch_settings):

@@ -88,6 +88,7 @@ def train_teacher(
     precision: str = "bf16",
     extra_tweets: bool = False,
     folds: int = 1,
+    save_models: Path | None = None,
     expected_sha256: str = MPNET_SHA256,
 ) -> dict[str, Any]:
     """Fine-tune the teacher, write its logits to `out` and return validation's report per epoch.
@@ -168,6 +169,7 @@ def train_teacher(
     reports: dict[str, list[dict[str, Any]]] = {}
     if folds == 1:  # one teacher, which answers the texts it trained on
         model, reports["all"] = fit(train_rows, "all")
+        _save_model(model, save_models, "teacher")
         train_logits, validation_logits = logits_of(model, train_rows), logits_of(model, validation_rows)
     else:  # each training text answered by the teacher that did not train on it; validation by their mean
         fold_of = np.random.default_rng(seed).permutation(len(train_rows)) % folds
@@ -175,6 +177,7 @@ def train_teacher(
             held_out = [i for i in range(len(train_rows)) if fold_of[i] == fold]
             kept = [train_rows[i] for i in range(len(train_rows)) if fold_of[i] != fold]
             model, reports[f"fold {fold + 1}"] = fit(kept, f"fold {fold + 1}/{folds}")
+            _save_model(model, save_models, f"teacher-fold{fold + 1}")
             train_logits[held_out] = logits_of(model, [train_rows[i] for i in held_out])
             validation_logits += logits_of(model, validation_rows) / folds
             del model
@@ -191,6 +194,17 @@ def train_teacher(
         config=np.array(json.dumps(config)),
     )
     return {"teachers": reports, "config": config}
+
+
+def _save_model(model: TeacherModel, folder: Path | None, name: str) -> None:
+    """Keep a trained teacher (`TeacherModel.load_state_dict` reads it back), so it can label new texts later."""
+    if folder is None:
+        return
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.contiguous() for key, value in model.state_dict().items()}
+    save_file(tensors, str(folder / f"{name}.safetensors"))
 
 
 def _autocast(precision: str) -> Any:
@@ -218,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     parser.add_argument("--extra-tweets", action="store_true", help=f"also train on {TWITTER_EXTRA_FILE}")
+    parser.add_argument("--save-models", type=Path, default=None,
+                        help="a folder to keep each trained teacher in (teacher[-foldK].safetensors)")
     parser.add_argument("--folds", type=int, default=1,
                         help="K > 1: K teachers, each answering the training texts it did not train on")
     args = parser.parse_args(argv)
@@ -229,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = train_teacher(args.data_dir, args.model_dir, args.out, epochs=args.epochs, lr=args.lr,
                                seed=args.seed, threads=args.threads, precision=args.precision,
-                               extra_tweets=args.extra_tweets, folds=args.folds)
+                               extra_tweets=args.extra_tweets, folds=args.folds, save_models=args.save_models)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
