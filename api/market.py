@@ -63,7 +63,7 @@ def build_market_router(
         Answered from rollups kept on write: at most `limit` rows read, whatever the store's age.
         """
         symbol = symbol.upper()
-        _symbol_list(symbol, symbols)
+        _refuse_untracked(frozenset({symbol}), symbols)
         try:
             points = await query(store.price_history, symbol, interval, limit)
         except Exception as exc:
@@ -84,7 +84,7 @@ def _symbol_list(asked: str | None, tracked: Sequence[str]) -> frozenset[str] | 
     """The tracked symbols named in `asked` (comma-separated, any case); None when nothing was asked.
 
     Raises:
-        HTTPException: 404 naming the symbols that are not tracked, and the tracked ones.
+        HTTPException: 422 when `asked` names no symbol; 404 from `_refuse_untracked`.
     """
     if asked is None:
         return None
@@ -92,12 +92,17 @@ def _symbol_list(asked: str | None, tracked: Sequence[str]) -> frozenset[str] | 
     if not wanted:
         raise HTTPException(422, error_detail(
             RestErrorCode.INVALID_REQUEST, "symbols names no symbol; send e.g. ?symbols=BTC,ETH or leave it out"))
+    _refuse_untracked(wanted, tracked)
+    return wanted
+
+
+def _refuse_untracked(wanted: frozenset[str], tracked: Sequence[str]) -> None:
+    """Raise a 404 naming the symbols of `wanted` that are not tracked, and the tracked ones."""
     unknown = sorted(wanted - set(tracked))
     if unknown:
         named = ", ".join(repr(symbol) for symbol in unknown)[:200]
         raise HTTPException(404, error_detail(
             RestErrorCode.UNKNOWN_SYMBOL, f"unknown symbol(s) {named}; tracked: {', '.join(tracked)}"))
-    return wanted
 
 
 def _latest(bus: Bus, topic: str, missing: str) -> Response:

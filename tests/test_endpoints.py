@@ -210,6 +210,7 @@ async def test_rest_prices_and_history(app):
     prices = httpx.get(f"{app.http}/api/prices").json()
     assert prices["simulated"] is True and len(prices["prices"]) == 20
     assert httpx.get(f"{app.http}/api/history/NOPE").status_code == 404
+    assert httpx.get(f"{app.http}/api/history/BTC,ETH").status_code == 404  # one symbol per path, not a list
     assert httpx.get(f"{app.http}/api/history/BTC?interval=1m&limit=5").status_code == 200
 
 
