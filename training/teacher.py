@@ -38,7 +38,7 @@ from inference.head import sha256_of
 from .datasets import TWITTER_EXTRA_FILE, default_datasets_dir, missing_data_file
 from .headeval import report
 from .splits import SplitRow, build_split, extra_training_rows
-from .train_head import one_cycle_adamw
+from .train_head import label_rows, one_cycle_adamw, softmax
 
 __all__ = ["MPNET_REVISION", "MPNET_SHA256", "train_teacher"]
 
@@ -157,7 +157,7 @@ def train_teacher(
                 if step % 50 == 0:
                     elapsed = time.monotonic() - started
                     logger.info("teacher %s: epoch %d step %d/%d %.0fs", name, epoch + 1, step, len(batches), elapsed)
-            figures = report(validation_rows, _probabilities(logits_of(model, validation_rows)))
+            figures = report(validation_rows, label_rows(softmax(logits_of(model, validation_rows))))
             epochs_report.append({"loss": round(total / len(batches), 4),
                                   "seconds": round(time.monotonic() - started), "validation": figures})
             logger.info("teacher %s: epoch %d/%d loss %.4f, validation %s", name, epoch + 1, epochs,
@@ -181,7 +181,7 @@ def train_teacher(
             train_logits[held_out] = logits_of(model, [train_rows[i] for i in held_out])
             validation_logits += logits_of(model, validation_rows) / folds
             del model
-    reports["validation"] = [{"validation": report(validation_rows, _probabilities(validation_logits))}]
+    reports["validation"] = [{"validation": report(validation_rows, label_rows(softmax(validation_logits)))}]
     config = {"model_sha256": digest, "revision": MPNET_REVISION, "epochs": epochs, "lr": lr, "head_lr": head_lr,
               "batch_size": batch_size, "max_length": max_length, "seed": seed, "precision": precision,
               "extra_tweets": extra_tweets, "folds": folds, "split": split.definition.to_json(),
@@ -211,12 +211,6 @@ def _autocast(precision: str) -> Any:
     if precision == "fp32":
         return contextlib.nullcontext
     return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
-
-
-def _probabilities(logits: np.ndarray) -> list[dict[str, float]]:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    shifted /= shifted.sum(axis=1, keepdims=True)
-    return [dict(zip(CANONICAL_LABELS, map(float, row), strict=True)) for row in shifted]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

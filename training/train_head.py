@@ -63,7 +63,16 @@ from .headeval import report, score_rows
 from .ngrams import fit_ngram_model
 from .splits import SplitRow, build_split, extra_training_rows, train_key_hashes
 
-__all__ = ["TRAIN_PRECISION", "fit_blend_weight", "fit_temperature", "main", "one_cycle_adamw", "train"]
+__all__ = [
+    "TRAIN_PRECISION",
+    "fit_blend_weight",
+    "fit_temperature",
+    "label_rows",
+    "main",
+    "one_cycle_adamw",
+    "softmax",
+    "train",
+]
 
 logger = logging.getLogger("training.train_head")
 
@@ -112,15 +121,21 @@ def _matrix(probs: Sequence[Mapping[str, float]]) -> np.ndarray:
     return np.array([[p.get(label, 0.0) for label in CANONICAL_LABELS] for p in probs], dtype=np.float64)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a (texts, classes) matrix."""
     logits = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(logits)
     result: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
     return result
 
 
+def label_rows(matrix: np.ndarray) -> list[dict[str, float]]:
+    """One {label: probability} dict per row of a (texts, classes) matrix in CANONICAL_LABELS order."""
+    return [dict(zip(CANONICAL_LABELS, map(float, row), strict=True)) for row in matrix]
+
+
 def _scaled(matrix: np.ndarray, temperature: float) -> np.ndarray:
-    return _softmax(np.log(np.clip(matrix, 1e-12, 1.0)) / temperature)
+    return softmax(np.log(np.clip(matrix, 1e-12, 1.0)) / temperature)
 
 
 def _gold(labels: Sequence[str]) -> np.ndarray:
@@ -151,7 +166,7 @@ _BLEND_WEIGHTS = np.round(np.arange(0.0, 2.0001, 0.1), 1)
 
 def _blended(matrix: np.ndarray, ngram_log_probs: np.ndarray, weight: float) -> np.ndarray:
     """softmax(log P + weight * n-gram log-probs): what the served classifier answers at T = 1."""
-    return _softmax(np.log(np.clip(matrix, 1e-12, 1.0)) + weight * ngram_log_probs)
+    return softmax(np.log(np.clip(matrix, 1e-12, 1.0)) + weight * ngram_log_probs)
 
 
 def fit_blend_weight(
@@ -360,7 +375,7 @@ def train(
             blend = fit_blend_weight(probs, ngram_log_probs, [row.label for row in validation_rows])
             metadata["ngram_weight"] = str(blend["weight"])
             blended = _blended(_matrix(probs), ngram_log_probs, float(blend["weight"]))  # type: ignore[arg-type]
-            probs = [dict(zip(CANONICAL_LABELS, map(float, row), strict=True)) for row in blended]
+            probs = label_rows(blended)
         metrics = {"validation": report(validation_rows, probs)}
         calibration = calibrate(validation_rows, probs) | ({"ngram_blend": blend} if blend else {})
     metadata["calibration"] = json.dumps(calibration)
