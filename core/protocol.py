@@ -33,9 +33,11 @@ __all__ = [
     "FilterRequest",
     "GetAllRequest",
     "MarketMood",
+    "MachineFingerprint",
     "ModelBudget",
     "ModelDownload",
     "ModelEntry",
+    "ModelEvaluation",
     "ModelLock",
     "ModelRuntime",
     "ModelState",
@@ -204,6 +206,21 @@ class RuntimeCandidate(BaseModel):
     reason: str | None = None
 
 
+class MachineFingerprint(BaseModel):
+    """What makes a runtime measurement valid only here: hardware, threads and library versions."""
+
+    model_config = ConfigDict(extra="forbid")
+    machine: str
+    cpu: str
+    cpus: int = Field(description="usable cores: the container's quota, not the host's count")
+    threads: int
+    torch: str
+    transformers: str
+    onnxruntime: str | None
+    device: str
+    gpu: str | None = Field(default=None, description="the CUDA device's name; absent on CPU")
+
+
 class ModelRuntime(BaseModel):
     """How a model runs and how that was chosen: measured now, from the cache, requested, or unmeasured."""
 
@@ -214,7 +231,8 @@ class ModelRuntime(BaseModel):
     floor: float = 0.99
     reason: str | None = None
     measured_at: str | None = None
-    machine: dict[str, Any] = {}
+    machine: MachineFingerprint | None = Field(
+        default=None, description="where the figures were measured: they hold only there; null when unmeasured")
 
 
 ModelState = Literal["available", "loading", "failed", "skipped"]
@@ -264,6 +282,40 @@ class ModelLock(BaseModel):
     warning: str | None = None
 
 
+class SampleFigures(BaseModel):
+    """One model's figures on one domain of the shipped sample (`inference.selfeval.measure`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    n: int
+    accuracy: float | None
+    accuracy_ci95: list[float] = Field(description="Wilson 95 % interval")
+    macro_f1: float | None
+    macro_f1_ci95: list[float] | None = Field(description="bootstrap 95 % interval; null with no rows")
+    ece: float | None = Field(description="expected calibration error, 10 equal-width confidence bins")
+
+
+class SampleExclusion(BaseModel):
+    """The sample rows left out of a model's score because it was trained on them, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    rows: int
+    of: int
+    reason: str
+    training_data_known: bool = Field(description="false: the model's training data is unknown, none left out")
+
+
+class ModelEvaluation(BaseModel):
+    """A model's self-evaluation on the shipped sample: running, done (figures per domain), excluded or failed."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["running", "done", "excluded", "failed"]
+    error: str | None = Field(default=None, description="why it failed, or why nothing was measured")
+    sample: str | None = Field(default=None, description="the sample file, once done")
+    seconds: float | None = None
+    domains: dict[str, SampleFigures] = Field(default_factory=dict, description="figures per domain, once done")
+    excluded: SampleExclusion | None = None
+
+
 class ModelEntry(BaseModel):
     """One catalog model: its state in words, where and how it runs, what it costs, and its statistics."""
 
@@ -296,9 +348,8 @@ class ModelEntry(BaseModel):
     news_deadline_misses: int = Field(default=0, description="news items published without its score")
     weights: dict[str, float] = Field(default_factory=dict, description="ensemble weight per domain")
     weight_source: dict[str, Literal["override", "measured", "catalog prior"]] = Field(default_factory=dict)
-    evaluation: dict[str, Any] | None = Field(
-        default=None, description="self-evaluation on the shipped sample: running, done (figures per domain), "
-        "excluded (rows it trained on) or failed; null before it is queued")
+    evaluation: ModelEvaluation | None = Field(
+        default=None, description="self-evaluation on the shipped sample: null before it is queued")
     lock: ModelLock | None = Field(default=None, description="null for the embedded model and the lexicon")
 
 

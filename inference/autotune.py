@@ -20,7 +20,7 @@ import os
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,7 +98,7 @@ class RuntimeChoice:
     floor: float = AGREEMENT_FLOOR
     reason: str | None = None
     measured_at: str | None = None
-    machine: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] | None = None  # machine_fingerprint() where measured; None for requested or unmeasured
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON form (also what the cache stores)."""
@@ -108,7 +108,7 @@ class RuntimeChoice:
     def from_dict(cls, data: dict[str, Any]) -> RuntimeChoice:
         """Rebuild a choice from `as_dict()` output."""
         candidates = tuple(VariantMeasurement(**c) for c in data.get("candidates", ()))
-        return cls(**{**data, "candidates": candidates})
+        return cls(**{**data, "candidates": candidates, "machine": data.get("machine") or None})
 
 
 def read_eval_texts(path: Path, limit: int | None = None) -> list[str]:

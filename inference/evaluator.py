@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from core.protocol import ModelEvaluation, SampleExclusion, SampleFigures
+
 from .catalog import EMBEDDED_MODEL_ID, LEXICON_MODEL_ID, Domain
 from .engine import BatchEngine
 from .evalsample import SampleRow
@@ -41,7 +43,7 @@ class SelfEvaluator:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._answers: dict[str, list[Probs]] = {}
         self._overlaps: dict[str, TrainingOverlap] = {}  # sample rows each model was trained on
-        self._evaluations: dict[str, dict[str, Any]] = {}
+        self._evaluations: dict[str, ModelEvaluation] = {}
         self._choices: dict[Domain, EnsembleChoice] = {}
 
     def enqueue(self, model_id: str) -> None:
@@ -52,7 +54,7 @@ class SelfEvaluator:
         """The measured ensemble of a domain; None before the first model was measured."""
         return self._choices.get(domain)
 
-    def evaluation(self, model_id: str) -> dict[str, Any] | None:
+    def evaluation(self, model_id: str) -> ModelEvaluation | None:
         """A model's evaluation in `models_status`: running, done (with figures), excluded or failed."""
         return self._evaluations.get(model_id)
 
@@ -64,9 +66,9 @@ class SelfEvaluator:
         """Return the rows of the Models tab's table: model x domain, then the ensemble of each domain."""
         rows: list[dict[str, Any]] = []
         for model_id, evaluation in self._evaluations.items():
-            for domain, numbers in (evaluation.get("domains") or {}).items():
-                row = {"model": model_id, "dataset": f"shipped sample, {domain}", **_shown(numbers)}
-                rows.append(row | _excluded_note(evaluation.get("excluded")))
+            for domain, numbers in evaluation.domains.items():
+                row = {"model": model_id, "dataset": f"shipped sample, {domain}", **_shown(numbers.model_dump())}
+                rows.append(row | _excluded_note(evaluation.excluded))
         for domain, choice in self._choices.items():
             rows.append({"model": f"ensemble ({domain})", "dataset": f"checked half, {domain}",
                          "n": choice.n_check, "macro_f1": choice.ensemble_check_f1, "note": choice.reason})
@@ -81,22 +83,22 @@ class SelfEvaluator:
                 if engine is not None:
                     await self._evaluate(model_id, engine)
             except Exception as exc:  # a failed evaluation is reported, never fatal
-                self._evaluations[model_id] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                self._evaluations[model_id] = ModelEvaluation(status="failed", error=f"{type(exc).__name__}: {exc}")
                 logger.warning("self-evaluation %s: failed: %s", model_id, exc)
 
     async def _evaluate(self, model_id: str, engine: BatchEngine[Probs]) -> None:
-        self._evaluations[model_id] = {"status": "running"}
+        self._evaluations[model_id] = ModelEvaluation(status="running")
         started = time.monotonic()
         texts = [row.text for row in self.sample]
         keys = await asyncio.to_thread(head_train_keys) if model_id == EMBEDDED_MODEL_ID else None
         overlap = training_overlap(model_id, texts, [row.source for row in self.sample], train_keys=keys)
         self._overlaps[model_id] = overlap
         if len(overlap.excluded) == len(texts):
-            self._evaluations[model_id] = {
-                "status": "excluded",
-                "error": f"not measured: all {len(texts)} rows of the sample are excluded ({overlap.reason})",
-                "excluded": overlap.as_dict(),
-            }
+            self._evaluations[model_id] = ModelEvaluation(
+                status="excluded",
+                error=f"not measured: all {len(texts)} rows of the sample are excluded ({overlap.reason})",
+                excluded=overlap.exclusion(),
+            )
             logger.info("self-evaluation %s: every row excluded: %s", model_id, overlap.reason)
             if self._answers:
                 await self._refit_ensemble()  # so the choice lists it as left out, with weight 0
@@ -104,20 +106,21 @@ class SelfEvaluator:
         answers: list[Probs] = []
         for first in range(0, len(texts), self.chunk):
             answers += await engine.submit(texts[first : first + self.chunk])
-        by_domain: dict[str, Any] = {}
+        by_domain: dict[str, SampleFigures] = {}
         for domain in sorted({row.domain for row in self.sample}):
             rows = [i for i, row in enumerate(self.sample) if row.domain == domain and i not in overlap.excluded]
             if rows:
-                by_domain[domain] = measure([answers[i] for i in rows], [self.sample[i].label for i in rows])
+                figures = measure([answers[i] for i in rows], [self.sample[i].label for i in rows])
+                by_domain[domain] = SampleFigures(**figures)
         self._answers[model_id] = answers
-        self._evaluations[model_id] = {
-            "status": "done",
-            "sample": "inference/evalset/sample.jsonl",
-            "seconds": round(time.monotonic() - started, 1),
-            "domains": by_domain,
-            "excluded": overlap.as_dict(),
-        }
-        logger.info("self-evaluation %s: %s", model_id, {d: m["accuracy"] for d, m in by_domain.items()})
+        self._evaluations[model_id] = ModelEvaluation(
+            status="done",
+            sample="inference/evalset/sample.jsonl",
+            seconds=round(time.monotonic() - started, 1),
+            domains=by_domain,
+            excluded=overlap.exclusion(),
+        )
+        logger.info("self-evaluation %s: %s", model_id, {d: m.accuracy for d, m in by_domain.items()})
         await self._refit_ensemble()
 
     async def _refit_ensemble(self) -> None:
@@ -142,13 +145,13 @@ class SelfEvaluator:
                 logger.info("ensemble %s: %s", domain, choice.reason)
 
 
-def _excluded_note(excluded: dict[str, Any] | None) -> dict[str, str]:
+def _excluded_note(excluded: SampleExclusion | None) -> dict[str, str]:
     """A `note` for a self-evaluation row: the rows left out of the score and why, or unknown training data."""
-    if not excluded:
+    if excluded is None:
         return {}
-    if excluded.get("rows"):
-        return {"note": f"{excluded['rows']} of {excluded['of']} rows left out: {excluded['reason']}"}
-    return {} if excluded.get("training_data_known", True) else {"note": str(excluded["reason"])}
+    if excluded.rows:
+        return {"note": f"{excluded.rows} of {excluded.of} rows left out: {excluded.reason}"}
+    return {} if excluded.training_data_known else {"note": excluded.reason}
 
 
 def _shown(numbers: dict[str, Any]) -> dict[str, Any]:

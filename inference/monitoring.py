@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from typing import Any
 
+from core.protocol import ModelEvaluation
+
 from .catalog import get_spec
 from .classifier import SentimentModel
 from .evaluator import DOMAINS, SelfEvaluator
@@ -75,7 +77,7 @@ class ModelMonitor:
             "runtime": _runtime_of(loaded),
             "weights": {domain: round(self._scorer.weight(model_id, domain), 4) for domain in DOMAINS},
             "weight_source": {domain: self._scorer.weight_source(domain, model_id) for domain in DOMAINS},
-            "evaluation": self._evaluator.evaluation(model_id),
+            "evaluation": _dumped(self._evaluator.evaluation(model_id)),
             "load_seconds": round(slot.load_seconds, 2) if slot.load_seconds is not None else None,
             "lock": self.describe_lock(model_id),
             **numbers,
@@ -147,6 +149,10 @@ class ModelMonitor:
 def _shown_status(status: ModelStatus) -> str:
     """The four states clients see: a model not yet scheduled counts as loading."""
     return ModelStatus.LOADING.value if status is ModelStatus.NOT_LOADED else status.value
+
+
+def _dumped(evaluation: ModelEvaluation | None) -> dict[str, Any] | None:
+    return evaluation.model_dump() if evaluation is not None else None
 
 
 def _runtime_of(model: SentimentModel | None) -> dict[str, Any] | None:

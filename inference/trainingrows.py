@@ -21,7 +21,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from core.protocol import SampleExclusion
 
 from .catalog import EMBEDDED_MODEL_ID, training_data
 
@@ -72,9 +73,11 @@ class TrainingOverlap:
     reason: str
     known: bool = True  # False: the model's training data is unknown, nothing could be left out
 
-    def as_dict(self) -> dict[str, Any]:
+    def exclusion(self) -> SampleExclusion:
         """The `excluded` field of a model's evaluation in `models_status`."""
-        return {"rows": len(self.excluded), "of": self.total, "reason": self.reason, "training_data_known": self.known}
+        return SampleExclusion(
+            rows=len(self.excluded), of=self.total, reason=self.reason, training_data_known=self.known
+        )
 
 
 def head_train_keys(path: Path | None = None) -> set[str] | None:

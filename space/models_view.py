@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.protocol import ModelEvaluation
 from space import feeds
 from space.cache import Memo
 from space.fmt import age_of, badge, esc, fmt_age, fmt_ms
@@ -32,28 +33,28 @@ def _rate(value: float | None) -> str:
     return f'<span class="{kind}">{value:.1f}%</span>'
 
 
-def _measured(evaluation: Any) -> str:
+def _measured(raw: Any) -> str:
     """Accuracy per domain with its 95 % interval, from the self-evaluation (or its state)."""
-    if not isinstance(evaluation, dict):
+    if not isinstance(raw, dict):
         return '<span class="muted">—</span>'
-    if evaluation.get("status") != "done":
-        return esc(evaluation.get("error") or evaluation.get("status") or "")
+    evaluation = ModelEvaluation.model_validate(raw)  # models_status was validated against it when sent
+    if evaluation.status != "done":
+        return esc(evaluation.error or evaluation.status)
     parts = []
-    for domain, numbers in sorted((evaluation.get("domains") or {}).items()):
-        low, high = numbers.get("accuracy_ci95") or (None, None)
+    for domain, numbers in sorted(evaluation.domains.items()):
+        low, high = numbers.accuracy_ci95
         parts.append(
-            f'<span title="macro-F1 {numbers.get("macro_f1")}, ECE {numbers.get("ece")}, n {numbers.get("n")}">'
-            f"{esc(domain)} {numbers.get('accuracy'):.2f} ({low:.2f}-{high:.2f})</span>"
+            f'<span title="macro-F1 {numbers.macro_f1}, ECE {numbers.ece}, n {numbers.n}">'
+            f"{esc(domain)} {numbers.accuracy:.2f} ({low:.2f}-{high:.2f})</span>"
         )
     # Rows the model was trained on are not in its score; say so, and say when nobody knows.
-    excluded = evaluation.get("excluded") or {}
-    if excluded.get("rows"):
+    excluded = evaluation.excluded
+    if excluded is not None and excluded.rows:
         parts.append(
-            f'<span class="muted" title="{esc(excluded.get("reason"))}">'
-            f"{excluded['rows']} of {excluded.get('of')} rows left out</span>"
+            f'<span class="muted" title="{esc(excluded.reason)}">{excluded.rows} of {excluded.of} rows left out</span>'
         )
-    elif excluded.get("training_data_known") is False:
-        parts.append(f'<span class="muted" title="{esc(excluded.get("reason"))}">training data unknown</span>')
+    elif excluded is not None and not excluded.training_data_known:
+        parts.append(f'<span class="muted" title="{esc(excluded.reason)}">training data unknown</span>')
     return " · ".join(parts)
 
 

@@ -24,7 +24,7 @@ def test_fintwitbert_was_fine_tuned_on_every_row_of_the_sample():
     texts, sources = _sample()
     overlap = training_overlap(FINTWITBERT, texts, sources)
     assert len(overlap.excluded) == len(texts) and "FiQA" in overlap.reason
-    assert overlap.as_dict()["rows"] == overlap.as_dict()["of"] == len(texts)
+    assert overlap.exclusion().rows == overlap.exclusion().of == len(texts)
 
 
 def test_model_trained_on_other_datasets_keeps_every_row():

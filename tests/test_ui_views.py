@@ -181,7 +181,8 @@ async def test_models_view_lists_failures_with_their_reason(runtime: Any, parts:
 
 
 async def test_models_view_shows_measured_accuracy_and_lock_warning(runtime: Any, parts: Any) -> None:
-    numbers = {"n": 300, "accuracy": 0.71, "accuracy_ci95": [0.66, 0.76], "macro_f1": 0.64, "ece": 0.05}
+    numbers = {"n": 300, "accuracy": 0.71, "accuracy_ci95": [0.66, 0.76], "macro_f1": 0.64,
+               "macro_f1_ci95": [0.58, 0.7], "ece": 0.05}
     evaluation = {"status": "done", "domains": {"news": numbers}}
     lock = {"state": "unlocked", "warning": "not in the model lock: loads whatever the hub's main is"}
     runtime.inference = Scorer([model("a", evaluation=evaluation, lock=lock)])
@@ -201,7 +202,8 @@ async def test_models_view_labels_hub_models_pinned_or_unpinned(runtime: Any, pa
 
 
 async def test_models_view_says_which_sample_rows_a_model_was_not_scored_on(runtime: Any, parts: Any) -> None:
-    numbers = {"n": 300, "accuracy": 0.71, "accuracy_ci95": [0.66, 0.76], "macro_f1": 0.64, "ece": 0.05}
+    numbers = {"n": 300, "accuracy": 0.71, "accuracy_ci95": [0.66, 0.76], "macro_f1": 0.64,
+               "macro_f1_ci95": [0.58, 0.7], "ece": 0.05}
     partly = {"rows": 100, "of": 700, "reason": "fine-tuned on FiQA", "training_data_known": True}
     unknown = {"rows": 0, "of": 700, "reason": "training data unknown: unpublished", "training_data_known": False}
     every = {"status": "excluded", "error": "not measured: all 700 rows of the sample are excluded"}
