@@ -301,10 +301,12 @@ def verify_split(stored: str | None, data_dir: Path) -> Split:
     return split
 
 
-def train_key_hashes(rows: Sequence[SplitRow]) -> str:
+def train_key_hashes(rows: Sequence[SplitRow], texts: Sequence[str] = ()) -> str:
     """The sorted `key_hash` of every training row, concatenated: stored with the weights so that any
-    text (the shipped sample's, say) can be checked against the training split without the data."""
-    return "".join(sorted({key_hash(row.key) for row in rows}))
+    text (the shipped sample's, say) can be checked against the training split without the data.
+    `texts` are further training texts without a row (a teacher's variants)."""
+    keys = {row.key for row in rows} | {normalise_text(text) for text in texts}
+    return "".join(sorted({key_hash(key) for key in keys}))
 
 
 def definition_summary(definition: SplitDefinition) -> dict[str, Any]:

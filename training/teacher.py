@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import random
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,12 +34,13 @@ from torch import nn
 from inference.catalog import CANONICAL_LABELS
 from inference.head import sha256_of
 
-from .datasets import TWITTER_EXTRA_FILE, default_datasets_dir, missing_data_file
+from .command import run_training_command
+from .datasets import TWITTER_EXTRA_FILE, default_datasets_dir
 from .headeval import report
 from .splits import SplitRow, build_split, extra_training_rows
 from .train_head import label_rows, one_cycle_adamw, softmax
 
-__all__ = ["MPNET_REVISION", "MPNET_SHA256", "train_teacher"]
+__all__ = ["MPNET_REVISION", "MPNET_SHA256", "TeacherModel", "load_kept_teacher", "teacher_logits", "train_teacher"]
 
 logger = logging.getLogger("training.teacher")
 
@@ -121,11 +121,8 @@ def train_teacher(
         return [len(tokenizer(row.text, truncation=True, max_length=max_length)["input_ids"]) for row in rows]
 
     def logits_of(model: TeacherModel, rows: Sequence[SplitRow]) -> np.ndarray:
-        model.eval()
-        logits = np.zeros((len(rows), len(CANONICAL_LABELS)), dtype=np.float32)
-        with torch.no_grad(), autocast():
-            for batch in _length_sorted_batches(token_counts(rows), 64):
-                logits[batch] = model(**encode([rows[i].text for i in batch])).float().numpy()
+        logits = teacher_logits(model, tokenizer, [row.text for row in rows], max_length=max_length,
+                                precision=precision)
         model.train()
         return logits
 
@@ -196,6 +193,31 @@ def train_teacher(
     return {"teachers": reports, "config": config}
 
 
+def teacher_logits(
+    model: TeacherModel, tokenizer: Any, texts: Sequence[str], *, max_length: int = 64, precision: str = "bf16"
+) -> np.ndarray:
+    """The model's logits (fp32) for `texts`, in evaluation mode, in batches of 64 sorted by length."""
+    model.eval()
+    lengths = [len(tokenizer(text, truncation=True, max_length=max_length)["input_ids"]) for text in texts]
+    logits = np.zeros((len(texts), len(CANONICAL_LABELS)), dtype=np.float32)
+    with torch.no_grad(), _autocast(precision)():
+        for batch in _length_sorted_batches(lengths, 64):
+            encoded = tokenizer([texts[i] for i in batch], padding=True, truncation=True, max_length=max_length,
+                                return_tensors="pt")
+            logits[batch] = model(encoded["input_ids"], encoded["attention_mask"]).float().numpy()
+    return logits
+
+
+def load_kept_teacher(model_dir: Path, weights: Path) -> TeacherModel:
+    """A teacher kept by `--save-models`: the base folder's architecture with the kept weights."""
+    from safetensors.torch import load_file
+
+    model = TeacherModel(model_dir, len(CANONICAL_LABELS))
+    model.load_state_dict(load_file(str(weights)))
+    model.eval()
+    return model
+
+
 def _save_model(model: TeacherModel, folder: Path | None, name: str) -> None:
     """Keep a trained teacher (`TeacherModel.load_state_dict` reads it back), so it can label new texts later."""
     if folder is None:
@@ -231,20 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=1,
                         help="K > 1: K teachers, each answering the training texts it did not train on")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    missing = missing_data_file(args.data_dir, extra_tweets=args.extra_tweets)
-    if missing:
-        print(missing, file=sys.stderr)
-        return 2
-    try:
-        result = train_teacher(args.data_dir, args.model_dir, args.out, epochs=args.epochs, lr=args.lr,
-                               seed=args.seed, threads=args.threads, precision=args.precision,
-                               extra_tweets=args.extra_tweets, folds=args.folds, save_models=args.save_models)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result))
-    return 0
+    return run_training_command(args.data_dir, extra_tweets=args.extra_tweets, work=lambda: train_teacher(
+        args.data_dir, args.model_dir, args.out, epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads,
+        precision=args.precision, extra_tweets=args.extra_tweets, folds=args.folds, save_models=args.save_models))
 
 
 if __name__ == "__main__":

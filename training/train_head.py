@@ -8,8 +8,9 @@ layers (fp16) and the head. With `--ngram` a logistic regression over word and c
 W times its log-probabilities to MiniLM's logits, W fitted on validation with the temperature.
 With `--extra-tweets` the tweet dataset's own validation file joins the training rows (only the
 tweets the split never saw: `splits.extra_training_rows`), in both steps below. With `--teacher`
-the loss also follows a larger model's answers (`training/teacher.py`; measured, not used for the
-shipped weights: docs/inference.md).
+the loss also follows a larger model's answers (`training/teacher.py`), and `--teacher-variants`
+adds new texts that only the teacher labelled (`training/variants.py`); measured, not used for the
+shipped weights: docs/inference.md.
 Training cuts texts at 64 tokens (99.9 % of the data is shorter); the
 served model reads 128, as before.
 
@@ -32,7 +33,6 @@ import json
 import logging
 import os
 import random
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -58,7 +58,8 @@ from inference.head import (
 from inference.loader import LoadOptions
 from inference.selfeval import expected_calibration_error
 
-from .datasets import FIQA_FILE, TWITTER_EXTRA_FILE, TWITTER_FILE, default_datasets_dir, missing_data_file
+from .command import run_training_command
+from .datasets import FIQA_FILE, TWITTER_EXTRA_FILE, TWITTER_FILE, default_datasets_dir
 from .headeval import report, score_rows
 from .ngrams import fit_ngram_model
 from .splits import SplitRow, build_split, extra_training_rows, train_key_hashes
@@ -220,6 +221,7 @@ def train(
     teacher: Path | None = None,
     distill_weight: float = 0.5,
     distill_temperature: float = 2.0,
+    teacher_variants: Path | None = None,
 ) -> dict[str, object]:
     """Fine-tune the encoder and head, save them to `out` and score the saved file on validation.
 
@@ -252,6 +254,10 @@ def train(
             "distill_weight": distill_weight,
             "distill_temperature": distill_temperature,
         }
+    if teacher_variants is not None:  # its SHA-256, like the teacher's
+        if teacher is None:
+            raise ValueError("teacher variants are learnt alongside the teacher's answers: pass the teacher too")
+        config["teacher_variants"] = sha256_of(teacher_variants)
     donor = _refit_donor(calibration_from, config) if refit else None  # checked before hours of training
     random.seed(seed)
     np.random.seed(seed)
@@ -272,12 +278,23 @@ def train(
     target = torch.tensor([CANONICAL_LABELS.index(row.label) for row in train_rows])
     row_weights = _row_weights(train_rows, balance)
     teacher_probs = _teacher_probs(teacher, texts, distill_temperature) if teacher is not None else None
+    # The share of each row's loss that follows the teacher: a variant has no gold label, only the teacher's answer.
+    distill_share = torch.full((len(texts),), distill_weight)
+    originals = len(texts)
+    if teacher_variants is not None and teacher_probs is not None:
+        variant_texts, variant_probs, origin = _variant_rows(teacher_variants, texts, distill_temperature)
+        texts += variant_texts
+        target = torch.cat([target, torch.full((len(variant_texts),), -100)])
+        row_weights = torch.cat([row_weights, row_weights[origin]])
+        teacher_probs = torch.cat([teacher_probs, variant_probs])
+        distill_share = torch.cat([distill_share, torch.ones(len(variant_texts))])
     # Offline on purpose: the pinned digest makes the cached/packaged copy the same bytes as the hub's.
     source = find_minilm(LoadOptions(offline=True))
     logger.info(
-        "train: %d training texts (%s), %d validation, test untouched; MiniLM from %s",
+        "train: %d training texts (%s) and %d variants, %d validation, test untouched; MiniLM from %s",
         len(train_rows),
         "train + validation" if refit else "train",
+        len(texts) - originals,
         len(validation_rows),
         source.origin,
     )
@@ -315,7 +332,8 @@ def train(
                 log_student = torch.log_softmax(logits / distill_temperature, dim=-1)
                 soft = teacher_probs[batch]
                 divergence = (soft * (soft.clamp_min(1e-12).log() - log_student)).sum(-1)
-                per_row = (1 - distill_weight) * per_row + distill_weight * distill_temperature**2 * divergence
+                share = distill_share[batch]
+                per_row = (1 - share) * per_row + share * distill_temperature**2 * divergence
             loss = (per_row * weights).sum() / weights.sum()
             optimizer.zero_grad()
             loss.backward()
@@ -334,8 +352,12 @@ def train(
         for key, value in model.bert.encoder.state_dict().items()
     }
     tensors |= {f"head.{key}": value.detach().clone().contiguous() for key, value in model.head.state_dict().items()}
-    # The n-gram voice learns from the same rows as the encoder.
-    voice = fit_ngram_model(texts, target.tolist(), min_df=ngram_min_df, c=ngram_c) if ngram else None
+    # The n-gram voice learns from the same labelled rows as the encoder (not the variants, which have no label).
+    voice = (
+        fit_ngram_model(texts[:originals], target[:originals].tolist(), min_df=ngram_min_df, c=ngram_c)
+        if ngram
+        else None
+    )
     if voice is not None:
         tensors |= voice.to_tensors()
     metadata = {
@@ -351,7 +373,7 @@ def train(
         # The split and precision travel with the weights: training.evaluate rebuilds and checks them.
         "split": split.definition.to_json(),
         "trained_on": "train,validation" if refit else "train",
-        "train_keys": train_key_hashes(train_rows),
+        "train_keys": train_key_hashes(train_rows, texts[originals:]),
         "train_precision": TRAIN_PRECISION,
         "eval_precision": TRAIN_PRECISION,
         "temperature": "1.0",
@@ -409,6 +431,7 @@ _RECIPE_KEYS: dict[str, object] = {
     "teacher": None,
     "distill_weight": None,
     "distill_temperature": None,
+    "teacher_variants": None,
 }
 
 
@@ -425,6 +448,18 @@ def _teacher_probs(teacher: Path, texts: Sequence[str], temperature: float) -> t
         raise ValueError(f"{teacher} has no answer for {len(missing)} training texts, e.g. {missing[0]!r}")
     logits = torch.tensor(np.stack([by_text[text] for text in texts]), dtype=torch.float32)
     return torch.softmax(logits / temperature, dim=-1)
+
+
+def _variant_rows(
+    variants: Path, texts: Sequence[str], temperature: float
+) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """The variants of `texts` in a `training.variants` file: their texts, softened answers and origins' indices."""
+    stored = np.load(variants, allow_pickle=False)
+    position = {text: i for i, text in enumerate(texts)}
+    kept = [i for i, origin in enumerate(stored["origins"].tolist()) if origin in position]
+    logits = torch.tensor(stored["logits"][kept], dtype=torch.float32)
+    origins = torch.tensor([position[str(stored["origins"][i])] for i in kept], dtype=torch.long)
+    return [str(stored["texts"][i]) for i in kept], torch.softmax(logits / temperature, dim=-1), origins
 
 
 def _refit_donor(calibration_from: Path | None, config: Mapping[str, object]) -> dict[str, str]:
@@ -512,17 +547,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--distill-weight", type=float, default=0.5, help="share of the loss that follows the teacher")
     parser.add_argument("--distill-temperature", type=float, default=2.0, help="softmax temperature of both answers")
+    parser.add_argument(
+        "--teacher-variants",
+        type=Path,
+        default=None,
+        help="with --teacher: a python -m training.variants file; the variants of the training texts join the rows, "
+        "learning from the teacher's answer alone",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    missing = missing_data_file(args.data_dir, extra_tweets=args.extra_tweets)
-    if missing:
-        print(missing, file=sys.stderr)
-        return 2
-    if args.teacher is not None and not args.teacher.is_file():
-        print(f"error: {args.teacher} not found; python -m training.teacher writes it", file=sys.stderr)
-        return 2
-    try:
-        metrics = train(
+
+    def work() -> dict[str, object]:
+        if args.teacher is not None and not args.teacher.is_file():
+            raise ValueError(f"{args.teacher} not found; python -m training.teacher writes it")
+        if args.teacher_variants is not None and (args.teacher is None or not args.teacher_variants.is_file()):
+            raise ValueError(f"--teacher-variants needs --teacher and an existing file ({args.teacher_variants}); "
+                             "python -m training.variants writes it")
+        return train(
             args.data_dir,
             args.out,
             seed=args.seed,
@@ -544,12 +584,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             teacher=args.teacher,
             distill_weight=args.distill_weight,
             distill_temperature=args.distill_temperature,
+            teacher_variants=args.teacher_variants,
         )
-    except ValueError as exc:  # a refit without its train-only run, or one of another recipe
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(metrics))
-    return 0
+
+    return run_training_command(args.data_dir, extra_tweets=args.extra_tweets, work=work)
 
 
 if __name__ == "__main__":
