@@ -13,6 +13,7 @@ from inference import EMBEDDED_MODEL_ID
 from inference.catalog import FIQA_2018, TRAINING_DATA, TWITTER_FINANCIAL_NEWS, TrainingData
 from inference.evalsample import SAMPLE_PATH, read_sample
 from inference.selfeval import (
+    calibrated_ece_draws,
     choose_ensemble,
     choose_fair_ensemble,
     expected_calibration_error,
@@ -57,6 +58,21 @@ def test_overconfident_model_has_calibration_error():
     probs = np.array([[0.0, 0.0, 1.0]] * 10)
     gold = np.array([2] * 5 + [0] * 5)
     assert expected_calibration_error(probs, gold) == pytest.approx(0.5)
+
+
+def test_a_calibrated_model_on_few_texts_still_shows_an_ece_and_the_draws_say_how_much():
+    rng = np.random.default_rng(1)
+    confidence = rng.uniform(0.5, 1.0, 168)
+    probs = np.stack([confidence, (1 - confidence) / 2, (1 - confidence) / 2], axis=1)
+    gold = np.where(rng.random(168) < confidence, 0, 1)  # right exactly as often as it says
+    draws = calibrated_ece_draws(probs, draws=500)
+    observed = expected_calibration_error(probs, gold)
+    assert observed > 0.02 and 0.03 < draws.mean() < 0.08  # noise of the size of a 0.05 goal
+    assert 0.05 < np.mean(draws >= observed) < 0.95
+    overconfident = np.array([[1.0, 0.0, 0.0]] * 84 + [[0.9, 0.05, 0.05]] * 84)
+    wrong_half = np.array([0, 1] * 84)
+    assert np.mean(calibrated_ece_draws(overconfident, draws=500) >= expected_calibration_error(
+        overconfident, wrong_half)) == 0.0
 
 
 def test_ensemble_falls_back_to_a_better_single_model():

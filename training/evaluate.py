@@ -237,7 +237,7 @@ def _print_head_report(report: dict[str, Any]) -> None:
         )
         print(
             f"  {'group':<22} {'n':>5} {'accuracy':>8} {'95% CI':>15} {'macro-F1':>8} {'95% CI':>15} {'ECE':>6}"
-            "  recall bear/neu/bull  sign"
+            f" {'if cal.':>7} {'p':>5}  recall bear/neu/bull  sign"
         )
         for name, group in numbers["groups"].items():
             low, high = group["accuracy_ci95"]
@@ -246,7 +246,8 @@ def _print_head_report(report: dict[str, Any]) -> None:
             sign = f"{group['sign_accuracy']:.4f}" if "sign_accuracy" in group else ""
             print(
                 f"  {name:<22} {group['n']:>5} {group['accuracy']:>8.4f} [{low:.3f}, {high:.3f}] "
-                f"{group['macro_f1']:>8.4f} [{f1_low:.3f}, {f1_high:.3f}] {group['ece']:>6.4f}  {recall:<20} {sign}"
+                f"{group['macro_f1']:>8.4f} [{f1_low:.3f}, {f1_high:.3f}] {group['ece']:>6.4f} "
+                f"{group['ece_if_calibrated']:>7.4f} {group['ece_p']:>5.2f}  {recall:<20} {sign}"
             )
 
 

@@ -2,10 +2,12 @@
 
 The report (`report`) holds, overall and per group: n, accuracy with its Wilson 95 % interval,
 macro-F1 over the classes present (bootstrap 95 % interval), per-class recall and the calibration
-error. Groups: each subset (`twitter_news`, `fiqa_headline`, `fiqa_post`), each domain (news,
-social) and `crypto`, the rows that name a crypto asset or term (`CRYPTO_MENTION`). FiQA has no
-neutral gold, so its groups also report `sign_accuracy` (sign of P(bullish) - P(bearish)), the
-figure earlier docs quoted for FiQA.
+error, beside the ECE a perfectly calibrated model would show on as many texts (`ece_if_calibrated`,
+the mean of 1,000 draws) and the share of those draws at or above the measured one (`ece_p`): on
+the 168 FiQA posts, sampling noise alone is about 0.05. Groups: each subset (`twitter_news`,
+`fiqa_headline`, `fiqa_post`), each domain (news, social) and `crypto`, the rows that name a crypto
+asset or term (`CRYPTO_MENTION`). FiQA has no neutral gold, so its groups also report
+`sign_accuracy` (sign of P(bullish) - P(bearish)), the figure earlier docs quoted for FiQA.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from inference.catalog import CANONICAL_LABELS
-from inference.selfeval import measure
+from inference.selfeval import calibrated_ece_draws, measure
 
 from .splits import SplitRow
 
@@ -43,6 +47,10 @@ def score_rows(classifier: _Scorer, rows: Sequence[SplitRow], batch: int = 64) -
     return probs
 
 
+def _matrix(probs: Sequence[Mapping[str, float]]) -> np.ndarray:
+    return np.array([[p.get(label, 0.0) for label in CANONICAL_LABELS] for p in probs], dtype=np.float64)
+
+
 def _group(rows: Sequence[SplitRow], probs: Sequence[Mapping[str, float]]) -> dict[str, Any]:
     gold = [row.label for row in rows]
     numbers = measure(probs, gold)
@@ -52,6 +60,10 @@ def _group(rows: Sequence[SplitRow], probs: Sequence[Mapping[str, float]]) -> di
         members = [i for i, g in enumerate(gold) if g == label]
         recall[label] = round(sum(predicted[i] == label for i in members) / len(members), 4) if members else None
     numbers["recall"] = recall
+    if rows:  # what a calibrated model's ECE would be on as many texts, and how often it reaches this one's
+        draws = calibrated_ece_draws(_matrix(probs))
+        numbers["ece_if_calibrated"] = round(float(draws.mean()), 4)
+        numbers["ece_p"] = round(float(np.mean(draws >= numbers["ece"])), 3)
     if rows and "neutral" not in gold:  # FiQA: two gold classes, compare the sign of the score
         signs = [
             ("bullish" if p.get("bullish", 0.0) - p.get("bearish", 0.0) > 0 else "bearish") == g
