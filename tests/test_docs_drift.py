@@ -85,6 +85,7 @@ NOT_OURS = {
     "INCR": "a Redis command",
     "SO_REUSEPORT": "a socket option",
     "DIR": "the argument of --data-dir, a placeholder",
+    "MPNET": "the argument of the teacher's --model-dir, a placeholder",
     "LABEL_0": "a label name of a hub model's config",
     "XXBTZUSD": "Kraken's name of a trading pair",
     "HF_ENDPOINT": "read by huggingface_hub, not by us",

@@ -7,6 +7,8 @@ layer) on the rows the student's train-only run trains on (the train part, and w
 `--extra-tweets` the extra tweets), scored on validation after each epoch, and its logits for
 those rows and for the validation part are written to an `.npz` (arrays `texts`, `logits`) that
 `python -m training.train_head --teacher FILE` distils from. The test part is never read.
+`--save-models DIR` keeps the trained teacher, so that `python -m training.variants` can have it
+answer new texts: the shipped weights learn from both (docs/inference.md).
 
 The student's refit (train + validation) learns validation's rows from this train-only teacher's
 answers, which it gave without having seen them. Autocast to bf16 (`--precision`, default bf16)

@@ -9,9 +9,8 @@ W times its log-probabilities to MiniLM's logits, W fitted on validation with th
 With `--extra-tweets` the tweet dataset's own validation file joins the training rows (only the
 tweets the split never saw: `splits.extra_training_rows`), in both steps below. With `--teacher`
 the loss also follows a larger model's answers (`training/teacher.py`), and `--teacher-variants`
-adds new texts that only the teacher labelled (`training/variants.py`); measured, not used for the
-shipped weights: docs/inference.md.
-Training cuts texts at 64 tokens (99.9 % of the data is shorter); the
+adds new texts that only the teacher labelled (`training/variants.py`): the shipped weights use
+both (docs/inference.md). Training cuts texts at 64 tokens (99.9 % of the data is shorter); the
 served model reads 128, as before.
 
 1. `python -m training.train_head --out cand.safetensors [--balance]` trains on the train part,
@@ -23,7 +22,10 @@ served model reads 128, as before.
 The test part is never read here: `python -m training.evaluate` measures it once.
 
 Deterministic: fixed seeds, fixed thread count, deterministic torch algorithms, fixed batch
-order; the same torch build and `--threads` reproduce bit-identical tensors and metadata.
+order; the same torch build and `--threads` reproduce bit-identical tensors and metadata. A
+distilled run needs the same teacher files too (their SHA-256 is part of the recipe); the teacher
+and its variants reproduce to the digit on the same machine and torch build, but its bf16 kernels
+differ between CPUs.
 """
 
 from __future__ import annotations
