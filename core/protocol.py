@@ -218,7 +218,7 @@ class MachineFingerprint(BaseModel):
     transformers: str
     onnxruntime: str | None
     device: str
-    gpu: str | None = Field(default=None, description="the CUDA device's name; absent on CPU")
+    gpu: str | None = Field(default=None, description="the CUDA device's name; null on CPU")
 
 
 class ModelRuntime(BaseModel):

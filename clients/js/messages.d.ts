@@ -128,6 +128,21 @@ export interface GetAllRequest {
   action: "get_all";
 }
 
+/** What makes a runtime measurement valid only here: hardware, threads and library versions. */
+export interface MachineFingerprint {
+  machine: string;
+  cpu: string;
+  /** usable cores: the container's quota, not the host's count */
+  cpus: number;
+  threads: number;
+  torch: string;
+  transformers: string;
+  onnxruntime: string | null;
+  device: string;
+  /** the CUDA device's name; null on CPU */
+  gpu: string | null;
+}
+
 export interface MarketMood {
   overall: "bullish" | "bearish" | "neutral" | null;
   confidence: number | null;
@@ -192,13 +207,26 @@ export interface ModelEntry {
   /** ensemble weight per domain */
   weights: { [key: string]: number };
   weight_source: { [key: string]: "override" | "measured" | "catalog prior" };
-  /**
-   * self-evaluation on the shipped sample: running, done (figures per domain), excluded (rows it
-   * trained on) or failed; null before it is queued
-   */
-  evaluation: { [key: string]: unknown } | null;
+  /** self-evaluation on the shipped sample: null before it is queued */
+  evaluation: ModelEvaluation | null;
   /** null for the embedded model and the lexicon */
   lock: ModelLock | null;
+}
+
+/**
+ * A model's self-evaluation on the shipped sample: running, done (figures per domain), excluded or
+ * failed.
+ */
+export interface ModelEvaluation {
+  status: "running" | "done" | "excluded" | "failed";
+  /** why it failed, or why nothing was measured */
+  error: string | null;
+  /** the sample file, once done */
+  sample: string | null;
+  seconds: number | null;
+  /** figures per domain, once done */
+  domains: { [key: string]: SampleFigures };
+  excluded: SampleExclusion | null;
 }
 
 /**
@@ -222,7 +250,8 @@ export interface ModelRuntime {
   floor: number;
   reason: string | null;
   measured_at: string | null;
-  machine: { [key: string]: unknown };
+  /** where the figures were measured: they hold only there; null when unmeasured */
+  machine: MachineFingerprint | null;
 }
 
 /** A model in `system_status`: its state and reason; `models_status` has the whole entry. */
@@ -319,6 +348,28 @@ export interface RuntimeCandidate {
   agreement: number | null;
   kept: boolean;
   reason: string | null;
+}
+
+/** The sample rows left out of a model's score because it was trained on them, and why. */
+export interface SampleExclusion {
+  rows: number;
+  of: number;
+  reason: string;
+  /** false: the model's training data is unknown, none left out */
+  training_data_known: boolean;
+}
+
+/** One model's figures on one domain of the shipped sample (`inference.selfeval.measure`). */
+export interface SampleFigures {
+  n: number;
+  accuracy: number | null;
+  /** Wilson 95 % interval */
+  accuracy_ci95: number[];
+  macro_f1: number | null;
+  /** bootstrap 95 % interval; null with no rows */
+  macro_f1_ci95: number[] | null;
+  /** expected calibration error, 10 equal-width confidence bins */
+  ece: number | null;
 }
 
 export interface SentimentData {
