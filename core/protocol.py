@@ -292,6 +292,9 @@ class SampleFigures(BaseModel):
     macro_f1: float | None
     macro_f1_ci95: list[float] | None = Field(description="bootstrap 95 % interval; null with no rows")
     ece: float | None = Field(description="expected calibration error, 10 equal-width confidence bins")
+    ece_if_calibrated: float | None = Field(
+        default=None, description="the ECE a perfectly calibrated model with these confidences shows on as many texts")
+    ece_p: float | None = Field(default=None, description="share of such calibrated draws at or above `ece`")
 
 
 class SampleExclusion(BaseModel):

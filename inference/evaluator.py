@@ -110,7 +110,9 @@ class SelfEvaluator:
         for domain in sorted({row.domain for row in self.sample}):
             rows = [i for i, row in enumerate(self.sample) if row.domain == domain and i not in overlap.excluded]
             if rows:
-                figures = measure([answers[i] for i in rows], [self.sample[i].label for i in rows])
+                # The bootstrap and the calibrated draws take tens of milliseconds of numpy: off the loop.
+                labels = [self.sample[i].label for i in rows]
+                figures = await asyncio.to_thread(measure, [answers[i] for i in rows], labels)
                 by_domain[domain] = SampleFigures(**figures)
         self._answers[model_id] = answers
         self._evaluations[model_id] = ModelEvaluation(

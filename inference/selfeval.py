@@ -103,14 +103,25 @@ def calibrated_ece_draws(probs: np.ndarray, *, draws: int = 1000, seed: int = 0,
     goals (0.05 on 168 posts, docs/inference.md), and an observed ECE means little without it.
     """
     confidence = probs.max(axis=1)
-    rng = np.random.default_rng(seed)
-    return np.array([_binned_gap(confidence, rng.random(len(confidence)) < confidence, bins) for _ in range(draws)])
+    right = np.random.default_rng(seed).random((draws, len(confidence))) < confidence  # one draw per row
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    total = np.zeros(draws)
+    for low, high in zip(edges[:-1], edges[1:], strict=True):  # the bins hold the same texts in every draw
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            total += inside.mean() * np.abs(right[:, inside].mean(axis=1) - confidence[inside].mean())
+    return total
 
 
 def measure(
     probs: Sequence[Mapping[str, float]], labels: Sequence[str], *, seed: int = 0, resamples: int = 200
 ) -> dict[str, Any]:
-    """Return n, accuracy (+ Wilson CI), macro-F1 (+ bootstrap CI) and ECE of one model on labelled texts."""
+    """Return n, accuracy (+ Wilson CI), macro-F1 (+ bootstrap CI) and ECE of one model on labelled texts.
+
+    Beside the ECE: what a perfectly calibrated model with these confidences would show on as many
+    texts (`ece_if_calibrated`, mean of 1,000 draws) and the share of draws at or above it (`ece_p`).
+    About 30 ms for 400 texts: callers on the event loop run it in a thread.
+    """
     matrix, gold = _matrix(probs), _gold(labels)
     predicted = matrix.argmax(axis=1)
     n = len(gold)
@@ -120,6 +131,8 @@ def measure(
         [macro_f1(gold[idx], predicted[idx]) for idx in (rng.integers(0, n, n) for _ in range(resamples))] if n else []
     )
     low, high = wilson_interval(correct, n)
+    ece = expected_calibration_error(matrix, gold) if n else 0.0
+    draws = calibrated_ece_draws(matrix, seed=seed) if n else np.zeros(0)
     return {
         "n": n,
         "accuracy": round(correct / n, 4) if n else None,
@@ -128,7 +141,9 @@ def measure(
         "macro_f1_ci95": [round(float(np.percentile(boot, 2.5)), 4), round(float(np.percentile(boot, 97.5)), 4)]
         if boot
         else None,
-        "ece": round(expected_calibration_error(matrix, gold), 4) if n else None,
+        "ece": round(ece, 4) if n else None,
+        "ece_if_calibrated": round(float(draws.mean()), 4) if n else None,
+        "ece_p": round(float(np.mean(draws >= ece)), 3) if n else None,
     }
 
 

@@ -44,7 +44,8 @@ def _measured(raw: Any) -> str:
     for domain, numbers in sorted(evaluation.domains.items()):
         low, high = numbers.accuracy_ci95
         parts.append(
-            f'<span title="macro-F1 {numbers.macro_f1}, ECE {numbers.ece}, n {numbers.n}">'
+            f'<span title="macro-F1 {numbers.macro_f1}, ECE {numbers.ece} (a calibrated model: '
+            f'{numbers.ece_if_calibrated}), n {numbers.n}">'
             f"{esc(domain)} {numbers.accuracy:.2f} ({low:.2f}-{high:.2f})</span>"
         )
     # Rows the model was trained on are not in its score; say so, and say when nobody knows.

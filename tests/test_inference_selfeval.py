@@ -54,6 +54,13 @@ def test_measure_reports_accuracy_interval_f1_and_calibration():
     assert numbers["accuracy_ci95"][0] > 0.95 and numbers["n"] == 100
 
 
+def test_measure_gives_a_calibrated_models_ece_beside_the_measured_one():
+    gold = ["bullish", "bearish"] * 50
+    numbers = measure([_onehot("bullish", 0.9)] * 100, gold)  # says 0.9, right half the time
+    assert numbers["ece"] == pytest.approx(0.4, abs=0.01)
+    assert numbers["ece_if_calibrated"] < 0.1 and numbers["ece_p"] == 0.0
+
+
 def test_overconfident_model_has_calibration_error():
     probs = np.array([[0.0, 0.0, 1.0]] * 10)
     gold = np.array([2] * 5 + [0] * 5)

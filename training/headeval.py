@@ -16,10 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-import numpy as np
-
 from inference.catalog import CANONICAL_LABELS
-from inference.selfeval import calibrated_ece_draws, measure
+from inference.selfeval import measure
 
 from .splits import SplitRow
 
@@ -47,10 +45,6 @@ def score_rows(classifier: _Scorer, rows: Sequence[SplitRow], batch: int = 64) -
     return probs
 
 
-def _matrix(probs: Sequence[Mapping[str, float]]) -> np.ndarray:
-    return np.array([[p.get(label, 0.0) for label in CANONICAL_LABELS] for p in probs], dtype=np.float64)
-
-
 def _group(rows: Sequence[SplitRow], probs: Sequence[Mapping[str, float]]) -> dict[str, Any]:
     gold = [row.label for row in rows]
     numbers = measure(probs, gold)
@@ -60,10 +54,6 @@ def _group(rows: Sequence[SplitRow], probs: Sequence[Mapping[str, float]]) -> di
         members = [i for i, g in enumerate(gold) if g == label]
         recall[label] = round(sum(predicted[i] == label for i in members) / len(members), 4) if members else None
     numbers["recall"] = recall
-    if rows:  # what a calibrated model's ECE would be on as many texts, and how often it reaches this one's
-        draws = calibrated_ece_draws(_matrix(probs))
-        numbers["ece_if_calibrated"] = round(float(draws.mean()), 4)
-        numbers["ece_p"] = round(float(np.mean(draws >= numbers["ece"])), 3)
     if rows and "neutral" not in gold:  # FiQA: two gold classes, compare the sign of the score
         signs = [
             ("bullish" if p.get("bullish", 0.0) - p.get("bearish", 0.0) > 0 else "bearish") == g

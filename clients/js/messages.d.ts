@@ -370,6 +370,10 @@ export interface SampleFigures {
   macro_f1_ci95: number[] | null;
   /** expected calibration error, 10 equal-width confidence bins */
   ece: number | null;
+  /** the ECE a perfectly calibrated model with these confidences shows on as many texts */
+  ece_if_calibrated: number | null;
+  /** share of such calibrated draws at or above `ece` */
+  ece_p: number | null;
 }
 
 export interface SentimentData {
