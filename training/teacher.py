@@ -115,13 +115,6 @@ def train_teacher(
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     autocast = _autocast(precision)
 
-    def encode(texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        encoded = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
-
-    def token_counts(rows: Sequence[SplitRow]) -> list[int]:
-        return [len(tokenizer(row.text, truncation=True, max_length=max_length)["input_ids"]) for row in rows]
-
     def logits_of(model: TeacherModel, rows: Sequence[SplitRow]) -> np.ndarray:
         logits = teacher_logits(model, tokenizer, [row.text for row in rows], max_length=max_length,
                                 precision=precision)
@@ -130,7 +123,7 @@ def train_teacher(
 
     def fit(rows: Sequence[SplitRow], name: str) -> tuple[TeacherModel, list[dict[str, Any]]]:
         model = TeacherModel(model_dir, len(CANONICAL_LABELS))
-        batches = _length_sorted_batches(token_counts(rows), batch_size)
+        batches = _length_sorted_batches(_token_counts(tokenizer, [row.text for row in rows], max_length), batch_size)
         target = torch.tensor([CANONICAL_LABELS.index(row.label) for row in rows])
         optimizer, schedule = one_cycle_adamw(
             model.encoder.parameters(), lr, model.classifier.parameters(), head_lr, epochs * len(batches)
@@ -146,7 +139,7 @@ def train_teacher(
             for step, k in enumerate(torch.randperm(len(batches), generator=order).tolist()):
                 batch = batches[k]
                 with autocast():
-                    logits = model(**encode([rows[i].text for i in batch]))
+                    logits = model(*_encode(tokenizer, [rows[i].text for i in batch], max_length))
                 loss = loss_fn(logits.float(), target[batch])
                 optimizer.zero_grad()
                 loss.backward()
@@ -200,14 +193,21 @@ def teacher_logits(
 ) -> np.ndarray:
     """The model's logits (fp32) for `texts`, in evaluation mode, in batches of 64 sorted by length."""
     model.eval()
-    lengths = [len(tokenizer(text, truncation=True, max_length=max_length)["input_ids"]) for text in texts]
     logits = np.zeros((len(texts), len(CANONICAL_LABELS)), dtype=np.float32)
     with torch.no_grad(), _autocast(precision)():
-        for batch in _length_sorted_batches(lengths, 64):
-            encoded = tokenizer([texts[i] for i in batch], padding=True, truncation=True, max_length=max_length,
-                                return_tensors="pt")
-            logits[batch] = model(encoded["input_ids"], encoded["attention_mask"]).float().numpy()
+        for batch in _length_sorted_batches(_token_counts(tokenizer, texts, max_length), 64):
+            logits[batch] = model(*_encode(tokenizer, [texts[i] for i in batch], max_length)).float().numpy()
     return logits
+
+
+def _token_counts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[int]:
+    return [len(tokenizer(text, truncation=True, max_length=max_length)["input_ids"]) for text in texts]
+
+
+def _encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of `texts`, padded to the longest and cut at `max_length`."""
+    encoded = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return encoded["input_ids"], encoded["attention_mask"]
 
 
 def load_kept_teacher(model_dir: Path, weights: Path) -> TeacherModel:
