@@ -82,17 +82,7 @@ def macro_f1(gold: np.ndarray, predicted: np.ndarray) -> float:
 
 def expected_calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
     """Return the ECE: mean |accuracy - confidence| over equal-width confidence bins, weighted by size."""
-    return _binned_gap(probs.max(axis=1), probs.argmax(axis=1) == gold, bins)
-
-
-def _binned_gap(confidence: np.ndarray, correct: np.ndarray, bins: int) -> float:
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    total = 0.0
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            total += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(total)
+    return float(_binned_gaps(probs.max(axis=1), (probs.argmax(axis=1) == gold)[np.newaxis], bins)[0])
 
 
 def calibrated_ece_draws(probs: np.ndarray, *, draws: int = 1000, seed: int = 0, bins: int = 10) -> np.ndarray:
@@ -104,9 +94,14 @@ def calibrated_ece_draws(probs: np.ndarray, *, draws: int = 1000, seed: int = 0,
     """
     confidence = probs.max(axis=1)
     right = np.random.default_rng(seed).random((draws, len(confidence))) < confidence  # one draw per row
+    return _binned_gaps(confidence, right, bins)
+
+
+def _binned_gaps(confidence: np.ndarray, right: np.ndarray, bins: int) -> np.ndarray:
+    """The ECE of each row of `right` (answers right or not; one row per draw) at these confidences."""
     edges = np.linspace(0.0, 1.0, bins + 1)
-    total = np.zeros(draws)
-    for low, high in zip(edges[:-1], edges[1:], strict=True):  # the bins hold the same texts in every draw
+    total = np.zeros(len(right))
+    for low, high in zip(edges[:-1], edges[1:], strict=True):  # the bins hold the same texts in every row
         inside = (confidence > low) & (confidence <= high)
         if inside.any():
             total += inside.mean() * np.abs(right[:, inside].mean(axis=1) - confidence[inside].mean())
