@@ -456,12 +456,13 @@ def _variant_rows(
     variants: Path, texts: Sequence[str], temperature: float
 ) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """The variants of `texts` in a `training.variants` file: their texts, softened answers and origins' indices."""
-    stored = np.load(variants, allow_pickle=False)
+    with np.load(variants, allow_pickle=False) as stored:  # each `stored[name]` reads the array from the file
+        variant_texts, origins, all_logits = stored["texts"].tolist(), stored["origins"].tolist(), stored["logits"]
     position = {text: i for i, text in enumerate(texts)}
-    kept = [i for i, origin in enumerate(stored["origins"].tolist()) if origin in position]
-    logits = torch.tensor(stored["logits"][kept], dtype=torch.float32)
-    origins = torch.tensor([position[str(stored["origins"][i])] for i in kept], dtype=torch.long)
-    return [str(stored["texts"][i]) for i in kept], torch.softmax(logits / temperature, dim=-1), origins
+    kept = [i for i, origin in enumerate(origins) if origin in position]
+    logits = torch.tensor(all_logits[kept], dtype=torch.float32)
+    origin_index = torch.tensor([position[origins[i]] for i in kept], dtype=torch.long)
+    return [variant_texts[i] for i in kept], torch.softmax(logits / temperature, dim=-1), origin_index
 
 
 def _refit_donor(calibration_from: Path | None, config: Mapping[str, object]) -> dict[str, str]:
